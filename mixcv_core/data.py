@@ -1,0 +1,249 @@
+"""Checking a DataFrame against a spec, once, before any work starts.
+
+Everything the engine relies on is established here: columns exist and are numeric
+and finite, groups are usable by the chosen splits, and every outer and inner split
+can be made. Past this point the engine trusts its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._seeding import derive_seed
+from .errors import SpecError, SpecTypeError
+from .spec import DataSpec, ExperimentSpec
+from .splits import compute_splits, make_splitter
+
+__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame"]
+
+IndexPairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class PreparedData:
+    """Validated arrays for the engine (rows in the frame's order)."""
+
+    X: np.ndarray                 # (n, p) float64 fixed-effects features
+    y: np.ndarray                 # (n,) float64 target
+    groups: np.ndarray | None     # (n,) original group labels
+    feature_names: list[str]
+    slope_names: list[str]
+    index: pd.Index               # the frame's row labels, for predictions
+    target_name: str
+    groups_name: str | None
+
+    @property
+    def slope_idx(self) -> list[int]:
+        return [self.feature_names.index(s) for s in self.slope_names]
+
+
+@dataclass
+class Plan:
+    """Validated data plus every split the run will use, computed up front."""
+
+    data: PreparedData
+    outer: IndexPairs
+    inner: list[IndexPairs | None]   # per outer fold: absolute row indices, or None when nothing tunes
+
+
+def _numeric_problem(s: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
+
+
+def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data") -> PreparedData:
+    """Check ``frame`` against ``spec`` and extract the engine's arrays.
+
+    Raises
+    ------
+    SpecTypeError
+        ``frame`` is not a DataFrame, or a feature/target column is not numeric.
+    SpecError
+        A missing column, NaN or infinite values, fewer than two groups.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise SpecTypeError(frame_field, f"expected a pandas DataFrame, got {type(frame).__name__}")
+    if len(frame) == 0:
+        raise SpecError(frame_field, "the data has no rows")
+    columns = list(frame.columns)
+    dupes = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise SpecError(frame_field, f"duplicate column names {dupes}")
+
+    def need(col: str, fld: str) -> None:
+        if col not in frame.columns:
+            import difflib
+            close = difflib.get_close_matches(str(col), [str(c) for c in columns], 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(fld, f"column {col!r} is not in the data{hint}; columns are {columns[:20]}")
+
+    need(spec.target, "data.target")
+    if spec.groups is not None:
+        need(spec.groups, "data.groups")
+    roles = {spec.target, spec.groups}
+    features = list(spec.features) if spec.features is not None else [c for c in columns if c not in roles]
+    for c in features:
+        need(c, "data.features")
+    for c in spec.slopes:
+        need(c, "data.slopes")
+    if not features:
+        raise SpecError("data.features", "no feature columns are left after removing target and groups")
+
+    y_col = frame[spec.target]
+    if _numeric_problem(y_col):
+        raise SpecTypeError("y", f"the target {spec.target!r} must be numeric, it has dtype {y_col.dtype}")
+    bad = [f"{c!r} ({frame[c].dtype})" for c in features if _numeric_problem(frame[c])]
+    if bad:
+        field = "data.slopes" if all(c in spec.slopes for c in features if _numeric_problem(frame[c])) else "X"
+        raise SpecTypeError(field, f"features must be numeric; {', '.join(bad)} are not. "
+                                   "Encode categories first, e.g. with pandas.get_dummies")
+    X = frame[features].to_numpy(dtype=np.float64)
+    y = y_col.to_numpy(dtype=np.float64)
+
+    not_finite = ~np.isfinite(X)
+    if not_finite.any():
+        counts = not_finite.sum(axis=0)
+        cols = [f"{features[j]!r} ({counts[j]} rows)" for j in np.flatnonzero(counts)]
+        kind = "NaN" if np.isnan(X).any() else "infinite"
+        raise SpecError("X", f"{kind} values in {', '.join(cols)}; drop or impute them first")
+    if not np.isfinite(y).all():
+        n_bad = int((~np.isfinite(y)).sum())
+        raise SpecError("y", f"the target {spec.target!r} has {n_bad} NaN or infinite values; drop those rows first")
+
+    groups = None
+    if spec.groups is not None:
+        g = frame[spec.groups]
+        if g.isna().any():
+            raise SpecError("groups", f"the groups column {spec.groups!r} has {int(g.isna().sum())} missing "
+                                      "labels; every row needs a group")
+        groups = g.to_numpy()
+        if len(pd.unique(groups)) < 2:
+            raise SpecError("groups", f"the groups column {spec.groups!r} has a single group; "
+                                      "grouped cross validation and mixed models need at least two")
+    return PreparedData(X=X, y=y, groups=groups, feature_names=[str(c) for c in features],
+                        slope_names=list(spec.slopes), index=frame.index,
+                        target_name=spec.target, groups_name=spec.groups)
+
+
+def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
+    """Validate ``frame`` for ``spec`` and compute all outer and inner splits.
+
+    Making the splits here means that a split that cannot be made (too few groups
+    for the folds, too few rows in a training fold) is reported before any model is
+    fitted, naming the split.
+    """
+    data = prepare_data(spec.data, frame)
+    n = len(data.y)
+    n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
+    _check_split_size(spec.outer.method, spec.outer.n_splits, n, n_groups, "outer", spec.outer.is_named)
+    outer_splitter = make_splitter(spec.outer.method, spec.outer.n_splits, spec.seed)
+    outer = compute_splits(outer_splitter, data.X, data.y, data.groups, "outer.method")
+
+    inner: list[IndexPairs | None] = []
+    tunes = any(m.tunes for m in spec.models)
+    for k, (train, _test) in enumerate(outer):
+        if not tunes:
+            inner.append(None)
+            continue
+        g_train = None if data.groups is None else data.groups[train]
+        n_g = 0 if g_train is None else len(pd.unique(g_train))
+        _check_split_size(spec.inner.method, spec.inner.n_splits, len(train), n_g,
+                          "inner", spec.inner.is_named, outer_fold=k)
+        splitter = make_splitter(spec.inner.method, spec.inner.n_splits, derive_seed(spec.seed, "inner", k))
+        rel = compute_splits(splitter, data.X[train], data.y[train], g_train, "inner.method")
+        # Inner indices are kept absolute: a fold task then cannot mix up frames.
+        inner.append([(train[tr], train[te]) for tr, te in rel])
+    return Plan(data=data, outer=outer, inner=inner)
+
+
+def _check_split_size(method: object, n_splits: int, n_rows: int, n_groups: int, level: str,
+                      named: bool, outer_fold: int | None = None) -> None:
+    if not named:
+        return
+    where = "" if outer_fold is None else f" (in the training part of outer fold {outer_fold})"
+    from .splits import SPLIT_METHODS
+    if n_rows < n_splits:
+        raise SpecError(f"{level}.n_splits", f"{n_splits} folds need at least {n_splits} rows, "
+                                             f"there are {n_rows}{where}")
+    if SPLIT_METHODS[method].requires_groups and n_groups < n_splits:
+        raise SpecError(f"{level}.n_splits", f"{method} with {n_splits} folds needs at least {n_splits} groups, "
+                                             f"there are {n_groups}{where}; use fewer folds")
+
+
+def assemble_frame(X: pd.DataFrame, y: pd.Series | pd.DataFrame | np.ndarray | Sequence[float],
+                   groups: pd.Series | pd.DataFrame | np.ndarray | None = None,
+                   slopes: pd.Series | pd.DataFrame | Sequence[str] | str | None = None,
+                   ) -> tuple[pd.DataFrame, DataSpec]:
+    """Combine the seed-style ``X, y, groups, slopes`` arguments into one frame and a `DataSpec`.
+
+    ``slopes`` may be the slope columns themselves (a Series/DataFrame cut from ``X``)
+    or their names. Raises errors naming ``X``, ``y``, ``groups`` or ``slopes``.
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise SpecTypeError("X", f"expected a pandas DataFrame of features, got {type(X).__name__}")
+    n = len(X)
+
+    def as_series(obj: object, fld: str, default_name: str) -> pd.Series:
+        if isinstance(obj, pd.DataFrame):
+            if obj.shape[1] != 1:
+                raise SpecError(fld, f"expected one column, got {obj.shape[1]}")
+            obj = obj.iloc[:, 0]
+        if isinstance(obj, pd.Series):
+            s = obj
+        elif isinstance(obj, (np.ndarray, list, tuple)):
+            arr = np.asarray(obj)
+            if arr.ndim != 1:
+                raise SpecError(fld, f"expected a 1-D array, got shape {arr.shape}")
+            s = pd.Series(arr, index=X.index)
+        else:
+            raise SpecTypeError(fld, f"expected a pandas Series or 1-D array, got {type(obj).__name__}")
+        if len(s) != n:
+            raise SpecError(fld, f"has {len(s)} rows but X has {n}")
+        name = s.name if s.name is not None else default_name
+        if isinstance(obj, pd.Series) and not s.index.equals(X.index):
+            # Positional alignment, as flexcv does; index labels that disagree would
+            # otherwise silently turn into NaN on concatenation.
+            s = pd.Series(s.to_numpy(), index=X.index)
+        return s.rename(str(name))
+
+    y_s = as_series(y, "y", "y")
+    if y_s.name in X.columns:
+        raise SpecError("y", f"the target's name {y_s.name!r} is also a column of X; X must not contain the target")
+    parts = [X, y_s]
+    groups_name = None
+    if groups is not None:
+        g_s = as_series(groups, "groups", "group")
+        if g_s.name in X.columns or g_s.name == y_s.name:
+            raise SpecError("groups", f"the groups' name {g_s.name!r} is also a column of X or the target; "
+                                      "X must not contain the groups")
+        parts.append(g_s)
+        groups_name = g_s.name
+
+    if slopes is None:
+        slope_names: list[str] = []
+    elif isinstance(slopes, str):
+        slope_names = [slopes]
+    elif isinstance(slopes, pd.Series):
+        slope_names = [slopes.name]
+    elif isinstance(slopes, pd.DataFrame):
+        slope_names = list(slopes.columns)
+    elif isinstance(slopes, (list, tuple)):
+        slope_names = list(slopes)
+    else:
+        raise SpecTypeError("slopes", f"expected slope columns (Series/DataFrame cut from X) or their names, "
+                                      f"got {type(slopes).__name__}")
+    for s in slope_names:
+        if s not in X.columns:
+            raise SpecError("slopes", f"slope column {s!r} is not a column of X; random slopes must be features")
+        if isinstance(slopes, (pd.Series, pd.DataFrame)) and len(slopes) != n:
+            raise SpecError("slopes", f"has {len(slopes)} rows but X has {n}")
+    if slope_names and groups is None:
+        raise SpecError("slopes", "random slopes need groups; pass groups to set_data")
+
+    frame = pd.concat(parts, axis=1)
+    spec = DataSpec(target=y_s.name, groups=groups_name, slopes=tuple(str(s) for s in slope_names),
+                    features=tuple(str(c) for c in X.columns))
+    return frame, spec

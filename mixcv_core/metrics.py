@@ -1,0 +1,98 @@
+"""Evaluation metrics by name, and the summary rule for RMSE.
+
+A metric is any ``f(y_true, y_pred) -> float``. The defaults are flexcv's: r2, mse,
+mae. RMSE over folds is reported as the square root of the mean MSE, never as the
+mean of per-fold roots (which is biased low by Jensen's inequality).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+from sklearn import metrics as skm
+
+from .errors import SpecError, SpecTypeError
+
+__all__ = ["METRICS", "DEFAULT_METRICS", "MetricsDict", "resolve_metrics", "mse_objective"]
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sqrt(skm.mean_squared_error(y_true, y_pred)))
+
+
+METRICS: dict[str, Metric] = {
+    "r2": skm.r2_score,
+    "mse": skm.mean_squared_error,
+    "mae": skm.mean_absolute_error,
+    "rmse": _rmse,
+    "medae": skm.median_absolute_error,
+    "max_error": skm.max_error,
+    "mape": skm.mean_absolute_percentage_error,
+    "explained_variance": skm.explained_variance_score,
+}
+DEFAULT_METRICS: tuple[str, ...] = ("r2", "mse", "mae")
+
+
+class MetricsDict(dict):
+    """flexcv-compatible mapping of metric name to ``f(y_true, y_pred)``."""
+
+
+def resolve_metrics(metrics: Mapping[str, Metric] | list | tuple | None,
+                    field: str = "metrics") -> dict[str, Metric]:
+    """Normalise a metrics argument to ``{name: callable}``.
+
+    Parameters
+    ----------
+    metrics : mapping, sequence of names/callables, or None
+        ``None`` gives the defaults (r2, mse, mae). Names are looked up in `METRICS`;
+        callables are named by their ``__name__``.
+
+    Raises
+    ------
+    SpecError
+        Unknown metric name, or an empty selection.
+    SpecTypeError
+        An entry that is neither a name nor a callable.
+    """
+    if metrics is None:
+        return {name: METRICS[name] for name in DEFAULT_METRICS}
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if isinstance(metrics, Mapping):
+        items = list(metrics.items())
+    elif isinstance(metrics, (list, tuple)):
+        items = []
+        for m in metrics:
+            if isinstance(m, str):
+                items.append((m, m))
+            elif callable(m):
+                items.append((getattr(m, "__name__", repr(m)), m))
+            else:
+                raise SpecTypeError(field, f"expected metric names or callables, got {m!r}")
+    else:
+        raise SpecTypeError(field, f"expected a dict of name -> callable or a list of names, "
+                                   f"got {type(metrics).__name__}")
+    out: dict[str, Metric] = {}
+    for name, fn in items:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SpecError(field, f"metric names must be identifiers, got {name!r}")
+        if isinstance(fn, str):
+            if fn not in METRICS:
+                raise SpecError(field, f"unknown metric {fn!r}; choose from {', '.join(METRICS)} "
+                                       "or pass a callable f(y_true, y_pred)")
+            fn = METRICS[fn]
+        if not callable(fn):
+            raise SpecTypeError(f"{field}[{name!r}]", f"expected a callable f(y_true, y_pred), got {fn!r}")
+        out[name] = fn
+    if not out:
+        raise SpecError(field, "no metrics selected; leave it as None for r2, mse and mae")
+    return out
+
+
+def mse_objective(y_valid: np.ndarray, y_pred_valid: np.ndarray,
+                  y_train: np.ndarray | None = None, y_pred_train: np.ndarray | None = None) -> float:
+    """Default tuning objective: validation mean squared error (minimised)."""
+    return float(skm.mean_squared_error(y_valid, y_pred_valid))

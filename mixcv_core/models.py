@@ -1,0 +1,215 @@
+"""Linear models and linear mixed models as scikit-learn estimators.
+
+Mixed models take the grouping labels and the random-slope design in ``fit`` and
+``predict`` (keyword arguments ``groups`` and ``slopes``); the engine recognises
+them by `MixedEffectsRegressor` and passes both. Everything else follows the
+scikit-learn contract, so ``clone``, ``get_params`` and ``set_params`` work.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .errors import ConvergenceWarning, SpecError
+
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "MixedEffectsRegressor"]
+
+
+def _as_frame(X, prefix: str = "x") -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    arr = np.asarray(X, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    return pd.DataFrame(arr, columns=[f"{prefix}{j}" for j in range(arr.shape[1])])
+
+
+class LinearModel(RegressorMixin, BaseEstimator):
+    """Ordinary least squares with an intercept, with standard errors.
+
+    Parameters
+    ----------
+    fit_intercept : bool, default=True
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : float
+    params_ : pandas.Series
+        Intercept (if fitted) and coefficients, indexed by feature name.
+    bse_ : pandas.Series
+        Their standard errors, ``sqrt(diag(sigma^2 (X'X)^-1))``.
+    scale_ : float
+        Residual variance with ``n - p`` degrees of freedom.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"a": [0.0, 1, 2, 3]}); y = 1 + 2 * X["a"]
+    >>> LinearModel().fit(X, y).params_.round(6).tolist()
+    [1.0, 2.0]
+    """
+
+    def __init__(self, fit_intercept: bool = True) -> None:
+        self.fit_intercept = fit_intercept
+
+    def fit(self, X, y) -> LinearModel:
+        Xf = _as_frame(X)
+        yv = np.asarray(y, dtype=float).ravel()
+        names = [str(c) for c in Xf.columns]
+        A = Xf.to_numpy(dtype=float)
+        if self.fit_intercept:
+            A = np.column_stack([np.ones(len(A)), A])
+            names = ["Intercept"] + names
+        beta, _, rank, _ = np.linalg.lstsq(A, yv, rcond=None)
+        resid = yv - A @ beta
+        dof = max(len(yv) - rank, 1)
+        self.scale_ = float(resid @ resid / dof)
+        # pinv rather than inv: collinear features give finite (if uninformative) errors.
+        cov = self.scale_ * np.linalg.pinv(A.T @ A)
+        self.params_ = pd.Series(beta, index=names, name="estimate")
+        self.bse_ = pd.Series(np.sqrt(np.clip(np.diag(cov), 0, None)), index=names, name="std_error")
+        self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
+        self.coef_ = beta[1:] if self.fit_intercept else beta
+        self.n_features_in_ = Xf.shape[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        A = _as_frame(X).to_numpy(dtype=float)
+        return A @ self.coef_ + self.intercept_
+
+
+class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
+    """Base class of estimators whose ``fit``/``predict`` take ``groups`` and ``slopes``.
+
+    ``slopes`` is the random-slope design: the values of the slope columns (an array
+    or DataFrame with one column per slope) or, for convenience, the names of columns
+    of ``X``. A random intercept is always included.
+    """
+
+    _mixcv_mixed_effects = True
+
+    @staticmethod
+    def _slopes(X: pd.DataFrame, slopes) -> pd.DataFrame:
+        if slopes is None:
+            return pd.DataFrame(index=X.index)
+        if isinstance(slopes, str):
+            slopes = [slopes]
+        if isinstance(slopes, (list, tuple)) and all(isinstance(s, str) for s in slopes):
+            missing = [s for s in slopes if s not in X.columns]
+            if missing:
+                raise SpecError("slopes", f"slope columns {missing} are not columns of X")
+            return X[list(slopes)]
+        Z = _as_frame(slopes, prefix="z")
+        if len(Z) != len(X):
+            raise SpecError("slopes", f"has {len(Z)} rows but X has {len(X)}")
+        return Z.set_axis(X.index, axis=0)
+
+
+class LinearMixedEffectsModel(MixedEffectsRegressor):
+    """Linear mixed model: fixed effects for every feature, a random intercept and random slopes per group.
+
+    ``y = X beta + Z b_g + e``, ``b_g ~ N(0, D)``, ``e ~ N(0, sigma^2)``, fitted by REML
+    (default) or ML with statsmodels' ``MixedLM``.
+
+    Parameters
+    ----------
+    reml : bool, default=True
+    predict_known_groups : bool, default=True
+        Rows whose group was seen in training are predicted with that group's random
+        effects (BLUPs); rows of unseen groups always get the fixed effects alone.
+    backend : {"statsmodels"}, default="statsmodels"
+    method : str or list of str, optional
+        Optimiser(s) passed to ``MixedLM.fit``.
+
+    Attributes
+    ----------
+    fe_params_ : pandas.Series
+        Fixed effects by column name (``Intercept`` first).
+    cov_re_ : pandas.DataFrame
+        Covariance matrix ``D`` of the random effects.
+    scale_ : float
+        Residual variance ``sigma^2``.
+    random_effects_ : pandas.DataFrame
+        One row per training group: its predicted random effects.
+    converged_ : bool
+        False if the optimiser reported non-convergence (a warning is also issued).
+    llf_ : float
+        Log-likelihood (REML criterion when ``reml=True``).
+    fit_warnings_ : list of str
+        Warnings the backend raised during the fit.
+    """
+
+    def __init__(self, reml: bool = True, predict_known_groups: bool = True,
+                 backend: str = "statsmodels", method: str | Sequence[str] | None = None) -> None:
+        self.reml = reml
+        self.predict_known_groups = predict_known_groups
+        self.backend = backend
+        self.method = method
+
+    def fit(self, X, y, groups, slopes=None, **fit_kwargs) -> LinearMixedEffectsModel:
+        from statsmodels.regression.mixed_linear_model import MixedLM
+        from statsmodels.tools.sm_exceptions import ConvergenceWarning as SMConvergenceWarning
+
+        if self.backend != "statsmodels":
+            raise SpecError("backend", f"unknown LMM backend {self.backend!r}; available: 'statsmodels'")
+        if groups is None:
+            raise SpecError("groups", "LinearMixedEffectsModel needs groups")
+        Xf = _as_frame(X).reset_index(drop=True)
+        Z = self._slopes(Xf, slopes).reset_index(drop=True)
+        yv = np.asarray(y, dtype=float).ravel()
+        g = np.asarray(groups)
+        if not (len(yv) == len(Xf) == len(g)):
+            raise SpecError("groups", f"X has {len(Xf)} rows, y {len(yv)}, groups {len(g)}")
+        exog = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Xf.astype(float)], axis=1)
+        exog_re = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Z.astype(float)], axis=1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = MixedLM(yv, exog, groups=g, exog_re=exog_re)
+            kwargs = dict(fit_kwargs)
+            if self.method is not None:
+                kwargs.setdefault("method", self.method)
+            result = model.fit(reml=self.reml, **kwargs)
+        self.fit_warnings_ = [f"{w.category.__name__}: {w.message}" for w in caught]
+        not_converged = any(issubclass(w.category, SMConvergenceWarning) for w in caught)
+        self.converged_ = bool(getattr(result, "converged", True)) and not not_converged
+        if not self.converged_:
+            warnings.warn(ConvergenceWarning(
+                "LinearMixedEffectsModel (statsmodels) did not converge; estimates may be wrong: "
+                + "; ".join(self.fit_warnings_[:2])), stacklevel=2)
+        re_names = list(exog_re.columns)
+        self.fe_params_ = pd.Series(np.asarray(result.fe_params), index=list(exog.columns), name="fe_params")
+        self.cov_re_ = pd.DataFrame(np.asarray(result.cov_re), index=re_names, columns=re_names)
+        self.scale_ = float(result.scale)
+        re = result.random_effects
+        labels = list(re.keys())
+        self.random_effects_ = pd.DataFrame(np.vstack([np.asarray(re[k], dtype=float) for k in labels]),
+                                            index=pd.Index(labels, name="group"), columns=re_names)
+        self.llf_ = float(result.llf)
+        self.result_ = result
+        self.n_features_in_ = Xf.shape[1]
+        self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
+        self.slope_names_ = list(Z.columns)
+        return self
+
+    def predict(self, X, groups=None, slopes=None) -> np.ndarray:
+        """Predict; rows of groups seen in training get their random effects (if enabled)."""
+        check_is_fitted(self, "fe_params_")
+        Xf = _as_frame(X).reset_index(drop=True)
+        fixed = self.fe_params_.iloc[0] + Xf.to_numpy(dtype=float) @ self.fe_params_.iloc[1:].to_numpy()
+        if groups is None or not self.predict_known_groups:
+            return fixed
+        Z = self._slopes(Xf, slopes if slopes is not None else (self.slope_names_ or None))
+        design = np.column_stack([np.ones(len(Xf)), Z.to_numpy(dtype=float)])
+        # Vectorised BLUP lookup: unseen groups get position -1 and contribute zero.
+        pos = self.random_effects_.index.get_indexer(pd.Index(np.asarray(groups)))
+        B = np.vstack([self.random_effects_.to_numpy(), np.zeros((1, design.shape[1]))])
+        return fixed + np.einsum("ij,ij->i", design, B[pos])

@@ -1,0 +1,538 @@
+"""ExperimentSpec: one typed, immutable, validated description of an experiment.
+
+Every front end (the fluent ``CrossValidation`` builder, the ``%%mixcv`` magic, the
+widget form) produces an `ExperimentSpec`; nothing else reaches the engine. The spec
+validates itself on construction with errors that name the field, and converts to a
+plain JSON-able dict and back (`ExperimentSpec.to_dict`, `ExperimentSpec.from_dict`)
+so stored runs can be re-run and front ends can show the spec as text.
+
+The spec names data columns but holds no data: `mixcv_core.data.prepare_data` checks a
+DataFrame against it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import optuna.distributions as od
+
+from ._frozen import FrozenMap
+from .errors import SpecError, SpecTypeError
+from .metrics import METRICS, resolve_metrics
+from .registry import dotted_path, import_dotted, resolve_estimator
+from .splits import FixedSplits, canonical_method, is_splitter_object, split_requires_groups
+
+__all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec"]
+
+
+def _check_int(value: object, field: str, minimum: int | None = None) -> int:
+    # bool is an int subclass; "n_splits=True" is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SpecTypeError(field, f"expected an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise SpecError(field, f"must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def _check_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecTypeError(field, f"expected True or False, got {value!r}")
+    return value
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    # Frozen dataclasses normalise their own fields in __post_init__.
+    object.__setattr__(obj, name, value)
+
+
+def _param_names(cls: type) -> set[str] | None:
+    """Constructor parameter names of an estimator class, or None if it takes **kwargs."""
+    getter = getattr(cls, "_get_param_names", None)
+    if getter is not None:
+        try:
+            return set(getter())
+        except Exception:  # noqa: BLE001 - a broken third-party class; fall back to inspect
+            pass
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n in sig.parameters if n != "self"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which columns play which role.
+
+    Parameters
+    ----------
+    target : str
+        The column to predict.
+    groups : str or None
+        The grouping column (participant, school, site...). Required by group splits,
+        LMM and MERF.
+    slopes : tuple of str
+        Feature columns that also get a random slope per group.
+    features : tuple of str or None
+        Fixed-effects features; ``None`` means every column other than target and groups.
+    frame : str or None
+        Name of the DataFrame in the user's namespace (front ends that find data by name).
+    dataset_name : str
+        A label for logs and reports.
+    """
+
+    target: str
+    groups: str | None = None
+    slopes: tuple[str, ...] = ()
+    features: tuple[str, ...] | None = None
+    frame: str | None = None
+    dataset_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, str) or not self.target:
+            raise SpecTypeError("data.target", f"expected a column name, got {self.target!r}")
+        if self.groups is not None and not isinstance(self.groups, str):
+            raise SpecTypeError("data.groups", f"expected a column name or None, got {self.groups!r}")
+        if isinstance(self.slopes, str):
+            _set(self, "slopes", (self.slopes,))
+        _set(self, "slopes", tuple(self.slopes))
+        if self.features is not None:
+            if isinstance(self.features, str):
+                _set(self, "features", (self.features,))
+            _set(self, "features", tuple(self.features))
+        for name in self.slopes + (self.features or ()):
+            if not isinstance(name, str):
+                raise SpecTypeError("data.features", f"column names must be strings, got {name!r}")
+        if self.slopes and self.groups is None:
+            raise SpecError("data.slopes", "random slopes need a grouping column; set groups")
+        if self.groups is not None and self.groups == self.target:
+            raise SpecError("data.groups", f"the groups column {self.groups!r} is also the target")
+        roles = [self.target] + ([self.groups] if self.groups else [])
+        if self.features is not None:
+            clash = [c for c in self.features if c in roles]
+            if clash:
+                raise SpecError("data.features", f"{clash} are the target or groups column, not features")
+            if len(set(self.features)) != len(self.features):
+                raise SpecError("data.features", "a feature is listed twice")
+            missing = [s for s in self.slopes if s not in self.features]
+            if missing:
+                raise SpecError("data.slopes", f"slope columns {missing} are not among the features")
+        if len(set(self.slopes)) != len(self.slopes):
+            raise SpecError("data.slopes", "a slope column is listed twice")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One level of cross validation.
+
+    Parameters
+    ----------
+    method : str or splitter
+        ``"KFold"``, ``"StratifiedKFold"``, ``"GroupKFold"``, ``"StratifiedGroupKFold"``,
+        any scikit-learn splitter object, or (outer split only) an iterable of
+        ``(train, test)`` index pairs.
+    n_splits : int
+        Number of folds for named methods (>= 2).
+    scale : bool
+        Standardise features on each training fold (the fitted scaler is then applied
+        to that fold's test rows: no leakage).
+    """
+
+    method: str | object = "KFold"
+    n_splits: int = 5
+    scale: bool = True
+    _field: str = field(default="split", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        f = self._field
+        if isinstance(self.method, str):
+            _set(self, "method", canonical_method(self.method, f"{f}.method"))
+        elif not is_splitter_object(self.method):
+            try:
+                iterator = iter(self.method)  # type: ignore[call-overload]
+            except TypeError:
+                raise SpecTypeError(
+                    f"{f}.method",
+                    f"expected a split method name, a scikit-learn splitter or an iterable of "
+                    f"(train, test) pairs, got {type(self.method).__name__}",
+                ) from None
+            _set(self, "method", FixedSplits.from_iterable(iterator, f"{f}.method"))
+        _check_int(self.n_splits, f"{f}.n_splits", minimum=2)
+        _check_bool(self.scale, f"{f}.scale")
+
+    @property
+    def requires_groups(self) -> bool:
+        return split_requires_groups(self.method)
+
+    @property
+    def is_named(self) -> bool:
+        return isinstance(self.method, str)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the experiment.
+
+    Parameters
+    ----------
+    name : str
+        Unique display name (the row label in results).
+    estimator : type or str
+        The estimator class, a registered name, or a dotted path.
+    params : mapping of str to optuna distribution
+        Hyperparameters tuned in the inner loop.
+    requires_inner_cv : bool
+        Tune ``params`` in the inner loop before the outer fit.
+    model_kwargs : mapping
+        Fixed constructor arguments.
+    fit_kwargs : mapping
+        Extra arguments to ``fit``.
+    add_merf : bool
+        Also fit ``MERF(<name>)`` around this model (see the MERF settings).
+    post_processor : type, callable or None
+        Called after each outer fit to collect insight (coefficients, importances).
+    """
+
+    name: str
+    estimator: type | str
+    params: Mapping[str, od.BaseDistribution] = field(default_factory=FrozenMap)
+    requires_inner_cv: bool = False
+    model_kwargs: Mapping[str, Any] = field(default_factory=FrozenMap)
+    fit_kwargs: Mapping[str, Any] = field(default_factory=FrozenMap)
+    add_merf: bool = False
+    post_processor: object | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpecTypeError("models.name", f"expected a non-empty model name, got {self.name!r}")
+        f = f"models[{self.name!r}]"
+        _set(self, "estimator", resolve_estimator(self.estimator, f"{f}.model"))
+        accepted = _param_names(self.estimator)
+        for attr in ("params", "model_kwargs", "fit_kwargs"):
+            value = getattr(self, attr)
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise SpecTypeError(f"{f}.{attr}", f"expected a dict, got {type(value).__name__}")
+            for key in value:
+                if not isinstance(key, str):
+                    raise SpecTypeError(f"{f}.{attr}", f"keys must be parameter names, got {key!r}")
+            _set(self, attr, FrozenMap(value))
+        for key, dist in self.params.items():
+            if not isinstance(dist, od.BaseDistribution):
+                raise SpecTypeError(
+                    f"{f}.params[{key!r}]",
+                    f"expected an optuna distribution (IntDistribution, FloatDistribution, "
+                    f"CategoricalDistribution), got {dist!r}",
+                )
+        if accepted is not None:
+            for attr in ("params", "model_kwargs"):
+                unknown = [k for k in getattr(self, attr) if k not in accepted]
+                if unknown:
+                    import difflib
+                    hints = [f"{k!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, accepted, 1)) else "")
+                             for k in unknown]
+                    raise SpecError(f"{f}.{attr}",
+                                    f"{', '.join(hints)} not a parameter of {self.estimator.__name__}")
+        both = set(self.params) & set(self.model_kwargs)
+        if both:
+            raise SpecError(f"{f}.params", f"{sorted(both)} are both tuned and fixed in model_kwargs")
+        _check_bool(self.requires_inner_cv, f"{f}.requires_inner_cv")
+        _check_bool(self.add_merf, f"{f}.add_merf")
+        pp = self.post_processor
+        if isinstance(pp, str):
+            pp = import_dotted(pp, f"{f}.post_processor")
+            _set(self, "post_processor", pp)
+        if pp is not None and not callable(pp):
+            raise SpecTypeError(f"{f}.post_processor", f"expected a post-processor class or callable, got {pp!r}")
+
+    @property
+    def tunes(self) -> bool:
+        """Whether the inner loop runs for this model (it needs both the flag and params)."""
+        return self.requires_inner_cv and bool(self.params)
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """The inner loop's budget and objective.
+
+    Parameters
+    ----------
+    n_trials : int
+        Optuna trials per model and outer fold (>= 1).
+    objective_scorer : callable or None
+        ``f(y_valid, y_pred_valid, y_train, y_pred_train) -> float`` to minimise, or
+        ``f(y_true, y_pred)``; default validation MSE.
+    """
+
+    n_trials: int = 100
+    objective_scorer: Callable[..., float] | None = None
+
+    def __post_init__(self) -> None:
+        _check_int(self.n_trials, "tuning.n_trials", minimum=1)
+        if self.objective_scorer is not None and not callable(self.objective_scorer):
+            raise SpecTypeError("tuning.objective_scorer",
+                                f"expected a callable returning a float to minimise, got {self.objective_scorer!r}")
+
+
+@dataclass(frozen=True)
+class MerfSpec:
+    """MERF (mixed effects around any regressor) settings, used by the MERF models.
+
+    Parameters
+    ----------
+    add_merf_global : bool
+        Add ``MERF(<name>)`` next to every model.
+    max_iterations : int
+        EM iterations at most (>= 1).
+    stopping_threshold : float or None
+        Stop when the relative change of the generalised log-likelihood falls below it.
+    stopping_window : int or None
+        ...for this many consecutive iterations.
+    """
+
+    add_merf_global: bool = False
+    max_iterations: int = 100
+    stopping_threshold: float | None = None
+    stopping_window: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_bool(self.add_merf_global, "merf.add_merf_global")
+        _check_int(self.max_iterations, "merf.max_iterations", minimum=1)
+        if self.stopping_threshold is not None:
+            if isinstance(self.stopping_threshold, bool) or not isinstance(self.stopping_threshold, numbers.Real):
+                raise SpecTypeError("merf.stopping_threshold", f"expected a number or None, got {self.stopping_threshold!r}")
+            if not self.stopping_threshold > 0:
+                raise SpecError("merf.stopping_threshold", f"must be > 0, got {self.stopping_threshold}")
+        if self.stopping_window is not None:
+            _check_int(self.stopping_window, "merf.stopping_window", minimum=1)
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A complete nested cross-validation experiment.
+
+    Parameters
+    ----------
+    data : DataSpec
+    models : tuple of ModelSpec
+    outer, inner : SplitSpec
+    tuning : TuningSpec
+    merf : MerfSpec
+    metrics : mapping of str to callable
+        Defaults to r2, mse and mae.
+    predict_known_groups_lmm : bool
+        Mixed models predict rows of groups seen in training with their random effects.
+    seed : int
+        Seeds splits, samplers and estimators' ``random_state``.
+    n_jobs : int
+        Outer folds run in parallel processes (-1: all cores). Results do not depend on it.
+
+    Examples
+    --------
+    >>> spec = ExperimentSpec(DataSpec(target="y"), models=(ModelSpec("LM", "LinearModel"),))
+    >>> ExperimentSpec.from_dict(spec.to_dict()) == spec
+    True
+    """
+
+    data: DataSpec
+    models: tuple[ModelSpec, ...]
+    outer: SplitSpec = field(default_factory=lambda: SplitSpec(_field="outer"))
+    inner: SplitSpec = field(default_factory=lambda: SplitSpec(_field="inner"))
+    tuning: TuningSpec = field(default_factory=TuningSpec)
+    merf: MerfSpec = field(default_factory=MerfSpec)
+    metrics: Mapping[str, Callable[..., float]] = field(default_factory=lambda: FrozenMap(resolve_metrics(None)))
+    predict_known_groups_lmm: bool = True
+    seed: int = 42
+    n_jobs: int = 1
+
+    def __post_init__(self) -> None:
+        for name, cls in (("data", DataSpec), ("outer", SplitSpec), ("inner", SplitSpec),
+                          ("tuning", TuningSpec), ("merf", MerfSpec)):
+            if not isinstance(getattr(self, name), cls):
+                raise SpecTypeError(name, f"expected a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        if isinstance(self.models, ModelSpec):
+            _set(self, "models", (self.models,))
+        _set(self, "models", tuple(self.models))
+        if not self.models:
+            raise SpecError("models", "no models to evaluate; add at least one (add_model or set_models)")
+        for m in self.models:
+            if not isinstance(m, ModelSpec):
+                raise SpecTypeError("models", f"expected ModelSpec entries, got {type(m).__name__}")
+        names = [n for n in self.model_names()]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SpecError("models", f"model names must be unique; {dupes} appear twice "
+                                      "(give one of them a model_name)")
+        _set(self, "metrics", FrozenMap(resolve_metrics(self.metrics)))
+        _check_bool(self.predict_known_groups_lmm, "predict_known_groups_lmm")
+        _check_int(self.seed, "seed", minimum=0)
+        _check_int(self.n_jobs, "n_jobs")
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise SpecError("n_jobs", f"must be a positive number of processes or -1 for all cores, got {self.n_jobs}")
+        if isinstance(self.inner.method, FixedSplits):
+            raise SpecError("inner.method", "fixed (train, test) index pairs can only be the outer split; "
+                                            "the inner split is made anew on every outer training fold")
+        needs_groups = []
+        if self.outer.requires_groups:
+            needs_groups.append(f"outer split {self.outer.method if self.outer.is_named else type(self.outer.method).__name__}")
+        if self.inner.requires_groups and any(m.tunes for m in self.models):
+            needs_groups.append(f"inner split {self.inner.method if self.inner.is_named else type(self.inner.method).__name__}")
+        for m in self.models:
+            if getattr(m.estimator, "_mixcv_mixed_effects", False):
+                needs_groups.append(f"model {m.name!r}")
+        if self.merf_models():
+            needs_groups.append("MERF")
+        if needs_groups and self.data.groups is None:
+            raise SpecError("data.groups", f"{', '.join(needs_groups)} need(s) a grouping column; "
+                                           "pass groups to set_data")
+
+    # -- derived views -------------------------------------------------------------
+    def merf_models(self) -> tuple[ModelSpec, ...]:
+        """Models that also get a MERF variant."""
+        return tuple(m for m in self.models if m.add_merf or self.merf.add_merf_global)
+
+    def model_names(self) -> list[str]:
+        """Result row names: every model, then ``MERF(<name>)`` for MERF variants."""
+        return [m.name for m in self.models] + [f"MERF({m.name})" for m in self.merf_models()]
+
+    def replace(self, **changes: object) -> ExperimentSpec:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    # -- plain-data round trip ----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; classes and callables are written as importable dotted paths.
+
+        Raises
+        ------
+        SpecError
+            For parts that cannot be written down: splitter objects, lambdas or locally
+            defined callables.
+        """
+        def ref(obj: object, fld: str) -> str:
+            path = dotted_path(obj)
+            if "<" in path:
+                raise SpecError(fld, f"{obj!r} is defined locally and cannot be written as text; "
+                                     "define it at module level")
+            return path
+
+        def split_dict(s: SplitSpec, fld: str) -> dict[str, Any]:
+            if not s.is_named:
+                raise SpecError(f"{fld}.method", "a splitter object or fixed splits cannot be written as text; "
+                                                 "use a named method")
+            return {"method": s.method, "n_splits": s.n_splits, "scale": s.scale}
+
+        def model_dict(m: ModelSpec) -> dict[str, Any]:
+            from .registry import _registry
+            est = m.estimator
+            est_name = est.__name__ if _registry().get(est.__name__) is est else ref(est, f"models[{m.name!r}].model")
+            d: dict[str, Any] = {"name": m.name, "model": est_name}
+            if m.params:
+                d["params"] = {k: json.loads(od.distribution_to_json(v)) for k, v in m.params.items()}
+            if m.requires_inner_cv:
+                d["requires_inner_cv"] = True
+            if m.model_kwargs:
+                d["model_kwargs"] = dict(m.model_kwargs)
+            if m.fit_kwargs:
+                d["fit_kwargs"] = dict(m.fit_kwargs)
+            if m.add_merf:
+                d["add_merf"] = True
+            if m.post_processor is not None:
+                d["post_processor"] = ref(m.post_processor, f"models[{m.name!r}].post_processor")
+            return d
+
+        metrics = {}
+        for name, fn in self.metrics.items():
+            metrics[name] = name if METRICS.get(name) is fn else ref(fn, f"metrics[{name!r}]")
+        return {
+            "data": {"target": self.data.target, "groups": self.data.groups, "slopes": list(self.data.slopes),
+                     "features": None if self.data.features is None else list(self.data.features),
+                     "frame": self.data.frame, "dataset_name": self.data.dataset_name},
+            "outer": split_dict(self.outer, "outer"),
+            "inner": split_dict(self.inner, "inner"),
+            "models": [model_dict(m) for m in self.models],
+            "tuning": {"n_trials": self.tuning.n_trials,
+                       "objective_scorer": None if self.tuning.objective_scorer is None
+                       else ref(self.tuning.objective_scorer, "tuning.objective_scorer")},
+            "merf": {"add_merf_global": self.merf.add_merf_global, "max_iterations": self.merf.max_iterations,
+                     "stopping_threshold": self.merf.stopping_threshold,
+                     "stopping_window": self.merf.stopping_window},
+            "metrics": metrics,
+            "predict_known_groups_lmm": self.predict_known_groups_lmm,
+            "seed": self.seed,
+            "n_jobs": self.n_jobs,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ExperimentSpec:
+        """Rebuild a spec from `to_dict` output (validating it again)."""
+        if not isinstance(d, Mapping):
+            raise SpecTypeError("spec", f"expected a dict, got {type(d).__name__}")
+        known = {"data", "outer", "inner", "models", "tuning", "merf", "metrics",
+                 "predict_known_groups_lmm", "seed", "n_jobs"}
+        unknown = set(d) - known
+        if unknown:
+            raise SpecError("spec", f"unknown keys {sorted(unknown)}")
+        if "data" not in d or "models" not in d:
+            raise SpecError("spec", "needs at least 'data' and 'models'")
+        data = DataSpec(**{k: v for k, v in d["data"].items() if v is not None or k in ("groups",)})
+
+        def model(md: Mapping[str, Any]) -> ModelSpec:
+            md = dict(md)
+            params = {k: od.json_to_distribution(json.dumps(v)) for k, v in (md.pop("params", None) or {}).items()}
+            return ModelSpec(name=md.pop("name"), estimator=md.pop("model"), params=params, **md)
+
+        metrics = {}
+        for name, ref in (d.get("metrics") or {}).items():
+            metrics[name] = METRICS[ref] if ref in METRICS else import_dotted(ref, f"metrics[{name!r}]")
+        tuning = dict(d.get("tuning") or {})
+        if tuning.get("objective_scorer"):
+            tuning["objective_scorer"] = import_dotted(tuning["objective_scorer"], "tuning.objective_scorer")
+        return cls(
+            data=data,
+            models=tuple(model(m) for m in d["models"]),
+            outer=SplitSpec(**(d.get("outer") or {}), _field="outer"),
+            inner=SplitSpec(**(d.get("inner") or {}), _field="inner"),
+            tuning=TuningSpec(**tuning),
+            merf=MerfSpec(**(d.get("merf") or {})),
+            metrics=metrics or None,
+            predict_known_groups_lmm=d.get("predict_known_groups_lmm", True),
+            seed=d.get("seed", 42),
+            n_jobs=d.get("n_jobs", 1),
+        )
+
+
+def model_spec_from_config(name: str, config: Mapping[str, Any]) -> ModelSpec:
+    """A `ModelSpec` from a flexcv-style model config dict (``{"model": ..., "params": ...}``)."""
+    if not isinstance(config, Mapping):
+        raise SpecTypeError(f"models[{name!r}]", f"expected a dict of model settings, got {type(config).__name__}")
+    allowed = {"model", "params", "requires_inner_cv", "model_kwargs", "fit_kwargs", "add_merf",
+               "post_processor", "requires_formula", "n_trials"}
+    unknown = set(config) - allowed
+    if unknown:
+        raise SpecError(f"models[{name!r}]", f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed - {'requires_formula', 'n_trials'})}")
+    if "model" not in config:
+        raise SpecError(f"models[{name!r}].model", "missing: which estimator to use")
+    return ModelSpec(
+        name=name,
+        estimator=config["model"],
+        params=config.get("params") or {},
+        requires_inner_cv=config.get("requires_inner_cv", False),
+        model_kwargs=config.get("model_kwargs") or {},
+        fit_kwargs=config.get("fit_kwargs") or {},
+        add_merf=config.get("add_merf", False),
+        post_processor=config.get("post_processor"),
+    )
+
+
+def _names(seq: Sequence[str]) -> str:
+    return ", ".join(map(repr, seq))

@@ -1,0 +1,263 @@
+"""Cross-validation splitters, by name or object, behind one signature.
+
+Every splitter here is called as ``split(X, y, groups)`` and yields ``(train, test)``
+index arrays, whatever it needs: scikit-learn's ``KFold`` ignores ``groups``,
+``GroupKFold`` requires them, and the continuous-target stratified splitters below
+bin ``y`` first. The engine never has to know which one it is holding.
+
+Continuous targets are stratified as flexcv does it: ``y`` is cut into quantile bins
+(10 by default) and the bins' distribution is preserved across folds, while the
+folds are of course taken on the original rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
+from .errors import SpecError, SpecTypeError
+
+__all__ = [
+    "SPLIT_METHODS",
+    "ContinuousStratifiedKFold",
+    "ContinuousStratifiedGroupKFold",
+    "FixedSplits",
+    "make_splitter",
+    "quantile_bins",
+    "split_requires_groups",
+    "compute_splits",
+]
+
+IndexPairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+def quantile_bins(y: np.ndarray, n_bins: int) -> np.ndarray:
+    """Label each value of ``y`` with its quantile bin, ``0 .. n_bins - 1``.
+
+    Bins are made from ranks rather than from quantile values, so ties cannot
+    collapse bins and every bin holds ``len(y) / n_bins`` values give or take one.
+
+    Examples
+    --------
+    >>> quantile_bins(np.array([5.0, 1.0, 3.0, 2.0]), 2).tolist()
+    [1, 0, 1, 0]
+    """
+    y = np.asarray(y, dtype=float).ravel()
+    n = len(y)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    n_bins = max(1, min(int(n_bins), n))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[np.argsort(y, kind="stable")] = np.arange(n)
+    return (ranks * n_bins) // n
+
+
+def _n_bins_for(n_samples: int, n_splits: int, n_bins: int) -> int:
+    # Each bin must hold at least n_splits rows, or StratifiedKFold cannot put one of
+    # its members in every fold (and warns); fewer, fuller bins keep the guarantee.
+    return max(1, min(n_bins, n_samples // max(n_splits, 1)))
+
+
+class ContinuousStratifiedKFold:
+    """K folds whose target distribution matches the whole's, for a continuous target.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+    n_bins : int, default=10
+        Quantile bins of ``y`` that are stratified; reduced when the data is too small
+        to put a member of every bin in every fold.
+    shuffle : bool, default=True
+    random_state : int or None, default=None
+
+    Examples
+    --------
+    >>> y = np.arange(20.0)
+    >>> folds = list(ContinuousStratifiedKFold(2, random_state=0).split(np.zeros((20, 1)), y))
+    >>> [len(test) for _, test in folds]
+    [10, 10]
+    """
+
+    def __init__(self, n_splits: int = 5, n_bins: int = 10, shuffle: bool = True,
+                 random_state: int | None = None) -> None:
+        self.n_splits = n_splits
+        self.n_bins = n_bins
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return self.n_splits
+
+    def split(self, X, y, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        y = np.asarray(y, dtype=float).ravel()
+        bins = quantile_bins(y, _n_bins_for(len(y), self.n_splits, self.n_bins))
+        inner = StratifiedKFold(self.n_splits, shuffle=self.shuffle,
+                                random_state=self.random_state if self.shuffle else None)
+        yield from inner.split(np.zeros((len(y), 1)), bins)
+
+    def __repr__(self) -> str:
+        return (f"ContinuousStratifiedKFold(n_splits={self.n_splits}, n_bins={self.n_bins}, "
+                f"shuffle={self.shuffle}, random_state={self.random_state})")
+
+
+class ContinuousStratifiedGroupKFold(ContinuousStratifiedKFold):
+    """K folds that keep every group whole and stratify a continuous target.
+
+    scikit-learn's ``StratifiedGroupKFold`` does the group-aware assignment; the
+    target is binned into quantiles first so that it has classes to stratify.
+    Parameters as for `ContinuousStratifiedKFold`.
+    """
+
+    def split(self, X, y, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if groups is None:
+            raise SpecError("groups", "StratifiedGroupKFold needs groups; pass groups to set_data")
+        y = np.asarray(y, dtype=float).ravel()
+        n_groups = len(np.unique(np.asarray(groups)))
+        # Bins are assigned per row but groups move as a whole, so size the bins by
+        # the number of groups rather than rows.
+        bins = quantile_bins(y, _n_bins_for(n_groups, self.n_splits, self.n_bins))
+        inner = StratifiedGroupKFold(self.n_splits, shuffle=self.shuffle,
+                                     random_state=self.random_state if self.shuffle else None)
+        yield from inner.split(np.zeros((len(y), 1)), bins, groups)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("ContinuousStratifiedKFold", type(self).__name__, 1)
+
+
+@dataclass(frozen=True)
+class FixedSplits:
+    """Precomputed ``(train, test)`` index pairs, used as an outer split.
+
+    Only valid as the outer split: the inner split has to be made afresh on each
+    outer training fold.
+    """
+
+    pairs: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+
+    @classmethod
+    def from_iterable(cls, pairs: Iterable, field: str = "split_out") -> FixedSplits:
+        out = []
+        for k, pair in enumerate(pairs):
+            try:
+                train, test = pair
+                train_t = tuple(int(i) for i in np.asarray(train).ravel())
+                test_t = tuple(int(i) for i in np.asarray(test).ravel())
+            except (TypeError, ValueError) as exc:
+                raise SpecTypeError(field, f"split {k} is not a (train_indices, test_indices) pair: {exc}") from None
+            out.append((train_t, test_t))
+        if len(out) < 1:
+            raise SpecError(field, "the iterable of (train, test) splits is empty")
+        return cls(tuple(out))
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return len(self.pairs)
+
+    def split(self, X, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for train, test in self.pairs:
+            yield np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Method:
+    factory: Callable[[int, int], object]
+    requires_groups: bool
+    description: str
+
+
+SPLIT_METHODS: dict[str, _Method] = {
+    "KFold": _Method(lambda k, seed: KFold(k, shuffle=True, random_state=seed), False,
+                     "shuffled K folds of rows; ignores groups"),
+    "StratifiedKFold": _Method(lambda k, seed: ContinuousStratifiedKFold(k, random_state=seed), False,
+                               "K folds with the target's quantile bins balanced"),
+    "GroupKFold": _Method(lambda k, seed: GroupKFold(k), True,
+                          "K folds keeping every group whole, balanced by size"),
+    "StratifiedGroupKFold": _Method(lambda k, seed: ContinuousStratifiedGroupKFold(k, random_state=seed), True,
+                                    "groups kept whole, target quantile bins balanced"),
+}
+# flexcv's names for the same continuous-target stratification.
+_ALIASES = {
+    "CustomStratifiedKFold": "StratifiedKFold",
+    "CustomStratifiedGroupKFold": "StratifiedGroupKFold",
+}
+
+
+def canonical_method(method: str, field: str) -> str:
+    """The registered name for ``method``, accepting flexcv's aliases and any letter case."""
+    name = _ALIASES.get(method, method)
+    if name in SPLIT_METHODS:
+        return name
+    by_lower = {k.lower(): k for k in [*SPLIT_METHODS, *_ALIASES]}
+    if method.lower() in by_lower:
+        return canonical_method(by_lower[method.lower()], field)
+    raise SpecError(
+        field,
+        f"unknown split method {method!r}; choose one of {', '.join(SPLIT_METHODS)}, "
+        "or pass a scikit-learn splitter object",
+    )
+
+
+def is_splitter_object(obj: object) -> bool:
+    return callable(getattr(obj, "split", None)) and not isinstance(obj, (str, bytes))
+
+
+def split_requires_groups(method: str | object) -> bool:
+    """Whether a split method keeps groups whole (and so needs groups)."""
+    if isinstance(method, str):
+        return SPLIT_METHODS[canonical_method(method, "split")].requires_groups
+    name = type(method).__name__
+    return "Group" in name
+
+
+def make_splitter(method: str | object, n_splits: int, seed: int) -> object:
+    """Build the splitter for a method name, or return a splitter object as given.
+
+    Parameters
+    ----------
+    method : str or splitter
+        A name in `SPLIT_METHODS` (or flexcv's alias), a scikit-learn splitter, or a
+        `FixedSplits`.
+    n_splits : int
+        Used for named methods only; an object brings its own.
+    seed : int
+        Seeds shuffling of named methods.
+    """
+    if isinstance(method, str):
+        return SPLIT_METHODS[canonical_method(method, "split")].factory(n_splits, seed)
+    return method
+
+
+def compute_splits(splitter: object, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None,
+                   field: str) -> IndexPairs:
+    """Run a splitter once, turning its failures into errors that name ``field``.
+
+    Also checks what every later step relies on: integer indices in range, train
+    and test disjoint and non-empty.
+    """
+    n = len(y)
+    try:
+        pairs = [(np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64))
+                 for tr, te in splitter.split(X, y, groups)]
+    except (ValueError, TypeError) as exc:
+        raise SpecError(field, f"{splitter!r} could not split the data: {exc}") from exc
+    if not pairs:
+        raise SpecError(field, f"{splitter!r} produced no splits")
+    for k, (tr, te) in enumerate(pairs):
+        if len(tr) == 0 or len(te) == 0:
+            raise SpecError(field, f"split {k} has an empty {'train' if len(tr) == 0 else 'test'} set")
+        if tr.min() < 0 or te.min() < 0 or tr.max() >= n or te.max() >= n:
+            raise SpecError(field, f"split {k} has indices outside 0..{n - 1}")
+        if np.intersect1d(tr, te).size:
+            raise SpecError(field, f"split {k} has rows in both train and test")
+    return pairs
+
+
+def describe_methods() -> dict[str, str]:
+    """Split method names with a one-line description each (for listings in front ends)."""
+    return {name: m.description for name, m in SPLIT_METHODS.items()}
+
+
+def n_groups(groups: Sequence | np.ndarray | None) -> int:
+    return 0 if groups is None else len(np.unique(np.asarray(groups)))
