@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -534,5 +534,3 @@ def model_spec_from_config(name: str, config: Mapping[str, Any]) -> ModelSpec:
     )
 
 
-def _names(seq: Sequence[str]) -> str:
-    return ", ".join(map(repr, seq))

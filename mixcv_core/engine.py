@@ -1,0 +1,130 @@
+"""The engine: validate and plan, then run every (outer fold, model) task, then collect.
+
+``run`` does all validation and computes every split before the first fit, so bad
+input fails in milliseconds with an error naming the field. Tasks then run inline
+(``n_jobs=1``, events delivered live) or in joblib worker processes (events buffered
+per task and delivered, in order, as each task finishes). Results are assembled in
+task order, never completion order, so they are identical for any ``n_jobs``.
+
+An interrupted run (Ctrl-C, the Jupyter stop button) returns the tasks that finished,
+marked ``status="interrupted"``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+
+from .data import Plan, plan_experiment
+from .errors import ConvergenceWarning, FoldFailedWarning
+from .events import Event, EventBus, Observer, RunFailed, RunFinished, RunStarted
+from .fold import FoldOutcome, run_task
+from .results import Results
+from .spec import ExperimentSpec, ModelSpec
+from .tuning import quiet_optuna
+
+__all__ = ["run"]
+
+
+def _tasks(spec: ExperimentSpec, plan: Plan) -> list[tuple[int, ModelSpec]]:
+    # Fold-major: with n_jobs=1 the first fold of every model finishes early, so a
+    # glance at the live table compares models rather than folds.
+    return [(k, m) for k in range(len(plan.outer)) for m in spec.models]
+
+
+def _run_buffered(spec: ExperimentSpec, model: ModelSpec, plan_data, outer, inner, fold: int
+                  ) -> tuple[list[FoldOutcome], list[Event]]:
+    events: list[Event] = []
+    with quiet_optuna():
+        outcomes = run_task(spec, model, plan_data, outer, inner, fold, events.append)
+    return outcomes, events
+
+
+def run(spec: ExperimentSpec, frame: pd.DataFrame,
+        observers: Iterable[Observer | Callable[[Event], None]] = ()) -> Results:
+    """Run a nested cross validation.
+
+    Parameters
+    ----------
+    spec : ExperimentSpec
+        What to run.
+    frame : pandas.DataFrame
+        The data; ``spec.data`` names its columns.
+    observers : iterable of Observer or callable
+        Receive the run's events in order, in this process.
+
+    Returns
+    -------
+    Results
+        Every finished (model, fold), including failures; ``status`` is ``"finished"``
+        or ``"interrupted"``.
+
+    Raises
+    ------
+    SpecError, SpecTypeError
+        Before any fitting, for data or settings that cannot work.
+    """
+    if not isinstance(spec, ExperimentSpec):
+        from .errors import SpecTypeError
+        raise SpecTypeError("spec", f"expected an ExperimentSpec, got {type(spec).__name__}")
+    plan = plan_experiment(spec, frame)
+    bus = EventBus(observers)
+    tasks = _tasks(spec, plan)
+    bus.emit(RunStarted(spec=spec, n_folds=len(plan.outer), model_names=tuple(spec.model_names()),
+                        n_rows=len(plan.data.y)))
+    by_task: dict[int, list[FoldOutcome]] = {}
+    status = "finished"
+    t0 = time.perf_counter()
+    try:
+        if spec.n_jobs == 1 or len(tasks) == 1:
+            with quiet_optuna():
+                for i, (k, m) in enumerate(tasks):
+                    by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit)
+        else:
+            from joblib import Parallel, delayed
+
+            parallel = Parallel(n_jobs=spec.n_jobs, return_as="generator_unordered")
+            jobs = (delayed(_indexed)(i, spec, m, plan.data, plan.outer[k], plan.inner[k], k)
+                    for i, (k, m) in enumerate(tasks))
+            for i, outcomes, events in parallel(jobs):
+                for e in events:
+                    bus.emit(e)
+                by_task[i] = outcomes
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except Exception as exc:
+        bus.emit(RunFailed(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+        raise
+    outcomes = [o for i in sorted(by_task) for o in by_task[i]]
+    results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
+                      status=status, wall_time=time.perf_counter() - t0)
+    _warn_about(results)
+    if status == "interrupted":
+        bus.emit(RunFailed(error="interrupted; the finished folds are kept in the results", traceback=""))
+    bus.emit(RunFinished(results=results))
+    return results
+
+
+def _indexed(i: int, spec, model, data, outer, inner, fold):
+    outcomes, events = _run_buffered(spec, model, data, outer, inner, fold)
+    return i, outcomes, events
+
+
+def _warn_about(results: Results) -> None:
+    failed = [o for o in results.outcomes if not o.ok]
+    if failed:
+        lines = "; ".join(f"{o.model} fold {o.fold}: {o.error}" for o in failed[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        warnings.warn(FoldFailedWarning(
+            f"{len(failed)} model fit(s) failed and are listed in results.failures; the other folds "
+            f"were kept. {lines}{more}"), stacklevel=3)
+    unconverged = [o for o in results.outcomes if o.ok and o.converged is False]
+    if unconverged:
+        names = sorted({o.model for o in unconverged})
+        warnings.warn(ConvergenceWarning(
+            f"{len(unconverged)} fit(s) of {', '.join(names)} did not converge; see the 'converged' column "
+            "of results.to_frame()"), stacklevel=3)

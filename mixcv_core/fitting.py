@@ -1,0 +1,125 @@
+"""Building, fitting and predicting one estimator on one train/test split.
+
+The single place that knows how mixcv estimators are called: scaling fitted on the
+training rows only, feature names kept, mixed models given their groups and
+random-slope columns, seeds injected when the user did not fix them. The inner loop
+(`mixcv_core.tuning`) and the outer fold (`mixcv_core.fold`) both go through here, so
+a model is fitted the same way wherever it is fitted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+
+from ._seeding import derive_seed
+from .data import PreparedData
+from .spec import ExperimentSpec, ModelSpec, _param_names
+
+__all__ = ["SplitData", "split_data", "build_estimator", "fit_estimator", "predict_estimator",
+           "is_mixed", "call_scorer"]
+
+
+def is_mixed(estimator: object) -> bool:
+    """Whether an estimator (class or instance) takes ``groups``/``slopes`` in fit and predict."""
+    return bool(getattr(estimator, "_mixcv_mixed_effects", False))
+
+
+@dataclass
+class SplitData:
+    """One train/test split, scaled on its training rows, as DataFrames with feature names."""
+
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: np.ndarray
+    y_test: np.ndarray
+    g_train: np.ndarray | None
+    g_test: np.ndarray | None
+    slope_names: list[str]
+    scaler: StandardScaler | None
+
+
+def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: bool) -> SplitData:
+    """Cut ``data`` into a train/test split, standardising with the training rows' mean and sd.
+
+    The scaler never sees the test rows: the test fold plays the role of new data.
+    """
+    X_tr, X_te = data.X[train], data.X[test]
+    scaler = None
+    if scale:
+        scaler = StandardScaler().fit(X_tr)
+        X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
+    cols = data.feature_names
+    return SplitData(
+        X_train=pd.DataFrame(X_tr, columns=cols),
+        X_test=pd.DataFrame(X_te, columns=cols),
+        y_train=data.y[train],
+        y_test=data.y[test],
+        g_train=None if data.groups is None else data.groups[train],
+        g_test=None if data.groups is None else data.groups[test],
+        slope_names=data.slope_names,
+        scaler=scaler,
+    )
+
+
+def build_estimator(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str, Any],
+                    fold: int) -> object:
+    """Instantiate ``model`` with its fixed and tuned arguments.
+
+    ``random_state`` is derived from the run seed, the model's name and the fold when
+    the estimator has one and the user did not fix it, so a run is reproducible and
+    independent of the order (or process) in which folds are fitted.
+    """
+    kwargs: dict[str, Any] = {**model.model_kwargs, **params}
+    accepted = _param_names(model.estimator) or set()
+    if "random_state" in accepted and "random_state" not in kwargs:
+        kwargs["random_state"] = derive_seed(spec.seed, "model", model.name, fold)
+    if "predict_known_groups" in accepted and "predict_known_groups" not in kwargs:
+        kwargs["predict_known_groups"] = spec.predict_known_groups_lmm
+    return model.estimator(**kwargs)
+
+
+def fit_estimator(estimator: Any, s: SplitData, fit_kwargs: Mapping[str, Any]) -> Any:
+    """Fit on the training part; mixed models also get groups and the slope columns."""
+    if is_mixed(estimator):
+        estimator.fit(s.X_train, s.y_train, groups=s.g_train, slopes=s.slope_names or None, **fit_kwargs)
+    else:
+        estimator.fit(s.X_train, s.y_train, **fit_kwargs)
+    return estimator
+
+
+def predict_estimator(estimator: Any, X: pd.DataFrame, groups: np.ndarray | None,
+                      slope_names: list[str]) -> np.ndarray:
+    """Predict; mixed models use random effects for groups they saw in training."""
+    if is_mixed(estimator):
+        pred = estimator.predict(X, groups=groups, slopes=slope_names or None)
+    else:
+        pred = estimator.predict(X)
+    return np.asarray(pred, dtype=float).ravel()
+
+
+def _n_positional(fn: Callable[..., Any]) -> int:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 4
+    params = list(sig.parameters.values())
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 4
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def call_scorer(scorer: Callable[..., float], y_valid: np.ndarray, y_pred_valid: np.ndarray,
+                y_train: np.ndarray, y_pred_train: np.ndarray) -> float:
+    """Call an objective scorer with flexcv's four arguments, or just the first two."""
+    if _n_positional(scorer) >= 4:
+        value = scorer(y_valid, y_pred_valid, y_train, y_pred_train)
+    else:
+        value = scorer(y_valid, y_pred_valid)
+    return float(value)

@@ -1,0 +1,151 @@
+"""One task of the engine: one model (and its MERF variant) on one outer fold.
+
+A task is self-contained and deterministic: everything it needs comes in as
+arguments, every seed is derived from the run seed and the task's identity, and it
+returns its outcomes as plain data. That is what lets the engine run tasks in any
+order, in any process, with identical results. A model that raises is caught here
+and reported as a failed outcome; it never takes other folds or models with it.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import PreparedData
+from .events import Event, FoldFailed, FoldFinished, FoldStarted
+from .fitting import SplitData, build_estimator, fit_estimator, predict_estimator, split_data
+from .spec import ExperimentSpec, ModelSpec
+from .tuning import tune
+
+__all__ = ["FoldOutcome", "run_task"]
+
+
+@dataclass
+class FoldOutcome:
+    """What one model produced on one outer fold (or how it failed)."""
+
+    model: str
+    fold: int
+    ok: bool
+    metrics: dict[str, float] = field(default_factory=dict)      # test_<m>, train_<m>
+    fit_time: float = float("nan")        # seconds for the outer fit
+    tune_time: float = 0.0                # seconds for the inner loop
+    best_params: dict[str, Any] = field(default_factory=dict)
+    test_rows: np.ndarray | None = None   # positions in the data
+    y_pred: np.ndarray | None = None      # predictions for test_rows
+    estimator: Any = None
+    study: Any = None
+    insight: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None   # MERF's EM history
+    converged: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+    traceback: str = ""
+
+
+def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str]) -> pd.DataFrame | None:
+    pp = model.post_processor
+    if pp is None:
+        return None
+    if isinstance(pp, type):
+        pp = pp()
+    table = pp(estimator, feature_names)
+    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+
+
+def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train: np.ndarray) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, fn in spec.metrics.items():
+        out[f"test_{name}"] = float(fn(s.y_test, pred_test))
+    for name, fn in spec.metrics.items():
+        out[f"train_{name}"] = float(fn(s.y_train, pred_train))
+    return out
+
+
+def _failed(name: str, fold: int, exc: BaseException, caught: list, emit: Callable[[Event], None]) -> FoldOutcome:
+    tb = "".join(traceback.format_exception(exc))
+    msg = f"{type(exc).__name__}: {exc}"
+    emit(FoldFailed(fold=fold, model=name, error=msg, traceback=tb))
+    return FoldOutcome(model=name, fold=fold, ok=False, error=msg, traceback=tb,
+                       warnings=[_warning_text(w) for w in caught])
+
+
+def _warning_text(w: warnings.WarningMessage) -> str:
+    return f"{w.category.__name__}: {w.message}"
+
+
+def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: ExperimentSpec,
+             s: SplitData, test_rows: np.ndarray, fold: int, best_params: dict[str, Any],
+             tune_time: float, study: Any, feature_names: list[str],
+             emit: Callable[[Event], None]) -> FoldOutcome:
+    emit(FoldStarted(fold=fold, model=name))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimator = make()
+            t0 = time.perf_counter()
+            fit_estimator(estimator, s, model.fit_kwargs)
+            fit_time = time.perf_counter() - t0
+            pred_test = predict_estimator(estimator, s.X_test, s.g_test, s.slope_names)
+            pred_train = predict_estimator(estimator, s.X_train, s.g_train, s.slope_names)
+            metrics = _score(spec, s, pred_test, pred_train)
+            insight = _post_process(model, estimator, feature_names)
+        except Exception as exc:  # noqa: BLE001 - one failing model must not lose the others
+            return _failed(name, fold, exc, caught, emit)
+    history = getattr(estimator, "history_", None)
+    converged = getattr(estimator, "converged_", None)
+    out = FoldOutcome(
+        model=name, fold=fold, ok=True, metrics=metrics, fit_time=fit_time, tune_time=tune_time,
+        best_params=dict(best_params), test_rows=test_rows, y_pred=pred_test, estimator=estimator,
+        study=study, insight=insight, history=history.copy() if isinstance(history, pd.DataFrame) else None,
+        converged=None if converged is None else bool(converged),
+        warnings=[_warning_text(w) for w in caught],
+    )
+    emit(FoldFinished(fold=fold, model=name, metrics=metrics, fit_time=fit_time, best_params=dict(best_params)))
+    return out
+
+
+def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
+             outer: tuple[np.ndarray, np.ndarray], inner: list[tuple[np.ndarray, np.ndarray]] | None,
+             fold: int, emit: Callable[[Event], None]) -> list[FoldOutcome]:
+    """Tune (if asked), fit and score ``model`` on outer fold ``fold``; then its MERF variant.
+
+    Returns one `FoldOutcome` for the model and, when MERF is on for it, one for
+    ``MERF(<name>)``, which reuses the base model's tuned parameters.
+    """
+    train, test = outer
+    s = split_data(data, train, test, spec.outer.scale)
+    best_params: dict[str, Any] = {}
+    study = None
+    tune_time = 0.0
+    if model.tunes:
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
+                best_params, study = tune(model, spec, data, inner or [], fold, emit)
+        except Exception as exc:  # noqa: BLE001
+            outcomes = [_failed(model.name, fold, exc, [], emit)]
+            if model in spec.merf_models():
+                outcomes.append(_failed(f"MERF({model.name})", fold, exc, [], emit))
+            return outcomes
+        tune_time = time.perf_counter() - t0
+
+    outcomes = [_fit_one(model.name, lambda: build_estimator(model, spec, best_params, fold), model, spec, s,
+                         test, fold, best_params, tune_time, study, data.feature_names, emit)]
+    if model in spec.merf_models():
+        from .merf import make_merf  # local: MERF pulls in nothing for runs without it
+
+        name = f"MERF({model.name})"
+        outcomes.append(_fit_one(name, lambda: make_merf(model, spec, best_params, fold, name, emit),
+                                 model, spec, s, test, fold, best_params, tune_time, study,
+                                 data.feature_names, emit))
+    return outcomes

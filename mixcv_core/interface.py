@@ -1,0 +1,283 @@
+"""The fluent ``CrossValidation`` builder: flexcv's API, recording into an `ExperimentSpec`.
+
+Every ``set_*``/``add_model`` call validates its own arguments immediately, so a
+mistake is reported at the line that made it, naming the argument. ``perform``
+assembles the `ExperimentSpec`, validates the data against it and runs the engine.
+
+Examples
+--------
+>>> from mixcv_core import CrossValidation
+>>> from mixcv_core.models import LinearMixedEffectsModel
+>>> from mixcv_core.synthesizer import generate_regression
+>>> X, y, group, random_slopes = generate_regression(3, 100, n_slopes=1, noise_level=9.1e-2)
+>>> results = (CrossValidation().set_data(X, y, group, random_slopes).set_splits(n_splits_out=3)
+...            .add_model(LinearMixedEffectsModel).perform().get_results())
+>>> "LinearMixedEffectsModel" in results.summary.index.get_level_values("model")
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import assemble_frame, plan_experiment
+from .errors import SpecError, SpecTypeError
+from .events import Event, Observer
+from .metrics import resolve_metrics
+from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, _check_int
+
+__all__ = ["CrossValidation"]
+
+
+class CrossValidation:
+    """Build and run a nested cross validation, step by step.
+
+    Each method returns the builder, so calls chain. The order of the calls does not
+    matter; only ``set_data`` and at least one model are required.
+    """
+
+    def __init__(self) -> None:
+        self._frame: pd.DataFrame | None = None
+        self._data: DataSpec | None = None
+        self._models: list[ModelSpec] = []
+        self._outer = SplitSpec(_field="outer")
+        self._inner = SplitSpec(_field="inner")
+        self._metrics: dict[str, Callable[..., float]] | None = None
+        self._tuning = TuningSpec()
+        self._merf = MerfSpec()
+        self._predict_known_groups_lmm = True
+        self._seed = 42
+        self._n_jobs = 1
+        self._observers: list[Observer | Callable[[Event], None]] = []
+        self._run: Any = None
+        self._results = None
+
+    # -- data --------------------------------------------------------------------------
+    def set_data(self, X: pd.DataFrame, y: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
+                 slopes: pd.DataFrame | pd.Series | list[str] | str | None = None,
+                 target_name: str = "", dataset_name: str = "") -> CrossValidation:
+        """Set the features, target, groups and random-slope columns.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Numeric features, no missing values.
+        y : Series or 1-D array
+            The target, one value per row of ``X`` (matched by position).
+        groups : Series or 1-D array, optional
+            Group labels; needed by group splits, mixed models and MERF.
+        slopes : DataFrame, Series, list of str or str, optional
+            Columns of ``X`` that also get a random slope per group (the columns
+            themselves, as returned by ``generate_regression``, or their names).
+        target_name : str
+            Name for the target (defaults to ``y.name`` or ``"y"``).
+        dataset_name : str
+            A label shown in reports and logs.
+
+        Raises
+        ------
+        SpecTypeError, SpecError
+            Naming ``X``, ``y``, ``groups`` or ``slopes``: wrong types, different
+            lengths, NaN or infinite values, non-numeric features, a single group.
+        """
+        if not isinstance(target_name, str):
+            raise SpecTypeError("target_name", f"expected a string, got {target_name!r}")
+        if not isinstance(dataset_name, str):
+            raise SpecTypeError("dataset_name", f"expected a string, got {dataset_name!r}")
+        if target_name:
+            if isinstance(y, pd.Series):
+                y = y.rename(target_name)
+            elif isinstance(y, (np.ndarray, list, tuple)):
+                y = pd.Series(np.asarray(y), index=X.index if isinstance(X, pd.DataFrame) else None,
+                              name=target_name)
+        frame, data = assemble_frame(X, y, groups, slopes)
+        data = DataSpec(target=data.target, groups=data.groups, slopes=data.slopes, features=data.features,
+                        dataset_name=dataset_name)
+        # Check values now (NaNs, dtypes, a single group), not at perform().
+        from .data import prepare_data
+        prepare_data(data, frame)
+        self._frame, self._data = frame, data
+        return self
+
+    # -- splits ------------------------------------------------------------------------
+    def set_splits(self, split_out: str | object = "KFold", split_in: str | object = "KFold",
+                   n_splits_out: int = 5, n_splits_in: int = 5, scale_out: bool = True, scale_in: bool = True,
+                   metrics: Mapping[str, Callable[..., float]] | list[str] | None = None) -> CrossValidation:
+        """Choose the outer and inner splits and the evaluation metrics.
+
+        Parameters
+        ----------
+        split_out, split_in : str or splitter
+            ``"KFold"``, ``"StratifiedKFold"``, ``"GroupKFold"``, ``"StratifiedGroupKFold"``,
+            any scikit-learn splitter, or (outer only) an iterable of (train, test) indices.
+        n_splits_out, n_splits_in : int
+            Folds of named methods (>= 2).
+        scale_out, scale_in : bool
+            Standardise features on each training fold.
+        metrics : dict or list, optional
+            ``{name: f(y_true, y_pred)}`` or metric names; default r2, mse, mae.
+        """
+        self._outer = SplitSpec(split_out, n_splits_out, scale_out, _field="outer")
+        self._inner = SplitSpec(split_in, n_splits_in, scale_in, _field="inner")
+        self._metrics = None if metrics is None else resolve_metrics(metrics)
+        return self
+
+    def set_inner_cv(self, n_trials: int = 100, objective_scorer: Callable[..., float] | None = None
+                     ) -> CrossValidation:
+        """Set the tuning budget (Optuna trials per model and outer fold) and objective.
+
+        ``objective_scorer(y_valid, y_pred_valid, y_train, y_pred_train) -> float`` (or the
+        two-argument form) is minimised; the default is validation MSE.
+        """
+        self._tuning = TuningSpec(n_trials=n_trials, objective_scorer=objective_scorer)
+        return self
+
+    # -- models ------------------------------------------------------------------------
+    def add_model(self, model_class: type | str, requires_inner_cv: bool = False, model_name: str = "",
+                  post_processor: object | None = None, params: Mapping[str, Any] | None = None,
+                  model_kwargs: Mapping[str, Any] | None = None, fit_kwargs: Mapping[str, Any] | None = None,
+                  add_merf: bool = False) -> CrossValidation:
+        """Add a model.
+
+        Parameters
+        ----------
+        model_class : class or str
+            An estimator class (not an instance) or a registered name/dotted path.
+        requires_inner_cv : bool
+            Tune ``params`` in the inner loop.
+        model_name : str
+            Row label in the results (default: the class name).
+        post_processor : class or callable, optional
+            ``f(model, feature_names) -> DataFrame`` run after each outer fit.
+        params : dict of optuna distributions
+            The search space.
+        model_kwargs, fit_kwargs : dict
+            Fixed constructor and ``fit`` arguments.
+        add_merf : bool
+            Also fit ``MERF(<model_name>)`` around this model.
+        """
+        if not isinstance(model_name, str):
+            raise SpecTypeError("model_name", f"expected a string, got {model_name!r}")
+        if not model_name:
+            model_name = model_class if isinstance(model_class, str) else getattr(model_class, "__name__", "")
+            model_name = str(model_name).rpartition(".")[2]
+        spec = ModelSpec(name=model_name or "model", estimator=model_class, params=params or {},
+                         requires_inner_cv=requires_inner_cv, model_kwargs=model_kwargs or {},
+                         fit_kwargs=fit_kwargs or {}, add_merf=add_merf, post_processor=post_processor)
+        if spec.params and not spec.requires_inner_cv:
+            warnings.warn(f"add_model({spec.name!r}): params were given but requires_inner_cv=False, so they "
+                          "are not tuned and the model uses its defaults; pass requires_inner_cv=True to tune",
+                          UserWarning, stacklevel=2)
+        if any(m.name == spec.name for m in self._models):
+            raise SpecError("model_name", f"a model named {spec.name!r} was already added; "
+                                          "give this one another model_name")
+        self._models.append(spec)
+        return self
+
+    def set_models(self, mapping: Mapping[str, Any] | str | Path) -> CrossValidation:
+        """Replace the models with a flexcv-style mapping, YAML text, or a YAML file path.
+
+        See `mixcv_core.model_mapping` for the format.
+        """
+        from .model_mapping import mapping_to_model_specs
+        self._models = mapping_to_model_specs(mapping)
+        return self
+
+    def set_lmer(self, predict_known_groups_lmm: bool = True) -> CrossValidation:
+        """Whether mixed models use random effects for test rows of groups seen in training."""
+        if not isinstance(predict_known_groups_lmm, bool):
+            raise SpecTypeError("predict_known_groups_lmm", f"expected True or False, got {predict_known_groups_lmm!r}")
+        self._predict_known_groups_lmm = predict_known_groups_lmm
+        return self
+
+    def set_merf(self, add_merf_global: bool = False, em_max_iterations: int = 100,
+                 em_stopping_threshold: float | None = None, em_stopping_window: int | None = None
+                 ) -> CrossValidation:
+        """MERF settings: add ``MERF(<name>)`` to every model, EM iterations and early stopping."""
+        self._merf = MerfSpec(add_merf_global=add_merf_global, max_iterations=em_max_iterations,
+                              stopping_threshold=em_stopping_threshold, stopping_window=em_stopping_window)
+        return self
+
+    def set_run(self, run: Any = None, random_seed: int = 42, n_jobs: int = 1,
+                observers: Iterable[Observer | Callable[[Event], None]] = ()) -> CrossValidation:
+        """Seed, parallelism and where to report the run.
+
+        Parameters
+        ----------
+        run : optional
+            A Neptune run, or any observer (an object with ``on_event``).
+        random_seed : int
+            Seeds splits, Optuna samplers and estimators' ``random_state``.
+        n_jobs : int
+            Outer folds in parallel processes (-1: all cores); results do not depend on it.
+        observers : iterable
+            Extra observers receiving the run's events.
+        """
+        self._seed = _check_int(random_seed, "random_seed", minimum=0)
+        self._n_jobs = _check_int(n_jobs, "n_jobs")
+        if self._n_jobs == 0 or self._n_jobs < -1:
+            raise SpecError("n_jobs", f"must be a positive number of processes or -1, got {n_jobs}")
+        self._run = run
+        self._observers = list(observers)
+        return self
+
+    # -- running -----------------------------------------------------------------------
+    def to_spec(self) -> ExperimentSpec:
+        """The `ExperimentSpec` recorded so far (validated)."""
+        if self._data is None:
+            raise SpecError("data", "no data; call set_data(X, y, groups, slopes) first")
+        if not self._models:
+            raise SpecError("models", "no models to evaluate; call add_model(...) or set_models(...)")
+        return ExperimentSpec(
+            data=self._data, models=tuple(self._models), outer=self._outer, inner=self._inner,
+            tuning=self._tuning, merf=self._merf,
+            metrics=self._metrics if self._metrics is not None else resolve_metrics(None),
+            predict_known_groups_lmm=self._predict_known_groups_lmm, seed=self._seed, n_jobs=self._n_jobs,
+        )
+
+    def _all_observers(self) -> list[Observer | Callable[[Event], None]]:
+        observers = list(self._observers)
+        if self._run is not None:
+            if callable(getattr(self._run, "on_event", None)):
+                observers.append(self._run)
+            else:
+                warnings.warn("set_run(run=...): mirroring to this run object is not supported yet; "
+                              "the run is not logged there (results are unaffected)", UserWarning, stacklevel=3)
+        return observers
+
+    def validate(self) -> ExperimentSpec:
+        """Check everything (spec, data, every split) without fitting anything."""
+        spec = self.to_spec()
+        plan_experiment(spec, self._frame)
+        return spec
+
+    def perform(self, observers: Iterable[Observer | Callable[[Event], None]] = ()) -> CrossValidation:
+        """Run the cross validation; the results are then in `get_results`.
+
+        An interrupted run (Ctrl-C) keeps the folds that finished.
+        """
+        from .engine import run
+        spec = self.to_spec()
+        self._results = run(spec, self._frame, observers=[*self._all_observers(), *observers])
+        return self
+
+    def get_results(self):
+        """The `Results` of the last `perform`."""
+        if self._results is None:
+            raise SpecError("results", "nothing has been run yet; call perform() first")
+        return self._results
+
+    @property
+    def results(self):
+        return self.get_results()
+
+    def __repr__(self) -> str:
+        models = ", ".join(m.name for m in self._models) or "no models"
+        rows = "no data" if self._frame is None else f"{len(self._frame)} rows"
+        return f"<CrossValidation: {rows}; {models}; outer {self._outer.method}, inner {self._inner.method}>"

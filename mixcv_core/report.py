@@ -1,0 +1,136 @@
+"""HTML rendering of `Results`: one place, used by plain Python, the magic and the widget.
+
+The summary shows "mean ± sd" of each test metric per model with the best model per
+metric in bold; the per-fold table, failures and warnings fold away in ``<details>``.
+Built on pandas' Styler, so it needs no JavaScript and survives nbconvert.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .results import higher_is_better
+
+if TYPE_CHECKING:
+    from .results import Results
+
+__all__ = ["render_html", "summary_table"]
+
+_CSS = """
+<style>
+.mixcv-report {font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; max-width: 100%;}
+.mixcv-report .mixcv-head {margin: 0 0 6px 0; color: var(--jp-ui-font-color1, #222);}
+.mixcv-report .mixcv-meta {color: var(--jp-ui-font-color2, #666); margin-bottom: 6px;}
+.mixcv-report table {border-collapse: collapse; margin: 4px 0;}
+.mixcv-report th, .mixcv-report td {padding: 2px 10px; text-align: right; border-bottom: 1px solid #ddd;}
+.mixcv-report th {background: var(--jp-layout-color2, #f4f4f4);}
+.mixcv-report td.mixcv-best {font-weight: bold;}
+.mixcv-report .mixcv-fail {color: #b00020;}
+.mixcv-report details {margin: 4px 0;}
+.mixcv-report summary {cursor: pointer;}
+</style>
+"""
+
+
+def _fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.3g}"
+    return f"{x:.3f}"
+
+
+def summary_table(results: Results) -> pd.DataFrame:
+    """Models × test metrics as "mean ± sd" strings (what the HTML report shows)."""
+    s = results.summary
+    metrics = list(dict.fromkeys(s.index.get_level_values("metric")))
+    table = pd.DataFrame(index=pd.Index(results.model_names, name="model"), columns=metrics, dtype=object)
+    for (model, metric), row in s.iterrows():
+        table.loc[model, metric] = f"{_fmt(row['mean'])} ± {_fmt(row['sd'])}"
+    return table
+
+
+def _best_cells(results: Results) -> set[tuple[str, str]]:
+    s = results.summary["mean"].unstack("metric")
+    best = set()
+    if len(s) < 2:
+        return best
+    for metric in s.columns:
+        col = s[metric].dropna()
+        if col.empty:
+            continue
+        best.add((str(col.idxmax() if higher_is_better(metric) else col.idxmin()), metric))
+    return best
+
+
+def render_html(results: Results) -> str:
+    """The full HTML report of a run."""
+    spec = results.spec
+    d = results._data
+    n_groups = 0 if d.groups is None else len(pd.unique(d.groups))
+    outer = spec.outer.method if spec.outer.is_named else type(spec.outer.method).__name__
+    inner = spec.inner.method if spec.inner.is_named else type(spec.inner.method).__name__
+    tuned = any(m.tunes for m in spec.models)
+    title = html.escape(spec.data.dataset_name or "mixcv run")
+    status = results.status
+    meta = [f"{len(d.y)} rows", f"{n_groups} groups" if n_groups else "no groups",
+            f"target <code>{html.escape(d.target_name)}</code>",
+            f"outer: {html.escape(str(outer))} ({len(results._outer)} folds)"]
+    if tuned:
+        meta.append(f"inner: {html.escape(str(inner))} ({spec.inner.n_splits} folds, "
+                    f"{spec.tuning.n_trials} trials)")
+    meta.append(f"seed {spec.seed}")
+    if results.wall_time == results.wall_time:
+        meta.append(f"{results.wall_time:.1f} s")
+
+    parts = [_CSS, '<div class="mixcv-report">',
+             f'<h4 class="mixcv-head">{title} — '
+             f'{"<span class=mixcv-fail>interrupted</span>" if status != "finished" else "finished"}</h4>',
+             f'<div class="mixcv-meta">{" · ".join(meta)}</div>']
+
+    if results.model_names:
+        table = summary_table(results)
+        best = _best_cells(results)
+        styler = table.style.set_table_attributes('class="mixcv-summary"')
+        styler = styler.apply(lambda col: [("font-weight: bold" if (m, col.name) in best else "")
+                                           for m in col.index], axis=0)
+        parts.append("<div>Test folds, mean ± sd (best in bold; RMSE = √mean MSE)</div>")
+        parts.append(styler.to_html())
+
+        folds = results.to_frame().drop(columns=["best_params"])
+        if not any(m.tunes for m in spec.models):
+            folds = folds.drop(columns=["tune_time"])
+        if folds["converged"].isna().all():
+            folds = folds.drop(columns=["converged"])
+        num = folds.select_dtypes("number").columns.drop(["fold", "n_train", "n_test"], errors="ignore")
+        fold_html = folds.style.format({c: _fmt for c in num}).hide(axis="index").to_html()
+        parts.append(f"<details><summary>Per fold ({len(folds)} fits)</summary>{fold_html}</details>")
+        if tuned:
+            bp = results.to_frame()[["model", "fold", "best_params"]]
+            bp = bp[bp["best_params"].map(bool)]
+            if len(bp):
+                bp = bp.assign(best_params=bp["best_params"].map(
+                    lambda p: ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in p.items())))
+                parts.append(f"<details><summary>Tuned parameters</summary>"
+                             f"{bp.style.hide(axis='index').to_html()}</details>")
+    else:
+        parts.append("<div>No model finished a fold.</div>")
+
+    fails = results.failures
+    if len(fails):
+        items = "".join(f"<li>{html.escape(r.model)} fold {r.fold}: <code>{html.escape(r.error)}</code></li>"
+                        for r in fails.itertuples())
+        parts.append(f'<details open><summary class="mixcv-fail">{len(fails)} failed fit(s) '
+                     f'(see results.failures)</summary><ul>{items}</ul></details>')
+    warns = results.warnings
+    if len(warns):
+        counts = warns.groupby("warning").size().sort_values(ascending=False)
+        items = "".join(f"<li>{n}× {html.escape(w[:300])}</li>" for w, n in counts.items())
+        parts.append(f"<details><summary>{len(warns)} warning(s) while fitting (see results.warnings)"
+                     f"</summary><ul>{items}</ul></details>")
+    parts.append("</div>")
+    return "\n".join(parts)

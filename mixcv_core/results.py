@@ -1,0 +1,277 @@
+"""A finished (or interrupted) run as data: tables, predictions, fitted models, studies.
+
+`Results` holds every (model, fold) outcome in task order. Everything else is a
+view computed from them: the per-fold table, the summary, out-of-fold predictions,
+failures. It renders itself in Jupyter (`_repr_html_`, through `mixcv_core.report`)
+and exports to CSV and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .data import PreparedData
+    from .fold import FoldOutcome
+    from .spec import ExperimentSpec
+
+__all__ = ["Results", "higher_is_better"]
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether larger values of a metric are better (r2, explained variance, scores)."""
+    m = metric.removeprefix("test_").removeprefix("train_").lower()
+    return m in {"r2", "explained_variance"} or m.endswith("score") or m.startswith("r2")
+
+
+class Results:
+    """The outcome of `mixcv_core.run` / ``CrossValidation.perform``.
+
+    Attributes
+    ----------
+    spec : ExperimentSpec
+        What was run.
+    status : {"finished", "interrupted"}
+    outcomes : list of FoldOutcome
+        One per (model, outer fold), failed ones included.
+    wall_time : float
+        Seconds for the whole run.
+    """
+
+    def __init__(self, spec: ExperimentSpec, outcomes: Sequence[FoldOutcome], data: PreparedData,
+                 outer: Sequence[tuple[np.ndarray, np.ndarray]], status: str = "finished",
+                 wall_time: float = float("nan")) -> None:
+        self.spec = spec
+        self.outcomes = list(outcomes)
+        self.status = status
+        self.wall_time = wall_time
+        self._data = data
+        self._outer = list(outer)
+
+    # -- tables ----------------------------------------------------------------------
+    @property
+    def model_names(self) -> list[str]:
+        """Models in the order they were specified (MERF variants last)."""
+        return [n for n in self.spec.model_names() if any(o.model == n for o in self.outcomes)]
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.spec.metrics)
+
+    def to_frame(self, include_failed: bool = False) -> pd.DataFrame:
+        """One row per model and outer fold.
+
+        Columns: ``model``, ``fold``, ``test_<metric>`` and ``train_<metric>`` for each
+        metric, ``fit_time`` and ``tune_time`` (seconds), ``best_params`` (dict),
+        ``converged`` (mixed models and MERF), ``n_train``, ``n_test``; with
+        ``include_failed=True`` also ``ok`` and ``error``.
+        """
+        metric_cols = [f"{s}_{m}" for s in ("test", "train") for m in self.metric_names]
+        rows = []
+        for o in self.outcomes:
+            if not o.ok and not include_failed:
+                continue
+            train, test = self._outer[o.fold]
+            row: dict[str, Any] = {"model": o.model, "fold": o.fold}
+            row.update({c: o.metrics.get(c, math.nan) for c in metric_cols})
+            row.update(fit_time=o.fit_time, tune_time=o.tune_time, best_params=o.best_params,
+                       converged=o.converged, n_train=len(train), n_test=len(test))
+            if include_failed:
+                row.update(ok=o.ok, error=o.error)
+            rows.append(row)
+        cols = ["model", "fold", *metric_cols, "fit_time", "tune_time", "best_params", "converged",
+                "n_train", "n_test"] + (["ok", "error"] if include_failed else [])
+        return pd.DataFrame(rows, columns=cols)
+
+    def summarize(self, split: str = "test") -> pd.DataFrame:
+        """Mean, sd, median and number of folds per model and metric, for one split.
+
+        Parameters
+        ----------
+        split : {"test", "train", "both"}
+
+        Notes
+        -----
+        RMSE is reported as the square root of the mean (median) MSE over folds, not the
+        mean of per-fold roots, which is biased low; its ``sd`` is the sd of per-fold roots.
+        """
+        if split not in ("test", "train", "both"):
+            from .errors import SpecError
+            raise SpecError("split", f"expected 'test', 'train' or 'both', got {split!r}")
+        splits = ("test", "train") if split == "both" else (split,)
+        table = self.to_frame()
+        records = []
+        for model in self.model_names:
+            sub = table[table["model"] == model]
+            for s in splits:
+                for m in self.metric_names:
+                    v = sub[f"{s}_{m}"].to_numpy(dtype=float)
+                    if m == "rmse":
+                        continue  # derived below from MSE
+                    records.append(_agg(model, f"{s}_{m}" if split == "both" else m, v))
+                sq = None
+                if "mse" in self.metric_names:
+                    sq = sub[f"{s}_mse"].to_numpy(dtype=float)
+                elif "rmse" in self.metric_names:
+                    sq = sub[f"{s}_rmse"].to_numpy(dtype=float) ** 2
+                if sq is not None and len(sq):
+                    roots = np.sqrt(sq)
+                    records.append({"model": model, "metric": f"{s}_rmse" if split == "both" else "rmse",
+                                    "mean": float(np.sqrt(np.mean(sq))),
+                                    "sd": float(np.std(roots, ddof=1)) if len(roots) > 1 else math.nan,
+                                    "median": float(np.sqrt(np.median(sq))), "n_folds": len(sq)})
+        out = pd.DataFrame(records, columns=["model", "metric", "mean", "sd", "median", "n_folds"])
+        return out.set_index(["model", "metric"])
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Test-fold summary: index (model, metric), columns mean, sd, median, n_folds."""
+        return self.summarize("test")
+
+    def best_model(self, metric: str = "mse") -> str:
+        """The model with the best mean test ``metric``."""
+        s = self.summary.xs(metric, level="metric")["mean"]
+        return str(s.idxmax() if higher_is_better(metric) else s.idxmin())
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """Out-of-fold predictions: model, fold, row (the data's index label), group, y_true, y_pred."""
+        d = self._data
+        parts = []
+        for o in self.outcomes:
+            if not o.ok:
+                continue
+            rows = o.test_rows
+            parts.append(pd.DataFrame({
+                "model": o.model, "fold": o.fold, "row": d.index[rows],
+                "group": d.groups[rows] if d.groups is not None else None,
+                "y_true": d.y[rows], "y_pred": o.y_pred,
+            }))
+        if not parts:
+            return pd.DataFrame(columns=["model", "fold", "row", "group", "y_true", "y_pred"])
+        return pd.concat(parts, ignore_index=True)
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Failed fits: model, fold, error, traceback."""
+        rows = [{"model": o.model, "fold": o.fold, "error": o.error, "traceback": o.traceback}
+                for o in self.outcomes if not o.ok]
+        return pd.DataFrame(rows, columns=["model", "fold", "error", "traceback"])
+
+    @property
+    def warnings(self) -> pd.DataFrame:
+        """Warnings raised while fitting: model, fold, warning."""
+        rows = [{"model": o.model, "fold": o.fold, "warning": w} for o in self.outcomes for w in o.warnings]
+        return pd.DataFrame(rows, columns=["model", "fold", "warning"])
+
+    # -- objects ---------------------------------------------------------------------
+    def _by_key(self, attr: str) -> dict[tuple[str, int], Any]:
+        return {(o.model, o.fold): getattr(o, attr) for o in self.outcomes
+                if o.ok and getattr(o, attr) is not None}
+
+    @property
+    def models(self) -> dict[tuple[str, int], Any]:
+        """Fitted estimators by (model, fold)."""
+        return self._by_key("estimator")
+
+    @property
+    def studies(self) -> dict[tuple[str, int], Any]:
+        """Optuna studies of the inner loop by (model, fold)."""
+        return self._by_key("study")
+
+    @property
+    def insights(self) -> dict[tuple[str, int], pd.DataFrame]:
+        """Post-processor tables (coefficients, importances) by (model, fold)."""
+        return self._by_key("insight")
+
+    @property
+    def histories(self) -> dict[tuple[str, int], pd.DataFrame]:
+        """MERF EM histories (iteration, gll, sigma2, ...) by (model, fold)."""
+        return self._by_key("history")
+
+    def insight_table(self, model: str) -> pd.DataFrame:
+        """A model's post-processor tables of all folds side by side, with their mean."""
+        tables = {k[1]: v for k, v in self.insights.items() if k[0] == model}
+        if not tables:
+            raise KeyError(f"no insight tables for {model!r}; models with a post_processor: "
+                           f"{sorted({k[0] for k in self.insights})}")
+        first_col = next(iter(tables.values())).columns[0]
+        wide = pd.concat({f"fold {k}": t[first_col] for k, t in sorted(tables.items())}, axis=1)
+        wide.insert(0, "mean", wide.mean(axis=1, numeric_only=True))
+        return wide
+
+    # -- export ----------------------------------------------------------------------
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the per-fold table (best params as JSON text) to ``path``."""
+        path = Path(path)
+        table = self.to_frame(include_failed=True)
+        table["best_params"] = table["best_params"].map(lambda p: json.dumps(p, default=str))
+        table.to_csv(path, index=False)
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict: spec (when it can be written as text), status, folds, summary."""
+        from .errors import SpecError
+        try:
+            spec: Any = self.spec.to_dict()
+        except SpecError as exc:
+            spec = {"unserialisable": str(exc)}
+        folds = self.to_frame(include_failed=True)
+        summary = self.summary.reset_index()
+        return {
+            "status": self.status,
+            "wall_time": self.wall_time,
+            "spec": spec,
+            "folds": json.loads(folds.to_json(orient="records")),
+            "summary": json.loads(summary.to_json(orient="records")),
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The `to_dict` content as JSON text; also written to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=2, default=str)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    # -- display ---------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        from .report import render_html
+        return render_html(self)
+
+    def __repr__(self) -> str:
+        n_ok = sum(o.ok for o in self.outcomes)
+        return (f"<Results {self.status}: {len(self.model_names)} model(s) x {len(self._outer)} folds, "
+                f"{n_ok} fits, {len(self.outcomes) - n_ok} failed>")
+
+    def plot(self, metric: str = "r2", split: str = "test") -> Figure:
+        """Per-fold values of one metric for every model (points) with their mean (bar)."""
+        from .plots import plot_metric
+        return plot_metric(self, metric, split)
+
+    def plot_predictions(self, model: str | None = None) -> Figure:
+        """Out-of-fold predictions against the truth, one panel per model."""
+        from .plots import plot_predictions
+        return plot_predictions(self, model)
+
+    def plot_convergence(self, model: str | None = None) -> Figure:
+        """MERF's EM convergence (generalised log-likelihood per iteration) for each fold."""
+        from .plots import plot_convergence
+        return plot_convergence(self, model)
+
+
+def _agg(model: str, metric: str, v: np.ndarray) -> dict[str, Any]:
+    v = v[np.isfinite(v)]
+    return {"model": model, "metric": metric,
+            "mean": float(np.mean(v)) if len(v) else math.nan,
+            "sd": float(np.std(v, ddof=1)) if len(v) > 1 else math.nan,
+            "median": float(np.median(v)) if len(v) else math.nan,
+            "n_folds": int(len(v))}

@@ -1,0 +1,108 @@
+"""The inner loop: Optuna tuning of one model on one outer training fold.
+
+Each (outer fold, model) gets its own study with a TPE sampler seeded from the run
+seed and the pair's identity, so the trials do not depend on which process runs them.
+A trial's value is the objective (validation MSE unless the user gave a scorer)
+averaged over the inner folds; the inner folds were made on the outer training rows
+only, and each is scaled on its own training part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+
+from ._seeding import derive_seed
+from .data import PreparedData
+from .events import Event, TrialFinished, TrialStarted
+from .fitting import build_estimator, call_scorer, fit_estimator, predict_estimator, split_data
+from .metrics import mse_objective
+from .spec import ExperimentSpec, ModelSpec
+
+__all__ = ["tune", "quiet_optuna"]
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's per-trial INFO logging for the duration (mixcv reports trials as events)."""
+    logger = logging.getLogger("optuna")
+    previous = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
+         inner: Sequence[tuple[np.ndarray, np.ndarray]], fold: int,
+         emit: Callable[[Event], None]) -> tuple[dict[str, Any], optuna.Study]:
+    """Run ``spec.tuning.n_trials`` Optuna trials for ``model`` and return the best params.
+
+    Parameters
+    ----------
+    model : ModelSpec
+        The model; its ``params`` are the search space.
+    spec : ExperimentSpec
+    data : PreparedData
+    inner : sequence of (train, valid) absolute row indices
+        The inner folds of this outer fold's training rows.
+    fold : int
+        The outer fold (for seeds and events).
+    emit : callable
+        Receives `TrialStarted`/`TrialFinished` events.
+
+    Returns
+    -------
+    best_params : dict
+    study : optuna.Study
+
+    Raises
+    ------
+    RuntimeError
+        If every trial failed (the last error is chained).
+    """
+    sampler = optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", model.name, fold))
+    study = optuna.create_study(direction="minimize", sampler=sampler,
+                                study_name=f"{model.name} fold {fold}")
+    scorer = spec.tuning.objective_scorer or mse_objective
+    # Scale each inner fold once, not once per trial.
+    splits = [split_data(data, tr, va, spec.inner.scale) for tr, va in inner]
+    fit_kwargs = dict(model.fit_kwargs)
+    n_trials = spec.tuning.n_trials
+    last_error: BaseException | None = None
+    with quiet_optuna():
+        for _ in range(n_trials):
+            trial = study.ask(fixed_distributions=dict(model.params))
+            emit(TrialStarted(fold=fold, model=model.name, trial=trial.number))
+            try:
+                values = []
+                for s in splits:
+                    est = build_estimator(model, spec, trial.params, fold)
+                    fit_estimator(est, s, fit_kwargs)
+                    pred_valid = predict_estimator(est, s.X_test, s.g_test, s.slope_names)
+                    pred_train = predict_estimator(est, s.X_train, s.g_train, s.slope_names)
+                    values.append(call_scorer(scorer, s.y_test, pred_valid, s.y_train, pred_train))
+                value = float(np.mean(values))
+                if not math.isfinite(value):
+                    raise ValueError(f"the objective was {value}")
+            except Exception as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
+                last_error = exc
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=math.nan,
+                                   params=dict(trial.params), n_trials=n_trials))
+                continue
+            study.tell(trial, value)
+            emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=value,
+                               params=dict(trial.params), n_trials=n_trials))
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        raise RuntimeError(f"all {n_trials} tuning trials of {model.name!r} failed in outer fold {fold}; "
+                           f"last error: {type(last_error).__name__}: {last_error}") from last_error
+    return dict(study.best_params), study
