@@ -177,6 +177,11 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             kwargs = dict(fit_kwargs)
             if self.method is not None:
                 kwargs.setdefault("method", self.method)
+            else:
+                # statsmodels' default BFGS tolerance stops ~5e-4 (relative) short of the
+                # REML optimum of variance components (0.5% on 2,400 rows); 1e-8 reaches it
+                # at little cost, while 1e-10 is beyond what BFGS can certify.
+                kwargs.setdefault("gtol", 1e-8)
             result = model.fit(reml=self.reml, **kwargs)
         self.fit_warnings_ = [f"{w.category.__name__}: {w.message}" for w in caught]
         not_converged = any(issubclass(w.category, SMConvergenceWarning) for w in caught)

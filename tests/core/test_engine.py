@@ -1,0 +1,235 @@
+"""The engine end to end: determinism, parallelism, failures, events, leakage."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import Ridge
+
+from mixcv_core import CrossValidation, FoldFailedWarning, ObserverWarning, Recorder
+from mixcv_core.events import FoldFailed, FoldFinished, RunFinished, RunStarted, TrialFinished
+from mixcv_core.model_postprocessing import LinearModelPostProcessor, RandomForestModelPostProcessor
+from mixcv_core.models import LinearMixedEffectsModel, LinearModel
+
+TIMING = ["fit_time", "tune_time"]
+RF_PARAMS = {"max_depth": optuna.distributions.IntDistribution(2, 6),
+             "min_samples_leaf": optuna.distributions.IntDistribution(1, 5)}
+
+
+def tuned_cv(grouped, n_jobs):
+    X, y, group, slopes = grouped
+    return (CrossValidation().set_data(X, y, group, slopes)
+            .set_splits("GroupKFold", "KFold", n_splits_out=3, n_splits_in=2)
+            .set_inner_cv(4)
+            .add_model("RandomForestRegressor", requires_inner_cv=True, params=RF_PARAMS,
+                       model_kwargs={"n_estimators": 8})
+            .add_model("Ridge", requires_inner_cv=True, params={"alpha": optuna.distributions.FloatDistribution(1e-3, 10, log=True)})
+            .add_model(LinearMixedEffectsModel)
+            .set_run(random_seed=7, n_jobs=n_jobs))
+
+
+def test_n_jobs_1_and_2_give_identical_fold_tables(grouped):
+    a = tuned_cv(grouped, 1).perform().get_results()
+    b = tuned_cv(grouped, 2).perform().get_results()
+    pd.testing.assert_frame_equal(a.to_frame().drop(columns=TIMING), b.to_frame().drop(columns=TIMING))
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    assert len(a.to_frame()) == 9
+
+
+def test_same_seed_same_results_other_seed_other_folds(grouped):
+    a = tuned_cv(grouped, 1).perform().get_results().to_frame().drop(columns=TIMING)
+    b = tuned_cv(grouped, 1).perform().get_results().to_frame().drop(columns=TIMING)
+    pd.testing.assert_frame_equal(a, b)
+    c = tuned_cv(grouped, 1).set_run(random_seed=8).perform().get_results().to_frame()
+    assert not np.allclose(a["test_mse"], c["test_mse"])
+
+
+def test_tuning_keeps_a_study_per_model_and_fold(grouped):
+    res = tuned_cv(grouped, 1).perform().get_results()
+    studies = res.studies
+    assert set(studies) == {(m, k) for m in ("RandomForestRegressor", "Ridge") for k in range(3)}
+    for (model, fold), study in studies.items():
+        assert len(study.trials) == 4
+        best = res.to_frame().set_index(["model", "fold"]).loc[(model, fold), "best_params"]
+        assert best == study.best_params
+    # The best trial's value is its mean inner-fold MSE: recompute it by hand for Ridge.
+    X, y, group, _ = grouped
+    from mixcv_core.data import plan_experiment
+    cv = tuned_cv(grouped, 1)
+    plan = plan_experiment(cv.to_spec(), cv._frame)
+    study = studies[("Ridge", 0)]
+    mses = []
+    for tr, va in plan.inner[0]:
+        mu, sd = X.iloc[tr].mean(), X.iloc[tr].std(ddof=0)
+        model = Ridge(alpha=study.best_params["alpha"]).fit((X.iloc[tr] - mu) / sd, y.iloc[tr])
+        mses.append(np.mean((model.predict((X.iloc[va] - mu) / sd) - y.iloc[va]) ** 2))
+    np.testing.assert_allclose(study.best_value, np.mean(mses), rtol=1e-8)
+
+
+class Spy(RegressorMixin, BaseEstimator):
+    """Records the column means of what it is trained on."""
+
+    def fit(self, X, y):
+        self.train_means_ = np.asarray(X).mean(axis=0)
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)
+
+
+def test_scaling_is_fitted_on_training_rows_only(grouped):
+    X, y, group, _ = grouped
+    res = CrossValidation().set_data(X + 5.0, y, group).set_splits(n_splits_out=3).add_model(Spy).perform().get_results()
+    for model in res.models.values():
+        np.testing.assert_allclose(model.train_means_, 0.0, atol=1e-12)
+
+
+def test_outer_metrics_equal_a_reference_loop(grouped):
+    X, y, group, _ = grouped
+    res = (CrossValidation().set_data(X, y, group).set_splits("GroupKFold", n_splits_out=3)
+           .add_model(LinearModel).perform().get_results())
+    from sklearn.model_selection import GroupKFold
+    table = res.to_frame()
+    for k, (tr, te) in enumerate(GroupKFold(3).split(X, y, group)):
+        ref = LinearModel().fit(X.iloc[tr], y.iloc[tr])  # OLS is invariant to scaling
+        mse = np.mean((ref.predict(X.iloc[te]) - y.iloc[te].to_numpy()) ** 2)
+        assert np.isclose(table.loc[k, "test_mse"], mse, rtol=1e-9)
+
+
+class FailsInFoldOne(RegressorMixin, BaseEstimator):
+    def fit(self, X, y):
+        if len(y) and abs(float(np.sum(y)) - FailsInFoldOne.bad_sum) < 1e-9:
+            raise RuntimeError("boom in this fold")
+        self.m_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.m_)
+
+
+def test_a_failing_fold_keeps_the_other_folds_and_models(grouped):
+    X, y, group, _ = grouped
+    from sklearn.model_selection import KFold
+    folds = list(KFold(3).split(X))
+    FailsInFoldOne.bad_sum = float(y.iloc[folds[1][0]].sum())
+    rec = Recorder()
+    cv = (CrossValidation().set_data(X, y, group).set_splits(folds)
+          .add_model(FailsInFoldOne).add_model(LinearModel))
+    with pytest.warns(FoldFailedWarning, match="FailsInFoldOne fold 1: RuntimeError: boom"):
+        res = cv.perform(observers=[rec]).get_results()
+    assert len(res.to_frame()) == 5
+    assert res.failures[["model", "fold"]].values.tolist() == [["FailsInFoldOne", 1]]
+    assert "boom in this fold" in res.failures.loc[0, "traceback"]
+    assert [(e.model, e.fold) for e in rec.of_type(FoldFailed)] == [("FailsInFoldOne", 1)]
+    assert res.summary.loc[("FailsInFoldOne", "r2"), "n_folds"] == 2
+    assert "failed fit" in res._repr_html_()
+
+
+def test_events_arrive_in_order_and_a_failing_observer_is_detached(grouped):
+    X, y, group, _ = grouped
+    rec = Recorder()
+
+    def broken(event):
+        raise ValueError("observer bug")
+
+    cv = (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=3, n_splits_in=2).set_inner_cv(2)
+          .add_model("Ridge", requires_inner_cv=True, params={"alpha": optuna.distributions.FloatDistribution(0.1, 1)}))
+    with pytest.warns(ObserverWarning, match="observer bug"):
+        res = cv.perform(observers=[broken, rec]).get_results()
+    kinds = [type(e) for e in rec.events]
+    assert kinds[0] is RunStarted and kinds[-1] is RunFinished
+    assert len(rec.of_type(TrialFinished)) == 3 * 2
+    assert len(rec.of_type(FoldFinished)) == 3
+    assert rec.of_type(RunFinished)[0].results is res
+    assert len(res.to_frame()) == 3
+
+
+def test_interrupt_keeps_finished_folds(grouped, monkeypatch):
+    X, y, group, _ = grouped
+    from mixcv_core import engine
+    real = engine.run_task
+    calls = {"n": 0}
+
+    def interrupt_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_task", interrupt_third)
+    res = CrossValidation().set_data(X, y, group).set_splits(n_splits_out=5).add_model(LinearModel).perform().get_results()
+    assert res.status == "interrupted"
+    assert res.to_frame()["fold"].tolist() == [0, 1]
+    assert "interrupted" in res._repr_html_()
+
+
+def test_post_processors_give_per_fold_tables(grouped):
+    X, y, group, _ = grouped
+    res = (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=3)
+           .add_model(LinearModel, post_processor=LinearModelPostProcessor)
+           .add_model("RandomForestRegressor", model_kwargs={"n_estimators": 5},
+                      post_processor=RandomForestModelPostProcessor).perform().get_results())
+    lm = res.insights[("LinearModel", 0)]
+    assert list(lm.index) == ["Intercept", *X.columns]
+    rf = res.insights[("RandomForestRegressor", 2)]
+    assert set(rf.index) == set(X.columns) and np.isclose(rf["importance"].sum(), 1.0)
+    wide = res.insight_table("LinearModel")
+    assert list(wide.columns) == ["mean", "fold 0", "fold 1", "fold 2"]
+
+
+def test_predict_known_groups_switch_changes_lmm_predictions(grouped):
+    X, y, group, slopes = grouped
+
+    def run(flag):
+        return (CrossValidation().set_data(X, y, group, slopes).set_splits(n_splits_out=3)
+                .add_model(LinearMixedEffectsModel).set_lmer(flag).perform().get_results())
+
+    with_re, fixed_only = run(True), run(False)
+    assert with_re.summary.loc[("LinearMixedEffectsModel", "mse"), "mean"] < \
+        fixed_only.summary.loc[("LinearMixedEffectsModel", "mse"), "mean"]
+    est = fixed_only.models[("LinearMixedEffectsModel", 0)]
+    assert est.predict_known_groups is False
+
+
+def test_objective_scorer_two_and_four_arguments(grouped):
+    X, y, group, _ = grouped
+    seen = []
+
+    def four(y_valid, y_pred_valid, y_train, y_pred_train):
+        seen.append(len(y_train))
+        return float(np.mean(np.abs(y_valid - y_pred_valid)))
+
+    def two(y_true, y_pred):
+        return float(np.max(np.abs(y_true - y_pred)))
+
+    for scorer in (four, two):
+        res = (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=2, n_splits_in=2)
+               .set_inner_cv(2, objective_scorer=scorer)
+               .add_model("Ridge", requires_inner_cv=True, params={"alpha": optuna.distributions.FloatDistribution(0.1, 1)})
+               .perform().get_results())
+        assert len(res.studies) == 2
+    assert seen and all(n > 0 for n in seen)
+
+
+def test_custom_metric_by_name(grouped):
+    X, y, group, _ = grouped
+
+    def within_one(y_true, y_pred):
+        return float(np.mean(np.abs(y_true - y_pred) < 1))
+
+    res = (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=3, metrics={"r2": "r2", "within_one": within_one})
+           .add_model(LinearModel).perform().get_results())
+    assert {"test_within_one", "train_within_one"} <= set(res.to_frame().columns)
+    assert "rmse" not in res.summary.index.get_level_values("metric")
+
+
+def test_params_without_requires_inner_cv_warns(grouped):
+    X, y, group, _ = grouped
+    with pytest.warns(UserWarning, match="not tuned"):
+        CrossValidation().set_data(X, y, group).add_model("Ridge", params={"alpha": optuna.distributions.FloatDistribution(0.1, 1)})
