@@ -249,8 +249,12 @@ class Results:
 
     def __repr__(self) -> str:
         n_ok = sum(o.ok for o in self.outcomes)
-        return (f"<Results {self.status}: {len(self.model_names)} model(s) x {len(self._outer)} folds, "
+        head = (f"<Results {self.status}: {len(self.model_names)} model(s) x {len(self._outer)} folds, "
                 f"{n_ok} fits, {len(self.outcomes) - n_ok} failed>")
+        if not self.model_names:
+            return head
+        from .report import summary_table
+        return f"{head}\nTest folds, mean ± sd:\n{summary_table(self).to_string()}"
 
     def plot(self, metric: str = "r2", split: str = "test") -> Figure:
         """Per-fold values of one metric for every model (points) with their mean (bar)."""

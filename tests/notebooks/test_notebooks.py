@@ -1,0 +1,41 @@
+"""Every notebook in notebooks/ runs top to bottom in a fresh kernel, and shows results."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from mixcv_jupyter.execute import execute_notebook
+
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
+
+
+@cache
+def executed(path: Path):
+    return execute_notebook(path, timeout=600)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_without_errors(path):
+    nb = executed(path)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any(o.get("output_type") == "display_data" or "text/html" in o.get("data", {}) for o in outputs)
+
+
+def test_there_is_a_quickstart():
+    assert any(p.name == "quickstart.ipynb" for p in NOTEBOOKS)
+
+
+@pytest.mark.notebook
+def test_quickstart_shows_the_results_report():
+    nb = executed(next(p for p in NOTEBOOKS if p.name == "quickstart.ipynb"))
+    html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    report = next(h for h in html if "mixcv-report" in h)
+    for model in ("LinearModel", "LinearMixedEffectsModel", "RandomForestRegressor"):
+        assert model in report
+    assert "GroupKFold" in report
