@@ -233,3 +233,34 @@ def test_params_without_requires_inner_cv_warns(grouped):
     X, y, group, _ = grouped
     with pytest.warns(UserWarning, match="not tuned"):
         CrossValidation().set_data(X, y, group).add_model("Ridge", params={"alpha": optuna.distributions.FloatDistribution(0.1, 1)})
+
+
+def merf_cv(grouped, n_jobs):
+    X, y, group, slopes = grouped
+    return (CrossValidation().set_data(X, y, group, slopes).set_splits("KFold", n_splits_out=3)
+            .add_model("DecisionTreeRegressor", model_kwargs={"max_depth": 3}, add_merf=True)
+            .add_model(LinearModel)
+            .set_merf(em_max_iterations=4).set_run(n_jobs=n_jobs))
+
+
+def test_merf_per_model_events_and_parallel_identity(grouped):
+    from mixcv_core.events import EMIteration
+    rec = Recorder()
+    a = merf_cv(grouped, 1).perform(observers=[rec]).get_results()
+    assert a.model_names == ["DecisionTreeRegressor", "LinearModel", "MERF(DecisionTreeRegressor)"]
+    em = rec.of_type(EMIteration)
+    assert len(em) == 3 * 4 and {e.model for e in em} == {"MERF(DecisionTreeRegressor)"}
+    fold0 = [e.gll for e in em if e.fold == 0]
+    assert fold0 == list(a.histories[("MERF(DecisionTreeRegressor)", 0)]["gll"])
+    rec2 = Recorder()
+    b = merf_cv(grouped, 2).perform(observers=[rec2]).get_results()
+    pd.testing.assert_frame_equal(a.to_frame().drop(columns=TIMING), b.to_frame().drop(columns=TIMING))
+    assert len(rec2.of_type(EMIteration)) == 12  # replayed from the workers
+    fig = b.plot_convergence()
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 3
+
+
+def test_merf_random_effect_design_is_intercept_plus_slopes(grouped):
+    res = merf_cv(grouped, 1).perform().get_results()
+    b = res.models[("MERF(DecisionTreeRegressor)", 0)].trained_b
+    assert b.shape == (6, 2)  # 6 groups; intercept + one slope

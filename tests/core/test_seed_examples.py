@@ -35,3 +35,48 @@ def test_seed_example_1_linear_mixed_model():
     # variance with noise sd 0.091.
     assert row.loc["r2", "mean"] > 0.95
     assert np.isclose(row.loc["rmse", "mean"], np.sqrt(row.loc["mse", "mean"]))
+
+
+def test_seed_example_2_merf_with_tuned_random_forest():
+    # --- verbatim from the guide, imports changed ---
+    import optuna
+    from sklearn.ensemble import RandomForestRegressor
+    from mixcv_core import CrossValidation
+    from mixcv_core.merf import MERF  # noqa: F401
+    from mixcv_core.model_postprocessing import RandomForestModelPostProcessor
+    from mixcv_core.synthesizer import generate_regression
+
+
+    # lets start with generating some clustered data
+    X, y, group, random_slopes =generate_regression(
+        3, 50, n_slopes=1, noise_level=9.1e-2
+    )
+    # define our hyperparameters
+    params = {
+        "max_depth": optuna.distributions.IntDistribution(5, 100),
+        "n_estimators": optuna.distributions.CategoricalDistribution([10]),
+    }
+
+    cv =CrossValidation()
+    results = (
+        cv.set_data(X, y, group, random_slopes)
+        .set_inner_cv(3)
+        .set_splits(n_splits_out=3)
+        .add_model(model_class=RandomForestRegressor, requires_inner_cv=True, params=params, post_processor=RandomForestModelPostProcessor)
+        .set_merf(True, em_max_iterations=5)
+        .perform()
+        .get_results()
+    )
+    # --- end of the guide's code ---
+    models = results.summary.index.get_level_values("model")
+    assert "RandomForestRegressor" in models and "MERF(RandomForestRegressor)" in models
+    table = results.to_frame().set_index(["model", "fold"])
+    for k in range(3):
+        # MERF wraps the forest with that fold's tuned parameters.
+        tuned = table.loc[("RandomForestRegressor", k), "best_params"]
+        assert table.loc[("MERF(RandomForestRegressor)", k), "best_params"] == tuned
+        merf = results.models[("MERF(RandomForestRegressor)", k)]
+        assert merf.trained_fe_model.get_params()["max_depth"] == tuned["max_depth"]
+        assert list(results.histories[("MERF(RandomForestRegressor)", k)]["iteration"]) == [1, 2, 3, 4, 5]
+        assert set(results.insights[("MERF(RandomForestRegressor)", k)].index) == set(X.columns)
+    assert np.isfinite(results.summary["mean"]).all()
