@@ -37,6 +37,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import ConvergenceWarning, SpecError, SpecTypeError
+from ._groups import ClusterSums, cluster_codes
 from .models import MixedEffectsRegressor
 
 __all__ = ["MERF", "MERFRegressor", "make_merf"]
@@ -64,38 +65,6 @@ def _as_2d_numeric(Z: Any, n: int, field: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise SpecError(field, "contains NaN or infinite values")
     return arr
-
-
-def _cluster_codes(clusters: Any, n: int, field: str = "clusters") -> tuple[np.ndarray, pd.Index]:
-    """Integer codes ``0..K-1`` per row and the cluster labels they stand for."""
-    values = clusters.to_numpy() if isinstance(clusters, (pd.Series, pd.Index)) else np.asarray(clusters)
-    if values.ndim != 1:
-        raise SpecError(field, f"expected one label per row (1-D), got shape {values.shape}")
-    if len(values) != n:
-        raise SpecError(field, f"has {len(values)} labels but X has {n} rows")
-    missing = pd.isna(values)
-    if missing.any():
-        raise SpecError(field, f"{int(missing.sum())} rows have a missing (NaN/None) cluster label")
-    try:
-        codes, labels = pd.factorize(values, sort=True)
-    except TypeError:  # labels of mixed, unorderable types
-        codes, labels = pd.factorize(values, sort=False)
-    return codes.astype(np.int64), pd.Index(labels)
-
-
-class _ClusterSums:
-    """Per-cluster sums of row-wise quantities, by one sort and ``np.add.reduceat``."""
-
-    def __init__(self, codes: np.ndarray, n_clusters: int) -> None:
-        self.order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=n_clusters)
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        self.counts = counts
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        # Every cluster has at least one row (codes come from factorize), so reduceat
-        # never meets an empty segment.
-        return np.add.reduceat(values[self.order], self.starts, axis=0)
 
 
 class MERF(BaseEstimator):
@@ -198,7 +167,7 @@ class MERF(BaseEstimator):
         self._check_params()
         n = len(X)
         Zm = _as_2d_numeric(Z, n, "Z")
-        codes, labels = _cluster_codes(clusters, n)
+        codes, labels = cluster_codes(clusters, n)
         yv = np.asarray(y, dtype=float)
         if yv.ndim == 2 and yv.shape[1] == 1:
             yv = yv[:, 0]
@@ -217,8 +186,7 @@ class MERF(BaseEstimator):
         fe = clone(base)
 
         K, q = len(labels), Zm.shape[1]
-        sums = _ClusterSums(codes, K)
-        n_i = sums.counts.astype(float)
+        sums = ClusterSums(codes, K)
         # G_i = Z_i'Z_i never changes: computed once, (K, q, q).
         G = sums(np.einsum("nj,nk->njk", Zm, Zm))
         eye_q = np.eye(q)

@@ -118,7 +118,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     """Linear mixed model: fixed effects for every feature, a random intercept and random slopes per group.
 
     ``y = X beta + Z b_g + e``, ``b_g ~ N(0, D)``, ``e ~ N(0, sigma^2)``, fitted by REML
-    (default) or ML with statsmodels' ``MixedLM``.
+    (default) or ML.
 
     Parameters
     ----------
@@ -126,14 +126,19 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     predict_known_groups : bool, default=True
         Rows whose group was seen in training are predicted with that group's random
         effects (BLUPs); rows of unseen groups always get the fixed effects alone.
-    backend : {"statsmodels"}, default="statsmodels"
+    backend : {"native", "statsmodels"}, default="native"
+        ``"native"``: mixcv's solver of lme4's profiled criterion (`mixcv_core.lmm`),
+        which agrees with lme4 and converges where statsmodels often does not;
+        ``"statsmodels"``: statsmodels' ``MixedLM``.
     method : str or list of str, optional
-        Optimiser(s) passed to ``MixedLM.fit``.
+        Optimiser(s) passed to ``MixedLM.fit`` (statsmodels backend only).
 
     Attributes
     ----------
     fe_params_ : pandas.Series
         Fixed effects by column name (``Intercept`` first).
+    bse_ : pandas.Series
+        Their standard errors.
     cov_re_ : pandas.DataFrame
         Covariance matrix ``D`` of the random effects.
     scale_ : float
@@ -141,26 +146,41 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     random_effects_ : pandas.DataFrame
         One row per training group: its predicted random effects.
     converged_ : bool
-        False if the optimiser reported non-convergence (a warning is also issued).
+        False if the optimiser did not converge (a `ConvergenceWarning` is also issued).
+    boundary_ : list of str
+        Random effects at which the fit is singular, as lme4's ``isSingular``: zero
+        variance, or a correlation of +-1 with the effects before them (a boundary fit;
+        reported with a warning, not an error).
     llf_ : float
-        Log-likelihood (REML criterion when ``reml=True``).
+        Log-likelihood (the REML log-likelihood when ``reml=True``).
+    reml_criterion_ : float
+        ``-2 * llf_`` of a REML fit, as lme4's ``REMLcrit`` (NaN for ML fits).
+    n_evals_ : int or None
+        Criterion evaluations the optimiser used.
     fit_warnings_ : list of str
         Warnings the backend raised during the fit.
+
+    Examples
+    --------
+    >>> from mixcv_core.synthesizer import generate_regression
+    >>> X, y, g, slopes = generate_regression(20, 10, n_slopes=1, random_seed=0)
+    >>> m = LinearMixedEffectsModel().fit(X, y, groups=g, slopes=slopes)
+    >>> list(m.cov_re_.columns), m.converged_
+    (['Intercept', 'X0'], True)
     """
 
+    _backends = ("native", "statsmodels")
+
     def __init__(self, reml: bool = True, predict_known_groups: bool = True,
-                 backend: str = "statsmodels", method: str | Sequence[str] | None = None) -> None:
+                 backend: str = "native", method: str | Sequence[str] | None = None) -> None:
         self.reml = reml
         self.predict_known_groups = predict_known_groups
         self.backend = backend
         self.method = method
 
     def fit(self, X, y, groups, slopes=None, **fit_kwargs) -> LinearMixedEffectsModel:
-        from statsmodels.regression.mixed_linear_model import MixedLM
-        from statsmodels.tools.sm_exceptions import ConvergenceWarning as SMConvergenceWarning
-
-        if self.backend != "statsmodels":
-            raise SpecError("backend", f"unknown LMM backend {self.backend!r}; available: 'statsmodels'")
+        if self.backend not in self._backends:
+            raise SpecError("backend", f"unknown LMM backend {self.backend!r}; choose one of {self._backends}")
         if groups is None:
             raise SpecError("groups", "LinearMixedEffectsModel needs groups")
         Xf = _as_frame(X).reset_index(drop=True)
@@ -171,27 +191,72 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             raise SpecError("groups", f"X has {len(Xf)} rows, y {len(yv)}, groups {len(g)}")
         exog = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Xf.astype(float)], axis=1)
         exog_re = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Z.astype(float)], axis=1)
+        rank = np.linalg.matrix_rank(exog.to_numpy())
+        if rank < exog.shape[1]:
+            raise SpecError("X", f"the fixed-effects design (intercept + {Xf.shape[1]} features) has rank {rank}: "
+                                 "some columns are collinear or constant; drop them")
+        if self.backend == "native":
+            self._fit_native(exog, exog_re, yv, g)
+        else:
+            self._fit_statsmodels(exog, exog_re, yv, g, fit_kwargs)
+        if not self.converged_:
+            warnings.warn(ConvergenceWarning(
+                f"LinearMixedEffectsModel ({self.backend}) did not converge; estimates may be wrong"
+                + (": " + "; ".join(self.fit_warnings_[:2]) if self.fit_warnings_ else "")), stacklevel=2)
+        if self.boundary_:
+            warnings.warn(f"boundary (singular) fit: the random effects {self.boundary_} have zero variance or are "
+                          "perfectly correlated with the ones before them; the data do not support that much "
+                          "random-effects structure", UserWarning, stacklevel=2)
+        self.n_features_in_ = Xf.shape[1]
+        self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
+        self.slope_names_ = list(Z.columns)
+        return self
+
+    def _fit_native(self, exog: pd.DataFrame, exog_re: pd.DataFrame, y: np.ndarray, g: np.ndarray) -> None:
+        from ._groups import cluster_codes
+        from .lmm import fit_lmm
+
+        codes, labels = cluster_codes(g, len(y), field="groups")
+        fit = fit_lmm(exog.to_numpy(dtype=float), y, exog_re.to_numpy(dtype=float), codes, len(labels),
+                      reml=self.reml)
+        fe_names, re_names = list(exog.columns), list(exog_re.columns)
+        self.fe_params_ = pd.Series(fit.beta, index=fe_names, name="fe_params")
+        self.bse_ = pd.Series(np.sqrt(np.diag(fit.beta_cov)), index=fe_names, name="std_error")
+        self.cov_re_ = pd.DataFrame(fit.cov_re, index=re_names, columns=re_names)
+        self.scale_ = fit.sigma2
+        self.random_effects_ = pd.DataFrame(fit.b, index=pd.Index(labels, name="group"), columns=re_names)
+        self.llf_ = fit.llf
+        self.reml_criterion_ = fit.criterion if self.reml else float("nan")
+        self.converged_ = fit.converged
+        self.boundary_ = [re_names[j] for j in fit.boundary]
+        self.n_evals_ = fit.n_evals
+        self.theta_ = fit.theta
+        self.fit_warnings_ = [] if fit.converged else [fit.message]
+        self.result_ = fit
+
+    def _fit_statsmodels(self, exog: pd.DataFrame, exog_re: pd.DataFrame, y: np.ndarray, g: np.ndarray,
+                         fit_kwargs: dict) -> None:
+        from statsmodels.regression.mixed_linear_model import MixedLM
+        from statsmodels.tools.sm_exceptions import ConvergenceWarning as SMConvergenceWarning
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = MixedLM(yv, exog, groups=g, exog_re=exog_re)
+            model = MixedLM(y, exog, groups=g, exog_re=exog_re)
             kwargs = dict(fit_kwargs)
             if self.method is not None:
                 kwargs.setdefault("method", self.method)
             else:
-                # statsmodels' default BFGS tolerance stops ~5e-4 (relative) short of the
-                # REML optimum of variance components (0.5% on 2,400 rows); 1e-8 reaches it
-                # at little cost, while 1e-10 is beyond what BFGS can certify.
+                # statsmodels' default BFGS tolerance stops short of the REML optimum of
+                # the variance components (0.5% on 2,400 rows); 1e-8 reaches it at little
+                # cost, while 1e-10 is beyond what BFGS can certify.
                 kwargs.setdefault("gtol", 1e-8)
             result = model.fit(reml=self.reml, **kwargs)
         self.fit_warnings_ = [f"{w.category.__name__}: {w.message}" for w in caught]
         not_converged = any(issubclass(w.category, SMConvergenceWarning) for w in caught)
         self.converged_ = bool(getattr(result, "converged", True)) and not not_converged
-        if not self.converged_:
-            warnings.warn(ConvergenceWarning(
-                "LinearMixedEffectsModel (statsmodels) did not converge; estimates may be wrong: "
-                + "; ".join(self.fit_warnings_[:2])), stacklevel=2)
-        re_names = list(exog_re.columns)
-        self.fe_params_ = pd.Series(np.asarray(result.fe_params), index=list(exog.columns), name="fe_params")
+        re_names, fe_names = list(exog_re.columns), list(exog.columns)
+        self.fe_params_ = pd.Series(np.asarray(result.fe_params), index=fe_names, name="fe_params")
+        self.bse_ = pd.Series(np.asarray(result.bse_fe), index=fe_names, name="std_error")
         self.cov_re_ = pd.DataFrame(np.asarray(result.cov_re), index=re_names, columns=re_names)
         self.scale_ = float(result.scale)
         re = result.random_effects
@@ -199,11 +264,13 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.random_effects_ = pd.DataFrame(np.vstack([np.asarray(re[k], dtype=float) for k in labels]),
                                             index=pd.Index(labels, name="group"), columns=re_names)
         self.llf_ = float(result.llf)
+        self.reml_criterion_ = -2.0 * self.llf_ if self.reml else float("nan")
+        from .lmm import relative_factor, singular_components
+        lam = relative_factor(self.cov_re_.to_numpy() / self.scale_)
+        self.boundary_ = [re_names[j] for j in singular_components(lam)]
+        retvals = getattr(result, "mle_retvals", None) or {}
+        self.n_evals_ = retvals.get("fcalls") or retvals.get("funcalls")
         self.result_ = result
-        self.n_features_in_ = Xf.shape[1]
-        self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
-        self.slope_names_ = list(Z.columns)
-        return self
 
     def predict(self, X, groups=None, slopes=None) -> np.ndarray:
         """Predict; rows of groups seen in training get their random effects (if enabled)."""

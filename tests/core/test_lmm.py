@@ -22,8 +22,9 @@ def balanced_one_way(m: int, n: int, tau: float, sigma: float, seed: int):
     return g, y
 
 
+@pytest.mark.parametrize("backend,rtol", [("native", 1e-6), ("statsmodels", 1e-4)])
 @pytest.mark.parametrize("m,n,seed", [(8, 5, 0), (20, 3, 1), (5, 40, 2)])
-def test_balanced_random_intercept_matches_closed_form(m, n, seed):
+def test_balanced_random_intercept_matches_closed_form(m, n, seed, backend, rtol):
     g, y = balanced_one_way(m, n, tau=2.0, sigma=1.0, seed=seed)
     means = pd.Series(y).groupby(g).mean().to_numpy()
     grand = y.mean()
@@ -35,18 +36,21 @@ def test_balanced_random_intercept_matches_closed_form(m, n, seed):
     blup = shrink * (means - grand)
 
     X = pd.DataFrame(index=range(m * n))  # intercept only
-    lmm = LinearMixedEffectsModel().fit(X, y, groups=g)
+    lmm = LinearMixedEffectsModel(backend=backend).fit(X, y, groups=g)
     assert lmm.converged_
     np.testing.assert_allclose(lmm.fe_params_["Intercept"], grand, rtol=1e-6)
-    np.testing.assert_allclose(lmm.scale_, msw, rtol=1e-4)
-    np.testing.assert_allclose(lmm.cov_re_.iloc[0, 0], tau2, rtol=1e-4)
-    np.testing.assert_allclose(lmm.random_effects_["Intercept"].to_numpy(), blup, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(lmm.scale_, msw, rtol=rtol)
+    np.testing.assert_allclose(lmm.cov_re_.iloc[0, 0], tau2, rtol=rtol)
+    np.testing.assert_allclose(lmm.random_effects_["Intercept"].to_numpy(), blup, rtol=rtol, atol=1e-6)
     # Known groups are predicted with their BLUP, unseen groups with the fixed effects.
     pred = lmm.predict(pd.DataFrame(index=range(2)), groups=np.array([0, 999]))
-    np.testing.assert_allclose(pred, [grand + blup[0], grand], rtol=1e-4)
+    np.testing.assert_allclose(pred, [grand + blup[0], grand], rtol=rtol)
+    # The standard error of the mean in a balanced one-way design: sqrt((tau2 + sigma2/n) / m).
+    np.testing.assert_allclose(lmm.bse_["Intercept"], np.sqrt((tau2 + msw / n) / m), rtol=10 * rtol)
 
 
-def test_ml_variance_matches_closed_form():
+@pytest.mark.parametrize("backend,rtol", [("native", 1e-6), ("statsmodels", 1e-4)])
+def test_ml_variance_matches_closed_form(backend, rtol):
     m, n = 10, 6
     g, y = balanced_one_way(m, n, tau=1.5, sigma=1.0, seed=3)
     means = pd.Series(y).groupby(g).mean().to_numpy()
@@ -54,14 +58,14 @@ def test_ml_variance_matches_closed_form():
     sb = n * ((means - y.mean()) ** 2).sum()
     # ML: sigma^2 = MSW and tau^2 = (SSB/m - MSW)/n (divides by m, not m - 1).
     tau2_ml = (sb / m - msw) / n
-    lmm = LinearMixedEffectsModel(reml=False).fit(pd.DataFrame(index=range(m * n)), y, groups=g)
-    np.testing.assert_allclose(lmm.scale_, msw, rtol=1e-4)
-    np.testing.assert_allclose(lmm.cov_re_.iloc[0, 0], tau2_ml, rtol=1e-4)
+    lmm = LinearMixedEffectsModel(reml=False, backend=backend).fit(pd.DataFrame(index=range(m * n)), y, groups=g)
+    np.testing.assert_allclose(lmm.scale_, msw, rtol=rtol)
+    np.testing.assert_allclose(lmm.cov_re_.iloc[0, 0], tau2_ml, rtol=rtol)
 
 
-def test_random_slopes_agree_with_statsmodels_called_directly(grouped):
+def test_statsmodels_backend_is_statsmodels_called_directly(grouped):
     X, y, group, slopes = grouped
-    lmm = LinearMixedEffectsModel().fit(X, y, groups=group, slopes=slopes)
+    lmm = LinearMixedEffectsModel(backend="statsmodels").fit(X, y, groups=group, slopes=slopes)
 
     exog = np.column_stack([np.ones(len(X)), X.to_numpy()])
     exog_re = np.column_stack([np.ones(len(X)), slopes.to_numpy()])
