@@ -86,11 +86,11 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
             cls = import_dotted(model, field)
         else:
             close = difflib.get_close_matches(model, registry, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             raise SpecError(
                 field,
-                f"unknown model {model!r}{hint} Give a scikit-learn regressor or mixcv model "
-                "name, a dotted path such as 'mypackage.MyRegressor', or the class itself.",
+                f"unknown model {model!r}{hint}. Give a scikit-learn regressor or mixcv model "
+                "name, a dotted path such as 'mypackage.MyRegressor', or the class itself",
             )
     elif isinstance(model, type):
         cls = model

@@ -18,7 +18,7 @@ from .results import higher_is_better
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["render_html", "summary_table"]
+__all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html"]
 
 _CSS = """
 <style>
@@ -65,6 +65,54 @@ def _best_cells(results: Results) -> set[tuple[str, str]]:
             continue
         best.add((str(col.idxmax() if higher_is_better(metric) else col.idxmin()), metric))
     return best
+
+
+def figure_png(fig, dpi: int = 80) -> str:
+    """A matplotlib figure as a base64 PNG data URI (for ``<img src=...>``)."""
+    import base64
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def plan_table(spec, plan) -> pd.DataFrame:
+    """One row per outer fold: rows and groups in train and test, inner folds."""
+    d = plan.data
+    rows = []
+    for k, (train, test) in enumerate(plan.outer):
+        row = {"fold": k, "n_train": len(train), "n_test": len(test)}
+        if d.groups is not None:
+            g_tr, g_te = set(pd.unique(d.groups[train])), set(pd.unique(d.groups[test]))
+            row.update(groups_train=len(g_tr), groups_test=len(g_te), groups_in_both=len(g_tr & g_te))
+        inner = plan.inner[k]
+        row["inner_folds"] = 0 if inner is None else len(inner)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render_plan_html(spec, plan) -> str:
+    """What a run would do, without doing it: folds, models, tuning budget, fit count."""
+    table = plan_table(spec, plan)
+    models = []
+    n_fits = 0
+    n_folds = len(plan.outer)
+    for m in spec.models:
+        tuned = ", ".join(f"{k}" for k in m.params) if m.tunes else "—"
+        fits = n_folds * (1 + (spec.tuning.n_trials * spec.inner.n_splits if m.tunes else 0))
+        models.append({"model": m.name, "estimator": m.estimator.__name__, "tuned": tuned,
+                       "fixed": ", ".join(f"{k}={v!r}" for k, v in m.model_kwargs.items()) or "—",
+                       "merf": "yes" if m in spec.merf_models() else "", "fits": fits})
+        n_fits += fits
+        if m in spec.merf_models():
+            n_fits += n_folds * spec.merf.max_iterations
+    mt = pd.DataFrame(models)
+    outer = spec.outer.method
+    head = (f"<h4 class='mixcv-head'>Plan (dry run): {len(plan.data.y)} rows, outer {html.escape(str(outer))} "
+            f"with {n_folds} folds; about {n_fits} model fits</h4>")
+    return (_CSS + "<div class='mixcv-report mixcv-plan'>" + head
+            + mt.style.hide(axis="index").to_html()
+            + "<div>Outer folds</div>" + table.style.hide(axis="index").to_html() + "</div>")
 
 
 def render_html(results: Results) -> str:
@@ -119,6 +167,11 @@ def render_html(results: Results) -> str:
                              f"{bp.style.hide(axis='index').to_html()}</details>")
     else:
         parts.append("<div>No model finished a fold.</div>")
+
+    if results.histories:
+        fig = results.plot_convergence()
+        parts.append(f'<div class="mixcv-convergence"><div>EM convergence</div>'
+                     f'<img class="mixcv-em-final" src="{figure_png(fig)}"/></div>')
 
     fails = results.failures
     if len(fails):

@@ -1,1 +1,24 @@
-"""mixcv_jupyter: the Jupyter front end of mixcv (magic, widgets, live dashboard)."""
+"""mixcv_jupyter: the Jupyter front end of mixcv.
+
+``%load_ext mixcv_jupyter`` registers the ``%%mixcv`` cell magic and the ``%mixcv`` line
+magic (run ``%mixcv?`` for help). It can also be loaded through IPython's
+configuration: ``c.InteractiveShellApp.extensions = ["mixcv_jupyter"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the mixcv magics with an IPython shell."""
+    from .magic import MixcvMagics
+    ipython.register_magics(MixcvMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the mixcv magics again."""
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("mixcv", None)

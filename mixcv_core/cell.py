@@ -1,0 +1,561 @@
+"""The ``%%mixcv`` cell text: a short, readable description of an experiment, and back.
+
+The text is YAML with a compact notation for hyperparameter ranges. `parse_cell` turns
+it into an `ExperimentSpec`; `spec_to_cell` writes any spec the text can express back
+to the exact text that reproduces it, so the widget can show the cell behind a form and
+a stored run can be re-run from its cell.
+
+Example::
+
+    data: df                     # a DataFrame in the notebook
+    target: y
+    groups: subject
+    slopes: [days]               # random slopes (also fixed-effect features)
+    features: [days, age]        # default: every other column
+    outer: GroupKFold(5)         # KFold, StratifiedKFold, GroupKFold, StratifiedGroupKFold
+    inner: GroupKFold(3)
+    trials: 30                   # Optuna trials per model and outer fold
+    metrics: [r2, mse, mae]
+    merf: {iterations: 20}       # MERF(<model>) next to models with merf: true (all: true for every model)
+    seed: 42
+    n_jobs: 1
+    models:
+      LinearMixedEffectsModel:
+      RandomForestRegressor:
+        n_estimators: 200                  # fixed
+        max_depth: int(2, 20)              # tuned: integer range
+        max_features: float(0.2, 1.0)      # float range; float(1e-4, 1, log) for log scale
+        criterion: choice(squared_error, absolute_error)
+        merf: true
+
+Models are any mixcv model or scikit-learn regressor by name, or a dotted path; give
+an entry another name with ``model: <estimator>``. Parameters whose value is a range
+are tuned in the inner loop; plain values are fixed. Reserved keys in a model entry:
+``model``, ``merf``, ``tune``, ``fit`` (arguments to ``fit``), ``post_processor``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna.distributions as od
+
+from .errors import MixcvError, SpecError
+from .metrics import METRICS
+from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+
+__all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "TOP_KEYS", "MODEL_KEYS"]
+
+TOP_KEYS = ("data", "name", "target", "groups", "slopes", "features", "outer", "inner", "scale", "trials",
+            "objective", "metrics", "merf", "predict_known_groups", "seed", "n_jobs", "models")
+MODEL_KEYS = ("model", "merf", "tune", "fit", "post_processor")
+MERF_KEYS = ("all", "iterations", "threshold", "window")
+_SPLIT_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\(\s*([^)]*?)\s*\))?\s*$")
+_RANGE_RE = re.compile(r"^\s*(int|float|choice)\s*\((.*)\)\s*$", re.DOTALL)
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class CellError(MixcvError, ValueError):
+    """A problem in the cell text, with the line it is on (1-based, counting the ``%%mixcv`` line)."""
+
+    def __init__(self, key: str, message: str, line: int | None = None) -> None:
+        self.line = line
+        where = f"line {line}, " if line is not None else ""
+        super().__init__(key, message)
+        self.args = (f"{where}{key}: {message}",)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass
+class ParsedCell:
+    """A parsed cell: the spec, the DataFrame's name, and where each key was written."""
+
+    spec: ExperimentSpec
+    frame: str
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def locate(self, error: MixcvError) -> CellError:
+        """Translate an error about a spec field (raised later, e.g. while checking the
+        data) into a `CellError` pointing at the line that set it."""
+        key = _field_to_key(error.field)
+        line = self.lines.get(key)
+        while line is None and "." in key:
+            key = key.rsplit(".", 1)[0]
+            line = self.lines.get(key)
+        return CellError(key if line is not None else error.field, error.message, line)
+
+
+def _field_to_key(f: str) -> str:
+    """Spec field names (``models['RF'].params['max_depth']``) as cell key paths."""
+    f = re.sub(r"\[['\"]?([^'\"\]]+)['\"]?\]", r".\1", f)
+    f = f.replace(".params.", ".").replace(".model_kwargs.", ".").replace(".fit_kwargs", ".fit")
+    aliases = {"data.target": "target", "data.groups": "groups", "data.slopes": "slopes",
+               "data.features": "features", "X": "features", "y": "target", "groups": "groups",
+               "slopes": "slopes", "data": "data", "tuning.n_trials": "trials", "tuning.objective_scorer": "objective",
+               "outer.method": "outer", "outer.n_splits": "outer", "inner.method": "inner",
+               "inner.n_splits": "inner", "outer.scale": "scale", "inner.scale": "scale"}
+    if f in aliases:
+        return aliases[f]
+    if f.startswith("merf."):
+        return "merf"
+    return f
+
+
+# -- YAML with line numbers ------------------------------------------------------------
+def _compose(text: str, offset: int) -> Any:
+    import yaml
+
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 + offset if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CellError("cell", f"not valid YAML-like text: {problem}", line) from None
+
+
+def _construct(node: Any) -> Any:
+    """A node's Python value through YAML's safe constructor (so true/null/3/0.5 get their types)."""
+    import yaml
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _to_py(node: Any, path: str, lines: dict[str, int], offset: int) -> Any:
+    import yaml
+
+    lines.setdefault(path, node.start_mark.line + 1 + offset)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for k, v in node.value:
+            key = str(k.value if isinstance(k, yaml.ScalarNode) else _construct(k))
+            sub = f"{path}.{key}" if path else key
+            lines[sub] = k.start_mark.line + 1 + offset
+            if key in out:
+                raise CellError(sub, "appears twice", lines[sub])
+            out[key] = _to_py(v, sub, lines, offset)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_py(v, f"{path}[{i}]", lines, offset) for i, v in enumerate(node.value)]
+    value = _construct(node)
+    if isinstance(value, str) and node.style is None and _NUMBER_RE.match(value):
+        # PyYAML (YAML 1.1) reads 1e-4 as a string; people mean the number.
+        value = float(value)
+    return value
+
+
+# -- pieces ------------------------------------------------------------------------------
+def _scalar(text: str) -> Any:
+    import yaml
+    text = text.strip()
+    try:
+        value = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and _NUMBER_RE.match(value):
+        return float(value)
+    return value
+
+
+def _parse_range(text: str, key: str, line: int | None) -> od.BaseDistribution | None:
+    m = _RANGE_RE.match(text)
+    if not m:
+        return None
+    kind, body = m.group(1), m.group(2)
+    parts = [p.strip() for p in body.split(",")] if body.strip() else []
+    if kind == "choice":
+        if not parts:
+            raise CellError(key, "choice(...) needs at least one value, e.g. choice(gini, entropy)", line)
+        return od.CategoricalDistribution([_scalar(p) for p in parts])
+    usage = f"{kind}(low, high), {kind}(low, high, log) or {kind}(low, high, step=...)"
+    positional = [p for p in parts if "=" not in p and p != "log"]
+    log = "log" in parts or any(p.replace(" ", "") in ("log=true", "log=True") for p in parts)
+    step = None
+    for p in parts:
+        if p.replace(" ", "").startswith("step="):
+            step = _scalar(p.split("=", 1)[1])
+    unknown = [p for p in parts if "=" in p and not p.replace(" ", "").startswith(("step=", "log="))]
+    if len(positional) != 2 or unknown:
+        raise CellError(key, f"expected {usage}, got {text.strip()!r}", line)
+    low, high = (_scalar(p) for p in positional)
+    try:
+        if kind == "int":
+            for v, what in ((low, "low"), (high, "high")):
+                if not (isinstance(v, int) or (isinstance(v, float) and v.is_integer())) or isinstance(v, bool):
+                    raise ValueError(f"{what} must be an integer, got {v!r}")
+            return od.IntDistribution(int(low), int(high), log=log, step=int(step) if step is not None else 1)
+        for v, what in ((low, "low"), (high, "high")):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise ValueError(f"{what} must be a number, got {v!r}")
+        return od.FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+    except (ValueError, TypeError) as exc:
+        raise CellError(key, f"bad range {text.strip()!r}: {exc}", line) from None
+
+
+def _parse_split(value: Any, key: str, line: int | None) -> tuple[str, int]:
+    if isinstance(value, str):
+        m = _SPLIT_RE.match(value)
+        if m:
+            name, arg = m.group(1), m.group(2)
+            if arg is None or arg == "":
+                return name, 5
+            if arg.isdigit():
+                return name, int(arg)
+            raise CellError(key, f"the number of folds must be a whole number, got {arg!r} in {value!r}", line)
+    raise CellError(key, f"expected a split such as GroupKFold(5), got {value!r}", line)
+
+
+def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], prefix: str, lines: dict[str, int]) -> None:
+    for k in d:
+        if k not in allowed:
+            path = f"{prefix}{k}"
+            close = difflib.get_close_matches(k, allowed, 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CellError(path, f"unknown key{hint}; expected one of {', '.join(allowed)}", lines.get(path))
+
+
+def _as_bool(value: Any, key: str, line: int | None) -> bool:
+    if not isinstance(value, bool):
+        raise CellError(key, f"expected true or false, got {value!r}", line)
+    return value
+
+
+def _names(value: Any, key: str, line: int | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return tuple(str(v) for v in value)
+    raise CellError(key, f"expected a column name or a list such as [a, b], got {value!r}", line)
+
+
+def _model(name: str, entry: Any, lines: dict[str, int]) -> ModelSpec:
+    key = f"models.{name}"
+    line = lines.get(key)
+    if entry is None:
+        entry = {}
+    if not isinstance(entry, Mapping):
+        raise CellError(key, f"expected the model's settings (indented key: value lines) or nothing, got {entry!r}",
+                        line)
+    estimator = entry.get("model", name)
+    params: dict[str, od.BaseDistribution] = {}
+    fixed: dict[str, Any] = {}
+    for k, v in entry.items():
+        if k in MODEL_KEYS:
+            continue
+        dist = _parse_range(v, f"{key}.{k}", lines.get(f"{key}.{k}")) if isinstance(v, str) else None
+        if dist is not None:
+            params[k] = dist
+        else:
+            fixed[k] = v
+    tune = entry.get("tune", bool(params))
+    fit_kwargs = entry.get("fit") or {}
+    if not isinstance(fit_kwargs, Mapping):
+        raise CellError(f"{key}.fit", "expected arguments to fit as key: value pairs", lines.get(f"{key}.fit"))
+    pp = entry.get("post_processor")
+    if isinstance(pp, str) and "." not in pp:
+        from . import model_postprocessing
+        if not hasattr(model_postprocessing, pp):
+            raise CellError(f"{key}.post_processor", f"unknown post-processor {pp!r}; choose one of "
+                                                     f"{', '.join(model_postprocessing.__all__)} or a dotted path",
+                            lines.get(f"{key}.post_processor"))
+        pp = getattr(model_postprocessing, pp)
+    try:
+        return ModelSpec(name=name, estimator=estimator, params=params, model_kwargs=fixed,
+                         requires_inner_cv=_as_bool(tune, f"{key}.tune", lines.get(f"{key}.tune")),
+                         fit_kwargs=fit_kwargs,
+                         add_merf=_as_bool(entry.get("merf", False), f"{key}.merf", lines.get(f"{key}.merf")),
+                         post_processor=pp)
+    except CellError:
+        raise
+    except MixcvError as exc:
+        k = _field_to_key(exc.field)
+        k = k if k in lines else (f"{key}.model" if exc.field.endswith(".model") and f"{key}.model" in lines else key)
+        raise CellError(k, exc.message, lines.get(k, line)) from None
+
+
+# -- parse -----------------------------------------------------------------------------
+def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
+    """Parse ``%%mixcv`` cell text into an `ExperimentSpec`.
+
+    Parameters
+    ----------
+    text : str
+        The cell body (everything after the ``%%mixcv`` line).
+    line_offset : int, default=1
+        Added to line numbers in errors (1: the ``%%mixcv`` line is line 1).
+
+    Raises
+    ------
+    CellError
+        Naming the line and the key: unknown keys, bad ranges, bad values.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise CellError("cell", "the cell is empty; it needs at least data, target and models "
+                                "(run %mixcv help for the syntax)", None)
+    lines: dict[str, int] = {}
+    node = _compose(text, line_offset)
+    raw = _to_py(node, "", lines, line_offset)
+    if not isinstance(raw, Mapping):
+        raise CellError("cell", "expected key: value lines, e.g. 'target: y'", line_offset + 1)
+    _check_keys(raw, TOP_KEYS, "", lines)
+    for required in ("data", "target", "models"):
+        if required not in raw or raw[required] in (None, ""):
+            raise CellError(required, {"data": "name the DataFrame, e.g. 'data: df'",
+                                       "target": "name the column to predict, e.g. 'target: y'",
+                                       "models": "list at least one model under 'models:'"}[required],
+                            lines.get(required))
+
+    def at(key: str) -> int | None:
+        return lines.get(key)
+
+    frame = raw["data"]
+    if not isinstance(frame, str) or not frame.isidentifier():
+        raise CellError("data", f"expected the name of a DataFrame variable, got {frame!r}", at("data"))
+    try:
+        data = DataSpec(target=str(raw["target"]), groups=None if raw.get("groups") is None else str(raw["groups"]),
+                        slopes=_names(raw.get("slopes"), "slopes", at("slopes")),
+                        features=None if raw.get("features") is None else _names(raw["features"], "features",
+                                                                                  at("features")),
+                        frame=frame, dataset_name=str(raw.get("name") or ""))
+    except CellError:
+        raise
+    except MixcvError as exc:
+        k = _field_to_key(exc.field)
+        raise CellError(k, exc.message, at(k)) from None
+
+    scale = raw.get("scale", True)
+    if isinstance(scale, Mapping):
+        _check_keys(scale, ("outer", "inner"), "scale.", lines)
+        s_out = _as_bool(scale.get("outer", True), "scale.outer", at("scale.outer"))
+        s_in = _as_bool(scale.get("inner", True), "scale.inner", at("scale.inner"))
+    else:
+        s_out = s_in = _as_bool(scale, "scale", at("scale"))
+    splits = {}
+    for level, s in (("outer", s_out), ("inner", s_in)):
+        method, k = _parse_split(raw.get(level, "KFold(5)"), level, at(level))
+        try:
+            splits[level] = SplitSpec(method, k, s, _field=level)
+        except MixcvError as exc:
+            raise CellError(level, exc.message, at(level)) from None
+
+    try:
+        trials = raw.get("trials", 100)
+        objective = raw.get("objective")
+        if objective is not None:
+            from .registry import import_dotted
+            objective = import_dotted(str(objective), "objective")
+        tuning = TuningSpec(n_trials=trials, objective_scorer=objective)
+    except MixcvError as exc:
+        k = "objective" if "objective" in exc.field else "trials"
+        raise CellError(k, exc.message, at(k)) from None
+
+    merf_raw = raw.get("merf", {})
+    if isinstance(merf_raw, bool):
+        merf_raw = {"all": merf_raw}
+    elif isinstance(merf_raw, int):
+        merf_raw = {"all": True, "iterations": merf_raw}
+    if not isinstance(merf_raw, Mapping):
+        raise CellError("merf", f"expected true, a number of iterations, or {{all: ..., iterations: ...}}, "
+                                f"got {merf_raw!r}", at("merf"))
+    _check_keys(merf_raw, MERF_KEYS, "merf.", lines)
+    try:
+        merf = MerfSpec(add_merf_global=merf_raw.get("all", False), max_iterations=merf_raw.get("iterations", 100),
+                        stopping_threshold=merf_raw.get("threshold"), stopping_window=merf_raw.get("window"))
+    except MixcvError as exc:
+        sub = {"merf.add_merf_global": "all", "merf.max_iterations": "iterations",
+               "merf.stopping_threshold": "threshold", "merf.stopping_window": "window"}.get(exc.field, "")
+        k = f"merf.{sub}" if sub and f"merf.{sub}" in lines else "merf"
+        raise CellError(k, exc.message, at(k)) from None
+
+    metrics_raw = raw.get("metrics")
+    metrics: dict[str, Any] | None = None
+    if metrics_raw is not None:
+        items = metrics_raw.items() if isinstance(metrics_raw, Mapping) else [
+            (str(m).rpartition(".")[2], m) for m in (metrics_raw if isinstance(metrics_raw, list) else [metrics_raw])]
+        metrics = {}
+        for name, ref in items:
+            if isinstance(ref, str) and "." in ref:
+                from .registry import import_dotted
+                try:
+                    metrics[name] = import_dotted(ref, "metrics")
+                except MixcvError as exc:
+                    raise CellError("metrics", exc.message, at("metrics")) from None
+            else:
+                metrics[name] = ref
+
+    models_raw = raw["models"]
+    if isinstance(models_raw, list):
+        if not all(isinstance(m, str) for m in models_raw):
+            raise CellError("models", "a list of models must hold model names only; give settings as "
+                                      "'name:' lines with indented parameters", at("models"))
+        models_raw = {m: None for m in models_raw}
+    if not isinstance(models_raw, Mapping) or not models_raw:
+        raise CellError("models", "expected one model per line under 'models:'", at("models"))
+    models = tuple(_model(name, entry, lines) for name, entry in models_raw.items())
+
+    for key in ("seed", "n_jobs"):
+        if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], int)):
+            raise CellError(key, f"expected a whole number, got {raw[key]!r}", at(key))
+    try:
+        spec = ExperimentSpec(
+            data=data, models=models, outer=splits["outer"], inner=splits["inner"], tuning=tuning, merf=merf,
+            metrics=metrics, predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
+                                                               "predict_known_groups", at("predict_known_groups")),
+            seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1))
+    except CellError:
+        raise
+    except MixcvError as exc:
+        parsed = ParsedCell(spec=None, frame=frame, lines=lines)  # type: ignore[arg-type]
+        raise parsed.locate(exc) from None
+    return ParsedCell(spec=spec, frame=frame, lines=lines)
+
+
+# -- render ----------------------------------------------------------------------------
+def _text(value: Any) -> str:
+    """A scalar or list as YAML text that reads back as the same value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            return {math.inf: ".inf", -math.inf: "-.inf"}.get(value, ".nan")
+        return repr(value)
+    if isinstance(value, str):
+        plain = (value and not any(c in value for c in ",()[]{}:#&*!|>'\"%@`") and value.strip() == value
+                 and _scalar(value) == value and not _RANGE_RE.match(value))
+        return value if plain else json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_text(str(k))}: {_text(v)}" for k, v in value.items()) + "}"
+    raise SpecError("cell", f"{value!r} cannot be written in a %%mixcv cell")
+
+
+def _range_text(d: od.BaseDistribution) -> str:
+    if isinstance(d, od.IntDistribution):
+        extra = (", log" if d.log else "") + (f", step={d.step}" if d.step != 1 else "")
+        return f"int({d.low}, {d.high}{extra})"
+    if isinstance(d, od.FloatDistribution):
+        extra = (", log" if d.log else "") + (f", step={d.step!r}" if d.step is not None else "")
+        return f"float({d.low!r}, {d.high!r}{extra})"
+    if isinstance(d, od.CategoricalDistribution):
+        items = []
+        for c in d.choices:
+            t = _text(c)
+            if isinstance(c, str) and t == c and ("," in c or ")" in c):
+                t = json.dumps(c)
+            items.append(t)
+        return f"choice({', '.join(items)})"
+    raise SpecError("params", f"{d!r} has no %%mixcv notation")
+
+
+def _ref(obj: Any, short: dict[str, Any]) -> str:
+    for name, candidate in short.items():
+        if candidate is obj:
+            return name
+    from .registry import dotted_path
+    path = dotted_path(obj)
+    if "<" in path:
+        raise SpecError("cell", f"{obj!r} is defined locally and cannot be named in a cell")
+    return path
+
+
+def spec_to_cell(spec: ExperimentSpec) -> str:
+    """The ``%%mixcv`` cell body that parses back to ``spec``.
+
+    Raises
+    ------
+    SpecError
+        For parts the cell text cannot express: splitter objects, locally defined
+        functions, a spec without a DataFrame name.
+    """
+    from . import model_postprocessing
+    from .registry import _registry
+
+    if not spec.data.frame:
+        raise SpecError("data.frame", "the spec does not name its DataFrame; set DataSpec(frame=...)")
+    for level in ("outer", "inner"):
+        if not getattr(spec, level).is_named:
+            raise SpecError(f"{level}.method", "a splitter object cannot be written in a cell; use a named split")
+    d = spec.data
+    out = [f"data: {d.frame}"]
+    if d.dataset_name:
+        out.append(f"name: {_text(d.dataset_name)}")
+    out.append(f"target: {_text(d.target)}")
+    if d.groups is not None:
+        out.append(f"groups: {_text(d.groups)}")
+    if d.slopes:
+        out.append(f"slopes: {_text(list(d.slopes))}")
+    if d.features is not None:
+        out.append(f"features: {_text(list(d.features))}")
+    out.append(f"outer: {spec.outer.method}({spec.outer.n_splits})")
+    out.append(f"inner: {spec.inner.method}({spec.inner.n_splits})")
+    if not (spec.outer.scale and spec.inner.scale):
+        if spec.outer.scale == spec.inner.scale:
+            out.append("scale: false")
+        else:
+            out.append(f"scale: {{outer: {_text(spec.outer.scale)}, inner: {_text(spec.inner.scale)}}}")
+    out.append(f"trials: {spec.tuning.n_trials}")
+    if spec.tuning.objective_scorer is not None:
+        out.append(f"objective: {_ref(spec.tuning.objective_scorer, {})}")
+    builtin = {name: fn for name, fn in METRICS.items()}
+    names = list(spec.metrics)
+    if names != ["r2", "mse", "mae"] or any(spec.metrics[n] is not METRICS.get(n) for n in names):
+        refs = {n: (n if METRICS.get(n) is fn else _ref(fn, builtin)) for n, fn in spec.metrics.items()}
+        if all(r == n or r.rpartition(".")[2] == n for n, r in refs.items()):
+            out.append(f"metrics: [{', '.join(refs.values())}]")
+        else:
+            out.append("metrics: {" + ", ".join(f"{n}: {r}" for n, r in refs.items()) + "}")
+    m = spec.merf
+    if m != MerfSpec():
+        parts = []
+        if m.add_merf_global:
+            parts.append("all: true")
+        parts.append(f"iterations: {m.max_iterations}")
+        if m.stopping_threshold is not None:
+            parts.append(f"threshold: {m.stopping_threshold!r}")
+        if m.stopping_window is not None:
+            parts.append(f"window: {m.stopping_window}")
+        out.append("merf: {" + ", ".join(parts) + "}")
+    if not spec.predict_known_groups_lmm:
+        out.append("predict_known_groups: false")
+    out.append(f"seed: {spec.seed}")
+    if spec.n_jobs != 1:
+        out.append(f"n_jobs: {spec.n_jobs}")
+    out.append("models:")
+    registry = _registry()
+    pps = {n: getattr(model_postprocessing, n) for n in model_postprocessing.__all__}
+    for model in spec.models:
+        est = model.estimator
+        est_name = est.__name__ if registry.get(est.__name__) is est else _ref(est, {})
+        body = []
+        if est_name != model.name:
+            body.append(f"model: {est_name}")
+        for k, v in model.model_kwargs.items():
+            body.append(f"{k}: {_text(v)}")
+        for k, dist in model.params.items():
+            body.append(f"{k}: {_range_text(dist)}")
+        if model.requires_inner_cv != bool(model.params):
+            body.append(f"tune: {_text(model.requires_inner_cv)}")
+        if model.fit_kwargs:
+            body.append(f"fit: {_text(dict(model.fit_kwargs))}")
+        if model.add_merf:
+            body.append("merf: true")
+        if model.post_processor is not None:
+            body.append(f"post_processor: {_ref(model.post_processor, pps)}")
+        key = model.name if _text(model.name) == model.name else json.dumps(model.name)
+        out.append(f"  {key}:")
+        out.extend(f"    {line}" for line in body)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,186 @@
+"""The live view of a run in a notebook: progress and EM convergence, updated in place.
+
+`LiveDashboard` is an engine observer. It owns one output area (an IPython display
+handle) and redraws it as events arrive: a models x folds grid with each fit's state
+(waiting, tuning i/n, EM iteration, done with its test score, failed) and, when MERF
+models run, a convergence plot (GLL per EM iteration, a line per fold). When the run
+ends, `finish` puts the results report in the same area.
+
+Drawing a PNG takes tens of milliseconds, so redraws are throttled by a budget: the
+plot is redrawn only while the time spent drawing stays under ``budget`` (5%) of the
+time the run has taken, and at most every ``min_interval`` seconds. The progress grid
+is cheap HTML and is refreshed at most every ``progress_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mixcv_core.events import (
+    EMIteration,
+    Event,
+    FoldFailed,
+    FoldFinished,
+    FoldStarted,
+    RunFinished,
+    RunStarted,
+    TrialFinished,
+)
+
+__all__ = ["LiveDashboard", "Rendered"]
+
+
+class Rendered:
+    """An object that displays as the given HTML in Jupyter and as text elsewhere."""
+
+    def __init__(self, html_text: str, text: str) -> None:
+        self._html, self._text = html_text, text
+
+    def _repr_html_(self) -> str:
+        return self._html
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+class LiveDashboard:
+    """Engine observer that shows a run's progress and EM convergence in one output area.
+
+    Parameters
+    ----------
+    display : callable, optional
+        ``display(obj) -> handle`` with ``handle.update(obj)``; IPython's display with
+        ``display_id=True`` by default.
+    budget : float, default=0.05
+        Largest share of the run's time that plot redraws may take.
+    min_interval : float, default=0.5
+        Seconds between plot redraws at least.
+    progress_interval : float, default=0.2
+        Seconds between progress refreshes at least (fold ends always refresh).
+    clock : callable, default=time.perf_counter
+    """
+
+    def __init__(self, display: Callable[[Any], Any] | None = None, budget: float = 0.05,
+                 min_interval: float = 0.5, progress_interval: float = 0.2,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self._display = display
+        self.budget, self.min_interval, self.progress_interval = budget, min_interval, progress_interval
+        self._clock = clock
+        self.handle: Any = None
+        self.models: list[str] = []
+        self.n_folds = 0
+        self.state: dict[tuple[str, int], str] = {}
+        self.em: dict[tuple[str, int], list[float]] = {}
+        self.start = 0.0
+        self.draw_seconds = 0.0
+        self.n_draws = 0
+        self._last_draw = -1e9
+        self._last_progress = -1e9
+        self._png: str | None = None
+        self._title = ""
+
+    # -- events --------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        now = self._clock()
+        if isinstance(event, RunStarted):
+            self.start = now
+            self.models = list(event.model_names)
+            self.n_folds = event.n_folds
+            self.state = {(m, k): "waiting" for m in self.models for k in range(self.n_folds)}
+            self._title = event.spec.data.dataset_name or f"{event.n_rows} rows"
+            self._show(self._render(), new=True)
+            return
+        force = False
+        if isinstance(event, TrialFinished):
+            self.state[(event.model, event.fold)] = f"tuning {event.trial + 1}/{event.n_trials}"
+        elif isinstance(event, FoldStarted):
+            self.state[(event.model, event.fold)] = "fitting"
+        elif isinstance(event, EMIteration):
+            self.em.setdefault((event.model, event.fold), []).append(event.gll)
+            self.state[(event.model, event.fold)] = f"EM {event.iteration}"
+            if self._may_draw(now):
+                self._draw_plot()
+                force = True
+        elif isinstance(event, FoldFinished):
+            score = event.metrics.get("test_r2")
+            self.state[(event.model, event.fold)] = "done" + (f" · r² {score:.3f}" if score is not None else "")
+            force = True
+        elif isinstance(event, FoldFailed):
+            self.state[(event.model, event.fold)] = "failed"
+            force = True
+        elif isinstance(event, RunFinished):
+            return
+        if force or now - self._last_progress >= self.progress_interval:
+            self._last_progress = now
+            self._show(self._render())
+
+    def _may_draw(self, now: float) -> bool:
+        elapsed = now - self.start
+        return (now - self._last_draw >= self.min_interval or self.n_draws == 0) and \
+            self.draw_seconds <= self.budget * elapsed
+
+    # -- drawing -------------------------------------------------------------------------
+    def _draw_plot(self) -> None:
+        from matplotlib.figure import Figure
+
+        from mixcv_core.report import figure_png
+
+        t0 = self._clock()
+        names = sorted({m for m, _ in self.em})
+        fig = Figure(figsize=(4.2 * len(names), 3.0), layout="constrained")
+        axes = fig.subplots(1, len(names), squeeze=False)[0]
+        for ax, name in zip(axes, names):
+            for (m, k), gll in sorted(self.em.items()):
+                if m == name:
+                    ax.plot(range(1, len(gll) + 1), gll, marker=".", label=f"fold {k}")
+            ax.set_title(name, fontsize=10)
+            ax.set_xlabel("EM iteration")
+            ax.set_ylabel("GLL")
+            ax.legend(fontsize=7)
+        self._png = figure_png(fig, dpi=72)
+        now = self._clock()
+        self.draw_seconds += now - t0
+        self.n_draws += 1
+        self._last_draw = now
+
+    def _render(self) -> Rendered:
+        done = sum(s.startswith(("done", "failed")) for s in self.state.values())
+        total = len(self.state)
+        elapsed = self._clock() - self.start
+        head = (f"<b>mixcv</b> — {html.escape(self._title)}: {done}/{total} fits finished · {elapsed:.1f} s")
+        pct = 100.0 * done / total if total else 0.0
+        bar = (f"<div style='background:#eee;height:6px;width:100%;max-width:480px;margin:4px 0'>"
+               f"<div style='background:#4a90d9;height:6px;width:{pct:.1f}%'></div></div>")
+        cells = "".join(f"<th>fold {k}</th>" for k in range(self.n_folds))
+        rows = []
+        for m in self.models:
+            tds = "".join(f"<td class='mixcv-{self.state[(m, k)].split()[0]}'>{html.escape(self.state[(m, k)])}</td>"
+                          for k in range(self.n_folds))
+            rows.append(f"<tr><th>{html.escape(m)}</th>{tds}</tr>")
+        table = f"<table class='mixcv-progress'><tr><th>model</th>{cells}</tr>{''.join(rows)}</table>"
+        plot = (f"<div><img class='mixcv-em-live' src='{self._png}'/></div>" if self._png else "")
+        body = (f"<div class='mixcv-live' style='font-size:13px'>{head}{bar}{table}{plot}</div>")
+        text = [f"mixcv: {done}/{total} fits finished, {elapsed:.1f} s"]
+        for m in self.models:
+            text.append(f"  {m}: " + " | ".join(self.state[(m, k)] for k in range(self.n_folds)))
+        return Rendered(body, "\n".join(text))
+
+    def _show(self, obj: Rendered, new: bool = False) -> None:
+        if new or self.handle is None:
+            if self._display is not None:
+                self.handle = self._display(obj)
+            else:
+                from IPython.display import display
+                self.handle = display(obj, display_id=True)
+        else:
+            self.handle.update(obj)
+
+    def finish(self, results: Any) -> None:
+        """Replace the live view with the results report (same output area)."""
+        if self.handle is None:
+            self._show(results, new=True)
+        else:
+            self.handle.update(results)
