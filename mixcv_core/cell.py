@@ -86,11 +86,11 @@ class ParsedCell:
         """Translate an error about a spec field (raised later, e.g. while checking the
         data) into a `CellError` pointing at the line that set it."""
         key = _field_to_key(error.field)
-        line = self.lines.get(key)
-        while line is None and "." in key:
-            key = key.rsplit(".", 1)[0]
-            line = self.lines.get(key)
-        return CellError(key if line is not None else error.field, error.message, line)
+        line, parent = self.lines.get(key), key
+        while line is None and "." in parent:
+            parent = parent.rsplit(".", 1)[0]
+            line = self.lines.get(parent)
+        return CellError(parent if line is not None else key, error.message, line)
 
 
 def _field_to_key(f: str) -> str:
@@ -278,7 +278,15 @@ def _model(name: str, entry: Any, lines: dict[str, int]) -> ModelSpec:
         raise
     except MixcvError as exc:
         k = _field_to_key(exc.field)
-        k = k if k in lines else (f"{key}.model" if exc.field.endswith(".model") and f"{key}.model" in lines else key)
+        if k not in lines:
+            # "params"/"model_kwargs" errors name the offending parameter in the message.
+            named = [p for p in entry if p not in MODEL_KEYS and f"{p!r}" in exc.message]
+            if named:
+                k = f"{key}.{named[0]}"
+            elif exc.field.endswith(".model") and f"{key}.model" in lines:
+                k = f"{key}.model"
+            else:
+                k = key
         raise CellError(k, exc.message, lines.get(k, line)) from None
 
 

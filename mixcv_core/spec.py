@@ -393,7 +393,7 @@ class ExperimentSpec:
             needs_groups.append("MERF")
         if needs_groups and self.data.groups is None:
             raise SpecError("data.groups", f"{', '.join(needs_groups)} need(s) a grouping column; "
-                                           "pass groups to set_data")
+                                           "set groups (groups= in set_data, 'groups: <column>' in a cell)")
 
     # -- derived views -------------------------------------------------------------
     def merf_models(self) -> tuple[ModelSpec, ...]:

@@ -22,6 +22,7 @@ from mixcv_core.cell import CellError, ParsedCell, parse_cell, spec_to_cell
 __all__ = ["MixcvMagics", "DEFAULT_OUTPUT"]
 
 DEFAULT_OUTPUT = "mixcv_results"
+USAGE = "%%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N]"
 
 
 @magic_arguments()
@@ -54,10 +55,10 @@ class MixcvMagics(Magics):
     def _cell(self, line: str, cell: str) -> None:
         try:
             args = parse_argstring(_cell_args, line)
-        except UsageError:
-            raise
+        except UsageError as exc:
+            raise UsageError(f"{exc}; usage: {USAGE}") from None
         except SystemExit:  # argparse exits on -h and on bad options
-            raise UsageError(f"%%mixcv options: {_cell_args.__doc__}") from None
+            raise UsageError(f"usage: {USAGE}") from None
         if not args.output.isidentifier():
             raise UsageError(f"-o: {args.output!r} is not a valid variable name")
         try:
@@ -123,11 +124,11 @@ class MixcvMagics(Magics):
 
     # -- %mixcv ------------------------------------------------------------------------
     def _line(self, line: str) -> Any:
+        from .dashboard import Rendered
         words = shlex.split(line)
         cmd = words[0] if words else "help"
         if cmd in ("help", "syntax"):
             import mixcv_core.cell as cellmod
-            from .dashboard import Rendered
             doc = cellmod.__doc__ or ""
             return Rendered(f"<pre>{_escape(doc)}</pre>", doc)
         if cmd == "models":

@@ -1,0 +1,170 @@
+"""The magics through a real IPython InteractiveShell, and the live dashboard's throttle."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+
+from mixcv_core import Results
+from mixcv_core.events import EMIteration, FoldFinished, RunStarted, TrialFinished
+from mixcv_core.synthesizer import generate_regression
+from mixcv_jupyter.dashboard import LiveDashboard
+
+CELL = """data: df
+target: y
+groups: group
+slopes: [X0]
+outer: GroupKFold(3)
+inner: GroupKFold(2)
+trials: 2
+merf: {iterations: 3}
+models:
+  LinearMixedEffectsModel:
+  RandomForestRegressor:
+    n_estimators: 5
+    max_depth: int(2, 4)
+    merf: true
+"""
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "mixcv_jupyter")
+    X, y, g, _ = generate_regression(6, 12, random_seed=1, n_features=3)
+    shell.user_ns["df"] = X.assign(y=y, group=g)
+    shell.user_ns["not_a_frame"] = [1, 2, 3]
+    yield shell
+    shell.user_ns.pop("df", None)
+
+
+def test_cell_magic_runs_and_stores_results(ip, capsys):
+    ip.run_cell_magic("mixcv", "-o res", CELL)
+    res = ip.user_ns["res"]
+    assert isinstance(res, Results)
+    assert res.model_names == ["LinearMixedEffectsModel", "RandomForestRegressor", "MERF(RandomForestRegressor)"]
+    out = capsys.readouterr().out
+    # Outside a kernel (this shell, a terminal) the magic prints a readable text table.
+    assert "Test folds, mean ± sd" in out and "MERF(RandomForestRegressor)" in out and "stored as 'res'" in out
+
+
+def test_default_output_name_and_n_jobs_option(ip):
+    ip.run_cell_magic("mixcv", "--n-jobs 2 --quiet", CELL)
+    res = ip.user_ns["mixcv_results"]
+    assert res.spec.n_jobs == 2
+
+
+def test_dry_run_fits_nothing(ip, monkeypatch, capsys):
+    from mixcv_core import fitting
+    calls = []
+    monkeypatch.setattr(fitting, "fit_estimator", lambda *a, **k: calls.append(a))
+    ip.user_ns.pop("dry", None)
+    ip.run_cell_magic("mixcv", "--dry-run -o dry", CELL)
+    assert calls == [] and "dry" not in ip.user_ns
+
+
+def test_spec_line_magic_prints_the_cell_that_reproduces_results(ip, capsys):
+    ip.run_cell_magic("mixcv", "-o again --quiet", CELL)
+    capsys.readouterr()
+    ip.run_line_magic("mixcv", "spec again")
+    printed = capsys.readouterr().out
+    assert printed.startswith("%%mixcv -o again\n")
+    from mixcv_core.cell import parse_cell
+    assert parse_cell(printed.split("\n", 1)[1]).spec == ip.user_ns["again"].spec
+
+
+def test_show_models_splits_help(ip):
+    assert ip.run_line_magic("mixcv", "show again") is ip.user_ns["again"]
+    assert "RandomForestRegressor" in repr(ip.run_line_magic("mixcv", "models"))
+    assert "StratifiedGroupKFold" in repr(ip.run_line_magic("mixcv", "splits"))
+    assert "choice(" in repr(ip.run_line_magic("mixcv", "help"))
+
+
+@pytest.mark.parametrize("line,cell,message", [
+    ("", CELL.replace("data: df", "data: dff"), "line 2, data: there is no variable named 'dff'; DataFrames"),
+    ("", CELL.replace("data: df", "data: not_a_frame"), "line 2, data: 'not_a_frame' is a list"),
+    ("", CELL.replace("target: y", "target: yy"), "line 3, target: column 'yy' is not in the data"),
+    ("", CELL.replace("slopes: [X0]", "slopes: [Z9]"), "line 5, slopes: column 'Z9'"),
+    ("", CELL.replace("outer: GroupKFold(3)", "outer: GroupKFold(9)"), "line 6, outer: GroupKFold with 9 folds"),
+    ("", CELL.replace("trials: 2", "trails: 2"), "line 8, trails: unknown key (did you mean 'trials'?)"),
+    ("", CELL.replace("max_depth: int(2, 4)", "max_depth: int(2, four)"), "line 14, models.RandomForestRegressor.max_depth: bad range"),
+    ("-o 3x", CELL, "-o: '3x' is not a valid variable name"),
+    ("--n-jobs 0", CELL, "--n-jobs: must be a positive number"),
+    ("--bogus", CELL, "unrecognized arguments: --bogus; usage: %%mixcv [-o NAME]"),
+])
+def test_bad_cells_give_one_short_message(ip, line, cell, message):
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("mixcv", line, cell)
+    assert message in str(info.value)
+
+
+def test_bad_cell_shows_no_traceback_in_the_notebook(ip, capsys):
+    result = ip.run_cell("%%mixcv\n" + CELL.replace("target: y", "target: yy"))
+    assert isinstance(result.error_in_exec, UsageError)
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "line 3, target" in text and "Traceback" not in text
+
+
+def test_extension_can_be_unloaded_and_loaded_again(ip):
+    ip.run_line_magic("unload_ext", "mixcv_jupyter")
+    assert "mixcv" not in ip.magics_manager.magics["cell"]
+    ip.run_line_magic("load_ext", "mixcv_jupyter")
+    assert "mixcv" in ip.magics_manager.magics["cell"]
+
+
+# -- dashboard ---------------------------------------------------------------------------
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeHandle:
+    def __init__(self, log):
+        self.log = log
+
+    def update(self, obj):
+        self.log.append(obj)
+
+
+def test_dashboard_redraws_the_plot_within_its_time_budget(monkeypatch):
+    from mixcv_core.spec import DataSpec, ExperimentSpec, ModelSpec
+    clock = FakeClock()
+    log = []
+    dash = LiveDashboard(display=lambda obj: (log.append(obj), FakeHandle(log))[1], clock=clock)
+
+    def slow_draw(self=dash):
+        # Each redraw "takes" 0.1 s of the fake clock.
+        clock.t += 0.1
+        dash.draw_seconds += 0.1
+        dash.n_draws += 1
+        dash._last_draw = clock.t
+        dash._png = f"data:image/png;base64,{dash.n_draws}"
+
+    monkeypatch.setattr(dash, "_draw_plot", slow_draw)
+    spec = ExperimentSpec(DataSpec("y", "g"), (ModelSpec("RF", "RandomForestRegressor", add_merf=True),))
+    dash.on_event(RunStarted(spec=spec, n_folds=2, model_names=("RF", "MERF(RF)"), n_rows=10))
+    for it in range(1, 401):       # 400 EM iterations arriving every 0.05 s: 20 s of run
+        clock.t += 0.05
+        dash.on_event(EMIteration(fold=it % 2, model="MERF(RF)", iteration=it, gll=1.0 / it, sigma2=1.0, D=None))
+        assert dash.draw_seconds <= dash.budget * clock.t + 0.1 + 1e-9  # at most one draw over budget
+    assert dash.n_draws >= 5
+    assert dash.draw_seconds / clock.t <= 0.05 + 0.1 / clock.t
+    images = {o._repr_html_().split("src='")[1].split("'")[0] for o in log if "mixcv-em-live" in o._repr_html_()}
+    assert len(images) == dash.n_draws  # every redraw replaced the image
+
+
+def test_dashboard_tracks_progress_per_model_and_fold():
+    from mixcv_core.spec import DataSpec, ExperimentSpec, ModelSpec
+    log = []
+    dash = LiveDashboard(display=lambda obj: (log.append(obj), FakeHandle(log))[1], progress_interval=0)
+    spec = ExperimentSpec(DataSpec("y"), (ModelSpec("Ridge", "Ridge"),))
+    dash.on_event(RunStarted(spec=spec, n_folds=2, model_names=("Ridge",), n_rows=10))
+    dash.on_event(TrialFinished(fold=0, model="Ridge", trial=2, value=1.0, params={}, n_trials=5))
+    assert "tuning 3/5" in repr(log[-1])
+    dash.on_event(FoldFinished(fold=0, model="Ridge", metrics={"test_r2": 0.5}, fit_time=0.1))
+    assert "done · r² 0.500" in repr(log[-1]) and "1/2 fits finished" in repr(log[-1])
