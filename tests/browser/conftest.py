@@ -1,0 +1,100 @@
+"""A real JupyterLab server and Debian's Chromium, driven by Playwright (see shared/BROWSER.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def lab_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("lab")
+
+
+@pytest.fixture(scope="session")
+def lab_server(lab_root):
+    """JupyterLab on loopback with no token; yields its base URL."""
+    port = _free_port()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(lab_root / ".jupyter-config"),
+           "JUPYTER_RUNTIME_DIR": str(lab_root / ".jupyter-runtime")}
+    log = open(lab_root / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
+         "--port", str(port), "--ServerApp.token=", "--ServerApp.password=",
+         f"--ServerApp.root_dir={lab_root}", "--LabApp.expose_app_in_browser=True"],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(base + "api", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError("JupyterLab did not start:\n" + (lab_root / "server.log").read_text()[-3000:])
+            time.sleep(0.3)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("Chromium is missing: apt-get install -y chromium (.ci/setup does this)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    ARTIFACTS.mkdir(exist_ok=True)
+    # A screenshot of every run, passed or failed, for a person to look at.
+    pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def open_notebook(page, base: str, name: str) -> None:
+    """Open a notebook and wait until its kernel has really answered (BROWSER.md, steps 1-2)."""
+    page.goto(base + f"lab/tree/{name}")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-NotebookPanel')", timeout=60_000)
+    page.evaluate("""async () => {
+        const w = window.jupyterapp.shell.currentWidget;
+        await w.context.ready; await w.sessionContext.ready;
+        await w.sessionContext.session.kernel.info; }""")
+
+
+def run_all(page) -> None:
+    """Start running every cell and return at once (the command's promise resolves only
+    when all cells have finished, and awaiting it would miss everything shown meanwhile)."""
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
