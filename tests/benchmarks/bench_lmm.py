@@ -15,10 +15,10 @@ criterion difference (negative: mixcv found a better optimum). Asserts nothing.
 
 from __future__ import annotations
 
+
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -30,6 +30,8 @@ import pandas as pd
 
 from mixcv_core.lmm import _Criterion, relative_factor
 from mixcv_core.models import LinearMixedEffectsModel
+
+from _timing import median_time  # a sibling module: benchmarks run as scripts from this folder
 
 FEATURES = ["x1", "x2", "x3", "x4", "x5"]
 
@@ -62,15 +64,6 @@ def make_data(n: int, k: int, seed: int = 0) -> pd.DataFrame:
     b = rng.normal(0, [1.0, 0.5], (k, 2))
     y = X @ [1.0, -1.0, 0.5, 2.0, 0.0] + b[g, 0] + b[g, 1] * X[:, 0] + rng.normal(0, 1, n)
     return pd.DataFrame(X, columns=FEATURES).assign(y=y, g=g)
-
-
-def median_time(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def estimates_native(m: LinearMixedEffectsModel) -> dict:

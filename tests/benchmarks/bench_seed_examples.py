@@ -9,10 +9,12 @@ in the guide); nothing here asserts a time.
 
 from __future__ import annotations
 
+
 import logging
-import statistics
 import time
 import warnings
+
+from _timing import median_time  # a sibling module: benchmarks run as scripts from this folder
 
 
 def example_1(CrossValidation, LinearMixedEffectsModel, data):
@@ -31,15 +33,6 @@ def example_2(CrossValidation, RandomForestModelPostProcessor, data):
             .add_model(model_class=RandomForestRegressor, requires_inner_cv=True, params=params,
                        post_processor=RandomForestModelPostProcessor)
             .set_merf(True, em_max_iterations=5).perform().get_results())
-
-
-def timed(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def flexcv_r2(results, model: str) -> float:
@@ -80,8 +73,8 @@ def main() -> None:
         ("2: RF + MERF, tuned", lambda: example_2(FCV, FRF, d2), lambda: example_2(MCV, MRF, d2),
          "MERF(RandomForestRegressor)"),
     ):
-        tf, rf = timed(fn_f, 3)
-        tm, rm = timed(fn_m, 3)
+        tf, rf = median_time(fn_f, 3)
+        tm, rm = median_time(fn_m, 3)
         r2_m = float(rm.summary.loc[(model, "r2"), "mean"])
         print(f"{label:<28} {tf:>9.2f} {tm:>8.2f} {tf / tm:>6.1f}x | {flexcv_r2(rf, model):>10.3f} {r2_m:>9.3f}",
               flush=True)
