@@ -9,7 +9,6 @@ in the guide); nothing here asserts a time.
 
 from __future__ import annotations
 
-
 import logging
 import time
 import warnings
