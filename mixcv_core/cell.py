@@ -50,7 +50,8 @@ from .errors import MixcvError, SpecError
 from .metrics import METRICS
 from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
-__all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "TOP_KEYS", "MODEL_KEYS"]
+__all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "parse_param", "param_text",
+           "TOP_KEYS", "MODEL_KEYS"]
 
 TOP_KEYS = ("data", "name", "target", "groups", "slopes", "features", "outer", "inner", "scale", "trials",
             "objective", "metrics", "merf", "predict_known_groups", "seed", "n_jobs", "models")
@@ -185,6 +186,8 @@ def _parse_range(text: str, key: str, line: int | None) -> od.BaseDistribution |
     if len(positional) != 2 or unknown:
         raise CellError(key, f"expected {usage}, got {text.strip()!r}", line)
     low, high = (_scalar(p) for p in positional)
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+        raise CellError(key, f"empty range {text.strip()!r}: low ({low}) is above high ({high})", line)
     try:
         if kind == "int":
             for v, what in ((low, "low"), (high, "high")):
@@ -425,6 +428,25 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         parsed = ParsedCell(spec=None, frame=frame, lines=lines)  # type: ignore[arg-type]
         raise parsed.locate(exc) from None
     return ParsedCell(spec=spec, frame=frame, lines=lines)
+
+
+def parse_param(text: str, key: str = "value") -> od.BaseDistribution | Any:
+    """One parameter value as written in a cell: a range (``int(2, 9)``...) or a fixed value.
+
+    Returns an Optuna distribution for a range, else the plain value (``100``, ``auto``,
+    ``true``...). Raises `CellError` naming ``key`` for a malformed range.
+    """
+    if not isinstance(text, str):
+        return text
+    dist = _parse_range(text, key, None)
+    return dist if dist is not None else _scalar(text)
+
+
+def param_text(value: Any) -> str:
+    """The cell text of a parameter value or range; `parse_param` reads it back."""
+    if isinstance(value, od.BaseDistribution):
+        return _range_text(value)
+    return _text(value)
 
 
 # -- render ----------------------------------------------------------------------------

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "Configurator"]
+
+
+def __getattr__(name: str) -> Any:
+    # The form pulls in ipywidgets; import it only when asked for.
+    if name == "Configurator":
+        from .configurator import Configurator
+        return Configurator
+    raise AttributeError(f"module 'mixcv_jupyter' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

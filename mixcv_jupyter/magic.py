@@ -140,6 +140,19 @@ class MixcvMagics(Magics):
             methods = describe_methods()
             return Rendered("<ul>" + "".join(f"<li><code>{k}</code>: {_escape(v)}</li>" for k, v in methods.items())
                             + "</ul>", "\n".join(f"{k}: {v}" for k, v in methods.items()))
+        if cmd == "ui":
+            if len(words) != 2:
+                raise UsageError("usage: %mixcv ui DF_NAME (a DataFrame) or %mixcv ui RESULTS_NAME")
+            obj = self.shell.user_ns.get(words[1])
+            from .configurator import Configurator
+            if isinstance(obj, Results):
+                try:
+                    return Configurator.from_spec(obj, shell=self.shell)
+                except MixcvError as exc:
+                    raise UsageError(str(exc)) from None
+            if not isinstance(obj, pd.DataFrame):
+                raise UsageError(f"{words[1]!r} is not a DataFrame (or mixcv results) in this notebook")
+            return Configurator(obj, name=words[1], shell=self.shell)
         if cmd in ("spec", "show"):
             if len(words) != 2:
                 raise UsageError(f"usage: %mixcv {cmd} NAME (the name the results are stored under)")
@@ -152,7 +165,7 @@ class MixcvMagics(Magics):
                 raise UsageError(f"{words[1]} cannot be written as a cell: {exc.message}") from None
             print(text, end="")
             return None
-        raise UsageError(f"unknown %mixcv command {cmd!r}; use one of: help, models, splits, spec NAME, show NAME")
+        raise UsageError(f"unknown %mixcv command {cmd!r}; use one of: help, models, splits, ui DF, spec NAME, show NAME")
 
     def _results(self, name: str) -> Results:
         obj = self.shell.user_ns.get(name)
@@ -186,6 +199,7 @@ Line magic:
   %mixcv help         the cell syntax
   %mixcv models       model names that can be used
   %mixcv splits       split methods
+  %mixcv ui DF        a form that builds (and runs) an experiment on DataFrame DF
   %mixcv spec NAME    the cell that reproduces stored results
   %mixcv show NAME    render stored results again
 """

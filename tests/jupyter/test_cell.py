@@ -5,11 +5,12 @@ from __future__ import annotations
 import optuna.distributions as od
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+from _strategies import experiment_specs
 
 from mixcv_core.cell import CellError, parse_cell, spec_to_cell
 from mixcv_core.models import LinearMixedEffectsModel, LinearModel
-from mixcv_core.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from mixcv_core.spec import DataSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 FULL = """data: df
 name: sleep study
@@ -75,7 +76,7 @@ def test_minimal_cell_uses_the_defaults():
     ("data: df\ntarget: y\nouter: GroupKFlod(3)\nmodels: [LinearModel]\n", 4, "outer", "GroupKFlod"),
     ("data: df\ntarget: y\nouter: GroupKFold(x)\nmodels: [LinearModel]\n", 4, "outer", "whole number"),
     ("data: df\ntarget: y\nmodels:\n  RandomForestRegressor:\n    max_depth: int(9, 2)\n", 6,
-     "models.RandomForestRegressor.max_depth", "low <= high"),
+     "models.RandomForestRegressor.max_depth", "empty range"),
     ("data: df\ntarget: y\nmodels:\n  Ridge:\n    alpha: float(0, 1, log)\n", 6, "models.Ridge.alpha", "log"),
     ("data: df\ntarget: y\nmodels:\n  Ridge:\n    alpha: int(1.5, 3)\n", 6, "models.Ridge.alpha", "integer"),
     ("data: df\ntarget: y\nmodels:\n  Ridge:\n    alpah: float(0.1, 1)\n", 6, "models.Ridge.alpah",
@@ -106,70 +107,6 @@ def test_numbers_in_exponent_form_are_numbers():
 
 
 # -- property: spec -> text -> spec ----------------------------------------------------------
-names = st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True)
-plain_str = st.from_regex(r"[A-Za-z_][A-Za-z0-9_ .-]{0,8}", fullmatch=True).filter(lambda s: s.strip() == s)
-scalars = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False, width=64),
-                    st.booleans(), st.none(), plain_str, st.sampled_from(["10", "true", "null", "1e-3", "a: b"]))
-
-
-@st.composite
-def distributions(draw):
-    kind = draw(st.sampled_from(["int", "float", "cat"]))
-    if kind == "int":
-        log = draw(st.booleans())
-        low = draw(st.integers(1 if log else -100, 100))
-        step = 1 if log else draw(st.integers(1, 5))
-        return od.IntDistribution(low, low + step * draw(st.integers(0, 20)), log=log, step=step)
-    if kind == "float":
-        log = draw(st.booleans())
-        low = draw(st.floats(1e-8, 1e3) if log else st.floats(-1e3, 1e3))
-        high = low + draw(st.floats(0, 1e3))
-        return od.FloatDistribution(low, high, log=log)
-    choices = draw(st.lists(st.one_of(st.integers(-50, 50), st.booleans(), st.none(), plain_str,
-                                      st.floats(-10, 10, allow_nan=False)), min_size=1, max_size=4, unique_by=repr))
-    return od.CategoricalDistribution(choices)
-
-
-ESTIMATORS = {"Ridge": ["alpha", "tol", "max_iter", "solver", "positive"],
-              "RandomForestRegressor": ["n_estimators", "max_depth", "min_samples_leaf", "max_features", "criterion"],
-              "LinearMixedEffectsModel": ["reml", "method"]}
-
-
-@st.composite
-def model_specs(draw, name):
-    est = draw(st.sampled_from(list(ESTIMATORS)))
-    pnames = draw(st.lists(st.sampled_from(ESTIMATORS[est]), unique=True, max_size=4))
-    split = draw(st.integers(0, len(pnames)))
-    params = {p: draw(distributions()) for p in pnames[:split]}
-    fixed = {p: draw(scalars) for p in pnames[split:]}
-    return ModelSpec(name=name, estimator=est, params=params, model_kwargs=fixed,
-                     requires_inner_cv=draw(st.booleans()) if draw(st.booleans()) else bool(params),
-                     add_merf=draw(st.booleans()))
-
-
-@st.composite
-def experiment_specs(draw):
-    cols = draw(st.lists(names, min_size=3, max_size=6, unique=True))
-    target, groups, *features = cols
-    slopes = tuple(draw(st.lists(st.sampled_from(features), unique=True, max_size=2)))
-    use_features = draw(st.booleans())
-    data = DataSpec(target, groups, slopes, tuple(features) if use_features else None, frame=draw(names),
-                    dataset_name=draw(st.one_of(st.just(""), plain_str)))
-    methods = ["KFold", "StratifiedKFold", "GroupKFold", "StratifiedGroupKFold"]
-    model_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
-    metrics = draw(st.one_of(st.none(), st.lists(st.sampled_from(["r2", "mse", "mae", "rmse", "medae"]),
-                                                 min_size=1, unique=True)))
-    return ExperimentSpec(
-        data=data, models=tuple(draw(model_specs(n)) for n in model_names),
-        outer=SplitSpec(draw(st.sampled_from(methods)), draw(st.integers(2, 10)), draw(st.booleans()), _field="outer"),
-        inner=SplitSpec(draw(st.sampled_from(methods)), draw(st.integers(2, 10)), draw(st.booleans()), _field="inner"),
-        tuning=TuningSpec(draw(st.integers(1, 1000))),
-        merf=MerfSpec(draw(st.booleans()), draw(st.integers(1, 500)),
-                      draw(st.one_of(st.none(), st.floats(1e-12, 1.0))), draw(st.one_of(st.none(), st.integers(1, 9)))),
-        metrics=metrics, predict_known_groups_lmm=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**31)), n_jobs=draw(st.sampled_from([1, 2, -1, 8])))
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=experiment_specs())
 def test_any_spec_survives_text_and_back(spec):

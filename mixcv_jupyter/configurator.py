@@ -1,0 +1,586 @@
+"""A form that builds an experiment from a DataFrame: `Configurator(df)` or ``%mixcv ui df``.
+
+The form is a view of an `ExperimentSpec`: `Configurator.to_spec` reads the controls
+into a spec, `Configurator.from_spec` fills them from one, and everything is checked
+as the user edits, with each message next to its control and **Run** disabled until
+the form is valid. **Show cell** shows the ``%%mixcv`` text that reproduces the form,
+so the form teaches the cell syntax; parameter values are written in that syntax too
+(``int(2, 20)``, ``float(1e-4, 1, log)``, ``choice(a, b)`` or a fixed value).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import pandas as pd
+from optuna.distributions import BaseDistribution
+
+from mixcv_core import MixcvError, Results
+from mixcv_core.cell import param_text, parse_param, spec_to_cell
+from mixcv_core.metrics import DEFAULT_METRICS, METRICS
+from mixcv_core.registry import available_models, resolve_estimator
+from mixcv_core.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, _param_names
+from mixcv_core.splits import SPLIT_METHODS
+
+__all__ = ["Configurator", "COMMON_MODELS"]
+
+# Shown as ready-made cards; any other registered model can be added by name.
+COMMON_MODELS: dict[str, dict[str, str]] = {
+    "LinearModel": {},
+    "LinearMixedEffectsModel": {},
+    "RandomForestRegressor": {"n_estimators": "100", "max_depth": "int(2, 20)", "min_samples_leaf": "int(1, 20)"},
+    "HistGradientBoostingRegressor": {"learning_rate": "float(0.01, 0.3, log)", "max_depth": "int(2, 10)"},
+    "Ridge": {"alpha": "float(0.001, 100.0, log)"},
+    "Lasso": {"alpha": "float(0.0001, 10.0, log)"},
+}
+_POST = ["", "LinearModelPostProcessor", "LMERModelPostProcessor", "RandomForestModelPostProcessor"]
+_ERROR_STYLE = "color:#b00020;font-size:12px"
+
+
+def _msg(text: str = "") -> w.HTML:
+    return w.HTML(value=text, layout=w.Layout(margin="0 0 0 8px"))
+
+
+def _set_msg(widget: w.HTML, text: str) -> None:
+    widget.value = f"<span style='{_ERROR_STYLE}'>{html.escape(text)}</span>" if text else ""
+
+
+class _ParamRow:
+    """One hyperparameter: its name and its value in cell syntax (a range is tuned)."""
+
+    def __init__(self, names: list[str], name: str = "", value: str = "", on_change: Callable[[], None] = None,
+                 on_remove: Callable[[_ParamRow], None] = None) -> None:
+        self.name = w.Combobox(value=name, options=names, placeholder="parameter", ensure_option=False,
+                               layout=w.Layout(width="180px"))
+        self.value = w.Text(value=value, placeholder="100, int(2, 20), float(1e-3, 1, log), choice(a, b)",
+                            layout=w.Layout(width="300px"))
+        self.remove = w.Button(icon="times", tooltip="remove this parameter", layout=w.Layout(width="32px"))
+        self.message = _msg()
+        self.box = w.HBox([self.name, self.value, self.remove, self.message])
+        for c in (self.name, self.value):
+            c.observe(lambda _: on_change(), "value")
+        self.remove.on_click(lambda _: on_remove(self))
+
+
+class _ModelCard:
+    """A model: enabled, its estimator, MERF, post-processor, tuning and parameters."""
+
+    def __init__(self, name: str, estimator: str, params: dict[str, str], form: Configurator,
+                 enabled: bool = False) -> None:
+        self.form = form
+        self.enabled = w.Checkbox(value=enabled, description=name, indent=False,
+                                  layout=w.Layout(width="280px"))
+        self.enabled.add_class("mixcv-model-enable")
+        self.enabled.add_class(f"mixcv-model-{_css(name)}")
+        self.label = name
+        self.estimator = w.Text(value=estimator, description="estimator", layout=w.Layout(width="360px"))
+        self.merf = w.Checkbox(value=False, description="MERF", indent=False, layout=w.Layout(width="80px"))
+        self.tune = w.Checkbox(value=True, description="tune ranges", indent=False, layout=w.Layout(width="120px"),
+                               tooltip="tune the parameters given as ranges in the inner loop")
+        self.post = w.Dropdown(options=_POST, value="", description="insight", layout=w.Layout(width="330px"))
+        self.fit = w.Text(value="", description="fit args", placeholder="{sample_weight_col: w}",
+                          layout=w.Layout(width="360px"))
+        self.add = w.Button(description="parameter", icon="plus", layout=w.Layout(width="120px"))
+        self.rows: list[_ParamRow] = []
+        # requires_inner_cv for a model without ranges means nothing; kept only so a spec
+        # that says so survives spec -> form -> spec.
+        self.tune_without_ranges = False
+        self.rows_box = w.VBox([])
+        self.message = _msg()
+        self.details = w.VBox([w.HBox([self.estimator, self.merf, self.tune]), w.HBox([self.post, self.fit]),
+                               self.rows_box, self.add], layout=w.Layout(margin="0 0 0 24px"))
+        self.box = w.VBox([w.HBox([self.enabled, self.message]), self.details],
+                          layout=w.Layout(border="1px solid #ddd", padding="4px", margin="2px 0"))
+        self.add.on_click(lambda _: self.add_param())
+        for c in (self.enabled, self.estimator, self.merf, self.tune, self.post, self.fit):
+            c.observe(lambda _: self.changed(), "value")
+        for k, v in params.items():
+            self.add_param(k, v, notify=False)
+        self._show_details()
+
+    def _names(self) -> list[str]:
+        try:
+            return sorted(_param_names(resolve_estimator(self.estimator.value)) or [])
+        except MixcvError:
+            return []
+
+    def add_param(self, name: str = "", value: str = "", notify: bool = True) -> _ParamRow:
+        row = _ParamRow(self._names(), name, value, on_change=self.changed, on_remove=self.remove_param)
+        self.rows.append(row)
+        self.rows_box.children = [r.box for r in self.rows]
+        if notify:
+            self.changed()
+        return row
+
+    def remove_param(self, row: _ParamRow) -> None:
+        self.rows.remove(row)
+        self.rows_box.children = [r.box for r in self.rows]
+        self.changed()
+
+    def _show_details(self) -> None:
+        self.details.layout.display = None if self.enabled.value else "none"
+
+    def changed(self) -> None:
+        self._show_details()
+        self.form._validate()
+
+    def spec(self) -> ModelSpec:
+        """This card as a `ModelSpec`; errors name the offending control."""
+        params, fixed = {}, {}
+        for row in self.rows:
+            _set_msg(row.message, "")
+        for row in self.rows:
+            name = row.name.value.strip()
+            if not name:
+                _set_msg(row.message, "name the parameter")
+                raise MixcvError(f"models[{self.label!r}]", "a parameter has no name")
+            try:
+                value = parse_param(row.value.value, name)
+            except MixcvError as exc:
+                _set_msg(row.message, exc.message)
+                raise
+            if name in params or name in fixed:
+                _set_msg(row.message, "given twice")
+                raise MixcvError(f"models[{self.label!r}].params", f"{name!r} is given twice")
+            if isinstance(value, BaseDistribution):   # a range: tuned in the inner loop
+                params[name] = value
+            else:
+                fixed[name] = value
+        fit = parse_param(self.fit.value) if self.fit.value.strip() else {}
+        if not isinstance(fit, dict):
+            raise MixcvError(f"models[{self.label!r}].fit_kwargs", "fit args must be written as {name: value}")
+        tune = self.tune.value if params else self.tune_without_ranges
+        return ModelSpec(name=self.label, estimator=self.estimator.value.strip(), params=params,
+                         model_kwargs=fixed, requires_inner_cv=tune, fit_kwargs=fit,
+                         add_merf=self.merf.value, post_processor=self.post.value or None)
+
+
+def _css(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name)
+
+
+class Configurator:
+    """An ipywidgets form for a mixcv experiment on ``df``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    name : str, optional
+        The DataFrame's variable name (used in the ``%%mixcv`` cell); looked up in the
+        notebook namespace when not given.
+    output : str, default="mixcv_results"
+        Where **Run** stores the results.
+    shell : IPython shell, optional
+        The namespace to store results in (the running IPython by default).
+    """
+
+    def __init__(self, df: pd.DataFrame, name: str | None = None, output: str = "mixcv_results",
+                 shell: Any = None) -> None:
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"Configurator needs a pandas DataFrame, got {type(df).__name__}")
+        if shell is None:
+            try:
+                from IPython import get_ipython
+                shell = get_ipython()
+            except ImportError:  # pragma: no cover - ipython is a dependency of mixcv_jupyter
+                shell = None
+        self.df, self.shell = df, shell
+        self.frame_name = name or self._find_name(df) or "df"
+        self.results: Results | None = None
+        self.errors: dict[str, str] = {}
+        self._building = True
+        cols = [str(c) for c in df.columns]
+        numeric = [str(c) for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) or
+                   pd.api.types.is_bool_dtype(df[c])]
+        self.numeric = numeric
+        lw = w.Layout(width="360px")
+
+        # Data
+        self.dataset_name = w.Text(description="name", placeholder="a label for reports", layout=lw)
+        self.target = w.Dropdown(options=numeric, value=None, description="target", layout=lw)
+        self.groups = w.Dropdown(options=[("(none)", None)] + [(c, c) for c in cols], value=None,
+                                 description="groups", layout=lw)
+        self.slopes = w.SelectMultiple(options=numeric, value=(), description="random slopes", rows=4,
+                                       layout=lw)
+        # "All other columns" only works when every other column is numeric; otherwise
+        # start from the numeric ones, which is what the user would pick by hand.
+        all_numeric = len(numeric) == len(cols)
+        self.all_features = w.Checkbox(value=all_numeric, description="features: all other columns", indent=False)
+        self.features = w.SelectMultiple(options=numeric, description="features", rows=5, layout=lw,
+                                         value=() if all_numeric else tuple(numeric))
+        # Splits
+        methods = list(SPLIT_METHODS)
+        self.outer = w.Dropdown(options=methods, value="KFold", description="outer", layout=w.Layout(width="280px"))
+        self.outer_k = w.BoundedIntText(value=5, min=2, max=1000, description="folds", layout=w.Layout(width="150px"))
+        self.inner = w.Dropdown(options=methods, value="KFold", description="inner", layout=w.Layout(width="280px"))
+        self.inner_k = w.BoundedIntText(value=5, min=2, max=1000, description="folds", layout=w.Layout(width="150px"))
+        self.scale_outer = w.Checkbox(value=True, description="scale outer", indent=False, layout=w.Layout(width="110px"))
+        self.scale_inner = w.Checkbox(value=True, description="scale inner", indent=False, layout=w.Layout(width="110px"))
+        self.predict_known = w.Checkbox(value=True, description="mixed models use random effects of known groups",
+                                        indent=False)
+        # Models
+        self.cards: list[_ModelCard] = [_ModelCard(n, n, dict(p), self) for n, p in COMMON_MODELS.items()]
+        self.cards_box = w.VBox([c.box for c in self.cards])
+        self.add_model_name = w.Combobox(options=available_models(), placeholder="any model: name or dotted path",
+                                         ensure_option=False, layout=w.Layout(width="330px"))
+        self.add_model_button = w.Button(description="add model", icon="plus")
+        # Tuning
+        self.trials = w.BoundedIntText(value=20, min=1, max=100000, description="trials", layout=w.Layout(width="180px"))
+        self.objective = w.Text(description="objective", placeholder="default: validation MSE (dotted path)",
+                                layout=lw)
+        self.metrics = w.SelectMultiple(options=list(METRICS), value=DEFAULT_METRICS, description="metrics",
+                                        rows=4, layout=w.Layout(width="260px"))
+        self.merf_all = w.Checkbox(value=False, description="MERF for every model", indent=False)
+        self.merf_iter = w.BoundedIntText(value=100, min=1, max=100000, description="EM iterations",
+                                          layout=w.Layout(width="200px"), style={"description_width": "initial"})
+        self.merf_threshold = w.Text(description="stop below", placeholder="e.g. 1e-4 (relative GLL change)",
+                                     layout=w.Layout(width="300px"))
+        self.merf_window = w.Text(description="for iterations", placeholder="1", layout=w.Layout(width="200px"),
+                                  style={"description_width": "initial"})
+        self.seed = w.BoundedIntText(value=42, min=0, max=2**31 - 1, description="seed", layout=w.Layout(width="180px"))
+        self.n_jobs = w.BoundedIntText(value=1, min=-1, max=512, description="n_jobs", layout=w.Layout(width="180px"))
+        # Actions
+        self.output_name = w.Text(value=output, description="store as", layout=w.Layout(width="260px"))
+        self.run_button = w.Button(description="Run", button_style="primary", icon="play")
+        self.cell_button = w.Button(description="Show cell", icon="code")
+        self.status = w.HTML()
+        self.cell_view = w.Textarea(layout=w.Layout(width="100%", height="220px", display="none"))
+        self.result = w.HTML()
+        for name in ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
+                     "seed", "n_jobs", "objective", "output"):
+            setattr(self, f"msg_{name}", _msg())
+        for c in (self.target, self.groups, self.slopes, self.features, self.outer, self.inner):
+            c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0]}")
+        self.outer_k.add_class("mixcv-outer-k")
+        self.inner_k.add_class("mixcv-inner-k")
+        self.run_button.add_class("mixcv-run")
+        self.cell_button.add_class("mixcv-show-cell")
+        self.widget = self._layout()
+        self.widget.add_class("mixcv-configurator")
+        for c in (self.dataset_name, self.target, self.groups, self.slopes, self.all_features, self.features,
+                  self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
+                  self.predict_known, self.trials, self.objective, self.metrics, self.merf_all, self.merf_iter,
+                  self.merf_threshold, self.merf_window, self.seed, self.n_jobs, self.output_name):
+            c.observe(lambda _: self._validate(), "value")
+        self.add_model_button.on_click(lambda _: self._add_model())
+        self.target.observe(self._drop_from_features, "value")
+        self.groups.observe(self._drop_from_features, "value")
+        self.run_button.on_click(lambda _: self.run())
+        self.cell_button.on_click(lambda _: self.show_cell())
+        self._building = False
+        self._validate()
+
+    # -- layout --------------------------------------------------------------------------
+    def _section(self, title: str, rows: list[w.Widget]) -> w.VBox:
+        return w.VBox([w.HTML(f"<h4 style='margin:8px 0 4px 0'>{title}</h4>")] + rows,
+                      layout=w.Layout(border_bottom="1px solid #eee", padding="0 0 6px 0"))
+
+    def _layout(self) -> w.VBox:
+        wrap = w.Layout(flex_flow="row wrap", align_items="center")
+        data = self._section("Data", [
+            w.HBox([self.target, self.msg_target], layout=wrap),
+            w.HBox([self.groups, self.msg_groups], layout=wrap),
+            w.HBox([self.slopes, self.msg_slopes], layout=wrap),
+            w.HBox([self.all_features, self.features, self.msg_features], layout=wrap),
+            self.dataset_name])
+        splits = self._section("Splits", [
+            w.HBox([self.outer, self.outer_k, self.scale_outer, self.msg_outer], layout=wrap),
+            w.HBox([self.inner, self.inner_k, self.scale_inner, self.msg_inner], layout=wrap),
+            self.predict_known])
+        models = self._section("Models", [self.cards_box, w.HBox([self.add_model_name, self.add_model_button])])
+        tuning = self._section("Tuning and MERF", [
+            w.HBox([self.trials, self.msg_trials, self.objective, self.msg_objective], layout=wrap),
+            w.HBox([self.metrics, self.msg_metrics], layout=wrap),
+            w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.msg_merf],
+                   layout=wrap),
+            w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs], layout=wrap)])
+        actions = w.VBox([w.HBox([self.output_name, self.msg_output, self.run_button, self.cell_button],
+                                 layout=wrap), self.status, self.cell_view, self.result])
+        return w.VBox([data, splits, models, tuning, actions], layout=w.Layout(max_width="1000px"))
+
+    def _drop_from_features(self, change: dict) -> None:
+        # Choosing the target or the groups takes that column out of a hand-picked
+        # feature list; ticking it again afterwards is reported as a problem.
+        if not self._building and change["new"] in self.features.value:
+            self.features.value = tuple(c for c in self.features.value if c != change["new"])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+    # -- form <-> spec ---------------------------------------------------------------------
+    def _find_name(self, df: pd.DataFrame) -> str | None:
+        ns = getattr(self.shell, "user_ns", {}) or {}
+        return next((k for k, v in ns.items() if v is df and not k.startswith("_")), None)
+
+    def _card(self, name: str) -> _ModelCard | None:
+        return next((c for c in self.cards if c.label == name), None)
+
+    def _add_model(self, name: str | None = None, estimator: str | None = None) -> _ModelCard:
+        name = (name or self.add_model_name.value).strip()
+        if not name:
+            self.status.value = "<span style='color:#b00020'>type a model name first</span>"
+            return None  # type: ignore[return-value]
+        card = self._card(name)
+        if card is None:
+            card = _ModelCard(name, estimator or name, {}, self, enabled=True)
+            self.cards.append(card)
+            self.cards_box.children = [c.box for c in self.cards]
+        card.enabled.value = True
+        self.add_model_name.value = ""
+        self._validate()
+        return card
+
+    def to_spec(self) -> ExperimentSpec:
+        """The experiment the form describes (raises the first problem as a `MixcvError`)."""
+        models = [c.spec() for c in self.cards if c.enabled.value]
+        features = None if self.all_features.value else tuple(self.features.value)
+        data = DataSpec(target=self.target.value, groups=self.groups.value, slopes=tuple(self.slopes.value),
+                        features=features, frame=self.frame_name, dataset_name=self.dataset_name.value)
+        objective = None
+        if self.objective.value.strip():
+            from mixcv_core.registry import import_dotted
+            objective = import_dotted(self.objective.value.strip(), "tuning.objective_scorer")
+        threshold = parse_param(self.merf_threshold.value) if self.merf_threshold.value.strip() else None
+        window = parse_param(self.merf_window.value) if self.merf_window.value.strip() else None
+        return ExperimentSpec(
+            data=data, models=tuple(models),
+            outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, _field="outer"),
+            inner=SplitSpec(self.inner.value, self.inner_k.value, self.scale_inner.value, _field="inner"),
+            tuning=TuningSpec(self.trials.value, objective),
+            merf=MerfSpec(self.merf_all.value, self.merf_iter.value, threshold, window),
+            metrics=list(self.metrics.value) or [],
+            predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value)
+
+    @classmethod
+    def from_spec(cls, spec: ExperimentSpec | Results, df: pd.DataFrame | None = None, shell: Any = None,
+                  output: str = "mixcv_results") -> Configurator:
+        """A form showing ``spec`` (or the spec of ``Results``) on ``df``.
+
+        ``df`` defaults to the DataFrame the spec names, from the notebook namespace.
+        """
+        if isinstance(spec, Results):
+            spec = spec.spec
+        if df is None:
+            if shell is None:
+                from IPython import get_ipython
+                shell = get_ipython()
+            df = (getattr(shell, "user_ns", {}) or {}).get(spec.data.frame)
+            if not isinstance(df, pd.DataFrame):
+                raise MixcvError("data.frame", f"no DataFrame named {spec.data.frame!r} in the notebook; pass df=")
+        form = cls(df, name=spec.data.frame or None, output=output, shell=shell)
+        form.set_spec(spec)
+        return form
+
+    def set_spec(self, spec: ExperimentSpec) -> None:
+        """Fill every control from ``spec``."""
+        for name in spec.metrics:
+            if METRICS.get(name) is not spec.metrics[name]:
+                raise MixcvError("metrics", f"custom metric {name!r} cannot be shown in the form")
+        self._building = True
+        try:
+            d = spec.data
+            self.dataset_name.value = d.dataset_name
+            self.target.value = d.target
+            self.groups.value = d.groups
+            self.slopes.value = tuple(d.slopes)
+            self.all_features.value = d.features is None
+            self.features.value = tuple(d.features or ())
+            self.outer.value, self.outer_k.value, self.scale_outer.value = (spec.outer.method, spec.outer.n_splits,
+                                                                            spec.outer.scale)
+            self.inner.value, self.inner_k.value, self.scale_inner.value = (spec.inner.method, spec.inner.n_splits,
+                                                                            spec.inner.scale)
+            self.predict_known.value = spec.predict_known_groups_lmm
+            self.trials.value = spec.tuning.n_trials
+            obj = spec.tuning.objective_scorer
+            self.objective.value = "" if obj is None else f"{obj.__module__}.{obj.__qualname__}"
+            self.metrics.value = tuple(spec.metrics)
+            m = spec.merf
+            self.merf_all.value, self.merf_iter.value = m.add_merf_global, m.max_iterations
+            self.merf_threshold.value = "" if m.stopping_threshold is None else repr(m.stopping_threshold)
+            self.merf_window.value = "" if m.stopping_window is None else str(m.stopping_window)
+            self.seed.value, self.n_jobs.value = spec.seed, spec.n_jobs
+            from mixcv_core.registry import _registry, dotted_path
+            registry = _registry()
+            for card in self.cards:
+                card.enabled.value = False
+            order = []
+            for model in spec.models:
+                est = model.estimator
+                est_name = est.__name__ if registry.get(est.__name__) is est else dotted_path(est)
+                card = self._card(model.name)
+                if card is None:
+                    card = _ModelCard(model.name, est_name, {}, self)
+                    self.cards.append(card)
+                card.estimator.value = est_name
+                card.enabled.value = True
+                card.merf.value = model.add_merf
+                card.tune.value = model.requires_inner_cv if model.params else True
+                card.tune_without_ranges = model.requires_inner_cv and not model.params
+                pp = model.post_processor
+                card.post.value = pp.__name__ if pp is not None and pp.__name__ in _POST else ""
+                if pp is not None and pp.__name__ not in _POST:
+                    raise MixcvError(f"models[{model.name!r}].post_processor",
+                                     "a custom post-processor cannot be shown in the form")
+                card.fit.value = param_text(dict(model.fit_kwargs)) if model.fit_kwargs else ""
+                card.rows = []
+                for k, v in model.model_kwargs.items():
+                    card.add_param(k, param_text(v), notify=False)
+                for k, dist in model.params.items():
+                    card.add_param(k, param_text(dist), notify=False)
+                card.rows_box.children = [r.box for r in card.rows]
+                card._show_details()
+                order.append(card)
+            # Enabled models first, in the spec's order (the order of result rows).
+            self.cards = order + [c for c in self.cards if c not in order]
+            self.cards_box.children = [c.box for c in self.cards]
+        finally:
+            self._building = False
+        self._validate()
+
+    # -- validation ------------------------------------------------------------------------
+    _FIELD_TO_MSG = {"data.target": "target", "y": "target", "data.groups": "groups", "groups": "groups",
+                     "data.slopes": "slopes", "slopes": "slopes", "data.features": "features", "X": "features",
+                     "outer": "outer", "inner": "inner", "tuning.n_trials": "trials",
+                     "tuning.objective_scorer": "objective", "metrics": "metrics", "merf": "merf", "seed": "seed",
+                     "n_jobs": "n_jobs", "data": "target"}
+
+    def _msg_for(self, field: str) -> str:
+        if field in self._FIELD_TO_MSG:
+            return self._FIELD_TO_MSG[field]
+        head = field.split(".")[0].split("[")[0]
+        return self._FIELD_TO_MSG.get(head, "target" if head == "data" else "models")
+
+    def _validate(self) -> bool:
+        """Check the whole form; show each problem next to its control; enable Run if valid."""
+        if self._building:
+            return False
+        self.errors = {}
+        for name in ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
+                     "seed", "n_jobs", "objective", "output"):
+            _set_msg(getattr(self, f"msg_{name}"), "")
+        for card in self.cards:
+            _set_msg(card.message, "")
+            if card.enabled.value:
+                try:
+                    card.spec()
+                except MixcvError as exc:
+                    self.errors[f"models:{card.label}"] = exc.message
+                    _set_msg(card.message, exc.message)
+        self.features.disabled = self.all_features.value
+        self._check_data()
+        if not self.errors:
+            try:
+                spec = self.to_spec()
+            except MixcvError as exc:
+                self._error(self._msg_for(exc.field), exc.message)
+            else:
+                self._check_against_data(spec)
+        if not self.output_name.value.isidentifier():
+            self._error("output", "not a valid variable name")
+        if not any(c.enabled.value for c in self.cards):
+            self.errors["models"] = "tick at least one model"
+        ok = not self.errors
+        self.run_button.disabled = not ok
+        self.status.value = ("" if ok else "<span style='color:#b00020'>" +
+                             html.escape(" · ".join(sorted(set(self.errors.values())))[:400]) + "</span>")
+        return ok
+
+    def _error(self, key: str, message: str) -> None:
+        self.errors[key] = message
+        if hasattr(self, f"msg_{key}"):
+            _set_msg(getattr(self, f"msg_{key}"), message)
+
+    def _check_data(self) -> None:
+        target, groups = self.target.value, self.groups.value
+        if target is None:
+            self._error("target", "choose the column to predict")
+        feats = set(self.features.value) if not self.all_features.value else set()
+        if target is not None and target in feats:
+            self._error("target", f"{target!r} is also ticked as a feature")
+        if groups is not None and groups == target:
+            self._error("groups", "the target cannot also be the groups")
+        bad = [s for s in self.slopes.value if s not in self.numeric]
+        if bad:
+            self._error("slopes", f"not numeric: {bad}")
+        if self.slopes.value and groups is None:
+            self._error("slopes", "random slopes need a groups column")
+        if groups is not None and groups in self.slopes.value:
+            self._error("slopes", "the groups column cannot be a slope")
+        if not self.all_features.value and self.slopes.value:
+            missing = [s for s in self.slopes.value if s not in feats]
+            if missing:
+                self._error("slopes", f"slopes must also be features: {missing}")
+
+    def _check_against_data(self, spec: ExperimentSpec) -> None:
+        from mixcv_core.data import prepare_data
+        try:
+            data = prepare_data(spec.data, self.df)
+        except MixcvError as exc:
+            self._error(self._msg_for(exc.field), exc.message)
+            return
+        n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
+        for level, s in (("outer", spec.outer), ("inner", spec.inner)):
+            if level == "inner" and not any(m.tunes for m in spec.models):
+                continue
+            if SPLIT_METHODS[s.method].requires_groups and n_groups < s.n_splits:
+                self._error(level, f"{s.method} with {s.n_splits} folds needs {s.n_splits} groups; "
+                                   f"there are {n_groups}")
+            if len(data.y) < s.n_splits:
+                self._error(level, f"{s.n_splits} folds need {s.n_splits} rows")
+        if any(m.tunes for m in spec.models) and SPLIT_METHODS[spec.inner.method].requires_groups and \
+                n_groups and n_groups - int(np.ceil(n_groups / spec.outer.n_splits)) < spec.inner.n_splits:
+            self._error("inner", f"an outer training fold holds about {n_groups - int(np.ceil(n_groups / spec.outer.n_splits))} "
+                                 f"groups, fewer than {spec.inner.n_splits} inner folds")
+
+    # -- actions ---------------------------------------------------------------------------
+    def cell_text(self) -> str:
+        """The ``%%mixcv`` cell that reproduces the form."""
+        return f"%%mixcv -o {self.output_name.value}\n" + spec_to_cell(self.to_spec())
+
+    def show_cell(self) -> None:
+        try:
+            self.cell_view.value = self.cell_text()
+        except MixcvError as exc:
+            self.cell_view.value = f"# the form is not complete yet: {exc}"
+        self.cell_view.layout.display = None
+
+    def run(self) -> Results | None:
+        """Run the experiment in place, with live progress; store and show the results."""
+        if not self._validate():
+            return None
+        from mixcv_core.engine import run
+
+        from .dashboard import LiveDashboard
+        spec = self.to_spec()
+        self.run_button.disabled = True
+        self.status.value = "running…"
+        dashboard = LiveDashboard(display=lambda obj: _HTMLHandle(self.result, obj))
+        try:
+            results = run(spec, self.df, observers=[dashboard])
+        except MixcvError as exc:
+            self.status.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
+            return None
+        finally:
+            self.run_button.disabled = False
+        self.results = results
+        if self.shell is not None:
+            self.shell.user_ns[self.output_name.value] = results
+        dashboard.finish(results)
+        self.status.value = f"{results.status}; results stored as <code>{html.escape(self.output_name.value)}</code>"
+        return results
+
+
+class _HTMLHandle:
+    """A display handle that writes into an HTML widget (live updates inside a widget)."""
+
+    def __init__(self, target: w.HTML, obj: Any) -> None:
+        self.target = target
+        self.update(obj)
+
+    def update(self, obj: Any) -> None:
+        self.target.value = obj._repr_html_()

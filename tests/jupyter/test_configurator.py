@@ -1,0 +1,149 @@
+"""The widget form: values -> spec, validation next to each control, Run state, round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _strategies import experiment_specs
+from hypothesis import HealthCheck, given, settings
+
+from mixcv_core import Results
+from mixcv_core.models import LinearMixedEffectsModel
+from mixcv_core.synthesizer import generate_regression
+from mixcv_jupyter import Configurator
+
+
+class Shell:
+    def __init__(self):
+        self.user_ns = {}
+
+
+@pytest.fixture
+def df():
+    X, y, g, _ = generate_regression(6, 12, random_seed=1, n_features=3)
+    return X.assign(y=y, group=g)
+
+
+@pytest.fixture
+def form(df):
+    shell = Shell()
+    shell.user_ns["df"] = df
+    f = Configurator(df, shell=shell)
+    f.target.value = "y"
+    f.groups.value = "group"
+    f.slopes.value = ("X0",)
+    return f
+
+
+def card(form, name):
+    return next(c for c in form.cards if c.label == name)
+
+
+def test_finds_its_dataframe_name_and_starts_with_run_disabled(form):
+    assert form.frame_name == "df"
+    assert form.run_button.disabled and "tick at least one model" in form.status.value
+
+
+def test_values_become_the_spec(form):
+    card(form, "LinearMixedEffectsModel").enabled.value = True
+    rf = card(form, "RandomForestRegressor")
+    rf.enabled.value = True
+    rf.merf.value = True
+    form.outer.value, form.outer_k.value = "GroupKFold", 3
+    form.inner.value, form.inner_k.value = "GroupKFold", 2
+    form.trials.value = 4
+    form.merf_iter.value = 7
+    assert not form.run_button.disabled, form.errors
+    spec = form.to_spec()
+    assert spec.data.target == "y" and spec.data.groups == "group" and spec.data.slopes == ("X0",)
+    assert [m.name for m in spec.models] == ["LinearMixedEffectsModel", "RandomForestRegressor"]
+    assert spec.models[0].estimator is LinearMixedEffectsModel
+    m = spec.models[1]
+    assert m.tunes and set(m.params) == {"max_depth", "min_samples_leaf"} and m.model_kwargs["n_estimators"] == 100
+    assert m.add_merf and spec.merf.max_iterations == 7
+    assert (spec.outer.method, spec.outer.n_splits, spec.tuning.n_trials) == ("GroupKFold", 3, 4)
+    assert form.cell_text().startswith("%%mixcv -o mixcv_results\ndata: df\n")
+
+
+@pytest.mark.parametrize("change,control,words", [
+    (lambda f: (setattr(f.all_features, "value", False), setattr(f.features, "value", ("X0", "X1", "y"))),
+     "msg_target", "also ticked as a feature"),
+    (lambda f: (setattr(f.outer, "value", "GroupKFold"), setattr(f.outer_k, "value", 8)),
+     "msg_outer", "needs 8 groups; there are 6"),
+    (lambda f: setattr(f.groups, "value", None), "msg_slopes", "random slopes need a groups column"),
+    (lambda f: setattr(f.trials, "value", 0), None, None),   # bounded: the control itself refuses 0
+])
+def test_problems_show_next_to_their_control_and_disable_run(form, change, control, words):
+    card(form, "LinearModel").enabled.value = True
+    assert not form.run_button.disabled
+    change(form)
+    if control is None:
+        assert form.trials.value == 1 and not form.run_button.disabled
+        return
+    assert words in getattr(form, control).value
+    assert form.run_button.disabled
+
+
+def test_non_numeric_slope_and_empty_range(df):
+    shell = Shell()
+    frame = df.assign(site=["a", "b"] * 36)
+    f = Configurator(frame, name="frame", shell=shell)
+    assert "site" not in f.slopes.options  # only numeric columns are offered
+    f.target.value, f.groups.value = "y", "group"
+    f.slopes.value = ("X0",)
+    rf = card(f, "RandomForestRegressor")
+    rf.enabled.value = True
+    rf.rows[1].value.value = "int(9, 2)"
+    assert "empty range" in rf.rows[1].message.value and f.run_button.disabled
+    rf.rows[1].value.value = "int(2, 9)"
+    assert not f.run_button.disabled, f.errors
+    assert not f.all_features.value and "site" not in f.features.value  # non-numeric column left out
+
+
+def test_run_stores_results_and_shows_them(form):
+    card(form, "LinearModel").enabled.value = True
+    form.output_name.value = "from_form"
+    res = form.run()
+    assert isinstance(res, Results) and form.shell.user_ns["from_form"] is res
+    assert "mixcv-report" in form.result.value and "LinearModel" in form.result.value
+    assert "stored as" in form.status.value
+
+
+def test_show_cell_parses_back_to_the_form(form):
+    from mixcv_core.cell import parse_cell
+    card(form, "Ridge").enabled.value = True
+    form.show_cell()
+    body = form.cell_view.value.split("\n", 1)[1]
+    assert parse_cell(body).spec == form.to_spec()
+
+
+def test_any_model_can_be_added_by_name(form):
+    form.add_model_name.value = "KNeighborsRegressor"
+    form._add_model()
+    c = card(form, "KNeighborsRegressor")
+    c.add_param("n_neighbors", "int(2, 10)")
+    spec = form.to_spec()
+    assert spec.models[-1].params["n_neighbors"].high == 10
+
+
+def test_from_results_reopens_the_same_experiment(form):
+    card(form, "LinearModel").enabled.value = True
+    res = form.run()
+    again = Configurator.from_spec(res, shell=form.shell)
+    assert again.to_spec() == res.spec
+
+
+def frame_for(spec):
+    rng = np.random.default_rng(0)
+    cols = [spec.data.target, spec.data.groups, *(spec.data.features or spec.data.slopes or ("x",))]
+    df = pd.DataFrame(rng.normal(size=(40, len(cols))), columns=cols)
+    df[spec.data.groups] = np.arange(40) % 8
+    return df
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=experiment_specs())
+def test_spec_to_form_to_spec_is_unchanged(spec):
+    form = Configurator.from_spec(spec, frame_for(spec), shell=Shell())
+    assert form.to_spec() == spec
