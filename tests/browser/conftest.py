@@ -86,7 +86,9 @@ def page(browser, request):
 
 def open_notebook(page, base: str, name: str) -> None:
     """Open a notebook and wait until its kernel has really answered (BROWSER.md, steps 1-2)."""
-    page.goto(base + f"lab/tree/{name}")
+    # ?reset: start from an empty workspace, or JupyterLab reopens the notebooks of earlier
+    # tests in hidden tabs and selectors can match their (invisible) widgets.
+    page.goto(base + f"lab/tree/{name}?reset")
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-NotebookPanel')", timeout=60_000)
     page.evaluate("""async () => {
         const w = window.jupyterapp.shell.currentWidget;

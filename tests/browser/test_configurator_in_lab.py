@@ -1,0 +1,57 @@
+"""The Configurator form in a real JupyterLab: pick, tick, run; and an invalid form with Run disabled."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from .conftest import ARTIFACTS, open_notebook, run_all
+
+SETUP = """from mixcv_core.synthesizer import generate_regression
+from mixcv_jupyter import Configurator
+X, y, group, slopes = generate_regression(6, 20, n_slopes=1, noise_level=0.5, random_seed=0)
+df = X.assign(y=y, group=group)
+Configurator(df)"""
+
+
+def open_form(lab_server, lab_root, page, name):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(SETUP)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab_root / name)
+    open_notebook(page, lab_server, name)
+    run_all(page)
+    page.wait_for_selector(".mixcv-configurator .mixcv-target select", timeout=60_000)
+
+
+@pytest.mark.browser
+def test_pick_tick_run_shows_results(lab_server, lab_root, page):
+    open_form(lab_server, lab_root, page, "form_run.ipynb")
+    page.select_option(".mixcv-target select", "y")
+    page.select_option(".mixcv-groups select", "group")
+    page.click(".mixcv-model-LinearModel input[type=checkbox]")
+    page.click(".mixcv-model-LinearMixedEffectsModel input[type=checkbox]")
+    run = page.locator("button.mixcv-run")
+    run.wait_for()
+    page.wait_for_function("() => !document.querySelector('button.mixcv-run').disabled", timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "configurator_filled.png"), full_page=True)
+    run.click()
+    page.wait_for_selector(".mixcv-configurator .mixcv-report", timeout=120_000)
+    report = page.inner_text(".mixcv-configurator .mixcv-report")
+    assert "LinearModel" in report and "LinearMixedEffectsModel" in report
+    assert "stored as" in page.inner_text(".mixcv-configurator")
+
+
+@pytest.mark.browser
+def test_invalid_form_shows_the_message_and_disables_run(lab_server, lab_root, page):
+    open_form(lab_server, lab_root, page, "form_invalid.ipynb")
+    page.select_option(".mixcv-target select", "y")
+    page.select_option(".mixcv-groups select", "group")
+    page.click(".mixcv-model-LinearModel input[type=checkbox]")
+    page.wait_for_function("() => !document.querySelector('button.mixcv-run').disabled", timeout=30_000)
+    page.select_option(".mixcv-outer select", "GroupKFold")
+    page.fill(".mixcv-outer-k input", "10")
+    page.press(".mixcv-outer-k input", "Enter")
+    page.wait_for_selector("text=needs 10 groups; there are 6", timeout=30_000)
+    assert page.locator("button.mixcv-run").is_disabled()
