@@ -160,8 +160,8 @@ def _scalar(text: str) -> Any:
         value = yaml.safe_load(text) if text else None
     except yaml.YAMLError:
         return text
-    if isinstance(value, str) and _NUMBER_RE.match(value):
-        return float(value)
+    if isinstance(value, str) and _NUMBER_RE.match(value) and text[:1] not in "\"'":
+        return float(value)  # unquoted 1e-4 (YAML 1.1 reads it as text); quoted "10" stays text
     return value
 
 

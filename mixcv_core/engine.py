@@ -45,7 +45,8 @@ def _run_buffered(spec: ExperimentSpec, model: ModelSpec, plan_data, outer, inne
 
 
 def run(spec: ExperimentSpec, frame: pd.DataFrame,
-        observers: Iterable[Observer | Callable[[Event], None]] = ()) -> Results:
+        observers: Iterable[Observer | Callable[[Event], None]] = (),
+        store: object = None, save_models: bool = False) -> Results:
     """Run a nested cross validation.
 
     Parameters
@@ -56,6 +57,11 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         The data; ``spec.data`` names its columns.
     observers : iterable of Observer or callable
         Receive the run's events in order, in this process.
+    store : RunStore, path, bool or None
+        Where the run is recorded fold by fold: ``None`` the default store
+        (``$MIXCV_STORE`` or ``./.mixcv``), ``False`` nowhere.
+    save_models : bool, default=False
+        Also store the fitted models.
 
     Returns
     -------
@@ -72,10 +78,14 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         from .errors import SpecTypeError
         raise SpecTypeError("spec", f"expected an ExperimentSpec, got {type(spec).__name__}")
     plan = plan_experiment(spec, frame)
-    bus = EventBus(observers)
+    from .store import StoreObserver, resolve_store
+    run_store = resolve_store(store)
+    recorder = StoreObserver(run_store, save_models) if run_store is not None else None
+    # The store listens first: a fold is on disk before any other observer sees it.
+    bus = EventBus(([recorder] if recorder is not None else []) + list(observers))
     tasks = _tasks(spec, plan)
     bus.emit(RunStarted(spec=spec, n_folds=len(plan.outer), model_names=tuple(spec.model_names()),
-                        n_rows=len(plan.data.y)))
+                        n_rows=len(plan.data.y), data=plan.data, outer=plan.outer))
     by_task: dict[int, list[FoldOutcome]] = {}
     status = "finished"
     t0 = time.perf_counter()
@@ -102,6 +112,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     outcomes = [o for i in sorted(by_task) for o in by_task[i]]
     results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
                       status=status, wall_time=time.perf_counter() - t0)
+    if recorder is not None:
+        results.run_id = recorder.run_id
     _warn_about(results)
     if status == "interrupted":
         bus.emit(RunFailed(error="interrupted; the finished folds are kept in the results", traceback=""))

@@ -34,10 +34,14 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """A run passed validation; ``data`` and ``outer`` are the validated data and splits."""
+
     spec: ExperimentSpec
     n_folds: int
     model_names: tuple[str, ...]
     n_rows: int
+    data: Any = None
+    outer: Any = None
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,14 @@ class EMIteration(Event):
 
 @dataclass(frozen=True)
 class FoldFinished(Event):
+    """A model finished an outer fold; ``outcome`` is the whole `FoldOutcome`."""
+
     fold: int
     model: str
     metrics: dict[str, float]
     fit_time: float
     best_params: dict[str, Any] = field(default_factory=dict)
+    outcome: Any = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class FoldFailed(Event):
     model: str
     error: str
     traceback: str
+    outcome: Any = None
 
 
 @dataclass(frozen=True)

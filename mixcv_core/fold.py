@@ -73,9 +73,10 @@ def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train
 def _failed(name: str, fold: int, exc: BaseException, caught: list, emit: Callable[[Event], None]) -> FoldOutcome:
     tb = "".join(traceback.format_exception(exc))
     msg = f"{type(exc).__name__}: {exc}"
-    emit(FoldFailed(fold=fold, model=name, error=msg, traceback=tb))
-    return FoldOutcome(model=name, fold=fold, ok=False, error=msg, traceback=tb,
-                       warnings=[_warning_text(w) for w in caught])
+    out = FoldOutcome(model=name, fold=fold, ok=False, error=msg, traceback=tb,
+                      warnings=[_warning_text(w) for w in caught])
+    emit(FoldFailed(fold=fold, model=name, error=msg, traceback=tb, outcome=out))
+    return out
 
 
 def _warning_text(w: warnings.WarningMessage) -> str:
@@ -109,7 +110,8 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
         converged=None if converged is None else bool(converged),
         warnings=[_warning_text(w) for w in caught],
     )
-    emit(FoldFinished(fold=fold, model=name, metrics=metrics, fit_time=fit_time, best_params=dict(best_params)))
+    emit(FoldFinished(fold=fold, model=name, metrics=metrics, fit_time=fit_time, best_params=dict(best_params),
+                      outcome=out))
     return out
 
 

@@ -56,6 +56,8 @@ class CrossValidation:
         self._n_jobs = 1
         self._observers: list[Observer | Callable[[Event], None]] = []
         self._run: Any = None
+        self._store: Any = None
+        self._save_models = False
         self._results = None
 
     # -- data --------------------------------------------------------------------------
@@ -205,7 +207,8 @@ class CrossValidation:
         return self
 
     def set_run(self, run: Any = None, random_seed: int = 42, n_jobs: int = 1,
-                observers: Iterable[Observer | Callable[[Event], None]] = ()) -> CrossValidation:
+                observers: Iterable[Observer | Callable[[Event], None]] = (), store: Any = None,
+                save_models: bool = False) -> CrossValidation:
         """Seed, parallelism and where to report the run.
 
         Parameters
@@ -218,6 +221,11 @@ class CrossValidation:
             Outer folds in parallel processes (-1: all cores); results do not depend on it.
         observers : iterable
             Extra observers receiving the run's events.
+        store : RunStore, path, bool or None
+            Where the run is recorded fold by fold (`mixcv_core.store`): ``None`` the
+            default (``$MIXCV_STORE`` or ``./.mixcv``), ``False`` nowhere.
+        save_models : bool
+            Also store the fitted models.
         """
         self._seed = _check_int(random_seed, "random_seed", minimum=0)
         self._n_jobs = _check_int(n_jobs, "n_jobs")
@@ -225,6 +233,9 @@ class CrossValidation:
             raise SpecError("n_jobs", f"must be a positive number of processes or -1, got {n_jobs}")
         self._run = run
         self._observers = list(observers)
+        from .store import resolve_store
+        resolve_store(store)  # refuse a bad store argument now, not after the run
+        self._store, self._save_models = store, bool(save_models)
         return self
 
     # -- running -----------------------------------------------------------------------
@@ -264,7 +275,8 @@ class CrossValidation:
         """
         from .engine import run
         spec = self.to_spec()
-        self._results = run(spec, self._frame, observers=[*self._all_observers(), *observers])
+        self._results = run(spec, self._frame, observers=[*self._all_observers(), *observers],
+                            store=self._store, save_models=self._save_models)
         return self
 
     def get_results(self):

@@ -134,6 +134,8 @@ def render_html(results: Results) -> str:
     meta.append(f"seed {spec.seed}")
     if results.wall_time == results.wall_time:
         meta.append(f"{results.wall_time:.1f} s")
+    if getattr(results, "run_id", None):
+        meta.append(f"run <code>{html.escape(results.run_id)}</code>")
 
     parts = [_CSS, '<div class="mixcv-report">',
              f'<h4 class="mixcv-head">{title} — '

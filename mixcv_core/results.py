@@ -45,6 +45,8 @@ class Results:
         One per (model, outer fold), failed ones included.
     wall_time : float
         Seconds for the whole run.
+    run_id : str or None
+        The run's id in the run store (`mixcv_core.store`), if it was stored.
     """
 
     def __init__(self, spec: ExperimentSpec, outcomes: Sequence[FoldOutcome], data: PreparedData,
@@ -56,6 +58,7 @@ class Results:
         self.wall_time = wall_time
         self._data = data
         self._outer = list(outer)
+        self.run_id: str | None = None  # set when the run is in a RunStore
 
     # -- tables ----------------------------------------------------------------------
     @property

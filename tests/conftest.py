@@ -21,3 +21,11 @@ def grouped():
 def seed_example_data():
     """The data of the seed guide's first example (3 groups x 100 rows)."""
     return generate_regression(3, 100, n_slopes=1, noise_level=9.1e-2)
+
+
+# Runs are recorded in a run store by default (./.mixcv); the tests keep theirs in a
+# temporary folder, inherited by notebook kernels and the JupyterLab server they start.
+import os as _os
+import tempfile as _tempfile
+
+_os.environ["MIXCV_STORE"] = _tempfile.mkdtemp(prefix="mixcv-store-")

@@ -136,7 +136,8 @@ def test_from_results_reopens_the_same_experiment(form):
 
 def frame_for(spec):
     rng = np.random.default_rng(0)
-    cols = [spec.data.target, spec.data.groups, *(spec.data.features or spec.data.slopes or ("x",))]
+    cols = [spec.data.target, spec.data.groups, *(spec.data.features or spec.data.slopes or ())]
+    cols.append("_filler_feature")  # "all other columns" needs at least one
     df = pd.DataFrame(rng.normal(size=(40, len(cols))), columns=cols)
     df[spec.data.groups] = np.arange(40) % 8
     return df

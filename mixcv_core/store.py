@@ -1,0 +1,423 @@
+"""The local run store: every run, fold by fold, in a SQLite database under ``.mixcv/``.
+
+`RunStore` keeps the run index, specs, per-fold metrics, predictions, EM histories,
+post-processor tables and tuning trials in one SQLite file (``runs.sqlite``), and
+figures and (optionally) fitted models as files next to it. `StoreObserver` writes a
+run as it happens: each (model, fold) is committed in its own transaction the moment
+it finishes, so a kernel that dies keeps every finished fold, and its run is listed as
+``interrupted``. SQLite in WAL mode with a busy timeout lets two notebooks in one
+folder write at the same time.
+
+Where: ``$MIXCV_STORE`` if set (``off`` disables the store), else ``./.mixcv``.
+
+Examples
+--------
+>>> import tempfile, mixcv_core
+>>> from mixcv_core.synthesizer import generate_regression
+>>> X, y, g, _ = generate_regression(4, 10)
+>>> store = RunStore(tempfile.mkdtemp())
+>>> res = (mixcv_core.CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2)
+...        .add_model("LinearModel").set_run(store=store).perform().get_results())
+>>> store.runs()["status"].tolist()
+['finished']
+>>> store.load(res.run_id).summary.equals(res.summary)
+True
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+from .events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
+
+__all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, created REAL, updated REAL, status TEXT, host TEXT, pid INTEGER,
+    dataset TEXT, target TEXT, n_rows INTEGER, n_folds INTEGER, models TEXT, metrics TEXT,
+    spec TEXT, cell TEXT, wall_time REAL, error TEXT);
+CREATE TABLE IF NOT EXISTS run_data (
+    run_id TEXT PRIMARY KEY, y BLOB, groups TEXT, row_index TEXT, meta TEXT);
+CREATE TABLE IF NOT EXISTS splits (
+    run_id TEXT, fold INTEGER, train BLOB, test BLOB, PRIMARY KEY (run_id, fold));
+CREATE TABLE IF NOT EXISTS folds (
+    run_id TEXT, model TEXT, fold INTEGER, ok INTEGER, metrics TEXT, fit_time REAL, tune_time REAL,
+    best_params TEXT, converged INTEGER, error TEXT, traceback TEXT, warnings TEXT,
+    test_rows BLOB, y_pred BLOB, insight TEXT, history TEXT, model_file TEXT, finished REAL,
+    PRIMARY KEY (run_id, model, fold));
+CREATE TABLE IF NOT EXISTS trials (
+    run_id TEXT, model TEXT, fold INTEGER, trial INTEGER, value REAL, params TEXT,
+    PRIMARY KEY (run_id, model, fold, trial));
+"""
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(b: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(b), allow_pickle=False)
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars and arrays as JSON-able Python values."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, default=_plain)
+
+
+def _frame_json(df: pd.DataFrame | None) -> str | None:
+    return None if df is None else df.to_json(orient="split", default_handler=str)
+
+
+def _frame_from(text: str | None) -> pd.DataFrame | None:
+    return None if text is None else pd.read_json(io.StringIO(text), orient="split")
+
+
+def default_store() -> RunStore | None:
+    """The store runs are written to unless told otherwise (``$MIXCV_STORE``, default ``./.mixcv``)."""
+    where = os.environ.get("MIXCV_STORE", ".mixcv")
+    if where.lower() in ("off", "none", "0", "false", ""):
+        return None
+    return RunStore(where)
+
+
+class RunStore:
+    """A folder holding ``runs.sqlite`` and per-run files.
+
+    Parameters
+    ----------
+    path : str or Path, default=".mixcv"
+    """
+
+    def __init__(self, path: str | Path = ".mixcv") -> None:
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError("store", f"cannot create the run store at {str(self.path)!r}: {exc}") from None
+        self.db = self.path / "runs.sqlite"
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        # WAL lets readers and one writer work at once; the timeout makes a second
+        # writer wait its turn instead of failing with "database is locked".
+        con = sqlite3.connect(self.db, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA busy_timeout=60000")
+        return con
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.path / "runs" / run_id
+
+    # -- reading -----------------------------------------------------------------------
+    def runs(self) -> pd.DataFrame:
+        """One row per run, newest first: id, when, data, models, status, folds done, best."""
+        with self._connect() as con:
+            rows = con.execute("SELECT id, created, status, host, pid, dataset, target, n_rows, n_folds, models, "
+                               "metrics FROM runs ORDER BY created DESC").fetchall()
+            done = dict(con.execute("SELECT run_id, COUNT(*) FROM folds WHERE ok = 1 GROUP BY run_id").fetchall())
+            metric_rows = con.execute("SELECT run_id, model, metrics FROM folds WHERE ok = 1").fetchall()
+        scores: dict[str, dict[str, list[float]]] = {}
+        for run_id, model, metrics in metric_rows:
+            m = json.loads(metrics)
+            key = "test_r2" if "test_r2" in m else next((k for k in m if k.startswith("test_")), None)
+            if key is not None:
+                scores.setdefault(run_id, {}).setdefault(f"{model}|{key}", []).append(m[key])
+        out = []
+        for rid, created, status, host, pid, dataset, target, n_rows, n_folds, models, _metrics in rows:
+            best = ""
+            if rid in scores:
+                means = {k: float(np.mean(v)) for k, v in scores[rid].items()}
+                from .results import higher_is_better
+                pick = max if higher_is_better(next(iter(means)).split("|")[1]) else min
+                k = pick(means, key=means.get)
+                best = f"{k.split('|')[0]} ({k.split('|')[1].removeprefix('test_')} {means[k]:.3f})"
+            models_list = json.loads(models)
+            out.append({"id": rid, "created": pd.Timestamp(created, unit="s").tz_localize("UTC").tz_convert(None)
+                        .floor("s"), "data": dataset or f"{n_rows} rows", "target": target,
+                        "models": ", ".join(models_list), "status": self._status(status, host, pid),
+                        "fits": f"{done.get(rid, 0)}/{n_folds * len(models_list)}", "best": best})
+        return pd.DataFrame(out, columns=["id", "created", "data", "target", "models", "status", "fits", "best"])
+
+    @staticmethod
+    def _status(status: str, host: str, pid: int) -> str:
+        # A run whose process is gone without saying so was killed: its finished folds
+        # are all there, the rest never will be.
+        if status == "running" and host == socket.gethostname() and not _alive(pid):
+            return "interrupted"
+        return status
+
+    def _resolve(self, con: sqlite3.Connection, run_id: str) -> str:
+        ids = [r[0] for r in con.execute("SELECT id FROM runs WHERE id LIKE ?", (f"{run_id}%",)).fetchall()]
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            raise SpecError("run_id", f"no run {run_id!r} in {self}; list them with store.runs() or %mixcv runs")
+        raise SpecError("run_id", f"{run_id!r} matches {len(ids)} runs; give more of the id")
+
+    def load(self, run_id: str) -> Any:
+        """Rebuild the `Results` of a stored run (a unique prefix of the id is enough).
+
+        Fitted models are restored when they were saved (``save_models=True``); Optuna
+        studies are rebuilt from the stored trials.
+        """
+        from .data import PreparedData
+        from .fold import FoldOutcome
+        from .results import Results
+        from .spec import ExperimentSpec
+
+        with self._connect() as con:
+            rid = self._resolve(con, run_id)
+            run = con.execute("SELECT status, host, pid, spec, wall_time FROM runs WHERE id = ?", (rid,)).fetchone()
+            data = con.execute("SELECT y, groups, row_index, meta FROM run_data WHERE run_id = ?", (rid,)).fetchone()
+            splits = con.execute("SELECT train, test FROM splits WHERE run_id = ? ORDER BY fold", (rid,)).fetchall()
+            folds = con.execute("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
+                                "error, traceback, warnings, test_rows, y_pred, insight, history, model_file "
+                                "FROM folds WHERE run_id = ?", (rid,)).fetchall()
+            trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
+                                 "ORDER BY model, fold, trial", (rid,)).fetchall()
+        status, host, pid, spec_json, wall_time = run
+        if spec_json is None:
+            raise SpecError("run_id", f"run {rid} used settings that cannot be written down (locally defined "
+                                      "functions or splitter objects); its folds are in store.folds(run_id)")
+        spec = ExperimentSpec.from_dict(json.loads(spec_json))
+        y, groups, index, meta = data
+        meta = json.loads(meta)
+        prepared = PreparedData(
+            X=np.empty((len(_from_npy(y)), 0)), y=_from_npy(y),
+            groups=None if groups is None else np.asarray(json.loads(groups), dtype=object if meta["groups_object"]
+                                                          else None),
+            feature_names=meta["feature_names"], slope_names=meta["slope_names"],
+            index=pd.Index(json.loads(index)), target_name=meta["target_name"], groups_name=meta["groups_name"])
+        outer = [(_from_npy(tr), _from_npy(te)) for tr, te in splits]
+        studies = self._studies(spec, trials)
+        order = {name: i for i, name in enumerate(spec.model_names())}
+        outcomes = []
+        for (model, fold, ok, metrics, fit_time, tune_time, best_params, converged, error, tb, warns, test_rows,
+             y_pred, insight, history, model_file) in sorted(folds, key=lambda r: (r[1], order.get(r[0], 99))):
+            estimator = None
+            if model_file:
+                import joblib
+                estimator = joblib.load(self.path / model_file)
+            outcomes.append(FoldOutcome(
+                model=model, fold=fold, ok=bool(ok), metrics=json.loads(metrics or "{}"),
+                fit_time=float("nan") if fit_time is None else fit_time, tune_time=tune_time or 0.0,
+                best_params=json.loads(best_params or "{}"), test_rows=None if test_rows is None else _from_npy(test_rows),
+                y_pred=None if y_pred is None else _from_npy(y_pred), estimator=estimator,
+                study=studies.get(_base_name(model), {}).get(fold), insight=_frame_from(insight),
+                history=_frame_from(history), converged=None if converged is None else bool(converged),
+                warnings=json.loads(warns or "[]"), error=error or "", traceback=tb or ""))
+        res = Results(spec=spec, outcomes=_task_order(outcomes, spec), data=prepared, outer=outer,
+                      status=self._status(status, host, pid), wall_time=wall_time if wall_time is not None else float("nan"))
+        res.run_id = rid
+        return res
+
+    @staticmethod
+    def _studies(spec: Any, trials: list[tuple]) -> dict[str, dict[int, Any]]:
+        """Optuna studies rebuilt from stored trial values (only completed trials are kept)."""
+        import optuna
+        out: dict[str, dict[int, Any]] = {}
+        by_model = {m.name: m for m in spec.models}
+        for model, fold, _trial, value, params in trials:
+            m = by_model.get(model)
+            if m is None or value is None or not np.isfinite(value):
+                continue
+            study = out.setdefault(model, {}).get(fold)
+            if study is None:
+                study = optuna.create_study(direction="minimize", study_name=f"{model} fold {fold}")
+                out[model][fold] = study
+            study.add_trial(optuna.trial.create_trial(params=json.loads(params), distributions=dict(m.params),
+                                                      value=value))
+        return out
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run and its files."""
+        import shutil
+        with self._connect() as con:
+            rid = self._resolve(con, run_id)
+            con.execute("DELETE FROM runs WHERE id = ?", (rid,))
+            for table in ("run_data", "splits", "folds", "trials"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))  # noqa: S608
+        shutil.rmtree(self.run_dir(rid), ignore_errors=True)
+
+    def folds(self, run_id: str) -> pd.DataFrame:
+        """The stored per-fold rows of a run (readable even when `load` cannot rebuild it)."""
+        with self._connect() as con:
+            rid = self._resolve(con, run_id)
+            return pd.read_sql_query("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
+                                     "error FROM folds WHERE run_id = ? ORDER BY fold, model", con, params=(rid,))
+
+
+def _base_name(model: str) -> str:
+    return model[5:-1] if model.startswith("MERF(") and model.endswith(")") else model
+
+
+def _task_order(outcomes: list[Any], spec: Any) -> list[Any]:
+    # The engine's order: fold-major, then each model followed by its MERF variant.
+    rank = {}
+    for i, m in enumerate(spec.models):
+        rank[m.name] = (i, 0)
+        rank[f"MERF({m.name})"] = (i, 1)
+    return sorted(outcomes, key=lambda o: (o.fold, rank.get(o.model, (99, 0))))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StoreObserver:
+    """Writes a run into a `RunStore` as its events arrive.
+
+    Parameters
+    ----------
+    store : RunStore
+    save_models : bool, default=False
+        Also write each fitted model with joblib (can be large).
+    """
+
+    def __init__(self, store: RunStore, save_models: bool = False) -> None:
+        self.store = store
+        self.save_models = save_models
+        self.run_id: str | None = None
+        self._con: sqlite3.Connection | None = None
+        self._spec: Any = None
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._started(event)
+        elif self.run_id is None:
+            return
+        elif isinstance(event, (FoldFinished, FoldFailed)) and event.outcome is not None:
+            self._fold(event.outcome)
+        elif isinstance(event, TrialFinished):
+            with self._con:
+                self._con.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?)",
+                                  (self.run_id, event.model, event.fold, event.trial,
+                                   None if not np.isfinite(event.value) else event.value, _dumps(event.params)))
+        elif isinstance(event, RunFailed):
+            status = "interrupted" if event.error.startswith("interrupted") else "failed"
+            self._set_status(status, error=event.error)
+        elif isinstance(event, RunFinished):
+            res = event.results
+            res.run_id = self.run_id
+            with self._con:
+                self._con.execute("UPDATE runs SET status = ?, updated = ?, wall_time = ? WHERE id = ?",
+                                  (res.status, time.time(), res.wall_time, self.run_id))
+            if res.histories:
+                try:
+                    fig = res.plot_convergence()
+                    d = self.store.run_dir(self.run_id)
+                    d.mkdir(parents=True, exist_ok=True)
+                    fig.savefig(d / "convergence.png", dpi=100)
+                except Exception:  # noqa: BLE001 - a figure is a convenience; the data are stored
+                    pass
+            self._con.close()
+            self._con = None
+
+    def _set_status(self, status: str, error: str = "") -> None:
+        with self._con:
+            self._con.execute("UPDATE runs SET status = ?, updated = ?, error = ? WHERE id = ?",
+                              (status, time.time(), error, self.run_id))
+
+    def _started(self, e: RunStarted) -> None:
+        from .cell import spec_to_cell
+        spec = e.spec
+        self._spec = spec
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        try:
+            spec_json = json.dumps(spec.to_dict())
+        except SpecError:
+            spec_json = None
+        try:
+            cell = spec_to_cell(spec)
+        except SpecError:
+            cell = None
+        self._con = self.store._connect()
+        d = e.data
+        groups_json = None
+        groups_object = False
+        if d.groups is not None:
+            groups_object = d.groups.dtype == object
+            groups_json = _dumps([_plain(g) if isinstance(g, np.generic) else g for g in d.groups.tolist()])
+        meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
+                "groups_name": d.groups_name, "groups_object": bool(groups_object)}
+        now = time.time()
+        with self._con:
+            self._con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              (self.run_id, now, now, "running", socket.gethostname(), os.getpid(),
+                               spec.data.dataset_name or spec.data.frame or "", d.target_name, len(d.y),
+                               e.n_folds, _dumps(list(e.model_names)), _dumps(list(spec.metrics)),
+                               spec_json, cell, None, None))
+            self._con.execute("INSERT INTO run_data VALUES (?, ?, ?, ?, ?)",
+                              (self.run_id, _npy(d.y), groups_json, _dumps([_plain(i) if isinstance(i, np.generic)
+                                                                             else i for i in d.index.tolist()]),
+                               _dumps(meta)))
+            self._con.executemany("INSERT INTO splits VALUES (?, ?, ?, ?)",
+                                  [(self.run_id, k, _npy(tr), _npy(te)) for k, (tr, te) in enumerate(e.outer)])
+
+    def _fold(self, o: Any) -> None:
+        model_file = None
+        if self.save_models and o.ok and o.estimator is not None:
+            import joblib
+            d = self.store.run_dir(self.run_id) / "models"
+            d.mkdir(parents=True, exist_ok=True)
+            rel = Path("runs") / self.run_id / "models" / f"{_safe(o.model)}__fold{o.fold}.joblib"
+            joblib.dump(o.estimator, self.store.path / rel)
+            model_file = str(rel)
+        with self._con:
+            self._con.execute(
+                "INSERT OR REPLACE INTO folds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.run_id, o.model, o.fold, int(o.ok), _dumps(o.metrics),
+                 None if o.fit_time != o.fit_time else o.fit_time, o.tune_time, _dumps(o.best_params),
+                 None if o.converged is None else int(o.converged), o.error, o.traceback, _dumps(o.warnings),
+                 None if o.test_rows is None else _npy(o.test_rows), None if o.y_pred is None else _npy(o.y_pred),
+                 _frame_json(o.insight), _frame_json(o.history), model_file, time.time()))
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+def resolve_store(store: RunStore | str | Path | bool | None) -> RunStore | None:
+    """``None``: the default store; ``False``: none; a path or a `RunStore`: that one."""
+    if store is None or store is True:
+        return default_store()
+    if store is False:
+        return None
+    if isinstance(store, RunStore):
+        return store
+    if isinstance(store, (str, Path)):
+        return RunStore(store)
+    raise SpecError("store", f"expected a RunStore, a folder path, True/False or None, got {store!r}")

@@ -1,0 +1,140 @@
+"""The run store: reload equals the run, a killed process keeps its finished folds,
+concurrent writers do not corrupt each other."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from mixcv_core import CrossValidation
+from mixcv_core.models import LinearMixedEffectsModel
+from mixcv_core.store import RunStore
+
+HERE = Path(__file__).parent
+
+
+def full_run(grouped, store, **run):
+    X, y, group, slopes = grouped
+    return (CrossValidation().set_data(X, y, group, slopes, dataset_name="toy")
+            .set_splits("GroupKFold", "KFold", n_splits_out=3, n_splits_in=2).set_inner_cv(3)
+            .add_model("LinearModel", post_processor="mixcv_core.model_postprocessing.LinearModelPostProcessor")
+            .add_model(LinearMixedEffectsModel)
+            .add_model("DecisionTreeRegressor", requires_inner_cv=True, add_merf=True,
+                       params={"max_depth": optuna.distributions.IntDistribution(1, 4)})
+            .set_merf(em_max_iterations=3).set_run(store=store, **run).perform().get_results())
+
+
+def test_a_stored_run_reloads_to_equal_results(grouped, tmp_path):
+    store = RunStore(tmp_path / "store")
+    res = full_run(grouped, store)
+    back = store.load(res.run_id)
+    pd.testing.assert_frame_equal(back.to_frame(include_failed=True), res.to_frame(include_failed=True))
+    pd.testing.assert_frame_equal(back.summary, res.summary)
+    pd.testing.assert_frame_equal(back.predictions, res.predictions)
+    assert back.spec == res.spec and back.status == "finished" and back.run_id == res.run_id
+    for key, hist in res.histories.items():
+        pd.testing.assert_frame_equal(back.histories[key], hist, check_dtype=False)
+    for key, table in res.insights.items():
+        pd.testing.assert_frame_equal(back.insights[key], table, check_dtype=False)
+    for key, study in res.studies.items():
+        assert back.studies[key].best_value == study.best_value
+        assert back.studies[key].best_params == study.best_params
+    assert "mixcv-report" in back._repr_html_()
+    listing = store.runs()
+    assert listing.loc[0, "status"] == "finished" and listing.loc[0, "fits"] == "12/12"
+    assert (store.run_dir(res.run_id) / "convergence.png").exists()
+    assert store.load(res.run_id[:12]).run_id == res.run_id  # a unique prefix is enough
+
+
+def test_models_are_saved_on_request(grouped, tmp_path):
+    store = RunStore(tmp_path / "store")
+    res = full_run(grouped, store, save_models=True)
+    back = store.load(res.run_id)
+    X = grouped[0]
+    for key, model in res.models.items():
+        if key[0] == "LinearModel":
+            np.testing.assert_allclose(back.models[key].predict(X), model.predict(X))
+
+
+def test_store_can_be_switched_off(grouped, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXCV_STORE", "off")
+    res = full_run(grouped, None)
+    assert res.run_id is None
+    monkeypatch.setenv("MIXCV_STORE", str(tmp_path / "env-store"))
+    res = full_run(grouped, None)
+    assert RunStore(tmp_path / "env-store").runs()["id"].tolist() == [res.run_id]
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {helpers!r})
+from mixcv_core import CrossValidation
+from mixcv_core.synthesizer import generate_regression
+from _helpers import SlowMean
+X, y, g, _ = generate_regression(6, 10, random_seed={seed})
+(CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=3)
+ .add_model("LinearModel").add_model(SlowMean, model_kwargs={{"delay": {delay}}})
+ .set_run(store={store!r}).perform())
+"""
+
+
+def start(store: Path, delay: float, seed: int = 0) -> subprocess.Popen:
+    code = textwrap.dedent(SCRIPT.format(helpers=str(HERE), store=str(store), delay=delay, seed=seed))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def fits_done(store: RunStore) -> int:
+    runs = store.runs()
+    return 0 if runs.empty else int(runs.loc[0, "fits"].split("/")[0])
+
+
+def test_a_killed_process_keeps_its_finished_folds(tmp_path):
+    path = tmp_path / "store"
+    store = RunStore(path)
+    proc = start(path, delay=1.0)
+    deadline = time.time() + 120
+    while fits_done(store) < 3 and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    runs = store.runs()
+    assert runs.loc[0, "status"] == "interrupted"
+    res = store.load(runs.loc[0, "id"])
+    table = res.to_frame()
+    assert len(table) >= 3 and len(table) < 6
+    assert res.status == "interrupted"
+    # Everything that finished is complete: metrics and the out-of-fold predictions.
+    assert table[["test_r2", "test_mse"]].notna().all().all()
+    assert len(res.predictions) == table["n_test"].sum()
+
+
+def test_two_processes_write_runs_at_once(tmp_path):
+    path = tmp_path / "store"
+    RunStore(path)
+    procs = [start(path, delay=0.05, seed=s) for s in (1, 2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    store = RunStore(path)
+    runs = store.runs()
+    assert len(runs) == 2 and (runs["status"] == "finished").all() and (runs["fits"] == "6/6").all()
+    for rid in runs["id"]:
+        assert len(store.load(rid).to_frame()) == 6
+
+
+def test_unknown_run_id(tmp_path):
+    from mixcv_core import MixcvError
+    with pytest.raises(MixcvError) as info:
+        RunStore(tmp_path).load("nope")
+    assert info.value.field == "run_id"
