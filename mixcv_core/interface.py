@@ -214,7 +214,8 @@ class CrossValidation:
         Parameters
         ----------
         run : optional
-            A Neptune run, or any observer (an object with ``on_event``).
+            A Neptune run (the run is mirrored there and left open), or any observer
+            (an object with ``on_event``), e.g. `mixcv_core.mirrors.MlflowMirror`.
         random_seed : int
             Seeds splits, Optuna samplers and estimators' ``random_state``.
         n_jobs : int
@@ -257,9 +258,12 @@ class CrossValidation:
         if self._run is not None:
             if callable(getattr(self._run, "on_event", None)):
                 observers.append(self._run)
+            elif type(self._run).__module__.split(".")[0] == "neptune":
+                from .mirrors import NeptuneMirror
+                observers.append(NeptuneMirror(run=self._run))  # the seed's set_run(run=neptune_run)
             else:
-                warnings.warn("set_run(run=...): mirroring to this run object is not supported yet; "
-                              "the run is not logged there (results are unaffected)", UserWarning, stacklevel=3)
+                raise SpecTypeError("run", f"expected a Neptune run or an observer with on_event, got "
+                                           f"{type(self._run).__name__}")
         return observers
 
     def validate(self) -> ExperimentSpec:

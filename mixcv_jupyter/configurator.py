@@ -243,6 +243,24 @@ class Configurator:
                                   style={"description_width": "initial"})
         self.seed = w.BoundedIntText(value=42, min=0, max=2**31 - 1, description="seed", layout=w.Layout(width="180px"))
         self.n_jobs = w.BoundedIntText(value=1, min=-1, max=512, description="n_jobs", layout=w.Layout(width="180px"))
+        # Tracking
+        self.store_dir = w.Text(description="run store", placeholder="default: $MIXCV_STORE or ./.mixcv",
+                                layout=lw)
+        self.no_store = w.Checkbox(value=False, description="do not record", indent=False,
+                                   layout=w.Layout(width="130px"))
+        self.save_models = w.Checkbox(value=False, description="save fitted models", indent=False,
+                                      layout=w.Layout(width="160px"))
+        self.neptune_on = w.Checkbox(value=False, description="mirror to Neptune", indent=False,
+                                     layout=w.Layout(width="160px"))
+        self.neptune_project = w.Text(description="project", placeholder="workspace/project (or $NEPTUNE_PROJECT)",
+                                      layout=w.Layout(width="330px"))
+        self.neptune_mode = w.Dropdown(options=["async", "offline", "debug", "sync"], value="async",
+                                       description="mode", layout=w.Layout(width="200px"))
+        self.mlflow_on = w.Checkbox(value=False, description="mirror to MLflow", indent=False,
+                                    layout=w.Layout(width="160px"))
+        self.mlflow_uri = w.Text(description="tracking", placeholder="default: sqlite in the run store",
+                                 layout=w.Layout(width="330px"))
+        self.neptune_on.add_class("mixcv-neptune")
         # Actions
         self.output_name = w.Text(value=output, description="store as", layout=w.Layout(width="260px"))
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
@@ -251,7 +269,7 @@ class Configurator:
         self.cell_view = w.Textarea(layout=w.Layout(width="100%", height="220px", display="none"))
         self.result = w.HTML()
         for name in ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
-                     "seed", "n_jobs", "objective", "output"):
+                     "seed", "n_jobs", "objective", "output", "tracking"):
             setattr(self, f"msg_{name}", _msg())
         for c in (self.target, self.groups, self.slopes, self.features, self.outer, self.inner):
             c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0]}")
@@ -264,7 +282,9 @@ class Configurator:
         for c in (self.dataset_name, self.target, self.groups, self.slopes, self.all_features, self.features,
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
                   self.predict_known, self.trials, self.objective, self.metrics, self.merf_all, self.merf_iter,
-                  self.merf_threshold, self.merf_window, self.seed, self.n_jobs, self.output_name):
+                  self.merf_threshold, self.merf_window, self.seed, self.n_jobs, self.output_name,
+                  self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
+                  self.mlflow_on, self.mlflow_uri):
             c.observe(lambda _: self._validate(), "value")
         self.add_model_button.on_click(lambda _: self._add_model())
         self.target.observe(self._drop_from_features, "value")
@@ -298,9 +318,13 @@ class Configurator:
             w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.msg_merf],
                    layout=wrap),
             w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs], layout=wrap)])
+        tracking = self._section("Tracking", [
+            w.HBox([self.store_dir, self.no_store, self.save_models], layout=wrap),
+            w.HBox([self.neptune_on, self.neptune_project, self.neptune_mode], layout=wrap),
+            w.HBox([self.mlflow_on, self.mlflow_uri], layout=wrap), self.msg_tracking])
         actions = w.VBox([w.HBox([self.output_name, self.msg_output, self.run_button, self.cell_button],
                                  layout=wrap), self.status, self.cell_view, self.result])
-        return w.VBox([data, splits, models, tuning, actions], layout=w.Layout(max_width="1000px"))
+        return w.VBox([data, splits, models, tuning, tracking, actions], layout=w.Layout(max_width="1000px"))
 
     def _drop_from_features(self, change: dict) -> None:
         # Choosing the target or the groups takes that column out of a hand-picked
@@ -461,7 +485,7 @@ class Configurator:
             return False
         self.errors = {}
         for name in ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
-                     "seed", "n_jobs", "objective", "output"):
+                     "seed", "n_jobs", "objective", "output", "tracking"):
             _set_msg(getattr(self, f"msg_{name}"), "")
         for card in self.cards:
             _set_msg(card.message, "")
@@ -482,6 +506,13 @@ class Configurator:
                 self._check_against_data(spec)
         if not self.output_name.value.isidentifier():
             self._error("output", "not a valid variable name")
+        import os
+        self.neptune_project.disabled = self.neptune_mode.disabled = not self.neptune_on.value
+        self.mlflow_uri.disabled = not self.mlflow_on.value
+        self.store_dir.disabled = self.save_models.disabled = self.no_store.value
+        if (self.neptune_on.value and self.neptune_mode.value in ("async", "sync")
+                and not self.neptune_project.value.strip() and not os.environ.get("NEPTUNE_PROJECT")):
+            self._error("tracking", "Neptune needs a project (workspace/project), or use offline mode")
         if not any(c.enabled.value for c in self.cards):
             self.errors["models"] = "tick at least one model"
         ok = not self.errors
@@ -561,7 +592,16 @@ class Configurator:
         self.status.value = "running…"
         dashboard = LiveDashboard(display=lambda obj: _HTMLHandle(self.result, obj))
         try:
-            results = run(spec, self.df, observers=[dashboard])
+            observers: list[Any] = [dashboard]
+            if self.neptune_on.value:
+                from mixcv_core.mirrors import NeptuneMirror
+                observers.append(NeptuneMirror(project=self.neptune_project.value.strip() or None,
+                                               mode=self.neptune_mode.value))
+            if self.mlflow_on.value:
+                from mixcv_core.mirrors import MlflowMirror
+                observers.append(MlflowMirror(tracking_uri=self.mlflow_uri.value.strip() or None))
+            store = False if self.no_store.value else (self.store_dir.value.strip() or None)
+            results = run(spec, self.df, observers=observers, store=store, save_models=self.save_models.value)
         except MixcvError as exc:
             self.status.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
             return None

@@ -22,7 +22,8 @@ from mixcv_core.cell import CellError, ParsedCell, parse_cell, spec_to_cell
 __all__ = ["MixcvMagics", "DEFAULT_OUTPUT"]
 
 DEFAULT_OUTPUT = "mixcv_results"
-USAGE = "%%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N]"
+USAGE = ("%%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N] [--store DIR | --no-store] [--save-models] "
+         "[--neptune PROJECT [--neptune-mode MODE]] [--mlflow [URI]]")
 
 
 @magic_arguments()
@@ -32,6 +33,14 @@ USAGE = "%%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N]"
           help="validate everything and show the plan (folds, models, trials) without fitting")
 @argument("--quiet", action="store_true", help="no live progress; only store the results and say where")
 @argument("--n-jobs", type=int, default=None, help="outer folds in parallel processes (overrides n_jobs)")
+@argument("--store", default=None, help="run store folder (default: $MIXCV_STORE or ./.mixcv)")
+@argument("--no-store", action="store_true", help="do not record the run in the run store")
+@argument("--save-models", action="store_true", help="also store the fitted models")
+@argument("--neptune", default=None, metavar="PROJECT",
+          help="mirror the run to Neptune (workspace/project; token from $NEPTUNE_API_TOKEN)")
+@argument("--neptune-mode", default=None, help="Neptune mode: async (default), offline, debug, sync")
+@argument("--mlflow", default=None, nargs="?", const="", metavar="URI",
+          help="mirror the run to MLflow (default tracking store: sqlite in the run store folder)")
 def _cell_args() -> None:
     """%%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N]"""
 
@@ -95,8 +104,10 @@ class MixcvMagics(Magics):
             from .dashboard import LiveDashboard
             dashboard = LiveDashboard()
             observers.append(dashboard)
+        store = False if args.no_store else args.store
+        observers.extend(self._mirrors(args))
         try:
-            results = run(spec, frame, observers=observers)
+            results = run(spec, frame, observers=observers, store=store, save_models=args.save_models)
         except MixcvError as exc:
             raise UsageError(str(parsed.locate(exc))) from None
         self.shell.user_ns[args.output] = results
@@ -108,6 +119,20 @@ class MixcvMagics(Magics):
             print(repr(results))
             print(f"(results stored as {args.output!r})")
         return None
+
+    @staticmethod
+    def _mirrors(args: Any) -> list[Any]:
+        mirrors: list[Any] = []
+        try:
+            if args.neptune is not None:
+                from mixcv_core.mirrors import NeptuneMirror
+                mirrors.append(NeptuneMirror(project=args.neptune, mode=args.neptune_mode))
+            if args.mlflow is not None:
+                from mixcv_core.mirrors import MlflowMirror
+                mirrors.append(MlflowMirror(tracking_uri=args.mlflow or None))
+        except MixcvError as exc:
+            raise UsageError(str(exc)) from None
+        return mirrors
 
     def _frame(self, parsed: ParsedCell) -> pd.DataFrame:
         ns = self.shell.user_ns
@@ -140,6 +165,38 @@ class MixcvMagics(Magics):
             methods = describe_methods()
             return Rendered("<ul>" + "".join(f"<li><code>{k}</code>: {_escape(v)}</li>" for k, v in methods.items())
                             + "</ul>", "\n".join(f"{k}: {v}" for k, v in methods.items()))
+        if cmd == "runs":
+            from mixcv_core.store import RunStore, default_store
+            store = RunStore(words[1]) if len(words) > 1 else default_store()
+            if store is None:
+                raise UsageError("the run store is switched off (MIXCV_STORE=off)")
+            return store.runs()
+        if cmd == "load":
+            if len(words) < 2:
+                raise UsageError("usage: %mixcv load RUN_ID [-o NAME] [--store DIR]")
+            rest = words[2:]
+            name, folder = DEFAULT_OUTPUT, None
+            while rest:
+                opt = rest.pop(0)
+                if opt in ("-o", "--output") and rest:
+                    name = rest.pop(0)
+                elif opt == "--store" and rest:
+                    folder = rest.pop(0)
+                else:
+                    raise UsageError(f"%mixcv load: unexpected {opt!r}; usage: %mixcv load RUN_ID [-o NAME] [--store DIR]")
+            if not name.isidentifier():
+                raise UsageError(f"-o: {name!r} is not a valid variable name")
+            from mixcv_core.store import RunStore, default_store
+            store = RunStore(folder) if folder else default_store()
+            if store is None:
+                raise UsageError("the run store is switched off (MIXCV_STORE=off); give --store DIR")
+            try:
+                results = store.load(words[1])
+            except MixcvError as exc:
+                raise UsageError(str(exc)) from None
+            self.shell.user_ns[name] = results
+            print(f"run {results.run_id} ({results.status}) loaded as {name!r}")
+            return None
         if cmd == "ui":
             if len(words) != 2:
                 raise UsageError("usage: %mixcv ui DF_NAME (a DataFrame) or %mixcv ui RESULTS_NAME")
@@ -165,7 +222,8 @@ class MixcvMagics(Magics):
                 raise UsageError(f"{words[1]} cannot be written as a cell: {exc.message}") from None
             print(text, end="")
             return None
-        raise UsageError(f"unknown %mixcv command {cmd!r}; use one of: help, models, splits, ui DF, spec NAME, show NAME")
+        raise UsageError(f"unknown %mixcv command {cmd!r}; use one of: help, models, splits, ui DF, runs, load ID, "
+                         "spec NAME, show NAME")
 
     def _results(self, name: str) -> Results:
         obj = self.shell.user_ns.get(name)
@@ -194,12 +252,17 @@ Options:
   --dry-run    validate and show the plan without fitting
   --quiet      no live progress
   --n-jobs N   outer folds in parallel processes
+  --store DIR / --no-store / --save-models   where the run is recorded (default ./.mixcv)
+  --neptune PROJECT [--neptune-mode offline]  mirror to Neptune (token: $NEPTUNE_API_TOKEN)
+  --mlflow [URI]                              mirror to MLflow (default: sqlite in the run store)
 
 Line magic:
   %mixcv help         the cell syntax
   %mixcv models       model names that can be used
   %mixcv splits       split methods
   %mixcv ui DF        a form that builds (and runs) an experiment on DataFrame DF
+  %mixcv runs         the runs in the run store (./.mixcv or $MIXCV_STORE)
+  %mixcv load ID -o NAME   restore a stored run's results as NAME
   %mixcv spec NAME    the cell that reproduces stored results
   %mixcv show NAME    render stored results again
 """

@@ -148,3 +148,18 @@ def frame_for(spec):
 def test_spec_to_form_to_spec_is_unchanged(spec):
     form = Configurator.from_spec(spec, frame_for(spec), shell=Shell())
     assert form.to_spec() == spec
+
+
+def test_tracking_section_stores_and_mirrors(form, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NEPTUNE_PROJECT", raising=False)
+    card(form, "LinearModel").enabled.value = True
+    form.neptune_on.value = True
+    assert form.run_button.disabled and "needs a project" in form.msg_tracking.value
+    form.neptune_mode.value = "offline"
+    assert not form.run_button.disabled
+    form.store_dir.value = str(tmp_path / "store")
+    res = form.run()
+    from mixcv_core.store import RunStore
+    assert RunStore(tmp_path / "store").runs()["id"].tolist() == [res.run_id]
+    assert list(tmp_path.glob(".neptune/offline/run__*/data-1.log"))

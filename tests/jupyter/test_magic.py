@@ -168,3 +168,34 @@ def test_dashboard_tracks_progress_per_model_and_fold():
     assert "tuning 3/5" in repr(log[-1])
     dash.on_event(FoldFinished(fold=0, model="Ridge", metrics={"test_r2": 0.5}, fit_time=0.1))
     assert "done · r² 0.500" in repr(log[-1]) and "1/2 fits finished" in repr(log[-1])
+
+
+def test_runs_and_load_line_magics(ip, tmp_path, capsys):
+    store = tmp_path / "store"
+    ip.run_cell_magic("mixcv", f"-o stored --quiet --store {store}", CELL)
+    run_id = ip.user_ns["stored"].run_id
+    table = ip.run_line_magic("mixcv", f"runs {store}")
+    assert table["id"].tolist() == [run_id] and table.loc[0, "status"] == "finished"
+    ip.run_line_magic("mixcv", f"load {run_id[:15]} -o reloaded --store {store}")
+    assert "loaded as 'reloaded'" in capsys.readouterr().out
+    import pandas as pd
+    pd.testing.assert_frame_equal(ip.user_ns["reloaded"].summary, ip.user_ns["stored"].summary)
+    with pytest.raises(UsageError, match="no run 'nope'"):
+        ip.run_line_magic("mixcv", f"load nope --store {store}")
+
+
+def test_no_store_option(ip, tmp_path, monkeypatch):
+    ip.run_cell_magic("mixcv", "-o unstored --quiet --no-store", CELL)
+    assert ip.user_ns["unstored"].run_id is None
+
+
+def test_tracker_options(ip, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'ml.db'}"
+    ip.run_cell_magic("mixcv", f"-o tracked --quiet --no-store --neptune-mode offline --neptune ws/proj --mlflow {uri}",
+                      CELL)
+    assert list(tmp_path.glob(".neptune/offline/run__*/data-1.log"))
+    from mlflow.tracking import MlflowClient
+    (exp,) = [e for e in MlflowClient(uri).search_experiments() if e.name == "mixcv"]
+    (run,) = MlflowClient(uri).search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"

@@ -1,0 +1,61 @@
+"""What every mirror logs, in tracker-neutral form."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from ..spec import ExperimentSpec
+
+
+def flat_params(spec: ExperimentSpec) -> dict[str, str]:
+    """The experiment's settings as flat ``name -> text`` pairs (tracker parameters)."""
+    out: dict[str, str] = {
+        "data/target": spec.data.target, "data/groups": str(spec.data.groups),
+        "data/slopes": ", ".join(spec.data.slopes), "data/name": spec.data.dataset_name or str(spec.data.frame),
+        "outer": f"{spec.outer.method}({spec.outer.n_splits})" if spec.outer.is_named else type(spec.outer.method).__name__,
+        "inner": f"{spec.inner.method}({spec.inner.n_splits})" if spec.inner.is_named else type(spec.inner.method).__name__,
+        "trials": str(spec.tuning.n_trials), "metrics": ", ".join(spec.metrics), "seed": str(spec.seed),
+        "n_jobs": str(spec.n_jobs), "merf/iterations": str(spec.merf.max_iterations),
+        "merf/all": str(spec.merf.add_merf_global),
+    }
+    from ..cell import param_text
+    for m in spec.models:
+        out[f"models/{m.name}/estimator"] = m.estimator.__name__
+        for k, v in m.model_kwargs.items():
+            out[f"models/{m.name}/{k}"] = param_text(v)
+        for k, d in m.params.items():
+            out[f"models/{m.name}/{k}"] = param_text(d)
+        if m.add_merf:
+            out[f"models/{m.name}/merf"] = "True"
+    return out
+
+
+def scrub(text: str) -> str:
+    """Remove credentials from a message before it is shown anywhere."""
+    for var in ("NEPTUNE_API_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        secret = os.environ.get(var)
+        if secret:
+            text = text.replace(secret, "***")
+    text = re.sub(r"(api_token|token|password)=\S+", r"\1=***", text)
+    # Tracker clients format errors for terminals: colour codes and banner lines.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    text = re.sub(r"-{4,}\w*-{4,}", "", text)
+    return " ".join(text.split())
+
+
+def safe_key(name: str, allowed: str = r"[^A-Za-z0-9_\-. /:]") -> str:
+    """A model name as a tracker key (``MERF(RF)`` -> ``MERF_RF_``)."""
+    return re.sub(allowed, "_", name)
+
+
+def summary_rows(results: Any) -> list[tuple[str, str, str, float]]:
+    """(model, metric, statistic, value) for every finite summary cell."""
+    rows = []
+    for (model, metric), r in results.summary.iterrows():
+        for stat in ("mean", "sd", "median"):
+            v = r[stat]
+            if v == v:
+                rows.append((model, metric, stat, float(v)))
+    return rows
