@@ -267,11 +267,19 @@ class RunStore:
         shutil.rmtree(self.run_dir(rid), ignore_errors=True)
 
     def folds(self, run_id: str) -> pd.DataFrame:
-        """The stored per-fold rows of a run (readable even when `load` cannot rebuild it)."""
+        """The stored per-fold rows of a run, metrics as columns (readable even when `load`
+        cannot rebuild the run)."""
         with self._connect() as con:
             rid = self._resolve(con, run_id)
-            return pd.read_sql_query("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
-                                     "error FROM folds WHERE run_id = ? ORDER BY fold, model", con, params=(rid,))
+            raw = pd.read_sql_query("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
+                                    "error FROM folds WHERE run_id = ? ORDER BY fold, model", con, params=(rid,))
+        metrics = pd.DataFrame([json.loads(m or "{}") for m in raw["metrics"]], index=raw.index)
+        table = pd.concat([raw[["model", "fold"]], metrics, raw[["fit_time", "tune_time"]]], axis=1)
+        table["best_params"] = raw["best_params"].map(lambda t: json.loads(t or "{}"))
+        table["ok"] = raw["ok"].astype(bool)
+        table["converged"] = raw["converged"].map(lambda v: None if v is None or v != v else bool(v))
+        table["error"] = raw["error"]
+        return table
 
 
 def _base_name(model: str) -> str:

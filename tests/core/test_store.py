@@ -138,3 +138,13 @@ def test_unknown_run_id(tmp_path):
     with pytest.raises(MixcvError) as info:
         RunStore(tmp_path).load("nope")
     assert info.value.field == "run_id"
+
+
+def test_fold_rows_are_readable_without_rebuilding(grouped, tmp_path):
+    store = RunStore(tmp_path / "store")
+    res = full_run(grouped, store)
+    rows = store.folds(res.run_id)
+    table = res.to_frame()
+    assert len(rows) == len(table) and rows["ok"].all()
+    merged = rows.merge(table, on=["model", "fold"], suffixes=("", "_res"))
+    np.testing.assert_allclose(merged["test_r2"], merged["test_r2_res"])
