@@ -184,6 +184,15 @@ def assemble_frame(X: pd.DataFrame, y: pd.Series | pd.DataFrame | np.ndarray | S
     """
     if not isinstance(X, pd.DataFrame):
         raise SpecTypeError("X", f"expected a pandas DataFrame of features, got {type(X).__name__}")
+    if not all(isinstance(c, str) for c in X.columns):
+        # Specs name columns as text; 0, 1, 2... become "0", "1", "2".
+        X = X.rename(columns=str)
+        if isinstance(slopes, (pd.Series, pd.DataFrame)):
+            slopes = slopes.rename(str) if isinstance(slopes, pd.Series) else slopes.rename(columns=str)
+        elif isinstance(slopes, (list, tuple)):
+            slopes = [str(s) for s in slopes]
+        elif slopes is not None and not isinstance(slopes, str):
+            slopes = str(slopes)
     n = len(X)
 
     def as_series(obj: object, fld: str, default_name: str) -> pd.Series:

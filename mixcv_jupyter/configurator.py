@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
-import numpy as np
 import pandas as pd
 from optuna.distributions import BaseDistribution
 
@@ -548,25 +547,13 @@ class Configurator:
                 self._error("slopes", f"slopes must also be features: {missing}")
 
     def _check_against_data(self, spec: ExperimentSpec) -> None:
-        from mixcv_core.data import prepare_data
+        # The engine's own check, splits included: the form refuses exactly what a run
+        # would refuse (too few groups for the outer or an inner split, NaNs, dtypes).
+        from mixcv_core.data import plan_experiment
         try:
-            data = prepare_data(spec.data, self.df)
+            plan_experiment(spec, self.df)
         except MixcvError as exc:
             self._error(self._msg_for(exc.field), exc.message)
-            return
-        n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
-        for level, s in (("outer", spec.outer), ("inner", spec.inner)):
-            if level == "inner" and not any(m.tunes for m in spec.models):
-                continue
-            if SPLIT_METHODS[s.method].requires_groups and n_groups < s.n_splits:
-                self._error(level, f"{s.method} with {s.n_splits} folds needs {s.n_splits} groups; "
-                                   f"there are {n_groups}")
-            if len(data.y) < s.n_splits:
-                self._error(level, f"{s.n_splits} folds need {s.n_splits} rows")
-        if any(m.tunes for m in spec.models) and SPLIT_METHODS[spec.inner.method].requires_groups and \
-                n_groups and n_groups - int(np.ceil(n_groups / spec.outer.n_splits)) < spec.inner.n_splits:
-            self._error("inner", f"an outer training fold holds about {n_groups - int(np.ceil(n_groups / spec.outer.n_splits))} "
-                                 f"groups, fewer than {spec.inner.n_splits} inner folds")
 
     # -- actions ---------------------------------------------------------------------------
     def cell_text(self) -> str:

@@ -263,3 +263,12 @@ def test_merf_random_effect_design_is_intercept_plus_slopes(grouped):
     res = merf_cv(grouped, 1).perform().get_results()
     b = res.models[("MERF(DecisionTreeRegressor)", 0)].trained_b
     assert b.shape == (6, 2)  # 6 groups; intercept + one slope
+
+
+def test_numpy_style_integer_column_names_work(grouped):
+    X, y, group, _ = grouped
+    Xi = pd.DataFrame(X.to_numpy())  # columns 0, 1, 2
+    res = (CrossValidation().set_data(Xi, y.to_numpy(), group.to_numpy(), slopes=[0])
+           .set_splits(n_splits_out=3).add_model(LinearMixedEffectsModel).perform().get_results())
+    assert res.spec.data.features == ("0", "1", "2") and res.spec.data.slopes == ("0",)
+    assert res.summary.loc[("LinearMixedEffectsModel", "r2"), "n_folds"] == 3

@@ -70,7 +70,7 @@ def test_values_become_the_spec(form):
     (lambda f: (setattr(f.all_features, "value", False), setattr(f.features, "value", ("X0", "X1", "y"))),
      "msg_target", "also ticked as a feature"),
     (lambda f: (setattr(f.outer, "value", "GroupKFold"), setattr(f.outer_k, "value", 8)),
-     "msg_outer", "needs 8 groups; there are 6"),
+     "msg_outer", "needs at least 8 groups, there are 6"),
     (lambda f: setattr(f.groups, "value", None), "msg_slopes", "random slopes need a groups column"),
     (lambda f: setattr(f.trials, "value", 0), None, None),   # bounded: the control itself refuses 0
 ])
