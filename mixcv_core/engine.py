@@ -36,17 +36,9 @@ def _tasks(spec: ExperimentSpec, plan: Plan) -> list[tuple[int, ModelSpec]]:
     return [(k, m) for k in range(len(plan.outer)) for m in spec.models]
 
 
-def _run_buffered(spec: ExperimentSpec, model: ModelSpec, plan_data, outer, inner, fold: int
-                  ) -> tuple[list[FoldOutcome], list[Event]]:
-    events: list[Event] = []
-    with quiet_optuna():
-        outcomes = run_task(spec, model, plan_data, outer, inner, fold, events.append)
-    return outcomes, events
-
-
 def run(spec: ExperimentSpec, frame: pd.DataFrame,
         observers: Iterable[Observer | Callable[[Event], None]] = (),
-        store: object = None, save_models: bool = False) -> Results:
+        store: object = None, save_models: bool = False, plan: Plan | None = None) -> Results:
     """Run a nested cross validation.
 
     Parameters
@@ -62,6 +54,9 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         (``$MIXCV_STORE`` or ``./.mixcv``), ``False`` nowhere.
     save_models : bool, default=False
         Also store the fitted models.
+    plan : Plan, optional
+        ``plan_experiment(spec, frame)`` already computed by the caller (a front end that
+        validated first), so the splits are not made twice.
 
     Returns
     -------
@@ -77,7 +72,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     if not isinstance(spec, ExperimentSpec):
         from .errors import SpecTypeError
         raise SpecTypeError("spec", f"expected an ExperimentSpec, got {type(spec).__name__}")
-    plan = plan_experiment(spec, frame)
+    if plan is None:
+        plan = plan_experiment(spec, frame)
     from .store import StoreObserver, resolve_store
     run_store = resolve_store(store)
     recorder = StoreObserver(run_store, save_models) if run_store is not None else None
@@ -122,7 +118,10 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
 
 
 def _indexed(i: int, spec, model, data, outer, inner, fold):
-    outcomes, events = _run_buffered(spec, model, data, outer, inner, fold)
+    # In a worker process: events are kept and replayed by the parent, in order.
+    events: list[Event] = []
+    with quiet_optuna():
+        outcomes = run_task(spec, model, data, outer, inner, fold, events.append)
     return i, outcomes, events
 
 

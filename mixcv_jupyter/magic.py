@@ -107,7 +107,7 @@ class MixcvMagics(Magics):
         store = False if args.no_store else args.store
         observers.extend(self._mirrors(args))
         try:
-            results = run(spec, frame, observers=observers, store=store, save_models=args.save_models)
+            results = run(spec, frame, observers=observers, store=store, save_models=args.save_models, plan=plan)
         except MixcvError as exc:
             raise UsageError(str(parsed.locate(exc))) from None
         self.shell.user_ns[args.output] = results
