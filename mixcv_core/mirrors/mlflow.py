@@ -31,8 +31,8 @@ class MlflowMirror:
     Parameters
     ----------
     tracking_uri : str, optional
-        Default: ``sqlite:///<run store folder>/mlflow.db`` (``$MIXCV_STORE`` or ``.mixcv``),
-        with artifacts next to it.
+        Default: ``sqlite:///<run store folder>/mlflow.db`` (``$MIXCV_STORE`` or ``.mixcv``).
+        For a SQLite URI, new experiments keep their artifacts next to the database.
     experiment : str, default="mixcv"
     run_name : str, optional
     """
@@ -50,7 +50,11 @@ class MlflowMirror:
                 folder = Path(".mixcv")
             folder.mkdir(parents=True, exist_ok=True)
             tracking_uri = f"sqlite:///{folder.resolve() / 'mlflow.db'}"
-            artifacts = (folder.resolve() / "mlflow-artifacts").as_uri()
+        if tracking_uri.startswith("sqlite:///"):
+            # Artifacts next to the database, not in ./mlruns of whatever folder the
+            # notebook happens to run in.
+            db = Path(tracking_uri.removeprefix("sqlite:///"))
+            artifacts = (db.resolve().parent / "mlflow-artifacts").as_uri()
         try:
             self.client = MlflowClient(tracking_uri=tracking_uri)
             exp = self.client.get_experiment_by_name(experiment)

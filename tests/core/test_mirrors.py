@@ -113,3 +113,14 @@ def test_mlflow_local_store_holds_params_metrics_and_series(grouped, tmp_path):
     assert run.data.metrics["summary.DecisionTreeRegressor.r2.mean"] == pytest.approx(
         res.summary.loc[(MODELS[0], "r2"), "mean"])
     assert run.info.status == "FINISHED"
+
+
+def test_mlflow_artifacts_stay_next_to_the_database(grouped, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    db = tmp_path / "db" / "m.db"
+    db.parent.mkdir()
+    run_with(grouped, observers=[MlflowMirror(tracking_uri=f"sqlite:///{db}", experiment="art")])
+    assert not (work / "mlruns").exists()
+    assert list((tmp_path / "db" / "mlflow-artifacts").rglob("convergence.png"))
