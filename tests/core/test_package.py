@@ -1,0 +1,20 @@
+"""The engine stays free of its front ends and of optional trackers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_importing_the_engine_pulls_in_no_front_end_or_tracker():
+    code = ("import sys, mixcv_core, mixcv_core.cell, mixcv_core.store, mixcv_core.merf, mixcv_core.lmm, "
+            "mixcv_core.mirrors; print(sorted(m for m in ('IPython', 'ipywidgets', 'neptune', 'mlflow') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_public_api_is_listed():
+    import mixcv_core
+    for name in mixcv_core.__all__:
+        assert hasattr(mixcv_core, name), name
