@@ -181,10 +181,20 @@ def fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_gr
     if theta0 is None:
         theta0 = np.where(crit.rows == crit.cols, 1.0, 0.0)
     bounds = [(0.0, None) if r == c else (None, None) for r, c in zip(crit.rows, crit.cols)]
+    options = {"ftol": 1e-15, "gtol": tol, "maxls": 50}
     res = optimize.minimize(crit.value_and_grad, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-15, "gtol": tol, "maxfun": max_evals, "maxls": 50})
-    theta = np.asarray(res.x, dtype=float)
+                            options={**options, "maxfun": max_evals})
     n_evals = int(res.nfev)
+    # Close to the optimum the line search can give up ("ABNORMAL_TERMINATION") where the
+    # criterion's rounding hides further descent; a fresh start from there (new curvature
+    # memory) either finishes the job or confirms the point. Limits reached are final.
+    for _ in range(3):
+        if res.success or res.status == 1 or n_evals >= max_evals:
+            break
+        res = optimize.minimize(crit.value_and_grad, res.x, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={**options, "maxfun": max_evals - n_evals})
+        n_evals += int(res.nfev)
+    theta = np.asarray(res.x, dtype=float)
     theta[crit.diag] = np.maximum(theta[crit.diag], 0.0)
     value = crit(theta)
     converged = bool(np.isfinite(value)) and _converged(res, crit, theta, tol)
@@ -212,14 +222,16 @@ def fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_gr
 
 
 def _converged(res: optimize.OptimizeResult, crit: _Criterion, theta: np.ndarray, tol: float) -> bool:
-    """The optimiser's own verdict, confirmed by the projected gradient at the answer.
+    """Whether ``theta`` is an optimum, judged by the projected gradient.
 
-    L-BFGS-B also reports success when the criterion merely stops decreasing (its
-    ``ftol`` test); the gradient check makes sure that is an optimum: every component
-    is near zero, except a diagonal element held at its zero bound with the criterion
-    increasing into the interior.
+    The optimiser's own flag is not enough either way: L-BFGS-B reports success when
+    the criterion merely stops decreasing, and failure when its line search cannot
+    resolve a descent below rounding at the optimum. So: an iteration or evaluation
+    limit is never convergence; otherwise every gradient component must be near zero,
+    except a diagonal element held at its zero bound with the criterion increasing
+    into the interior.
     """
-    if not res.success:
+    if res.status == 1:   # maxiter / maxfun reached
         return False
     _, grad = crit.value_and_grad(theta)
     at_bound = np.zeros(len(theta), dtype=bool)

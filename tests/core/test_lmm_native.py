@@ -192,3 +192,18 @@ def test_native_is_the_default_backend_and_engine_uses_it(grouped):
            .add_model(LinearMixedEffectsModel).perform().get_results())
     est = res.models[("LinearMixedEffectsModel", 0)]
     assert est.backend == "native" and est.n_evals_ > 0 and (res.to_frame()["converged"] == True).all()  # noqa: E712
+
+
+def test_convergence_is_judged_by_the_gradient_not_the_optimiser_flag():
+    from scipy.optimize import OptimizeResult
+
+    from mixcv_core.lmm import _converged
+    X = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
+    codes = pd.factorize(SLEEP["Subject"], sort=True)[0]
+    crit = _Criterion(X, SLEEP["Reaction"].to_numpy(float), X.copy(), codes, 18, reml=True)
+    optimum = fit_sleep().theta_
+    # A line search that gave up at the optimum is still an optimum...
+    assert _converged(OptimizeResult(status=2, success=False), crit, optimum, 1e-10)
+    # ...a limit reached is never convergence, and a point away from it is not one.
+    assert not _converged(OptimizeResult(status=1, success=False), crit, optimum, 1e-10)
+    assert not _converged(OptimizeResult(status=0, success=True), crit, optimum * 1.2, 1e-10)
