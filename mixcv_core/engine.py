@@ -2,8 +2,8 @@
 
 ``run`` does all validation and computes every split before the first fit, so bad
 input fails in milliseconds with an error naming the field. Tasks then run inline
-(``n_jobs=1``, events delivered live) or in joblib worker processes (events buffered
-per task and delivered, in order, as each task finishes). Results are assembled in
+(``n_jobs=1``) or in worker processes (`mixcv_core.parallel`); either way observers get
+the events live, in this process. Results are assembled in
 task order, never completion order, so they are identical for any ``n_jobs``.
 
 An interrupted run (Ctrl-C, the Jupyter stop button) returns the tasks that finished,
@@ -91,21 +91,15 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
                 for i, (k, m) in enumerate(tasks):
                     by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit)
         else:
-            from joblib import Parallel, delayed
-
-            parallel = Parallel(n_jobs=spec.n_jobs, return_as="generator_unordered")
-            jobs = (delayed(_indexed)(i, spec, m, plan.data, plan.outer[k], plan.inner[k], k)
-                    for i, (k, m) in enumerate(tasks))
-            for i, outcomes, events in parallel(jobs):
-                for e in events:
-                    bus.emit(e)
-                by_task[i] = outcomes
+            from .parallel import run_parallel
+            run_parallel(spec, plan, tasks, spec.n_jobs, bus.emit, by_task)
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as exc:
         bus.emit(RunFailed(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
         raise
-    outcomes = [o for i in sorted(by_task) for o in by_task[i]]
+    # Task order, and within a task the model before its MERF variant: never arrival order.
+    outcomes = [o for i in sorted(by_task) for o in sorted(by_task[i], key=lambda o: o.model.startswith("MERF("))]
     results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
                       status=status, wall_time=time.perf_counter() - t0)
     if recorder is not None:
@@ -115,14 +109,6 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         bus.emit(RunFailed(error="interrupted; the finished folds are kept in the results", traceback=""))
     bus.emit(RunFinished(results=results))
     return results
-
-
-def _indexed(i: int, spec, model, data, outer, inner, fold):
-    # In a worker process: events are kept and replayed by the parent, in order.
-    events: list[Event] = []
-    with quiet_optuna():
-        outcomes = run_task(spec, model, data, outer, inner, fold, events.append)
-    return i, outcomes, events
 
 
 def _warn_about(results: Results) -> None:

@@ -24,3 +24,28 @@ class SlowMean(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return np.full(len(X), self.mean_)
+
+
+class WaitsForFlag(RegressorMixin, BaseEstimator):
+    """Predicts the mean; its ``wait_at``-th fit waits (up to 30 s) for ``flag`` to exist.
+
+    Used to prove that events reach the parent while a worker is still fitting: the
+    parent creates the flag when it sees an early event of the same fit.
+    """
+
+    def __init__(self, flag: str = "", wait_at: int = 3):
+        self.flag = flag
+        self.wait_at = wait_at
+
+    def fit(self, X, y):
+        self.n_fits_ = getattr(self, "n_fits_", 0) + 1
+        if self.flag and self.n_fits_ == self.wait_at:
+            deadline = time.time() + 30
+            while not os.path.exists(self.flag) and time.time() < deadline:
+                time.sleep(0.01)
+            self.saw_flag_ = os.path.exists(self.flag)
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)

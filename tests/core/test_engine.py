@@ -272,3 +272,43 @@ def test_numpy_style_integer_column_names_work(grouped):
            .set_splits(n_splits_out=3).add_model(LinearMixedEffectsModel).perform().get_results())
     assert res.spec.data.features == ("0", "1", "2") and res.spec.data.slopes == ("0",)
     assert res.summary.loc[("LinearMixedEffectsModel", "r2"), "n_folds"] == 3
+
+
+def test_parallel_events_arrive_while_workers_are_still_fitting(grouped, tmp_path):
+    from _helpers import WaitsForFlag
+
+    from mixcv_core.events import EMIteration
+    flag = tmp_path / "flag"
+
+    def release(event):
+        # The 3rd fit inside each MERF waits for this file; it can only appear if the
+        # 2nd EM iteration's event reached this process while the worker was busy.
+        if isinstance(event, EMIteration) and event.iteration == 2:
+            flag.touch()
+
+    X, y, group, slopes = grouped
+    res = (CrossValidation().set_data(X, y, group, slopes).set_splits(n_splits_out=2)
+           .add_model(WaitsForFlag, model_kwargs={"flag": str(flag)}, add_merf=True)
+           .set_merf(em_max_iterations=4).set_run(n_jobs=2, store=False)
+           .perform(observers=[release]).get_results())
+    for k in range(2):
+        assert res.models[("MERF(WaitsForFlag)", k)].trained_fe_model.saw_flag_
+
+
+def test_interrupt_in_a_parallel_run_keeps_finished_folds_and_stops_workers(grouped):
+    class StopAfterTwo:
+        def __init__(self):
+            self.n = 0
+
+        def on_event(self, event):
+            if isinstance(event, FoldFinished):
+                self.n += 1
+                if self.n == 2:
+                    raise KeyboardInterrupt
+
+    X, y, group, _ = grouped
+    res = (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=5)
+           .add_model(LinearModel).add_model("RandomForestRegressor", model_kwargs={"n_estimators": 300})
+           .set_run(n_jobs=2, store=False).perform(observers=[StopAfterTwo()]).get_results())
+    assert res.status == "interrupted"
+    assert 2 <= len(res.to_frame()) < 10

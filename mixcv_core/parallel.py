@@ -1,0 +1,117 @@
+"""Outer-fold tasks in worker processes, with their events delivered live.
+
+Workers run `mixcv_core.fold.run_task` and put every event (trials, EM iterations,
+finished folds with their outcomes) on a queue owned by a ``multiprocessing`` manager;
+the calling process takes them off as they come and hands them to the observers, so a
+parallel run shows the same live progress, EM plot and per-fold store commits as a
+serial one. Workers come from joblib's loky executor (the same machinery as
+``joblib.Parallel``), which can be shut down with its workers killed when the user
+interrupts.
+
+Outcomes travel once, inside their `FoldFinished`/`FoldFailed` events; the engine
+orders them by task, never by arrival, so results do not depend on ``n_jobs``.
+"""
+
+from __future__ import annotations
+
+import queue as queue_module
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .data import Plan
+from .events import Event, FoldFailed, FoldFinished
+from .fold import FoldOutcome, run_task
+from .spec import ExperimentSpec, ModelSpec
+from .tuning import quiet_optuna
+
+__all__ = ["run_parallel"]
+
+_DONE = "__mixcv_task_done__"
+
+
+def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q) -> int:
+    with quiet_optuna():
+        run_task(spec, model, data, outer, inner, fold, q.put)
+    return i
+
+
+def _names(spec: ExperimentSpec, model: ModelSpec) -> list[str]:
+    return [model.name] + ([f"MERF({model.name})"] if model in spec.merf_models() else [])
+
+
+def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]], n_jobs: int,
+                 emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]]) -> None:
+    """Run ``tasks`` in ``n_jobs`` processes, emitting their events as they happen.
+
+    ``by_task`` is filled as outcomes arrive, so an interrupt (re-raised here after the
+    workers are killed) leaves every finished fold in it.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from joblib import cpu_count
+    from joblib.externals.loky import get_reusable_executor
+
+    workers = cpu_count() if n_jobs == -1 else min(n_jobs, len(tasks))
+    task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in _names(spec, m)}
+    executor = get_reusable_executor(max_workers=workers)
+
+    def deliver(event: Event) -> None:
+        if isinstance(event, (FoldFinished, FoldFailed)) and event.outcome is not None:
+            by_task.setdefault(task_of[(event.fold, event.model)], []).append(event.outcome)
+        emit(event)
+
+    with multiprocessing.Manager() as manager:
+        q = manager.Queue()
+        todo = list(enumerate(tasks))
+        futures: dict = {}
+
+        def submit_next() -> Any:
+            i, (k, m) = todo.pop(0)
+            future = executor.submit(_worker, i, spec, m, plan.data, plan.outer[k], plan.inner[k], k, q)
+            futures[future] = i
+            return future
+
+        # At most one task per worker in flight: an interrupt then finds nothing queued
+        # inside the executor, which shuts down cleanly with its workers killed.
+        pending = {submit_next() for _ in range(min(workers, len(todo)))}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+                _drain(q, deliver)
+                for f in done:
+                    _check(f, futures[f], tasks, spec, by_task, deliver)
+                    if todo:
+                        pending.add(submit_next())
+            _drain(q, deliver)
+        except BaseException:
+            # Ctrl-C (or an observer-independent failure): stop the workers now, keep
+            # what has arrived.
+            executor.shutdown(wait=True, kill_workers=True)
+            raise
+
+
+def _drain(q, deliver: Callable[[Event], None]) -> None:
+    while True:
+        try:
+            event = q.get_nowait()
+        except queue_module.Empty:
+            return
+        deliver(event)
+
+
+def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
+           deliver: Callable[[Event], None]) -> None:
+    """A task whose process died (or whose results could not be sent) fails its missing folds."""
+    exc = future.exception()
+    if exc is None:
+        return
+    k, model = tasks[i]
+    have = {o.model for o in by_task.get(i, [])}
+    tb = "".join(traceback.format_exception(exc))
+    for name in _names(spec, model):
+        if name not in have:
+            msg = f"worker process failed: {type(exc).__name__}: {exc}"
+            out = FoldOutcome(model=name, fold=k, ok=False, error=msg, traceback=tb)
+            deliver(FoldFailed(fold=k, model=name, error=msg, traceback=tb, outcome=out))
