@@ -191,6 +191,7 @@ class Configurator:
         self.frame_name = name or self._find_name(df) or "df"
         self.results: Results | None = None
         self.errors: dict[str, str] = {}
+        self._plan = None
         self._building = True
         cols = [str(c) for c in df.columns]
         numeric = [str(c) for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) or
@@ -550,8 +551,9 @@ class Configurator:
         # The engine's own check, splits included: the form refuses exactly what a run
         # would refuse (too few groups for the outer or an inner split, NaNs, dtypes).
         from mixcv_core.data import plan_experiment
+        self._plan = None
         try:
-            plan_experiment(spec, self.df)
+            self._plan = plan_experiment(spec, self.df)  # reused by Run: the splits are made once
         except MixcvError as exc:
             self._error(self._msg_for(exc.field), exc.message)
 
@@ -588,7 +590,8 @@ class Configurator:
                 from mixcv_core.mirrors import MlflowMirror
                 observers.append(MlflowMirror(tracking_uri=self.mlflow_uri.value.strip() or None))
             store = False if self.no_store.value else (self.store_dir.value.strip() or None)
-            results = run(spec, self.df, observers=observers, store=store, save_models=self.save_models.value)
+            results = run(spec, self.df, observers=observers, store=store, save_models=self.save_models.value,
+                          plan=self._plan)
         except MixcvError as exc:
             self.status.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
             return None
