@@ -64,26 +64,41 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
 
     with multiprocessing.Manager() as manager:
         q = manager.Queue()
-        todo = list(enumerate(tasks))
+        todo = list(range(len(tasks)))
         futures: dict = {}
+        retried: set[int] = set()
 
-        def submit_next() -> Any:
-            i, (k, m) = todo.pop(0)
-            future = executor.submit(_worker, i, spec, m, plan.data, plan.outer[k], plan.inner[k], k, q)
+        def submit(i: int) -> Any:
+            nonlocal executor
+            k, m = tasks[i]
+            args = (_worker, i, spec, m, plan.data, plan.outer[k], plan.inner[k], k, q)
+            try:
+                future = executor.submit(*args)
+            except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one
+                executor = get_reusable_executor(max_workers=workers)
+                future = executor.submit(*args)
             futures[future] = i
             return future
 
         # At most one task per worker in flight: an interrupt then finds nothing queued
         # inside the executor, which shuts down cleanly with its workers killed.
-        pending = {submit_next() for _ in range(min(workers, len(todo)))}
+        pending = {submit(todo.pop(0)) for _ in range(min(workers, len(todo)))}
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 _drain(q, deliver)
                 for f in done:
-                    _check(f, futures[f], tasks, spec, by_task, deliver)
+                    i = futures[f]
+                    if f.exception() is not None and i not in retried:
+                        # A worker died. It may have been this task or a neighbour that
+                        # took the pool down with it: run it once more to find out.
+                        retried.add(i)
+                        by_task.pop(i, None)
+                        pending.add(submit(i))
+                        continue
+                    _check(f, i, tasks, spec, by_task, deliver)
                     if todo:
-                        pending.add(submit_next())
+                        pending.add(submit(todo.pop(0)))
             _drain(q, deliver)
         except BaseException:
             # Ctrl-C (or an observer-independent failure): stop the workers now, keep
@@ -103,7 +118,7 @@ def _drain(q, deliver: Callable[[Event], None]) -> None:
 
 def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
            deliver: Callable[[Event], None]) -> None:
-    """A task whose process died (or whose results could not be sent) fails its missing folds."""
+    """A task whose process died twice (or whose results could not be sent) fails its missing folds."""
     exc = future.exception()
     if exc is None:
         return

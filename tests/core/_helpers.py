@@ -49,3 +49,19 @@ class WaitsForFlag(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return np.full(len(X), self.mean_)
+
+
+class DiesInFold(RegressorMixin, BaseEstimator):
+    """Kills its own (worker) process when fitted on a training set of ``die_n`` rows."""
+
+    def __init__(self, die_n: int = -1):
+        self.die_n = die_n
+
+    def fit(self, X, y):
+        if len(y) == self.die_n:
+            os._exit(3)
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)

@@ -312,3 +312,16 @@ def test_interrupt_in_a_parallel_run_keeps_finished_folds_and_stops_workers(grou
            .set_run(n_jobs=2, store=False).perform(observers=[StopAfterTwo()]).get_results())
     assert res.status == "interrupted"
     assert 2 <= len(res.to_frame()) < 10
+
+
+def test_a_worker_that_dies_fails_only_its_own_folds(grouped):
+    from _helpers import DiesInFold
+    X, y, group, _ = grouped
+    folds = [(np.arange(0, 40), np.arange(40, 60)), (np.arange(20, 60), np.arange(0, 20)),
+             (np.arange(0, 30), np.arange(30, 60))]  # only the last has 30 training rows
+    with pytest.warns(FoldFailedWarning, match="DiesInFold fold 2: worker process failed"):
+        res = (CrossValidation().set_data(X, y, group).set_splits(folds)
+               .add_model(DiesInFold, model_kwargs={"die_n": 30}).add_model(LinearModel)
+               .set_run(n_jobs=2, store=False).perform().get_results())
+    assert res.failures[["model", "fold"]].values.tolist() == [["DiesInFold", 2]]
+    assert len(res.to_frame()) == 5 and res.status == "finished"
