@@ -229,6 +229,9 @@ class CrossValidation:
             Also store the fitted models.
         """
         self._seed = _check_int(random_seed, "random_seed", minimum=0)
+        from .spec import MAX_SEED
+        if self._seed > MAX_SEED:
+            raise SpecError("random_seed", f"must be at most {MAX_SEED} (a 32-bit seed), got {random_seed}")
         self._n_jobs = _check_int(n_jobs, "n_jobs")
         if self._n_jobs == 0 or self._n_jobs < -1:
             raise SpecError("n_jobs", f"must be a positive number of processes or -1, got {n_jobs}")

@@ -27,7 +27,9 @@ from .metrics import METRICS, resolve_metrics
 from .registry import dotted_path, import_dotted, resolve_estimator
 from .splits import FixedSplits, canonical_method, is_splitter_object, split_requires_groups
 
-__all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec"]
+__all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED"]
+
+MAX_SEED = 2**32 - 1
 
 
 def _check_int(value: object, field: str, minimum: int | None = None) -> int:
@@ -375,6 +377,9 @@ class ExperimentSpec:
         _set(self, "metrics", FrozenMap(resolve_metrics(self.metrics)))
         _check_bool(self.predict_known_groups_lmm, "predict_known_groups_lmm")
         _check_int(self.seed, "seed", minimum=0)
+        if self.seed > MAX_SEED:
+            # numpy/scikit-learn seeds (KFold's random_state) are 32-bit.
+            raise SpecError("seed", f"must be at most {MAX_SEED} (a 32-bit seed), got {self.seed}")
         _check_int(self.n_jobs, "n_jobs")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise SpecError("n_jobs", f"must be a positive number of processes or -1 for all cores, got {self.n_jobs}")

@@ -22,7 +22,7 @@ from mixcv_core import MixcvError, Results
 from mixcv_core.cell import param_text, parse_param, spec_to_cell
 from mixcv_core.metrics import DEFAULT_METRICS, METRICS
 from mixcv_core.registry import available_models, resolve_estimator
-from mixcv_core.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, _param_names
+from mixcv_core.spec import MAX_SEED, DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, _param_names
 from mixcv_core.splits import SPLIT_METHODS
 
 __all__ = ["Configurator", "COMMON_MODELS"]
@@ -241,7 +241,7 @@ class Configurator:
                                      layout=w.Layout(width="300px"))
         self.merf_window = w.Text(description="for iterations", placeholder="1", layout=w.Layout(width="200px"),
                                   style={"description_width": "initial"})
-        self.seed = w.BoundedIntText(value=42, min=0, max=2**31 - 1, description="seed", layout=w.Layout(width="180px"))
+        self.seed = w.BoundedIntText(value=42, min=0, max=MAX_SEED, description="seed", layout=w.Layout(width="180px"))
         self.n_jobs = w.BoundedIntText(value=1, min=-1, max=512, description="n_jobs", layout=w.Layout(width="180px"))
         # Tracking
         self.store_dir = w.Text(description="run store", placeholder="default: $MIXCV_STORE or ./.mixcv",

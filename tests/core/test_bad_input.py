@@ -202,3 +202,7 @@ def test_validation_happens_before_any_fit(grouped, monkeypatch):
     with pytest.raises(MixcvError):
         cv.perform()
     assert calls == []
+
+
+def test_seed_beyond_32_bits_is_refused():
+    raises_on("random_seed", lambda: CrossValidation().set_run(random_seed=2**32))
