@@ -86,12 +86,16 @@ class ParsedCell:
     def locate(self, error: MixcvError) -> CellError:
         """Translate an error about a spec field (raised later, e.g. while checking the
         data) into a `CellError` pointing at the line that set it."""
-        key = _field_to_key(error.field)
-        line, parent = self.lines.get(key), key
-        while line is None and "." in parent:
-            parent = parent.rsplit(".", 1)[0]
-            line = self.lines.get(parent)
-        return CellError(parent if line is not None else key, error.message, line)
+        return _locate(self.lines, error)
+
+
+def _locate(lines: dict[str, int], error: MixcvError) -> CellError:
+    key = _field_to_key(error.field)
+    line, parent = lines.get(key), key
+    while line is None and "." in parent:
+        parent = parent.rsplit(".", 1)[0]
+        line = lines.get(parent)
+    return CellError(parent if line is not None else key, error.message, line)
 
 
 def _field_to_key(f: str) -> str:
@@ -425,8 +429,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     except CellError:
         raise
     except MixcvError as exc:
-        parsed = ParsedCell(spec=None, frame=frame, lines=lines)  # type: ignore[arg-type]
-        raise parsed.locate(exc) from None
+        raise _locate(lines, exc) from None
     return ParsedCell(spec=spec, frame=frame, lines=lines)
 
 

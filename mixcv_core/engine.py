@@ -98,8 +98,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     except Exception as exc:
         bus.emit(RunFailed(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
         raise
-    # Task order, and within a task the model before its MERF variant: never arrival order.
-    outcomes = [o for i in sorted(by_task) for o in sorted(by_task[i], key=lambda o: o.model.startswith("MERF("))]
+    rank = spec.result_rank()
+    outcomes = sorted((o for task in by_task.values() for o in task), key=lambda o: (o.fold, rank[o.model]))
     results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
                       status=status, wall_time=time.perf_counter() - t0)
     if recorder is not None:

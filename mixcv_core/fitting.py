@@ -20,15 +20,11 @@ from sklearn.preprocessing import StandardScaler
 
 from ._seeding import derive_seed
 from .data import PreparedData
+from .models import is_mixed
 from .spec import ExperimentSpec, ModelSpec, _param_names
 
 __all__ = ["SplitData", "split_data", "build_estimator", "fit_estimator", "predict_estimator",
            "is_mixed", "call_scorer"]
-
-
-def is_mixed(estimator: object) -> bool:
-    """Whether an estimator (class or instance) takes ``groups``/``slopes`` in fit and predict."""
-    return bool(getattr(estimator, "_mixcv_mixed_effects", False))
 
 
 @dataclass

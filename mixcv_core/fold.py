@@ -135,18 +135,14 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
                 warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
                 best_params, study = tune(model, spec, data, inner or [], fold, emit)
         except Exception as exc:  # noqa: BLE001
-            outcomes = [_failed(model.name, fold, exc, [], emit)]
-            if model in spec.merf_models():
-                outcomes.append(_failed(f"MERF({model.name})", fold, exc, [], emit))
-            return outcomes
+            return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]
         tune_time = time.perf_counter() - t0
 
     outcomes = [_fit_one(model.name, lambda: build_estimator(model, spec, best_params, fold), model, spec, s,
                          test, fold, best_params, tune_time, study, data.feature_names, emit)]
-    if model in spec.merf_models():
+    for name in spec.task_names(model)[1:]:
         from .merf import make_merf  # local: MERF pulls in nothing for runs without it
 
-        name = f"MERF({model.name})"
         outcomes.append(_fit_one(name, lambda: make_merf(model, spec, best_params, fold, name, emit),
                                  model, spec, s, test, fold, best_params, tune_time, study,
                                  data.feature_names, emit))

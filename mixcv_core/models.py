@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .errors import ConvergenceWarning, SpecError
 
-__all__ = ["LinearModel", "LinearMixedEffectsModel", "MixedEffectsRegressor"]
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "MixedEffectsRegressor", "is_mixed"]
 
 
 def _as_frame(X, prefix: str = "x") -> pd.DataFrame:
@@ -85,6 +85,11 @@ class LinearModel(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "coef_")
         A = _as_frame(X).to_numpy(dtype=float)
         return A @ self.coef_ + self.intercept_
+
+
+def is_mixed(estimator: object) -> bool:
+    """Whether an estimator (class or instance) takes ``groups``/``slopes`` in fit and predict."""
+    return bool(getattr(estimator, "_mixcv_mixed_effects", False))
 
 
 class MixedEffectsRegressor(RegressorMixin, BaseEstimator):

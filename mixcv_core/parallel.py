@@ -36,10 +36,6 @@ def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, 
     return i
 
 
-def _names(spec: ExperimentSpec, model: ModelSpec) -> list[str]:
-    return [model.name] + ([f"MERF({model.name})"] if model in spec.merf_models() else [])
-
-
 def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]], n_jobs: int,
                  emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]]) -> None:
     """Run ``tasks`` in ``n_jobs`` processes, emitting their events as they happen.
@@ -54,7 +50,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     from joblib.externals.loky import get_reusable_executor
 
     workers = cpu_count() if n_jobs == -1 else min(n_jobs, len(tasks))
-    task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in _names(spec, m)}
+    task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
     executor = get_reusable_executor(max_workers=workers)
 
     def deliver(event: Event) -> None:
@@ -125,7 +121,7 @@ def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[
     k, model = tasks[i]
     have = {o.model for o in by_task.get(i, [])}
     tb = "".join(traceback.format_exception(exc))
-    for name in _names(spec, model):
+    for name in spec.task_names(model):
         if name not in have:
             msg = f"worker process failed: {type(exc).__name__}: {exc}"
             out = FoldOutcome(model=name, fold=k, ok=False, error=msg, traceback=tb)

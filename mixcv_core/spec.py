@@ -24,6 +24,7 @@ import optuna.distributions as od
 from ._frozen import FrozenMap
 from .errors import SpecError, SpecTypeError
 from .metrics import METRICS, resolve_metrics
+from .models import is_mixed
 from .registry import dotted_path, import_dotted, resolve_estimator
 from .splits import FixedSplits, canonical_method, is_splitter_object, split_requires_groups
 
@@ -392,7 +393,7 @@ class ExperimentSpec:
         if self.inner.requires_groups and any(m.tunes for m in self.models):
             needs_groups.append(f"inner split {self.inner.method if self.inner.is_named else type(self.inner.method).__name__}")
         for m in self.models:
-            if getattr(m.estimator, "_mixcv_mixed_effects", False):
+            if is_mixed(m.estimator):
                 needs_groups.append(f"model {m.name!r}")
         if self.merf_models():
             needs_groups.append("MERF")
@@ -407,7 +408,19 @@ class ExperimentSpec:
 
     def model_names(self) -> list[str]:
         """Result row names: every model, then ``MERF(<name>)`` for MERF variants."""
-        return [m.name for m in self.models] + [f"MERF({m.name})" for m in self.merf_models()]
+        return [m.name for m in self.models] + [merf_name(m.name) for m in self.merf_models()]
+
+    def task_names(self, model: ModelSpec) -> list[str]:
+        """The result names one (fold, model) task produces: the model, then its MERF variant."""
+        return [model.name] + ([merf_name(model.name)] if model in self.merf_models() else [])
+
+    def result_rank(self) -> dict[str, tuple[int, int]]:
+        """Sort key of each result name within a fold: model order, the model before its MERF.
+
+        Results are always ordered (fold, rank): the order tasks are defined in, never
+        the order they finish in.
+        """
+        return {name: (i, j) for i, m in enumerate(self.models) for j, name in enumerate(self.task_names(m))}
 
     def replace(self, **changes: object) -> ExperimentSpec:
         """A copy with some fields changed (validated again)."""
@@ -514,6 +527,11 @@ class ExperimentSpec:
             seed=d.get("seed", 42),
             n_jobs=d.get("n_jobs", 1),
         )
+
+
+def merf_name(name: str) -> str:
+    """The result name of the MERF variant of model ``name``."""
+    return f"MERF({name})"
 
 
 def model_spec_from_config(name: str, config: Mapping[str, Any]) -> ModelSpec:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -264,6 +264,3 @@ def describe_methods() -> dict[str, str]:
     """Split method names with a one-line description each (for listings in front ends)."""
     return {name: m.description for name, m in SPLIT_METHODS.items()}
 
-
-def n_groups(groups: Sequence | np.ndarray | None) -> int:
-    return 0 if groups is None else len(np.unique(np.asarray(groups)))

@@ -217,10 +217,10 @@ class RunStore:
             index=pd.Index(json.loads(index)), target_name=meta["target_name"], groups_name=meta["groups_name"])
         outer = [(_from_npy(tr), _from_npy(te)) for tr, te in splits]
         studies = self._studies(spec, trials)
-        order = {name: i for i, name in enumerate(spec.model_names())}
+        base_of = {name: m.name for m in spec.models for name in spec.task_names(m)}
         outcomes = []
         for (model, fold, ok, metrics, fit_time, tune_time, best_params, converged, error, tb, warns, test_rows,
-             y_pred, insight, history, model_file) in sorted(folds, key=lambda r: (r[1], order.get(r[0], 99))):
+             y_pred, insight, history, model_file) in folds:
             estimator = None
             if model_file:
                 import joblib
@@ -230,10 +230,12 @@ class RunStore:
                 fit_time=float("nan") if fit_time is None else fit_time, tune_time=tune_time or 0.0,
                 best_params=json.loads(best_params or "{}"), test_rows=None if test_rows is None else _from_npy(test_rows),
                 y_pred=None if y_pred is None else _from_npy(y_pred), estimator=estimator,
-                study=studies.get(_base_name(model), {}).get(fold), insight=_frame_from(insight),
+                study=studies.get(base_of.get(model, model), {}).get(fold), insight=_frame_from(insight),
                 history=_frame_from(history), converged=None if converged is None else bool(converged),
                 warnings=json.loads(warns or "[]"), error=error or "", traceback=tb or ""))
-        res = Results(spec=spec, outcomes=_task_order(outcomes, spec), data=prepared, outer=outer,
+        rank = spec.result_rank()
+        outcomes.sort(key=lambda o: (o.fold, rank[o.model]))
+        res = Results(spec=spec, outcomes=outcomes, data=prepared, outer=outer,
                       status=self._status(status, host, pid), wall_time=wall_time if wall_time is not None else float("nan"))
         res.run_id = rid
         return res
@@ -280,19 +282,6 @@ class RunStore:
         table["converged"] = raw["converged"].map(lambda v: None if v is None or v != v else bool(v))
         table["error"] = raw["error"]
         return table
-
-
-def _base_name(model: str) -> str:
-    return model[5:-1] if model.startswith("MERF(") and model.endswith(")") else model
-
-
-def _task_order(outcomes: list[Any], spec: Any) -> list[Any]:
-    # The engine's order: fold-major, then each model followed by its MERF variant.
-    rank = {}
-    for i, m in enumerate(spec.models):
-        rank[m.name] = (i, 0)
-        rank[f"MERF({m.name})"] = (i, 1)
-    return sorted(outcomes, key=lambda o: (o.fold, rank.get(o.model, (99, 0))))
 
 
 def _alive(pid: int) -> bool:
