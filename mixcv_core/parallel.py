@@ -79,20 +79,24 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
         # At most one task per worker in flight: an interrupt then finds nothing queued
         # inside the executor, which shuts down cleanly with its workers killed.
         pending = {submit(todo.pop(0)) for _ in range(min(workers, len(todo)))}
+        suspects: list[int] = []
         try:
-            while pending:
+            while pending or suspects:
+                if not pending:
+                    # Tasks whose pool crashed run again one at a time, after the rest:
+                    # alone, a bystander cannot be taken down by the culprit twice.
+                    pending.add(submit(suspects.pop(0)))
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 _drain(q, deliver)
                 for f in done:
                     i = futures[f]
                     if f.exception() is not None and i not in retried:
-                        # A worker died. It may have been this task or a neighbour that
-                        # took the pool down with it: run it once more to find out.
+                        # A worker died: this task or a neighbour that took the pool down.
                         retried.add(i)
                         by_task.pop(i, None)
-                        pending.add(submit(i))
-                        continue
-                    _check(f, i, tasks, spec, by_task, deliver)
+                        suspects.append(i)
+                    else:
+                        _check(f, i, tasks, spec, by_task, deliver)
                     if todo:
                         pending.add(submit(todo.pop(0)))
             _drain(q, deliver)
@@ -114,7 +118,7 @@ def _drain(q, deliver: Callable[[Event], None]) -> None:
 
 def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
            deliver: Callable[[Event], None]) -> None:
-    """A task whose process died twice (or whose results could not be sent) fails its missing folds."""
+    """A task that crashed again when run alone (or whose results could not be sent) fails its missing folds."""
     exc = future.exception()
     if exc is None:
         return
