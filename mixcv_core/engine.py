@@ -2,7 +2,7 @@
 
 ``run`` does all validation and computes every split before the first fit, so bad
 input fails in milliseconds with an error naming the field. Tasks then run inline
-(``n_jobs=1``) or in worker processes (`mixcv_core.parallel`); either way observers get
+(``n_jobs=1``) or in worker processes (`mixcv_core.run.parallel`); either way observers get
 the events live, in this process. Results are assembled in
 task order, never completion order, so they are identical for any ``n_jobs``.
 
@@ -15,17 +15,22 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pandas as pd
 
-from .data import Plan, plan_experiment
-from .errors import ConvergenceWarning, FoldFailedWarning
-from .events import Event, EventBus, Observer, RunFailed, RunFinished, RunStarted
-from .fold import FoldOutcome, run_task
+from .errors import ConvergenceWarning, FoldFailedWarning, SpecTypeError
+from .experiment.data import Plan, plan_experiment
+from .experiment.spec import ExperimentSpec, ModelSpec
+from .outcome import FoldOutcome
 from .results import Results
-from .spec import ExperimentSpec, ModelSpec
-from .tuning import quiet_optuna
+from .run.events import Event, EventBus, Observer, RunFailed, RunFinished, RunStarted
+from .run.parallel import run_parallel
+from .run.task import run_task
+from .run.tuning import quiet_optuna
+from .tracking.store import RunStore, StoreObserver, resolve_store
 
 __all__ = ["run"]
 
@@ -38,7 +43,8 @@ def _tasks(spec: ExperimentSpec, plan: Plan) -> list[tuple[int, ModelSpec]]:
 
 def run(spec: ExperimentSpec, frame: pd.DataFrame,
         observers: Iterable[Observer | Callable[[Event], None]] = (),
-        store: object = None, save_models: bool = False, plan: Plan | None = None) -> Results:
+        store: RunStore | str | Path | bool | None = None, save_models: bool = False,
+        plan: Plan | None = None) -> Results:
     """Run a nested cross validation.
 
     Parameters
@@ -68,13 +74,13 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     ------
     SpecError, SpecTypeError
         Before any fitting, for data or settings that cannot work.
+    Exception
+        With ``spec.on_error == "raise"``, the first error a fit raises, as raised.
     """
     if not isinstance(spec, ExperimentSpec):
-        from .errors import SpecTypeError
         raise SpecTypeError("spec", f"expected an ExperimentSpec, got {type(spec).__name__}")
     if plan is None:
         plan = plan_experiment(spec, frame)
-    from .store import StoreObserver, resolve_store
     run_store = resolve_store(store)
     recorder = StoreObserver(run_store, save_models) if run_store is not None else None
     # The store listens first: a fold is on disk before any other observer sees it.
@@ -91,7 +97,6 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
                 for i, (k, m) in enumerate(tasks):
                     by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit)
         else:
-            from .parallel import run_parallel
             run_parallel(spec, plan, tasks, spec.n_jobs, bus.emit, by_task)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -113,6 +118,16 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
 
 def _warn_about(results: Results) -> None:
     failed = [o for o in results.outcomes if not o.ok]
+    for model in dict.fromkeys(o.model for o in failed):
+        mine = [o for o in results.outcomes if o.model == model]
+        if all(not o.ok for o in mine):
+            # Nothing of this model survived: say so once, loudly, with the error most
+            # folds share, rather than let a table without its row pass unnoticed.
+            error, count = Counter(o.error for o in mine).most_common(1)[0]
+            warnings.warn(FoldFailedWarning(
+                f"every fold of {model} failed ({count} of {len(mine)} with the same error): {error}. "
+                "Nothing of this model is in the results. To see where it fails, run again with "
+                "on_error='raise' (set_run(on_error='raise'), or 'on_error: raise' in the cell)."), stacklevel=3)
     if failed:
         lines = "; ".join(f"{o.model} fold {o.fold}: {o.error}" for o in failed[:5])
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""

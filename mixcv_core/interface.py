@@ -18,21 +18,45 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .data import assemble_frame, plan_experiment
-from .errors import SpecError, SpecTypeError
-from .events import Event, Observer
+from .constraints import check
+from .engine import run
+from .errors import MixcvError, SpecError, SpecTypeError
+from .experiment.data import assemble_frame, plan_experiment, prepare_data
+from .experiment.model_mapping import mapping_to_model_specs
+from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 from .metrics import resolve_metrics
-from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, _check_int
+from .results import Results
+from .run.events import Event, Observer
+from .tracking.store import RunStore, resolve_store
 
 __all__ = ["CrossValidation"]
+
+#: Spec field paths -> the builder argument that sets them, where the two differ. The
+#: engine's errors name spec fields; a setter's errors name its own arguments.
+ARGUMENTS: dict[str, str] = {
+    "data.features": "X", "data.target": "y", "data.groups": "groups", "data.slopes": "slopes",
+    "seed": "random_seed",
+}
+
+
+@contextlib.contextmanager
+def _as_arguments() -> Iterator[None]:
+    """Re-raise errors about spec fields under the builder argument names (`ARGUMENTS`)."""
+    try:
+        yield
+    except MixcvError as exc:
+        if exc.field not in ARGUMENTS:
+            raise
+        raise type(exc)(ARGUMENTS[exc.field], exc.message) from None
 
 
 class CrossValidation:
@@ -54,11 +78,12 @@ class CrossValidation:
         self._predict_known_groups_lmm = True
         self._seed = 42
         self._n_jobs = 1
+        self._on_error = "keep"
         self._observers: list[Observer | Callable[[Event], None]] = []
         self._run: Any = None
-        self._store: Any = None
+        self._store: RunStore | str | Path | bool | None = None
         self._save_models = False
-        self._results = None
+        self._results: Results | None = None
 
     # -- data --------------------------------------------------------------------------
     def set_data(self, X: pd.DataFrame, y: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
@@ -102,8 +127,8 @@ class CrossValidation:
         data = DataSpec(target=data.target, groups=data.groups, slopes=data.slopes, features=data.features,
                         dataset_name=dataset_name)
         # Check values now (NaNs, dtypes, a single group), not at perform().
-        from .data import prepare_data
-        prepare_data(data, frame)
+        with _as_arguments():
+            prepare_data(data, frame)
         self._frame, self._data = frame, data
         return self
 
@@ -187,15 +212,12 @@ class CrossValidation:
 
         See `mixcv_core.model_mapping` for the format.
         """
-        from .model_mapping import mapping_to_model_specs
         self._models = mapping_to_model_specs(mapping)
         return self
 
     def set_lmer(self, predict_known_groups_lmm: bool = True) -> CrossValidation:
         """Whether mixed models use random effects for test rows of groups seen in training."""
-        if not isinstance(predict_known_groups_lmm, bool):
-            raise SpecTypeError("predict_known_groups_lmm", f"expected True or False, got {predict_known_groups_lmm!r}")
-        self._predict_known_groups_lmm = predict_known_groups_lmm
+        self._predict_known_groups_lmm = check("predict_known_groups_lmm", predict_known_groups_lmm)
         return self
 
     def set_merf(self, add_merf_global: bool = False, em_max_iterations: int = 100,
@@ -207,8 +229,9 @@ class CrossValidation:
         return self
 
     def set_run(self, run: Any = None, random_seed: int = 42, n_jobs: int = 1,
-                observers: Iterable[Observer | Callable[[Event], None]] = (), store: Any = None,
-                save_models: bool = False) -> CrossValidation:
+                observers: Iterable[Observer | Callable[[Event], None]] = (),
+                store: RunStore | str | Path | bool | None = None, save_models: bool = False,
+                on_error: str = "keep") -> CrossValidation:
         """Seed, parallelism and where to report the run.
 
         Parameters
@@ -227,17 +250,16 @@ class CrossValidation:
             default (``$MIXCV_STORE`` or ``./.mixcv``), ``False`` nowhere.
         save_models : bool
             Also store the fitted models.
+        on_error : {"keep", "raise"}
+            ``"keep"`` (default): a fit that raises is recorded as a failed fold and the
+            run goes on; ``"raise"``: the run stops with that error, for debugging.
         """
-        self._seed = _check_int(random_seed, "random_seed", minimum=0)
-        from .spec import MAX_SEED
-        if self._seed > MAX_SEED:
-            raise SpecError("random_seed", f"must be at most {MAX_SEED} (a 32-bit seed), got {random_seed}")
-        self._n_jobs = _check_int(n_jobs, "n_jobs")
-        if self._n_jobs == 0 or self._n_jobs < -1:
-            raise SpecError("n_jobs", f"must be a positive number of processes or -1, got {n_jobs}")
+        with _as_arguments():
+            self._seed = check("seed", random_seed)
+        self._n_jobs = check("n_jobs", n_jobs)
+        self._on_error = check("on_error", on_error)
         self._run = run
         self._observers = list(observers)
-        from .store import resolve_store
         resolve_store(store)  # refuse a bad store argument now, not after the run
         self._store, self._save_models = store, bool(save_models)
         return self
@@ -254,6 +276,7 @@ class CrossValidation:
             tuning=self._tuning, merf=self._merf,
             metrics=self._metrics if self._metrics is not None else resolve_metrics(None),
             predict_known_groups_lmm=self._predict_known_groups_lmm, seed=self._seed, n_jobs=self._n_jobs,
+            on_error=self._on_error,
         )
 
     def _all_observers(self) -> list[Observer | Callable[[Event], None]]:
@@ -262,7 +285,7 @@ class CrossValidation:
             if callable(getattr(self._run, "on_event", None)):
                 observers.append(self._run)
             elif type(self._run).__module__.split(".")[0] == "neptune":
-                from .mirrors import NeptuneMirror
+                from .tracking.mirrors import NeptuneMirror
                 observers.append(NeptuneMirror(run=self._run))  # the seed's set_run(run=neptune_run)
             else:
                 raise SpecTypeError("run", f"expected a Neptune run or an observer with on_event, got "
@@ -272,6 +295,7 @@ class CrossValidation:
     def validate(self) -> ExperimentSpec:
         """Check everything (spec, data, every split) without fitting anything."""
         spec = self.to_spec()
+        assert self._frame is not None  # to_spec refuses a builder without data
         plan_experiment(spec, self._frame)
         return spec
 
@@ -280,20 +304,21 @@ class CrossValidation:
 
         An interrupted run (Ctrl-C) keeps the folds that finished.
         """
-        from .engine import run
         spec = self.to_spec()
+        assert self._frame is not None  # to_spec refuses a builder without data
         self._results = run(spec, self._frame, observers=[*self._all_observers(), *observers],
                             store=self._store, save_models=self._save_models)
         return self
 
-    def get_results(self):
+    def get_results(self) -> Results:
         """The `Results` of the last `perform`."""
         if self._results is None:
             raise SpecError("results", "nothing has been run yet; call perform() first")
         return self._results
 
     @property
-    def results(self):
+    def results(self) -> Results:
+        """The `Results` of the last `perform` (as `get_results`)."""
         return self.get_results()
 
     def __repr__(self) -> str:

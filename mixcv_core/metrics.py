@@ -14,7 +14,7 @@ from sklearn import metrics as skm
 
 from .errors import SpecError, SpecTypeError
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "MetricsDict", "resolve_metrics", "mse_objective"]
+__all__ = ["METRICS", "DEFAULT_METRICS", "MetricsDict", "resolve_metrics", "mse_objective", "higher_is_better"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -96,3 +96,17 @@ def mse_objective(y_valid: np.ndarray, y_pred_valid: np.ndarray,
                   y_train: np.ndarray | None = None, y_pred_train: np.ndarray | None = None) -> float:
     """Default tuning objective: validation mean squared error (minimised)."""
     return float(skm.mean_squared_error(y_valid, y_pred_valid))
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether larger values of a metric are better (r2, explained variance, scores).
+
+    Accepts the per-fold column names too (``test_r2``, ``train_mse``).
+
+    Examples
+    --------
+    >>> higher_is_better("test_r2"), higher_is_better("mse")
+    (True, False)
+    """
+    m = metric.removeprefix("test_").removeprefix("train_").lower()
+    return m in {"r2", "explained_variance"} or m.endswith("score") or m.startswith("r2")

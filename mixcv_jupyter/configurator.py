@@ -19,11 +19,18 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 
 from mixcv_core import MixcvError, Results
-from mixcv_core.cell import param_text, parse_param, spec_to_cell
+from mixcv_core.constraints import ON_ERROR, RULES, Integer
+from mixcv_core.experiment.cell import cell_key, param_text, parse_param, spec_to_cell
+from mixcv_core.experiment.registry import (
+    available_models,
+    estimator_name,
+    import_dotted,
+    param_names,
+    resolve_estimator,
+)
+from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from mixcv_core.experiment.splits import SPLIT_METHODS
 from mixcv_core.metrics import DEFAULT_METRICS, METRICS
-from mixcv_core.registry import available_models, resolve_estimator
-from mixcv_core.spec import MAX_SEED, DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, _param_names
-from mixcv_core.splits import SPLIT_METHODS
 
 __all__ = ["Configurator", "COMMON_MODELS"]
 
@@ -38,6 +45,15 @@ COMMON_MODELS: dict[str, dict[str, str]] = {
 }
 _POST = ["", "LinearModelPostProcessor", "LMERModelPostProcessor", "RandomForestModelPostProcessor"]
 _ERROR_STYLE = "color:#b00020;font-size:12px"
+
+
+def _bounded(rule: str, value: int, description: str, width: str, **style: Any) -> w.BoundedIntText:
+    """An integer control whose bounds are the spec's own rule (`mixcv_core.constraints`)."""
+    r = RULES[rule]
+    low = r.low if isinstance(r, Integer) and r.low is not None else -(2**31)
+    high = r.high if isinstance(r, Integer) and r.high is not None else 10**6
+    return w.BoundedIntText(value=value, min=low, max=high, description=description,
+                            layout=w.Layout(width=width), **style)
 
 
 def _msg(text: str = "") -> w.HTML:
@@ -103,7 +119,7 @@ class _ModelCard:
 
     def _names(self) -> list[str]:
         try:
-            return sorted(_param_names(resolve_estimator(self.estimator.value)) or [])
+            return sorted(param_names(resolve_estimator(self.estimator.value)) or [])
         except MixcvError:
             return []
 
@@ -215,9 +231,9 @@ class Configurator:
         # Splits
         methods = list(SPLIT_METHODS)
         self.outer = w.Dropdown(options=methods, value="KFold", description="outer", layout=w.Layout(width="280px"))
-        self.outer_k = w.BoundedIntText(value=5, min=2, max=1000, description="folds", layout=w.Layout(width="150px"))
+        self.outer_k = _bounded("outer.n_splits", 5, "folds", "150px")
         self.inner = w.Dropdown(options=methods, value="KFold", description="inner", layout=w.Layout(width="280px"))
-        self.inner_k = w.BoundedIntText(value=5, min=2, max=1000, description="folds", layout=w.Layout(width="150px"))
+        self.inner_k = _bounded("inner.n_splits", 5, "folds", "150px")
         self.scale_outer = w.Checkbox(value=True, description="scale outer", indent=False, layout=w.Layout(width="110px"))
         self.scale_inner = w.Checkbox(value=True, description="scale inner", indent=False, layout=w.Layout(width="110px"))
         self.predict_known = w.Checkbox(value=True, description="mixed models use random effects of known groups",
@@ -229,20 +245,24 @@ class Configurator:
                                          ensure_option=False, layout=w.Layout(width="330px"))
         self.add_model_button = w.Button(description="add model", icon="plus")
         # Tuning
-        self.trials = w.BoundedIntText(value=20, min=1, max=100000, description="trials", layout=w.Layout(width="180px"))
+        self.trials = _bounded("tuning.n_trials", 20, "trials", "180px")
         self.objective = w.Text(description="objective", placeholder="default: validation MSE (dotted path)",
                                 layout=lw)
         self.metrics = w.SelectMultiple(options=list(METRICS), value=DEFAULT_METRICS, description="metrics",
                                         rows=4, layout=w.Layout(width="260px"))
         self.merf_all = w.Checkbox(value=False, description="MERF for every model", indent=False)
-        self.merf_iter = w.BoundedIntText(value=100, min=1, max=100000, description="EM iterations",
-                                          layout=w.Layout(width="200px"), style={"description_width": "initial"})
+        self.merf_iter = _bounded("merf.max_iterations", 100, "EM iterations", "200px",
+                                  style={"description_width": "initial"})
         self.merf_threshold = w.Text(description="stop below", placeholder="e.g. 1e-4 (relative GLL change)",
                                      layout=w.Layout(width="300px"))
         self.merf_window = w.Text(description="for iterations", placeholder="1", layout=w.Layout(width="200px"),
                                   style={"description_width": "initial"})
-        self.seed = w.BoundedIntText(value=42, min=0, max=MAX_SEED, description="seed", layout=w.Layout(width="180px"))
-        self.n_jobs = w.BoundedIntText(value=1, min=-1, max=512, description="n_jobs", layout=w.Layout(width="180px"))
+        self.seed = _bounded("seed", 42, "seed", "180px")
+        self.n_jobs = _bounded("n_jobs", 1, "n_jobs", "180px")
+        labels = {"keep": "on error: keep going", "raise": "on error: stop (raise)"}
+        self.on_error = w.Dropdown(options=[(labels.get(v, v), v) for v in ON_ERROR], value="keep",
+                                   layout=w.Layout(width="220px"),
+                                   tooltip="a fit that raises: record it and go on, or stop the run with its error")
         # Tracking
         self.store_dir = w.Text(description="run store", placeholder="default: $MIXCV_STORE or ./.mixcv",
                                 layout=lw)
@@ -268,8 +288,7 @@ class Configurator:
         self.status = w.HTML()
         self.cell_view = w.Textarea(layout=w.Layout(width="100%", height="220px", display="none"))
         self.result = w.HTML()
-        for name in ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
-                     "seed", "n_jobs", "objective", "output", "tracking"):
+        for name in self._MESSAGES:
             setattr(self, f"msg_{name}", _msg())
         for c in (self.target, self.groups, self.slopes, self.features, self.outer, self.inner):
             c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0]}")
@@ -282,7 +301,7 @@ class Configurator:
         for c in (self.dataset_name, self.target, self.groups, self.slopes, self.all_features, self.features,
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
                   self.predict_known, self.trials, self.objective, self.metrics, self.merf_all, self.merf_iter,
-                  self.merf_threshold, self.merf_window, self.seed, self.n_jobs, self.output_name,
+                  self.merf_threshold, self.merf_window, self.seed, self.n_jobs, self.on_error, self.output_name,
                   self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
                   self.mlflow_on, self.mlflow_uri):
             c.observe(lambda _: self._validate(), "value")
@@ -317,7 +336,7 @@ class Configurator:
             w.HBox([self.metrics, self.msg_metrics], layout=wrap),
             w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.msg_merf],
                    layout=wrap),
-            w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs], layout=wrap)])
+            w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs, self.on_error], layout=wrap)])
         tracking = self._section("Tracking", [
             w.HBox([self.store_dir, self.no_store, self.save_models], layout=wrap),
             w.HBox([self.neptune_on, self.neptune_project, self.neptune_mode], layout=wrap),
@@ -367,7 +386,6 @@ class Configurator:
                         features=features, frame=self.frame_name, dataset_name=self.dataset_name.value)
         objective = None
         if self.objective.value.strip():
-            from mixcv_core.registry import import_dotted
             objective = import_dotted(self.objective.value.strip(), "tuning.objective_scorer")
         threshold = parse_param(self.merf_threshold.value) if self.merf_threshold.value.strip() else None
         window = parse_param(self.merf_window.value) if self.merf_window.value.strip() else None
@@ -378,7 +396,8 @@ class Configurator:
             tuning=TuningSpec(self.trials.value, objective),
             merf=MerfSpec(self.merf_all.value, self.merf_iter.value, threshold, window),
             metrics=list(self.metrics.value) or [],
-            predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value)
+            predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value,
+            on_error=self.on_error.value)
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec | Results, df: pd.DataFrame | None = None, shell: Any = None,
@@ -428,14 +447,12 @@ class Configurator:
             self.merf_threshold.value = "" if m.stopping_threshold is None else repr(m.stopping_threshold)
             self.merf_window.value = "" if m.stopping_window is None else str(m.stopping_window)
             self.seed.value, self.n_jobs.value = spec.seed, spec.n_jobs
-            from mixcv_core.registry import _registry, dotted_path
-            registry = _registry()
+            self.on_error.value = spec.on_error
             for card in self.cards:
                 card.enabled.value = False
             order = []
             for model in spec.models:
-                est = model.estimator
-                est_name = est.__name__ if registry.get(est.__name__) is est else dotted_path(est)
+                est_name = estimator_name(model.estimator)  # type: ignore[arg-type]
                 card = self._card(model.name)
                 if card is None:
                     card = _ModelCard(model.name, est_name, {}, self)
@@ -467,25 +484,23 @@ class Configurator:
         self._validate()
 
     # -- validation ------------------------------------------------------------------------
-    _FIELD_TO_MSG = {"data.target": "target", "y": "target", "data.groups": "groups", "groups": "groups",
-                     "data.slopes": "slopes", "slopes": "slopes", "data.features": "features", "X": "features",
-                     "outer": "outer", "inner": "inner", "tuning.n_trials": "trials",
-                     "tuning.objective_scorer": "objective", "metrics": "metrics", "merf": "merf", "seed": "seed",
-                     "n_jobs": "n_jobs", "data": "target"}
+    _MESSAGES = ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
+                 "seed", "n_jobs", "objective", "output", "tracking")
 
     def _msg_for(self, field: str) -> str:
-        if field in self._FIELD_TO_MSG:
-            return self._FIELD_TO_MSG[field]
-        head = field.split(".")[0].split("[")[0]
-        return self._FIELD_TO_MSG.get(head, "target" if head == "data" else "models")
+        # The spec's field path -> the cell key (one table, in mixcv_core's cell module)
+        # -> the message next to the control of the same name.
+        key = cell_key(field).split(".")[0]
+        if key in self._MESSAGES:
+            return key
+        return "target" if key == "data" else "models"
 
     def _validate(self) -> bool:
         """Check the whole form; show each problem next to its control; enable Run if valid."""
         if self._building:
             return False
         self.errors = {}
-        for name in ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
-                     "seed", "n_jobs", "objective", "output", "tracking"):
+        for name in self._MESSAGES:
             _set_msg(getattr(self, f"msg_{name}"), "")
         for card in self.cards:
             _set_msg(card.message, "")
@@ -550,7 +565,7 @@ class Configurator:
     def _check_against_data(self, spec: ExperimentSpec) -> None:
         # The engine's own check, splits included: the form refuses exactly what a run
         # would refuse (too few groups for the outer or an inner split, NaNs, dtypes).
-        from mixcv_core.data import plan_experiment
+        from mixcv_core.experiment.data import plan_experiment
         self._plan = None
         try:
             self._plan = plan_experiment(spec, self.df)  # reused by Run: the splits are made once
@@ -583,11 +598,11 @@ class Configurator:
         try:
             observers: list[Any] = [dashboard]
             if self.neptune_on.value:
-                from mixcv_core.mirrors import NeptuneMirror
+                from mixcv_core.tracking.mirrors import NeptuneMirror
                 observers.append(NeptuneMirror(project=self.neptune_project.value.strip() or None,
                                                mode=self.neptune_mode.value))
             if self.mlflow_on.value:
-                from mixcv_core.mirrors import MlflowMirror
+                from mixcv_core.tracking.mirrors import MlflowMirror
                 observers.append(MlflowMirror(tracking_uri=self.mlflow_uri.value.strip() or None))
             store = False if self.no_store.value else (self.store_dir.value.strip() or None)
             results = run(spec, self.df, observers=observers, store=store, save_models=self.save_models.value,

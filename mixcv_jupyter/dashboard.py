@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mixcv_core.events import (
+from mixcv_core.run.events import (
     EMIteration,
     Event,
     FoldFailed,
@@ -126,7 +126,7 @@ class LiveDashboard:
     def _draw_plot(self) -> None:
         from matplotlib.figure import Figure
 
-        from mixcv_core.report import figure_png
+        from mixcv_core.results.report import figure_png
 
         t0 = self._clock()
         names = sorted({m for m, _ in self.em})

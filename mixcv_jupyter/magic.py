@@ -1,6 +1,6 @@
 """The ``%%mixcv`` cell magic and the ``%mixcv`` line magic.
 
-The cell magic only translates: cell text -> `ExperimentSpec` (`mixcv_core.cell`), the
+The cell magic only translates: cell text -> `ExperimentSpec` (`mixcv_core.experiment.cell`), the
 named DataFrame from the notebook, events -> the live dashboard, results -> the
 notebook namespace and the output area. Every problem with the cell is reported as
 one short line naming the cell line and key (an IPython ``UsageError``, no traceback).
@@ -17,7 +17,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from mixcv_core import MixcvError, Results
-from mixcv_core.cell import CellError, ParsedCell, parse_cell, spec_to_cell
+from mixcv_core.experiment.cell import CellError, ParsedCell, parse_cell, spec_to_cell
 
 __all__ = ["MixcvMagics", "DEFAULT_OUTPUT"]
 
@@ -82,7 +82,7 @@ class MixcvMagics(Magics):
             except MixcvError as exc:
                 raise UsageError(f"--n-jobs: {exc.message}") from None
 
-        from mixcv_core.data import plan_experiment
+        from mixcv_core.experiment.data import plan_experiment
         try:
             plan = plan_experiment(spec, frame)
         except MixcvError as exc:
@@ -90,7 +90,7 @@ class MixcvMagics(Magics):
 
         from IPython.display import display
         if args.dry_run:
-            from mixcv_core.report import plan_table, render_plan_html
+            from mixcv_core.results.report import plan_table, render_plan_html
             from .dashboard import Rendered
             text = f"Plan (dry run):\n{plan_table(spec, plan).to_string(index=False)}\n\n%%mixcv\n{spec_to_cell(spec)}"
             display(Rendered(render_plan_html(spec, plan), text))
@@ -125,10 +125,10 @@ class MixcvMagics(Magics):
         mirrors: list[Any] = []
         try:
             if args.neptune is not None:
-                from mixcv_core.mirrors import NeptuneMirror
+                from mixcv_core.tracking.mirrors import NeptuneMirror
                 mirrors.append(NeptuneMirror(project=args.neptune, mode=args.neptune_mode))
             if args.mlflow is not None:
-                from mixcv_core.mirrors import MlflowMirror
+                from mixcv_core.tracking.mirrors import MlflowMirror
                 mirrors.append(MlflowMirror(tracking_uri=args.mlflow or None))
         except MixcvError as exc:
             raise UsageError(str(exc)) from None
@@ -153,20 +153,20 @@ class MixcvMagics(Magics):
         words = shlex.split(line)
         cmd = words[0] if words else "help"
         if cmd in ("help", "syntax"):
-            import mixcv_core.cell as cellmod
+            import mixcv_core.experiment.cell as cellmod
             doc = cellmod.__doc__ or ""
             return Rendered(f"<pre>{_escape(doc)}</pre>", doc)
         if cmd == "models":
-            from mixcv_core.registry import available_models
+            from mixcv_core.experiment.registry import available_models
             names = available_models()
             return Rendered("<div>" + ", ".join(f"<code>{n}</code>" for n in names) + "</div>", "\n".join(names))
         if cmd == "splits":
-            from mixcv_core.splits import describe_methods
+            from mixcv_core.experiment.splits import describe_methods
             methods = describe_methods()
             return Rendered("<ul>" + "".join(f"<li><code>{k}</code>: {_escape(v)}</li>" for k, v in methods.items())
                             + "</ul>", "\n".join(f"{k}: {v}" for k, v in methods.items()))
         if cmd == "runs":
-            from mixcv_core.store import RunStore, default_store
+            from mixcv_core.tracking.store import RunStore, default_store
             store = RunStore(words[1]) if len(words) > 1 else default_store()
             if store is None:
                 raise UsageError("the run store is switched off (MIXCV_STORE=off)")
@@ -186,7 +186,7 @@ class MixcvMagics(Magics):
                     raise UsageError(f"%mixcv load: unexpected {opt!r}; usage: %mixcv load RUN_ID [-o NAME] [--store DIR]")
             if not name.isidentifier():
                 raise UsageError(f"-o: {name!r} is not a valid variable name")
-            from mixcv_core.store import RunStore, default_store
+            from mixcv_core.tracking.store import RunStore, default_store
             store = RunStore(folder) if folder else default_store()
             if store is None:
                 raise UsageError("the run store is switched off (MIXCV_STORE=off); give --store DIR")

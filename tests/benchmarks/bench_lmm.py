@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixcv_core.lmm import _Criterion, relative_factor
+from mixcv_core.models.lmm import _Criterion, relative_factor
 from mixcv_core.models import LinearMixedEffectsModel
 
 from _timing import median_time  # a sibling module: benchmarks run as scripts from this folder

@@ -196,8 +196,9 @@ def test_any_unknown_split_name_is_refused(name):
 
 def test_validation_happens_before_any_fit(grouped, monkeypatch):
     calls = []
-    from mixcv_core import fitting
-    monkeypatch.setattr(fitting, "fit_estimator", lambda *a, **k: calls.append(1))
+    from mixcv_core.run import task, tuning
+    for module in (task, tuning):  # where fits are called from
+        monkeypatch.setattr(module, "fit_estimator", lambda *a, **k: calls.append(1))
     cv = cv_with(grouped).set_splits(split_out="GroupKFold", n_splits_out=7).add_model("LinearModel")
     with pytest.raises(MixcvError):
         cv.perform()

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import Ridge
 
 from mixcv_core import CrossValidation, FoldFailedWarning, ObserverWarning, Recorder
-from mixcv_core.events import FoldFailed, FoldFinished, RunFinished, RunStarted, TrialFinished
+from mixcv_core.run.events import FoldFailed, FoldFinished, RunFinished, RunStarted, TrialFinished
 from mixcv_core.model_postprocessing import LinearModelPostProcessor, RandomForestModelPostProcessor
 from mixcv_core.models import LinearMixedEffectsModel, LinearModel
 
@@ -58,7 +58,7 @@ def test_tuning_keeps_a_study_per_model_and_fold(grouped):
         assert best == study.best_params
     # The best trial's value is its mean inner-fold MSE: recompute it by hand for Ridge.
     X, y, group, _ = grouped
-    from mixcv_core.data import plan_experiment
+    from mixcv_core.experiment.data import plan_experiment
     cv = tuned_cv(grouped, 1)
     plan = plan_experiment(cv.to_spec(), cv._frame)
     study = studies[("Ridge", 0)]
@@ -243,7 +243,7 @@ def merf_cv(grouped, n_jobs):
 
 
 def test_merf_per_model_events_and_parallel_identity(grouped):
-    from mixcv_core.events import EMIteration
+    from mixcv_core.run.events import EMIteration
     rec = Recorder()
     a = merf_cv(grouped, 1).perform(observers=[rec]).get_results()
     assert a.model_names == ["DecisionTreeRegressor", "LinearModel", "MERF(DecisionTreeRegressor)"]
@@ -277,7 +277,7 @@ def test_numpy_style_integer_column_names_work(grouped):
 def test_parallel_events_arrive_while_workers_are_still_fitting(grouped, tmp_path):
     from _helpers import WaitsForFlag
 
-    from mixcv_core.events import EMIteration
+    from mixcv_core.run.events import EMIteration
     flag = tmp_path / "flag"
 
     def release(event):

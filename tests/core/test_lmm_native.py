@@ -16,7 +16,7 @@ from scipy.optimize import approx_fprime
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from mixcv_core import ConvergenceWarning, CrossValidation, MixcvError
-from mixcv_core.lmm import _Criterion, relative_factor
+from mixcv_core.models.lmm import _Criterion, relative_factor
 from mixcv_core.models import LinearMixedEffectsModel
 
 SLEEP = pd.read_csv(Path(__file__).parents[1] / "data" / "sleepstudy.csv")
@@ -197,7 +197,7 @@ def test_native_is_the_default_backend_and_engine_uses_it(grouped):
 def test_convergence_is_judged_by_the_gradient_not_the_optimiser_flag():
     from scipy.optimize import OptimizeResult
 
-    from mixcv_core.lmm import _converged
+    from mixcv_core.models.lmm import _converged
     X = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
     codes = pd.factorize(SLEEP["Subject"], sort=True)[0]
     crit = _Criterion(X, SLEEP["Reaction"].to_numpy(float), X.copy(), codes, 18, reml=True)

@@ -164,7 +164,7 @@ def test_max_iterations_below_one(bad):
 
 
 def test_grouped_adapter_pickles_without_its_event_sink():
-    from mixcv_core.merf import _EMReporter
+    from mixcv_core.run.fitting import _EMReporter
     X, Z, clusters, y = clustered(2)
     events = []
     reg = MERFRegressor(LinearRegression(), max_iterations=2, callback=_EMReporter(0, "MERF(x)", events.append))

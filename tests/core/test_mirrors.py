@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mixcv_core import CrossValidation, MixcvError, ObserverWarning
-from mixcv_core.mirrors import MlflowMirror, NeptuneMirror
+from mixcv_core.tracking.mirrors import MlflowMirror, NeptuneMirror
 
 N_FOLDS, N_ITER = 3, 4
 MODELS = ("DecisionTreeRegressor", "MERF(DecisionTreeRegressor)")

@@ -7,8 +7,8 @@ import sys
 
 
 def test_importing_the_engine_pulls_in_no_front_end_or_tracker():
-    code = ("import sys, mixcv_core, mixcv_core.cell, mixcv_core.store, mixcv_core.merf, mixcv_core.lmm, "
-            "mixcv_core.mirrors; print(sorted(m for m in ('IPython', 'ipywidgets', 'neptune', 'mlflow') "
+    code = ("import sys, mixcv_core, mixcv_core.experiment.cell, mixcv_core.tracking.store, mixcv_core.merf, mixcv_core.models.lmm, "
+            "mixcv_core.tracking.mirrors; print(sorted(m for m in ('IPython', 'ipywidgets', 'neptune', 'mlflow') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -115,7 +115,7 @@ Linear:
        seed=st.integers(0, 2**31 - 1), n_trials=st.integers(1, 500), low=st.floats(1e-4, 1.0),
        log=st.booleans(), merf=st.booleans(), scale=st.booleans())
 def test_spec_round_trips_through_a_plain_dict(n_splits, method, seed, n_trials, low, log, merf, scale):
-    from mixcv_core.spec import DataSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+    from mixcv_core.experiment.spec import DataSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
     spec = ExperimentSpec(
         data=DataSpec("y", groups="g", slopes=("a",), features=("a", "b")),
         models=(ModelSpec("R", "Ridge", params={"alpha": optuna.distributions.FloatDistribution(low, 10.0, log=log)},

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import LeaveOneGroupOut
 
-from mixcv_core.data import plan_experiment
-from mixcv_core.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
-from mixcv_core.splits import (
+from mixcv_core.experiment.data import plan_experiment
+from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+from mixcv_core.experiment.splits import (
     SPLIT_METHODS,
     ContinuousStratifiedKFold,
     compute_splits,

@@ -18,7 +18,7 @@ import pytest
 
 from mixcv_core import CrossValidation
 from mixcv_core.models import LinearMixedEffectsModel
-from mixcv_core.store import RunStore
+from mixcv_core.tracking.store import RunStore
 
 HERE = Path(__file__).parent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna.distributions as od
 from hypothesis import strategies as st
 
-from mixcv_core.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True)
 plain_str = st.from_regex(r"[A-Za-z_][A-Za-z0-9_ .-]{0,8}", fullmatch=True).filter(lambda s: s.strip() == s)

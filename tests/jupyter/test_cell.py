@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 
 from _strategies import experiment_specs
 
-from mixcv_core.cell import CellError, parse_cell, spec_to_cell
+from mixcv_core.experiment.cell import CellError, parse_cell, spec_to_cell
 from mixcv_core.models import LinearMixedEffectsModel, LinearModel
-from mixcv_core.spec import DataSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from mixcv_core.experiment.spec import DataSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 FULL = """data: df
 name: sleep study

@@ -111,7 +111,7 @@ def test_run_stores_results_and_shows_them(form):
 
 
 def test_show_cell_parses_back_to_the_form(form):
-    from mixcv_core.cell import parse_cell
+    from mixcv_core.experiment.cell import parse_cell
     card(form, "Ridge").enabled.value = True
     form.show_cell()
     body = form.cell_view.value.split("\n", 1)[1]
@@ -160,6 +160,6 @@ def test_tracking_section_stores_and_mirrors(form, tmp_path, monkeypatch):
     assert not form.run_button.disabled
     form.store_dir.value = str(tmp_path / "store")
     res = form.run()
-    from mixcv_core.store import RunStore
+    from mixcv_core.tracking.store import RunStore
     assert RunStore(tmp_path / "store").runs()["id"].tolist() == [res.run_id]
     assert list(tmp_path.glob(".neptune/offline/run__*/data-1.log"))

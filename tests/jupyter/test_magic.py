@@ -7,7 +7,7 @@ from IPython.core.error import UsageError
 from IPython.testing.globalipapp import start_ipython
 
 from mixcv_core import Results
-from mixcv_core.events import EMIteration, FoldFinished, RunStarted, TrialFinished
+from mixcv_core.run.events import EMIteration, FoldFinished, RunStarted, TrialFinished
 from mixcv_core.synthesizer import generate_regression
 from mixcv_jupyter.dashboard import LiveDashboard
 
@@ -56,9 +56,10 @@ def test_default_output_name_and_n_jobs_option(ip):
 
 
 def test_dry_run_fits_nothing(ip, monkeypatch, capsys):
-    from mixcv_core import fitting
+    from mixcv_core.run import task, tuning
     calls = []
-    monkeypatch.setattr(fitting, "fit_estimator", lambda *a, **k: calls.append(a))
+    for module in (task, tuning):  # where fits are called from
+        monkeypatch.setattr(module, "fit_estimator", lambda *a, **k: calls.append(a))
     ip.user_ns.pop("dry", None)
     ip.run_cell_magic("mixcv", "--dry-run -o dry", CELL)
     assert calls == [] and "dry" not in ip.user_ns
@@ -70,7 +71,7 @@ def test_spec_line_magic_prints_the_cell_that_reproduces_results(ip, capsys):
     ip.run_line_magic("mixcv", "spec again")
     printed = capsys.readouterr().out
     assert printed.startswith("%%mixcv -o again\n")
-    from mixcv_core.cell import parse_cell
+    from mixcv_core.experiment.cell import parse_cell
     assert parse_cell(printed.split("\n", 1)[1]).spec == ip.user_ns["again"].spec
 
 
@@ -132,7 +133,7 @@ class FakeHandle:
 
 
 def test_dashboard_redraws_the_plot_within_its_time_budget(monkeypatch):
-    from mixcv_core.spec import DataSpec, ExperimentSpec, ModelSpec
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec
     clock = FakeClock()
     log = []
     dash = LiveDashboard(display=lambda obj: (log.append(obj), FakeHandle(log))[1], clock=clock)
@@ -159,7 +160,7 @@ def test_dashboard_redraws_the_plot_within_its_time_budget(monkeypatch):
 
 
 def test_dashboard_tracks_progress_per_model_and_fold():
-    from mixcv_core.spec import DataSpec, ExperimentSpec, ModelSpec
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec
     log = []
     dash = LiveDashboard(display=lambda obj: (log.append(obj), FakeHandle(log))[1], progress_interval=0)
     spec = ExperimentSpec(DataSpec("y"), (ModelSpec("Ridge", "Ridge"),))

@@ -13,42 +13,19 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .data import PreparedData
+from ..experiment.data import PreparedData
+from ..experiment.spec import ExperimentSpec, ModelSpec
+from ..outcome import FoldOutcome
 from .events import Event, FoldFailed, FoldFinished, FoldStarted
-from .fitting import SplitData, build_estimator, fit_estimator, predict_estimator, split_data
-from .spec import ExperimentSpec, ModelSpec
+from .fitting import SplitData, build_estimator, build_merf, fit_estimator, predict_estimator, split_data
 from .tuning import tune
 
-__all__ = ["FoldOutcome", "run_task"]
-
-
-@dataclass
-class FoldOutcome:
-    """What one model produced on one outer fold (or how it failed)."""
-
-    model: str
-    fold: int
-    ok: bool
-    metrics: dict[str, float] = field(default_factory=dict)      # test_<m>, train_<m>
-    fit_time: float = float("nan")        # seconds for the outer fit
-    tune_time: float = 0.0                # seconds for the inner loop
-    best_params: dict[str, Any] = field(default_factory=dict)
-    test_rows: np.ndarray | None = None   # positions in the data
-    y_pred: np.ndarray | None = None      # predictions for test_rows
-    estimator: Any = None
-    study: Any = None
-    insight: pd.DataFrame | None = None
-    history: pd.DataFrame | None = None   # MERF's EM history
-    converged: bool | None = None
-    warnings: list[str] = field(default_factory=list)
-    error: str = ""
-    traceback: str = ""
+__all__ = ["run_task"]
 
 
 def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str]) -> pd.DataFrame | None:
@@ -70,7 +47,8 @@ def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train
     return out
 
 
-def _failed(name: str, fold: int, exc: BaseException, caught: list, emit: Callable[[Event], None]) -> FoldOutcome:
+def _failed(name: str, fold: int, exc: BaseException, caught: list[warnings.WarningMessage],
+            emit: Callable[[Event], None]) -> FoldOutcome:
     tb = "".join(traceback.format_exception(exc))
     msg = f"{type(exc).__name__}: {exc}"
     out = FoldOutcome(model=name, fold=fold, ok=False, error=msg, traceback=tb,
@@ -100,6 +78,8 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
             metrics = _score(spec, s, pred_test, pred_train)
             insight = _post_process(model, estimator, feature_names)
         except Exception as exc:  # noqa: BLE001 - one failing model must not lose the others
+            if spec.on_error == "raise":
+                raise
             return _failed(name, fold, exc, caught, emit)
     history = getattr(estimator, "history_", None)
     converged = getattr(estimator, "converged_", None)
@@ -134,16 +114,16 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
                 best_params, study = tune(model, spec, data, inner or [], fold, emit)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a tuning failure fails this task's folds only
+            if spec.on_error == "raise":
+                raise
             return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]
         tune_time = time.perf_counter() - t0
 
     outcomes = [_fit_one(model.name, lambda: build_estimator(model, spec, best_params, fold), model, spec, s,
                          test, fold, best_params, tune_time, study, data.feature_names, emit)]
     for name in spec.task_names(model)[1:]:
-        from .merf import make_merf  # local: MERF pulls in nothing for runs without it
-
-        outcomes.append(_fit_one(name, lambda: make_merf(model, spec, best_params, fold, name, emit),
+        outcomes.append(_fit_one(name, lambda: build_merf(model, spec, best_params, fold, name, emit),
                                  model, spec, s, test, fold, best_params, tune_time, study,
                                  data.feature_names, emit))
     return outcomes

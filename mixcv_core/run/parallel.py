@@ -1,6 +1,6 @@
 """Outer-fold tasks in worker processes, with their events delivered live.
 
-Workers run `mixcv_core.fold.run_task` and put every event (trials, EM iterations,
+Workers run `mixcv_core.run.task.run_task` and put every event (trials, EM iterations,
 finished folds with their outcomes) on a queue owned by a ``multiprocessing`` manager;
 the calling process takes them off as they come and hands them to the observers, so a
 parallel run shows the same live progress, EM plot and per-fold store commits as a
@@ -19,10 +19,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .data import Plan
+from ..experiment.data import Plan
+from ..experiment.spec import ExperimentSpec, ModelSpec
+from ..outcome import FoldOutcome
 from .events import Event, FoldFailed, FoldFinished
-from .fold import FoldOutcome, run_task
-from .spec import ExperimentSpec, ModelSpec
+from .task import run_task
 from .tuning import quiet_optuna
 
 __all__ = ["run_parallel"]
@@ -45,6 +46,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     """
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
@@ -90,11 +92,15 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                 _drain(q, deliver)
                 for f in done:
                     i = futures[f]
-                    if f.exception() is not None and i not in retried:
+                    exc = f.exception()
+                    if isinstance(exc, BrokenProcessPool) and i not in retried:
                         # A worker died: this task or a neighbour that took the pool down.
                         retried.add(i)
                         by_task.pop(i, None)
                         suspects.append(i)
+                    elif exc is not None and not isinstance(exc, BrokenProcessPool) and spec.on_error == "raise":
+                        _drain(q, deliver)
+                        raise exc  # the model's own error, as on_error="raise" asks
                     else:
                         _check(f, i, tasks, spec, by_task, deliver)
                     if todo:

@@ -39,10 +39,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import SpecError
-from .events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
+from ..errors import SpecError
+from ..experiment.cell import spec_to_cell
+from ..experiment.data import PreparedData
+from ..experiment.spec import ExperimentSpec
+from ..metrics import higher_is_better
+from ..outcome import FoldOutcome
+from ..results import Results
+from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
 
-__all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store"]
+__all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEMA_VERSION"]
+
+#: Version of the database layout below, kept in SQLite's ``PRAGMA user_version``. A
+#: store written by a newer mixcv (a higher version) is refused on open rather than
+#: misread; a store without a version (mixcv 0.1) has this same layout, version 1.
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -119,7 +130,15 @@ class RunStore:
             raise SpecError("store", f"cannot create the run store at {str(self.path)!r}: {exc}") from None
         self.db = self.path / "runs.sqlite"
         with self._connect() as con:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SpecError("store", f"the run store at {str(self.path)!r} was written by a newer mixcv "
+                                         f"(schema version {version}; this mixcv reads up to {SCHEMA_VERSION}). "
+                                         "Upgrade mixcv, or use another store: --store DIR, MIXCV_STORE=DIR, "
+                                         "or MIXCV_STORE=off")
             con.executescript(_SCHEMA)
+            if version < SCHEMA_VERSION:
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _connect(self) -> sqlite3.Connection:
         # WAL lets readers and one writer work at once; the timeout makes a second
@@ -154,7 +173,6 @@ class RunStore:
             best = ""
             if rid in scores:
                 means = {k: float(np.mean(v)) for k, v in scores[rid].items()}
-                from .results import higher_is_better
                 pick = max if higher_is_better(next(iter(means)).split("|")[1]) else min
                 k = pick(means, key=means.get)
                 best = f"{k.split('|')[0]} ({k.split('|')[1].removeprefix('test_')} {means[k]:.3f})"
@@ -181,17 +199,12 @@ class RunStore:
             raise SpecError("run_id", f"no run {run_id!r} in {self}; list them with store.runs() or %mixcv runs")
         raise SpecError("run_id", f"{run_id!r} matches {len(ids)} runs; give more of the id")
 
-    def load(self, run_id: str) -> Any:
+    def load(self, run_id: str) -> Results:
         """Rebuild the `Results` of a stored run (a unique prefix of the id is enough).
 
         Fitted models are restored when they were saved (``save_models=True``); Optuna
         studies are rebuilt from the stored trials.
         """
-        from .data import PreparedData
-        from .fold import FoldOutcome
-        from .results import Results
-        from .spec import ExperimentSpec
-
         with self._connect() as con:
             rid = self._resolve(con, run_id)
             run = con.execute("SELECT status, host, pid, spec, wall_time FROM runs WHERE id = ?", (rid,)).fetchone()
@@ -320,9 +333,9 @@ class StoreObserver:
             self._fold(event.outcome)
         elif isinstance(event, TrialFinished):
             with self._con:
-                self._con.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?)",
-                                  (self.run_id, event.model, event.fold, event.trial,
-                                   None if not np.isfinite(event.value) else event.value, _dumps(event.params)))
+                _insert(self._con, "trials", replace=True, run_id=self.run_id, model=event.model, fold=event.fold,
+                        trial=event.trial, value=None if not np.isfinite(event.value) else event.value,
+                        params=_dumps(event.params))
         elif isinstance(event, RunFailed):
             status = "interrupted" if event.error.startswith("interrupted") else "failed"
             self._set_status(status, error=event.error)
@@ -349,7 +362,6 @@ class StoreObserver:
                               (status, time.time(), error, self.run_id))
 
     def _started(self, e: RunStarted) -> None:
-        from .cell import spec_to_cell
         spec = e.spec
         self._spec = spec
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -372,17 +384,16 @@ class StoreObserver:
                 "groups_name": d.groups_name, "groups_object": bool(groups_object)}
         now = time.time()
         with self._con:
-            self._con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                              (self.run_id, now, now, "running", socket.gethostname(), os.getpid(),
-                               spec.data.dataset_name or spec.data.frame or "", d.target_name, len(d.y),
-                               e.n_folds, _dumps(list(e.model_names)), _dumps(list(spec.metrics)),
-                               spec_json, cell, None, None))
-            self._con.execute("INSERT INTO run_data VALUES (?, ?, ?, ?, ?)",
-                              (self.run_id, _npy(d.y), groups_json, _dumps([_plain(i) if isinstance(i, np.generic)
-                                                                             else i for i in d.index.tolist()]),
-                               _dumps(meta)))
-            self._con.executemany("INSERT INTO splits VALUES (?, ?, ?, ?)",
-                                  [(self.run_id, k, _npy(tr), _npy(te)) for k, (tr, te) in enumerate(e.outer)])
+            _insert(self._con, "runs", id=self.run_id, created=now, updated=now, status="running",
+                    host=socket.gethostname(), pid=os.getpid(),
+                    dataset=spec.data.dataset_name or spec.data.frame or "", target=d.target_name, n_rows=len(d.y),
+                    n_folds=e.n_folds, models=_dumps(list(e.model_names)), metrics=_dumps(list(spec.metrics)),
+                    spec=spec_json, cell=cell)
+            _insert(self._con, "run_data", run_id=self.run_id, y=_npy(d.y), groups=groups_json,
+                    row_index=_dumps([_plain(i) if isinstance(i, np.generic) else i for i in d.index.tolist()]),
+                    meta=_dumps(meta))
+            for k, (tr, te) in enumerate(e.outer):
+                _insert(self._con, "splits", run_id=self.run_id, fold=k, train=_npy(tr), test=_npy(te))
 
     def _fold(self, o: Any) -> None:
         model_file = None
@@ -394,13 +405,23 @@ class StoreObserver:
             joblib.dump(o.estimator, self.store.path / rel)
             model_file = str(rel)
         with self._con:
-            self._con.execute(
-                "INSERT OR REPLACE INTO folds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.run_id, o.model, o.fold, int(o.ok), _dumps(o.metrics),
-                 None if o.fit_time != o.fit_time else o.fit_time, o.tune_time, _dumps(o.best_params),
-                 None if o.converged is None else int(o.converged), o.error, o.traceback, _dumps(o.warnings),
-                 None if o.test_rows is None else _npy(o.test_rows), None if o.y_pred is None else _npy(o.y_pred),
-                 _frame_json(o.insight), _frame_json(o.history), model_file, time.time()))
+            _insert(self._con, "folds", replace=True,
+                    run_id=self.run_id, model=o.model, fold=o.fold, ok=int(o.ok), metrics=_dumps(o.metrics),
+                    fit_time=None if o.fit_time != o.fit_time else o.fit_time, tune_time=o.tune_time,
+                    best_params=_dumps(o.best_params), converged=None if o.converged is None else int(o.converged),
+                    error=o.error, traceback=o.traceback, warnings=_dumps(o.warnings),
+                    test_rows=None if o.test_rows is None else _npy(o.test_rows),
+                    y_pred=None if o.y_pred is None else _npy(o.y_pred), insight=_frame_json(o.insight),
+                    history=_frame_json(o.history), model_file=model_file, finished=time.time())
+
+
+def _insert(con: sqlite3.Connection, table: str, replace: bool = False, **row: Any) -> None:
+    """Insert one row by column name (never by position: a column added later cannot
+    shift the others)."""
+    cols = ", ".join(row)
+    marks = ", ".join(f":{c}" for c in row)
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    con.execute(f"{verb} INTO {table} ({cols}) VALUES ({marks})", row)  # noqa: S608 - names are ours
 
 
 def _safe(name: str) -> str:

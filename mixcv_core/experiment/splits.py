@@ -13,14 +13,17 @@ folds are of course taken on the original rows.
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import BaseCrossValidator, GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+# scikit-learn marks its group splitters with this mixin but does not re-export it;
+# its _split module is where GroupKFold and friends get it too.
+from sklearn.model_selection._split import GroupsConsumerMixin
 
-from .errors import SpecError, SpecTypeError
+from ..errors import SpecError, SpecTypeError
 
 __all__ = [
     "SPLIT_METHODS",
@@ -63,7 +66,7 @@ def _n_bins_for(n_samples: int, n_splits: int, n_bins: int) -> int:
     return max(1, min(n_bins, n_samples // max(n_splits, 1)))
 
 
-class ContinuousStratifiedKFold:
+class ContinuousStratifiedKFold(BaseCrossValidator):
     """K folds whose target distribution matches the whole's, for a continuous target.
 
     Parameters
@@ -90,22 +93,18 @@ class ContinuousStratifiedKFold:
         self.shuffle = shuffle
         self.random_state = random_state
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         return self.n_splits
 
-    def split(self, X, y, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def split(self, X: Any, y: Any, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         y = np.asarray(y, dtype=float).ravel()
         bins = quantile_bins(y, _n_bins_for(len(y), self.n_splits, self.n_bins))
         inner = StratifiedKFold(self.n_splits, shuffle=self.shuffle,
                                 random_state=self.random_state if self.shuffle else None)
         yield from inner.split(np.zeros((len(y), 1)), bins)
 
-    def __repr__(self) -> str:
-        return (f"ContinuousStratifiedKFold(n_splits={self.n_splits}, n_bins={self.n_bins}, "
-                f"shuffle={self.shuffle}, random_state={self.random_state})")
 
-
-class ContinuousStratifiedGroupKFold(ContinuousStratifiedKFold):
+class ContinuousStratifiedGroupKFold(GroupsConsumerMixin, ContinuousStratifiedKFold):
     """K folds that keep every group whole and stratify a continuous target.
 
     scikit-learn's ``StratifiedGroupKFold`` does the group-aware assignment; the
@@ -113,9 +112,9 @@ class ContinuousStratifiedGroupKFold(ContinuousStratifiedKFold):
     Parameters as for `ContinuousStratifiedKFold`.
     """
 
-    def split(self, X, y, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def split(self, X: Any, y: Any, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if groups is None:
-            raise SpecError("groups", "StratifiedGroupKFold needs groups; pass groups to set_data")
+            raise SpecError("data.groups", "StratifiedGroupKFold needs groups; pass groups to set_data")
         y = np.asarray(y, dtype=float).ravel()
         n_groups = len(np.unique(np.asarray(groups)))
         # Bins are assigned per row but groups move as a whole, so size the bins by
@@ -125,19 +124,26 @@ class ContinuousStratifiedGroupKFold(ContinuousStratifiedKFold):
                                      random_state=self.random_state if self.shuffle else None)
         yield from inner.split(np.zeros((len(y), 1)), bins, groups)
 
-    def __repr__(self) -> str:
-        return super().__repr__().replace("ContinuousStratifiedKFold", type(self).__name__, 1)
 
-
-@dataclass(frozen=True)
-class FixedSplits:
+class FixedSplits(BaseCrossValidator):
     """Precomputed ``(train, test)`` index pairs, used as an outer split.
 
     Only valid as the outer split: the inner split has to be made afresh on each
-    outer training fold.
+    outer training fold. Immutable and compared by value, so a spec holding it stays
+    a value too.
     """
 
-    pairs: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    def __init__(self, pairs: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]) -> None:
+        self.pairs = tuple(pairs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FixedSplits) and other.pairs == self.pairs
+
+    def __hash__(self) -> int:
+        return hash(self.pairs)
+
+    def __repr__(self) -> str:
+        return f"FixedSplits({len(self.pairs)} splits)"
 
     @classmethod
     def from_iterable(cls, pairs: Iterable, field: str = "split_out") -> FixedSplits:
@@ -154,29 +160,33 @@ class FixedSplits:
             raise SpecError(field, "the iterable of (train, test) splits is empty")
         return cls(tuple(out))
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         return len(self.pairs)
 
-    def split(self, X, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for train, test in self.pairs:
             yield np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64)
 
 
 @dataclass(frozen=True)
 class _Method:
-    factory: Callable[[int, int], object]
-    requires_groups: bool
+    factory: Callable[[int, int], BaseCrossValidator]
     description: str
+
+    @property
+    def requires_groups(self) -> bool:
+        # Read from the splitter's type, like any splitter object (one rule for both).
+        return split_requires_groups(self.factory(2, 0))
 
 
 SPLIT_METHODS: dict[str, _Method] = {
-    "KFold": _Method(lambda k, seed: KFold(k, shuffle=True, random_state=seed), False,
+    "KFold": _Method(lambda k, seed: KFold(k, shuffle=True, random_state=seed),
                      "shuffled K folds of rows; ignores groups"),
-    "StratifiedKFold": _Method(lambda k, seed: ContinuousStratifiedKFold(k, random_state=seed), False,
+    "StratifiedKFold": _Method(lambda k, seed: ContinuousStratifiedKFold(k, random_state=seed),
                                "K folds with the target's quantile bins balanced"),
-    "GroupKFold": _Method(lambda k, seed: GroupKFold(k), True,
+    "GroupKFold": _Method(lambda k, seed: GroupKFold(k),
                           "K folds keeping every group whole, balanced by size"),
-    "StratifiedGroupKFold": _Method(lambda k, seed: ContinuousStratifiedGroupKFold(k, random_state=seed), True,
+    "StratifiedGroupKFold": _Method(lambda k, seed: ContinuousStratifiedGroupKFold(k, random_state=seed),
                                     "groups kept whole, target quantile bins balanced"),
 }
 # flexcv's names for the same continuous-target stratification.
@@ -206,11 +216,15 @@ def is_splitter_object(obj: object) -> bool:
 
 
 def split_requires_groups(method: str | object) -> bool:
-    """Whether a split method keeps groups whole (and so needs groups)."""
+    """Whether a split method keeps groups whole (and so needs groups).
+
+    Read from the registered method, or for a splitter object from its type:
+    scikit-learn marks splitters that consume groups with ``GroupsConsumerMixin``
+    (``GroupKFold``, ``LeaveOneGroupOut``, ``GroupShuffleSplit``...), and so do mixcv's.
+    """
     if isinstance(method, str):
         return SPLIT_METHODS[canonical_method(method, "split")].requires_groups
-    name = type(method).__name__
-    return "Group" in name
+    return isinstance(method, GroupsConsumerMixin)
 
 
 def make_splitter(method: str | object, n_splits: int, seed: int) -> object:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._seeding import derive_seed
-from .errors import SpecError, SpecTypeError
+from .._seeding import derive_seed
+from ..errors import SpecError, SpecTypeError
 from .spec import DataSpec, ExperimentSpec
-from .splits import compute_splits, make_splitter
+from .splits import SPLIT_METHODS, compute_splits, make_splitter
 
 __all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame"]
 
@@ -94,10 +94,11 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
 
     y_col = frame[spec.target]
     if _numeric_problem(y_col):
-        raise SpecTypeError("y", f"the target {spec.target!r} must be numeric, it has dtype {y_col.dtype}")
+        raise SpecTypeError("data.target", f"the target {spec.target!r} must be numeric, it has dtype {y_col.dtype}")
     bad = [f"{c!r} ({frame[c].dtype})" for c in features if _numeric_problem(frame[c])]
     if bad:
-        field = "data.slopes" if all(c in spec.slopes for c in features if _numeric_problem(frame[c])) else "X"
+        field = "data.slopes" if all(c in spec.slopes for c in features if _numeric_problem(frame[c])) else \
+            "data.features"
         raise SpecTypeError(field, f"features must be numeric; {', '.join(bad)} are not. "
                                    "Encode categories first, e.g. with pandas.get_dummies")
     X = frame[features].to_numpy(dtype=np.float64)
@@ -108,20 +109,20 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         counts = not_finite.sum(axis=0)
         cols = [f"{features[j]!r} ({counts[j]} rows)" for j in np.flatnonzero(counts)]
         kind = "NaN" if np.isnan(X).any() else "infinite"
-        raise SpecError("X", f"{kind} values in {', '.join(cols)}; drop or impute them first")
+        raise SpecError("data.features", f"{kind} values in {', '.join(cols)}; drop or impute them first")
     if not np.isfinite(y).all():
         n_bad = int((~np.isfinite(y)).sum())
-        raise SpecError("y", f"the target {spec.target!r} has {n_bad} NaN or infinite values; drop those rows first")
+        raise SpecError("data.target", f"the target {spec.target!r} has {n_bad} NaN or infinite values; drop those rows first")
 
     groups = None
     if spec.groups is not None:
         g = frame[spec.groups]
         if g.isna().any():
-            raise SpecError("groups", f"the groups column {spec.groups!r} has {int(g.isna().sum())} missing "
+            raise SpecError("data.groups", f"the groups column {spec.groups!r} has {int(g.isna().sum())} missing "
                                       "labels; every row needs a group")
         groups = g.to_numpy()
         if len(pd.unique(groups)) < 2:
-            raise SpecError("groups", f"the groups column {spec.groups!r} has a single group; "
+            raise SpecError("data.groups", f"the groups column {spec.groups!r} has a single group; "
                                       "grouped cross validation and mixed models need at least two")
     return PreparedData(X=X, y=y, groups=groups, feature_names=[str(c) for c in features],
                         slope_names=list(spec.slopes), index=frame.index,
@@ -164,7 +165,6 @@ def _check_split_size(method: object, n_splits: int, n_rows: int, n_groups: int,
     if not named:
         return
     where = "" if outer_fold is None else f" (in the training part of outer fold {outer_fold})"
-    from .splits import SPLIT_METHODS
     if n_rows < n_splits:
         raise SpecError(f"{level}.n_splits", f"{n_splits} folds need at least {n_splits} rows, "
                                              f"there are {n_rows}{where}")

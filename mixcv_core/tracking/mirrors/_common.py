@@ -6,7 +6,8 @@ import os
 import re
 from typing import Any
 
-from ..spec import ExperimentSpec
+from ...experiment.registry import estimator_name
+from ...experiment.spec import ExperimentSpec
 
 
 def flat_params(spec: ExperimentSpec) -> dict[str, str]:
@@ -14,15 +15,14 @@ def flat_params(spec: ExperimentSpec) -> dict[str, str]:
     out: dict[str, str] = {
         "data/target": spec.data.target, "data/groups": str(spec.data.groups),
         "data/slopes": ", ".join(spec.data.slopes), "data/name": spec.data.dataset_name or str(spec.data.frame),
-        "outer": f"{spec.outer.method}({spec.outer.n_splits})" if spec.outer.is_named else type(spec.outer.method).__name__,
-        "inner": f"{spec.inner.method}({spec.inner.n_splits})" if spec.inner.is_named else type(spec.inner.method).__name__,
+        "outer": spec.outer.label, "inner": spec.inner.label,
         "trials": str(spec.tuning.n_trials), "metrics": ", ".join(spec.metrics), "seed": str(spec.seed),
         "n_jobs": str(spec.n_jobs), "merf/iterations": str(spec.merf.max_iterations),
         "merf/all": str(spec.merf.add_merf_global),
     }
-    from ..cell import param_text
+    from ...experiment.cell import param_text
     for m in spec.models:
-        out[f"models/{m.name}/estimator"] = m.estimator.__name__
+        out[f"models/{m.name}/estimator"] = estimator_name(m.estimator)  # type: ignore[arg-type]
         for k, v in m.model_kwargs.items():
             out[f"models/{m.name}/{k}"] = param_text(v)
         for k, d in m.params.items():

@@ -12,63 +12,32 @@ DataFrame against it.
 
 from __future__ import annotations
 
-import inspect
 import json
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna.distributions as od
 
-from ._frozen import FrozenMap
-from .errors import SpecError, SpecTypeError
-from .metrics import METRICS, resolve_metrics
-from .models import is_mixed
-from .registry import dotted_path, import_dotted, resolve_estimator
+from .._frozen import FrozenMap
+from ..constraints import MAX_SEED, check
+from ..errors import SpecError, SpecTypeError
+from ..metrics import METRICS, resolve_metrics
+from ..models import is_mixed
+from .registry import MOVED_MODULES, dotted_path, estimator_name, import_dotted, param_names, resolve_estimator
 from .splits import FixedSplits, canonical_method, is_splitter_object, split_requires_groups
 
-__all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED"]
+__all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
+           "SPEC_FORMAT", "merf_name", "model_spec_from_config"]
 
-MAX_SEED = 2**32 - 1
-
-
-def _check_int(value: object, field: str, minimum: int | None = None) -> int:
-    # bool is an int subclass; "n_splits=True" is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SpecTypeError(field, f"expected an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise SpecError(field, f"must be an integer >= {minimum}, got {value}")
-    return value
-
-
-def _check_bool(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise SpecTypeError(field, f"expected True or False, got {value!r}")
-    return value
+#: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
+#: this version and upgrades every earlier one (see `_UPGRADES`).
+SPEC_FORMAT = 2
 
 
 def _set(obj: object, name: str, value: object) -> None:
     # Frozen dataclasses normalise their own fields in __post_init__.
     object.__setattr__(obj, name, value)
-
-
-def _param_names(cls: type) -> set[str] | None:
-    """Constructor parameter names of an estimator class, or None if it takes **kwargs."""
-    getter = getattr(cls, "_get_param_names", None)
-    if getter is not None:
-        try:
-            return set(getter())
-        except Exception:  # noqa: BLE001 - a broken third-party class; fall back to inspect
-            pass
-    try:
-        sig = inspect.signature(cls.__init__)
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return None
-    return {n for n in sig.parameters if n != "self"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +121,7 @@ class SplitSpec:
     method: str | object = "KFold"
     n_splits: int = 5
     scale: bool = True
-    _field: str = field(default="split", repr=False, compare=False)
+    _field: str = field(default="outer", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         f = self._field
@@ -168,12 +137,23 @@ class SplitSpec:
                     f"(train, test) pairs, got {type(self.method).__name__}",
                 ) from None
             _set(self, "method", FixedSplits.from_iterable(iterator, f"{f}.method"))
-        _check_int(self.n_splits, f"{f}.n_splits", minimum=2)
-        _check_bool(self.scale, f"{f}.scale")
+        if f not in ("outer", "inner"):
+            raise SpecError("split", f"a split is the 'outer' or the 'inner' one, got {f!r}")
+        _set(self, "n_splits", check(f"{f}.n_splits", self.n_splits))
+        check(f"{f}.scale", self.scale)
 
     @property
     def requires_groups(self) -> bool:
         return split_requires_groups(self.method)
+
+    @property
+    def label(self) -> str:
+        """How reports name this split: ``GroupKFold(5)``, or the splitter's class name."""
+        if self.is_named:
+            return f"{self.method}({self.n_splits})"
+        if isinstance(self.method, FixedSplits):
+            return f"FixedSplits({len(self.method.pairs)})"
+        return type(self.method).__name__
 
     @property
     def is_named(self) -> bool:
@@ -218,7 +198,7 @@ class ModelSpec:
             raise SpecTypeError("models.name", f"expected a non-empty model name, got {self.name!r}")
         f = f"models[{self.name!r}]"
         _set(self, "estimator", resolve_estimator(self.estimator, f"{f}.model"))
-        accepted = _param_names(self.estimator)
+        accepted = param_names(self.estimator)
         for attr in ("params", "model_kwargs", "fit_kwargs"):
             value = getattr(self, attr)
             if value is None:
@@ -248,8 +228,8 @@ class ModelSpec:
         both = set(self.params) & set(self.model_kwargs)
         if both:
             raise SpecError(f"{f}.params", f"{sorted(both)} are both tuned and fixed in model_kwargs")
-        _check_bool(self.requires_inner_cv, f"{f}.requires_inner_cv")
-        _check_bool(self.add_merf, f"{f}.add_merf")
+        check("models.requires_inner_cv", self.requires_inner_cv, f"{f}.requires_inner_cv")
+        check("models.add_merf", self.add_merf, f"{f}.add_merf")
         pp = self.post_processor
         if isinstance(pp, str):
             pp = import_dotted(pp, f"{f}.post_processor")
@@ -280,7 +260,7 @@ class TuningSpec:
     objective_scorer: Callable[..., float] | None = None
 
     def __post_init__(self) -> None:
-        _check_int(self.n_trials, "tuning.n_trials", minimum=1)
+        _set(self, "n_trials", check("tuning.n_trials", self.n_trials))
         if self.objective_scorer is not None and not callable(self.objective_scorer):
             raise SpecTypeError("tuning.objective_scorer",
                                 f"expected a callable returning a float to minimise, got {self.objective_scorer!r}")
@@ -308,15 +288,8 @@ class MerfSpec:
     stopping_window: int | None = None
 
     def __post_init__(self) -> None:
-        _check_bool(self.add_merf_global, "merf.add_merf_global")
-        _check_int(self.max_iterations, "merf.max_iterations", minimum=1)
-        if self.stopping_threshold is not None:
-            if isinstance(self.stopping_threshold, bool) or not isinstance(self.stopping_threshold, numbers.Real):
-                raise SpecTypeError("merf.stopping_threshold", f"expected a number or None, got {self.stopping_threshold!r}")
-            if not self.stopping_threshold > 0:
-                raise SpecError("merf.stopping_threshold", f"must be > 0, got {self.stopping_threshold}")
-        if self.stopping_window is not None:
-            _check_int(self.stopping_window, "merf.stopping_window", minimum=1)
+        for name in ("add_merf_global", "max_iterations", "stopping_threshold", "stopping_window"):
+            _set(self, name, check(f"merf.{name}", getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -338,6 +311,11 @@ class ExperimentSpec:
         Seeds splits, samplers and estimators' ``random_state``.
     n_jobs : int
         Outer folds run in parallel processes (-1: all cores). Results do not depend on it.
+    on_error : {"keep", "raise"}
+        What a fit that raises does: ``"keep"`` records it as a failed fold and the run
+        goes on (the other folds and models are kept); ``"raise"`` stops the run with
+        that error and its traceback, for debugging (as scikit-learn's
+        ``error_score="raise"``).
 
     Examples
     --------
@@ -356,6 +334,7 @@ class ExperimentSpec:
     predict_known_groups_lmm: bool = True
     seed: int = 42
     n_jobs: int = 1
+    on_error: str = "keep"
 
     def __post_init__(self) -> None:
         for name, cls in (("data", DataSpec), ("outer", SplitSpec), ("inner", SplitSpec),
@@ -376,22 +355,16 @@ class ExperimentSpec:
             raise SpecError("models", f"model names must be unique; {dupes} appear twice "
                                       "(give one of them a model_name)")
         _set(self, "metrics", FrozenMap(resolve_metrics(self.metrics)))
-        _check_bool(self.predict_known_groups_lmm, "predict_known_groups_lmm")
-        _check_int(self.seed, "seed", minimum=0)
-        if self.seed > MAX_SEED:
-            # numpy/scikit-learn seeds (KFold's random_state) are 32-bit.
-            raise SpecError("seed", f"must be at most {MAX_SEED} (a 32-bit seed), got {self.seed}")
-        _check_int(self.n_jobs, "n_jobs")
-        if self.n_jobs == 0 or self.n_jobs < -1:
-            raise SpecError("n_jobs", f"must be a positive number of processes or -1 for all cores, got {self.n_jobs}")
+        for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error"):
+            _set(self, name, check(name, getattr(self, name)))
         if isinstance(self.inner.method, FixedSplits):
             raise SpecError("inner.method", "fixed (train, test) index pairs can only be the outer split; "
                                             "the inner split is made anew on every outer training fold")
         needs_groups = []
         if self.outer.requires_groups:
-            needs_groups.append(f"outer split {self.outer.method if self.outer.is_named else type(self.outer.method).__name__}")
+            needs_groups.append(f"outer split {self.outer.label}")
         if self.inner.requires_groups and any(m.tunes for m in self.models):
-            needs_groups.append(f"inner split {self.inner.method if self.inner.is_named else type(self.inner.method).__name__}")
+            needs_groups.append(f"inner split {self.inner.label}")
         for m in self.models:
             if is_mixed(m.estimator):
                 needs_groups.append(f"model {m.name!r}")
@@ -450,9 +423,9 @@ class ExperimentSpec:
             return {"method": s.method, "n_splits": s.n_splits, "scale": s.scale}
 
         def model_dict(m: ModelSpec) -> dict[str, Any]:
-            from .registry import _registry
-            est = m.estimator
-            est_name = est.__name__ if _registry().get(est.__name__) is est else ref(est, f"models[{m.name!r}].model")
+            est_name = estimator_name(m.estimator)  # type: ignore[arg-type]
+            if "." in est_name:
+                est_name = ref(m.estimator, f"models[{m.name!r}].model")
             d: dict[str, Any] = {"name": m.name, "model": est_name}
             if m.params:
                 d["params"] = {k: json.loads(od.distribution_to_json(v)) for k, v in m.params.items()}
@@ -472,6 +445,7 @@ class ExperimentSpec:
         for name, fn in self.metrics.items():
             metrics[name] = name if METRICS.get(name) is fn else ref(fn, f"metrics[{name!r}]")
         return {
+            "format": SPEC_FORMAT,
             "data": {"target": self.data.target, "groups": self.data.groups, "slopes": list(self.data.slopes),
                      "features": None if self.data.features is None else list(self.data.features),
                      "frame": self.data.frame, "dataset_name": self.data.dataset_name},
@@ -488,15 +462,21 @@ class ExperimentSpec:
             "predict_known_groups_lmm": self.predict_known_groups_lmm,
             "seed": self.seed,
             "n_jobs": self.n_jobs,
+            "on_error": self.on_error,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentSpec:
-        """Rebuild a spec from `to_dict` output (validating it again)."""
+        """Rebuild a spec from `to_dict` output (validating it again).
+
+        Dicts of an earlier format (a stored run's spec) are upgraded first; a dict of a
+        newer format than this mixcv knows is refused, naming both versions.
+        """
         if not isinstance(d, Mapping):
             raise SpecTypeError("spec", f"expected a dict, got {type(d).__name__}")
-        known = {"data", "outer", "inner", "models", "tuning", "merf", "metrics",
-                 "predict_known_groups_lmm", "seed", "n_jobs"}
+        d = upgrade_spec_dict(d)
+        known = {"format", "data", "outer", "inner", "models", "tuning", "merf", "metrics",
+                 "predict_known_groups_lmm", "seed", "n_jobs", "on_error"}
         unknown = set(d) - known
         if unknown:
             raise SpecError("spec", f"unknown keys {sorted(unknown)}")
@@ -526,7 +506,61 @@ class ExperimentSpec:
             predict_known_groups_lmm=d.get("predict_known_groups_lmm", True),
             seed=d.get("seed", 42),
             n_jobs=d.get("n_jobs", 1),
+            on_error=d.get("on_error", "keep"),
         )
+
+
+def _moved(path: Any) -> Any:
+    """A dotted path into a module that has since moved, pointed at its new home."""
+    if not isinstance(path, str):
+        return path
+    module, _, attr = path.rpartition(".")
+    return f"{MOVED_MODULES[module]}.{attr}" if module in MOVED_MODULES else path
+
+
+def _upgrade_1_to_2(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 1 (mixcv 0.1, one flat package) had no version and no on_error; its dotted
+    # paths may name modules that moved into the layered packages.
+    d = dict(d)
+    d["models"] = [{**m, "model": _moved(m.get("model")), "post_processor": _moved(m.get("post_processor"))}
+                   if isinstance(m, Mapping) else m for m in d.get("models") or []]
+    for model in d["models"]:
+        if isinstance(model, dict) and model.get("post_processor") is None:
+            model.pop("post_processor", None)
+    if isinstance(d.get("metrics"), Mapping):
+        d["metrics"] = {k: _moved(v) for k, v in d["metrics"].items()}
+    if isinstance(d.get("tuning"), Mapping):
+        d["tuning"] = {**d["tuning"], "objective_scorer": _moved(d["tuning"].get("objective_scorer"))}
+    d.setdefault("on_error", "keep")
+    d["format"] = 2
+    return d
+
+
+#: from-format -> upgrade to the next format.
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
+
+
+def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Bring a spec dict of any earlier format up to `SPEC_FORMAT`.
+
+    A dict without ``"format"`` is format 1 (written before formats were numbered).
+
+    Raises
+    ------
+    SpecError
+        The dict is of a newer format than this version of mixcv reads.
+    """
+    version = d.get("format", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SpecError("spec.format", f"expected a format number >= 1, got {version!r}")
+    if version > SPEC_FORMAT:
+        raise SpecError("spec.format", f"this spec was written in format {version} by a newer mixcv; this one "
+                                       f"reads formats up to {SPEC_FORMAT}: upgrade mixcv to load it")
+    out = dict(d)
+    while version < SPEC_FORMAT:
+        out = _UPGRADES[version](out)
+        version = out["format"]
+    return out
 
 
 def merf_name(name: str) -> str:

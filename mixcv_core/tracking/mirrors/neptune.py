@@ -23,8 +23,8 @@ import json
 import math
 from typing import Any
 
-from ..errors import SpecError
-from ..events import EMIteration, Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
+from ...errors import SpecError
+from ...run.events import EMIteration, Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
 from ._common import flat_params, safe_key, scrub, summary_rows
 
 __all__ = ["NeptuneMirror"]
@@ -79,7 +79,7 @@ class NeptuneMirror:
             except SpecError:
                 r["mixcv/spec"] = repr(spec)
             try:
-                from ..cell import spec_to_cell
+                from ...experiment.cell import spec_to_cell
                 r["mixcv/cell"] = spec_to_cell(spec)
             except SpecError:
                 pass

@@ -17,20 +17,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import SpecError
+from ..experiment.data import PreparedData
+from ..experiment.spec import ExperimentSpec
+from ..metrics import higher_is_better
+from ..outcome import FoldOutcome
+from . import plots, report
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .data import PreparedData
-    from .fold import FoldOutcome
-    from .spec import ExperimentSpec
-
-__all__ = ["Results", "higher_is_better"]
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether larger values of a metric are better (r2, explained variance, scores)."""
-    m = metric.removeprefix("test_").removeprefix("train_").lower()
-    return m in {"r2", "explained_variance"} or m.endswith("score") or m.startswith("r2")
+__all__ = ["Results"]
 
 
 class Results:
@@ -108,7 +105,6 @@ class Results:
         mean of per-fold roots, which is biased low; its ``sd`` is the sd of per-fold roots.
         """
         if split not in ("test", "train", "both"):
-            from .errors import SpecError
             raise SpecError("split", f"expected 'test', 'train' or 'both', got {split!r}")
         splits = ("test", "train") if split == "both" else (split,)
         table = self.to_frame()
@@ -223,7 +219,6 @@ class Results:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: spec (when it can be written as text), status, folds, summary."""
-        from .errors import SpecError
         try:
             spec: Any = self.spec.to_dict()
         except SpecError as exc:
@@ -247,8 +242,7 @@ class Results:
 
     # -- display ---------------------------------------------------------------------
     def _repr_html_(self) -> str:
-        from .report import render_html
-        return render_html(self)
+        return report.render_html(self)
 
     def __repr__(self) -> str:
         n_ok = sum(o.ok for o in self.outcomes)
@@ -256,23 +250,19 @@ class Results:
                 f"{n_ok} fits, {len(self.outcomes) - n_ok} failed>")
         if not self.model_names:
             return head
-        from .report import summary_table
-        return f"{head}\nTest folds, mean ± sd:\n{summary_table(self).to_string()}"
+        return f"{head}\nTest folds, mean ± sd:\n{report.summary_table(self).to_string()}"
 
     def plot(self, metric: str = "r2", split: str = "test") -> Figure:
         """Per-fold values of one metric for every model (points) with their mean (bar)."""
-        from .plots import plot_metric
-        return plot_metric(self, metric, split)
+        return plots.plot_metric(self, metric, split)
 
     def plot_predictions(self, model: str | None = None) -> Figure:
         """Out-of-fold predictions against the truth, one panel per model."""
-        from .plots import plot_predictions
-        return plot_predictions(self, model)
+        return plots.plot_predictions(self, model)
 
     def plot_convergence(self, model: str | None = None) -> Figure:
         """MERF's EM convergence (generalised log-likelihood per iteration) for each fold."""
-        from .plots import plot_convergence
-        return plot_convergence(self, model)
+        return plots.plot_convergence(self, model)
 
 
 def _agg(model: str, metric: str, v: np.ndarray) -> dict[str, Any]:

@@ -46,15 +46,17 @@ from typing import Any
 
 import optuna.distributions as od
 
-from .errors import MixcvError, SpecError
-from .metrics import METRICS
+from ..errors import MixcvError, SpecError
+from ..metrics import METRICS
+from ..models import postprocessing
+from .registry import dotted_path, estimator_name, import_dotted
 from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 __all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "parse_param", "param_text",
-           "TOP_KEYS", "MODEL_KEYS"]
+           "cell_key", "CELL_KEYS", "TOP_KEYS", "MODEL_KEYS"]
 
 TOP_KEYS = ("data", "name", "target", "groups", "slopes", "features", "outer", "inner", "scale", "trials",
-            "objective", "metrics", "merf", "predict_known_groups", "seed", "n_jobs", "models")
+            "objective", "metrics", "merf", "predict_known_groups", "seed", "n_jobs", "on_error", "models")
 MODEL_KEYS = ("model", "merf", "tune", "fit", "post_processor")
 MERF_KEYS = ("all", "iterations", "threshold", "window")
 _SPLIT_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\(\s*([^)]*?)\s*\))?\s*$")
@@ -90,7 +92,7 @@ class ParsedCell:
 
 
 def _locate(lines: dict[str, int], error: MixcvError) -> CellError:
-    key = _field_to_key(error.field)
+    key = cell_key(error.field)
     line, parent = lines.get(key), key
     while line is None and "." in parent:
         parent = parent.rsplit(".", 1)[0]
@@ -98,20 +100,25 @@ def _locate(lines: dict[str, int], error: MixcvError) -> CellError:
     return CellError(parent if line is not None else key, error.message, line)
 
 
-def _field_to_key(f: str) -> str:
-    """Spec field names (``models['RF'].params['max_depth']``) as cell key paths."""
+def cell_key(f: str) -> str:
+    """The cell key path that sets a spec field (``models['RF'].params['max_depth']`` ->
+    ``models.RF.max_depth``, ``data.target`` -> ``target``)."""
     f = re.sub(r"\[['\"]?([^'\"\]]+)['\"]?\]", r".\1", f)
     f = f.replace(".params.", ".").replace(".model_kwargs.", ".").replace(".fit_kwargs", ".fit")
-    aliases = {"data.target": "target", "data.groups": "groups", "data.slopes": "slopes",
-               "data.features": "features", "X": "features", "y": "target", "groups": "groups",
-               "slopes": "slopes", "data": "data", "tuning.n_trials": "trials", "tuning.objective_scorer": "objective",
-               "outer.method": "outer", "outer.n_splits": "outer", "inner.method": "inner",
-               "inner.n_splits": "inner", "outer.scale": "scale", "inner.scale": "scale"}
-    if f in aliases:
-        return aliases[f]
+    if f in CELL_KEYS:
+        return CELL_KEYS[f]
     if f.startswith("merf."):
         return "merf"
     return f
+
+
+#: Spec field paths -> the cell key that sets them (where the two differ).
+CELL_KEYS: dict[str, str] = {
+    "data.target": "target", "data.groups": "groups", "data.slopes": "slopes", "data.features": "features",
+    "data.frame": "data", "tuning.n_trials": "trials", "tuning.objective_scorer": "objective",
+    "outer.method": "outer", "outer.n_splits": "outer", "inner.method": "inner", "inner.n_splits": "inner",
+    "outer.scale": "scale", "inner.scale": "scale", "predict_known_groups_lmm": "predict_known_groups",
+}
 
 
 # -- YAML with line numbers ------------------------------------------------------------
@@ -269,12 +276,11 @@ def _model(name: str, entry: Any, lines: dict[str, int]) -> ModelSpec:
         raise CellError(f"{key}.fit", "expected arguments to fit as key: value pairs", lines.get(f"{key}.fit"))
     pp = entry.get("post_processor")
     if isinstance(pp, str) and "." not in pp:
-        from . import model_postprocessing
-        if not hasattr(model_postprocessing, pp):
+        if not hasattr(postprocessing, pp):
             raise CellError(f"{key}.post_processor", f"unknown post-processor {pp!r}; choose one of "
-                                                     f"{', '.join(model_postprocessing.__all__)} or a dotted path",
+                                                     f"{', '.join(postprocessing.__all__)} or a dotted path",
                             lines.get(f"{key}.post_processor"))
-        pp = getattr(model_postprocessing, pp)
+        pp = getattr(postprocessing, pp)
     try:
         return ModelSpec(name=name, estimator=estimator, params=params, model_kwargs=fixed,
                          requires_inner_cv=_as_bool(tune, f"{key}.tune", lines.get(f"{key}.tune")),
@@ -284,7 +290,7 @@ def _model(name: str, entry: Any, lines: dict[str, int]) -> ModelSpec:
     except CellError:
         raise
     except MixcvError as exc:
-        k = _field_to_key(exc.field)
+        k = cell_key(exc.field)
         if k not in lines:
             # "params"/"model_kwargs" errors name the offending parameter in the message.
             named = [p for p in entry if p not in MODEL_KEYS and f"{p!r}" in exc.message]
@@ -344,7 +350,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     except CellError:
         raise
     except MixcvError as exc:
-        k = _field_to_key(exc.field)
+        k = cell_key(exc.field)
         raise CellError(k, exc.message, at(k)) from None
 
     scale = raw.get("scale", True)
@@ -366,7 +372,6 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         trials = raw.get("trials", 100)
         objective = raw.get("objective")
         if objective is not None:
-            from .registry import import_dotted
             objective = import_dotted(str(objective), "objective")
         tuning = TuningSpec(n_trials=trials, objective_scorer=objective)
     except MixcvError as exc:
@@ -399,7 +404,6 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         metrics = {}
         for name, ref in items:
             if isinstance(ref, str) and "." in ref:
-                from .registry import import_dotted
                 try:
                     metrics[name] = import_dotted(ref, "metrics")
                 except MixcvError as exc:
@@ -425,7 +429,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             data=data, models=models, outer=splits["outer"], inner=splits["inner"], tuning=tuning, merf=merf,
             metrics=metrics, predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
                                                                "predict_known_groups", at("predict_known_groups")),
-            seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1))
+            seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"))
     except CellError:
         raise
     except MixcvError as exc:
@@ -498,7 +502,6 @@ def _ref(obj: Any, short: dict[str, Any]) -> str:
     for name, candidate in short.items():
         if candidate is obj:
             return name
-    from .registry import dotted_path
     path = dotted_path(obj)
     if "<" in path:
         raise SpecError("cell", f"{obj!r} is defined locally and cannot be named in a cell")
@@ -514,9 +517,6 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         For parts the cell text cannot express: splitter objects, locally defined
         functions, a spec without a DataFrame name.
     """
-    from . import model_postprocessing
-    from .registry import _registry
-
     if not spec.data.frame:
         raise SpecError("data.frame", "the spec does not name its DataFrame; set DataSpec(frame=...)")
     for level in ("outer", "inner"):
@@ -533,8 +533,8 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append(f"slopes: {_text(list(d.slopes))}")
     if d.features is not None:
         out.append(f"features: {_text(list(d.features))}")
-    out.append(f"outer: {spec.outer.method}({spec.outer.n_splits})")
-    out.append(f"inner: {spec.inner.method}({spec.inner.n_splits})")
+    out.append(f"outer: {spec.outer.label}")
+    out.append(f"inner: {spec.inner.label}")
     if not (spec.outer.scale and spec.inner.scale):
         if spec.outer.scale == spec.inner.scale:
             out.append("scale: false")
@@ -567,12 +567,15 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
     out.append(f"seed: {spec.seed}")
     if spec.n_jobs != 1:
         out.append(f"n_jobs: {spec.n_jobs}")
+    if spec.on_error != "keep":
+        out.append(f"on_error: {spec.on_error}")
     out.append("models:")
-    registry = _registry()
-    pps = {n: getattr(model_postprocessing, n) for n in model_postprocessing.__all__}
+    pps = {n: getattr(postprocessing, n) for n in postprocessing.__all__}
     for model in spec.models:
         est = model.estimator
-        est_name = est.__name__ if registry.get(est.__name__) is est else _ref(est, {})
+        est_name = estimator_name(est)  # type: ignore[arg-type]
+        if "." in est_name:
+            est_name = _ref(est, {})
         body = []
         if est_name != model.name:
             body.append(f"model: {est_name}")

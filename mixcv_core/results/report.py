@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .results import higher_is_better
+from ..metrics import higher_is_better
 
 if TYPE_CHECKING:
+    from ..experiment.data import Plan
+    from ..experiment.spec import ExperimentSpec
     from .results import Results
 
 __all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html"]
@@ -76,7 +78,7 @@ def figure_png(fig, dpi: int = 80) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def plan_table(spec, plan) -> pd.DataFrame:
+def plan_table(spec: ExperimentSpec, plan: Plan) -> pd.DataFrame:
     """One row per outer fold: rows and groups in train and test, inner folds."""
     d = plan.data
     rows = []
@@ -91,7 +93,7 @@ def plan_table(spec, plan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def render_plan_html(spec, plan) -> str:
+def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     """What a run would do, without doing it: folds, models, tuning budget, fit count."""
     table = plan_table(spec, plan)
     models = []
@@ -120,8 +122,8 @@ def render_html(results: Results) -> str:
     spec = results.spec
     d = results._data
     n_groups = 0 if d.groups is None else len(pd.unique(d.groups))
-    outer = spec.outer.method if spec.outer.is_named else type(spec.outer.method).__name__
-    inner = spec.inner.method if spec.inner.is_named else type(spec.inner.method).__name__
+    outer = spec.outer.method if spec.outer.is_named else spec.outer.label
+    inner = spec.inner.method if spec.inner.is_named else spec.inner.label
     tuned = any(m.tunes for m in spec.models)
     title = html.escape(spec.data.dataset_name or "mixcv run")
     status = results.status

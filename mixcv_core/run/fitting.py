@@ -18,12 +18,15 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
-from ._seeding import derive_seed
-from .data import PreparedData
-from .models import is_mixed
-from .spec import ExperimentSpec, ModelSpec, _param_names
+from .._seeding import derive_seed
+from ..experiment.data import PreparedData
+from ..experiment.registry import param_names
+from ..experiment.spec import ExperimentSpec, ModelSpec
+from ..models import is_mixed
+from ..models.merf import MERFRegressor
+from .events import EMIteration, Event
 
-__all__ = ["SplitData", "split_data", "build_estimator", "fit_estimator", "predict_estimator",
+__all__ = ["SplitData", "split_data", "build_estimator", "build_merf", "fit_estimator", "predict_estimator",
            "is_mixed", "call_scorer"]
 
 
@@ -73,7 +76,7 @@ def build_estimator(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str,
     independent of the order (or process) in which folds are fitted.
     """
     kwargs: dict[str, Any] = {**model.model_kwargs, **params}
-    accepted = _param_names(model.estimator) or set()
+    accepted = param_names(model.estimator) or set()
     if "random_state" in accepted and "random_state" not in kwargs:
         kwargs["random_state"] = derive_seed(spec.seed, "model", model.name, fold)
     if "predict_known_groups" in accepted and "predict_known_groups" not in kwargs:
@@ -119,3 +122,40 @@ def call_scorer(scorer: Callable[..., float], y_valid: np.ndarray, y_pred_valid:
     else:
         value = scorer(y_valid, y_pred_valid)
     return float(value)
+
+
+class _EMReporter:
+    """Turns MERF's per-iteration callback into `EMIteration` events.
+
+    Fitted models travel back from worker processes inside the results; the event
+    sink does not (it belongs to the run that is over), so it is dropped on pickling.
+    """
+
+    def __init__(self, fold: int, name: str, emit: Callable[[Event], None] | None) -> None:
+        self.fold, self.name, self.emit = fold, name, emit
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        if self.emit is None:
+            return
+        self.emit(EMIteration(fold=self.fold, model=self.name, iteration=info["iteration"], gll=info["gll"],
+                              sigma2=info["sigma2"], D=info["D"]))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"fold": self.fold, "name": self.name, "emit": None}
+
+
+def build_merf(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str, Any], fold: int, name: str,
+               emit: Callable[[Event], None]) -> MERFRegressor:
+    """The engine's ``MERF(<model>)`` for one fold: the tuned base estimator inside EM.
+
+    The model knows nothing of the engine: it is handed a callback, which turns each EM
+    iteration into an `EMIteration` event.
+    """
+    return MERFRegressor(
+        fixed_effects_model=build_estimator(model, spec, params, fold),
+        max_iterations=spec.merf.max_iterations,
+        gll_early_stop_threshold=spec.merf.stopping_threshold,
+        gll_early_stop_window=spec.merf.stopping_window or 1,
+        callback=_EMReporter(fold, name, emit),
+        predict_known_groups=spec.predict_known_groups_lmm,
+    )

@@ -8,18 +8,42 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from functools import lru_cache
 
-from .errors import SpecError, SpecTypeError
+from ..errors import SpecError, SpecTypeError
 
-__all__ = ["available_models", "resolve_estimator", "dotted_path", "import_dotted"]
+__all__ = ["available_models", "resolve_estimator", "dotted_path", "import_dotted", "estimator_name",
+           "param_names", "MOVED_MODULES"]
+
+#: Modules that moved when mixcv_core was cut into layers (format 1 of stored specs
+#: may name them in dotted paths). Old path -> new path; `import_dotted` follows it.
+MOVED_MODULES: dict[str, str] = {
+    "mixcv_core.spec": "mixcv_core.experiment.spec",
+    "mixcv_core.splits": "mixcv_core.experiment.splits",
+    "mixcv_core.registry": "mixcv_core.experiment.registry",
+    "mixcv_core.data": "mixcv_core.experiment.data",
+    "mixcv_core.cell": "mixcv_core.experiment.cell",
+    "mixcv_core.lmm": "mixcv_core.models.lmm",
+    "mixcv_core._groups": "mixcv_core.models._groups",
+    "mixcv_core.results": "mixcv_core.results.results",
+    "mixcv_core.report": "mixcv_core.results.report",
+    "mixcv_core.plots": "mixcv_core.results.plots",
+    "mixcv_core.events": "mixcv_core.run.events",
+    "mixcv_core.fitting": "mixcv_core.run.fitting",
+    "mixcv_core.tuning": "mixcv_core.run.tuning",
+    "mixcv_core.fold": "mixcv_core.run.task",
+    "mixcv_core.parallel": "mixcv_core.run.parallel",
+    "mixcv_core.store": "mixcv_core.tracking.store",
+    "mixcv_core.mirrors": "mixcv_core.tracking.mirrors",
+}
 
 
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, type]:
     from sklearn.utils import all_estimators
 
-    from . import models
+    from .. import models
 
     names: dict[str, type] = {name: cls for name, cls in all_estimators(type_filter="regressor")}
     for name in models.__all__:
@@ -45,6 +69,7 @@ def import_dotted(path: str, field: str) -> object:
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise SpecError(field, f"{path!r} is not a dotted path like 'package.module.Name'")
+    module_name = MOVED_MODULES.get(module_name, module_name)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -109,3 +134,26 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
 def dotted_path(obj: object) -> str:
     """The importable ``module.qualname`` of a class or function."""
     return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def estimator_name(cls: type) -> str:
+    """How a model class is written in specs, cells and forms: its registered name when it
+    has one (``RandomForestRegressor``), its dotted path otherwise."""
+    return cls.__name__ if _registry().get(cls.__name__) is cls else dotted_path(cls)
+
+
+def param_names(cls: type) -> set[str] | None:
+    """Constructor parameter names of an estimator class, or None if it takes ``**kwargs``."""
+    getter = getattr(cls, "_get_param_names", None)
+    if getter is not None:
+        try:
+            return set(getter())
+        except Exception:  # noqa: BLE001 - a broken third-party class; fall back to inspect
+            pass
+    try:
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n in sig.parameters if n != "self"}

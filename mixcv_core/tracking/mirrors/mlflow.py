@@ -14,8 +14,8 @@ import math
 import time
 from pathlib import Path
 
-from ..errors import SpecError
-from ..events import EMIteration, Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
+from ...errors import SpecError
+from ...run.events import EMIteration, Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
 from ._common import flat_params, safe_key, scrub, summary_rows
 
 __all__ = ["MlflowMirror"]
@@ -81,7 +81,7 @@ class MlflowMirror:
             except SpecError:
                 c.log_text(rid, repr(event.spec), "mixcv/spec.txt")
             try:
-                from ..cell import spec_to_cell
+                from ...experiment.cell import spec_to_cell
                 c.log_text(rid, spec_to_cell(event.spec), "mixcv/cell.txt")
             except SpecError:
                 pass

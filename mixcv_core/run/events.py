@@ -13,13 +13,15 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from .errors import ObserverWarning
+import numpy as np
 
-if TYPE_CHECKING:
-    from .results import Results
-    from .spec import ExperimentSpec
+from ..errors import ObserverWarning
+from ..experiment.data import IndexPairs, PreparedData
+from ..experiment.spec import ExperimentSpec
+from ..outcome import FoldOutcome
+from ..results import Results
 
 __all__ = [
     "Event", "RunStarted", "FoldStarted", "TrialStarted", "TrialFinished", "EMIteration",
@@ -40,8 +42,8 @@ class RunStarted(Event):
     n_folds: int
     model_names: tuple[str, ...]
     n_rows: int
-    data: Any = None
-    outer: Any = None
+    data: PreparedData | None = None
+    outer: IndexPairs | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class EMIteration(Event):
     iteration: int
     gll: float
     sigma2: float
-    D: Any
+    D: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class FoldFinished(Event):
     metrics: dict[str, float]
     fit_time: float
     best_params: dict[str, Any] = field(default_factory=dict)
-    outcome: Any = None
+    outcome: FoldOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class FoldFailed(Event):
     model: str
     error: str
     traceback: str
-    outcome: Any = None
+    outcome: FoldOutcome | None = None
 
 
 @dataclass(frozen=True)

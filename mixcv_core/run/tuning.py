@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import optuna
 
-from ._seeding import derive_seed
-from .data import PreparedData
+from .._seeding import derive_seed
+from ..experiment.data import PreparedData
+from ..experiment.spec import ExperimentSpec, ModelSpec
+from ..metrics import mse_objective
 from .events import Event, TrialFinished, TrialStarted
 from .fitting import build_estimator, call_scorer, fit_estimator, predict_estimator, split_data
-from .metrics import mse_objective
-from .spec import ExperimentSpec, ModelSpec
 
 __all__ = ["tune", "quiet_optuna"]
 
@@ -93,6 +93,8 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                 if not math.isfinite(value):
                     raise ValueError(f"the objective was {value}")
             except Exception as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
+                if spec.on_error == "raise":
+                    raise
                 last_error = exc
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=math.nan,

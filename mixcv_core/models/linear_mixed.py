@@ -1,122 +1,26 @@
-"""Linear models and linear mixed models as scikit-learn estimators.
+"""The linear mixed model as a scikit-learn estimator, on the native solver or statsmodels.
 
-Mixed models take the grouping labels and the random-slope design in ``fit`` and
-``predict`` (keyword arguments ``groups`` and ``slopes``); the engine recognises
-them by `MixedEffectsRegressor` and passes both. Everything else follows the
-scikit-learn contract, so ``clone``, ``get_params`` and ``set_params`` work.
+The estimator only adapts: it checks and shapes the inputs, hands them to the solver
+(`mixcv_core.models.lmm`, lme4's profiled criterion) or to statsmodels' ``MixedLM``,
+and exposes the estimates under one set of names whichever backend ran.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .errors import ConvergenceWarning, SpecError
+from ..errors import ConvergenceWarning, SpecError
+from ._base import MixedEffectsRegressor, as_frame
+from ._groups import cluster_codes
+from .lmm import fit_lmm, relative_factor, singular_components
 
-__all__ = ["LinearModel", "LinearMixedEffectsModel", "MixedEffectsRegressor", "is_mixed"]
-
-
-def _as_frame(X, prefix: str = "x") -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        return X
-    arr = np.asarray(X, dtype=float)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    return pd.DataFrame(arr, columns=[f"{prefix}{j}" for j in range(arr.shape[1])])
-
-
-class LinearModel(RegressorMixin, BaseEstimator):
-    """Ordinary least squares with an intercept, with standard errors.
-
-    Parameters
-    ----------
-    fit_intercept : bool, default=True
-
-    Attributes
-    ----------
-    coef_ : ndarray of shape (n_features,)
-    intercept_ : float
-    params_ : pandas.Series
-        Intercept (if fitted) and coefficients, indexed by feature name.
-    bse_ : pandas.Series
-        Their standard errors, ``sqrt(diag(sigma^2 (X'X)^-1))``.
-    scale_ : float
-        Residual variance with ``n - p`` degrees of freedom.
-
-    Examples
-    --------
-    >>> X = pd.DataFrame({"a": [0.0, 1, 2, 3]}); y = 1 + 2 * X["a"]
-    >>> LinearModel().fit(X, y).params_.round(6).tolist()
-    [1.0, 2.0]
-    """
-
-    def __init__(self, fit_intercept: bool = True) -> None:
-        self.fit_intercept = fit_intercept
-
-    def fit(self, X, y) -> LinearModel:
-        Xf = _as_frame(X)
-        yv = np.asarray(y, dtype=float).ravel()
-        names = [str(c) for c in Xf.columns]
-        A = Xf.to_numpy(dtype=float)
-        if self.fit_intercept:
-            A = np.column_stack([np.ones(len(A)), A])
-            names = ["Intercept"] + names
-        beta, _, rank, _ = np.linalg.lstsq(A, yv, rcond=None)
-        resid = yv - A @ beta
-        dof = max(len(yv) - rank, 1)
-        self.scale_ = float(resid @ resid / dof)
-        # pinv rather than inv: collinear features give finite (if uninformative) errors.
-        cov = self.scale_ * np.linalg.pinv(A.T @ A)
-        self.params_ = pd.Series(beta, index=names, name="estimate")
-        self.bse_ = pd.Series(np.sqrt(np.clip(np.diag(cov), 0, None)), index=names, name="std_error")
-        self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
-        self.coef_ = beta[1:] if self.fit_intercept else beta
-        self.n_features_in_ = Xf.shape[1]
-        if isinstance(X, pd.DataFrame):
-            self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
-        return self
-
-    def predict(self, X) -> np.ndarray:
-        check_is_fitted(self, "coef_")
-        A = _as_frame(X).to_numpy(dtype=float)
-        return A @ self.coef_ + self.intercept_
-
-
-def is_mixed(estimator: object) -> bool:
-    """Whether an estimator (class or instance) takes ``groups``/``slopes`` in fit and predict."""
-    return bool(getattr(estimator, "_mixcv_mixed_effects", False))
-
-
-class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
-    """Base class of estimators whose ``fit``/``predict`` take ``groups`` and ``slopes``.
-
-    ``slopes`` is the random-slope design: the values of the slope columns (an array
-    or DataFrame with one column per slope) or, for convenience, the names of columns
-    of ``X``. A random intercept is always included.
-    """
-
-    _mixcv_mixed_effects = True
-
-    @staticmethod
-    def _slopes(X: pd.DataFrame, slopes) -> pd.DataFrame:
-        if slopes is None:
-            return pd.DataFrame(index=X.index)
-        if isinstance(slopes, str):
-            slopes = [slopes]
-        if isinstance(slopes, (list, tuple)) and all(isinstance(s, str) for s in slopes):
-            missing = [s for s in slopes if s not in X.columns]
-            if missing:
-                raise SpecError("slopes", f"slope columns {missing} are not columns of X")
-            return X[list(slopes)]
-        Z = _as_frame(slopes, prefix="z")
-        if len(Z) != len(X):
-            raise SpecError("slopes", f"has {len(Z)} rows but X has {len(X)}")
-        return Z.set_axis(X.index, axis=0)
+__all__ = ["LinearMixedEffectsModel"]
 
 
 class LinearMixedEffectsModel(MixedEffectsRegressor):
@@ -188,7 +92,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             raise SpecError("backend", f"unknown LMM backend {self.backend!r}; choose one of {self._backends}")
         if groups is None:
             raise SpecError("groups", "LinearMixedEffectsModel needs groups")
-        Xf = _as_frame(X).reset_index(drop=True)
+        Xf = as_frame(X).reset_index(drop=True)
         Z = self._slopes(Xf, slopes).reset_index(drop=True)
         yv = np.asarray(y, dtype=float).ravel()
         g = np.asarray(groups)
@@ -218,9 +122,6 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         return self
 
     def _fit_native(self, exog: pd.DataFrame, exog_re: pd.DataFrame, y: np.ndarray, g: np.ndarray) -> None:
-        from ._groups import cluster_codes
-        from .lmm import fit_lmm
-
         codes, labels = cluster_codes(g, len(y), field="groups")
         fit = fit_lmm(exog.to_numpy(dtype=float), y, exog_re.to_numpy(dtype=float), codes, len(labels),
                       reml=self.reml)
@@ -270,7 +171,6 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
                                             index=pd.Index(labels, name="group"), columns=re_names)
         self.llf_ = float(result.llf)
         self.reml_criterion_ = -2.0 * self.llf_ if self.reml else float("nan")
-        from .lmm import relative_factor, singular_components
         lam = relative_factor(self.cov_re_.to_numpy() / self.scale_)
         self.boundary_ = [re_names[j] for j in singular_components(lam)]
         retvals = getattr(result, "mle_retvals", None) or {}
@@ -280,7 +180,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     def predict(self, X, groups=None, slopes=None) -> np.ndarray:
         """Predict; rows of groups seen in training get their random effects (if enabled)."""
         check_is_fitted(self, "fe_params_")
-        Xf = _as_frame(X).reset_index(drop=True)
+        Xf = as_frame(X).reset_index(drop=True)
         fixed = self.fe_params_.iloc[0] + Xf.to_numpy(dtype=float) @ self.fe_params_.iloc[1:].to_numpy()
         if groups is None or not self.predict_known_groups:
             return fixed

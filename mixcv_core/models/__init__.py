@@ -1,0 +1,17 @@
+"""mixcv's models: linear, linear mixed (native LMM), MERF, and post-processors.
+
+Every model is a scikit-learn estimator. Mixed models (`MixedEffectsRegressor`) take
+``groups`` and ``slopes`` in ``fit`` and ``predict``. Models know nothing of the
+engine: a MERF fit reports its EM iterations through a plain callback.
+
+``mixcv_core.models`` is also flexcv's import path for ``LinearModel`` and
+``LinearMixedEffectsModel``, so the seed's examples run unchanged.
+"""
+
+from __future__ import annotations
+
+from ._base import MixedEffectsRegressor, is_mixed
+from .linear import LinearModel
+from .linear_mixed import LinearMixedEffectsModel
+
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "MixedEffectsRegressor", "is_mixed"]

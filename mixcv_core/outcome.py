@@ -1,0 +1,39 @@
+"""The record of one (model, outer fold): what it produced, or how it failed.
+
+A plain data record shared by the layers that make outcomes (the fold task), keep
+them (`Results`) and store them (the run store), so none of them has to import the
+others to know its shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FoldOutcome"]
+
+
+@dataclass
+class FoldOutcome:
+    """What one model produced on one outer fold (or how it failed)."""
+
+    model: str
+    fold: int
+    ok: bool
+    metrics: dict[str, float] = field(default_factory=dict)      # test_<m>, train_<m>
+    fit_time: float = float("nan")        # seconds for the outer fit
+    tune_time: float = 0.0                # seconds for the inner loop
+    best_params: dict[str, Any] = field(default_factory=dict)
+    test_rows: np.ndarray | None = None   # positions in the data
+    y_pred: np.ndarray | None = None      # predictions for test_rows
+    estimator: Any = None
+    study: Any = None
+    insight: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None   # MERF's EM history
+    converged: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+    traceback: str = ""
