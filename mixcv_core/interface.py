@@ -33,6 +33,7 @@ from .errors import MixcvError, SpecError, SpecTypeError
 from .experiment.data import assemble_frame, plan_experiment, prepare_data
 from .experiment.model_mapping import mapping_to_model_specs
 from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from .experiment.splits import Splitter
 from .metrics import resolve_metrics
 from .results import Results
 from .run.events import Event, Observer
@@ -133,7 +134,8 @@ class CrossValidation:
         return self
 
     # -- splits ------------------------------------------------------------------------
-    def set_splits(self, split_out: str | object = "KFold", split_in: str | object = "KFold",
+    def set_splits(self, split_out: str | Splitter | Iterable[tuple[Any, Any]] = "KFold",
+                   split_in: str | Splitter = "KFold",
                    n_splits_out: int = 5, n_splits_in: int = 5, scale_out: bool = True, scale_in: bool = True,
                    metrics: Mapping[str, Callable[..., float]] | list[str] | None = None) -> CrossValidation:
         """Choose the outer and inner splits and the evaluation metrics.
@@ -150,7 +152,8 @@ class CrossValidation:
         metrics : dict or list, optional
             ``{name: f(y_true, y_pred)}`` or metric names; default r2, mse, mae.
         """
-        self._outer = SplitSpec(split_out, n_splits_out, scale_out, _field="outer")
+        # An iterable of (train, test) pairs becomes FixedSplits inside SplitSpec.
+        self._outer = SplitSpec(split_out, n_splits_out, scale_out, _field="outer")  # type: ignore[arg-type]
         self._inner = SplitSpec(split_in, n_splits_in, scale_in, _field="inner")
         self._metrics = None if metrics is None else resolve_metrics(metrics)
         return self

@@ -7,7 +7,7 @@ mean of per-fold roots (which is biased low by Jensen's inequality).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -40,7 +40,7 @@ class MetricsDict(dict):
     """flexcv-compatible mapping of metric name to ``f(y_true, y_pred)``."""
 
 
-def resolve_metrics(metrics: Mapping[str, Metric] | list | tuple | None,
+def resolve_metrics(metrics: Mapping[str, Metric | str] | Sequence[str | Metric] | str | None,
                     field: str = "metrics") -> dict[str, Metric]:
     """Normalise a metrics argument to ``{name: callable}``.
 
@@ -61,10 +61,10 @@ def resolve_metrics(metrics: Mapping[str, Metric] | list | tuple | None,
         return {name: METRICS[name] for name in DEFAULT_METRICS}
     if isinstance(metrics, str):
         metrics = [metrics]
+    items: list[tuple[str, str | Metric]] = []
     if isinstance(metrics, Mapping):
         items = list(metrics.items())
     elif isinstance(metrics, (list, tuple)):
-        items = []
         for m in metrics:
             if isinstance(m, str):
                 items.append((m, m))

@@ -234,8 +234,10 @@ class Configurator:
         self.outer_k = _bounded("outer.n_splits", 5, "folds", "150px")
         self.inner = w.Dropdown(options=methods, value="KFold", description="inner", layout=w.Layout(width="280px"))
         self.inner_k = _bounded("inner.n_splits", 5, "folds", "150px")
-        self.scale_outer = w.Checkbox(value=True, description="scale outer", indent=False, layout=w.Layout(width="110px"))
-        self.scale_inner = w.Checkbox(value=True, description="scale inner", indent=False, layout=w.Layout(width="110px"))
+        self.scale_outer = w.Checkbox(value=True, description="scale outer", indent=False,
+                                      layout=w.Layout(width="110px"))
+        self.scale_inner = w.Checkbox(value=True, description="scale inner", indent=False,
+                                      layout=w.Layout(width="110px"))
         self.predict_known = w.Checkbox(value=True, description="mixed models use random effects of known groups",
                                         indent=False)
         # Models

@@ -91,6 +91,7 @@ class MixcvMagics(Magics):
         from IPython.display import display
         if args.dry_run:
             from mixcv_core.results.report import plan_table, render_plan_html
+
             from .dashboard import Rendered
             text = f"Plan (dry run):\n{plan_table(spec, plan).to_string(index=False)}\n\n%%mixcv\n{spec_to_cell(spec)}"
             display(Rendered(render_plan_html(spec, plan), text))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import matplotlib
 
 matplotlib.use("Agg")  # tests never open windows
@@ -25,7 +28,4 @@ def seed_example_data():
 
 # Runs are recorded in a run store by default (./.mixcv); the tests keep theirs in a
 # temporary folder, inherited by notebook kernels and the JupyterLab server they start.
-import os as _os
-import tempfile as _tempfile
-
-_os.environ["MIXCV_STORE"] = _tempfile.mkdtemp(prefix="mixcv-store-")
+os.environ["MIXCV_STORE"] = tempfile.mkdtemp(prefix="mixcv-store-")

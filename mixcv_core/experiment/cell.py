@@ -47,7 +47,7 @@ from typing import Any
 import optuna.distributions as od
 
 from ..errors import MixcvError, SpecError
-from ..metrics import METRICS
+from ..metrics import METRICS, resolve_metrics
 from ..models import postprocessing
 from .registry import dotted_path, estimator_name, import_dotted
 from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
@@ -361,19 +361,18 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     else:
         s_out = s_in = _as_bool(scale, "scale", at("scale"))
     splits = {}
-    for level, s in (("outer", s_out), ("inner", s_in)):
-        method, k = _parse_split(raw.get(level, "KFold(5)"), level, at(level))
+    for level, scaled in (("outer", s_out), ("inner", s_in)):
+        method, n_splits = _parse_split(raw.get(level, "KFold(5)"), level, at(level))
         try:
-            splits[level] = SplitSpec(method, k, s, _field=level)
+            splits[level] = SplitSpec(method, n_splits, scaled, _field=level)
         except MixcvError as exc:
             raise CellError(level, exc.message, at(level)) from None
 
     try:
         trials = raw.get("trials", 100)
         objective = raw.get("objective")
-        if objective is not None:
-            objective = import_dotted(str(objective), "objective")
-        tuning = TuningSpec(n_trials=trials, objective_scorer=objective)
+        scorer = None if objective is None else import_dotted(str(objective), "objective")
+        tuning = TuningSpec(n_trials=trials, objective_scorer=scorer)  # type: ignore[arg-type]  # checked there
     except MixcvError as exc:
         k = "objective" if "objective" in exc.field else "trials"
         raise CellError(k, exc.message, at(k)) from None
@@ -427,7 +426,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     try:
         spec = ExperimentSpec(
             data=data, models=models, outer=splits["outer"], inner=splits["inner"], tuning=tuning, merf=merf,
-            metrics=metrics, predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
+            metrics=resolve_metrics(metrics), predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
                                                                "predict_known_groups", at("predict_known_groups")),
             seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"))
     except CellError:

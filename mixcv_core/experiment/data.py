@@ -112,7 +112,8 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         raise SpecError("data.features", f"{kind} values in {', '.join(cols)}; drop or impute them first")
     if not np.isfinite(y).all():
         n_bad = int((~np.isfinite(y)).sum())
-        raise SpecError("data.target", f"the target {spec.target!r} has {n_bad} NaN or infinite values; drop those rows first")
+        raise SpecError("data.target", f"the target {spec.target!r} has {n_bad} NaN or infinite values; "
+                                       "drop those rows first")
 
     groups = None
     if spec.groups is not None:
@@ -168,7 +169,7 @@ def _check_split_size(method: object, n_splits: int, n_rows: int, n_groups: int,
     if n_rows < n_splits:
         raise SpecError(f"{level}.n_splits", f"{n_splits} folds need at least {n_splits} rows, "
                                              f"there are {n_rows}{where}")
-    if SPLIT_METHODS[method].requires_groups and n_groups < n_splits:
+    if isinstance(method, str) and SPLIT_METHODS[method].requires_groups and n_groups < n_splits:
         raise SpecError(f"{level}.n_splits", f"{method} with {n_splits} folds needs at least {n_splits} groups, "
                                              f"there are {n_groups}{where}; use fewer folds")
 

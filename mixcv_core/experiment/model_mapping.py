@@ -58,7 +58,8 @@ def _loader() -> type:
             try:
                 return cls(**args)
             except (TypeError, ValueError) as exc:
-                raise SpecError("models.params", f"{node.tag} {args} (line {node.start_mark.line + 1}): {exc}") from None
+                where = f"line {node.start_mark.line + 1}"
+                raise SpecError("models.params", f"{node.tag} {args} ({where}): {exc}") from None
         return construct
 
     Loader.add_constructor("!Int", dist(od.IntDistribution))

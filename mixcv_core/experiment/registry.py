@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+from collections.abc import Callable
 from functools import lru_cache
 
 from ..errors import SpecError, SpecTypeError
@@ -108,7 +109,10 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
         if model in registry:
             cls = registry[model]
         elif "." in model:
-            cls = import_dotted(model, field)
+            imported = import_dotted(model, field)
+            if not isinstance(imported, type):
+                raise SpecError(field, f"{model!r} is not a class: pass the estimator class (a dotted path to it)")
+            cls = imported
         else:
             close = difflib.get_close_matches(model, registry, n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
@@ -131,7 +135,7 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
     return cls
 
 
-def dotted_path(obj: object) -> str:
+def dotted_path(obj: type | Callable[..., object]) -> str:
     """The importable ``module.qualname`` of a class or function."""
     return f"{obj.__module__}.{obj.__qualname__}"
 
@@ -148,7 +152,7 @@ def param_names(cls: type) -> set[str] | None:
     if getter is not None:
         try:
             return set(getter())
-        except Exception:  # noqa: BLE001 - a broken third-party class; fall back to inspect
+        except Exception:  # noqa: BLE001, S110 - a broken third-party class; fall back to inspect
             pass
     try:
         sig = inspect.signature(cls.__init__)  # type: ignore[misc]

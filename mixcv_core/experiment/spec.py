@@ -25,7 +25,7 @@ from ..errors import SpecError, SpecTypeError
 from ..metrics import METRICS, resolve_metrics
 from ..models import is_mixed
 from .registry import MOVED_MODULES, dotted_path, estimator_name, import_dotted, param_names, resolve_estimator
-from .splits import FixedSplits, canonical_method, is_splitter_object, split_requires_groups
+from .splits import FixedSplits, Splitter, canonical_method, is_splitter_object, split_requires_groups
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
            "SPEC_FORMAT", "merf_name", "model_spec_from_config"]
@@ -118,7 +118,7 @@ class SplitSpec:
         to that fold's test rows: no leakage).
     """
 
-    method: str | object = "KFold"
+    method: str | Splitter = "KFold"
     n_splits: int = 5
     scale: bool = True
     _field: str = field(default="outer", repr=False, compare=False)
@@ -198,7 +198,7 @@ class ModelSpec:
             raise SpecTypeError("models.name", f"expected a non-empty model name, got {self.name!r}")
         f = f"models[{self.name!r}]"
         _set(self, "estimator", resolve_estimator(self.estimator, f"{f}.model"))
-        accepted = param_names(self.estimator)
+        accepted = param_names(self.estimator_class)
         for attr in ("params", "model_kwargs", "fit_kwargs"):
             value = getattr(self, attr)
             if value is None:
@@ -221,10 +221,12 @@ class ModelSpec:
                 unknown = [k for k in getattr(self, attr) if k not in accepted]
                 if unknown:
                     import difflib
-                    hints = [f"{k!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, accepted, 1)) else "")
-                             for k in unknown]
+                    hints = []
+                    for k in unknown:
+                        close = difflib.get_close_matches(k, accepted, 1)
+                        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
                     raise SpecError(f"{f}.{attr}",
-                                    f"{', '.join(hints)} not a parameter of {self.estimator.__name__}")
+                                    f"{', '.join(hints)} not a parameter of {self.estimator_class.__name__}")
         both = set(self.params) & set(self.model_kwargs)
         if both:
             raise SpecError(f"{f}.params", f"{sorted(both)} are both tuned and fixed in model_kwargs")
@@ -236,6 +238,12 @@ class ModelSpec:
             _set(self, "post_processor", pp)
         if pp is not None and not callable(pp):
             raise SpecTypeError(f"{f}.post_processor", f"expected a post-processor class or callable, got {pp!r}")
+
+    @property
+    def estimator_class(self) -> type:
+        """The estimator class (``estimator`` after validation: names are resolved to classes)."""
+        assert isinstance(self.estimator, type)  # resolved in __post_init__
+        return self.estimator
 
     @property
     def tunes(self) -> bool:
@@ -395,7 +403,7 @@ class ExperimentSpec:
         """
         return {name: (i, j) for i, m in enumerate(self.models) for j, name in enumerate(self.task_names(m))}
 
-    def replace(self, **changes: object) -> ExperimentSpec:
+    def replace(self, **changes: Any) -> ExperimentSpec:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
@@ -409,7 +417,7 @@ class ExperimentSpec:
             For parts that cannot be written down: splitter objects, lambdas or locally
             defined callables.
         """
-        def ref(obj: object, fld: str) -> str:
+        def ref(obj: Any, fld: str) -> str:
             path = dotted_path(obj)
             if "<" in path:
                 raise SpecError(fld, f"{obj!r} is defined locally and cannot be written as text; "
@@ -423,9 +431,9 @@ class ExperimentSpec:
             return {"method": s.method, "n_splits": s.n_splits, "scale": s.scale}
 
         def model_dict(m: ModelSpec) -> dict[str, Any]:
-            est_name = estimator_name(m.estimator)  # type: ignore[arg-type]
+            est_name = estimator_name(m.estimator_class)
             if "." in est_name:
-                est_name = ref(m.estimator, f"models[{m.name!r}].model")
+                est_name = ref(m.estimator_class, f"models[{m.name!r}].model")
             d: dict[str, Any] = {"name": m.name, "model": est_name}
             if m.params:
                 d["params"] = {k: json.loads(od.distribution_to_json(v)) for k, v in m.params.items()}
@@ -489,9 +497,9 @@ class ExperimentSpec:
             params = {k: od.json_to_distribution(json.dumps(v)) for k, v in (md.pop("params", None) or {}).items()}
             return ModelSpec(name=md.pop("name"), estimator=md.pop("model"), params=params, **md)
 
-        metrics = {}
+        metrics: dict[str, Callable[..., float]] = {}
         for name, ref in (d.get("metrics") or {}).items():
-            metrics[name] = METRICS[ref] if ref in METRICS else import_dotted(ref, f"metrics[{name!r}]")
+            metrics[name] = METRICS[ref] if ref in METRICS else import_dotted(ref, f"metrics[{name!r}]")  # type: ignore[assignment]
         tuning = dict(d.get("tuning") or {})
         if tuning.get("objective_scorer"):
             tuning["objective_scorer"] = import_dotted(tuning["objective_scorer"], "tuning.objective_scorer")
@@ -502,7 +510,7 @@ class ExperimentSpec:
             inner=SplitSpec(**(d.get("inner") or {}), _field="inner"),
             tuning=TuningSpec(**tuning),
             merf=MerfSpec(**(d.get("merf") or {})),
-            metrics=metrics or None,
+            metrics=metrics or resolve_metrics(None),
             predict_known_groups_lmm=d.get("predict_known_groups_lmm", True),
             seed=d.get("seed", 42),
             n_jobs=d.get("n_jobs", 1),
@@ -576,7 +584,8 @@ def model_spec_from_config(name: str, config: Mapping[str, Any]) -> ModelSpec:
                "post_processor", "requires_formula", "n_trials"}
     unknown = set(config) - allowed
     if unknown:
-        raise SpecError(f"models[{name!r}]", f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed - {'requires_formula', 'n_trials'})}")
+        shown = sorted(allowed - {"requires_formula", "n_trials"})
+        raise SpecError(f"models[{name!r}]", f"unknown settings {sorted(unknown)}; allowed: {shown}")
     if "model" not in config:
         raise SpecError(f"models[{name!r}].model", "missing: which estimator to use")
     return ModelSpec(

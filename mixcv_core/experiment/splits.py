@@ -15,10 +15,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator, GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
 # scikit-learn marks its group splitters with this mixin but does not re-export it;
 # its _split module is where GroupKFold and friends get it too.
 from sklearn.model_selection._split import GroupsConsumerMixin
@@ -34,9 +35,17 @@ __all__ = [
     "quantile_bins",
     "split_requires_groups",
     "compute_splits",
+    "Splitter",
 ]
 
 IndexPairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+@runtime_checkable
+class Splitter(Protocol):
+    """Anything that splits like scikit-learn: ``split(X, y, groups)`` yields (train, test)."""
+
+    def split(self, X: Any, y: Any = ..., groups: Any = ...) -> Iterable[tuple[Any, Any]]: ...
 
 
 def quantile_bins(y: np.ndarray, n_bins: int) -> np.ndarray:
@@ -227,7 +236,7 @@ def split_requires_groups(method: str | object) -> bool:
     return isinstance(method, GroupsConsumerMixin)
 
 
-def make_splitter(method: str | object, n_splits: int, seed: int) -> object:
+def make_splitter(method: str | Splitter, n_splits: int, seed: int) -> Splitter:
     """Build the splitter for a method name, or return a splitter object as given.
 
     Parameters
@@ -245,7 +254,7 @@ def make_splitter(method: str | object, n_splits: int, seed: int) -> object:
     return method
 
 
-def compute_splits(splitter: object, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None,
+def compute_splits(splitter: Splitter, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None,
                    field: str) -> IndexPairs:
     """Run a splitter once, turning its failures into errors that name ``field``.
 

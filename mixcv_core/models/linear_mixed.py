@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,7 +134,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.reml_criterion_ = fit.criterion if self.reml else float("nan")
         self.converged_ = fit.converged
         self.boundary_ = [re_names[j] for j in fit.boundary]
-        self.n_evals_ = fit.n_evals
+        self.n_evals_: int | None = fit.n_evals
         self.theta_ = fit.theta
         self.fit_warnings_ = [] if fit.converged else [fit.message]
         self.result_ = fit
@@ -174,7 +173,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         lam = relative_factor(self.cov_re_.to_numpy() / self.scale_)
         self.boundary_ = [re_names[j] for j in singular_components(lam)]
         retvals = getattr(result, "mle_retvals", None) or {}
-        self.n_evals_ = retvals.get("fcalls") or retvals.get("funcalls")
+        n_evals = retvals.get("fcalls") or retvals.get("funcalls")
+        self.n_evals_ = None if n_evals is None else int(n_evals)
         self.result_ = result
 
     def predict(self, X, groups=None, slopes=None) -> np.ndarray:

@@ -55,6 +55,20 @@ class LMMFit:
     boundary: list[int] = field(default_factory=list)   # see `singular_components`
 
 
+@dataclass
+class _Solve:
+    """The criterion's inner solve at one theta (lme4's ``PLS`` step, Bates et al. sec. 3.3)."""
+
+    lam: np.ndarray         # (q, q) relative covariance factor Lambda
+    beta: np.ndarray        # (p,) fixed effects (of y residualised on X)
+    u: np.ndarray           # (K, q) spherical random effects
+    pwrss: float            # penalised weighted residual sum of squares r^2
+    logdet_L: float         # log|L|^2 = sum_g log|A_g|
+    logdet_RX: float        # log|R_X|^2
+    S: np.ndarray           # (p, p) R_X'R_X
+    A: np.ndarray           # (K, q, q) Lambda'Z_g'Z_g Lambda + I
+
+
 class _Criterion:
     """The profiled deviance as a function of theta, from per-group sufficient statistics."""
 
@@ -85,7 +99,7 @@ class _Criterion:
         L[self.rows, self.cols] = theta
         return L
 
-    def solve(self, theta: np.ndarray) -> dict[str, np.ndarray | float]:
+    def solve(self, theta: np.ndarray) -> _Solve:
         lam = self.lam(theta)
         K, p = self.H.shape[0], self.p
         A = lam.T @ self.G @ lam                                          # (K, q, q)
@@ -105,9 +119,8 @@ class _Criterion:
         beta = np.linalg.solve(S, r)
         u = sol[..., p] - sol[..., :p] @ beta                             # (K, q)
         pwrss = self.yty - float(Ltc.ravel() @ u.ravel()) - float(self.Xty @ beta)
-        logdet_RX = 2.0 * np.log(np.diag(RX)).sum()
-        return {"lam": lam, "beta": beta, "u": u, "pwrss": pwrss, "logdet_L": logdet_L,
-                "logdet_RX": logdet_RX, "S": S, "A": A}
+        logdet_RX = float(2.0 * np.log(np.diag(RX)).sum())
+        return _Solve(lam=lam, beta=beta, u=u, pwrss=pwrss, logdet_L=float(logdet_L), logdet_RX=logdet_RX, S=S, A=A)
 
     def __call__(self, theta: np.ndarray) -> float:
         return self.value_and_grad(theta, gradient=False)[0]
@@ -130,16 +143,16 @@ class _Criterion:
             s = self.solve(theta)
         except np.linalg.LinAlgError:
             return np.inf, nan_grad
-        pwrss = s["pwrss"]
+        pwrss = s.pwrss
         if not pwrss > 0:
             return np.inf, nan_grad
         dof = self.n - self.p if self.reml else self.n
-        value = s["logdet_L"] + dof * (1 + np.log(2 * np.pi * pwrss / dof))
+        value = s.logdet_L + dof * (1 + np.log(2 * np.pi * pwrss / dof))
         if self.reml:
-            value += s["logdet_RX"]
+            value += s.logdet_RX
         if not gradient:
             return float(value), nan_grad
-        lam, beta, u, A = s["lam"], s["beta"], s["u"], s["A"]
+        lam, beta, u, A = s.lam, s.beta, s.u, s.A
         Ainv = np.linalg.inv(A)                                            # (K, q, q)
         LtG = lam.T @ self.G
         rows, cols = self.rows, self.cols
@@ -148,7 +161,7 @@ class _Criterion:
         d_pwrss = -2.0 * (Zte[:, rows] * u[:, cols]).sum(axis=0)
         grad += dof * d_pwrss / pwrss
         if self.reml:
-            HSinv = self.H @ np.linalg.inv(s["S"])                         # (K, q, p)
+            HSinv = self.H @ np.linalg.inv(s.S)                         # (K, q, p)
             P = HSinv @ np.swapaxes(self.H, 1, 2)                          # (K, q, q)
             AinvLtP = Ainv @ lam.T @ P
             Q = AinvLtP @ lam @ Ainv
@@ -200,16 +213,16 @@ def fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_gr
     converged = bool(np.isfinite(value)) and _converged(res, crit, theta, tol)
     s = crit.solve(theta)
     dof = crit.n - crit.p if reml else crit.n
-    sigma2 = float(s["pwrss"] / dof)
-    lam = s["lam"]
+    sigma2 = float(s.pwrss / dof)
+    lam = s.lam
     boundary = singular_components(lam)
     # Half the criterion is the negative log-likelihood (REML log-likelihood for REML).
     return LMMFit(
-        beta=crit.beta_ols + s["beta"],
-        beta_cov=sigma2 * np.linalg.inv(s["S"]),
+        beta=crit.beta_ols + s.beta,
+        beta_cov=sigma2 * np.linalg.inv(s.S),
         sigma2=sigma2,
         cov_re=sigma2 * lam @ lam.T,
-        b=s["u"] @ lam.T,
+        b=s.u @ lam.T,
         theta=theta,
         criterion=value,
         llf=-value / 2.0,

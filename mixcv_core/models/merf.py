@@ -140,7 +140,8 @@ class MERF(BaseEstimator):
         check("merf.stopping_window", self.gll_early_stop_window, "gll_early_stop_window")
         fe = self.fixed_effects_model
         if fe is not None and not all(callable(getattr(fe, m, None)) for m in ("fit", "predict")):
-            raise SpecTypeError("fixed_effects_model", f"expected a regressor instance with fit and predict, got {fe!r}")
+            raise SpecTypeError("fixed_effects_model",
+                                f"expected a regressor instance with fit and predict, got {fe!r}")
 
     def fit(self, X: Any, Z: Any, clusters: Any, y: Any, X_val: Any = None, Z_val: Any = None,
             clusters_val: Any = None, y_val: Any = None) -> MERF:
@@ -181,7 +182,9 @@ class MERF(BaseEstimator):
             y_val = np.asarray(y_val, dtype=float).ravel()
 
         from sklearn.ensemble import RandomForestRegressor
-        base = self.fixed_effects_model if self.fixed_effects_model is not None else RandomForestRegressor(n_estimators=300)
+        base = self.fixed_effects_model
+        if base is None:
+            base = RandomForestRegressor(n_estimators=300)
         fe = clone(base)
 
         K, q = len(labels), Zm.shape[1]

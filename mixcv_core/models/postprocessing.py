@@ -9,6 +9,7 @@ as ``post_processor`` to ``add_model``; each outer fold's table ends up in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,14 +25,14 @@ __all__ = [
 class ModelPostProcessor:
     """Base class: override `__call__`."""
 
-    def __call__(self, model: object, feature_names: Sequence[str]) -> pd.DataFrame:
+    def __call__(self, model: Any, feature_names: Sequence[str]) -> pd.DataFrame:
         raise NotImplementedError
 
 
 class LinearModelPostProcessor(ModelPostProcessor):
     """Coefficient table: estimate and standard error (where the model has them)."""
 
-    def __call__(self, model: object, feature_names: Sequence[str]) -> pd.DataFrame:
+    def __call__(self, model: Any, feature_names: Sequence[str]) -> pd.DataFrame:
         if hasattr(model, "params_"):
             table = pd.DataFrame({"estimate": model.params_})
             if hasattr(model, "bse_"):
@@ -48,7 +49,7 @@ class LinearModelPostProcessor(ModelPostProcessor):
 class LMERModelPostProcessor(ModelPostProcessor):
     """Fixed effects and variance components of a linear mixed model, in one table."""
 
-    def __call__(self, model: object, feature_names: Sequence[str]) -> pd.DataFrame:
+    def __call__(self, model: Any, feature_names: Sequence[str]) -> pd.DataFrame:
         fe = pd.DataFrame({"estimate": model.fe_params_, "kind": "fixed"})
         cov = model.cov_re_
         rows = {}
@@ -63,7 +64,7 @@ class LMERModelPostProcessor(ModelPostProcessor):
 class RandomForestModelPostProcessor(ModelPostProcessor):
     """Impurity-based feature importances, largest first."""
 
-    def __call__(self, model: object, feature_names: Sequence[str]) -> pd.DataFrame:
+    def __call__(self, model: Any, feature_names: Sequence[str]) -> pd.DataFrame:
         estimator = getattr(model, "trained_fe_model", model)  # MERF wraps the forest
         imp = pd.Series(estimator.feature_importances_, index=list(feature_names), name="importance")
         return imp.sort_values(ascending=False).to_frame()

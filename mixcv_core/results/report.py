@@ -58,7 +58,7 @@ def summary_table(results: Results) -> pd.DataFrame:
 
 def _best_cells(results: Results) -> set[tuple[str, str]]:
     s = results.summary["mean"].unstack("metric")
-    best = set()
+    best: set[tuple[str, str]] = set()
     if len(s) < 2:
         return best
     for metric in s.columns:
@@ -102,7 +102,7 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     for m in spec.models:
         tuned = ", ".join(f"{k}" for k in m.params) if m.tunes else "—"
         fits = n_folds * (1 + (spec.tuning.n_trials * spec.inner.n_splits if m.tunes else 0))
-        models.append({"model": m.name, "estimator": m.estimator.__name__, "tuned": tuned,
+        models.append({"model": m.name, "estimator": m.estimator_class.__name__, "tuned": tuned,
                        "fixed": ", ".join(f"{k}={v!r}" for k, v in m.model_kwargs.items()) or "—",
                        "merf": "yes" if m in spec.merf_models() else "", "fits": fits})
         n_fits += fits
@@ -128,7 +128,7 @@ def render_html(results: Results) -> str:
     title = html.escape(spec.data.dataset_name or "mixcv run")
     status = results.status
     meta = [f"{len(d.y)} rows", f"{n_groups} groups" if n_groups else "no groups",
-            f"target <code>{html.escape(d.target_name)}</code>",
+            f"target <code>{html.escape(str(d.target_name))}</code>",
             f"outer: {html.escape(str(outer))} ({len(results._outer)} folds)"]
     if tuned:
         meta.append(f"inner: {html.escape(str(inner))} ({spec.inner.n_splits} folds, "
@@ -137,7 +137,7 @@ def render_html(results: Results) -> str:
     if results.wall_time == results.wall_time:
         meta.append(f"{results.wall_time:.1f} s")
     if getattr(results, "run_id", None):
-        meta.append(f"run <code>{html.escape(results.run_id)}</code>")
+        meta.append(f"run <code>{html.escape(str(results.run_id))}</code>")
 
     parts = [_CSS, '<div class="mixcv-report">',
              f'<h4 class="mixcv-head">{title} — '

@@ -76,12 +76,12 @@ def build_estimator(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str,
     independent of the order (or process) in which folds are fitted.
     """
     kwargs: dict[str, Any] = {**model.model_kwargs, **params}
-    accepted = param_names(model.estimator) or set()
+    accepted = param_names(model.estimator_class) or set()
     if "random_state" in accepted and "random_state" not in kwargs:
         kwargs["random_state"] = derive_seed(spec.seed, "model", model.name, fold)
     if "predict_known_groups" in accepted and "predict_known_groups" not in kwargs:
         kwargs["predict_known_groups"] = spec.predict_known_groups_lmm
-    return model.estimator(**kwargs)
+    return model.estimator_class(**kwargs)
 
 
 def fit_estimator(estimator: Any, s: SplitData, fit_kwargs: Mapping[str, Any]) -> Any:

@@ -9,6 +9,7 @@ and reported as a failed outcome; it never takes other folds or models with it.
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 import warnings
@@ -29,11 +30,11 @@ __all__ = ["run_task"]
 
 
 def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str]) -> pd.DataFrame | None:
-    pp = model.post_processor
+    pp: Any = model.post_processor
     if pp is None:
         return None
     if isinstance(pp, type):
-        pp = pp()
+        pp = pp()   # flexcv passes post-processor classes
     table = pp(estimator, feature_names)
     return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
 
@@ -123,7 +124,7 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
     outcomes = [_fit_one(model.name, lambda: build_estimator(model, spec, best_params, fold), model, spec, s,
                          test, fold, best_params, tune_time, study, data.feature_names, emit)]
     for name in spec.task_names(model)[1:]:
-        outcomes.append(_fit_one(name, lambda: build_merf(model, spec, best_params, fold, name, emit),
+        outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),
                                  model, spec, s, test, fold, best_params, tune_time, study,
                                  data.feature_names, emit))
     return outcomes

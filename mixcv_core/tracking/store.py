@@ -174,7 +174,7 @@ class RunStore:
             if rid in scores:
                 means = {k: float(np.mean(v)) for k, v in scores[rid].items()}
                 pick = max if higher_is_better(next(iter(means)).split("|")[1]) else min
-                k = pick(means, key=means.get)
+                k = pick(means, key=lambda name: means[name])
                 best = f"{k.split('|')[0]} ({k.split('|')[1].removeprefix('test_')} {means[k]:.3f})"
             models_list = json.loads(models)
             out.append({"id": rid, "created": pd.Timestamp(created, unit="s").tz_localize("UTC").tz_convert(None)
@@ -241,20 +241,21 @@ class RunStore:
             outcomes.append(FoldOutcome(
                 model=model, fold=fold, ok=bool(ok), metrics=json.loads(metrics or "{}"),
                 fit_time=float("nan") if fit_time is None else fit_time, tune_time=tune_time or 0.0,
-                best_params=json.loads(best_params or "{}"), test_rows=None if test_rows is None else _from_npy(test_rows),
+                best_params=json.loads(best_params or "{}"),
+                test_rows=None if test_rows is None else _from_npy(test_rows),
                 y_pred=None if y_pred is None else _from_npy(y_pred), estimator=estimator,
                 study=studies.get(base_of.get(model, model), {}).get(fold), insight=_frame_from(insight),
                 history=_frame_from(history), converged=None if converged is None else bool(converged),
                 warnings=json.loads(warns or "[]"), error=error or "", traceback=tb or ""))
         rank = spec.result_rank()
         outcomes.sort(key=lambda o: (o.fold, rank[o.model]))
-        res = Results(spec=spec, outcomes=outcomes, data=prepared, outer=outer,
-                      status=self._status(status, host, pid), wall_time=wall_time if wall_time is not None else float("nan"))
+        res = Results(spec=spec, outcomes=outcomes, data=prepared, outer=outer, status=self._status(status, host, pid),
+                      wall_time=wall_time if wall_time is not None else float("nan"))
         res.run_id = rid
         return res
 
     @staticmethod
-    def _studies(spec: Any, trials: list[tuple]) -> dict[str, dict[int, Any]]:
+    def _studies(spec: ExperimentSpec, trials: list[tuple[Any, ...]]) -> dict[str, dict[int, Any]]:
         """Optuna studies rebuilt from stored trial values (only completed trials are kept)."""
         import optuna
         out: dict[str, dict[int, Any]] = {}
@@ -322,7 +323,18 @@ class StoreObserver:
         self.save_models = save_models
         self.run_id: str | None = None
         self._con: sqlite3.Connection | None = None
-        self._spec: Any = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise RuntimeError("the run store has no open run (RunStarted was not seen, or the run has ended)")
+        return self._con
+
+    @property
+    def _rid(self) -> str:
+        if self.run_id is None:
+            raise RuntimeError("the run store has no open run")
+        return self.run_id
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -332,8 +344,8 @@ class StoreObserver:
         elif isinstance(event, (FoldFinished, FoldFailed)) and event.outcome is not None:
             self._fold(event.outcome)
         elif isinstance(event, TrialFinished):
-            with self._con:
-                _insert(self._con, "trials", replace=True, run_id=self.run_id, model=event.model, fold=event.fold,
+            with self._db:
+                _insert(self._db, "trials", replace=True, run_id=self.run_id, model=event.model, fold=event.fold,
                         trial=event.trial, value=None if not np.isfinite(event.value) else event.value,
                         params=_dumps(event.params))
         elif isinstance(event, RunFailed):
@@ -342,28 +354,29 @@ class StoreObserver:
         elif isinstance(event, RunFinished):
             res = event.results
             res.run_id = self.run_id
-            with self._con:
-                self._con.execute("UPDATE runs SET status = ?, updated = ?, wall_time = ? WHERE id = ?",
+            with self._db:
+                self._db.execute("UPDATE runs SET status = ?, updated = ?, wall_time = ? WHERE id = ?",
                                   (res.status, time.time(), res.wall_time, self.run_id))
             if res.histories:
                 try:
                     fig = res.plot_convergence()
-                    d = self.store.run_dir(self.run_id)
+                    d = self.store.run_dir(self._rid)
                     d.mkdir(parents=True, exist_ok=True)
                     fig.savefig(d / "convergence.png", dpi=100)
-                except Exception:  # noqa: BLE001 - a figure is a convenience; the data are stored
+                except Exception:  # noqa: BLE001, S110 - a figure is a convenience; the data are stored
                     pass
-            self._con.close()
+            self._db.close()
             self._con = None
 
     def _set_status(self, status: str, error: str = "") -> None:
-        with self._con:
-            self._con.execute("UPDATE runs SET status = ?, updated = ?, error = ? WHERE id = ?",
+        with self._db:
+            self._db.execute("UPDATE runs SET status = ?, updated = ?, error = ? WHERE id = ?",
                               (status, time.time(), error, self.run_id))
 
     def _started(self, e: RunStarted) -> None:
         spec = e.spec
-        self._spec = spec
+        if e.data is None or e.outer is None:
+            raise RuntimeError("RunStarted without the validated data and splits; the store cannot record the run")
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         try:
             spec_json = json.dumps(spec.to_dict())
@@ -383,29 +396,29 @@ class StoreObserver:
         meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
                 "groups_name": d.groups_name, "groups_object": bool(groups_object)}
         now = time.time()
-        with self._con:
-            _insert(self._con, "runs", id=self.run_id, created=now, updated=now, status="running",
+        with self._db:
+            _insert(self._db, "runs", id=self.run_id, created=now, updated=now, status="running",
                     host=socket.gethostname(), pid=os.getpid(),
                     dataset=spec.data.dataset_name or spec.data.frame or "", target=d.target_name, n_rows=len(d.y),
                     n_folds=e.n_folds, models=_dumps(list(e.model_names)), metrics=_dumps(list(spec.metrics)),
                     spec=spec_json, cell=cell)
-            _insert(self._con, "run_data", run_id=self.run_id, y=_npy(d.y), groups=groups_json,
+            _insert(self._db, "run_data", run_id=self.run_id, y=_npy(d.y), groups=groups_json,
                     row_index=_dumps([_plain(i) if isinstance(i, np.generic) else i for i in d.index.tolist()]),
                     meta=_dumps(meta))
             for k, (tr, te) in enumerate(e.outer):
-                _insert(self._con, "splits", run_id=self.run_id, fold=k, train=_npy(tr), test=_npy(te))
+                _insert(self._db, "splits", run_id=self.run_id, fold=k, train=_npy(tr), test=_npy(te))
 
-    def _fold(self, o: Any) -> None:
+    def _fold(self, o: FoldOutcome) -> None:
         model_file = None
         if self.save_models and o.ok and o.estimator is not None:
             import joblib
-            d = self.store.run_dir(self.run_id) / "models"
+            d = self.store.run_dir(self._rid) / "models"
             d.mkdir(parents=True, exist_ok=True)
-            rel = Path("runs") / self.run_id / "models" / f"{_safe(o.model)}__fold{o.fold}.joblib"
+            rel = Path("runs") / self._rid / "models" / f"{_safe(o.model)}__fold{o.fold}.joblib"
             joblib.dump(o.estimator, self.store.path / rel)
             model_file = str(rel)
-        with self._con:
-            _insert(self._con, "folds", replace=True,
+        with self._db:
+            _insert(self._db, "folds", replace=True,
                     run_id=self.run_id, model=o.model, fold=o.fold, ok=int(o.ok), metrics=_dumps(o.metrics),
                     fit_time=None if o.fit_time != o.fit_time else o.fit_time, tune_time=o.tune_time,
                     best_params=_dumps(o.best_params), converged=None if o.converged is None else int(o.converged),

@@ -15,7 +15,6 @@ criterion difference (negative: mixcv found a better optimum). Asserts nothing.
 
 from __future__ import annotations
 
-
 import argparse
 import json
 import shutil
@@ -27,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from mixcv_core.models.lmm import _Criterion, relative_factor
-from mixcv_core.models import LinearMixedEffectsModel
-
 from _timing import median_time  # a sibling module: benchmarks run as scripts from this folder
+
+from mixcv_core.models import LinearMixedEffectsModel
+from mixcv_core.models.lmm import _Criterion, relative_factor
 
 FEATURES = ["x1", "x2", "x3", "x4", "x5"]
 

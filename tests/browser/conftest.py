@@ -51,7 +51,8 @@ def lab_server(lab_root):
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError("JupyterLab did not start:\n" + (lab_root / "server.log").read_text()[-3000:])
+                raise RuntimeError("JupyterLab did not start:\n"
+                                   + (lab_root / "server.log").read_text()[-3000:]) from None
             time.sleep(0.3)
     yield base
     proc.terminate()

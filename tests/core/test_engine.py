@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import optuna
 import pandas as pd
@@ -11,9 +10,9 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import Ridge
 
 from mixcv_core import CrossValidation, FoldFailedWarning, ObserverWarning, Recorder
-from mixcv_core.run.events import FoldFailed, FoldFinished, RunFinished, RunStarted, TrialFinished
 from mixcv_core.model_postprocessing import LinearModelPostProcessor, RandomForestModelPostProcessor
 from mixcv_core.models import LinearMixedEffectsModel, LinearModel
+from mixcv_core.run.events import FoldFailed, FoldFinished, RunFinished, RunStarted, TrialFinished
 
 TIMING = ["fit_time", "tune_time"]
 RF_PARAMS = {"max_depth": optuna.distributions.IntDistribution(2, 6),

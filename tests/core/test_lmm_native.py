@@ -16,8 +16,8 @@ from scipy.optimize import approx_fprime
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from mixcv_core import ConvergenceWarning, CrossValidation, MixcvError
-from mixcv_core.models.lmm import _Criterion, relative_factor
 from mixcv_core.models import LinearMixedEffectsModel
+from mixcv_core.models.lmm import _Criterion, relative_factor
 
 SLEEP = pd.read_csv(Path(__file__).parents[1] / "data" / "sleepstudy.csv")
 

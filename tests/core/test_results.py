@@ -50,7 +50,7 @@ def test_summary_is_mean_sd_median_and_rmse_is_root_of_mean_mse(results):
 def test_predictions_cover_every_row_once_per_model(results, grouped):
     pred = results.predictions
     X, y, group, _ = grouped
-    for model, part in pred.groupby("model"):
+    for _model, part in pred.groupby("model"):
         assert sorted(part["row"]) == list(range(60))
         np.testing.assert_allclose(part.sort_values("row")["y_true"], y)
         assert (part.sort_values("row")["group"].to_numpy() == group.to_numpy()).all()

@@ -8,7 +8,7 @@ import numpy as np
 def test_seed_example_1_linear_mixed_model():
     # --- verbatim from the guide, imports changed ---
     from mixcv_core import CrossValidation
-    from mixcv_core.models import LinearModel, LinearMixedEffectsModel  # noqa: F401
+    from mixcv_core.models import LinearMixedEffectsModel, LinearModel  # noqa: F401
     from mixcv_core.synthesizer import generate_regression
 
     X, y, group, random_slopes =generate_regression(
@@ -41,6 +41,7 @@ def test_seed_example_2_merf_with_tuned_random_forest():
     # --- verbatim from the guide, imports changed ---
     import optuna
     from sklearn.ensemble import RandomForestRegressor
+
     from mixcv_core import CrossValidation
     from mixcv_core.merf import MERF  # noqa: F401
     from mixcv_core.model_postprocessing import RandomForestModelPostProcessor

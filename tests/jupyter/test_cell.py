@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import optuna.distributions as od
 import pytest
+from _strategies import experiment_specs
 from hypothesis import HealthCheck, given, settings
 
-from _strategies import experiment_specs
-
 from mixcv_core.experiment.cell import CellError, parse_cell, spec_to_cell
-from mixcv_core.models import LinearMixedEffectsModel, LinearModel
 from mixcv_core.experiment.spec import DataSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from mixcv_core.models import LinearMixedEffectsModel, LinearModel
 
 FULL = """data: df
 name: sleep study

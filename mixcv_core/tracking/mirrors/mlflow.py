@@ -15,7 +15,16 @@ import time
 from pathlib import Path
 
 from ...errors import SpecError
-from ...run.events import EMIteration, Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
+from ...run.events import (
+    EMIteration,
+    Event,
+    FoldFailed,
+    FoldFinished,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    TrialFinished,
+)
 from ._common import flat_params, safe_key, scrub, summary_rows
 
 __all__ = ["MlflowMirror"]

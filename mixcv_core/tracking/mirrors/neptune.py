@@ -24,7 +24,16 @@ import math
 from typing import Any
 
 from ...errors import SpecError
-from ...run.events import EMIteration, Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
+from ...run.events import (
+    EMIteration,
+    Event,
+    FoldFailed,
+    FoldFinished,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    TrialFinished,
+)
 from ._common import flat_params, safe_key, scrub, summary_rows
 
 __all__ = ["NeptuneMirror"]
@@ -62,7 +71,8 @@ class NeptuneMirror:
                 raise SpecError("neptune", "the Neptune mirror needs the neptune client: "
                                            "pip install 'mixcv[neptune]'") from None
             try:
-                run = neptune.init_run(project=project, mode=mode, name=name, capture_stdout=False,
+                run = neptune.init_run(project=project, mode=mode, name=name,  # type: ignore[arg-type]
+                                       capture_stdout=False,
                                        capture_stderr=False, capture_hardware_metrics=False,
                                        capture_traceback=False, git_ref=False)
             except Exception as exc:  # noqa: BLE001 - neptune raises many kinds; report them alike
