@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .constraints import Integer
 from .errors import SpecError
 
 __all__ = ["generate_regression"]
@@ -55,8 +56,7 @@ def generate_regression(m_groups: int, n_per_group: int, n_slopes: int = 1, nois
     """
     for name, value, low in (("m_groups", m_groups, 2), ("n_per_group", n_per_group, 1),
                              ("n_features", n_features, 1), ("n_slopes", n_slopes, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise SpecError(name, f"must be an integer >= {low}, got {value!r}")
+        Integer(low).check(value, name)
     if n_slopes > n_features:
         raise SpecError("n_slopes", f"cannot exceed n_features ({n_features}), got {n_slopes}")
     if not noise_level >= 0:

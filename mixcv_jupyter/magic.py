@@ -1,48 +1,27 @@
 """The ``%%mixcv`` cell magic and the ``%mixcv`` line magic.
 
-The cell magic only translates: cell text -> `ExperimentSpec` (`mixcv_core.experiment.cell`), the
-named DataFrame from the notebook, events -> the live dashboard, results -> the
+The cell magic only translates: cell text -> `ExperimentSpec` (`mixcv_core.experiment.cell`),
+the named DataFrame from the notebook, events -> the live dashboard, results -> the
 notebook namespace and the output area. Every problem with the cell is reported as
 one short line naming the cell line and key (an IPython ``UsageError``, no traceback).
+Options and subcommands are defined once, in `mixcv_jupyter.commands`; the magic's
+docstring (``%%mixcv?``) is derived from them.
 """
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from mixcv_core import MixcvError, Results
+from mixcv_core import MixcvError
 from mixcv_core.experiment.cell import CellError, ParsedCell, parse_cell, spec_to_cell
 
+from .commands import CELL_PARSER, COMMANDS, DEFAULT_OUTPUT, help_text, parse
+
 __all__ = ["MixcvMagics", "DEFAULT_OUTPUT"]
-
-DEFAULT_OUTPUT = "mixcv_results"
-USAGE = ("%%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N] [--store DIR | --no-store] [--save-models] "
-         "[--neptune PROJECT [--neptune-mode MODE]] [--mlflow [URI]]")
-
-
-@magic_arguments()
-@argument("-o", "--output", default=DEFAULT_OUTPUT,
-          help=f"name under which the Results are stored in the notebook (default: {DEFAULT_OUTPUT})")
-@argument("--dry-run", action="store_true",
-          help="validate everything and show the plan (folds, models, trials) without fitting")
-@argument("--quiet", action="store_true", help="no live progress; only store the results and say where")
-@argument("--n-jobs", type=int, default=None, help="outer folds in parallel processes (overrides n_jobs)")
-@argument("--store", default=None, help="run store folder (default: $MIXCV_STORE or ./.mixcv)")
-@argument("--no-store", action="store_true", help="do not record the run in the run store")
-@argument("--save-models", action="store_true", help="also store the fitted models")
-@argument("--neptune", default=None, metavar="PROJECT",
-          help="mirror the run to Neptune (workspace/project; token from $NEPTUNE_API_TOKEN)")
-@argument("--neptune-mode", default=None, help="Neptune mode: async (default), offline, debug, sync")
-@argument("--mlflow", default=None, nargs="?", const="", metavar="URI",
-          help="mirror the run to MLflow (default tracking store: sqlite in the run store folder)")
-def _cell_args() -> None:
-    """%%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N]"""
 
 
 def _kernel_frontend(shell: Any) -> bool:
@@ -62,12 +41,7 @@ class MixcvMagics(Magics):
 
     # -- %%mixcv -----------------------------------------------------------------------
     def _cell(self, line: str, cell: str) -> None:
-        try:
-            args = parse_argstring(_cell_args, line)
-        except UsageError as exc:
-            raise UsageError(f"{exc}; usage: {USAGE}") from None
-        except SystemExit:  # argparse exits on -h and on bad options
-            raise UsageError(f"usage: {USAGE}") from None
+        args = parse(CELL_PARSER, line)
         if not args.output.isidentifier():
             raise UsageError(f"-o: {args.output!r} is not a valid variable name")
         try:
@@ -150,120 +124,12 @@ class MixcvMagics(Magics):
 
     # -- %mixcv ------------------------------------------------------------------------
     def _line(self, line: str) -> Any:
-        from .dashboard import Rendered
-        words = shlex.split(line)
-        cmd = words[0] if words else "help"
-        if cmd in ("help", "syntax"):
-            import mixcv_core.experiment.cell as cellmod
-            doc = cellmod.__doc__ or ""
-            return Rendered(f"<pre>{_escape(doc)}</pre>", doc)
-        if cmd == "models":
-            from mixcv_core.experiment.registry import available_models
-            names = available_models()
-            return Rendered("<div>" + ", ".join(f"<code>{n}</code>" for n in names) + "</div>", "\n".join(names))
-        if cmd == "splits":
-            from mixcv_core.experiment.splits import describe_methods
-            methods = describe_methods()
-            return Rendered("<ul>" + "".join(f"<li><code>{k}</code>: {_escape(v)}</li>" for k, v in methods.items())
-                            + "</ul>", "\n".join(f"{k}: {v}" for k, v in methods.items()))
-        if cmd == "runs":
-            from mixcv_core.tracking.store import RunStore, default_store
-            store = RunStore(words[1]) if len(words) > 1 else default_store()
-            if store is None:
-                raise UsageError("the run store is switched off (MIXCV_STORE=off)")
-            return store.runs()
-        if cmd == "load":
-            if len(words) < 2:
-                raise UsageError("usage: %mixcv load RUN_ID [-o NAME] [--store DIR]")
-            rest = words[2:]
-            name, folder = DEFAULT_OUTPUT, None
-            while rest:
-                opt = rest.pop(0)
-                if opt in ("-o", "--output") and rest:
-                    name = rest.pop(0)
-                elif opt == "--store" and rest:
-                    folder = rest.pop(0)
-                else:
-                    raise UsageError(f"%mixcv load: unexpected {opt!r}; usage: %mixcv load RUN_ID [-o NAME] [--store DIR]")
-            if not name.isidentifier():
-                raise UsageError(f"-o: {name!r} is not a valid variable name")
-            from mixcv_core.tracking.store import RunStore, default_store
-            store = RunStore(folder) if folder else default_store()
-            if store is None:
-                raise UsageError("the run store is switched off (MIXCV_STORE=off); give --store DIR")
-            try:
-                results = store.load(words[1])
-            except MixcvError as exc:
-                raise UsageError(str(exc)) from None
-            self.shell.user_ns[name] = results
-            print(f"run {results.run_id} ({results.status}) loaded as {name!r}")
-            return None
-        if cmd == "ui":
-            if len(words) != 2:
-                raise UsageError("usage: %mixcv ui DF_NAME (a DataFrame) or %mixcv ui RESULTS_NAME")
-            obj = self.shell.user_ns.get(words[1])
-            from .configurator import Configurator
-            if isinstance(obj, Results):
-                try:
-                    return Configurator.from_spec(obj, shell=self.shell)
-                except MixcvError as exc:
-                    raise UsageError(str(exc)) from None
-            if not isinstance(obj, pd.DataFrame):
-                raise UsageError(f"{words[1]!r} is not a DataFrame (or mixcv results) in this notebook")
-            return Configurator(obj, name=words[1], shell=self.shell)
-        if cmd in ("spec", "show"):
-            if len(words) != 2:
-                raise UsageError(f"usage: %mixcv {cmd} NAME (the name the results are stored under)")
-            results = self._results(words[1])
-            if cmd == "show":
-                return results
-            try:
-                text = f"%%mixcv -o {words[1]}\n" + spec_to_cell(results.spec)
-            except MixcvError as exc:
-                raise UsageError(f"{words[1]} cannot be written as a cell: {exc.message}") from None
-            print(text, end="")
-            return None
-        raise UsageError(f"unknown %mixcv command {cmd!r}; use one of: help, models, splits, ui DF, runs, load ID, "
-                         "spec NAME, show NAME")
-
-    def _results(self, name: str) -> Results:
-        obj = self.shell.user_ns.get(name)
-        if not isinstance(obj, Results):
-            raise UsageError(f"{name!r} is not mixcv results in this notebook")
-        return obj
+        word, _, rest = line.strip().partition(" ")
+        command = COMMANDS.get(word or "help")
+        if command is None:
+            raise UsageError(f"unknown %mixcv command {word!r}; use one of: {', '.join(COMMANDS)} "
+                             "(%mixcv help explains each)")
+        return command.run(self, parse(command.parser, rest))
 
 
-def _escape(text: str) -> str:
-    import html
-    return html.escape(text)
-
-
-MixcvMagics.mixcv.__doc__ = f"""Run a mixcv experiment described in the cell, or inspect mixcv.
-
-Cell magic::
-
-    %%mixcv [-o NAME] [--dry-run] [--quiet] [--n-jobs N]
-    data: df
-    target: y
-    groups: subject
-    models: [LinearMixedEffectsModel, RandomForestRegressor]
-
-Options:
-  -o NAME      store the Results as NAME (default: {DEFAULT_OUTPUT})
-  --dry-run    validate and show the plan without fitting
-  --quiet      no live progress
-  --n-jobs N   outer folds in parallel processes
-  --store DIR / --no-store / --save-models   where the run is recorded (default ./.mixcv)
-  --neptune PROJECT [--neptune-mode offline]  mirror to Neptune (token: $NEPTUNE_API_TOKEN)
-  --mlflow [URI]                              mirror to MLflow (default: sqlite in the run store)
-
-Line magic:
-  %mixcv help         the cell syntax
-  %mixcv models       model names that can be used
-  %mixcv splits       split methods
-  %mixcv ui DF        a form that builds (and runs) an experiment on DataFrame DF
-  %mixcv runs         the runs in the run store (./.mixcv or $MIXCV_STORE)
-  %mixcv load ID -o NAME   restore a stored run's results as NAME
-  %mixcv spec NAME    the cell that reproduces stored results
-  %mixcv show NAME    render stored results again
-"""
+MixcvMagics.mixcv.__doc__ = help_text()

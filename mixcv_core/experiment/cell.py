@@ -5,33 +5,12 @@ it into an `ExperimentSpec`; `spec_to_cell` writes any spec the text can express
 to the exact text that reproduces it, so the widget can show the cell behind a form and
 a stored run can be re-run from its cell.
 
-Example::
-
-    data: df                     # a DataFrame in the notebook
-    target: y
-    groups: subject
-    slopes: [days]               # random slopes (also fixed-effect features)
-    features: [days, age]        # default: every other column
-    outer: GroupKFold(5)         # KFold, StratifiedKFold, GroupKFold, StratifiedGroupKFold
-    inner: GroupKFold(3)
-    trials: 30                   # Optuna trials per model and outer fold
-    metrics: [r2, mse, mae]
-    merf: {iterations: 20}       # MERF(<model>) next to models with merf: true (all: true for every model)
-    seed: 42
-    n_jobs: 1
-    models:
-      LinearMixedEffectsModel:
-      RandomForestRegressor:
-        n_estimators: 200                  # fixed
-        max_depth: int(2, 20)              # tuned: integer range
-        max_features: float(0.2, 1.0)      # float range; float(1e-4, 1, log) for log scale
-        criterion: choice(squared_error, absolute_error)
-        merf: true
+The syntax is data here, read by the parser and by ``%mixcv help``: `CELL_EXAMPLE`,
+`TOP_KEY_HELP` (every key with what it sets), `MODEL_KEY_HELP` and `RANGE_HELP`.
 
 Models are any mixcv model or scikit-learn regressor by name, or a dotted path; give
 an entry another name with ``model: <estimator>``. Parameters whose value is a range
-are tuned in the inner loop; plain values are fixed. Reserved keys in a model entry:
-``model``, ``merf``, ``tune``, ``fit`` (arguments to ``fit``), ``post_processor``.
+are tuned in the inner loop; plain values are fixed.
 """
 
 from __future__ import annotations
@@ -53,11 +32,60 @@ from .registry import dotted_path, estimator_name, import_dotted
 from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 __all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "parse_param", "param_text",
-           "cell_key", "CELL_KEYS", "TOP_KEYS", "MODEL_KEYS"]
+           "cell_key", "CELL_KEYS", "TOP_KEYS", "MODEL_KEYS", "TOP_KEY_HELP", "MODEL_KEY_HELP", "RANGE_HELP",
+           "CELL_EXAMPLE"]
 
-TOP_KEYS = ("data", "name", "target", "groups", "slopes", "features", "outer", "inner", "scale", "trials",
-            "objective", "metrics", "merf", "predict_known_groups", "seed", "n_jobs", "on_error", "models")
-MODEL_KEYS = ("model", "merf", "tune", "fit", "post_processor")
+CELL_EXAMPLE = """\
+data: df                     # a DataFrame in the notebook
+target: y
+groups: subject              # new subjects in every test fold
+slopes: [days]               # random slopes (also fixed-effect features)
+outer: GroupKFold(5)
+inner: GroupKFold(3)
+trials: 30                   # Optuna trials per model and outer fold
+merf: {iterations: 20}
+models:
+  LinearMixedEffectsModel:
+  RandomForestRegressor:
+    n_estimators: 200                  # fixed
+    max_depth: int(2, 20)              # tuned in the inner loop
+    max_features: float(0.2, 1.0)
+    merf: true                         # also MERF(RandomForestRegressor)
+"""
+
+#: Every top-level key of a cell and what it sets, in the order help lists them.
+TOP_KEY_HELP: dict[str, str] = {
+    "data": "the DataFrame's variable name in the notebook (required)",
+    "name": "a label for reports and the run store",
+    "target": "the column to predict (required)",
+    "groups": "the grouping column (participants, schools, sites); needed by group splits, LMM and MERF",
+    "slopes": "columns that also get a random slope per group, e.g. [days]",
+    "features": "fixed-effects columns (default: every column but target and groups)",
+    "outer": "the outer split: KFold, StratifiedKFold, GroupKFold or StratifiedGroupKFold, e.g. GroupKFold(5)",
+    "inner": "the split of each outer training fold that tunes the models, e.g. GroupKFold(3)",
+    "scale": "standardise features on each training fold: true, false, or {outer: .., inner: ..}",
+    "trials": "Optuna trials per model and outer fold (default 100)",
+    "objective": "dotted path of a tuning objective to minimise (default: validation MSE)",
+    "metrics": "metric names, e.g. [r2, mse, mae, rmse] (default r2, mse, mae)",
+    "merf": "MERF settings: {all: true, iterations: 20, threshold: 1e-4, window: 2}",
+    "predict_known_groups": "mixed models use the random effects of groups seen in training (default true)",
+    "seed": "seeds the splits, the tuning and the models (default 42)",
+    "n_jobs": "outer folds in parallel processes; -1 for all cores (default 1)",
+    "on_error": "keep: a failing fit is recorded and the run goes on (default); raise: stop with its error",
+    "models": "one model per line, its parameters indented below it (required)",
+}
+#: Reserved keys inside a model entry; every other key is a parameter of the model.
+MODEL_KEY_HELP: dict[str, str] = {
+    "model": "the estimator, when the entry's name is a label of your own",
+    "merf": "true: also fit MERF(<name>) around this model",
+    "tune": "false: do not tune, even with ranges",
+    "fit": "arguments to fit, as {name: value}",
+    "post_processor": "per-fold insight table, e.g. LinearModelPostProcessor",
+}
+RANGE_HELP = ("int(low, high), float(low, high), float(low, high, log), int(low, high, step=2), "
+              "choice(a, b, ...): tuned in the inner loop; any other value is fixed")
+TOP_KEYS = tuple(TOP_KEY_HELP)
+MODEL_KEYS = tuple(MODEL_KEY_HELP)
 MERF_KEYS = ("all", "iterations", "threshold", "window")
 _SPLIT_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\(\s*([^)]*?)\s*\))?\s*$")
 _RANGE_RE = re.compile(r"^\s*(int|float|choice)\s*\((.*)\)\s*$", re.DOTALL)
@@ -321,7 +349,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     """
     if not isinstance(text, str) or not text.strip():
         raise CellError("cell", "the cell is empty; it needs at least data, target and models "
-                                "(run %mixcv help for the syntax)", None)
+                                "(%mixcv help shows the syntax)", None)
     lines: dict[str, int] = {}
     node = _compose(text, line_offset)
     raw = _to_py(node, "", lines, line_offset)
@@ -420,9 +448,6 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         raise CellError("models", "expected one model per line under 'models:'", at("models"))
     models = tuple(_model(name, entry, lines) for name, entry in models_raw.items())
 
-    for key in ("seed", "n_jobs"):
-        if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], int)):
-            raise CellError(key, f"expected a whole number, got {raw[key]!r}", at(key))
     try:
         spec = ExperimentSpec(
             data=data, models=models, outer=splits["outer"], inner=splits["inner"], tuning=tuning, merf=merf,

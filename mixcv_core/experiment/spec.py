@@ -20,7 +20,7 @@ from typing import Any
 import optuna.distributions as od
 
 from .._frozen import FrozenMap
-from ..constraints import MAX_SEED, check
+from ..constraints import MAX_SEED, Integer, check
 from ..errors import SpecError, SpecTypeError
 from ..metrics import METRICS, resolve_metrics
 from ..models import is_mixed
@@ -558,9 +558,7 @@ def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     SpecError
         The dict is of a newer format than this version of mixcv reads.
     """
-    version = d.get("format", 1)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise SpecError("spec.format", f"expected a format number >= 1, got {version!r}")
+    version = Integer(1).check(d.get("format", 1), "spec.format")
     if version > SPEC_FORMAT:
         raise SpecError("spec.format", f"this spec was written in format {version} by a newer mixcv; this one "
                                        f"reads formats up to {SPEC_FORMAT}: upgrade mixcv to load it")

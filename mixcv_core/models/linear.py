@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
-
-from ._base import as_frame
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["LinearModel"]
 
@@ -40,11 +40,18 @@ class LinearModel(RegressorMixin, BaseEstimator):
     def __init__(self, fit_intercept: bool = True) -> None:
         self.fit_intercept = fit_intercept
 
-    def fit(self, X, y) -> LinearModel:
-        Xf = as_frame(X)
-        yv = np.asarray(y, dtype=float).ravel()
-        names = [str(c) for c in Xf.columns]
-        A = Xf.to_numpy(dtype=float)
+    def fit(self, X: Any, y: Any) -> LinearModel:
+        """Fit by least squares.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        """
+        # scikit-learn's own checks: finite numeric 2-D X, 1-D y of the same length,
+        # n_features_in_ and feature_names_in_ set, clear errors for sparse or empty input.
+        A, yv = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(A.shape[1])])]
         if self.fit_intercept:
             A = np.column_stack([np.ones(len(A)), A])
             names = ["Intercept"] + names
@@ -58,12 +65,10 @@ class LinearModel(RegressorMixin, BaseEstimator):
         self.bse_ = pd.Series(np.sqrt(np.clip(np.diag(cov), 0, None)), index=names, name="std_error")
         self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
         self.coef_ = beta[1:] if self.fit_intercept else beta
-        self.n_features_in_ = Xf.shape[1]
-        if isinstance(X, pd.DataFrame):
-            self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict ``X @ coef_ + intercept_``."""
         check_is_fitted(self, "coef_")
-        A = as_frame(X).to_numpy(dtype=float)
+        A = validate_data(self, X, reset=False, dtype=np.float64)
         return A @ self.coef_ + self.intercept_

@@ -200,3 +200,49 @@ def test_tracker_options(ip, tmp_path, monkeypatch):
     (exp,) = [e for e in MlflowClient(uri).search_experiments() if e.name == "mixcv"]
     (run,) = MlflowClient(uri).search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED"
+
+
+# -- help and options, written once ----------------------------------------------------
+def test_help_is_written_for_a_researcher_and_lists_every_option_and_subcommand(ip):
+    from mixcv_core.experiment.cell import TOP_KEYS
+    from mixcv_jupyter.commands import CELL_PARSER, COMMANDS
+    text = repr(ip.run_line_magic("mixcv", "help"))
+    for action in CELL_PARSER._actions:
+        for flag in action.option_strings:
+            assert flag in text, flag
+    for name in COMMANDS:
+        assert f"%mixcv {name}" in text, name
+    for key in TOP_KEYS:
+        assert f"\n  {key} " in text, key
+    assert "%%mixcv -o results\n  data: df" in text          # an example cell
+    assert "choice(" in text and "README" in text              # ranges; where to read more
+    for internal in ("ExperimentSpec", "parse_cell", "spec_to_cell", "``", ":func:", "`mixcv_core"):
+        assert internal not in text, internal
+    html = ip.run_line_magic("mixcv", "help")._repr_html_()
+    assert "&lt;name&gt;" in html and "<name>" not in html    # escaped in the HTML view
+
+
+def test_the_magic_docstring_is_the_same_help():
+    from mixcv_jupyter.commands import help_text
+    from mixcv_jupyter.magic import MixcvMagics
+    assert MixcvMagics.mixcv.__doc__ == help_text()
+
+
+def test_every_subcommand_has_its_own_parser_and_bad_arguments_show_its_usage(ip):
+    with pytest.raises(UsageError, match=r"usage: %mixcv load .*RUN_ID"):
+        ip.run_line_magic("mixcv", "load")
+    with pytest.raises(UsageError, match=r"unrecognized arguments: extra; usage: %mixcv spec NAME"):
+        ip.run_line_magic("mixcv", "spec a extra")
+    with pytest.raises(UsageError, match="unknown %mixcv command 'bogus'; use one of: help, models"):
+        ip.run_line_magic("mixcv", "bogus")
+
+
+def test_options_use_shell_quoting(ip, tmp_path):
+    folder = tmp_path / "dir with spaces"
+    ip.run_cell_magic("mixcv", f'-o quoted --quiet --store "{folder}"', CELL)
+    assert (folder / "runs.sqlite").exists()
+    assert not list(tmp_path.glob('"*'))  # no folder named with the quote characters
+    table = ip.run_line_magic("mixcv", f'runs "{folder}"')
+    assert table["id"].tolist() == [ip.user_ns["quoted"].run_id]
+    with pytest.raises(UsageError, match="No closing quotation"):
+        ip.run_line_magic("mixcv", 'runs "unclosed')
