@@ -34,6 +34,7 @@ class FoldOutcome:
     insight: pd.DataFrame | None = None
     history: pd.DataFrame | None = None   # MERF's EM history
     converged: bool | None = None
+    convergence: str = ""                 # how an iterative fit ended, in the model's words
     warnings: list[str] = field(default_factory=list)
     error: str = ""
     traceback: str = ""

@@ -40,6 +40,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         ``"statsmodels"``: statsmodels' ``MixedLM``.
     method : str or list of str, optional
         Optimiser(s) passed to ``MixedLM.fit`` (statsmodels backend only).
+    max_evals : int, default=10000
+        Criterion evaluations at most (native backend); a fit that reaches the limit is
+        reported as not converged.
 
     Attributes
     ----------
@@ -54,7 +57,12 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     random_effects_ : pandas.DataFrame
         One row per training group: its predicted random effects.
     converged_ : bool
-        False if the optimiser did not converge (a `ConvergenceWarning` is also issued).
+        True only at a certified optimum (native backend: the exact gradient and a
+        Hessian show a minimum, no descent out of a boundary, Newton decrement below
+        1e-8); False otherwise, with a `ConvergenceWarning`.
+    convergence_ : str
+        How the fit ended, in words: ``"optimum"``, ``"optimum on the boundary (a singular
+        covariance)"``, ``"stopped at the limit of N criterion evaluations"``, ...
     boundary_ : list of str
         Random effects at which the fit is singular, as lme4's ``isSingular``: zero
         variance, or a correlation of +-1 with the effects before them (a boundary fit;
@@ -80,11 +88,13 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     _backends = ("native", "statsmodels")
 
     def __init__(self, reml: bool = True, predict_known_groups: bool = True,
-                 backend: str = "native", method: str | Sequence[str] | None = None) -> None:
+                 backend: str = "native", method: str | Sequence[str] | None = None,
+                 max_evals: int = 10_000) -> None:
         self.reml = reml
         self.predict_known_groups = predict_known_groups
         self.backend = backend
         self.method = method
+        self.max_evals = max_evals
 
     def fit(self, X, y, groups, slopes=None, **fit_kwargs) -> LinearMixedEffectsModel:
         if self.backend not in self._backends:
@@ -123,7 +133,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     def _fit_native(self, exog: pd.DataFrame, exog_re: pd.DataFrame, y: np.ndarray, g: np.ndarray) -> None:
         codes, labels = cluster_codes(g, len(y), field="groups")
         fit = fit_lmm(exog.to_numpy(dtype=float), y, exog_re.to_numpy(dtype=float), codes, len(labels),
-                      reml=self.reml)
+                      reml=self.reml, max_evals=self.max_evals)
         fe_names, re_names = list(exog.columns), list(exog_re.columns)
         self.fe_params_ = pd.Series(fit.beta, index=fe_names, name="fe_params")
         self.bse_ = pd.Series(np.sqrt(np.diag(fit.beta_cov)), index=fe_names, name="std_error")
@@ -133,6 +143,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.llf_ = fit.llf
         self.reml_criterion_ = fit.criterion if self.reml else float("nan")
         self.converged_ = fit.converged
+        self.convergence_ = fit.message
         self.boundary_ = [re_names[j] for j in fit.boundary]
         self.n_evals_: int | None = fit.n_evals
         self.theta_ = fit.theta
@@ -159,6 +170,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.fit_warnings_ = [f"{w.category.__name__}: {w.message}" for w in caught]
         not_converged = any(issubclass(w.category, SMConvergenceWarning) for w in caught)
         self.converged_ = bool(getattr(result, "converged", True)) and not not_converged
+        self.convergence_ = ("statsmodels reports convergence" if self.converged_
+                             else "statsmodels did not converge")
         re_names, fe_names = list(exog_re.columns), list(exog.columns)
         self.fe_params_ = pd.Series(np.asarray(result.fe_params), index=fe_names, name="fe_params")
         self.bse_ = pd.Series(np.asarray(result.bse_fe), index=fe_names, name="std_error")

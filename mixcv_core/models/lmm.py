@@ -1,4 +1,4 @@
-"""Native linear mixed model solver: lme4's profiled (RE)ML, vectorised over groups.
+"""Native linear mixed model solver: lme4's profiled (RE)ML, vectorised over groups, with a certified optimum.
 
 The model, for one grouping factor with ``q`` random effects per group (an intercept
 plus slopes)::
@@ -17,11 +17,32 @@ where ``L L' = Lambda'Z'Z Lambda + I`` and ``r^2`` is the penalised residual sum
 squares. With one grouping factor, ``Z'Z`` is block diagonal, so ``L`` is ``K``
 independent ``q x q`` Cholesky factors: every quantity comes from per-group sufficient
 statistics (``Z_g'Z_g``, ``Z_g'X_g``, ``Z_g'y_g``) computed once, and each criterion
-evaluation costs ``O(K q^2 p)`` batched array work, whatever the number of rows.
+evaluation costs ``O(K q^2 p)`` batched array work (`mixcv_core.models._batched`),
+whatever the number of rows.
 
-``theta`` is optimised by L-BFGS-B with the diagonal of ``Lambda`` bounded below by
-zero, which keeps the covariance positive semi-definite; an estimate on that bound is a
-boundary (singular) fit, reported rather than raised.
+How the optimum is found — and certified — follows from two invariances of the criterion:
+
+1. It depends on ``Lambda`` only through the relative covariance ``Sigma = Lambda Lambda'``.
+   lme4 bounds the diagonal of ``Lambda`` at zero to make ``theta`` unique, but that bound
+   is what traps a bounded optimiser: at a zero column of ``Lambda`` the criterion is even
+   in that column, its gradient there is exactly zero, and a point on the bound passes a
+   first-order test while the criterion still falls into the interior (a saddle).
+   Negating a column leaves ``Sigma`` unchanged, so the bound is not needed: ``theta`` is
+   optimised *unconstrained* and each column's sign is normalised afterwards.
+2. It depends on ``Z`` and ``Lambda`` only through ``Z Lambda``, so with ``Z_s = Z T`` the
+   fit in ``Z_s`` maps exactly to the fit in ``Z`` (``Sigma = T Sigma_s T'``,
+   ``b = T b_s``). The optimiser works with the slope columns centred and scaled
+   (``T`` upper triangular), which makes badly scaled designs (``cake`` with the raw
+   temperature in degrees, ``Orange`` with age in days) as easy as well-scaled ones.
+
+After the quasi-Newton optimiser stops, `fit_lmm` certifies the point (`_certify`): the
+exact gradient and a Hessian from finite differences of it are computed; the Hessian
+block of every zero column of ``Lambda`` (where the gradient vanishes by symmetry) is
+``2 dd/dSigma`` restricted to that column, so a negative eigenvalue there is a descent
+direction out of a saddle, and the optimiser is restarted from it; on the other
+coordinates the Hessian must be positive definite and the Newton decrement
+``g' H^-1 g / 2`` (the criterion's predicted distance to the minimum) negligible, which a
+few Newton steps achieve. ``converged`` is True only at such a certified point.
 """
 
 from __future__ import annotations
@@ -31,28 +52,36 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
+from . import _batched
 from ._groups import ClusterSums
 
-__all__ = ["LMMFit", "fit_lmm"]
+__all__ = ["LMMFit", "fit_lmm", "relative_factor", "singular_components"]
+
+#: Largest predicted distance to the minimum (criterion units, i.e. twice the
+#: log-likelihood) at which a point is certified.
+NEWTON_DECREMENT_TOL = 1e-8
 
 
 @dataclass
 class LMMFit:
-    """Everything the native solver estimates."""
+    """Everything the native solver estimates, and how sure it is of it."""
 
     beta: np.ndarray            # (p,) fixed effects
     beta_cov: np.ndarray        # (p, p) their covariance, sigma^2 (R_X'R_X)^-1
     sigma2: float               # residual variance
     cov_re: np.ndarray          # (q, q) random-effects covariance, sigma^2 Lambda Lambda'
     b: np.ndarray               # (K, q) conditional modes (BLUPs) of the random effects
-    theta: np.ndarray           # lower-triangular entries of Lambda, column-major (lme4's order)
+    theta: np.ndarray           # lower-triangular entries of Lambda (original Z), column-major (lme4's order)
     criterion: float            # minimised deviance: REML criterion or -2 log-likelihood
     llf: float                  # log-likelihood (REML log-likelihood when reml)
     reml: bool
-    converged: bool
+    converged: bool             # True only at a certified optimum
     n_evals: int
-    message: str
+    message: str                # how the fit ended, in words
     boundary: list[int] = field(default_factory=list)   # see `singular_components`
+    gradient_max: float = float("nan")     # largest |gradient| component at the end
+    newton_decrement: float = float("nan")  # predicted criterion decrease still available
+    restarts: int = 0                       # restarts from a descent direction (saddles escaped)
 
 
 @dataclass
@@ -66,7 +95,7 @@ class _Solve:
     logdet_L: float         # log|L|^2 = sum_g log|A_g|
     logdet_RX: float        # log|R_X|^2
     S: np.ndarray           # (p, p) R_X'R_X
-    A: np.ndarray           # (K, q, q) Lambda'Z_g'Z_g Lambda + I
+    chol: np.ndarray        # (K, q, q) Cholesky factors of A_g = Lambda'Z_g'Z_g Lambda + I
 
 
 class _Criterion:
@@ -88,11 +117,13 @@ class _Criterion:
         self.XtX = X.T @ X
         self.Xty = X.T @ yr
         self.yty = float(yr @ yr)
-        self.tril = np.tril_indices(self.q)
+        self.n_evals = 0
+        tril = np.tril_indices(self.q)
         # lme4 orders theta column-major; tril_indices is row-major.
-        order = sorted(range(len(self.tril[0])), key=lambda i: (self.tril[1][i], self.tril[0][i]))
-        self.rows, self.cols = self.tril[0][order], self.tril[1][order]
+        order = sorted(range(len(tril[0])), key=lambda i: (tril[1][i], tril[0][i]))
+        self.rows, self.cols = tril[0][order], tril[1][order]
         self.diag = np.flatnonzero(self.rows == self.cols)
+        self.dof = self.n - self.p if reml else self.n
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         L = np.zeros((self.q, self.q))
@@ -104,12 +135,11 @@ class _Criterion:
         K, p = self.H.shape[0], self.p
         A = lam.T @ self.G @ lam                                          # (K, q, q)
         A[:, np.arange(self.q), np.arange(self.q)] += 1.0
-        chol = np.linalg.cholesky(A)
-        logdet_L = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum()
+        chol = _batched.cholesky(A)
         LtH = lam.T @ self.H                                              # Lambda'Z_g'X_g, (K, q, p)
         Ltc = self.c @ lam                                                # Lambda'Z_g'y_g, (K, q)
         rhs = np.concatenate([LtH, Ltc[..., None]], axis=2)
-        sol = np.linalg.solve(A, rhs)                                     # A_g^-1 [LtH | Ltc]
+        sol = _batched.cho_solve(chol, rhs)                               # A_g^-1 [LtH | Ltc]
         # Sums over groups as one matrix product over the stacked (K*q) rows.
         flat_LtH = LtH.reshape(K * self.q, p)
         cross = flat_LtH.T @ sol.reshape(K * self.q, p + 1)
@@ -120,7 +150,8 @@ class _Criterion:
         u = sol[..., p] - sol[..., :p] @ beta                             # (K, q)
         pwrss = self.yty - float(Ltc.ravel() @ u.ravel()) - float(self.Xty @ beta)
         logdet_RX = float(2.0 * np.log(np.diag(RX)).sum())
-        return _Solve(lam=lam, beta=beta, u=u, pwrss=pwrss, logdet_L=float(logdet_L), logdet_RX=logdet_RX, S=S, A=A)
+        return _Solve(lam=lam, beta=beta, u=u, pwrss=pwrss, logdet_L=_batched.logdet(chol), logdet_RX=logdet_RX,
+                      S=S, chol=chol)
 
     def __call__(self, theta: np.ndarray) -> float:
         return self.value_and_grad(theta, gradient=False)[0]
@@ -138,6 +169,7 @@ class _Criterion:
         - d r^2 = -2 sum_g (Z_g'e_g)[r_k] u_g[c_k] (envelope theorem: u and beta are at
           their optimum), with Z_g'e_g = c_g - H_g beta - G_g Lambda u_g.
         """
+        self.n_evals += 1
         nan_grad = np.full(len(self.rows), np.nan)
         try:
             s = self.solve(theta)
@@ -146,14 +178,14 @@ class _Criterion:
         pwrss = s.pwrss
         if not pwrss > 0:
             return np.inf, nan_grad
-        dof = self.n - self.p if self.reml else self.n
+        dof = self.dof
         value = s.logdet_L + dof * (1 + np.log(2 * np.pi * pwrss / dof))
         if self.reml:
             value += s.logdet_RX
         if not gradient:
             return float(value), nan_grad
-        lam, beta, u, A = s.lam, s.beta, s.u, s.A
-        Ainv = np.linalg.inv(A)                                            # (K, q, q)
+        lam, beta, u = s.lam, s.beta, s.u
+        Ainv = _batched.cho_inverse(s.chol)                                # (K, q, q)
         LtG = lam.T @ self.G
         rows, cols = self.rows, self.cols
         grad = 2.0 * (Ainv @ LtG).sum(axis=0)[cols, rows]                 # d log|L|^2
@@ -161,96 +193,211 @@ class _Criterion:
         d_pwrss = -2.0 * (Zte[:, rows] * u[:, cols]).sum(axis=0)
         grad += dof * d_pwrss / pwrss
         if self.reml:
-            HSinv = self.H @ np.linalg.inv(s.S)                         # (K, q, p)
+            HSinv = self.H @ np.linalg.inv(s.S)                            # (K, q, p)
             P = HSinv @ np.swapaxes(self.H, 1, 2)                          # (K, q, q)
             AinvLtP = Ainv @ lam.T @ P
             Q = AinvLtP @ lam @ Ainv
             grad -= 2.0 * (AinvLtP - Q @ LtG).sum(axis=0)[cols, rows]
         return float(value), grad
 
+    def normalise(self, theta: np.ndarray) -> np.ndarray:
+        """The same Sigma with every column of Lambda turned to a non-negative diagonal."""
+        lam = self.lam(theta)
+        lam = lam * np.where(np.diag(lam) < 0, -1.0, 1.0)[None, :]
+        return lam[self.rows, self.cols]
+
+
+# -- certification ---------------------------------------------------------------------
+@dataclass
+class _Certificate:
+    ok: bool
+    descent: np.ndarray | None      # a point with a lower criterion, when one was found
+    gradient_max: float
+    newton_decrement: float
+    zero_columns: list[int]
+    message: str
+
+
+def _hessian(crit: _Criterion, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Central differences of the exact gradient, symmetrised (``2 dim`` gradient evaluations)."""
+    dim = len(theta)
+    H = np.empty((dim, dim))
+    for j in range(dim):
+        h = 1e-5 * max(1.0, abs(theta[j]))
+        e = np.zeros(dim)
+        e[j] = h
+        H[:, j] = (crit.value_and_grad(theta + e)[1] - crit.value_and_grad(theta - e)[1]) / (2 * h)
+    return (H + H.T) / 2
+
+
+def _certify(crit: _Criterion, theta: np.ndarray) -> _Certificate:
+    """Is ``theta`` a local minimum? If not, a point lower down when one is at hand.
+
+    Zero columns of Lambda (a singular Sigma) are tested to second order on their
+    Hessian block: the criterion is even in such a column, so its gradient says
+    nothing, and a negative eigenvalue of the block is a descent direction. The other
+    coordinates need a positive definite Hessian and a negligible Newton decrement.
+    """
+    value, grad = crit.value_and_grad(theta)
+    if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+        return _Certificate(False, None, np.inf, np.inf, [], "the criterion is not finite here")
+    lam = crit.lam(theta)
+    scale = max(1.0, float(np.max(np.abs(theta))))
+    zero_cols = [j for j in range(crit.q) if np.max(np.abs(lam[j:, j])) <= 1e-7 * scale]
+    H = _hessian(crit, theta, grad)
+    in_zero = np.isin(crit.cols, zero_cols)
+    # Second order on each zero column: descend along the most negative curvature.
+    for j in zero_cols:
+        idx = np.flatnonzero(crit.cols == j)
+        w, V = np.linalg.eigh(H[np.ix_(idx, idx)])
+        if w[0] < -1e-8 * max(1.0, float(np.max(np.abs(w)))):
+            v = V[:, 0] * (1.0 if V[0, 0] >= 0 else -1.0)   # row j first: keep the diagonal >= 0
+            best, best_value = None, value - 1e-12 * max(1.0, abs(value))
+            for step in (1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0):
+                trial = theta.copy()
+                trial[idx] = step * scale * v
+                trial_value = crit(trial)
+                if trial_value < best_value:
+                    best, best_value = trial, trial_value
+            if best is not None:
+                return _Certificate(False, best, float(np.max(np.abs(grad))), np.inf, zero_cols,
+                                    f"a saddle: the criterion falls along the zero column {j} of Lambda")
+    free = ~in_zero
+    g, Hf = grad[free], H[np.ix_(free, free)]
+    gmax = float(np.max(np.abs(grad))) if len(grad) else 0.0
+    if not free.any():
+        return _Certificate(True, None, gmax, 0.0, zero_cols, "optimum")
+    w, V = np.linalg.eigh(Hf)
+    if w[0] <= 1e-10 * max(1.0, float(w[-1])):
+        if w[0] < 0:
+            # Negative curvature off the boundary: step along it (either sign may descend).
+            d = np.zeros(len(theta))
+            d[free] = V[:, 0]
+            for step in (1e-3, 1e-2, 1e-1, 1.0):
+                for sign in (1.0, -1.0):
+                    trial = theta + sign * step * scale * d
+                    if crit(trial) < value - 1e-12 * max(1.0, abs(value)):
+                        return _Certificate(False, trial, gmax, np.inf, zero_cols,
+                                            "negative curvature: not a minimum")
+        return _Certificate(False, None, gmax, np.inf, zero_cols,
+                            "the Hessian is singular: the random-effects covariance is not identified")
+    step = np.linalg.solve(Hf, g)
+    decrement = float(g @ step / 2)
+    if decrement <= NEWTON_DECREMENT_TOL:
+        return _Certificate(True, None, gmax, decrement, zero_cols, "optimum")
+    # Not there yet: offer the Newton point (halved until it descends).
+    for t in (1.0, 0.5, 0.25, 0.125):
+        trial = theta.copy()
+        trial[free] -= t * step
+        if crit(trial) < value:
+            return _Certificate(False, trial, gmax, decrement, zero_cols,
+                                f"not yet at the minimum (predicted decrease {decrement:.2g})")
+    return _Certificate(False, None, gmax, decrement, zero_cols,
+                        f"stalled {decrement:.2g} above the predicted minimum")
+
+
+def _standardise_Z(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Z_s = Z T`` with the slope columns centred and scaled; returns ``Z_s`` and ``T``.
+
+    Column 0 is the random intercept (a column of ones), which centring needs.
+    """
+    q = Z.shape[1]
+    T = np.eye(q)
+    if q == 1 or not np.allclose(Z[:, 0], 1.0):
+        return Z, T
+    for k in range(1, q):
+        m, s = float(Z[:, k].mean()), float(Z[:, k].std())
+        if s > 0:
+            T[0, k], T[k, k] = -m / s, 1.0 / s
+    return Z @ T, T
+
 
 def fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_groups: int,
-            reml: bool = True, theta0: np.ndarray | None = None, tol: float = 1e-10,
-            max_evals: int = 10_000) -> LMMFit:
-    """Fit the LMM by minimising the profiled (RE)ML criterion over theta.
+            reml: bool = True, theta0: np.ndarray | None = None, max_evals: int = 10_000,
+            max_restarts: int = 8) -> LMMFit:
+    """Fit the LMM by minimising the profiled (RE)ML criterion over theta, and certify the optimum.
 
     Parameters
     ----------
     X : (n, p) fixed-effects design, intercept included, full column rank.
     y : (n,) response.
-    Z : (n, q) random-effects design per row (a column of ones for the intercept).
+    Z : (n, q) random-effects design per row (column 0 a column of ones for the intercept).
     codes : (n,) group index 0..n_groups-1 of each row.
     n_groups : int
     reml : bool
-    theta0 : starting theta (default: Lambda = I, as lme4).
-    tol : convergence tolerance on the criterion and projected gradient.
-    max_evals : int
+    theta0 : starting theta in lme4's parametrisation of ``Z`` (default: Lambda = I on the
+        standardised design).
+    max_evals : criterion evaluations at most (a fit that reaches it is not converged).
+    max_restarts : restarts from a descent direction (saddles, Newton steps) at most.
 
     Returns
     -------
     LMMFit
     """
-    crit = _Criterion(X, y, Z, codes, n_groups, reml)
+    Zs, T = _standardise_Z(Z)
+    Tinv = np.linalg.inv(T)
+    crit = _Criterion(X, y, Zs, codes, n_groups, reml)
     if theta0 is None:
-        theta0 = np.where(crit.rows == crit.cols, 1.0, 0.0)
-    bounds = [(0.0, None) if r == c else (None, None) for r, c in zip(crit.rows, crit.cols)]
-    options = {"ftol": 1e-15, "gtol": tol, "maxls": 50}
-    res = optimize.minimize(crit.value_and_grad, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={**options, "maxfun": max_evals})
-    n_evals = int(res.nfev)
-    # Close to the optimum the line search can give up ("ABNORMAL_TERMINATION") where the
-    # criterion's rounding hides further descent; a fresh start from there (new curvature
-    # memory) either finishes the job or confirms the point. Limits reached are final.
-    for _ in range(3):
-        if res.success or res.status == 1 or n_evals >= max_evals:
+        theta = np.where(crit.rows == crit.cols, 1.0, 0.0)
+    else:
+        # Lambda_s Lambda_s' = T^-1 Lambda Lambda' T^-T; a singular start stays singular.
+        lam0 = np.zeros((crit.q, crit.q))
+        lam0[crit.rows, crit.cols] = theta0
+        theta = relative_factor(Tinv @ lam0 @ lam0.T @ Tinv.T)[crit.rows, crit.cols]
+    options = {"ftol": 1e-15, "gtol": 1e-12, "maxls": 50}
+    restarts, limit = 0, False
+    cert = None
+    message = ""
+    while True:
+        remaining = max_evals - crit.n_evals
+        if remaining <= 0:
+            limit = True
             break
-        res = optimize.minimize(crit.value_and_grad, res.x, jac=True, method="L-BFGS-B", bounds=bounds,
-                                options={**options, "maxfun": max_evals - n_evals})
-        n_evals += int(res.nfev)
-    theta = np.asarray(res.x, dtype=float)
-    theta[crit.diag] = np.maximum(theta[crit.diag], 0.0)
+        res = optimize.minimize(crit.value_and_grad, theta, jac=True, method="L-BFGS-B",
+                                options={**options, "maxfun": remaining})
+        theta = crit.normalise(np.asarray(res.x, dtype=float))
+        cert = _certify(crit, theta)
+        if cert.ok:
+            break
+        if cert.descent is None or restarts >= max_restarts or crit.n_evals >= max_evals:
+            limit = crit.n_evals >= max_evals
+            break
+        restarts += 1
+        theta = crit.normalise(cert.descent)
+    assert cert is not None or limit
+    converged = bool(cert is not None and cert.ok and not limit)
+    if converged:
+        message = "optimum" if not cert.zero_columns else "optimum on the boundary (a singular covariance)"
+    elif limit:
+        message = f"stopped at the limit of {max_evals} criterion evaluations"
+    else:
+        message = f"not certified: {cert.message}" if cert is not None else "not certified"
     value = crit(theta)
-    converged = bool(np.isfinite(value)) and _converged(res, crit, theta, tol)
     s = crit.solve(theta)
-    dof = crit.n - crit.p if reml else crit.n
-    sigma2 = float(s.pwrss / dof)
-    lam = s.lam
-    boundary = singular_components(lam)
-    # Half the criterion is the negative log-likelihood (REML log-likelihood for REML).
+    sigma2 = float(s.pwrss / crit.dof)
+    lam_s = s.lam
+    # Back to the original Z: Sigma = T Sigma_s T', b = T b_s.
+    cov_rel = T @ lam_s @ lam_s.T @ T.T
+    lam = relative_factor(cov_rel)
+    b = (s.u @ lam_s.T) @ T.T
     return LMMFit(
         beta=crit.beta_ols + s.beta,
         beta_cov=sigma2 * np.linalg.inv(s.S),
         sigma2=sigma2,
-        cov_re=sigma2 * lam @ lam.T,
-        b=s.u @ lam.T,
-        theta=theta,
+        cov_re=sigma2 * cov_rel,
+        b=b,
+        theta=lam[crit.rows, crit.cols],
         criterion=value,
-        llf=-value / 2.0,
+        llf=-value / 2.0,   # half the criterion is the negative (REML) log-likelihood
         reml=reml,
         converged=converged,
-        n_evals=n_evals,
-        message=f"L-BFGS-B: {res.message}",
-        boundary=boundary,
+        n_evals=crit.n_evals,
+        message=message,
+        boundary=singular_components(lam),
+        gradient_max=np.nan if cert is None else cert.gradient_max,
+        newton_decrement=np.nan if cert is None else cert.newton_decrement,
+        restarts=restarts,
     )
-
-
-def _converged(res: optimize.OptimizeResult, crit: _Criterion, theta: np.ndarray, tol: float) -> bool:
-    """Whether ``theta`` is an optimum, judged by the projected gradient.
-
-    The optimiser's own flag is not enough either way: L-BFGS-B reports success when
-    the criterion merely stops decreasing, and failure when its line search cannot
-    resolve a descent below rounding at the optimum. So: an iteration or evaluation
-    limit is never convergence; otherwise every gradient component must be near zero,
-    except a diagonal element held at its zero bound with the criterion increasing
-    into the interior.
-    """
-    if res.status == 1:   # maxiter / maxfun reached
-        return False
-    _, grad = crit.value_and_grad(theta)
-    at_bound = np.zeros(len(theta), dtype=bool)
-    at_bound[crit.diag] = theta[crit.diag] <= 1e-12
-    free = np.where(at_bound, np.minimum(grad, 0.0), grad)
-    return bool(np.all(np.abs(free) <= max(1e-3, 1e-6 * crit.n)))
 
 
 def singular_components(lam: np.ndarray, tol: float = 1e-4) -> list[int]:

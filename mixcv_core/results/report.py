@@ -158,6 +158,8 @@ def render_html(results: Results) -> str:
             folds = folds.drop(columns=["tune_time"])
         if folds["converged"].isna().all():
             folds = folds.drop(columns=["converged"])
+        if not (folds["convergence"].astype(bool)).any():
+            folds = folds.drop(columns=["convergence"])
         num = folds.select_dtypes("number").columns.drop(["fold", "n_train", "n_test"], errors="ignore")
         fold_html = folds.style.format({c: _fmt for c in num}).hide(axis="index").to_html()
         parts.append(f"<details><summary>Per fold ({len(folds)} fits)</summary>{fold_html}</details>")

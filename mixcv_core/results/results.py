@@ -72,7 +72,8 @@ class Results:
 
         Columns: ``model``, ``fold``, ``test_<metric>`` and ``train_<metric>`` for each
         metric, ``fit_time`` and ``tune_time`` (seconds), ``best_params`` (dict),
-        ``converged`` (mixed models and MERF), ``n_train``, ``n_test``; with
+        ``converged`` (mixed models and MERF: True only when the fit verified it),
+        ``convergence`` (how the fit ended, in the model's words), ``n_train``, ``n_test``; with
         ``include_failed=True`` also ``ok`` and ``error``.
         """
         metric_cols = [f"{s}_{m}" for s in ("test", "train") for m in self.metric_names]
@@ -84,11 +85,11 @@ class Results:
             row: dict[str, Any] = {"model": o.model, "fold": o.fold}
             row.update({c: o.metrics.get(c, math.nan) for c in metric_cols})
             row.update(fit_time=o.fit_time, tune_time=o.tune_time, best_params=o.best_params,
-                       converged=o.converged, n_train=len(train), n_test=len(test))
+                       converged=o.converged, convergence=o.convergence, n_train=len(train), n_test=len(test))
             if include_failed:
                 row.update(ok=o.ok, error=o.error)
             rows.append(row)
-        cols = ["model", "fold", *metric_cols, "fit_time", "tune_time", "best_params", "converged",
+        cols = ["model", "fold", *metric_cols, "fit_time", "tune_time", "best_params", "converged", "convergence",
                 "n_train", "n_test"] + (["ok", "error"] if include_failed else [])
         return pd.DataFrame(rows, columns=cols)
 

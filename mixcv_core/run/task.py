@@ -84,11 +84,14 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
             return _failed(name, fold, exc, caught, emit)
     history = getattr(estimator, "history_", None)
     converged = getattr(estimator, "converged_", None)
+    # The model's own account of how its fit ended (LMM: "optimum", "stopped at the
+    # limit of ..."; MERF: its stop reason), shown next to `converged` in the fold table.
+    convergence = getattr(estimator, "convergence_", None) or getattr(estimator, "stop_reason_", None) or ""
     out = FoldOutcome(
         model=name, fold=fold, ok=True, metrics=metrics, fit_time=fit_time, tune_time=tune_time,
         best_params=dict(best_params), test_rows=test_rows, y_pred=pred_test, estimator=estimator,
         study=study, insight=insight, history=history.copy() if isinstance(history, pd.DataFrame) else None,
-        converged=None if converged is None else bool(converged),
+        converged=None if converged is None else bool(converged), convergence=str(convergence),
         warnings=[_warning_text(w) for w in caught],
     )
     emit(FoldFinished(fold=fold, model=name, metrics=metrics, fit_time=fit_time, best_params=dict(best_params),

@@ -52,8 +52,9 @@ __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEM
 
 #: Version of the database layout below, kept in SQLite's ``PRAGMA user_version``. A
 #: store written by a newer mixcv (a higher version) is refused on open rather than
-#: misread; a store without a version (mixcv 0.1) has this same layout, version 1.
-SCHEMA_VERSION = 1
+#: misread; an older one is brought up to date by `_MIGRATIONS`. A store without a
+#: version (mixcv 0.1) is version 1.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -68,11 +69,18 @@ CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT, model TEXT, fold INTEGER, ok INTEGER, metrics TEXT, fit_time REAL, tune_time REAL,
     best_params TEXT, converged INTEGER, error TEXT, traceback TEXT, warnings TEXT,
     test_rows BLOB, y_pred BLOB, insight TEXT, history TEXT, model_file TEXT, finished REAL,
+    convergence TEXT,
     PRIMARY KEY (run_id, model, fold));
 CREATE TABLE IF NOT EXISTS trials (
     run_id TEXT, model TEXT, fold INTEGER, trial INTEGER, value REAL, params TEXT,
     PRIMARY KEY (run_id, model, fold, trial));
 """
+
+
+#: from-version -> the statements that bring a store to the next version.
+_MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE folds ADD COLUMN convergence TEXT"],   # how each fit ended, in words
+}
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -136,9 +144,17 @@ class RunStore:
                                          f"(schema version {version}; this mixcv reads up to {SCHEMA_VERSION}). "
                                          "Upgrade mixcv, or use another store: --store DIR, MIXCV_STORE=DIR, "
                                          "or MIXCV_STORE=off")
+            fresh = con.execute("SELECT name FROM sqlite_master WHERE name = 'runs'").fetchone() is None
             con.executescript(_SCHEMA)
-            if version < SCHEMA_VERSION:
+            if fresh:
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            else:
+                version = max(version, 1)   # mixcv 0.1 wrote no version: its layout is version 1
+                while version < SCHEMA_VERSION:
+                    for statement in _MIGRATIONS[version]:
+                        con.execute(statement)
+                    version += 1
+                    con.execute(f"PRAGMA user_version = {version}")
 
     def _connect(self) -> sqlite3.Connection:
         # WAL lets readers and one writer work at once; the timeout makes a second
@@ -211,8 +227,8 @@ class RunStore:
             data = con.execute("SELECT y, groups, row_index, meta FROM run_data WHERE run_id = ?", (rid,)).fetchone()
             splits = con.execute("SELECT train, test FROM splits WHERE run_id = ? ORDER BY fold", (rid,)).fetchall()
             folds = con.execute("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
-                                "error, traceback, warnings, test_rows, y_pred, insight, history, model_file "
-                                "FROM folds WHERE run_id = ?", (rid,)).fetchall()
+                                "error, traceback, warnings, test_rows, y_pred, insight, history, model_file, "
+                                "convergence FROM folds WHERE run_id = ?", (rid,)).fetchall()
             trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
                                  "ORDER BY model, fold, trial", (rid,)).fetchall()
         status, host, pid, spec_json, wall_time = run
@@ -233,7 +249,7 @@ class RunStore:
         base_of = {name: m.name for m in spec.models for name in spec.task_names(m)}
         outcomes = []
         for (model, fold, ok, metrics, fit_time, tune_time, best_params, converged, error, tb, warns, test_rows,
-             y_pred, insight, history, model_file) in folds:
+             y_pred, insight, history, model_file, convergence) in folds:
             estimator = None
             if model_file:
                 import joblib
@@ -246,6 +262,7 @@ class RunStore:
                 y_pred=None if y_pred is None else _from_npy(y_pred), estimator=estimator,
                 study=studies.get(base_of.get(model, model), {}).get(fold), insight=_frame_from(insight),
                 history=_frame_from(history), converged=None if converged is None else bool(converged),
+                convergence=convergence or "",
                 warnings=json.loads(warns or "[]"), error=error or "", traceback=tb or ""))
         rank = spec.result_rank()
         outcomes.sort(key=lambda o: (o.fold, rank[o.model]))
@@ -425,7 +442,8 @@ class StoreObserver:
                     error=o.error, traceback=o.traceback, warnings=_dumps(o.warnings),
                     test_rows=None if o.test_rows is None else _npy(o.test_rows),
                     y_pred=None if o.y_pred is None else _npy(o.y_pred), insight=_frame_json(o.insight),
-                    history=_frame_json(o.history), model_file=model_file, finished=time.time())
+                    history=_frame_json(o.history), model_file=model_file, finished=time.time(),
+                    convergence=o.convergence)
 
 
 def _insert(con: sqlite3.Connection, table: str, replace: bool = False, **row: Any) -> None:

@@ -194,16 +194,53 @@ def test_native_is_the_default_backend_and_engine_uses_it(grouped):
     assert est.backend == "native" and est.n_evals_ > 0 and (res.to_frame()["converged"] == True).all()  # noqa: E712
 
 
-def test_convergence_is_judged_by_the_gradient_not_the_optimiser_flag():
-    from scipy.optimize import OptimizeResult
-
-    from mixcv_core.models.lmm import _converged
+def _sleep_criterion(reml=True):
     X = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
     codes = pd.factorize(SLEEP["Subject"], sort=True)[0]
-    crit = _Criterion(X, SLEEP["Reaction"].to_numpy(float), X.copy(), codes, 18, reml=True)
+    return X, codes, _Criterion(X, SLEEP["Reaction"].to_numpy(float), X.copy(), codes, 18, reml=reml)
+
+
+def _saddle(crit):
+    """The best fit with the Days column of Lambda held at zero (a random slope perfectly
+    correlated with the intercept): a stationary point of the criterion, its gradient in
+    that column exactly zero by symmetry, that is not a minimum."""
+    from scipy.optimize import minimize
+    best = minimize(lambda t: crit(np.array([t[0], t[1], 0.0])), [1.0, 0.0], method="Nelder-Mead",
+                    options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000})
+    return np.array([best.x[0], best.x[1], 0.0])
+
+
+def test_the_saddle_passes_a_first_order_test_but_not_the_certificate():
+    from mixcv_core.models.lmm import _certify
+    _, _, crit = _sleep_criterion()
+    saddle = _saddle(crit)
+    _, grad = crit.value_and_grad(saddle)
+    assert np.max(np.abs(grad)) < 1e-4          # what fooled the bounded optimiser
+    cert = _certify(crit, saddle)
+    assert not cert.ok and "saddle" in cert.message
+    assert crit(cert.descent) < crit(saddle) - 1.0   # a real way down, not rounding
+
+
+def test_a_fit_started_at_the_saddle_escapes_it_to_lme4s_optimum():
+    from mixcv_core.models.lmm import fit_lmm
+    X, codes, crit = _sleep_criterion()
+    fit = fit_lmm(X, SLEEP["Reaction"].to_numpy(float), X.copy(), codes, 18, theta0=_saddle(crit))
+    assert fit.converged and not fit.boundary
+    np.testing.assert_allclose(fit.criterion, LME4_TIGHT["remlcrit"], rtol=1e-11)
+    np.testing.assert_allclose(fit.cov_re, LME4_TIGHT["cov"], rtol=1e-5)
+
+
+def test_converged_is_true_only_at_the_optimum():
+    from mixcv_core.models.lmm import _certify, fit_lmm
+    X, codes, crit = _sleep_criterion()
     optimum = fit_sleep().theta_
-    # A line search that gave up at the optimum is still an optimum...
-    assert _converged(OptimizeResult(status=2, success=False), crit, optimum, 1e-10)
-    # ...a limit reached is never convergence, and a point away from it is not one.
-    assert not _converged(OptimizeResult(status=1, success=False), crit, optimum, 1e-10)
-    assert not _converged(OptimizeResult(status=0, success=True), crit, optimum * 1.2, 1e-10)
+    assert _certify(crit, optimum).ok
+    away = _certify(crit, optimum * 1.2)
+    assert not away.ok and away.newton_decrement > 1e-3
+    # A limit reached is never convergence, and it says so.
+    short = fit_lmm(X, SLEEP["Reaction"].to_numpy(float), X.copy(), codes, 18, max_evals=4)
+    assert not short.converged and "limit of 4 criterion evaluations" in short.message
+    with pytest.warns(ConvergenceWarning, match="limit of 4"):
+        m = LinearMixedEffectsModel(max_evals=4).fit(SLEEP[["Days"]], SLEEP["Reaction"], groups=SLEEP["Subject"],
+                                                     slopes=["Days"])
+    assert not m.converged_ and m.convergence_ == short.message

@@ -77,8 +77,11 @@ def test_a_run_store_written_by_mixcv_0_1_opens_lists_and_loads(tmp_path):
     assert len(res.outcomes) == expected["n_outcomes"]
     got = {f"{m}|{k}": v for (m, k), v in res.summary["mean"].items()}
     assert got == pytest.approx(expected["summary_mean"], rel=1e-12)
+    assert {o.convergence for o in res.outcomes} == {""}     # a column added since, empty for old rows
     with sqlite3.connect(folder / "runs.sqlite") as con:
-        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # stamped on open
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # migrated on open
+        columns = [r[1] for r in con.execute("PRAGMA table_info(folds)")]
+    assert "convergence" in columns
 
 
 def test_a_store_from_a_newer_mixcv_is_refused_with_its_path(tmp_path):
@@ -104,7 +107,7 @@ def test_store_rows_are_inserted_by_column_name(tmp_path):
     names = ["run_id TEXT", "model TEXT", "fold INTEGER", "ok INTEGER", "metrics TEXT", "fit_time REAL",
              "tune_time REAL", "best_params TEXT", "converged INTEGER", "error TEXT", "traceback TEXT",
              "warnings TEXT", "test_rows BLOB", "y_pred BLOB", "insight TEXT", "history TEXT", "model_file TEXT",
-             "finished REAL"]
+             "finished REAL", "convergence TEXT"]
     reversed_table = ("CREATE TABLE folds (" + ", ".join(reversed(names))
                       + ", PRIMARY KEY (run_id, model, fold));")
     with sqlite3.connect(folder / "runs.sqlite") as con:
