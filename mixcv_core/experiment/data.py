@@ -15,6 +15,7 @@ import pandas as pd
 
 from .._seeding import derive_seed
 from ..errors import SpecError, SpecTypeError
+from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
 from .splits import SPLIT_METHODS, compute_splits, make_splitter
 
@@ -89,18 +90,16 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         need(c, "data.features")
     for c in spec.slopes:
         need(c, "data.slopes")
-    if not features:
-        raise SpecError("data.features", "no feature columns are left after removing target and groups")
 
     y_col = frame[spec.target]
     if _numeric_problem(y_col):
         raise SpecTypeError("data.target", f"the target {spec.target!r} must be numeric, it has dtype {y_col.dtype}")
-    bad = [f"{c!r} ({frame[c].dtype})" for c in features if _numeric_problem(frame[c])]
+    bad = non_numeric(frame, features)
     if bad:
         field = "data.slopes" if all(c in spec.slopes for c in features if _numeric_problem(frame[c])) else \
             "data.features"
         raise SpecTypeError(field, f"features must be numeric; {', '.join(bad)} are not. "
-                                   "Encode categories first, e.g. with pandas.get_dummies")
+                                   f"{NUMERIC_HINT}")
     X = frame[features].to_numpy(dtype=np.float64)
     y = y_col.to_numpy(dtype=np.float64)
 
@@ -138,6 +137,15 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
     fitted, naming the split.
     """
     data = prepare_data(spec.data, frame)
+    if not data.feature_names:
+        # The null model y ~ 1 + (1 | group): only models that fit an intercept alone can run.
+        need = [m.name for m in spec.models if not getattr(m.estimator_class, "intercept_only_ok", False)]
+        need += [f"MERF({m.name})" for m in spec.merf_models()]
+        if need:
+            raise SpecError("data.features", f"no feature columns are left after removing target and groups; "
+                                             f"{', '.join(need)} cannot be fitted without one. Only "
+                                             "LinearMixedEffectsModel fits the intercept-only (null) model "
+                                             "y ~ 1 + (1 | group)")
     n = len(data.y)
     n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
     _check_split_size(spec.outer.method, spec.outer.n_splits, n, n_groups, "outer", spec.outer.is_named)

@@ -16,7 +16,17 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import SpecError
 
-__all__ = ["MixedEffectsRegressor", "is_mixed", "as_frame"]
+__all__ = ["MixedEffectsRegressor", "is_mixed", "as_frame", "non_numeric", "NUMERIC_HINT"]
+
+#: How to fix a non-numeric feature; the engine's data check and the models say the same.
+NUMERIC_HINT = "Encode categories first, e.g. with pandas.get_dummies"
+
+
+def non_numeric(frame: pd.DataFrame, columns: list[Any] | None = None) -> list[str]:
+    """The columns of ``frame`` (all, or ``columns``) that are not numeric, as ``'name' (dtype)``."""
+    cols = list(frame.columns) if columns is None else columns
+    return [f"{c!r} ({frame[c].dtype})" for c in cols
+            if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
 
 
 def as_frame(X: Any, prefix: str = "x") -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """Per-group kernels shared by MERF and the native LMM: labels to codes, per-group sums.
 
 Both models need sums over the rows of each group (``Z_i'Z_i``, ``Z_i'r_i``...) many
-times. Sorting the rows by group once and reducing contiguous segments with
-``np.add.reduceat`` does that in one vectorised call per quantity, with no Python
-loop over groups.
+times. A sparse ``K x n`` indicator matrix built once turns each such sum into one
+sparse-dense product, with no Python loop over groups and no sorting of the rows
+(faster than ``np.add.reduceat`` on rows sorted by group, which needs a gather first).
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ __all__ = ["ClusterSums", "cluster_codes"]
 
 def cluster_codes(clusters: Any, n: int, field: str = "clusters") -> tuple[np.ndarray, pd.Index]:
     """Integer codes ``0..K-1`` per row and the cluster labels they stand for."""
-    values = clusters.to_numpy() if isinstance(clusters, (pd.Series, pd.Index)) else np.asarray(clusters)
+    if isinstance(clusters, pd.DataFrame) and clusters.shape[1] == 1:
+        clusters = clusters.iloc[:, 0]
+    values = clusters.to_numpy() if isinstance(clusters, (pd.Series, pd.Index, pd.DataFrame)) else np.asarray(clusters)
+    if values.ndim == 2 and values.shape[1] > 1:
+        names = (f" ({', '.join(map(repr, clusters.columns))})" if isinstance(clusters, pd.DataFrame) else "")
+        raise SpecError(field, f"one grouping factor is supported, got {values.shape[1]} columns{names}. Crossed "
+                               "random effects (e.g. subjects and items) are not supported; for nested groups "
+                               "(classes within schools) give one label per innermost group, e.g. "
+                               "df['school'].astype(str) + '/' + df['class'].astype(str)")
     if values.ndim != 1:
         raise SpecError(field, f"expected one label per row (1-D), got shape {values.shape}")
     if len(values) != n:
@@ -36,15 +44,14 @@ def cluster_codes(clusters: Any, n: int, field: str = "clusters") -> tuple[np.nd
 
 
 class ClusterSums:
-    """Per-cluster sums of row-wise quantities, by one sort and ``np.add.reduceat``."""
+    """Per-cluster sums of row-wise quantities: ``sums(values)[k] = values[codes == k].sum(0)``."""
 
     def __init__(self, codes: np.ndarray, n_clusters: int) -> None:
-        self.order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=n_clusters)
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        self.counts = counts
+        from scipy import sparse
+        n = len(codes)
+        self.counts = np.bincount(codes, minlength=n_clusters)
+        self._indicator = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_clusters, n))
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        # Every cluster has at least one row (codes come from factorize), so reduceat
-        # never meets an empty segment.
-        return np.add.reduceat(values[self.order], self.starts, axis=0)
+        flat = values.reshape(len(values), -1)
+        return np.asarray(self._indicator @ flat).reshape((self._indicator.shape[0],) + values.shape[1:])

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ..errors import ConvergenceWarning, SpecError
-from ._base import MixedEffectsRegressor, as_frame
+from ..errors import ConvergenceWarning, SpecError, SpecTypeError
+from ._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from ._groups import cluster_codes
 from .lmm import fit_lmm, relative_factor, singular_components
+from .lmm_summary import LMMSummary, variance_decomposition
 
 __all__ = ["LinearMixedEffectsModel"]
 
@@ -73,6 +75,13 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         ``-2 * llf_`` of a REML fit, as lme4's ``REMLcrit`` (NaN for ML fits).
     n_evals_ : int or None
         Criterion evaluations the optimiser used.
+    icc_ : float
+        Intraclass correlation: the random effects' share of the variance the fixed effects
+        leave, ``mean(z'Dz) / (mean(z'Dz) + sigma^2)`` over the fitting rows (Nakagawa et al.
+        2017; with a random intercept only, ``tau^2 / (tau^2 + sigma^2)``).
+    variance_decomposition_ : pandas.DataFrame
+        Variance of the fixed part, the random effects and the residual, and each one's share
+        (`mixcv_core.models.lmm_summary.variance_decomposition`).
     fit_warnings_ : list of str
         Warnings the backend raised during the fit.
 
@@ -86,6 +95,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     """
 
     _backends = ("native", "statsmodels")
+    #: Fits ``y ~ 1 + (1 | g)`` when X has no columns (the engine reads this).
+    intercept_only_ok = True
 
     def __init__(self, reml: bool = True, predict_known_groups: bool = True,
                  backend: str = "native", method: str | Sequence[str] | None = None,
@@ -96,17 +107,49 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.method = method
         self.max_evals = max_evals
 
-    def fit(self, X, y, groups, slopes=None, **fit_kwargs) -> LinearMixedEffectsModel:
+    def fit(self, X: Any, y: Any, groups: Any, slopes: Any = None, **fit_kwargs: Any) -> LinearMixedEffectsModel:
+        """Fit by REML (or ML).
+
+        Parameters
+        ----------
+        X : DataFrame or array of shape (n, p)
+            Numeric fixed-effects features; may have no columns (the null model,
+            ``y ~ 1 + (1 | g)``).
+        y : array-like of shape (n,)
+        groups : array-like of shape (n,)
+            One grouping factor (a label per row).
+        slopes : list of column names of X, or array-like of shape (n, s), optional
+            Random slopes (a random intercept is always included).
+
+        Raises
+        ------
+        SpecError, SpecTypeError
+            Naming ``X``, ``y``, ``groups`` or ``slopes``: non-numeric columns, lengths that
+            differ, more than one grouping factor, a constant slope, collinear features.
+        """
         if self.backend not in self._backends:
             raise SpecError("backend", f"unknown LMM backend {self.backend!r}; choose one of {self._backends}")
         if groups is None:
             raise SpecError("groups", "LinearMixedEffectsModel needs groups")
         Xf = as_frame(X).reset_index(drop=True)
+        bad = non_numeric(Xf)
+        if bad:
+            raise SpecTypeError("X", f"features must be numeric; {', '.join(bad)} are not. {NUMERIC_HINT}")
         Z = self._slopes(Xf, slopes).reset_index(drop=True)
-        yv = np.asarray(y, dtype=float).ravel()
-        g = np.asarray(groups)
-        if not (len(yv) == len(Xf) == len(g)):
-            raise SpecError("groups", f"X has {len(Xf)} rows, y {len(yv)}, groups {len(g)}")
+        bad = non_numeric(Z)
+        if bad:
+            raise SpecTypeError("slopes", f"random slopes must be numeric; {', '.join(bad)} are not. {NUMERIC_HINT}")
+        try:
+            yv = np.asarray(y, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise SpecTypeError("y", "the target must be numeric") from None
+        codes, labels = cluster_codes(groups, len(yv), field="groups")
+        if len(Xf) != len(yv):
+            raise SpecError("X", f"X has {len(Xf)} rows but y has {len(yv)}")
+        constant = [c for c in Z.columns if np.ptp(Z[c].to_numpy(dtype=float)) == 0]
+        if constant:
+            raise SpecError("slopes", f"the slope column(s) {constant} are constant: a random slope needs values that "
+                                      "vary (a constant is already the random intercept)")
         exog = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Xf.astype(float)], axis=1)
         exog_re = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Z.astype(float)], axis=1)
         rank = np.linalg.matrix_rank(exog.to_numpy())
@@ -114,9 +157,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             raise SpecError("X", f"the fixed-effects design (intercept + {Xf.shape[1]} features) has rank {rank}: "
                                  "some columns are collinear or constant; drop them")
         if self.backend == "native":
-            self._fit_native(exog, exog_re, yv, g)
+            self._fit_native(exog, exog_re, yv, codes, labels)
         else:
-            self._fit_statsmodels(exog, exog_re, yv, g, fit_kwargs)
+            self._fit_statsmodels(exog, exog_re, yv, labels[codes], fit_kwargs)
         if not self.converged_:
             warnings.warn(ConvergenceWarning(
                 f"LinearMixedEffectsModel ({self.backend}) did not converge; estimates may be wrong"
@@ -128,10 +171,56 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.n_features_in_ = Xf.shape[1]
         self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
         self.slope_names_ = list(Z.columns)
+        self.response_name_ = str(y.name) if isinstance(y, pd.Series) and y.name is not None else "y"
+        self.groups_name_ = (str(groups.name) if isinstance(groups, pd.Series) and groups.name is not None
+                             else "group")
+        self.n_obs_, self.n_groups_ = len(yv), len(labels)
+        # The variance decomposition is a property of the fitting rows: keep it, not them.
+        self.variance_decomposition_ = variance_decomposition(
+            exog.to_numpy(dtype=float) @ self.fe_params_.to_numpy(), exog_re.to_numpy(dtype=float),
+            self.cov_re_.to_numpy(), self.scale_)
+        v = self.variance_decomposition_["variance"]
+        self.icc_ = float(v["random effects"] / (v["random effects"] + v["residual"]))
         return self
 
-    def _fit_native(self, exog: pd.DataFrame, exog_re: pd.DataFrame, y: np.ndarray, g: np.ndarray) -> None:
-        codes, labels = cluster_codes(g, len(y), field="groups")
+    def summary(self, confidence: float = 0.95) -> LMMSummary:
+        """The fit as a researcher reports it, like lme4's ``summary``: fixed effects with
+        standard errors, t values and Wald confidence intervals; random-effect standard
+        deviations and correlations; the residual; the criterion; the variance
+        decomposition (ICC, marginal and conditional R²); convergence and boundary status.
+
+        Prints as text; displays as HTML in a notebook.
+        """
+        check_is_fitted(self, "fe_params_")
+        from scipy.stats import norm
+        z = float(norm.ppf(0.5 + confidence / 2))
+        fe, se = self.fe_params_, self.bse_
+        fixed = pd.DataFrame({"estimate": fe, "std_error": se, "t_value": fe / se,
+                              "ci_low": fe - z * se, "ci_high": fe + z * se})
+        fixed.index = ["(Intercept)" if i == "Intercept" else i for i in fixed.index]
+        cov = self.cov_re_.to_numpy()
+        sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(sd, sd)
+        names = ["(Intercept)" if n == "Intercept" else str(n) for n in self.cov_re_.index]
+        random = pd.DataFrame({"variance": np.diag(cov), "std_dev": sd}, index=names)
+        for j, name in enumerate(names[:-1]):
+            random[f"corr_{name}"] = corr[:, j]
+        fe_terms = " + ".join(str(c) for c in self.feature_names_in_) or "1"
+        re_terms = " + ".join(["1"] + [str(c) for c in self.slope_names_])
+        crit = self.reml_criterion_ if self.reml else -2.0 * self.llf_
+        return LMMSummary(
+            title=f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'} "
+                  f"(mixcv, {self.backend} solver)",
+            formula=f"{self.response_name_} ~ {fe_terms} + ({re_terms} | {self.groups_name_})",
+            fixed=fixed, random=random, residual_variance=self.scale_, decomposition=self.variance_decomposition_,
+            icc=self.icc_, criterion_name="REML criterion" if self.reml else "-2 log-likelihood", criterion=crit,
+            loglik=self.llf_, n_obs=self.n_obs_, n_groups=self.n_groups_, groups_name=self.groups_name_,
+            convergence=self.convergence_, converged=self.converged_, boundary=list(self.boundary_),
+            confidence=confidence)
+
+    def _fit_native(self, exog: pd.DataFrame, exog_re: pd.DataFrame, y: np.ndarray, codes: np.ndarray,
+                    labels: pd.Index) -> None:
         fit = fit_lmm(exog.to_numpy(dtype=float), y, exog_re.to_numpy(dtype=float), codes, len(labels),
                       reml=self.reml, max_evals=self.max_evals)
         fe_names, re_names = list(exog.columns), list(exog_re.columns)

@@ -47,10 +47,12 @@ few Newton steps achieve. ``converged`` is True only at such a certified point.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize
+from threadpoolctl import ThreadpoolController
 
 from . import _batched
 from ._groups import ClusterSums
@@ -60,6 +62,8 @@ __all__ = ["LMMFit", "fit_lmm", "relative_factor", "singular_components"]
 #: Largest predicted distance to the minimum (criterion units, i.e. twice the
 #: log-likelihood) at which a point is certified.
 NEWTON_DECREMENT_TOL = 1e-8
+#: L-BFGS-B's relative tolerance on the criterion: the certificate's Newton steps finish the job.
+FTOL = 1e-12
 
 
 @dataclass
@@ -96,6 +100,9 @@ class _Solve:
     logdet_RX: float        # log|R_X|^2
     S: np.ndarray           # (p, p) R_X'R_X
     chol: np.ndarray        # (K, q, q) Cholesky factors of A_g = Lambda'Z_g'Z_g Lambda + I
+    F: np.ndarray           # (K, q, p) A_g^-1 Lambda'H_g
+    WG: np.ndarray | None   # (K, q, q) A_g^-1 Lambda'G_g (for the gradient)
+    LtG: np.ndarray | None  # (K, q, q) Lambda'G_g (for the gradient)
 
 
 class _Criterion:
@@ -108,12 +115,16 @@ class _Criterion:
         # Work with y residualised on X: the criterion is unchanged (beta absorbs the
         # shift), and r^2 = y'y - b's below then cancels against the OLS residual sum of
         # squares instead of the raw y'y, which keeps full precision for large means.
-        self.beta_ols = np.linalg.lstsq(X, y, rcond=None)[0]
+        # (Normal equations: X has full column rank, checked by the caller, and only the
+        # residual's conditioning matters here; beta itself is solved for exactly below.)
+        self.beta_ols = np.linalg.solve(X.T @ X, X.T @ y)
         yr = y - X @ self.beta_ols
-        sums = ClusterSums(codes, n_groups)
-        self.G = sums(np.einsum("nj,nk->njk", Z, Z))          # (K, q, q)
-        self.H = sums(np.einsum("nj,nk->njk", Z, X))          # (K, q, p)
-        self.c = sums(Z * yr[:, None])                        # (K, q)
+        # One pass over the rows for every per-group sum: Z_g'[Z_g | X_g | y_g].
+        q = Z.shape[1]
+        sums = ClusterSums(codes, n_groups)(np.einsum("nj,nk->njk", Z, np.column_stack([Z, X, yr])))
+        self.G = np.ascontiguousarray(sums[:, :, :q])                     # (K, q, q)
+        self.H = np.ascontiguousarray(sums[:, :, q:q + p])                # (K, q, p)
+        self.c = np.ascontiguousarray(sums[:, :, q + p])                  # (K, q)
         self.XtX = X.T @ X
         self.Xty = X.T @ yr
         self.yty = float(yr @ yr)
@@ -124,34 +135,38 @@ class _Criterion:
         self.rows, self.cols = tril[0][order], tril[1][order]
         self.diag = np.flatnonzero(self.rows == self.cols)
         self.dof = self.n - self.p if reml else self.n
+        self._last: tuple[bytes, float, np.ndarray] | None = None
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         L = np.zeros((self.q, self.q))
         L[self.rows, self.cols] = theta
         return L
 
-    def solve(self, theta: np.ndarray) -> _Solve:
+    def solve(self, theta: np.ndarray, gradient: bool = False) -> _Solve:
         lam = self.lam(theta)
-        K, p = self.H.shape[0], self.p
-        A = lam.T @ self.G @ lam                                          # (K, q, q)
-        A[:, np.arange(self.q), np.arange(self.q)] += 1.0
+        K, q, p = self.H.shape
+        LtG = _batched.left(lam.T, self.G)                                # Lambda'G_g, (K, q, q)
+        A = _batched.right(LtG, lam)                                      # Lambda'G_g Lambda
+        A[:, np.arange(q), np.arange(q)] += 1.0
         chol = _batched.cholesky(A)
-        LtH = lam.T @ self.H                                              # Lambda'Z_g'X_g, (K, q, p)
+        LtH = _batched.left(lam.T, self.H)                                # Lambda'Z_g'X_g, (K, q, p)
         Ltc = self.c @ lam                                                # Lambda'Z_g'y_g, (K, q)
-        rhs = np.concatenate([LtH, Ltc[..., None]], axis=2)
-        sol = _batched.cho_solve(chol, rhs)                               # A_g^-1 [LtH | Ltc]
+        # One solve for everything: A_g^-1 [Lambda'H_g | Lambda'c_g | (Lambda'G_g for the gradient)].
+        parts = [LtH, Ltc[..., None]] + ([LtG] if gradient else [])
+        sol = _batched.cho_solve(chol, np.concatenate(parts, axis=2))
+        F = sol[..., :p]
         # Sums over groups as one matrix product over the stacked (K*q) rows.
-        flat_LtH = LtH.reshape(K * self.q, p)
-        cross = flat_LtH.T @ sol.reshape(K * self.q, p + 1)
+        cross = LtH.reshape(K * q, p).T @ sol[..., :p + 1].reshape(K * q, p + 1)
         S = self.XtX - cross[:, :p]                                       # R_X'R_X
         r = self.Xty - cross[:, p]
         RX = np.linalg.cholesky(S)
         beta = np.linalg.solve(S, r)
-        u = sol[..., p] - sol[..., :p] @ beta                             # (K, q)
+        u = sol[..., p] - (F.reshape(K * q, p) @ beta).reshape(K, q)     # (K, q)
         pwrss = self.yty - float(Ltc.ravel() @ u.ravel()) - float(self.Xty @ beta)
         logdet_RX = float(2.0 * np.log(np.diag(RX)).sum())
         return _Solve(lam=lam, beta=beta, u=u, pwrss=pwrss, logdet_L=_batched.logdet(chol), logdet_RX=logdet_RX,
-                      S=S, chol=chol)
+                      S=S, chol=chol, F=F, WG=sol[..., p + 1:] if gradient else None,
+                      LtG=LtG if gradient else None)
 
     def __call__(self, theta: np.ndarray) -> float:
         return self.value_and_grad(theta, gradient=False)[0]
@@ -160,19 +175,24 @@ class _Criterion:
         """The criterion and its exact gradient in theta.
 
         The gradient follows from three derivatives (E_k = dLambda/dtheta_k, a single 1
-        at (r_k, c_k)):
+        at (r_k, c_k)), written with F_g = A_g^-1 Lambda'H_g from the solve:
 
         - d log|A_g| = 2 (A_g^-1 Lambda'G_g)[c_k, r_k];
-        - d log|S| = -sum_g 2 [(A_g^-1 Lambda'P_g) - (Q_g Lambda'G_g)][c_k, r_k], with
-          S = X'X - sum_g H_g' Lambda A_g^-1 Lambda' H_g, P_g = H_g S^-1 H_g' and
-          Q_g = A_g^-1 Lambda'P_g Lambda A_g^-1;
+        - d log|S| = -2 sum_g [F_g S^-1 H_g' - F_g S^-1 F_g' Lambda'G_g][c_k, r_k], with
+          S = X'X - sum_g H_g' Lambda A_g^-1 Lambda' H_g;
         - d r^2 = -2 sum_g (Z_g'e_g)[r_k] u_g[c_k] (envelope theorem: u and beta are at
           their optimum), with Z_g'e_g = c_g - H_g beta - G_g Lambda u_g.
+
+        Sums over groups are single matrix products (`_batched.sum_products`); one product
+        per evaluation (REML only) is stacked per group.
         """
+        key = theta.tobytes()
+        if gradient and self._last is not None and self._last[0] == key:
+            return self._last[1], self._last[2].copy()   # the certificate asks where the optimiser stopped
         self.n_evals += 1
         nan_grad = np.full(len(self.rows), np.nan)
         try:
-            s = self.solve(theta)
+            s = self.solve(theta, gradient=gradient)
         except np.linalg.LinAlgError:
             return np.inf, nan_grad
         pwrss = s.pwrss
@@ -184,20 +204,21 @@ class _Criterion:
             value += s.logdet_RX
         if not gradient:
             return float(value), nan_grad
+        assert s.WG is not None and s.LtG is not None
         lam, beta, u = s.lam, s.beta, s.u
-        Ainv = _batched.cho_inverse(s.chol)                                # (K, q, q)
-        LtG = lam.T @ self.G
+        K, q, p = self.H.shape
         rows, cols = self.rows, self.cols
-        grad = 2.0 * (Ainv @ LtG).sum(axis=0)[cols, rows]                 # d log|L|^2
-        Zte = self.c - self.H @ beta - (self.G @ lam @ u[..., None])[..., 0]
+        grad = 2.0 * s.WG.sum(axis=0)[cols, rows]                          # d log|L|^2
+        b = u @ lam.T                                                      # Lambda u_g, (K, q)
+        Zte = self.c - (self.H.reshape(K * q, p) @ beta).reshape(K, q) - (self.G * b[:, None, :]).sum(axis=2)
         d_pwrss = -2.0 * (Zte[:, rows] * u[:, cols]).sum(axis=0)
         grad += dof * d_pwrss / pwrss
         if self.reml:
-            HSinv = self.H @ np.linalg.inv(s.S)                            # (K, q, p)
-            P = HSinv @ np.swapaxes(self.H, 1, 2)                          # (K, q, q)
-            AinvLtP = Ainv @ lam.T @ P
-            Q = AinvLtP @ lam @ Ainv
-            grad -= 2.0 * (AinvLtP - Q @ LtG).sum(axis=0)[cols, rows]
+            FS = _batched.right(s.F, np.linalg.inv(s.S))                   # F_g S^-1, (K, q, p)
+            M = FS @ np.swapaxes(s.F, 1, 2)                                # F_g S^-1 F_g', stacked
+            term = _batched.sum_products(FS, np.swapaxes(self.H, 1, 2)) - _batched.sum_products(M, s.LtG)
+            grad -= 2.0 * term[cols, rows]
+        self._last = (key, float(value), grad.copy())
         return float(value), grad
 
     def normalise(self, theta: np.ndarray) -> np.ndarray:
@@ -216,17 +237,22 @@ class _Certificate:
     newton_decrement: float
     zero_columns: list[int]
     message: str
+    newton: bool = False            # the descent point is a Newton step (near the minimum), not an escape
 
 
 def _hessian(crit: _Criterion, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Central differences of the exact gradient, symmetrised (``2 dim`` gradient evaluations)."""
+    """Forward differences of the exact gradient, symmetrised (``dim`` gradient evaluations).
+
+    Its use is qualitative (signs of eigenvalues) and the Newton step, both of which a
+    relative error of ~1e-6 leaves unchanged.
+    """
     dim = len(theta)
     H = np.empty((dim, dim))
     for j in range(dim):
-        h = 1e-5 * max(1.0, abs(theta[j]))
+        h = 1e-6 * max(1.0, abs(theta[j]))
         e = np.zeros(dim)
         e[j] = h
-        H[:, j] = (crit.value_and_grad(theta + e)[1] - crit.value_and_grad(theta - e)[1]) / (2 * h)
+        H[:, j] = (crit.value_and_grad(theta + e)[1] - grad) / h
     return (H + H.T) / 2
 
 
@@ -281,17 +307,17 @@ def _certify(crit: _Criterion, theta: np.ndarray) -> _Certificate:
                                             "negative curvature: not a minimum")
         return _Certificate(False, None, gmax, np.inf, zero_cols,
                             "the Hessian is singular: the random-effects covariance is not identified")
-    step = np.linalg.solve(Hf, g)
-    decrement = float(g @ step / 2)
+    newton = np.linalg.solve(Hf, g)
+    decrement = float(g @ newton / 2)
     if decrement <= NEWTON_DECREMENT_TOL:
         return _Certificate(True, None, gmax, decrement, zero_cols, "optimum")
     # Not there yet: offer the Newton point (halved until it descends).
     for t in (1.0, 0.5, 0.25, 0.125):
         trial = theta.copy()
-        trial[free] -= t * step
+        trial[free] -= t * newton
         if crit(trial) < value:
             return _Certificate(False, trial, gmax, decrement, zero_cols,
-                                f"not yet at the minimum (predicted decrease {decrement:.2g})")
+                                f"not yet at the minimum (predicted decrease {decrement:.2g})", newton=True)
     return _Certificate(False, None, gmax, decrement, zero_cols,
                         f"stalled {decrement:.2g} above the predicted minimum")
 
@@ -310,6 +336,12 @@ def _standardise_Z(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if s > 0:
             T[0, k], T[k, k] = -m / s, 1.0 / s
     return Z @ T, T
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpools() -> ThreadpoolController:
+    # Inspecting the loaded BLAS libraries takes milliseconds: do it once.
+    return ThreadpoolController()
 
 
 def fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_groups: int,
@@ -334,6 +366,14 @@ def fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_gr
     -------
     LMMFit
     """
+    # Every BLAS call here is on matrices of a few columns: threads only add their
+    # start-up cost (2-3x slower on two cores, worse when the machine is busy).
+    with _threadpools().limit(limits=1, user_api="blas"):
+        return _fit_lmm(X, y, Z, codes, n_groups, reml, theta0, max_evals, max_restarts)
+
+
+def _fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_groups: int, reml: bool,
+             theta0: np.ndarray | None, max_evals: int, max_restarts: int) -> LMMFit:
     Zs, T = _standardise_Z(Z)
     Tinv = np.linalg.inv(T)
     crit = _Criterion(X, y, Zs, codes, n_groups, reml)
@@ -344,29 +384,41 @@ def fit_lmm(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_gr
         lam0 = np.zeros((crit.q, crit.q))
         lam0[crit.rows, crit.cols] = theta0
         theta = relative_factor(Tinv @ lam0 @ lam0.T @ Tinv.T)[crit.rows, crit.cols]
-    options = {"ftol": 1e-15, "gtol": 1e-12, "maxls": 50}
-    restarts, limit = 0, False
+    options = {"ftol": FTOL, "gtol": 1e-12, "maxls": 50}
+    restarts, newton_steps, limit = 0, 0, False
     cert = None
     message = ""
+    optimise = True
     while True:
         remaining = max_evals - crit.n_evals
         if remaining <= 0:
             limit = True
             break
-        res = optimize.minimize(crit.value_and_grad, theta, jac=True, method="L-BFGS-B",
-                                options={**options, "maxfun": remaining})
-        theta = crit.normalise(np.asarray(res.x, dtype=float))
+        if optimise:
+            res = optimize.minimize(crit.value_and_grad, theta, jac=True, method="L-BFGS-B",
+                                    options={**options, "maxfun": remaining})
+            theta = crit.normalise(np.asarray(res.x, dtype=float))
         cert = _certify(crit, theta)
         if cert.ok:
             break
-        if cert.descent is None or restarts >= max_restarts or crit.n_evals >= max_evals:
+        if cert.descent is None or crit.n_evals >= max_evals:
             limit = crit.n_evals >= max_evals
             break
-        restarts += 1
+        if cert.newton and newton_steps < 5:
+            # Close to the minimum: Newton converges quadratically from here, so take
+            # the step and certify again rather than restart the quasi-Newton method.
+            newton_steps += 1
+            optimise = False
+        elif restarts < max_restarts:
+            # A way out of a saddle (or a Newton step that made too little progress):
+            # restart the optimiser from the lower point.
+            restarts += 1
+            optimise = True
+        else:
+            break
         theta = crit.normalise(cert.descent)
-    assert cert is not None or limit
     converged = bool(cert is not None and cert.ok and not limit)
-    if converged:
+    if cert is not None and converged:
         message = "optimum" if not cert.zero_columns else "optimum on the boundary (a singular covariance)"
     elif limit:
         message = f"stopped at the limit of {max_evals} criterion evaluations"

@@ -51,7 +51,7 @@ def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: b
     """
     X_tr, X_te = data.X[train], data.X[test]
     scaler = None
-    if scale:
+    if scale and data.X.shape[1]:   # the null model has no features to scale
         scaler = StandardScaler().fit(X_tr)
         X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
     cols = data.feature_names

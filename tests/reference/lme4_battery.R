@@ -100,6 +100,7 @@ fit_summary <- function(m, reml) {
     fixef = as.list(fixef(m)),
     se = as.list(sqrt(diag(as.matrix(vcov(m))))),
     vcov = unname(as.matrix(vcov(m))),
+    wald_ci = unname(confint(m, parm = "beta_", method = "Wald", level = 0.95)),
     sigma2 = sigma(m)^2,
     cov_re = unname(as.matrix(vc)[, , drop = FALSE]),
     re_names = I(colnames(as.matrix(vc))),

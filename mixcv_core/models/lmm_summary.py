@@ -1,0 +1,133 @@
+"""A fitted linear mixed model summarised the way a researcher reports it, as lme4 prints it.
+
+`LMMSummary` holds the tables — fixed effects with standard errors, t values and Wald
+confidence intervals; random-effect standard deviations and correlations; the residual;
+the variance decomposition — and renders them as text (``str``, like lme4's ``summary``)
+and as HTML (``_repr_html_``, for notebooks). It is built by
+`LinearMixedEffectsModel.summary` and knows nothing of how the model was fitted.
+
+The variance decomposition follows Nakagawa & Schielzeth (2013) and Nakagawa, Johnson &
+Schielzeth (2017, J. R. Soc. Interface 14: 20170213): over the rows the model was
+fitted on, the fixed effects explain ``var(X beta)``, the random effects on average
+``mean_i(z_i' D z_i)`` and the residual ``sigma^2``; the intraclass correlation (ICC) is
+the random effects' share of the variance the fixed effects leave, and the marginal and
+conditional R² are the shares of the total explained by the fixed part and by both parts.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LMMSummary", "variance_decomposition"]
+
+
+def variance_decomposition(fixed_part: np.ndarray, Z: np.ndarray, cov_re: np.ndarray,
+                           sigma2: float) -> pd.DataFrame:
+    """Variance explained by the fixed effects, the random effects and the residual.
+
+    Parameters
+    ----------
+    fixed_part : (n,) ``X beta`` on the fitting rows (intercept included; its variance is used).
+    Z : (n, q) the random-effects design on those rows.
+    cov_re : (q, q) the random-effects covariance ``D``.
+    sigma2 : residual variance.
+
+    Returns
+    -------
+    DataFrame
+        Rows ``fixed effects``, ``random effects``, ``residual``, ``total``; columns
+        ``variance`` and ``share``.
+    """
+    v_fixed = float(np.var(fixed_part))
+    v_random = float(np.mean(np.einsum("ij,jk,ik->i", Z, cov_re, Z)))   # mean of z_i' D z_i
+    total = v_fixed + v_random + sigma2
+    table = pd.DataFrame({"variance": [v_fixed, v_random, sigma2, total]},
+                         index=pd.Index(["fixed effects", "random effects", "residual", "total"], name="component"))
+    table["share"] = table["variance"] / total
+    return table
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    if not np.isfinite(x):
+        return "–"
+    return f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:.3e}"
+
+
+def _html_table(frame: pd.DataFrame, formatter: object) -> str:
+    # Names come from the user's columns: escaped in the index and header, not only the cells.
+    styler = frame.style.format(formatter).format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+    return str(styler.to_html())
+
+
+@dataclass
+class LMMSummary:
+    """The citable summary of one fitted `LinearMixedEffectsModel` (see the module docstring)."""
+
+    title: str                    # "Linear mixed model fit by REML"
+    formula: str                  # "Reaction ~ Days + (1 + Days | Subject)"
+    fixed: pd.DataFrame           # estimate, std_error, t_value, ci_low, ci_high
+    random: pd.DataFrame          # variance, std_dev, and corr_<name> columns, per random effect
+    residual_variance: float
+    decomposition: pd.DataFrame   # from `variance_decomposition`
+    icc: float
+    criterion_name: str           # "REML criterion" or "-2 log-likelihood"
+    criterion: float
+    loglik: float
+    n_obs: int
+    n_groups: int
+    groups_name: str
+    convergence: str              # the fit's own account ("optimum", ...)
+    converged: bool
+    boundary: list[str]
+    confidence: float = 0.95
+
+    def __str__(self) -> str:
+        lines = [self.title, f" Formula: {self.formula}", f"{self.criterion_name} at convergence: "
+                 f"{self.criterion:.4f}   log-likelihood: {self.loglik:.4f}", "", "Random effects:"]
+        rnd = pd.DataFrame({"Groups": [self.groups_name] + [""] * (len(self.random) - 1) + ["Residual"],
+                            "Name": list(self.random.index) + [""],
+                            "Variance": [_fmt(v) for v in self.random["variance"]] + [_fmt(self.residual_variance)],
+                            "Std.Dev.": [_fmt(v) for v in self.random["std_dev"]]
+                            + [_fmt(float(np.sqrt(self.residual_variance)))]})
+        corr_cols = [c for c in self.random.columns if c.startswith("corr_")]
+        if corr_cols:
+            # lme4's layout: the lower triangle of the correlation matrix, row by row.
+            rnd["Corr"] = [" ".join(_fmt(self.random.iloc[i][c], 2) for c in corr_cols[:i])
+                           for i in range(len(self.random))] + [""]
+        lines.append(" " + rnd.to_string(index=False).replace("\n", "\n "))
+        lines.append(f"Number of obs: {self.n_obs}, groups: {self.groups_name}, {self.n_groups}")
+        lines += ["", f"Fixed effects (Wald {self.confidence:.0%} confidence intervals):"]
+        fx = self.fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error", "t_value": "t value",
+                                        "ci_low": "CI low", "ci_high": "CI high"})
+        lines.append(fx.to_string(float_format=lambda v: _fmt(v, 6)))
+        d = self.decomposition["share"]
+        lines += ["", f"Variance: fixed effects {d['fixed effects']:.1%}, random effects {d['random effects']:.1%}, "
+                      f"residual {d['residual']:.1%}; ICC {self.icc:.3f}; marginal R² {d['fixed effects']:.3f}, "
+                      f"conditional R² {d['fixed effects'] + d['random effects']:.3f}"]
+        status = self.convergence + ("" if self.converged else "  (NOT CONVERGED: estimates may be wrong)")
+        lines.append(f"Convergence: {status}")
+        if self.boundary:
+            lines.append(f"Boundary (singular) fit: {', '.join(self.boundary)} at zero variance or perfect correlation")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        fixed = _html_table(self.fixed, lambda v: _fmt(v, 6))
+        random = _html_table(self.random, _fmt)
+        decomposition = _html_table(self.decomposition, {"variance": _fmt, "share": "{:.1%}"})
+        flag = "" if self.converged else " <b class='mixcv-fail'>(not converged: estimates may be wrong)</b>"
+        boundary = (f"<div>Boundary (singular) fit: {e(', '.join(self.boundary))}</div>" if self.boundary else "")
+        return (f"<div class='mixcv-lmm-summary'><h4>{e(self.title)}</h4><div><code>{e(self.formula)}</code></div>"
+                f"<div>{e(self.criterion_name)} {self.criterion:.4f}; log-likelihood {self.loglik:.4f}; "
+                f"{self.n_obs} observations in {self.n_groups} groups ({e(self.groups_name)})</div>"
+                f"<div>Fixed effects (Wald {self.confidence:.0%} intervals)</div>{fixed}"
+                f"<div>Random effects (residual variance {_fmt(self.residual_variance)})</div>{random}"
+                f"<div>Variance decomposition: ICC {self.icc:.3f}</div>{decomposition}"
+                f"<div>Convergence: {e(self.convergence)}{flag}</div>{boundary}</div>")
