@@ -207,6 +207,8 @@ RULES: dict[str, Rule] = {
     "merf.max_iterations": Integer(1),
     "merf.stopping_threshold": Real(0.0, None, closed="neither", none=True),
     "merf.stopping_window": Integer(1, none=True),
+    "merf.linear_fixed_effects": Boolean(),
+    "merf.em_estimators": Integer(1, none=True),
     "models.requires_inner_cv": Boolean(),
     "models.add_merf": Boolean(),
     "predict_known_groups_lmm": Boolean(),

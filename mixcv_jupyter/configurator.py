@@ -255,10 +255,18 @@ class Configurator:
         self.merf_all = w.Checkbox(value=False, description="MERF for every model", indent=False)
         self.merf_iter = _bounded("merf.max_iterations", 100, "EM iterations", "200px",
                                   style={"description_width": "initial"})
-        self.merf_threshold = w.Text(description="stop below", placeholder="e.g. 1e-4 (relative GLL change)",
-                                     layout=w.Layout(width="300px"))
-        self.merf_window = w.Text(description="for iterations", placeholder="1", layout=w.Layout(width="200px"),
-                                  style={"description_width": "initial"})
+        self.merf_threshold = w.Text(value="0.01", description="stop below",
+                                     placeholder="empty: run every iteration",
+                                     layout=w.Layout(width="300px"),
+                                     tooltip="relative change of the GLL that counts as converged")
+        self.merf_window = w.Text(value="2", description="for iterations", placeholder="1",
+                                  layout=w.Layout(width="200px"), style={"description_width": "initial"})
+        self.merf_linear = w.Checkbox(value=True, description="linear fixed part (zero-mean random effects)",
+                                      indent=False, layout=w.Layout(width="320px"),
+                                      tooltip="off: merf 1.0's algorithm")
+        self.merf_em_estimators = w.Text(value="50", description="EM trees", placeholder="all",
+                                         layout=w.Layout(width="180px"),
+                                         tooltip="trees of a forest during EM; the full forest is fitted at the end")
         self.seed = _bounded("seed", 42, "seed", "180px")
         self.n_jobs = _bounded("n_jobs", 1, "n_jobs", "180px")
         labels = {"keep": "on error: keep going", "raise": "on error: stop (raise)"}
@@ -303,7 +311,8 @@ class Configurator:
         for c in (self.dataset_name, self.target, self.groups, self.slopes, self.all_features, self.features,
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
                   self.predict_known, self.trials, self.objective, self.metrics, self.merf_all, self.merf_iter,
-                  self.merf_threshold, self.merf_window, self.seed, self.n_jobs, self.on_error, self.output_name,
+                  self.merf_threshold, self.merf_window, self.merf_linear, self.merf_em_estimators, self.seed,
+                  self.n_jobs, self.on_error, self.output_name,
                   self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
                   self.mlflow_on, self.mlflow_uri):
             c.observe(lambda _: self._validate(), "value")
@@ -336,7 +345,8 @@ class Configurator:
         tuning = self._section("Tuning and MERF", [
             w.HBox([self.trials, self.msg_trials, self.objective, self.msg_objective], layout=wrap),
             w.HBox([self.metrics, self.msg_metrics], layout=wrap),
-            w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.msg_merf],
+            w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.merf_linear,
+                    self.merf_em_estimators, self.msg_merf],
                    layout=wrap),
             w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs, self.on_error], layout=wrap)])
         tracking = self._section("Tracking", [
@@ -391,12 +401,15 @@ class Configurator:
             objective = import_dotted(self.objective.value.strip(), "tuning.objective_scorer")
         threshold = parse_param(self.merf_threshold.value) if self.merf_threshold.value.strip() else None
         window = parse_param(self.merf_window.value) if self.merf_window.value.strip() else None
+        em_estimators = (parse_param(self.merf_em_estimators.value) if self.merf_em_estimators.value.strip()
+                         else None)
         return ExperimentSpec(
             data=data, models=tuple(models),
             outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, _field="outer"),
             inner=SplitSpec(self.inner.value, self.inner_k.value, self.scale_inner.value, _field="inner"),
             tuning=TuningSpec(self.trials.value, objective),
-            merf=MerfSpec(self.merf_all.value, self.merf_iter.value, threshold, window),
+            merf=MerfSpec(self.merf_all.value, self.merf_iter.value, threshold, window, self.merf_linear.value,
+                          em_estimators),
             metrics=list(self.metrics.value) or [],
             predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value,
             on_error=self.on_error.value)
@@ -448,6 +461,8 @@ class Configurator:
             self.merf_all.value, self.merf_iter.value = m.add_merf_global, m.max_iterations
             self.merf_threshold.value = "" if m.stopping_threshold is None else repr(m.stopping_threshold)
             self.merf_window.value = "" if m.stopping_window is None else str(m.stopping_window)
+            self.merf_linear.value = m.linear_fixed_effects
+            self.merf_em_estimators.value = "" if m.em_estimators is None else str(m.em_estimators)
             self.seed.value, self.n_jobs.value = spec.seed, spec.n_jobs
             self.on_error.value = spec.on_error
             for card in self.cards:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mixcv_core.results.plots import GLL_LABEL
 from mixcv_core.run.events import (
     EMIteration,
     Event,
@@ -106,7 +107,9 @@ class LiveDashboard:
                 force = True
         elif isinstance(event, FoldFinished):
             score = event.metrics.get("test_r2")
-            self.state[(event.model, event.fold)] = "done" + (f" · r² {score:.3f}" if score is not None else "")
+            unconverged = event.outcome is not None and event.outcome.converged is False
+            self.state[(event.model, event.fold)] = ("done" + (f" · r² {score:.3f}" if score is not None else "")
+                                                     + (" · not converged" if unconverged else ""))
             force = True
         elif isinstance(event, FoldFailed):
             self.state[(event.model, event.fold)] = "failed"
@@ -138,7 +141,7 @@ class LiveDashboard:
                     ax.plot(range(1, len(gll) + 1), gll, marker=".", label=f"fold {k}")
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("EM iteration")
-            ax.set_ylabel("GLL")
+            ax.set_ylabel(GLL_LABEL)
             ax.legend(fontsize=7)
         self._png = figure_png(fig, dpi=72)
         now = self._clock()

@@ -67,7 +67,8 @@ TOP_KEY_HELP: dict[str, str] = {
     "trials": "Optuna trials per model and outer fold (default 100)",
     "objective": "dotted path of a tuning objective to minimise (default: validation MSE)",
     "metrics": "metric names, e.g. [r2, mse, mae, rmse] (default r2, mse, mae)",
-    "merf": "MERF settings: {all: true, iterations: 20, threshold: 1e-4, window: 2}",
+    "merf": "MERF settings: {all: true, iterations: 100, threshold: 0.01, window: 2, linear: true, "
+            "em_estimators: 50} (the defaults but all; linear: false is merf 1.0's algorithm)",
     "predict_known_groups": "mixed models use the random effects of groups seen in training (default true)",
     "seed": "seeds the splits, the tuning and the models (default 42)",
     "n_jobs": "outer folds in parallel processes; -1 for all cores (default 1)",
@@ -86,7 +87,11 @@ RANGE_HELP = ("int(low, high), float(low, high), float(low, high, log), int(low,
               "choice(a, b, ...): tuned in the inner loop; any other value is fixed")
 TOP_KEYS = tuple(TOP_KEY_HELP)
 MODEL_KEYS = tuple(MODEL_KEY_HELP)
-MERF_KEYS = ("all", "iterations", "threshold", "window")
+#: Keys of the cell's ``merf:`` mapping -> the `MerfSpec` fields they set.
+MERF_FIELDS: dict[str, str] = {"all": "add_merf_global", "iterations": "max_iterations",
+                               "threshold": "stopping_threshold", "window": "stopping_window",
+                               "linear": "linear_fixed_effects", "em_estimators": "em_estimators"}
+MERF_KEYS = tuple(MERF_FIELDS)
 _SPLIT_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\(\s*([^)]*?)\s*\))?\s*$")
 _RANGE_RE = re.compile(r"^\s*(int|float|choice)\s*\((.*)\)\s*$", re.DOTALL)
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -415,11 +420,9 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
                                 f"got {merf_raw!r}", at("merf"))
     _check_keys(merf_raw, MERF_KEYS, "merf.", lines)
     try:
-        merf = MerfSpec(add_merf_global=merf_raw.get("all", False), max_iterations=merf_raw.get("iterations", 100),
-                        stopping_threshold=merf_raw.get("threshold"), stopping_window=merf_raw.get("window"))
+        merf = MerfSpec(**{MERF_FIELDS[k]: v for k, v in merf_raw.items()})
     except MixcvError as exc:
-        sub = {"merf.add_merf_global": "all", "merf.max_iterations": "iterations",
-               "merf.stopping_threshold": "threshold", "merf.stopping_window": "window"}.get(exc.field, "")
+        sub = {f"merf.{field}": key for key, field in MERF_FIELDS.items()}.get(exc.field, "")
         k = f"merf.{sub}" if sub and f"merf.{sub}" in lines else "merf"
         raise CellError(k, exc.message, at(k)) from None
 
@@ -575,16 +578,10 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
             out.append(f"metrics: [{', '.join(refs.values())}]")
         else:
             out.append("metrics: {" + ", ".join(f"{n}: {r}" for n, r in refs.items()) + "}")
-    m = spec.merf
-    if m != MerfSpec():
-        parts = []
-        if m.add_merf_global:
-            parts.append("all: true")
-        parts.append(f"iterations: {m.max_iterations}")
-        if m.stopping_threshold is not None:
-            parts.append(f"threshold: {m.stopping_threshold!r}")
-        if m.stopping_window is not None:
-            parts.append(f"window: {m.stopping_window}")
+    m, default = spec.merf, MerfSpec()
+    if m != default:
+        parts = [f"{key}: {_text(getattr(m, field))}" for key, field in MERF_FIELDS.items()
+                 if getattr(m, field) != getattr(default, field) or key == "iterations"]
         out.append("merf: {" + ", ".join(parts) + "}")
     if not spec.predict_known_groups_lmm:
         out.append("predict_known_groups: false")

@@ -32,7 +32,7 @@ __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "Expe
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).
-SPEC_FORMAT = 2
+SPEC_FORMAT = 3
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -283,20 +283,31 @@ class MerfSpec:
     add_merf_global : bool
         Add ``MERF(<name>)`` next to every model.
     max_iterations : int
-        EM iterations at most (>= 1).
+        EM iterations at most (>= 1); a fit that reaches it is reported as not converged.
     stopping_threshold : float or None
-        Stop when the relative change of the generalised log-likelihood falls below it.
+        Stop when the relative change of the generalised log-likelihood (GLL) falls below
+        it (relative to max(|GLL|, rows)); ``None`` runs every iteration (convergence is still
+        judged, at the default 1e-2 held for 2 iterations).
     stopping_window : int or None
         ...for this many consecutive iterations.
+    linear_fixed_effects : bool
+        Estimate a linear fixed part by GLS inside the EM (zero-mean random effects, new
+        groups predicted by the whole fixed part); False is merf 1.0's algorithm.
+    em_estimators : int or None
+        Trees of a forest base estimator during EM; the full forest is fitted once at the
+        end. ``None``: the full forest at every iteration.
     """
 
     add_merf_global: bool = False
     max_iterations: int = 100
-    stopping_threshold: float | None = None
-    stopping_window: int | None = None
+    stopping_threshold: float | None = 1e-2
+    stopping_window: int | None = 2
+    linear_fixed_effects: bool = True
+    em_estimators: int | None = 50
 
     def __post_init__(self) -> None:
-        for name in ("add_merf_global", "max_iterations", "stopping_threshold", "stopping_window"):
+        for name in ("add_merf_global", "max_iterations", "stopping_threshold", "stopping_window",
+                     "linear_fixed_effects", "em_estimators"):
             _set(self, name, check(f"merf.{name}", getattr(self, name)))
 
 
@@ -465,7 +476,9 @@ class ExperimentSpec:
                        else ref(self.tuning.objective_scorer, "tuning.objective_scorer")},
             "merf": {"add_merf_global": self.merf.add_merf_global, "max_iterations": self.merf.max_iterations,
                      "stopping_threshold": self.merf.stopping_threshold,
-                     "stopping_window": self.merf.stopping_window},
+                     "stopping_window": self.merf.stopping_window,
+                     "linear_fixed_effects": self.merf.linear_fixed_effects,
+                     "em_estimators": self.merf.em_estimators},
             "metrics": metrics,
             "predict_known_groups_lmm": self.predict_known_groups_lmm,
             "seed": self.seed,
@@ -544,8 +557,23 @@ def _upgrade_1_to_2(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _upgrade_2_to_3(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 3 added MERF's linear fixed part and lighter EM forests, on by default. A run
+    # stored before them used merf 1.0's algorithm with its stopping settings as written
+    # (None: every iteration), and re-runs as it did.
+    d = dict(d)
+    merf = dict(d.get("merf") or {})
+    merf.setdefault("stopping_threshold", None)
+    merf.setdefault("stopping_window", None)
+    merf.setdefault("linear_fixed_effects", False)
+    merf.setdefault("em_estimators", None)
+    d["merf"] = merf
+    d["format"] = 3
+    return d
+
+
 #: from-format -> upgrade to the next format.
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
 
 
 def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,35 @@ EM alternates between fitting ``f`` to ``y - Z b`` and updating ``b``, ``D`` and
 ``sigma^2`` in closed form (the paper's eqs. 6-9, as implemented by the ``merf`` 1.0
 package, whose attribute names are kept so code moves over unchanged).
 
+Zero-mean random effects (the default, ``linear_fixed_effects=True``). The model says
+``E[b_i] = 0``, and a new cluster is predicted by the fixed part alone. Nothing in the
+EM above holds the BLUPs to mean zero when ``f`` is a forest: the random effects absorb
+fixed effects (a random slope takes the population slope; a cluster-level covariate
+drifts into the random intercepts), and new clusters lose them. So the fixed part gets
+a linear component estimated by generalised least squares inside each iteration, as in
+a linear mixed model (and in the spirit of Sigrist's GPBoost, JMLR 2022)::
+
+    y_i = W_i beta + f(X_i) + Z_i b_i + e_i,      W_i = [1, X_i]
+
+    1. f     <- base estimator fitted to y - W beta - Z b           (eq. 6, with W beta)
+    2. beta  <- (W'V^-1 W)^-1 W'V^-1 (y - f),   V_i = Z_i D Z_i' + sigma^2 I
+    3. b_i, sigma^2, D <- eqs. 7-9 on the residual r = y - f - W beta
+
+Step 2's normal equations, ``W'V^-1 (y - f - W beta) = 0``, contain
+``sum_i Z_i'V_i^-1 e_i = 0`` for every random effect whose column is in ``W`` (the
+intercept and every slope, which are features), and ``b_i = D Z_i'V_i^-1 e_i``: the BLUPs
+sum to zero by construction. ``V^-1`` never appears: with ``M_i = sigma^2 I + G_i D``,
+``W'V^-1 W = sigma^-2 sum_i (W_i'W_i - C_i' D M_i^-1 C_i)`` with ``C_i = Z_i'W_i``
+(``sigma^-2`` cancels in ``beta``). With a linear base estimator the EM converges to the
+linear mixed model's maximum-likelihood fit. ``beta`` starts at OLS, so the forest models
+what the linear part leaves.
+
+The EM stops when the relative change of the GLL (relative to ``max(|GLL|, n)``: the GLL
+is a sum over rows and may cross zero) stays below ``gll_early_stop_threshold`` for
+``gll_early_stop_window`` iterations; see `DEFAULT_THRESHOLD` for how the defaults were
+measured. With a forest, EM iterations use ``em_estimators`` trees and the full forest is
+fitted once at the end, which makes a fit cost little more than the final forest.
+
 Why this is fast: the reference implementation builds and pseudo-inverts the dense
 ``n_i x n_i`` matrix ``V_i = Z_i D Z_i' + sigma^2 I`` for every cluster in a Python
 loop. Everything the updates need from ``V_i^-1`` reduces to ``q x q`` algebra
@@ -44,6 +73,37 @@ from ._groups import ClusterSums, cluster_codes
 __all__ = ["MERF", "MERFRegressor"]
 
 
+#: The EM's default stopping rule, measured on real data (sleepstudy, ChickWeight,
+#: Orthodont, MathAchieve and the quickstart's synthetic data; new and known groups, two
+#: folds each, a 100-tree forest): with a forest inside, the GLL never settles below
+#: 0.3-1.5% changes per iteration (the forest refits a moving target), while the test R²
+#: is flat from iteration 3-5 on. A 1% change held for 2 iterations stopped every fold by
+#: iteration 12 (median 4), at most 0.01 R² from running 40 iterations (0.002 better on
+#: average). It also judges convergence when no threshold is given.
+DEFAULT_THRESHOLD = 1e-2
+DEFAULT_WINDOW = 2
+
+
+def _linear_design(X: Any, n: int) -> np.ndarray:
+    """``W = [1, X]`` for the linear fixed part (numeric X only)."""
+    try:
+        arr = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        raise SpecTypeError("X", "the linear fixed part needs numeric features; encode categories first "
+                                 "(e.g. pandas.get_dummies) or pass linear_fixed_effects=False") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if not np.isfinite(arr).all():
+        raise SpecError("X", "contains NaN or infinite values (the linear fixed part needs finite features)")
+    return np.column_stack([np.ones(n), arr])
+
+
+def _feature_names(X: Any, p: int) -> list[str]:
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns]
+    return [f"x{j}" for j in range(p)]
+
+
 def _as_2d_numeric(Z: Any, n: int, field: str) -> np.ndarray:
     if isinstance(Z, pd.Series):
         Z = Z.to_frame()
@@ -76,16 +136,23 @@ class MERF(BaseEstimator):
     fixed_effects_model : regressor, optional
         The model of ``f``; a fresh clone is fitted (the object passed in is never
         changed). Default: ``RandomForestRegressor(n_estimators=300)``.
-    max_iterations : int, default=20
-        EM iterations at most (>= 1).
-    gll_early_stop_threshold : float, optional
+    max_iterations : int, default=100
+        EM iterations at most (>= 1); a fit that reaches it is not converged.
+    gll_early_stop_threshold : float or None, default=0.01
         Stop once the relative change of the generalised log-likelihood (GLL) between
-        iterations is below this...
-    gll_early_stop_window : int, default=1
+        iterations is below this... (None: run every iteration.)
+    gll_early_stop_window : int, default=2
         ...for this many consecutive iterations.
     callback : callable, optional
         Called after every iteration with a dict ``{"iteration", "gll", "sigma2", "D"}``,
         e.g. to plot convergence live.
+    linear_fixed_effects : bool, default=True
+        Estimate a linear fixed part by GLS inside the EM (zero-mean random effects; see
+        the module docstring). False is merf 1.0's algorithm, update for update.
+    em_estimators : int or None, default=50
+        With a forest base estimator (anything with ``n_estimators``) and the linear part:
+        trees during EM; the full estimator is fitted once at the end. None: the full
+        estimator at every iteration.
 
     Attributes
     ----------
@@ -105,9 +172,12 @@ class MERF(BaseEstimator):
         ``fe_time`` and ``em_time`` (seconds in the base estimator and in the EM steps).
     n_iter_ : int
     stop_reason_ : str
-    converged_ : bool or None
-        True when the early stop fired, False when a threshold was set but never met,
-        None when no threshold was set (a fixed number of iterations).
+    fe_linear_ : pandas.Series or None
+        The linear fixed part's coefficients (``Intercept`` and one per feature), or None
+        with ``linear_fixed_effects=False``.
+    converged_ : bool
+        True when the stopping rule was met (with no threshold: judged by the default
+        rule over the last iterations), False when ``max_iterations`` ran out first.
 
     Examples
     --------
@@ -121,14 +191,18 @@ class MERF(BaseEstimator):
     True
     """
 
-    def __init__(self, fixed_effects_model: Any = None, max_iterations: int = 20,
-                 gll_early_stop_threshold: float | None = None, gll_early_stop_window: int = 1,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, fixed_effects_model: Any = None, max_iterations: int = 100,
+                 gll_early_stop_threshold: float | None = DEFAULT_THRESHOLD,
+                 gll_early_stop_window: int = DEFAULT_WINDOW,
+                 callback: Callable[[dict[str, Any]], None] | None = None, linear_fixed_effects: bool = True,
+                 em_estimators: int | None = 50) -> None:
         self.fixed_effects_model = fixed_effects_model
         self.max_iterations = max_iterations
         self.gll_early_stop_threshold = gll_early_stop_threshold
         self.gll_early_stop_window = gll_early_stop_window
         self.callback = callback
+        self.linear_fixed_effects = linear_fixed_effects
+        self.em_estimators = em_estimators
 
     def _check_params(self) -> None:
         # The same rules as the engine's MERF settings (merf.max_iterations...), so a
@@ -138,6 +212,8 @@ class MERF(BaseEstimator):
         if self.gll_early_stop_window is None:
             raise SpecTypeError("gll_early_stop_window", "expected an integer >= 1, got None")
         check("merf.stopping_window", self.gll_early_stop_window, "gll_early_stop_window")
+        check("merf.linear_fixed_effects", self.linear_fixed_effects, "linear_fixed_effects")
+        check("merf.em_estimators", self.em_estimators, "em_estimators")
         fe = self.fixed_effects_model
         if fe is not None and not all(callable(getattr(fe, m, None)) for m in ("fit", "predict")):
             raise SpecTypeError("fixed_effects_model",
@@ -186,12 +262,26 @@ class MERF(BaseEstimator):
         if base is None:
             base = RandomForestRegressor(n_estimators=300)
         fe = clone(base)
+        # Cheaper early iterations: during EM, f only has to track a slowly moving target,
+        # so a forest with fewer trees does; the full estimator is fitted once at the end.
+        trees = fe.get_params().get("n_estimators")
+        light = (self.linear_fixed_effects and self.em_estimators is not None and isinstance(trees, int)
+                 and trees > self.em_estimators)
+        fe_em = clone(fe).set_params(n_estimators=self.em_estimators) if light else fe
 
         K, q = len(labels), Zm.shape[1]
         sums = ClusterSums(codes, K)
         # G_i = Z_i'Z_i never changes: computed once, (K, q, q).
         G = sums(np.einsum("nj,nk->njk", Zm, Zm))
         eye_q = np.eye(q)
+        if self.linear_fixed_effects:
+            W = _linear_design(X, n)
+            WtW = W.T @ W
+            C = sums(np.einsum("nj,nk->njk", Zm, W))                   # Z_i'W_i, (K, q, pw)
+            beta = np.linalg.lstsq(W, yv, rcond=None)[0]                 # start: OLS
+            lin = W @ beta
+        else:
+            lin = np.zeros(n)
 
         b = np.zeros((K, q))
         sigma2 = 1.0
@@ -202,23 +292,43 @@ class MERF(BaseEstimator):
         self.gll_history: list[float] = []
         self.val_loss_history: list[float] = []
         rows: list[dict[str, Any]] = []
+        threshold = self.gll_early_stop_threshold
         self.stop_reason_ = f"reached max_iterations={self.max_iterations}"
-        self.converged_ = None if self.gll_early_stop_threshold is None else False
+        self.converged_ = False
         below = 0
+        final = False
 
-        for iteration in range(1, self.max_iterations + 1):
+        for iteration in range(1, self.max_iterations + 2):
+            if iteration > self.max_iterations:
+                if not light:
+                    break
+                final = True   # one more iteration with the full estimator
+            model = fe if (final or not light) else fe_em
             t0 = time.perf_counter()
-            # E-step (Hajjem et al. eq. 6): remove the current random part from y.
-            y_star = yv - np.einsum("nj,nj->n", Zm, b[codes])
+            # E-step (Hajjem et al. eq. 6): remove the current random (and linear) part from y.
+            y_star = yv - lin - np.einsum("nj,nj->n", Zm, b[codes])
             t1 = time.perf_counter()
-            fe.fit(X, y_star)
-            f_hat = np.asarray(fe.predict(X), dtype=float).ravel()
+            model.fit(X, y_star)
+            f_hat = np.asarray(model.predict(X), dtype=float).ravel()
             t2 = time.perf_counter()
 
             # M-step (eqs. 7-9) with the previous sigma2 and D, via q x q systems.
+            M = sigma2 * eye_q + G @ D                                 # (K, q, q)
             r = yv - f_hat
             u = sums(Zm * r[:, None])                                  # Z_i' r_i, (K, q)
-            M = sigma2 * eye_q + G @ D                                 # (K, q, q)
+            if self.linear_fixed_effects:
+                # GLS for the linear part given f: with V_i^-1 = (I - Z_i D M_i^-1 Z_i') / sigma^2,
+                # W'V^-1W = sum_i W_i'W_i - C_i' D M_i^-1 C_i (and likewise W'V^-1 r). Its normal
+                # equations make the BLUPs of every effect in span(W) sum to zero.
+                DMinvC = np.linalg.solve(M, C) if q else C
+                DMinvC = D @ DMinvC
+                DMinvu = D @ np.linalg.solve(M, u[..., None])[..., 0].T  # (q, K)
+                A = WtW - np.einsum("kqi,kqj->ij", C, DMinvC)
+                rhs = W.T @ r - np.einsum("kqi,qk->i", C, DMinvu)
+                beta = np.linalg.lstsq(A, rhs, rcond=None)[0]
+                lin = W @ beta
+                r = r - lin
+                u = u - C @ beta
             Minv_u = np.linalg.solve(M, u[..., None])[..., 0]
             Minv_G = np.linalg.solve(M, G)
             b = Minv_u @ D.T                                           # b_i = D M_i^-1 u_i
@@ -241,28 +351,43 @@ class MERF(BaseEstimator):
             self.sigma2_hat_history.append(sigma2)
             self.D_hat_history.append(D.copy())
             self.gll_history.append(gll)
-            self.trained_fe_model = fe
+            self.trained_fe_model = model
             self.trained_b = b_df.copy()
+            self.fe_linear_ = (pd.Series(beta, index=["Intercept", *_feature_names(X, W.shape[1] - 1)],
+                                         name="fe_linear") if self.linear_fixed_effects else None)
             self.n_iter_ = iteration
             if validate:
                 pred = self.predict(X_val, Z_val, clusters_val)
                 self.val_loss_history.append(float(np.mean((y_val - pred) ** 2)))
             row = {"iteration": iteration, "gll": gll, "sigma2": sigma2}
             row.update({f"D[{j},{k}]": D[j, k] for j in range(q) for k in range(j + 1)})
-            row.update(fe_time=t2 - t1, em_time=(t1 - t0) + (t3 - t2))
+            row.update(fe_time=t2 - t1, em_time=(t1 - t0) + (t3 - t2), full_forest=model is fe)
             rows.append(row)
             if self.callback is not None:
                 self.callback({"iteration": iteration, "gll": gll, "sigma2": sigma2, "D": D.copy()})
-
-            if self.gll_early_stop_threshold is not None and iteration > 1:
+            if final:
+                break
+            if iteration > 1:
+                # Relative to the GLL, or to the number of rows where the GLL is near zero:
+                # it is a sum over rows (a deviance up to constants) and can cross zero.
                 prev = self.gll_history[-2]
-                change = abs((gll - prev) / prev) if prev != 0 else np.inf
-                below = below + 1 if change < self.gll_early_stop_threshold else 0
-                if below >= self.gll_early_stop_window:
-                    self.stop_reason_ = (f"relative GLL change {change:.3g} < {self.gll_early_stop_threshold} "
-                                         f"for {below} iteration(s), at iteration {iteration}")
+                change = abs(gll - prev) / max(abs(prev), n)
+                below = below + 1 if change < (threshold if threshold is not None else DEFAULT_THRESHOLD) else 0
+                if below >= self.gll_early_stop_window and not self.converged_:
                     self.converged_ = True
-                    break
+                    self.stop_reason_ = (f"relative GLL change {change:.3g} < "
+                                         f"{threshold if threshold is not None else DEFAULT_THRESHOLD} for "
+                                         f"{below} iteration(s), at iteration {iteration}")
+                    if threshold is not None:   # None: judge convergence, but run every iteration
+                        if not light:
+                            break
+                        final = True
+                        continue
+                elif below < self.gll_early_stop_window and threshold is None:
+                    self.converged_ = False
+        if not self.converged_:
+            self.stop_reason_ = (f"reached max_iterations={self.max_iterations} with the relative GLL change still "
+                                 f"above {threshold if threshold is not None else DEFAULT_THRESHOLD}")
         self.history_ = pd.DataFrame(rows)
         self.cluster_counts = pd.Series(sums.counts, index=labels)
         self.n_features_in_ = np.asarray(X).shape[1] if np.asarray(X).ndim == 2 else 1
@@ -281,10 +406,19 @@ class MERF(BaseEstimator):
         values = clusters.to_numpy() if isinstance(clusters, (pd.Series, pd.Index)) else np.asarray(clusters)
         if len(values) != n:
             raise SpecError("clusters", f"has {len(values)} labels but X has {n} rows")
-        y_hat = np.asarray(self.trained_fe_model.predict(X), dtype=float).ravel()
+        y_hat = self.predict_fixed(X)
         pos = self.trained_b.index.get_indexer(pd.Index(values))
         B = np.vstack([self.trained_b.to_numpy(), np.zeros((1, Zm.shape[1]))])  # row -1: unseen
         return y_hat + np.einsum("nj,nj->n", Zm, B[pos])
+
+    def predict_fixed(self, X: Any) -> np.ndarray:
+        """The fixed part alone, ``f(X)`` plus the linear part: the prediction for a new group."""
+        check_is_fitted(self, "trained_fe_model")
+        y_hat = np.asarray(self.trained_fe_model.predict(X), dtype=float).ravel()
+        linear = getattr(self, "fe_linear_", None)
+        if linear is not None:
+            y_hat = y_hat + _linear_design(X, len(y_hat)) @ linear.to_numpy()
+        return y_hat
 
     def get_bhat_history_df(self) -> pd.DataFrame:
         """``b_hat_history`` as one frame indexed by (iteration, cluster), as in merf 1.0."""
@@ -298,16 +432,20 @@ class MERFRegressor(MixedEffectsRegressor):
     columns. Used by the engine for ``MERF(<model>)``; the fitted `MERF` is ``merf_``.
     """
 
-    def __init__(self, fixed_effects_model: Any = None, max_iterations: int = 20,
-                 gll_early_stop_threshold: float | None = None, gll_early_stop_window: int = 1,
+    def __init__(self, fixed_effects_model: Any = None, max_iterations: int = 100,
+                 gll_early_stop_threshold: float | None = DEFAULT_THRESHOLD,
+                 gll_early_stop_window: int = DEFAULT_WINDOW,
                  callback: Callable[[dict[str, Any]], None] | None = None,
-                 predict_known_groups: bool = True) -> None:
+                 predict_known_groups: bool = True, linear_fixed_effects: bool = True,
+                 em_estimators: int | None = 50) -> None:
         self.fixed_effects_model = fixed_effects_model
         self.max_iterations = max_iterations
         self.gll_early_stop_threshold = gll_early_stop_threshold
         self.gll_early_stop_window = gll_early_stop_window
         self.callback = callback
         self.predict_known_groups = predict_known_groups
+        self.linear_fixed_effects = linear_fixed_effects
+        self.em_estimators = em_estimators
 
     def _design(self, X: pd.DataFrame, slopes: Any) -> np.ndarray:
         Xf = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
@@ -318,18 +456,18 @@ class MERFRegressor(MixedEffectsRegressor):
         if groups is None:
             raise SpecError("groups", "MERF needs groups")
         self.merf_ = MERF(self.fixed_effects_model, self.max_iterations, self.gll_early_stop_threshold,
-                          self.gll_early_stop_window, self.callback)
+                          self.gll_early_stop_window, self.callback, self.linear_fixed_effects, self.em_estimators)
         self.merf_.fit(X, self._design(X, slopes), groups, y)
         self.slopes_ = slopes
-        if self.merf_.converged_ is False:
-            warnings.warn(ConvergenceWarning(f"MERF stopped without meeting its GLL threshold: "
-                                             f"{self.merf_.stop_reason_}"), stacklevel=2)
+        if not self.merf_.converged_:
+            warnings.warn(ConvergenceWarning(f"MERF's EM did not converge: {self.merf_.stop_reason_}; raise "
+                                             "max_iterations (merf: {iterations: ...})"), stacklevel=2)
         return self
 
     def predict(self, X: Any, groups: Any = None, slopes: Any = None) -> np.ndarray:
         check_is_fitted(self, "merf_")
         if groups is None or not self.predict_known_groups:
-            return np.asarray(self.merf_.trained_fe_model.predict(X), dtype=float).ravel()
+            return self.merf_.predict_fixed(X)
         return self.merf_.predict(X, self._design(X, slopes if slopes is not None else self.slopes_), groups)
 
     # The merf attributes that post-processors and users look for.
@@ -346,8 +484,16 @@ class MERFRegressor(MixedEffectsRegressor):
         return self.merf_.history_
 
     @property
-    def converged_(self) -> bool | None:
+    def converged_(self) -> bool:
         return self.merf_.converged_
+
+    @property
+    def convergence_(self) -> str:
+        return self.merf_.stop_reason_
+
+    @property
+    def fe_linear_(self) -> pd.Series | None:
+        return self.merf_.fe_linear_
 
     @property
     def feature_importances_(self) -> np.ndarray:

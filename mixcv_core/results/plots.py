@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .results import Results
 
-__all__ = ["plot_metric", "plot_predictions", "plot_convergence"]
+__all__ = ["plot_metric", "plot_predictions", "plot_convergence", "GLL_LABEL"]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -63,8 +63,12 @@ def plot_predictions(results: Results, model: str | None = None) -> Figure:
     return fig
 
 
+#: MERF's GLL is a deviance (-2 log-likelihood up to constants): it falls as the fit improves.
+GLL_LABEL = "GLL (deviance; lower is better)"
+
+
 def plot_convergence(results: Results, model: str | None = None) -> Figure:
-    """Generalised log-likelihood per EM iteration for each MERF fit."""
+    """MERF's GLL (a deviance: lower is better) per EM iteration for each fit."""
     hist = results.histories
     names = sorted({k[0] for k in hist}) if model is None else [model]
     if not names:
@@ -77,6 +81,6 @@ def plot_convergence(results: Results, model: str | None = None) -> Figure:
                 ax.plot(h["iteration"], h["gll"], marker=".", label=f"fold {k}")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("EM iteration")
-        ax.set_ylabel("generalised log-likelihood")
+        ax.set_ylabel(GLL_LABEL)
         ax.legend(fontsize=7)
     return fig

@@ -150,6 +150,11 @@ def render_html(results: Results) -> str:
         styler = table.style.set_table_attributes('class="mixcv-summary"')
         styler = styler.apply(lambda col: [("font-weight: bold" if (m, col.name) in best else "")
                                            for m in col.index], axis=0)
+        unconverged = [o for o in results.outcomes if o.ok and o.converged is False]
+        if unconverged:
+            names = ", ".join(html.escape(n) for n in dict.fromkeys(o.model for o in unconverged))
+            parts.append(f'<div class="mixcv-fail">{len(unconverged)} fit(s) did not converge ({names}): their '
+                         "estimates may be wrong; see the converged and convergence columns per fold</div>")
         parts.append("<div>Test folds, mean ± sd (best in bold; RMSE = √mean MSE)</div>")
         parts.append(styler.to_html())
 

@@ -158,4 +158,6 @@ def build_merf(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str, Any]
         gll_early_stop_window=spec.merf.stopping_window or 1,
         callback=_EMReporter(fold, name, emit),
         predict_known_groups=spec.predict_known_groups_lmm,
+        linear_fixed_effects=spec.merf.linear_fixed_effects,
+        em_estimators=spec.merf.em_estimators,
     )

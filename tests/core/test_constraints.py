@@ -67,6 +67,8 @@ SETTERS = {
     "merf.max_iterations": lambda v: CrossValidation().set_merf(em_max_iterations=v),
     "merf.stopping_threshold": lambda v: CrossValidation().set_merf(em_stopping_threshold=v),
     "merf.stopping_window": lambda v: CrossValidation().set_merf(em_stopping_window=v),
+    "merf.linear_fixed_effects": lambda v: CrossValidation().set_merf(linear_fixed_effects=v),
+    "merf.em_estimators": lambda v: CrossValidation().set_merf(em_estimators=v),
     "models.requires_inner_cv": lambda v: CrossValidation().add_model("LinearModel", requires_inner_cv=v),
     "models.add_merf": lambda v: CrossValidation().add_model("LinearModel", add_merf=v),
     "predict_known_groups_lmm": lambda v: CrossValidation().set_lmer(v),
@@ -89,7 +91,8 @@ def test_every_rule_refuses_its_bad_values_in_the_builder(path, bad):
 
 
 MERF_PARAMS = {"merf.max_iterations": "max_iterations", "merf.stopping_threshold": "gll_early_stop_threshold",
-               "merf.stopping_window": "gll_early_stop_window"}
+               "merf.stopping_window": "gll_early_stop_window", "merf.linear_fixed_effects": "linear_fixed_effects",
+               "merf.em_estimators": "em_estimators"}
 
 
 @pytest.mark.parametrize("path,bad", [(p, b) for p, b in CASES if p in MERF_PARAMS])

@@ -18,6 +18,9 @@ from sklearn.tree import DecisionTreeRegressor
 from mixcv_core import MixcvError
 from mixcv_core.merf import MERF, MERFRegressor
 
+#: merf 1.0's algorithm: no linear fixed part, a fixed number of iterations.
+CLASSIC = {"linear_fixed_effects": False, "gll_early_stop_threshold": None}
+
 
 def reference_merf(base, X, Z, clusters, y, n_iter):
     labels = sorted(set(clusters))
@@ -71,10 +74,11 @@ def clustered(q, seed=0):
 @pytest.mark.parametrize("base", [LinearRegression(), DecisionTreeRegressor(max_depth=3, random_state=0)],
                          ids=["linear", "tree"])
 def test_em_matches_the_reference_updates(q, base):
+    # linear_fixed_effects=False is merf 1.0's algorithm, update for update.
     X, Z, clusters, y = clustered(q)
     n_iter = 6
     labels, ref = reference_merf(base, X, Z, clusters, y, n_iter)
-    m = MERF(base, max_iterations=n_iter).fit(X, Z, clusters, y)
+    m = MERF(base, max_iterations=n_iter, **CLASSIC).fit(X, Z, clusters, y)
     assert list(m.trained_b.index) == labels
     assert len(m.gll_history) == n_iter and len(m.sigma2_hat_history) == n_iter + 1
     for it in range(n_iter):
@@ -86,7 +90,7 @@ def test_em_matches_the_reference_updates(q, base):
 
 def test_prediction_uses_random_effects_only_for_known_clusters():
     X, Z, clusters, y = clustered(2)
-    m = MERF(LinearRegression(), max_iterations=5).fit(X, Z, clusters, y)
+    m = MERF(LinearRegression(), max_iterations=5, **CLASSIC).fit(X, Z, clusters, y)
     new = np.array(["c03", "unseen", "c09"])
     pred = m.predict(X[:3], Z[:3], new)
     fixed = m.trained_fe_model.predict(X[:3])
@@ -98,15 +102,15 @@ def test_accepts_arrays_series_frames_and_any_hashable_labels():
     X, Z, clusters, y = clustered(2)
     codes = pd.factorize(clusters, sort=True)[0]
     tuples = [(int(c), "x") for c in codes]
-    a = MERF(LinearRegression(), max_iterations=3).fit(pd.DataFrame(X), pd.DataFrame(Z), pd.Series(clusters), pd.Series(y))
-    b = MERF(LinearRegression(), max_iterations=3).fit(X, Z, pd.Series(tuples), y.reshape(-1, 1))
+    a = MERF(LinearRegression(), max_iterations=3, **CLASSIC).fit(pd.DataFrame(X), pd.DataFrame(Z), pd.Series(clusters), pd.Series(y))
+    b = MERF(LinearRegression(), max_iterations=3, **CLASSIC).fit(X, Z, pd.Series(tuples), y.reshape(-1, 1))
     np.testing.assert_allclose(a.gll_history, b.gll_history, rtol=1e-12)
 
 
 def test_never_mutates_the_base_model_and_refits_cleanly():
     X, Z, clusters, y = clustered(1)
     base = DecisionTreeRegressor(max_depth=2, random_state=0)
-    m = MERF(base, max_iterations=3)
+    m = MERF(base, max_iterations=3, **CLASSIC)
     m.fit(X, Z, clusters, y)
     assert not hasattr(base, "tree_")
     assert m.trained_fe_model is not base
@@ -119,21 +123,23 @@ def test_never_mutates_the_base_model_and_refits_cleanly():
 
 def test_early_stop_with_window_and_reason():
     X, Z, clusters, y = clustered(1)
-    m = MERF(LinearRegression(), max_iterations=200, gll_early_stop_threshold=1e-4, gll_early_stop_window=3)
+    m = MERF(LinearRegression(), max_iterations=200, gll_early_stop_threshold=1e-4, gll_early_stop_window=3,
+             linear_fixed_effects=False)
     m.fit(X, Z, clusters, y)
     assert m.converged_ is True and m.n_iter_ < 200
     assert "for 3 iteration(s)" in m.stop_reason_
     g = np.array(m.gll_history)
     assert np.all(np.abs(np.diff(g[-4:]) / g[-4:-1]) < 1e-4)
     assert np.abs((g[-4] - g[-5]) / g[-5]) >= 1e-4  # it did not stop a window late
-    capped = MERF(LinearRegression(), max_iterations=2, gll_early_stop_threshold=1e-12).fit(X, Z, clusters, y)
+    capped = MERF(LinearRegression(), max_iterations=2, gll_early_stop_threshold=1e-12,
+                  linear_fixed_effects=False).fit(X, Z, clusters, y)
     assert capped.converged_ is False and "max_iterations=2" in capped.stop_reason_
 
 
 def test_callback_sees_every_iteration():
     X, Z, clusters, y = clustered(2)
     seen = []
-    m = MERF(LinearRegression(), max_iterations=4, callback=seen.append).fit(X, Z, clusters, y)
+    m = MERF(LinearRegression(), max_iterations=4, callback=seen.append, **CLASSIC).fit(X, Z, clusters, y)
     assert [s["iteration"] for s in seen] == [1, 2, 3, 4]
     assert [s["gll"] for s in seen] == m.gll_history
     assert list(m.history_["iteration"]) == [1, 2, 3, 4]
@@ -167,7 +173,8 @@ def test_grouped_adapter_pickles_without_its_event_sink():
     from mixcv_core.run.fitting import _EMReporter
     X, Z, clusters, y = clustered(2)
     events = []
-    reg = MERFRegressor(LinearRegression(), max_iterations=2, callback=_EMReporter(0, "MERF(x)", events.append))
+    reg = MERFRegressor(LinearRegression(), max_iterations=2, callback=_EMReporter(0, "MERF(x)", events.append),
+                        **CLASSIC)
     reg.fit(pd.DataFrame(X, columns=["a", "b", "c"]), y, groups=clusters, slopes=["a"])
     assert len(events) == 2
     back = pickle.loads(pickle.dumps(reg))

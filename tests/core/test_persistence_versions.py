@@ -27,7 +27,8 @@ def test_a_spec_dict_written_by_mixcv_0_1_loads_and_is_upgraded():
     assert spec.models[0].post_processor is LinearModelPostProcessor
     assert spec.outer.label == "GroupKFold(3)" and spec.on_error == "keep"
     again = spec.to_dict()
-    assert again["format"] == SPEC_FORMAT == 2
+    assert again["format"] == SPEC_FORMAT == 3
+    assert spec.merf.linear_fixed_effects is False and spec.merf.stopping_threshold is None  # as it ran
     assert ExperimentSpec.from_dict(again) == spec
 
 

@@ -66,7 +66,8 @@ def experiment_specs(draw):
         inner=SplitSpec(draw(st.sampled_from(methods)), draw(st.integers(2, 10)), draw(st.booleans()), _field="inner"),
         tuning=TuningSpec(draw(st.integers(1, 1000))),
         merf=MerfSpec(draw(st.booleans()), draw(st.integers(1, 500)),
-                      draw(st.one_of(st.none(), st.floats(1e-12, 1.0))), draw(st.one_of(st.none(), st.integers(1, 9)))),
+                      draw(st.one_of(st.none(), st.floats(1e-12, 1.0))), draw(st.one_of(st.none(), st.integers(1, 9))),
+                      draw(st.booleans()), draw(st.one_of(st.none(), st.integers(1, 500)))),
         metrics=metrics, predict_known_groups_lmm=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)), n_jobs=draw(st.sampled_from([1, 2, -1, 8])),
         on_error=draw(st.sampled_from(["keep", "raise"])))
