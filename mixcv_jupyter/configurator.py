@@ -40,6 +40,7 @@ COMMON_MODELS: dict[str, dict[str, str]] = {
     "LinearMixedEffectsModel": {},
     "RandomForestRegressor": {"n_estimators": "100", "max_depth": "int(2, 20)", "min_samples_leaf": "int(1, 20)"},
     "HistGradientBoostingRegressor": {"learning_rate": "float(0.01, 0.3, log)", "max_depth": "int(2, 10)"},
+    "GPBoostRegressor": {"learning_rate": "float(0.01, 0.3, log)", "num_boost_round": "int(20, 300)"},
     "Ridge": {"alpha": "float(0.001, 100.0, log)"},
     "Lasso": {"alpha": "float(0.0001, 10.0, log)"},
 }

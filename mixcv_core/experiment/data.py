@@ -7,6 +7,7 @@ can be made. Past this point the engine trusts its inputs.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -136,6 +137,11 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
     for the folds, too few rows in a training fold) is reported before any model is
     fitted, naming the split.
     """
+    for m in spec.models:
+        for package in getattr(m.estimator_class, "requires", ()):
+            if importlib.util.find_spec(package) is None:
+                raise SpecError(f"models[{m.name!r}].model", f"{m.estimator_class.__name__} needs the {package} "
+                                                             f"package: pip install 'mixcv[{package}]'")
     data = prepare_data(spec.data, frame)
     if not data.feature_names:
         # The null model y ~ 1 + (1 | group): only models that fit an intercept alone can run.

@@ -11,7 +11,8 @@ engine: a MERF fit reports its EM iterations through a plain callback.
 from __future__ import annotations
 
 from ._base import MixedEffectsRegressor, is_mixed
+from .gpboost import GPBoostRegressor
 from .linear import LinearModel
 from .linear_mixed import LinearMixedEffectsModel
 
-__all__ = ["LinearModel", "LinearMixedEffectsModel", "MixedEffectsRegressor", "is_mixed"]
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed"]

@@ -19,7 +19,7 @@ if [ ! -f "$VENV/.ready" ] || [ pyproject.toml -nt "$VENV/.ready" ]; then
     # flexcv needs: install it, then put flexcv's scipy back.
     "$VENV/bin/python" -m pip install --quiet "mixedlm==1.3.0" >>"$VENV/pip.log" 2>&1 || { tail -30 "$VENV/pip.log"; exit 1; }
     "$VENV/bin/python" -m pip install --quiet --only-binary=:all: "scipy==1.11.4" >>"$VENV/pip.log" 2>&1 || { tail -30 "$VENV/pip.log"; exit 1; }
-    "$VENV/bin/python" -m pip install --quiet -e . >>"$VENV/pip.log" 2>&1 || { tail -30 "$VENV/pip.log"; exit 1; }
+    "$VENV/bin/python" -m pip install --quiet -e ".[gpboost]" >>"$VENV/pip.log" 2>&1 || { tail -30 "$VENV/pip.log"; exit 1; }
     touch "$VENV/.ready"
 fi
 echo "$VENV/bin/python"

@@ -20,7 +20,7 @@ target: y
 groups: group
 slopes: [X0]
 outer: KFold(3)
-merf: {iterations: 40}
+merf: {iterations: 40, threshold: null}   # every iteration: a long enough run to watch
 models:
   LinearMixedEffectsModel:
   RandomForestRegressor:
