@@ -148,7 +148,7 @@ def _check_name(name: str) -> str:
 def _load(magics: MixcvMagics, args: argparse.Namespace) -> None:
     name = _check_name(args.output)
     try:
-        results = _store(args.store).load(args.run_id)
+        results = _store(args.store).load(args.run_id, models=args.models)
     except MixcvError as exc:
         raise UsageError(str(exc)) from None
     magics.shell.user_ns[name] = results
@@ -212,7 +212,10 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     _command("load", "bring a stored run back as Results", _load,
              (("run_id",), {"metavar": "RUN_ID", "help": "the run's id, or a unique start of it"}),
              (("-o", "--output"), {"default": DEFAULT_OUTPUT, "metavar": "NAME",
-                                   "help": f"variable for the Results (default: {DEFAULT_OUTPUT})"}), _STORE),
+                                   "help": f"variable for the Results (default: {DEFAULT_OUTPUT})"}), _STORE,
+             (("--models",), {"action": "store_true",
+                              "help": "also unpickle the saved models: runs their code, so only for a store you "
+                                      "trust (checked: inside the store, checksum as saved)"})),
     _command("spec", "print the %%mixcv cell that reproduces results", _spec, _NAME),
     _command("show", "render results again", _show, _NAME),
 )}

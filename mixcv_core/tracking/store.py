@@ -54,7 +54,7 @@ __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEM
 #: store written by a newer mixcv (a higher version) is refused on open rather than
 #: misread; an older one is brought up to date by `_MIGRATIONS`. A store without a
 #: version (mixcv 0.1) is version 1.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT, model TEXT, fold INTEGER, ok INTEGER, metrics TEXT, fit_time REAL, tune_time REAL,
     best_params TEXT, converged INTEGER, error TEXT, traceback TEXT, warnings TEXT,
     test_rows BLOB, y_pred BLOB, insight TEXT, history TEXT, model_file TEXT, finished REAL,
-    convergence TEXT,
+    convergence TEXT, model_sha256 TEXT,
     PRIMARY KEY (run_id, model, fold));
 CREATE TABLE IF NOT EXISTS trials (
     run_id TEXT, model TEXT, fold INTEGER, trial INTEGER, value REAL, params TEXT,
@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS trials (
 #: from-version -> the statements that bring a store to the next version.
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE folds ADD COLUMN convergence TEXT"],   # how each fit ended, in words
+    2: ["ALTER TABLE folds ADD COLUMN model_sha256 TEXT"],  # checksum of a saved model file
 }
 
 
@@ -215,11 +216,22 @@ class RunStore:
             raise SpecError("run_id", f"no run {run_id!r} in {self}; list them with store.runs() or %mixcv runs")
         raise SpecError("run_id", f"{run_id!r} matches {len(ids)} runs; give more of the id")
 
-    def load(self, run_id: str) -> Results:
+    def load(self, run_id: str, models: bool = False) -> Results:
         """Rebuild the `Results` of a stored run (a unique prefix of the id is enough).
 
-        Fitted models are restored when they were saved (``save_models=True``); Optuna
-        studies are rebuilt from the stored trials.
+        Everything but the fitted models comes back by default: settings, per-fold metrics,
+        predictions, EM histories, insight tables, and Optuna studies rebuilt from the
+        stored trials. None of that can run code.
+
+        Parameters
+        ----------
+        run_id : str
+        models : bool, default=False
+            Also restore the fitted models saved with ``save_models=True``. **This unpickles
+            files (joblib), which runs whatever code they contain: only do it for a store you
+            wrote yourself or trust.** Each file must lie inside the store's folder and match
+            the checksum written when it was saved; otherwise nothing is unpickled and a
+            `SpecError` names the file.
         """
         with self._connect() as con:
             rid = self._resolve(con, run_id)
@@ -228,7 +240,7 @@ class RunStore:
             splits = con.execute("SELECT train, test FROM splits WHERE run_id = ? ORDER BY fold", (rid,)).fetchall()
             folds = con.execute("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
                                 "error, traceback, warnings, test_rows, y_pred, insight, history, model_file, "
-                                "convergence FROM folds WHERE run_id = ?", (rid,)).fetchall()
+                                "convergence, model_sha256 FROM folds WHERE run_id = ?", (rid,)).fetchall()
             trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
                                  "ORDER BY model, fold, trial", (rid,)).fetchall()
         status, host, pid, spec_json, wall_time = run
@@ -249,11 +261,10 @@ class RunStore:
         base_of = {name: m.name for m in spec.models for name in spec.task_names(m)}
         outcomes = []
         for (model, fold, ok, metrics, fit_time, tune_time, best_params, converged, error, tb, warns, test_rows,
-             y_pred, insight, history, model_file, convergence) in folds:
+             y_pred, insight, history, model_file, convergence, model_sha) in folds:
             estimator = None
-            if model_file:
-                import joblib
-                estimator = joblib.load(self.path / model_file)
+            if model_file and models:
+                estimator = self._load_model(model_file, model_sha)
             outcomes.append(FoldOutcome(
                 model=model, fold=fold, ok=bool(ok), metrics=json.loads(metrics or "{}"),
                 fit_time=float("nan") if fit_time is None else fit_time, tune_time=tune_time or 0.0,
@@ -270,6 +281,21 @@ class RunStore:
                       wall_time=wall_time if wall_time is not None else float("nan"))
         res.run_id = rid
         return res
+
+    def _load_model(self, model_file: str, sha256: str | None) -> Any:
+        """Unpickle a saved model, only from inside the store and only if its checksum matches."""
+        import joblib
+        root = self.path.resolve()
+        path = (self.path / model_file).resolve()
+        if not path.is_relative_to(root):
+            raise SpecError("store", f"the model file {model_file!r} named in {self.db} lies outside the store "
+                                     f"folder {str(root)!r}; refusing to load it")
+        if not path.is_file():
+            raise SpecError("store", f"the model file {str(path)!r} is missing")
+        if sha256 is None or _sha256(path) != sha256:
+            raise SpecError("store", f"the model file {str(path)!r} does not match the checksum recorded when it "
+                                     "was saved (changed since, or saved without one); refusing to unpickle it")
+        return joblib.load(path)
 
     @staticmethod
     def _studies(spec: ExperimentSpec, trials: list[tuple[Any, ...]]) -> dict[str, dict[int, Any]]:
@@ -426,14 +452,14 @@ class StoreObserver:
                 _insert(self._db, "splits", run_id=self.run_id, fold=k, train=_npy(tr), test=_npy(te))
 
     def _fold(self, o: FoldOutcome) -> None:
-        model_file = None
+        model_file = model_sha = None
         if self.save_models and o.ok and o.estimator is not None:
             import joblib
             d = self.store.run_dir(self._rid) / "models"
             d.mkdir(parents=True, exist_ok=True)
             rel = Path("runs") / self._rid / "models" / f"{_safe(o.model)}__fold{o.fold}.joblib"
             joblib.dump(o.estimator, self.store.path / rel)
-            model_file = str(rel)
+            model_file, model_sha = str(rel), _sha256(self.store.path / rel)
         with self._db:
             _insert(self._db, "folds", replace=True,
                     run_id=self.run_id, model=o.model, fold=o.fold, ok=int(o.ok), metrics=_dumps(o.metrics),
@@ -443,7 +469,16 @@ class StoreObserver:
                     test_rows=None if o.test_rows is None else _npy(o.test_rows),
                     y_pred=None if o.y_pred is None else _npy(o.y_pred), insight=_frame_json(o.insight),
                     history=_frame_json(o.history), model_file=model_file, finished=time.time(),
-                    convergence=o.convergence)
+                    convergence=o.convergence, model_sha256=model_sha)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _insert(con: sqlite3.Connection, table: str, replace: bool = False, **row: Any) -> None:

@@ -108,7 +108,7 @@ def test_store_rows_are_inserted_by_column_name(tmp_path):
     names = ["run_id TEXT", "model TEXT", "fold INTEGER", "ok INTEGER", "metrics TEXT", "fit_time REAL",
              "tune_time REAL", "best_params TEXT", "converged INTEGER", "error TEXT", "traceback TEXT",
              "warnings TEXT", "test_rows BLOB", "y_pred BLOB", "insight TEXT", "history TEXT", "model_file TEXT",
-             "finished REAL", "convergence TEXT"]
+             "finished REAL", "convergence TEXT", "model_sha256 TEXT"]
     reversed_table = ("CREATE TABLE folds (" + ", ".join(reversed(names))
                       + ", PRIMARY KEY (run_id, model, fold));")
     with sqlite3.connect(folder / "runs.sqlite") as con:

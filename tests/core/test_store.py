@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from mixcv_core import CrossValidation
+from mixcv_core import CrossValidation, MixcvError
 from mixcv_core.models import LinearMixedEffectsModel
 from mixcv_core.tracking.store import RunStore
 
@@ -56,14 +56,57 @@ def test_a_stored_run_reloads_to_equal_results(grouped, tmp_path):
     assert store.load(res.run_id[:12]).run_id == res.run_id  # a unique prefix is enough
 
 
-def test_models_are_saved_on_request(grouped, tmp_path):
+def test_models_are_saved_on_request_and_loaded_only_when_asked(grouped, tmp_path):
     store = RunStore(tmp_path / "store")
     res = full_run(grouped, store, save_models=True)
-    back = store.load(res.run_id)
+    assert store.load(res.run_id).models == {}          # by default nothing is unpickled
+    back = store.load(res.run_id, models=True)
     X = grouped[0]
     for key, model in res.models.items():
         if key[0] == "LinearModel":
             np.testing.assert_allclose(back.models[key].predict(X), model.predict(X))
+
+
+class _Payload:
+    """Unpickling this runs code (writes a file): what a hostile model file would do."""
+
+    def __init__(self, flag):
+        self.flag = flag
+
+    def __reduce__(self):
+        return (open, (self.flag, "w"))
+
+
+def test_a_swapped_model_file_is_not_unpickled(grouped, tmp_path):
+    import sqlite3
+
+    import joblib
+    store = RunStore(tmp_path / "store")
+    res = full_run(grouped, store, save_models=True)
+    with sqlite3.connect(store.db) as con:
+        (model_file,) = con.execute("SELECT model_file FROM folds WHERE model_file IS NOT NULL LIMIT 1").fetchone()
+    flag = tmp_path / "ran"
+    joblib.dump(_Payload(str(flag)), store.path / model_file)    # someone swaps the file
+    with pytest.raises(MixcvError, match="does not match the checksum"):
+        store.load(res.run_id, models=True)
+    assert not flag.exists()
+    store.load(res.run_id)                                     # the rest of the run still loads
+
+
+def test_a_model_path_outside_the_store_is_refused(grouped, tmp_path):
+    import sqlite3
+
+    import joblib
+    store = RunStore(tmp_path / "store")
+    res = full_run(grouped, store, save_models=True)
+    outside = tmp_path / "elsewhere.joblib"
+    joblib.dump(_Payload(str(tmp_path / "ran")), outside)
+    for path in (str(outside), "../elsewhere.joblib"):
+        with sqlite3.connect(store.db) as con:
+            con.execute("UPDATE folds SET model_file = ? WHERE model_file IS NOT NULL", (path,))
+        with pytest.raises(MixcvError, match="outside the store folder"):
+            store.load(res.run_id, models=True)
+    assert not (tmp_path / "ran").exists()
 
 
 def test_store_can_be_switched_off(grouped, tmp_path, monkeypatch):
