@@ -30,6 +30,7 @@ from .run.events import Event, EventBus, Observer, RunFailed, RunFinished, RunSt
 from .run.parallel import run_parallel
 from .run.task import run_task
 from .run.tuning import quiet_optuna
+from .secrets import scrub
 from .tracking.store import RunStore, StoreObserver, resolve_store
 
 __all__ = ["run"]
@@ -101,7 +102,7 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as exc:
-        bus.emit(RunFailed(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+        bus.emit(RunFailed(error=scrub(f"{type(exc).__name__}: {exc}"), traceback=scrub(traceback.format_exc())))
         raise
     rank = spec.result_rank()
     outcomes = sorted((o for task in by_task.values() for o in task), key=lambda o: (o.fold, rank[o.model]))

@@ -22,6 +22,7 @@ from ..experiment.data import IndexPairs, PreparedData
 from ..experiment.spec import ExperimentSpec
 from ..outcome import FoldOutcome
 from ..results import Results
+from ..secrets import scrub
 
 __all__ = [
     "Event", "RunStarted", "FoldStarted", "TrialStarted", "TrialFinished", "EMIteration",
@@ -153,10 +154,10 @@ class EventBus:
                 handler(event)
             except Exception as exc:  # noqa: BLE001 - any observer failure must not stop the run
                 self._handlers.remove(entry)
-                warnings.warn(ObserverWarning(
+                warnings.warn(ObserverWarning(scrub(
                     f"observer {name} raised {type(exc).__name__}: {exc} while handling "
                     f"{type(event).__name__}; it was detached and the run goes on.\n"
-                    + "".join(traceback.format_exception_only(exc)).strip()), stacklevel=2)
+                    + "".join(traceback.format_exception_only(exc)).strip())), stacklevel=2)
 
     @property
     def n_observers(self) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 from ..experiment.data import Plan
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
+from ..secrets import scrub
 from .events import Event, FoldFailed, FoldFinished
 from .task import run_task
 from .tuning import quiet_optuna
@@ -130,9 +131,9 @@ def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[
         return
     k, model = tasks[i]
     have = {o.model for o in by_task.get(i, [])}
-    tb = "".join(traceback.format_exception(exc))
+    tb = scrub("".join(traceback.format_exception(exc)))
     for name in spec.task_names(model):
         if name not in have:
-            msg = f"worker process failed: {type(exc).__name__}: {exc}"
+            msg = scrub(f"worker process failed: {type(exc).__name__}: {exc}")
             out = FoldOutcome(model=name, fold=k, ok=False, error=msg, traceback=tb)
             deliver(FoldFailed(fold=k, model=name, error=msg, traceback=tb, outcome=out))

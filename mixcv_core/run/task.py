@@ -22,6 +22,7 @@ import pandas as pd
 from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
+from ..secrets import scrub
 from .events import Event, FoldFailed, FoldFinished, FoldStarted
 from .fitting import SplitData, build_estimator, build_merf, fit_estimator, predict_estimator, split_data
 from .tuning import tune
@@ -50,8 +51,9 @@ def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train
 
 def _failed(name: str, fold: int, exc: BaseException, caught: list[warnings.WarningMessage],
             emit: Callable[[Event], None]) -> FoldOutcome:
-    tb = "".join(traceback.format_exception(exc))
-    msg = f"{type(exc).__name__}: {exc}"
+    # Scrubbed once, here: the error is stored, shown, mirrored and warned about from now on.
+    tb = scrub("".join(traceback.format_exception(exc)))
+    msg = scrub(f"{type(exc).__name__}: {exc}")
     out = FoldOutcome(model=name, fold=fold, ok=False, error=msg, traceback=tb,
                       warnings=[_warning_text(w) for w in caught])
     emit(FoldFailed(fold=fold, model=name, error=msg, traceback=tb, outcome=out))

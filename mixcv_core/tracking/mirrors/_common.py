@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from ...experiment.registry import estimator_name
 from ...experiment.spec import ExperimentSpec
+from ...secrets import scrub as _scrub
 
 
 def flat_params(spec: ExperimentSpec) -> dict[str, str]:
@@ -33,16 +33,8 @@ def flat_params(spec: ExperimentSpec) -> dict[str, str]:
 
 
 def scrub(text: str) -> str:
-    """Remove credentials from a message before it is shown anywhere."""
-    for var in ("NEPTUNE_API_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
-        secret = os.environ.get(var)
-        if secret:
-            text = text.replace(secret, "***")
-    text = re.sub(r"(api_token|token|password)=\S+", r"\1=***", text)
-    # Tracker clients format errors for terminals: colour codes and banner lines.
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    text = re.sub(r"-{4,}\w*-{4,}", "", text)
-    return " ".join(text.split())
+    """One line of text with credentials removed (see `mixcv_core.secrets.scrub`)."""
+    return _scrub(text, collapse=True)
 
 
 def safe_key(name: str, allowed: str = r"[^A-Za-z0-9_\-. /:]") -> str:

@@ -9,9 +9,12 @@ the spec and cell as text artifacts and the convergence figure as an image.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import SpecError
@@ -28,6 +31,24 @@ from ...run.events import (
 from ._common import flat_params, safe_key, scrub, summary_rows
 
 __all__ = ["MlflowMirror"]
+
+
+@contextlib.contextmanager
+def _quick_failure() -> Iterator[None]:
+    """While the mirror connects, an unreachable server fails within seconds, not minutes.
+
+    MLflow retries an HTTP request with back-off for minutes by default (248 s seen); a run
+    should not wait that long to learn that its tracker is down. The user's own settings of
+    these variables win; after connecting, MLflow's defaults apply again.
+    """
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    added = [k for k in quick if k not in os.environ]
+    os.environ.update({k: quick[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def _key(name: str) -> str:
@@ -53,7 +74,6 @@ class MlflowMirror:
             raise SpecError("mlflow", "the MLflow mirror needs mlflow: pip install 'mixcv[mlflow]'") from None
         artifacts = None
         if tracking_uri is None:
-            import os
             folder = Path(os.environ.get("MIXCV_STORE", ".mixcv"))
             if folder.name.lower() in ("off", "none"):
                 folder = Path(".mixcv")
@@ -65,11 +85,12 @@ class MlflowMirror:
             db = Path(tracking_uri.removeprefix("sqlite:///"))
             artifacts = (db.resolve().parent / "mlflow-artifacts").as_uri()
         try:
-            self.client = MlflowClient(tracking_uri=tracking_uri)
-            exp = self.client.get_experiment_by_name(experiment)
-            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
-                experiment, artifact_location=artifacts)
-            self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
+            with _quick_failure():
+                self.client = MlflowClient(tracking_uri=tracking_uri)
+                exp = self.client.get_experiment_by_name(experiment)
+                exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
+                    experiment, artifact_location=artifacts)
+                self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
         except Exception as exc:  # noqa: BLE001 - tracking backends raise many kinds
             raise SpecError("mlflow", f"could not start an MLflow run: {scrub(str(exc))[:500]}") from None
         self.tracking_uri = tracking_uri
