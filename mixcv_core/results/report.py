@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from ..metrics import higher_is_better
 
@@ -36,6 +37,17 @@ _CSS = """
 .mixcv-report summary {cursor: pointer;}
 </style>
 """
+
+
+def _safe(styler: Styler) -> str:
+    """A Styler's HTML with every label and text cell escaped.
+
+    Model names, column names and parameter values come from the user (a cell, a stored
+    run); pandas escapes none of them by default, so ``<img onerror=...>`` as a model name
+    would run in the notebook.
+    """
+    styler = styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+    return str(styler.to_html())
 
 
 def _fmt(x: float) -> str:
@@ -113,8 +125,8 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     head = (f"<h4 class='mixcv-head'>Plan (dry run): {len(plan.data.y)} rows, outer {html.escape(str(outer))} "
             f"with {n_folds} folds; about {n_fits} model fits</h4>")
     return (_CSS + "<div class='mixcv-report mixcv-plan'>" + head
-            + mt.style.hide(axis="index").to_html()
-            + "<div>Outer folds</div>" + table.style.hide(axis="index").to_html() + "</div>")
+            + _safe(mt.style.format(escape="html").hide(axis="index"))
+            + "<div>Outer folds</div>" + _safe(table.style.hide(axis="index")) + "</div>")
 
 
 def render_html(results: Results) -> str:
@@ -147,7 +159,7 @@ def render_html(results: Results) -> str:
     if results.model_names:
         table = summary_table(results)
         best = _best_cells(results)
-        styler = table.style.set_table_attributes('class="mixcv-summary"')
+        styler = table.style.format(escape="html").set_table_attributes('class="mixcv-summary"')
         styler = styler.apply(lambda col: [("font-weight: bold" if (m, col.name) in best else "")
                                            for m in col.index], axis=0)
         unconverged = [o for o in results.outcomes if o.ok and o.converged is False]
@@ -156,7 +168,7 @@ def render_html(results: Results) -> str:
             parts.append(f'<div class="mixcv-fail">{len(unconverged)} fit(s) did not converge ({names}): their '
                          "estimates may be wrong; see the converged and convergence columns per fold</div>")
         parts.append("<div>Test folds, mean ± sd (best in bold; RMSE = √mean MSE)</div>")
-        parts.append(styler.to_html())
+        parts.append(_safe(styler))
 
         folds = results.to_frame().drop(columns=["best_params"])
         if not any(m.tunes for m in spec.models):
@@ -166,7 +178,7 @@ def render_html(results: Results) -> str:
         if not (folds["convergence"].astype(bool)).any():
             folds = folds.drop(columns=["convergence"])
         num = folds.select_dtypes("number").columns.drop(["fold", "n_train", "n_test"], errors="ignore")
-        fold_html = folds.style.format({c: _fmt for c in num}).hide(axis="index").to_html()
+        fold_html = _safe(folds.style.format({c: _fmt for c in num}, escape="html").hide(axis="index"))
         parts.append(f"<details><summary>Per fold ({len(folds)} fits)</summary>{fold_html}</details>")
         if tuned:
             bp = results.to_frame()[["model", "fold", "best_params"]]
@@ -175,7 +187,7 @@ def render_html(results: Results) -> str:
                 bp = bp.assign(best_params=bp["best_params"].map(
                     lambda p: ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in p.items())))
                 parts.append(f"<details><summary>Tuned parameters</summary>"
-                             f"{bp.style.hide(axis='index').to_html()}</details>")
+                             f"{_safe(bp.style.format(escape='html').hide(axis='index'))}</details>")
     else:
         parts.append("<div>No model finished a fold.</div>")
 
