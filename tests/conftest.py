@@ -29,3 +29,11 @@ def seed_example_data():
 # Runs are recorded in a run store by default (./.mixcv); the tests keep theirs in a
 # temporary folder, inherited by notebook kernels and the JupyterLab server they start.
 os.environ["MIXCV_STORE"] = tempfile.mkdtemp(prefix="mixcv-store-")
+
+
+@pytest.fixture(scope="session")
+def ipython_shell():
+    """IPython's global test shell. ``start_ipython`` returns it on the first call only (and
+    rebinds ``globalipapp.get_ipython``), so every test asks here."""
+    from IPython.testing import globalipapp
+    return globalipapp.start_ipython() or globalipapp.get_ipython()

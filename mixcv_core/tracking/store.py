@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -33,6 +34,7 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,14 +133,21 @@ class RunStore:
     path : str or Path, default=".mixcv"
     """
 
-    def __init__(self, path: str | Path = ".mixcv") -> None:
+    def __init__(self, path: str | Path = ".mixcv", read_only: bool | None = None) -> None:
         self.path = Path(path)
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SpecError("store", f"cannot create the run store at {str(self.path)!r}: {exc}") from None
         self.db = self.path / "runs.sqlite"
-        with self._connect() as con:
+        if read_only is None:
+            # A store the user can read but not write can still be listed and loaded.
+            read_only = self.db.exists() and not (os.access(self.db, os.W_OK) and os.access(self.path, os.W_OK))
+        self.read_only = bool(read_only)
+        if self.read_only and not self.db.exists():
+            raise SpecError("store", f"there is no run store at {str(self.path)!r} (no runs.sqlite)")
+        if not self.read_only:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SpecError("store", f"cannot create the run store at {str(self.path)!r}: {exc}") from None
+        with self._open() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise SpecError("store", f"the run store at {str(self.path)!r} was written by a newer mixcv "
@@ -146,6 +155,14 @@ class RunStore:
                                          "Upgrade mixcv, or use another store: --store DIR, MIXCV_STORE=DIR, "
                                          "or MIXCV_STORE=off")
             fresh = con.execute("SELECT name FROM sqlite_master WHERE name = 'runs'").fetchone() is None
+            if not fresh:
+                have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+                if not {"id", "created", "status", "spec", "n_folds"} <= have:
+                    raise SpecError("store", f"{str(self.db)!r} is an SQLite database of something else, not a "
+                                             "mixcv run store; nothing was changed. Choose another folder: --store "
+                                             "DIR or MIXCV_STORE=DIR; or do not record: --no-store or MIXCV_STORE=off")
+            if self.read_only:
+                return
             con.executescript(_SCHEMA)
             if fresh:
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -158,12 +175,30 @@ class RunStore:
                     con.execute(f"PRAGMA user_version = {version}")
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return sqlite3.connect(f"{self.db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
         # WAL lets readers and one writer work at once; the timeout makes a second
         # writer wait its turn instead of failing with "database is locked".
         con = sqlite3.connect(self.db, timeout=60)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=60000")
         return con
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose database errors name this store and the way out."""
+        try:
+            with self._connect() as con:
+                yield con
+        except sqlite3.DatabaseError as exc:
+            raise SpecError("store", f"{str(self.db)!r} is not a mixcv run store, or it is damaged ({exc}). Move it "
+                                     "aside, or record elsewhere: --store DIR or MIXCV_STORE=DIR; or not at all: "
+                                     "--no-store or MIXCV_STORE=off") from None
+
+    def _fold_columns(self, con: sqlite3.Connection, names: list[str]) -> str:
+        """``names`` for a SELECT, with NULL for columns an older (read-only, unmigrated) layout lacks."""
+        have = {r[1] for r in con.execute("PRAGMA table_info(folds)")}
+        return ", ".join(n if n in have else f"NULL AS {n}" for n in names)
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
@@ -174,7 +209,7 @@ class RunStore:
     # -- reading -----------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
         """One row per run, newest first: id, when, data, models, status, folds done, best."""
-        with self._connect() as con:
+        with self._open() as con:
             rows = con.execute("SELECT id, created, status, host, pid, dataset, target, n_rows, n_folds, models, "
                                "metrics FROM runs ORDER BY created DESC").fetchall()
             done = dict(con.execute("SELECT run_id, COUNT(*) FROM folds WHERE ok = 1 GROUP BY run_id").fetchall())
@@ -233,14 +268,15 @@ class RunStore:
             the checksum written when it was saved; otherwise nothing is unpickled and a
             `SpecError` names the file.
         """
-        with self._connect() as con:
+        with self._open() as con:
             rid = self._resolve(con, run_id)
             run = con.execute("SELECT status, host, pid, spec, wall_time FROM runs WHERE id = ?", (rid,)).fetchone()
             data = con.execute("SELECT y, groups, row_index, meta FROM run_data WHERE run_id = ?", (rid,)).fetchone()
             splits = con.execute("SELECT train, test FROM splits WHERE run_id = ? ORDER BY fold", (rid,)).fetchall()
-            folds = con.execute("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
-                                "error, traceback, warnings, test_rows, y_pred, insight, history, model_file, "
-                                "convergence, model_sha256 FROM folds WHERE run_id = ?", (rid,)).fetchall()
+            columns = self._fold_columns(con, ["model", "fold", "ok", "metrics", "fit_time", "tune_time", "best_params",
+                                               "converged", "error", "traceback", "warnings", "test_rows", "y_pred",
+                                               "insight", "history", "model_file", "convergence", "model_sha256"])
+            folds = con.execute(f"SELECT {columns} FROM folds WHERE run_id = ?", (rid,)).fetchall()  # noqa: S608
             trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
                                  "ORDER BY model, fold, trial", (rid,)).fetchall()
         status, host, pid, spec_json, wall_time = run
@@ -318,7 +354,9 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         """Remove a run and its files."""
         import shutil
-        with self._connect() as con:
+        if self.read_only:
+            raise SpecError("store", f"the run store at {str(self.path)!r} is read-only")
+        with self._open() as con:
             rid = self._resolve(con, run_id)
             con.execute("DELETE FROM runs WHERE id = ?", (rid,))
             for table in ("run_data", "splits", "folds", "trials"):
@@ -328,7 +366,7 @@ class RunStore:
     def folds(self, run_id: str) -> pd.DataFrame:
         """The stored per-fold rows of a run, metrics as columns (readable even when `load`
         cannot rebuild the run)."""
-        with self._connect() as con:
+        with self._open() as con:
             rid = self._resolve(con, run_id)
             raw = pd.read_sql_query("SELECT model, fold, ok, metrics, fit_time, tune_time, best_params, converged, "
                                     "error FROM folds WHERE run_id = ? ORDER BY fold, model", con, params=(rid,))
@@ -362,6 +400,10 @@ class StoreObserver:
     """
 
     def __init__(self, store: RunStore, save_models: bool = False) -> None:
+        if store.read_only:
+            raise SpecError("store", f"the run store at {str(store.path)!r} is read-only: its runs can be listed and "
+                                     "loaded, not added to. Record elsewhere (--store DIR, MIXCV_STORE=DIR) or not at "
+                                     "all (--no-store, MIXCV_STORE=off)")
         self.store = store
         self.save_models = save_models
         self.run_id: str | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
 
 from mixcv_core import Results
 from mixcv_core.run.events import EMIteration, FoldFinished, RunStarted, TrialFinished
@@ -29,8 +28,8 @@ models:
 
 
 @pytest.fixture(scope="module")
-def ip():
-    shell = start_ipython()
+def ip(ipython_shell):
+    shell = ipython_shell
     shell.run_line_magic("load_ext", "mixcv_jupyter")
     X, y, g, _ = generate_regression(6, 12, random_seed=1, n_features=3)
     shell.user_ns["df"] = X.assign(y=y, group=g)
@@ -76,7 +75,8 @@ def test_spec_line_magic_prints_the_cell_that_reproduces_results(ip, capsys):
 
 
 def test_show_models_splits_help(ip):
-    assert ip.run_line_magic("mixcv", "show again") is ip.user_ns["again"]
+    ip.run_cell_magic("mixcv", "-o shown --quiet --no-store", CELL)
+    assert ip.run_line_magic("mixcv", "show shown") is ip.user_ns["shown"]
     assert "RandomForestRegressor" in repr(ip.run_line_magic("mixcv", "models"))
     assert "StratifiedGroupKFold" in repr(ip.run_line_magic("mixcv", "splits"))
     assert "choice(" in repr(ip.run_line_magic("mixcv", "help"))
