@@ -155,16 +155,30 @@ CELL_KEYS: dict[str, str] = {
 
 
 # -- YAML with line numbers ------------------------------------------------------------
+#: The YAML types a cell may use (implicitly): anything tagged otherwise is refused.
+_CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
+
+
 def _compose(text: str, offset: int) -> Any:
     import yaml
 
     try:
+        # Anchors and aliases (&a, *a) are no part of the cell syntax, and they are how a
+        # few hundred bytes of YAML expand into gigabytes or a cycle: refused from the
+        # event stream, before anything is built, so parsing stays linear in the text.
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise CellError("cell", "YAML anchors and aliases (&name, *name) are not part of the cell syntax; "
+                                        "write the value out", event.start_mark.line + 1 + offset)
         return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        at = text.count("\n", 0, exc.position) + 1 + offset
+        raise CellError("cell", f"the character {exc.character!r} is not allowed in a cell", at) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 + offset if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise CellError("cell", f"not valid YAML-like text: {problem}", line) from None
+        raise CellError("cell", f"not valid YAML-like text: {' '.join(str(problem).split())}", line) from None
 
 
 def _construct(node: Any) -> Any:
@@ -173,10 +187,15 @@ def _construct(node: Any) -> Any:
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
-def _to_py(node: Any, path: str, lines: dict[str, int], offset: int) -> Any:
+def _to_py(node: Any, path: str, lines: dict[str, int], offset: int, raw: dict[str, str] | None = None) -> Any:
     import yaml
 
     lines.setdefault(path, node.start_mark.line + 1 + offset)
+    if node.tag not in _CORE_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise CellError(path or "cell", f"YAML tags such as {tag} are not part of the cell syntax; write ranges as "
+                                        "int(low, high), float(low, high) or choice(a, b) and values as they are",
+                        lines[path])
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for k, v in node.value:
@@ -185,10 +204,12 @@ def _to_py(node: Any, path: str, lines: dict[str, int], offset: int) -> Any:
             lines[sub] = k.start_mark.line + 1 + offset
             if key in out:
                 raise CellError(sub, "appears twice", lines[sub])
-            out[key] = _to_py(v, sub, lines, offset)
+            out[key] = _to_py(v, sub, lines, offset, raw)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_py(v, f"{path}[{i}]", lines, offset) for i, v in enumerate(node.value)]
+        return [_to_py(v, f"{path}[{i}]", lines, offset, raw) for i, v in enumerate(node.value)]
+    if raw is not None:
+        raw[path] = node.value   # the scalar as written, before YAML gives it a type
     value = _construct(node)
     if isinstance(value, str) and node.style is None and _NUMBER_RE.match(value):
         # PyYAML (YAML 1.1) reads 1e-4 as a string; people mean the number.
@@ -230,6 +251,9 @@ def _parse_range(text: str, key: str, line: int | None) -> od.BaseDistribution |
     if len(positional) != 2 or unknown:
         raise CellError(key, f"expected {usage}, got {text.strip()!r}", line)
     low, high = (_scalar(p) for p in positional)
+    for v in (low, high):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise CellError(key, f"the bounds of {text.strip()!r} must be finite numbers", line)
     if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
         raise CellError(key, f"empty range {text.strip()!r}: low ({low}) is above high ({high})", line)
     try:
@@ -356,8 +380,9 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         raise CellError("cell", "the cell is empty; it needs at least data, target and models "
                                 "(%mixcv help shows the syntax)", None)
     lines: dict[str, int] = {}
+    written: dict[str, str] = {}
     node = _compose(text, line_offset)
-    raw = _to_py(node, "", lines, line_offset)
+    raw = _to_py(node, "", lines, line_offset, written)
     if not isinstance(raw, Mapping):
         raise CellError("cell", "expected key: value lines, e.g. 'target: y'", line_offset + 1)
     _check_keys(raw, TOP_KEYS, "", lines)
@@ -374,10 +399,19 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     frame = raw["data"]
     if not isinstance(frame, str) or not frame.isidentifier():
         raise CellError("data", f"expected the name of a DataFrame variable, got {frame!r}", at("data"))
+    def column(key: str) -> Any:
+        # Column names exactly as written: YAML would read `yes` as True, `007` as 7 and
+        # `1e3` as 1000.0, none of which is the column the user named.
+        value = raw[key]
+        if isinstance(value, list):
+            return [written.get(f"{key}[{i}]", v) for i, v in enumerate(value)]
+        return written.get(key, value)
+
     try:
-        data = DataSpec(target=str(raw["target"]), groups=None if raw.get("groups") is None else str(raw["groups"]),
-                        slopes=_names(raw.get("slopes"), "slopes", at("slopes")),
-                        features=None if raw.get("features") is None else _names(raw["features"], "features",
+        data = DataSpec(target=str(column("target")),
+                        groups=None if raw.get("groups") is None else str(column("groups")),
+                        slopes=_names(column("slopes") if "slopes" in raw else None, "slopes", at("slopes")),
+                        features=None if raw.get("features") is None else _names(column("features"), "features",
                                                                                   at("features")),
                         frame=frame, dataset_name=str(raw.get("name") or ""))
     except CellError:

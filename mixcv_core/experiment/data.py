@@ -70,10 +70,15 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         raise SpecTypeError(frame_field, f"expected a pandas DataFrame, got {type(frame).__name__}")
     if len(frame) == 0:
         raise SpecError(frame_field, "the data has no rows")
+    if not all(isinstance(c, str) for c in frame.columns):
+        # A spec names columns as text (a cell's `target: 0` is the column 0), so the
+        # frame's labels are matched as text too.
+        frame = frame.rename(columns=str)
     columns = list(frame.columns)
     dupes = sorted({str(c) for c in columns if columns.count(c) > 1})
     if dupes:
-        raise SpecError(frame_field, f"duplicate column names {dupes}")
+        raise SpecError(frame_field, f"duplicate column names {dupes}: every column needs its own name "
+                                     "(after reading names as text, 0 and '0' are the same)")
 
     def need(col: str, fld: str) -> None:
         if col not in frame.columns:
@@ -152,6 +157,9 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
                                              f"{', '.join(need)} cannot be fitted without one. Only "
                                              "LinearMixedEffectsModel fits the intercept-only (null) model "
                                              "y ~ 1 + (1 | group)")
+    full_rank = [m.name for m in spec.models if getattr(m.estimator_class, "needs_full_rank", False)]
+    if full_rank and data.feature_names:
+        _check_full_rank(data, full_rank)
     n = len(data.y)
     n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
     _check_split_size(spec.outer.method, spec.outer.n_splits, n, n_groups, "outer", spec.outer.is_named)
@@ -173,6 +181,22 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
         # Inner indices are kept absolute: a fold task then cannot mix up frames.
         inner.append([(train[tr], train[te]) for tr, te in rel])
     return Plan(data=data, outer=outer, inner=inner)
+
+
+def _check_full_rank(data: PreparedData, models: list[str]) -> None:
+    """Constant or collinear features make a model that needs a full-rank design fail in
+    every fold; say so now, naming the columns. (O(n p^2): the Gram matrix, not an SVD of X.)"""
+    constant = [name for name, span in zip(data.feature_names, np.ptp(data.X, axis=0)) if span == 0]
+    if constant:
+        raise SpecError("data.features", f"{constant} {'is' if len(constant) == 1 else 'are'} constant: the same as "
+                                         f"the intercept for {', '.join(models)}; drop "
+                                         f"{'it' if len(constant) == 1 else 'them'}")
+    centred = data.X - data.X.mean(axis=0)
+    scaled = centred / np.sqrt((centred**2).sum(axis=0))
+    eig = np.linalg.eigvalsh(scaled.T @ scaled)
+    if eig[0] < 1e-10 * max(eig[-1], 1.0):
+        raise SpecError("data.features", f"the features are collinear (one is a combination of others), which "
+                                         f"{', '.join(models)} cannot fit; drop the redundant columns")
 
 
 def _check_split_size(method: object, n_splits: int, n_rows: int, n_groups: int, level: str,

@@ -85,6 +85,9 @@ class DataSpec:
                 raise SpecTypeError("data.features", f"column names must be strings, got {name!r}")
         if self.slopes and self.groups is None:
             raise SpecError("data.slopes", "random slopes need a grouping column; set groups")
+        for role, taken in (("target", self.target), ("groups column", self.groups)):
+            if taken is not None and taken in self.slopes:
+                raise SpecError("data.slopes", f"{taken!r} is the {role}; a random slope must be a feature column")
         if self.groups is not None and self.groups == self.target:
             raise SpecError("data.groups", f"the groups column {self.groups!r} is also the target")
         roles = [self.target] + ([self.groups] if self.groups else [])

@@ -97,6 +97,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     _backends = ("native", "statsmodels")
     #: Fits ``y ~ 1 + (1 | g)`` when X has no columns (the engine reads this).
     intercept_only_ok = True
+    #: Constant or collinear features cannot be fitted (the engine checks before any work).
+    needs_full_rank = True
 
     def __init__(self, reml: bool = True, predict_known_groups: bool = True,
                  backend: str = "native", method: str | Sequence[str] | None = None,
