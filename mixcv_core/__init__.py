@@ -28,6 +28,7 @@ from .errors import (
     ObserverWarning,
     SpecError,
     SpecTypeError,
+    StoreWarning,
 )
 from .experiment.registry import available_models
 from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
@@ -60,5 +61,6 @@ __all__ = [
     "FoldFailedWarning",
     "ConvergenceWarning",
     "ObserverWarning",
+    "StoreWarning",
     "__version__",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConvergenceWarning, FoldFailedWarning, SpecTypeError
+from .errors import ConvergenceWarning, FoldFailedWarning, SpecTypeError, StoreWarning
 from .experiment.data import Plan, plan_experiment
 from .experiment.spec import ExperimentSpec, ModelSpec
 from .outcome import FoldOutcome
@@ -83,9 +83,18 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     if plan is None:
         plan = plan_experiment(spec, frame)
     run_store = resolve_store(store)
-    recorder = StoreObserver(run_store, save_models) if run_store is not None else None
-    # The store listens first: a fold is on disk before any other observer sees it.
-    bus = EventBus(([recorder] if recorder is not None else []) + list(observers))
+    recording = _Recording(StoreObserver(run_store, save_models) if run_store is not None else None)
+    observer_bus = EventBus(list(observers))
+
+    class _Bus:
+        # Recording is part of the run, not a bystander: it sees every event first (a fold
+        # is on disk before any observer hears of it), and its failure is the run's news.
+        @staticmethod
+        def emit(event: Event) -> None:
+            recording(event)
+            observer_bus.emit(event)
+
+    bus = _Bus()
     tasks = _tasks(spec, plan)
     bus.emit(RunStarted(spec=spec, n_folds=len(plan.outer), model_names=tuple(spec.model_names()),
                         n_rows=len(plan.data.y), data=plan.data, outer=plan.outer))
@@ -108,13 +117,48 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     outcomes = sorted((o for task in by_task.values() for o in task), key=lambda o: (o.fold, rank[o.model]))
     results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
                       status=status, wall_time=time.perf_counter() - t0)
-    if recorder is not None:
-        results.run_id = recorder.run_id
+    results.run_id = recording.run_id
+    results.recorded = recording.recorder is not None and recording.error is None
+    results.record_error = recording.error
     _warn_about(results)
     if status == "interrupted":
         bus.emit(RunFailed(error="interrupted; the finished folds are kept in the results", traceback=""))
     bus.emit(RunFinished(results=results))
+    # The store writes the run's end too: read its state once more.
+    results.recorded = recording.recorder is not None and recording.error is None
+    results.record_error = recording.error
     return results
+
+
+class _Recording:
+    """Feeds the run store, and turns its failure into the run's news instead of a silent detach.
+
+    A store that cannot be written (a full disk, a file that went away) stops recording
+    with one loud `StoreWarning`; the stored run is marked ``incomplete: <reason>`` as far
+    as the store still allows; the results say ``recorded = False`` and why.
+    """
+
+    def __init__(self, recorder: StoreObserver | None) -> None:
+        self.recorder = recorder
+        self.error: str | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.recorder is None else self.recorder.run_id
+
+    def __call__(self, event: Event) -> None:
+        if self.recorder is None or self.error is not None:
+            return
+        try:
+            self.recorder.on_event(event)
+        except Exception as exc:  # noqa: BLE001 - whatever stops the store, the run goes on and says so
+            self.error = scrub(f"{type(exc).__name__}: {exc}")
+            self.recorder.abandon(self.error)
+            where = self.recorder.store.path
+            warnings.warn(StoreWarning(
+                f"the run store at {str(where)!r} stopped recording this run: {self.error}. The run goes on and "
+                "its results are complete in memory, but the store has only what came before (results.recorded "
+                "is False)."), stacklevel=4)
 
 
 def _warn_about(results: Results) -> None:

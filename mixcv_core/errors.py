@@ -13,6 +13,7 @@ __all__ = [
     "FoldFailedWarning",
     "ConvergenceWarning",
     "ObserverWarning",
+    "StoreWarning",
 ]
 
 
@@ -52,3 +53,7 @@ class ConvergenceWarning(UserWarning):
 
 class ObserverWarning(UserWarning):
     """An observer raised while handling an event and was detached from the run."""
+
+
+class StoreWarning(UserWarning):
+    """The run store stopped recording a run; the run itself went on (see ``Results.recorded``)."""

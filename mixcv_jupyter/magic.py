@@ -10,6 +10,7 @@ docstring (``%%mixcv?``) is derived from them.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pandas as pd
@@ -86,6 +87,10 @@ class MixcvMagics(Magics):
         except MixcvError as exc:
             raise UsageError(str(parsed.locate(exc))) from None
         self.shell.user_ns[args.output] = results
+        if results.record_error:
+            # Loud even with --quiet: the store holds less than the notebook does.
+            print(f"\x1b[31mmixcv: the run store did not record all of this run: {results.record_error}\x1b[0m",
+                  file=sys.stderr)
         if args.quiet:
             print(f"mixcv: {results.status}; results stored as {args.output!r}")
         elif dashboard is not None:

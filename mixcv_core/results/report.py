@@ -151,10 +151,14 @@ def render_html(results: Results) -> str:
     if getattr(results, "run_id", None):
         meta.append(f"run <code>{html.escape(str(results.run_id))}</code>")
 
+    record_error = getattr(results, "record_error", None)
     parts = [_CSS, '<div class="mixcv-report">',
              f'<h4 class="mixcv-head">{title} — '
              f'{"<span class=mixcv-fail>interrupted</span>" if status != "finished" else "finished"}</h4>',
              f'<div class="mixcv-meta">{" · ".join(meta)}</div>']
+    if record_error:
+        parts.append(f'<div class="mixcv-fail">Not fully recorded in the run store: {html.escape(record_error)}. '
+                     "The results below are complete; the stored run is marked incomplete.</div>")
 
     if results.model_names:
         table = summary_table(results)

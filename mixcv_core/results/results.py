@@ -56,6 +56,10 @@ class Results:
         self._data = data
         self._outer = list(outer)
         self.run_id: str | None = None  # set when the run is in a RunStore
+        #: Whether the run store holds the whole run (False when it was not recorded, or
+        #: when the store failed part-way; `record_error` then says why).
+        self.recorded: bool = False
+        self.record_error: str | None = None
 
     # -- tables ----------------------------------------------------------------------
     @property

@@ -453,6 +453,24 @@ class StoreObserver:
             self._db.close()
             self._con = None
 
+    def abandon(self, reason: str) -> None:
+        """Recording failed: leave the stored run saying so (``incomplete: <reason>``), never ``running``.
+
+        Best effort in a fresh connection: the failure may be the store itself.
+        """
+        if self.run_id is None:
+            return
+        try:
+            with contextlib.closing(self.store._connect()) as con, con:
+                con.execute("UPDATE runs SET status = ?, updated = ?, error = ? WHERE id = ?",
+                            (f"incomplete: {reason}"[:500], time.time(), reason, self.run_id))
+        except Exception:  # noqa: BLE001, S110 - nothing more can be written; the run's results say why
+            pass
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.close()
+            self._con = None
+
     def _set_status(self, status: str, error: str = "") -> None:
         with self._db:
             self._db.execute("UPDATE runs SET status = ?, updated = ?, error = ? WHERE id = ?",
@@ -495,19 +513,24 @@ class StoreObserver:
 
     def _fold(self, o: FoldOutcome) -> None:
         model_file = model_sha = None
+        notes = list(o.warnings)
         if self.save_models and o.ok and o.estimator is not None:
             import joblib
             d = self.store.run_dir(self._rid) / "models"
             d.mkdir(parents=True, exist_ok=True)
             rel = Path("runs") / self._rid / "models" / f"{_safe(o.model)}__fold{o.fold}.joblib"
-            joblib.dump(o.estimator, self.store.path / rel)
-            model_file, model_sha = str(rel), _sha256(self.store.path / rel)
+            try:
+                joblib.dump(o.estimator, self.store.path / rel)
+                model_file, model_sha = str(rel), _sha256(self.store.path / rel)
+            except Exception as exc:  # noqa: BLE001 - only this model's file is lost; its results are stored
+                (self.store.path / rel).unlink(missing_ok=True)
+                notes.append(f"model not saved: {type(exc).__name__}: {exc}")
         with self._db:
             _insert(self._db, "folds", replace=True,
                     run_id=self.run_id, model=o.model, fold=o.fold, ok=int(o.ok), metrics=_dumps(o.metrics),
                     fit_time=None if o.fit_time != o.fit_time else o.fit_time, tune_time=o.tune_time,
                     best_params=_dumps(o.best_params), converged=None if o.converged is None else int(o.converged),
-                    error=o.error, traceback=o.traceback, warnings=_dumps(o.warnings),
+                    error=o.error, traceback=o.traceback, warnings=_dumps(notes),
                     test_rows=None if o.test_rows is None else _npy(o.test_rows),
                     y_pred=None if o.y_pred is None else _npy(o.y_pred), insight=_frame_json(o.insight),
                     history=_frame_json(o.history), model_file=model_file, finished=time.time(),
