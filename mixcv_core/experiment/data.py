@@ -8,6 +8,7 @@ can be made. Past this point the engine trusts its inputs.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,9 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         A missing column, NaN or infinite values, fewer than two groups.
     """
     if not isinstance(frame, pd.DataFrame):
+        if type(frame).__module__.split(".")[0] == "polars":
+            raise SpecTypeError(frame_field, "expected a pandas DataFrame, got a polars DataFrame; convert it with "
+                                             ".to_pandas()")
         raise SpecTypeError(frame_field, f"expected a pandas DataFrame, got {type(frame).__name__}")
     if len(frame) == 0:
         raise SpecError(frame_field, "the data has no rows")
@@ -119,6 +123,9 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         n_bad = int((~np.isfinite(y)).sum())
         raise SpecError("data.target", f"the target {spec.target!r} has {n_bad} NaN or infinite values; "
                                        "drop those rows first")
+    if len(y) > 1 and np.ptp(y) == 0:
+        raise SpecError("data.target", f"the target {spec.target!r} is constant ({y[0]:g} in every row): there is "
+                                       "nothing to predict, and every score would be meaningless")
 
     groups = None
     if spec.groups is not None:
@@ -127,6 +134,10 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
             raise SpecError("data.groups", f"the groups column {spec.groups!r} has {int(g.isna().sum())} missing "
                                       "labels; every row needs a group")
         groups = g.to_numpy()
+        kinds = {type(v).__name__ for v in pd.unique(groups)} if groups.dtype == object else set()
+        if {"int", "str"} <= kinds or {"float", "str"} <= kinds:
+            raise SpecError("data.groups", f"the labels of {spec.groups!r} mix numbers and text ({sorted(kinds)}); "
+                                           f"make them one type, e.g. df[{spec.groups!r}].astype(str)")
         if len(pd.unique(groups)) < 2:
             raise SpecError("data.groups", f"the groups column {spec.groups!r} has a single group; "
                                       "grouped cross validation and mixed models need at least two")
@@ -253,7 +264,13 @@ def assemble_frame(X: pd.DataFrame, y: pd.Series | pd.DataFrame | np.ndarray | S
         name = s.name if s.name is not None else default_name
         if isinstance(obj, pd.Series) and not s.index.equals(X.index):
             # Positional alignment, as flexcv does; index labels that disagree would
-            # otherwise silently turn into NaN on concatenation.
+            # otherwise silently turn into NaN on concatenation. Said out loud when the
+            # labels are the same set in another order: then matching by position is
+            # almost certainly not what was meant.
+            if s.index.sort_values().equals(X.index.sort_values()):
+                warnings.warn(f"{fld} carries the same index labels as X in another order; it is matched to X by "
+                              f"position, as flexcv does. If you meant to match by label, pass "
+                              f"{fld}.reindex(X.index).", UserWarning, stacklevel=4)
             s = pd.Series(s.to_numpy(), index=X.index)
         return s.rename(str(name))
 

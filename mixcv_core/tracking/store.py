@@ -49,6 +49,7 @@ from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
 from ..results import Results
 from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
+from ..run.tuning import quiet_optuna
 
 __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEMA_VERSION"]
 
@@ -293,7 +294,8 @@ class RunStore:
             feature_names=meta["feature_names"], slope_names=meta["slope_names"],
             index=pd.Index(json.loads(index)), target_name=meta["target_name"], groups_name=meta["groups_name"])
         outer = [(_from_npy(tr), _from_npy(te)) for tr, te in splits]
-        studies = self._studies(spec, trials)
+        with quiet_optuna():   # no "A new study created" line per rebuilt study
+            studies = self._studies(spec, trials)
         base_of = {name: m.name for m in spec.models for name in spec.task_names(m)}
         outcomes = []
         for (model, fold, ok, metrics, fit_time, tune_time, best_params, converged, error, tb, warns, test_rows,
