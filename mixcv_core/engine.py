@@ -84,6 +84,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         plan = plan_experiment(spec, frame)
     run_store = resolve_store(store)
     recording = _Recording(StoreObserver(run_store, save_models) if run_store is not None else None)
+    if recording.recorder is not None:
+        recording.recorder.encode_labels(plan.data)   # labels the store cannot keep: refused before any work
     observer_bus = EventBus(list(observers))
 
     class _Bus:

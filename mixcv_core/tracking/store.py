@@ -50,6 +50,7 @@ from ..outcome import FoldOutcome
 from ..results import Results
 from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
 from ..run.tuning import quiet_optuna
+from ._labels import LABELS_FORMAT, decode_index, decode_values, encode_index, encode_values
 
 __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEMA_VERSION"]
 
@@ -287,12 +288,17 @@ class RunStore:
         spec = ExperimentSpec.from_dict(json.loads(spec_json))
         y, groups, index, meta = data
         meta = json.loads(meta)
+        if meta.get("labels_format", 1) >= 2:
+            row_index = decode_index(json.loads(index))
+            group_labels = None if groups is None else decode_values(json.loads(groups))
+        else:   # mixcv 0.1: plain JSON lists
+            row_index = pd.Index(json.loads(index))
+            group_labels = None if groups is None else np.asarray(
+                json.loads(groups), dtype=object if meta.get("groups_object") else None)
         prepared = PreparedData(
-            X=np.empty((len(_from_npy(y)), 0)), y=_from_npy(y),
-            groups=None if groups is None else np.asarray(json.loads(groups), dtype=object if meta["groups_object"]
-                                                          else None),
+            X=np.empty((len(_from_npy(y)), 0)), y=_from_npy(y), groups=group_labels,
             feature_names=meta["feature_names"], slope_names=meta["slope_names"],
-            index=pd.Index(json.loads(index)), target_name=meta["target_name"], groups_name=meta["groups_name"])
+            index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"])
         outer = [(_from_npy(tr), _from_npy(te)) for tr, te in splits]
         with quiet_optuna():   # no "A new study created" line per rebuilt study
             studies = self._studies(spec, trials)
@@ -491,15 +497,11 @@ class StoreObserver:
             cell = spec_to_cell(spec)
         except SpecError:
             cell = None
-        self._con = self.store._connect()
         d = e.data
-        groups_json = None
-        groups_object = False
-        if d.groups is not None:
-            groups_object = d.groups.dtype == object
-            groups_json = _dumps([_plain(g) if isinstance(g, np.generic) else g for g in d.groups.tolist()])
+        index_json, groups_json = self.encode_labels(d)
+        self._con = self.store._connect()
         meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
-                "groups_name": d.groups_name, "groups_object": bool(groups_object)}
+                "groups_name": d.groups_name, "labels_format": LABELS_FORMAT}
         now = time.time()
         with self._db:
             _insert(self._db, "runs", id=self.run_id, created=now, updated=now, status="running",
@@ -508,10 +510,16 @@ class StoreObserver:
                     n_folds=e.n_folds, models=_dumps(list(e.model_names)), metrics=_dumps(list(spec.metrics)),
                     spec=spec_json, cell=cell)
             _insert(self._db, "run_data", run_id=self.run_id, y=_npy(d.y), groups=groups_json,
-                    row_index=_dumps([_plain(i) if isinstance(i, np.generic) else i for i in d.index.tolist()]),
-                    meta=_dumps(meta))
+                    row_index=index_json, meta=_dumps(meta))
             for k, (tr, te) in enumerate(e.outer):
                 _insert(self._db, "splits", run_id=self.run_id, fold=k, train=_npy(tr), test=_npy(te))
+
+    @staticmethod
+    def encode_labels(data: PreparedData) -> tuple[str, str | None]:
+        """The row index and group labels as typed JSON; raises `SpecError` (before the run
+        starts, when called by the engine) for labels the store cannot keep exactly."""
+        groups = None if data.groups is None else _dumps(encode_values(data.groups, "group labels"))
+        return _dumps(encode_index(data.index)), groups
 
     def _fold(self, o: FoldOutcome) -> None:
         model_file = model_sha = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,9 +36,12 @@ def cells(draw):
     return "\n".join(lines)
 
 
-@settings(max_examples=300, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=cells())
-def test_any_text_gives_a_spec_or_one_cell_error_within_a_second(text):
+def test_any_text_gives_a_spec_or_one_cell_error_at_once(text):
+    # The bound catches blow-ups (nested aliases took 11 s to minutes), not speed: parsing
+    # takes milliseconds, and 5 s leaves room for a loaded CI machine.
+    t0 = time.perf_counter()
     try:
         parsed = parse_cell(text)
     except CellError as exc:
@@ -45,3 +50,4 @@ def test_any_text_gives_a_spec_or_one_cell_error_within_a_second(text):
         assert "Traceback" not in message
     else:
         assert isinstance(parsed, ParsedCell)
+    assert time.perf_counter() - t0 < 5.0

@@ -39,7 +39,7 @@ def test_nested_aliases_are_refused_at_once():
     t0 = time.perf_counter()
     with pytest.raises(CellError, match="anchors and aliases"):
         parse_cell(laughs)
-    assert time.perf_counter() - t0 < 1.0     # was 11 s at 6 levels before "unknown key"
+    assert time.perf_counter() - t0 < 5.0     # a blow-up guard: was 11 s to minutes; parsing takes ms
 
 
 @pytest.mark.parametrize("written,column", [("yes", "yes"), ("007", "007"), ("1e3", "1e3"), ('"null"', "null")])
