@@ -22,7 +22,8 @@ from typing import Any
 
 from .errors import SpecError, SpecTypeError
 
-__all__ = ["Rule", "Integer", "Real", "Boolean", "Options", "RULES", "check", "MAX_SEED", "ON_ERROR"]
+__all__ = ["Rule", "Integer", "Real", "Boolean", "Options", "RULES", "check", "check_function", "MAX_SEED",
+           "ON_ERROR"]
 
 #: numpy and scikit-learn seeds (``KFold(random_state=...)``) are 32-bit.
 MAX_SEED = 2**32 - 1
@@ -229,3 +230,43 @@ def check(rule: str, value: Any, field: str | None = None) -> Any:
     7
     """
     return RULES[rule].check(value, rule if field is None else field)
+
+
+#: Modules whose functions are never a metric, objective or post-processor: naming one in a
+#: cell or a stored spec is a mistake at best, and an attempt to run something at worst.
+_SYSTEM_MODULES = {"builtins", "os", "posix", "nt", "subprocess", "sys", "shutil", "importlib", "pickle",
+                   "marshal", "ctypes", "socket", "runpy", "code", "pty", "webbrowser"}
+
+
+def check_function(fn: Any, field: str, arguments: tuple[str, ...], classes: bool = False,
+                   or_arguments: tuple[str, ...] | None = None) -> Any:
+    """A user-supplied function (metric, objective, post-processor) of the expected shape.
+
+    It must be callable with ``len(arguments)`` positional arguments (named in the message),
+    come from no system module (``builtins.eval``, ``os.system``...), and be a plain function
+    rather than a class unless ``classes`` (post-processor classes are instantiated first).
+    """
+    import inspect
+    if not callable(fn):
+        raise SpecTypeError(field, f"expected a function f({', '.join(arguments)}), got {fn!r}")
+    module = (getattr(fn, "__module__", None) or "").split(".")[0]
+    if module in _SYSTEM_MODULES:
+        raise SpecError(field, f"{getattr(fn, '__qualname__', fn)!r} from {module!r} is not a function "
+                               f"f({', '.join(arguments)}); write one in your own module")
+    if isinstance(fn, type):
+        if classes:
+            return fn
+        raise SpecTypeError(field, f"expected a function f({', '.join(arguments)}), got the class {fn.__name__}")
+    try:
+        signature = inspect.signature(fn)
+    except ValueError:   # no signature to inspect (some C functions): the call will tell
+        return fn
+    shapes = [arguments] + ([or_arguments] if or_arguments else [])
+    for shape in shapes:
+        try:
+            signature.bind(*shape)
+            return fn
+        except TypeError:
+            continue
+    raise SpecError(field, f"{getattr(fn, '__name__', fn)!r} cannot be called as "
+                           + " or ".join(f"f({', '.join(shape)})" for shape in shapes))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+from .constraints import check_function
 from .errors import SpecError, SpecTypeError
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "MetricsDict", "resolve_metrics", "mse_objective", "higher_is_better"]
@@ -84,8 +85,7 @@ def resolve_metrics(metrics: Mapping[str, Metric | str] | Sequence[str | Metric]
                 raise SpecError(field, f"unknown metric {fn!r}; choose from {', '.join(METRICS)} "
                                        "or pass a callable f(y_true, y_pred)")
             fn = METRICS[fn]
-        if not callable(fn):
-            raise SpecTypeError(f"{field}[{name!r}]", f"expected a callable f(y_true, y_pred), got {fn!r}")
+        check_function(fn, f"{field}[{name!r}]", ("y_true", "y_pred"))
         out[name] = fn
     if not out:
         raise SpecError(field, "no metrics selected; leave it as None for r2, mse and mae")

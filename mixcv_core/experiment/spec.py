@@ -20,7 +20,7 @@ from typing import Any
 import optuna.distributions as od
 
 from .._frozen import FrozenMap
-from ..constraints import MAX_SEED, Integer, check
+from ..constraints import MAX_SEED, Integer, check, check_function
 from ..errors import SpecError, SpecTypeError
 from ..metrics import METRICS, resolve_metrics
 from ..models import is_mixed
@@ -239,8 +239,8 @@ class ModelSpec:
         if isinstance(pp, str):
             pp = import_dotted(pp, f"{f}.post_processor")
             _set(self, "post_processor", pp)
-        if pp is not None and not callable(pp):
-            raise SpecTypeError(f"{f}.post_processor", f"expected a post-processor class or callable, got {pp!r}")
+        if pp is not None:
+            check_function(pp, f"{f}.post_processor", ("model", "feature_names"), classes=True)
 
     @property
     def estimator_class(self) -> type:
@@ -272,9 +272,9 @@ class TuningSpec:
 
     def __post_init__(self) -> None:
         _set(self, "n_trials", check("tuning.n_trials", self.n_trials))
-        if self.objective_scorer is not None and not callable(self.objective_scorer):
-            raise SpecTypeError("tuning.objective_scorer",
-                                f"expected a callable returning a float to minimise, got {self.objective_scorer!r}")
+        if self.objective_scorer is not None:
+            check_function(self.objective_scorer, "tuning.objective_scorer", ("y_valid", "y_pred_valid"),
+                           or_arguments=("y_valid", "y_pred_valid", "y_train", "y_pred_train"))
 
 
 @dataclass(frozen=True)
