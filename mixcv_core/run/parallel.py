@@ -32,6 +32,26 @@ __all__ = ["run_parallel"]
 _DONE = "__mixcv_task_done__"
 
 
+def exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Run in every process a run starts (workers, the event-queue manager): exit as soon as
+    the process that started it is gone.
+
+    A kernel killed with SIGKILL cannot stop its children; without this they are
+    re-parented to init and linger for good (seen: over 17 minutes), holding memory and,
+    through them, the resource trackers.
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mixcv-exit-with-parent", daemon=True).start()
+
+
 def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q) -> int:
     with quiet_optuna():
         run_task(spec, model, data, outer, inner, fold, q.put)
@@ -52,16 +72,26 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
 
+    import os
+    from multiprocessing.managers import SyncManager
+
     workers = cpu_count() if n_jobs == -1 else min(n_jobs, len(tasks))
     task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
-    executor = get_reusable_executor(max_workers=workers)
+    me = os.getpid()
+
+    def new_executor() -> Any:
+        return get_reusable_executor(max_workers=workers, initializer=exit_with_parent, initargs=(me,))
+
+    executor = new_executor()
 
     def deliver(event: Event) -> None:
         if isinstance(event, (FoldFinished, FoldFailed)) and event.outcome is not None:
             by_task.setdefault(task_of[(event.fold, event.model)], []).append(event.outcome)
         emit(event)
 
-    with multiprocessing.Manager() as manager:
+    manager = SyncManager(ctx=multiprocessing.get_context())
+    manager.start(initializer=exit_with_parent, initargs=(me,))
+    with manager:
         q = manager.Queue()
         todo = list(range(len(tasks)))
         futures: dict = {}
@@ -74,7 +104,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
             try:
                 future = executor.submit(*args)
             except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one
-                executor = get_reusable_executor(max_workers=workers)
+                executor = new_executor()
                 future = executor.submit(*args)
             futures[future] = i
             return future

@@ -191,3 +191,53 @@ def test_fold_rows_are_readable_without_rebuilding(grouped, tmp_path):
     assert len(rows) == len(table) and rows["ok"].all()
     merged = rows.merge(table, on=["model", "fold"], suffixes=("", "_res"))
     np.testing.assert_allclose(merged["test_r2"], merged["test_r2_res"])
+
+
+PARALLEL_SCRIPT = """
+import sys
+sys.path.insert(0, {helpers!r})
+from mixcv_core import CrossValidation
+from mixcv_core.synthesizer import generate_regression
+from _helpers import SlowMean
+X, y, g, _ = generate_regression(6, 10, random_seed=0)
+(CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=3)
+ .add_model(SlowMean, model_kwargs={{"delay": 5.0}}).set_run(store={store!r}, n_jobs=2).perform())
+"""
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        out |= {int(c) for c in text.split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"   # a zombie has exited; only its parent's bookkeeping is left
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads children from Linux's /proc")
+def test_no_process_of_a_killed_parallel_run_outlives_it(tmp_path):
+    code = textwrap.dedent(PARALLEL_SCRIPT.format(helpers=str(HERE), store=str(tmp_path / "store")))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    children: set[int] = set()
+    while len(children) < 4 and time.time() < deadline:   # workers, the event manager, resource trackers
+        assert proc.poll() is None, proc.stderr.read().decode()
+        children = _children(proc.pid)
+        time.sleep(0.1)
+    assert len(children) >= 4, children
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    while any(_alive(c) for c in children) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [c for c in children if _alive(c)]
+    for c in left:   # do not leave them behind even when the test fails
+        os.kill(c, signal.SIGKILL)
+    assert left == [], f"still running {time.time() - deadline + 15:.0f} s after the kill: {left}"
