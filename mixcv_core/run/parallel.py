@@ -66,14 +66,13 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     workers are killed) leaves every finished fold in it.
     """
     import multiprocessing
+    import os
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing.managers import SyncManager
 
     from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
-
-    import os
-    from multiprocessing.managers import SyncManager
 
     workers = cpu_count() if n_jobs == -1 else min(n_jobs, len(tasks))
     task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
