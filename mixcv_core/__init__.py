@@ -7,7 +7,7 @@ linear mixed models and MERF next to any scikit-learn regressor.
 The public API is listed in ``__all__``; everything else may change. The code is
 layered, lowest first — each layer imports only the ones below it (checked in CI):
 
-- leaves: ``errors``, ``constraints`` (validation rules as data), ``metrics``,
+- leaves: ``errors``, ``constraints`` (validation rules as data), ``metrics``, ``secrets``,
   ``outcome`` (the fold-outcome record), seeding and the frozen mapping;
 - ``models/``: linear, the native linear mixed model, MERF, post-processors;
 - ``experiment/``: the spec, splits, model registry, data checks, the cell text;
