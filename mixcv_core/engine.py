@@ -27,7 +27,7 @@ from .experiment.spec import ExperimentSpec, ModelSpec
 from .outcome import FoldOutcome
 from .results import Results
 from .run.events import Event, EventBus, Observer, RunFailed, RunFinished, RunStarted
-from .run.parallel import run_parallel
+from .run.parallel import check_sendable, run_parallel
 from .run.task import run_task
 from .run.tuning import quiet_optuna
 from .secrets import scrub
@@ -98,13 +98,16 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
 
     bus = _Bus()
     tasks = _tasks(spec, plan)
+    parallel = not (spec.n_jobs == 1 or len(tasks) == 1)
+    if parallel:
+        check_sendable(spec, list({id(m): m for _, m in tasks}.values()))
     bus.emit(RunStarted(spec=spec, n_folds=len(plan.outer), model_names=tuple(spec.model_names()),
                         n_rows=len(plan.data.y), data=plan.data, outer=plan.outer))
     by_task: dict[int, list[FoldOutcome]] = {}
     status = "finished"
     t0 = time.perf_counter()
     try:
-        if spec.n_jobs == 1 or len(tasks) == 1:
+        if not parallel:
             with quiet_optuna():
                 for i, (k, m) in enumerate(tasks):
                     by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit)

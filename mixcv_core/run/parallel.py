@@ -10,15 +10,26 @@ interrupts.
 
 Outcomes travel once, inside their `FoldFinished`/`FoldFailed` events; the engine
 orders them by task, never by arrival, so results do not depend on ``n_jobs``.
+
+Everything crosses the process boundary with cloudpickle, as loky sends its tasks: the
+manager's queue would use plain pickle, which refuses the classes a notebook defines
+(they live in ``__main__``) and estimators holding a lambda, so a run that works with
+``n_jobs=1`` would fail with ``n_jobs=2``. What even cloudpickle cannot send is refused
+before any work (`check_sendable`), naming the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import pickle  # noqa: S403 - only our own workers' events, packed by `_pack`
 import queue as queue_module
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cloudpickle
+
+from ..errors import SpecError
 from ..experiment.data import Plan
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
@@ -27,7 +38,7 @@ from .events import Event, FoldFailed, FoldFinished
 from .task import run_task
 from .tuning import quiet_optuna
 
-__all__ = ["run_parallel"]
+__all__ = ["check_sendable", "run_parallel"]
 
 _DONE = "__mixcv_task_done__"
 
@@ -52,9 +63,49 @@ def exit_with_parent(parent: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="mixcv-exit-with-parent", daemon=True).start()
 
 
+def check_sendable(spec: ExperimentSpec, models: Sequence[ModelSpec]) -> None:
+    """Refuse, before any work, a model or setting that cannot be sent to a worker process.
+
+    Raises
+    ------
+    SpecError
+        Naming the model (or ``run.n_jobs`` for the run's own settings, such as a metric)
+        and what could not be sent.
+    """
+    why = ("cannot be sent to a worker process (n_jobs={n}): {reason}. Run with n_jobs=1, "
+           "or keep what cannot be copied (open files, locks, connections) out of it")
+    for m in models:
+        try:
+            cloudpickle.dumps(m)
+        except Exception as exc:  # noqa: BLE001 - any failure to serialise means the same thing
+            raise SpecError(f"models[{m.name!r}]", why.format(n=spec.n_jobs, reason=f"{type(exc).__name__}: {exc}")
+                            ) from None
+    try:
+        cloudpickle.dumps(spec)
+    except Exception as exc:  # noqa: BLE001
+        raise SpecError("run.n_jobs", "the run's settings (metrics, objective, post-processor) "
+                        + why.format(n=spec.n_jobs, reason=f"{type(exc).__name__}: {exc}")) from None
+
+
+def _pack(event: Event) -> bytes:
+    """The event as bytes for the queue; a fitted model that cannot travel stays behind, said so."""
+    try:
+        return cloudpickle.dumps(event)
+    except Exception as exc:  # noqa: BLE001 - any failure to serialise means the same thing
+        if not isinstance(event, (FoldFinished, FoldFailed)) or event.outcome is None:
+            raise
+        outcome = event.outcome
+        if outcome.estimator is None and outcome.study is None:
+            raise
+        note = (f"the fitted model cannot be sent back from the worker process ({type(exc).__name__}: {exc}); "
+                "its metrics and predictions are kept. Run with n_jobs=1 to keep the model")
+        slim = dataclasses.replace(outcome, estimator=None, study=None, warnings=[*outcome.warnings, note])
+        return cloudpickle.dumps(dataclasses.replace(event, outcome=slim))
+
+
 def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q) -> int:
     with quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, q.put)
+        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event)))
     return i
 
 
@@ -146,10 +197,10 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
 def _drain(q, deliver: Callable[[Event], None]) -> None:
     while True:
         try:
-            event = q.get_nowait()
+            packed = q.get_nowait()
         except queue_module.Empty:
             return
-        deliver(event)
+        deliver(pickle.loads(packed))  # noqa: S301 - packed by our own worker (`_pack`)
 
 
 def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],

@@ -324,3 +324,69 @@ def test_a_worker_that_dies_fails_only_its_own_folds(grouped):
                .set_run(n_jobs=2, store=False).perform().get_results())
     assert res.failures[["model", "fold"]].values.tolist() == [["DiesInFold", 2]]
     assert len(res.to_frame()) == 5 and res.status == "finished"
+
+
+def _notebook_class(name, fit_extra):
+    """An estimator class as a notebook defines it: it lives in ``__main__``, which plain pickle
+    cannot look up in a worker (the reason a run that worked with n_jobs=1 failed with n_jobs=2)."""
+    def __init__(self, lock=None):
+        self.lock = lock
+
+    def fit(self, X, y):
+        self.coef_ = np.linalg.lstsq(np.c_[np.ones(len(X)), X], np.asarray(y), rcond=None)[0]
+        fit_extra(self)
+        return self
+
+    def predict(self, X):
+        return np.c_[np.ones(len(X)), X] @ self.coef_
+
+    return type(name, (RegressorMixin, BaseEstimator),
+                {"__module__": "__main__", "__init__": __init__, "fit": fit, "predict": predict})
+
+
+def _keeps_a_lambda(est):
+    est.link_ = lambda z: z
+
+
+def _keeps_a_lock(est):
+    import threading
+    est.lock_ = threading.Lock()
+
+
+def _serial_and_parallel(grouped, model_class):
+    X, y, group, _ = grouped
+    return [(CrossValidation().set_data(X, y, group).set_splits(n_splits_out=3).add_model(model_class)
+             .set_run(n_jobs=n_jobs, store=False).perform().get_results()) for n_jobs in (1, 2)]
+
+
+def test_a_parallel_run_sends_notebook_classes_and_lambdas(grouped):
+    serial, parallel = _serial_and_parallel(grouped, _notebook_class("Notebook", _keeps_a_lambda))
+    assert parallel.failures.empty and len(parallel.to_frame()) == 3
+    pd.testing.assert_frame_equal(serial.predictions, parallel.predictions)
+    assert parallel.models[("Notebook", 0)].link_(3) == 3
+
+
+def test_a_model_that_cannot_be_sent_to_a_worker_is_refused_before_any_work(grouped):
+    import threading
+
+    from mixcv_core import SpecError
+    X, y, group, _ = grouped
+    seen = Recorder()
+    cv = (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=3)
+          .add_model("Ridge").add_model(_notebook_class("Locked", lambda est: None),
+                                        model_kwargs={"lock": threading.Lock()})
+          .set_run(n_jobs=2, store=False))
+    with pytest.raises(SpecError, match=r"models\['Locked'\]: cannot be sent to a worker process \(n_jobs=2\).*"
+                                        r"lock.*Run with n_jobs=1"):
+        cv.perform(observers=[seen])
+    assert seen.events == []
+
+
+def test_a_fitted_model_that_cannot_come_back_keeps_its_metrics_and_says_why(grouped):
+    serial, parallel = _serial_and_parallel(grouped, _notebook_class("Locks", _keeps_a_lock))
+    assert parallel.failures.empty
+    pd.testing.assert_frame_equal(serial.to_frame().drop(columns=TIMING), parallel.to_frame().drop(columns=TIMING))
+    pd.testing.assert_frame_equal(serial.predictions, parallel.predictions)
+    notes = parallel.warnings["warning"].tolist()
+    assert len(notes) == 3 and all("cannot be sent back from the worker process" in n and "lock" in n
+                                   and "n_jobs=1" in n for n in notes)
