@@ -255,7 +255,7 @@ def help_text() -> str:
 mixcv: nested cross validation for grouped data, written in a cell.
 
 Describe the experiment in a %%mixcv cell. mixcv checks all of it before fitting
-anything (a mistake is one line naming the cell line and key), shows each model's
+anything (each mistake is one line naming the cell line and key; all are listed), shows each model's
 progress per fold while it runs, and leaves the results report in the same output
 area and the Results in a variable.
 

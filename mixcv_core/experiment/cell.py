@@ -19,9 +19,9 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import optuna.distributions as od
 
@@ -97,6 +97,9 @@ _RANGE_RE = re.compile(r"^\s*(int|float|choice)\s*\((.*)\)\s*$", re.DOTALL)
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
+T = TypeVar("T")
+
+
 class CellError(MixcvError, ValueError):
     """A problem in the cell text, with the line it is on (1-based, counting the ``%%mixcv`` line)."""
 
@@ -106,8 +109,52 @@ class CellError(MixcvError, ValueError):
         super().__init__(key, message)
         self.args = (f"{where}{key}: {message}",)
 
+        self.problems: list[CellError] = [self]
+
     def __str__(self) -> str:
         return self.args[0]
+
+    @classmethod
+    def several(cls, problems: list[CellError]) -> CellError:
+        """One error reporting ``problems`` (the first `MAX_REPORTED`), one line each.
+
+        Its field, message and line are the first problem's, so a front end that points
+        at one line points at the first; ``problems`` holds them all for one that can do more.
+        """
+        if len(problems) == 1:
+            return problems[0]
+        shown = problems[:MAX_REPORTED]
+        first = shown[0]
+        err = cls(first.field, first.message, first.line)
+        err.problems = list(problems)
+        more = len(problems) - len(shown)
+        text = "\n".join([f"{len(problems)} problems in the cell:", *(f"  {p}" for p in shown)]
+                         + ([f"  (and {more} more)"] if more else []))
+        err.args = (text,)
+        return err
+
+
+MAX_REPORTED = 5   # a handful: beyond it, the first fixes usually change the rest
+
+
+class _Problems:
+    """Collects the cell's mistakes, so one run of the parser reports all of them."""
+
+    def __init__(self) -> None:
+        self.found: list[CellError] = []
+
+    def attempt(self, make: Callable[..., T], *args: Any) -> T | None:
+        """``make(*args)``, or None with its `CellError` noted (each of its problems)."""
+        try:
+            return make(*args)
+        except CellError as exc:
+            self.found.extend(exc.problems)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            # In the order they are written, as a reader goes through the cell.
+            raise CellError.several(sorted(self.found, key=lambda p: (p.line is None, p.line or 0)))
 
 
 @dataclass
@@ -284,12 +331,15 @@ def _parse_split(value: Any, key: str, line: int | None) -> tuple[str, int]:
 
 
 def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], prefix: str, lines: dict[str, int]) -> None:
+    unknown = []
     for k in d:
         if k not in allowed:
             path = f"{prefix}{k}"
             close = difflib.get_close_matches(k, allowed, 1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise CellError(path, f"unknown key{hint}; expected one of {', '.join(allowed)}", lines.get(path))
+            unknown.append(CellError(path, f"unknown key{hint}; expected one of {', '.join(allowed)}", lines.get(path)))
+    if unknown:
+        raise CellError.several(unknown)
 
 
 def _as_bool(value: Any, key: str, line: int | None) -> bool:
@@ -385,20 +435,30 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     raw = _to_py(node, "", lines, line_offset, written)
     if not isinstance(raw, Mapping):
         raise CellError("cell", "expected key: value lines, e.g. 'target: y'", line_offset + 1)
-    _check_keys(raw, TOP_KEYS, "", lines)
-    for required in ("data", "target", "models"):
-        if required not in raw or raw[required] in (None, ""):
-            raise CellError(required, {"data": "name the DataFrame, e.g. 'data: df'",
-                                       "target": "name the column to predict, e.g. 'target: y'",
-                                       "models": "list at least one model under 'models:'"}[required],
-                            lines.get(required))
+    # Every section is parsed even when an earlier one failed, so one run names every
+    # mistake (up to a handful); the spec is built only from a cell without any.
+    problems = _Problems()
+    problems.attempt(_check_keys, raw, TOP_KEYS, "", lines)
+    # A misspelt required key is one mistake, already named with its "did you mean".
+    meant = {m for k in raw if k not in TOP_KEYS for m in difflib.get_close_matches(str(k), TOP_KEYS, 1)}
+    missing = [r for r in ("data", "target", "models") if r not in raw or raw[r] in (None, "")]
+    for required in missing:
+        if required in raw or required not in meant:
+            problems.found.append(CellError(required, {"data": "name the DataFrame, e.g. 'data: df'",
+                                                       "target": "name the column to predict, e.g. 'target: y'",
+                                                       "models": "list at least one model under 'models:'"}[required],
+                                            lines.get(required)))
+    if missing:
+        problems.raise_if_any()   # without these there is no experiment to check further
 
     def at(key: str) -> int | None:
         return lines.get(key)
 
     frame = raw["data"]
     if not isinstance(frame, str) or not frame.isidentifier():
-        raise CellError("data", f"expected the name of a DataFrame variable, got {frame!r}", at("data"))
+        problems.found.append(CellError("data", f"expected the name of a DataFrame variable, got {frame!r}",
+                                        at("data")))
+
     def column(key: str) -> Any:
         # Column names exactly as written: YAML would read `yes` as True, `007` as 7 and
         # `1e3` as 1000.0, none of which is the column the user named.
@@ -407,62 +467,78 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             return [written.get(f"{key}[{i}]", v) for i, v in enumerate(value)]
         return written.get(key, value)
 
-    try:
-        data = DataSpec(target=str(column("target")),
-                        groups=None if raw.get("groups") is None else str(column("groups")),
-                        slopes=_names(column("slopes") if "slopes" in raw else None, "slopes", at("slopes")),
-                        features=None if raw.get("features") is None else _names(column("features"), "features",
-                                                                                  at("features")),
-                        frame=frame, dataset_name=str(raw.get("name") or ""))
-    except CellError:
-        raise
-    except MixcvError as exc:
-        k = cell_key(exc.field)
-        raise CellError(k, exc.message, at(k)) from None
+    def make_data() -> DataSpec:
+        try:
+            return DataSpec(target=str(column("target")),
+                            groups=None if raw.get("groups") is None else str(column("groups")),
+                            slopes=_names(column("slopes") if "slopes" in raw else None, "slopes", at("slopes")),
+                            features=None if raw.get("features") is None else _names(column("features"),
+                                                                                      "features", at("features")),
+                            frame=str(frame), dataset_name=str(raw.get("name") or ""))
+        except CellError:
+            raise
+        except MixcvError as exc:
+            k = cell_key(exc.field)
+            raise CellError(k, exc.message, at(k)) from None
 
-    scale = raw.get("scale", True)
-    if isinstance(scale, Mapping):
-        _check_keys(scale, ("outer", "inner"), "scale.", lines)
-        s_out = _as_bool(scale.get("outer", True), "scale.outer", at("scale.outer"))
-        s_in = _as_bool(scale.get("inner", True), "scale.inner", at("scale.inner"))
-    else:
-        s_out = s_in = _as_bool(scale, "scale", at("scale"))
-    splits = {}
-    for level, scaled in (("outer", s_out), ("inner", s_in)):
+    data = problems.attempt(make_data)
+
+    def make_scale() -> tuple[bool, bool]:
+        scale = raw.get("scale", True)
+        if isinstance(scale, Mapping):
+            _check_keys(scale, ("outer", "inner"), "scale.", lines)
+            return (_as_bool(scale.get("outer", True), "scale.outer", at("scale.outer")),
+                    _as_bool(scale.get("inner", True), "scale.inner", at("scale.inner")))
+        both = _as_bool(scale, "scale", at("scale"))
+        return both, both
+
+    s_out, s_in = problems.attempt(make_scale) or (True, True)
+
+    def make_split(level: str, scaled: bool) -> SplitSpec:
         method, n_splits = _parse_split(raw.get(level, "KFold(5)"), level, at(level))
         try:
-            splits[level] = SplitSpec(method, n_splits, scaled, _field=level)
+            return SplitSpec(method, n_splits, scaled, _field=level)
         except MixcvError as exc:
             raise CellError(level, exc.message, at(level)) from None
 
-    try:
-        trials = raw.get("trials", 100)
-        objective = raw.get("objective")
-        scorer = None if objective is None else import_dotted(str(objective), "objective")
-        tuning = TuningSpec(n_trials=trials, objective_scorer=scorer)  # type: ignore[arg-type]  # checked there
-    except MixcvError as exc:
-        k = "objective" if "objective" in exc.field else "trials"
-        raise CellError(k, exc.message, at(k)) from None
+    outer = problems.attempt(make_split, "outer", s_out)
+    inner = problems.attempt(make_split, "inner", s_in)
 
-    merf_raw = raw.get("merf", {})
-    if isinstance(merf_raw, bool):
-        merf_raw = {"all": merf_raw}
-    elif isinstance(merf_raw, int):
-        merf_raw = {"all": True, "iterations": merf_raw}
-    if not isinstance(merf_raw, Mapping):
-        raise CellError("merf", f"expected true, a number of iterations, or {{all: ..., iterations: ...}}, "
-                                f"got {merf_raw!r}", at("merf"))
-    _check_keys(merf_raw, MERF_KEYS, "merf.", lines)
-    try:
-        merf = MerfSpec(**{MERF_FIELDS[k]: v for k, v in merf_raw.items()})
-    except MixcvError as exc:
-        sub = {f"merf.{field}": key for key, field in MERF_FIELDS.items()}.get(exc.field, "")
-        k = f"merf.{sub}" if sub and f"merf.{sub}" in lines else "merf"
-        raise CellError(k, exc.message, at(k)) from None
+    def make_tuning() -> TuningSpec:
+        try:
+            trials = raw.get("trials", 100)
+            objective = raw.get("objective")
+            scorer = None if objective is None else import_dotted(str(objective), "objective")
+            return TuningSpec(n_trials=trials, objective_scorer=scorer)  # type: ignore[arg-type]  # checked there
+        except MixcvError as exc:
+            k = "objective" if "objective" in exc.field else "trials"
+            raise CellError(k, exc.message, at(k)) from None
 
-    metrics_raw = raw.get("metrics")
-    metrics: dict[str, Any] | None = None
-    if metrics_raw is not None:
+    tuning = problems.attempt(make_tuning)
+
+    def make_merf() -> MerfSpec:
+        merf_raw = raw.get("merf", {})
+        if isinstance(merf_raw, bool):
+            merf_raw = {"all": merf_raw}
+        elif isinstance(merf_raw, int):
+            merf_raw = {"all": True, "iterations": merf_raw}
+        if not isinstance(merf_raw, Mapping):
+            raise CellError("merf", f"expected true, a number of iterations, or {{all: ..., iterations: ...}}, "
+                                    f"got {merf_raw!r}", at("merf"))
+        _check_keys(merf_raw, MERF_KEYS, "merf.", lines)
+        try:
+            return MerfSpec(**{MERF_FIELDS[k]: v for k, v in merf_raw.items()})
+        except MixcvError as exc:
+            sub = {f"merf.{field}": key for key, field in MERF_FIELDS.items()}.get(exc.field, "")
+            k = f"merf.{sub}" if sub and f"merf.{sub}" in lines else "merf"
+            raise CellError(k, exc.message, at(k)) from None
+
+    merf = problems.attempt(make_merf)
+
+    def make_metrics() -> dict[str, Any] | None:
+        metrics_raw = raw.get("metrics")
+        if metrics_raw is None:
+            return None
         items = metrics_raw.items() if isinstance(metrics_raw, Mapping) else [
             (str(m).rpartition(".")[2], m) for m in (metrics_raw if isinstance(metrics_raw, list) else [metrics_raw])]
         metrics = {}
@@ -474,20 +550,29 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
                     raise CellError("metrics", exc.message, at("metrics")) from None
             else:
                 metrics[name] = ref
+        return metrics
+
+    metrics = problems.attempt(make_metrics)
 
     models_raw = raw["models"]
     if isinstance(models_raw, list):
-        if not all(isinstance(m, str) for m in models_raw):
-            raise CellError("models", "a list of models must hold model names only; give settings as "
-                                      "'name:' lines with indented parameters", at("models"))
-        models_raw = {m: None for m in models_raw}
-    if not isinstance(models_raw, Mapping) or not models_raw:
-        raise CellError("models", "expected one model per line under 'models:'", at("models"))
-    models = tuple(_model(name, entry, lines) for name, entry in models_raw.items())
+        if all(isinstance(m, str) for m in models_raw):
+            models_raw = {m: None for m in models_raw}
+        else:
+            problems.found.append(CellError("models", "a list of models must hold model names only; give settings "
+                                                      "as 'name:' lines with indented parameters", at("models")))
+            models_raw = {}
+    elif not isinstance(models_raw, Mapping) or not models_raw:
+        problems.found.append(CellError("models", "expected one model per line under 'models:'", at("models")))
+        models_raw = {}
+    models = [problems.attempt(_model, name, entry, lines) for name, entry in models_raw.items()]
+    problems.raise_if_any()
+    # From here on every section was parsed (None above only ever stood for a noted problem).
 
     try:
         spec = ExperimentSpec(
-            data=data, models=models, outer=splits["outer"], inner=splits["inner"], tuning=tuning, merf=merf,
+            data=cast(DataSpec, data), models=tuple(cast(list[ModelSpec], models)), outer=cast(SplitSpec, outer),
+            inner=cast(SplitSpec, inner), tuning=cast(TuningSpec, tuning), merf=cast(MerfSpec, merf),
             metrics=resolve_metrics(metrics), predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
                                                                "predict_known_groups", at("predict_known_groups")),
             seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"))

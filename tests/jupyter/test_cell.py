@@ -111,3 +111,32 @@ def test_numbers_in_exponent_form_are_numbers():
 def test_any_spec_survives_text_and_back(spec):
     text = spec_to_cell(spec)
     assert parse_cell(text).spec == spec, text
+
+
+def test_several_mistakes_are_all_reported_with_their_lines():
+    text = ("data: df\ntarget: y\nouter: GroupKFold(1)\ntrials: 0\nmerf: {iters: 3}\nmodels:\n  Rigde:\n"
+            "  RandomForestRegressor:\n    max_depht: int(2, 5)\n")
+    with pytest.raises(CellError) as info:
+        parse_cell(text)
+    err = info.value
+    assert [(p.field, p.line) for p in err.problems] == [
+        ("outer", 4), ("trials", 5), ("merf.iters", 6), ("models.Rigde", 8),
+        ("models.RandomForestRegressor.max_depht", 10)]
+    assert (err.field, err.line) == ("outer", 4)        # a front end pointing at one line points at the first
+    lines = str(err).splitlines()
+    assert lines[0] == "5 problems in the cell:" and lines[1:] == [f"  {p}" for p in err.problems]
+
+
+def test_beyond_a_handful_the_rest_are_counted():
+    extra = "".join(f"bogus{i}: 1\n" for i in range(7))
+    with pytest.raises(CellError) as info:
+        parse_cell("data: df\ntarget: y\n" + extra + "models: [Ridge]\n")
+    assert len(info.value.problems) == 7
+    lines = str(info.value).splitlines()
+    assert lines[0] == "7 problems in the cell:" and len(lines) == 1 + 5 + 1 and lines[-1] == "  (and 2 more)"
+
+
+def test_a_misspelt_required_key_is_one_mistake():
+    with pytest.raises(CellError) as info:
+        parse_cell("data: df\ntarget: y\nmodles: [Ridge]\n")
+    assert [p.field for p in info.value.problems] == ["modles"]

@@ -6,6 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from mixcv_core import Results
+from mixcv_core.experiment.cell import TOP_KEYS
 from mixcv_core.run.events import EMIteration, FoldFinished, RunStarted, TrialFinished
 from mixcv_core.synthesizer import generate_regression
 from mixcv_jupyter.dashboard import LiveDashboard
@@ -246,3 +247,17 @@ def test_options_use_shell_quoting(ip, tmp_path):
     assert table["id"].tolist() == [ip.user_ns["quoted"].run_id]
     with pytest.raises(UsageError, match="No closing quotation"):
         ip.run_line_magic("mixcv", 'runs "unclosed')
+
+
+def test_a_cell_with_several_mistakes_names_them_all(ip):
+    bad = (CELL.replace("outer: GroupKFold(3)", "outer: GroupKFold(1)").replace("trials: 2", "trails: 2")
+           .replace("max_depth: int(2, 4)", "max_depth: int(2, four)"))
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("mixcv", "", bad)
+    assert str(info.value).splitlines() == [
+        "3 problems in the cell:",
+        "  line 6, outer: must be an integer >= 2, got 1",
+        "  line 8, trails: unknown key (did you mean 'trials'?); expected one of " + ", ".join(TOP_KEYS),
+        "  line 14, models.RandomForestRegressor.max_depth: bad range 'int(2, four)': high must be an integer, "
+        "got 'four'",
+    ]
