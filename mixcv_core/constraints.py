@@ -216,6 +216,7 @@ RULES: dict[str, Rule] = {
     "seed": Integer(0, MAX_SEED),
     "n_jobs": Integer(-1, exclude=(0,), text="a positive number of processes, or -1 for all cores"),
     "on_error": Options(ON_ERROR),
+    "timeout": Real(0.0, None, closed="neither", none=True),
 }
 
 

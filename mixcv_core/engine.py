@@ -98,7 +98,9 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
 
     bus = _Bus()
     tasks = _tasks(spec, plan)
-    parallel = not (spec.n_jobs == 1 or len(tasks) == 1)
+    # A time limit needs worker processes even for one job: only a process can be
+    # stopped in the middle of native code (a forest, BLAS).
+    parallel = spec.timeout is not None or not (spec.n_jobs == 1 or len(tasks) == 1)
     if parallel:
         check_sendable(spec, list({id(m): m for _, m in tasks}.values()))
     bus.emit(RunStarted(spec=spec, n_folds=len(plan.outer), model_names=tuple(spec.model_names()),

@@ -80,6 +80,7 @@ class CrossValidation:
         self._seed = 42
         self._n_jobs = 1
         self._on_error = "keep"
+        self._timeout: float | None = None
         self._observers: list[Observer | Callable[[Event], None]] = []
         self._run: Any = None
         self._store: RunStore | str | Path | bool | None = None
@@ -254,7 +255,7 @@ class CrossValidation:
     def set_run(self, run: Any = None, random_seed: int = 42, n_jobs: int = 1,
                 observers: Iterable[Observer | Callable[[Event], None]] = (),
                 store: RunStore | str | Path | bool | None = None, save_models: bool = False,
-                on_error: str = "keep") -> CrossValidation:
+                on_error: str = "keep", timeout: float | None = None) -> CrossValidation:
         """Seed, parallelism and where to report the run.
 
         Parameters
@@ -276,11 +277,16 @@ class CrossValidation:
         on_error : {"keep", "raise"}
             ``"keep"`` (default): a fit that raises is recorded as a failed fold and the
             run goes on; ``"raise"``: the run stops with that error, for debugging.
+        timeout : float, optional
+            Seconds one model may take on one outer fold (tuning included); a fit
+            still running then is stopped and its fold recorded as failed, "timed
+            out". Folds then run in worker processes, even with ``n_jobs=1``.
         """
         with _as_arguments():
             self._seed = check("seed", random_seed)
         self._n_jobs = check("n_jobs", n_jobs)
         self._on_error = check("on_error", on_error)
+        self._timeout = check("timeout", timeout)
         self._run = run
         self._observers = list(observers)
         resolve_store(store)  # refuse a bad store argument now, not after the run
@@ -299,7 +305,7 @@ class CrossValidation:
             tuning=self._tuning, merf=self._merf,
             metrics=self._metrics if self._metrics is not None else resolve_metrics(None),
             predict_known_groups_lmm=self._predict_known_groups_lmm, seed=self._seed, n_jobs=self._n_jobs,
-            on_error=self._on_error,
+            on_error=self._on_error, timeout=self._timeout,
         )
 
     def _all_observers(self) -> list[Observer | Callable[[Event], None]]:

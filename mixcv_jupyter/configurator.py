@@ -274,6 +274,10 @@ class Configurator:
         self.on_error = w.Dropdown(options=[(labels.get(v, v), v) for v in ON_ERROR], value="keep",
                                    layout=w.Layout(width="220px"),
                                    tooltip="a fit that raises: record it and go on, or stop the run with its error")
+        self.timeout = w.Text(value="", description="timeout (s)", placeholder="no limit",
+                              layout=w.Layout(width="200px"),
+                              tooltip="seconds one model may take on one outer fold; then it is stopped, "
+                                      "the fold recorded as timed out")
         # Tracking
         self.store_dir = w.Text(description="run store", placeholder="default: $MIXCV_STORE or ./.mixcv",
                                 layout=lw)
@@ -313,7 +317,7 @@ class Configurator:
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
                   self.predict_known, self.trials, self.objective, self.metrics, self.merf_all, self.merf_iter,
                   self.merf_threshold, self.merf_window, self.merf_linear, self.merf_em_estimators, self.seed,
-                  self.n_jobs, self.on_error, self.output_name,
+                  self.n_jobs, self.on_error, self.timeout, self.output_name,
                   self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
                   self.mlflow_on, self.mlflow_uri):
             c.observe(lambda _: self._validate(), "value")
@@ -349,7 +353,8 @@ class Configurator:
             w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.merf_linear,
                     self.merf_em_estimators, self.msg_merf],
                    layout=wrap),
-            w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs, self.on_error], layout=wrap)])
+            w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs, self.on_error, self.timeout,
+                    self.msg_timeout], layout=wrap)])
         tracking = self._section("Tracking", [
             w.HBox([self.store_dir, self.no_store, self.save_models], layout=wrap),
             w.HBox([self.neptune_on, self.neptune_project, self.neptune_mode], layout=wrap),
@@ -404,6 +409,7 @@ class Configurator:
         window = parse_param(self.merf_window.value) if self.merf_window.value.strip() else None
         em_estimators = (parse_param(self.merf_em_estimators.value) if self.merf_em_estimators.value.strip()
                          else None)
+        timeout = parse_param(self.timeout.value, "timeout") if self.timeout.value.strip() else None
         return ExperimentSpec(
             data=data, models=tuple(models),
             outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, _field="outer"),
@@ -413,7 +419,7 @@ class Configurator:
                           em_estimators),
             metrics=list(self.metrics.value) or [],
             predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value,
-            on_error=self.on_error.value)
+            on_error=self.on_error.value, timeout=timeout)
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec | Results, df: pd.DataFrame | None = None, shell: Any = None,
@@ -466,6 +472,7 @@ class Configurator:
             self.merf_em_estimators.value = "" if m.em_estimators is None else str(m.em_estimators)
             self.seed.value, self.n_jobs.value = spec.seed, spec.n_jobs
             self.on_error.value = spec.on_error
+            self.timeout.value = "" if spec.timeout is None else f"{spec.timeout:g}"
             for card in self.cards:
                 card.enabled.value = False
             order = []
@@ -503,7 +510,7 @@ class Configurator:
 
     # -- validation ------------------------------------------------------------------------
     _MESSAGES = ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
-                 "seed", "n_jobs", "objective", "output", "tracking")
+                 "seed", "n_jobs", "timeout", "objective", "output", "tracking")
 
     def _msg_for(self, field: str) -> str:
         # The spec's field path -> the cell key (one table, in mixcv_core's cell module)

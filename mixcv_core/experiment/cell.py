@@ -73,6 +73,8 @@ TOP_KEY_HELP: dict[str, str] = {
     "seed": "seeds the splits, the tuning and the models (default 42)",
     "n_jobs": "outer folds in parallel processes; -1 for all cores (default 1)",
     "on_error": "keep: a failing fit is recorded and the run goes on (default); raise: stop with its error",
+    "timeout": "seconds one model may take on one outer fold, tuning included; then it is stopped and the "
+               "fold recorded as timed out (default: no limit)",
     "models": "one model per line, its parameters indented below it (required)",
 }
 #: Reserved keys inside a model entry; every other key is a parameter of the model.
@@ -575,7 +577,8 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             inner=cast(SplitSpec, inner), tuning=cast(TuningSpec, tuning), merf=cast(MerfSpec, merf),
             metrics=resolve_metrics(metrics), predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
                                                                "predict_known_groups", at("predict_known_groups")),
-            seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"))
+            seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"),
+            timeout=raw.get("timeout"))
     except CellError:
         raise
     except MixcvError as exc:
@@ -709,6 +712,8 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append(f"n_jobs: {spec.n_jobs}")
     if spec.on_error != "keep":
         out.append(f"on_error: {spec.on_error}")
+    if spec.timeout is not None:
+        out.append(f"timeout: {spec.timeout:g}")
     out.append("models:")
     pps = {n: getattr(postprocessing, n) for n in postprocessing.__all__}
     for model in spec.models:

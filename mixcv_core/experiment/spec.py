@@ -32,7 +32,7 @@ __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "Expe
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).
-SPEC_FORMAT = 3
+SPEC_FORMAT = 4
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -338,6 +338,11 @@ class ExperimentSpec:
         goes on (the other folds and models are kept); ``"raise"`` stops the run with
         that error and its traceback, for debugging (as scikit-learn's
         ``error_score="raise"``).
+    timeout : float or None
+        Seconds one model may take on one outer fold, its tuning included; a fit still
+        running then is stopped (its worker process killed) and the fold recorded as
+        failed, "timed out". ``None`` (default): no limit. Setting it runs the folds in
+        worker processes even with ``n_jobs=1``, the only way to stop native code.
 
     Examples
     --------
@@ -357,6 +362,7 @@ class ExperimentSpec:
     seed: int = 42
     n_jobs: int = 1
     on_error: str = "keep"
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         for name, cls in (("data", DataSpec), ("outer", SplitSpec), ("inner", SplitSpec),
@@ -377,7 +383,7 @@ class ExperimentSpec:
             raise SpecError("models", f"model names must be unique; {dupes} appear twice "
                                       "(give one of them a model_name)")
         _set(self, "metrics", FrozenMap(resolve_metrics(self.metrics)))
-        for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error"):
+        for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout"):
             _set(self, name, check(name, getattr(self, name)))
         if isinstance(self.inner.method, FixedSplits):
             raise SpecError("inner.method", "fixed (train, test) index pairs can only be the outer split; "
@@ -487,6 +493,7 @@ class ExperimentSpec:
             "seed": self.seed,
             "n_jobs": self.n_jobs,
             "on_error": self.on_error,
+            "timeout": self.timeout,
         }
 
     @classmethod
@@ -500,7 +507,7 @@ class ExperimentSpec:
             raise SpecTypeError("spec", f"expected a dict, got {type(d).__name__}")
         d = upgrade_spec_dict(d)
         known = {"format", "data", "outer", "inner", "models", "tuning", "merf", "metrics",
-                 "predict_known_groups_lmm", "seed", "n_jobs", "on_error"}
+                 "predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout"}
         unknown = set(d) - known
         if unknown:
             raise SpecError("spec", f"unknown keys {sorted(unknown)}")
@@ -531,6 +538,7 @@ class ExperimentSpec:
             seed=d.get("seed", 42),
             n_jobs=d.get("n_jobs", 1),
             on_error=d.get("on_error", "keep"),
+            timeout=d.get("timeout"),
         )
 
 
@@ -575,8 +583,14 @@ def _upgrade_2_to_3(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _upgrade_3_to_4(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 4 added the per-fit timeout; runs before it had none.
+    return {**d, "timeout": d.get("timeout"), "format": 4}
+
+
 #: from-format -> upgrade to the next format.
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4}
 
 
 def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import pickle  # noqa: S403 - only our own workers' events, packed by `_pack`
 import queue as queue_module
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,6 +42,7 @@ from .tuning import quiet_optuna
 __all__ = ["check_sendable", "run_parallel"]
 
 _DONE = "__mixcv_task_done__"
+_STARTED = "__mixcv_task_started__"
 
 
 def exit_with_parent(parent: int, interval: float = 0.5) -> None:
@@ -104,6 +106,8 @@ def _pack(event: Event) -> bytes:
 
 
 def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q) -> int:
+    import os
+    q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
     with quiet_optuna():
         run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event)))
     return i
@@ -134,7 +138,13 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
 
     executor = new_executor()
 
-    def deliver(event: Event) -> None:
+    running: dict[int, tuple[int, float]] = {}   # task -> (worker pid, start on the monotonic clock)
+    timed_out: set[int] = set()
+
+    def deliver(event: Any) -> None:
+        if isinstance(event, tuple) and event[0] == _STARTED:
+            running[event[1]] = (event[2], time.monotonic())
+            return
         if isinstance(event, (FoldFinished, FoldFailed)) and event.outcome is not None:
             by_task.setdefault(task_of[(event.fold, event.model)], []).append(event.outcome)
         emit(event)
@@ -171,10 +181,19 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                     pending.add(submit(suspects.pop(0)))
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 _drain(q, deliver)
+                if spec.timeout is not None:
+                    _stop_overdue(running, timed_out, spec.timeout)
                 for f in done:
                     i = futures[f]
+                    running.pop(i, None)
                     exc = f.exception()
-                    if isinstance(exc, BrokenProcessPool) and i not in retried:
+                    if i in timed_out:
+                        msg = f"timed out after {spec.timeout:g} s (the run's timeout); its worker process was stopped"
+                        if spec.on_error == "raise":
+                            k, m = tasks[i]
+                            raise TimeoutError(f"{m.name} fold {k}: {msg}")
+                        _fail_missing(i, tasks, spec, by_task, deliver, msg, "")
+                    elif isinstance(exc, BrokenProcessPool) and i not in retried:
                         # A worker died: this task or a neighbour that took the pool down.
                         retried.add(i)
                         by_task.pop(i, None)
@@ -200,7 +219,8 @@ def _drain(q, deliver: Callable[[Event], None]) -> None:
             packed = q.get_nowait()
         except queue_module.Empty:
             return
-        deliver(pickle.loads(packed))  # noqa: S301 - packed by our own worker (`_pack`)
+        # Events come packed (`_pack`) by our own workers; a task's start is a plain tuple.
+        deliver(pickle.loads(packed) if isinstance(packed, bytes) else packed)  # noqa: S301
 
 
 def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
@@ -209,11 +229,34 @@ def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[
     exc = future.exception()
     if exc is None:
         return
+    _fail_missing(i, tasks, spec, by_task, deliver, scrub(f"worker process failed: {type(exc).__name__}: {exc}"),
+                  scrub("".join(traceback.format_exception(exc))))
+
+
+def _fail_missing(i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
+                  deliver: Callable[[Event], None], msg: str, tb: str) -> None:
+    """Record every fold task ``i`` owed and did not deliver as failed with ``msg``."""
     k, model = tasks[i]
     have = {o.model for o in by_task.get(i, [])}
-    tb = scrub("".join(traceback.format_exception(exc)))
     for name in spec.task_names(model):
         if name not in have:
-            msg = scrub(f"worker process failed: {type(exc).__name__}: {exc}")
             out = FoldOutcome(model=name, fold=k, ok=False, error=msg, traceback=tb)
             deliver(FoldFailed(fold=k, model=name, error=msg, traceback=tb, outcome=out))
+
+
+def _stop_overdue(running: dict[int, tuple[int, float]], timed_out: set[int], limit: float) -> None:
+    """Kill the worker of every task past ``limit`` seconds.
+
+    The pool then breaks: the overdue task is recorded as timed out, the tasks that
+    shared the pool with it run again (the crash path of `run_parallel`).
+    """
+    import os
+    import signal
+    now = time.monotonic()
+    for i, (pid, started) in list(running.items()):
+        if i not in timed_out and now - started > limit:
+            timed_out.add(i)
+            try:
+                os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+            except ProcessLookupError:   # it finished in the meantime; its result decides
+                timed_out.discard(i)

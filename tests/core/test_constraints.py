@@ -75,6 +75,7 @@ SETTERS = {
     "seed": lambda v: CrossValidation().set_run(random_seed=v),
     "n_jobs": lambda v: CrossValidation().set_run(n_jobs=v),
     "on_error": lambda v: CrossValidation().set_run(on_error=v),
+    "timeout": lambda v: CrossValidation().set_run(timeout=v),
 }
 
 

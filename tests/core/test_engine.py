@@ -390,3 +390,36 @@ def test_a_fitted_model_that_cannot_come_back_keeps_its_metrics_and_says_why(gro
     notes = parallel.warnings["warning"].tolist()
     assert len(notes) == 3 and all("cannot be sent back from the worker process" in n and "lock" in n
                                    and "n_jobs=1" in n for n in notes)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_fit_past_the_timeout_is_stopped_and_its_fold_failed(grouped, n_jobs):
+    X, y, group, _ = grouped
+    Sleeper = _notebook_class("Sleeper", lambda est: None)
+    original_fit = Sleeper.fit
+
+    def fit(self, X, y):
+        if len(X) == 30:   # only the last fold: the others must come through untouched
+            import time
+            time.sleep(120)
+        return original_fit(self, X, y)
+
+    Sleeper.fit = fit
+    folds = [(np.arange(0, 40), np.arange(40, 60)), (np.arange(20, 60), np.arange(0, 20)),
+             (np.arange(0, 30), np.arange(30, 60))]
+    with pytest.warns(FoldFailedWarning, match="Sleeper fold 2: timed out after 2 s"):
+        res = (CrossValidation().set_data(X, y, group).set_splits(folds)
+               .add_model(Sleeper).add_model(LinearModel)
+               .set_run(n_jobs=n_jobs, timeout=2, store=False).perform().get_results())
+    assert res.failures[["model", "fold"]].values.tolist() == [["Sleeper", 2]]
+    assert "timed out after 2 s" in res.failures["error"].iloc[0]
+    assert len(res.to_frame()) == 5 and res.status == "finished"
+    assert res.predictions.shape[0] > 0
+
+
+def test_a_timeout_with_on_error_raise_stops_the_run(grouped):
+    X, y, group, _ = grouped
+    Sleeper = _notebook_class("Sleeper", lambda est: __import__("time").sleep(120))
+    with pytest.raises(TimeoutError, match="Sleeper fold 0: timed out after 1 s"):
+        (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=2).add_model(Sleeper)
+         .set_run(timeout=1, on_error="raise", store=False).perform())

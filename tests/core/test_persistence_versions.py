@@ -27,7 +27,8 @@ def test_a_spec_dict_written_by_mixcv_0_1_loads_and_is_upgraded():
     assert spec.models[0].post_processor is LinearModelPostProcessor
     assert spec.outer.label == "GroupKFold(3)" and spec.on_error == "keep"
     again = spec.to_dict()
-    assert again["format"] == SPEC_FORMAT == 3
+    assert again["format"] == SPEC_FORMAT == 4
+    assert spec.timeout is None and again["timeout"] is None  # format 4: no time limit before it
     assert spec.merf.linear_fixed_effects is False and spec.merf.stopping_threshold is None  # as it ran
     assert ExperimentSpec.from_dict(again) == spec
 
@@ -118,3 +119,11 @@ def test_store_rows_are_inserted_by_column_name(tmp_path):
            .set_run(store=RunStore(folder)).perform().get_results())
     back = RunStore(folder).load(res.run_id)
     assert back.to_frame()["test_r2"].tolist() == pytest.approx(res.to_frame()["test_r2"].tolist())
+
+
+def test_a_format_3_spec_loads_without_a_time_limit_and_a_timeout_round_trips():
+    d = ExperimentSpec.from_dict(json.loads((FORMAT1 / "spec.json").read_text())).to_dict()
+    d3 = {k: v for k, v in d.items() if k != "timeout"} | {"format": 3}
+    assert ExperimentSpec.from_dict(d3).timeout is None
+    limited = ExperimentSpec.from_dict({**d, "timeout": 90})
+    assert limited.timeout == 90.0 and ExperimentSpec.from_dict(limited.to_dict()) == limited

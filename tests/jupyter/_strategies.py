@@ -70,6 +70,7 @@ def experiment_specs(draw):
                       draw(st.booleans()), draw(st.one_of(st.none(), st.integers(1, 500)))),
         metrics=metrics, predict_known_groups_lmm=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)), n_jobs=draw(st.sampled_from([1, 2, -1, 8])),
-        on_error=draw(st.sampled_from(["keep", "raise"])))
+        on_error=draw(st.sampled_from(["keep", "raise"])),
+        timeout=draw(st.sampled_from([None, 0.5, 90, 3600.0])))
 
 

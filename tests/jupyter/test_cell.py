@@ -140,3 +140,11 @@ def test_a_misspelt_required_key_is_one_mistake():
     with pytest.raises(CellError) as info:
         parse_cell("data: df\ntarget: y\nmodles: [Ridge]\n")
     assert [p.field for p in info.value.problems] == ["modles"]
+
+
+def test_a_timeout_is_read_from_the_cell_written_back_and_checked():
+    parsed = parse_cell("data: df\ntarget: y\ntimeout: 90\nmodels: [Ridge]\n")
+    assert parsed.spec.timeout == 90.0
+    assert "timeout: 90" in spec_to_cell(parsed.spec).splitlines()
+    with pytest.raises(CellError, match=r"line 4, timeout: must be .*> 0"):
+        parse_cell("data: df\ntarget: y\ntimeout: 0\nmodels: [Ridge]\n")

@@ -73,6 +73,8 @@ def test_values_become_the_spec(form):
      "msg_outer", "needs at least 8 groups, there are 6"),
     (lambda f: setattr(f.groups, "value", None), "msg_slopes", "random slopes need a groups column"),
     (lambda f: setattr(f.trials, "value", 0), None, None),   # bounded: the control itself refuses 0
+    (lambda f: setattr(f.timeout, "value", "-5"), "msg_timeout", "must be a number &gt; 0.0"),
+    (lambda f: setattr(f.timeout, "value", "soon"), "msg_timeout", "got &#x27;soon&#x27;"),
 ])
 def test_problems_show_next_to_their_control_and_disable_run(form, change, control, words):
     card(form, "LinearModel").enabled.value = True
