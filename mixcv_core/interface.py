@@ -125,11 +125,11 @@ class CrossValidation:
             elif isinstance(y, (np.ndarray, list, tuple)):
                 y = pd.Series(np.asarray(y), index=X.index if isinstance(X, pd.DataFrame) else None,
                               name=target_name)
-        frame, data = assemble_frame(X, y, groups, slopes)
-        data = DataSpec(target=data.target, groups=data.groups, slopes=data.slopes, features=data.features,
-                        dataset_name=dataset_name)
         # Check values now (NaNs, dtypes, a single group), not at perform().
         with _as_arguments():
+            frame, data = assemble_frame(X, y, groups, slopes)
+            data = DataSpec(target=data.target, groups=data.groups, slopes=data.slopes, features=data.features,
+                            dataset_name=dataset_name)
             prepare_data(data, frame)
         self._frame, self._data = frame, data
         return self

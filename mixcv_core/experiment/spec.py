@@ -95,13 +95,15 @@ class DataSpec:
             clash = [c for c in self.features if c in roles]
             if clash:
                 raise SpecError("data.features", f"{clash} are the target or groups column, not features")
-            if len(set(self.features)) != len(self.features):
-                raise SpecError("data.features", "a feature is listed twice")
+            twice = sorted({f for f in self.features if self.features.count(f) > 1})
+            if twice:
+                raise SpecError("data.features", f"{twice} listed twice: every column needs its own name")
             missing = [s for s in self.slopes if s not in self.features]
             if missing:
                 raise SpecError("data.slopes", f"slope columns {missing} are not among the features")
-        if len(set(self.slopes)) != len(self.slopes):
-            raise SpecError("data.slopes", "a slope column is listed twice")
+        twice = sorted({s for s in self.slopes if self.slopes.count(s) > 1})
+        if twice:
+            raise SpecError("data.slopes", f"slope columns {twice} listed twice")
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,10 @@ def test_loading_a_run_prints_nothing(grouped, tmp_path, capfd):
     assert len(back.studies) == 2
     out = capfd.readouterr()
     assert "A new study created" not in out.out + out.err
+
+
+def test_duplicate_column_names_are_named():
+    X = pd.DataFrame(np.arange(60.0).reshape(20, 3), columns=["age", "age", "dose"])
+    with pytest.raises(MixcvError) as info:
+        CrossValidation().set_data(X, pd.Series(np.arange(20.0) % 7, name="y"), np.repeat([0, 1], 10))
+    assert info.value.field == "X" and "['age'] listed twice" in info.value.message
