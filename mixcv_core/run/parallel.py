@@ -140,13 +140,20 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
 
     running: dict[int, tuple[int, float]] = {}   # task -> (worker pid, start on the monotonic clock)
     timed_out: set[int] = set()
+    arrived: set[tuple[int, str]] = set()        # (fold, model) whose outcome was delivered
 
     def deliver(event: Any) -> None:
         if isinstance(event, tuple) and event[0] == _STARTED:
             running[event[1]] = (event[2], time.monotonic())
             return
-        if isinstance(event, (FoldFinished, FoldFailed)) and event.outcome is not None:
-            by_task.setdefault(task_of[(event.fold, event.model)], []).append(event.outcome)
+        if isinstance(event, (FoldFinished, FoldFailed)):
+            if (event.fold, event.model) in arrived:
+                # A task run again after its pool broke (a crash, a timeout) repeats the
+                # folds it had finished: the first arrival stands, once in store and results.
+                return
+            arrived.add((event.fold, event.model))
+            if event.outcome is not None:
+                by_task.setdefault(task_of[(event.fold, event.model)], []).append(event.outcome)
         emit(event)
 
     manager = SyncManager(ctx=multiprocessing.get_context())
@@ -196,7 +203,6 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                     elif isinstance(exc, BrokenProcessPool) and i not in retried:
                         # A worker died: this task or a neighbour that took the pool down.
                         retried.add(i)
-                        by_task.pop(i, None)
                         suspects.append(i)
                     elif exc is not None and not isinstance(exc, BrokenProcessPool) and spec.on_error == "raise":
                         _drain(q, deliver)
