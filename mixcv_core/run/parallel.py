@@ -188,8 +188,6 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                     pending.add(submit(suspects.pop(0)))
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 _drain(q, deliver)
-                if spec.timeout is not None:
-                    _stop_overdue(running, timed_out, spec.timeout)
                 for f in done:
                     i = futures[f]
                     running.pop(i, None)
@@ -211,6 +209,8 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                         _check(f, i, tasks, spec, by_task, deliver)
                     if todo:
                         pending.add(submit(todo.pop(0)))
+                if spec.timeout is not None:   # after the finished ones are out of `running`
+                    _stop_overdue(running, timed_out, spec.timeout)
             _drain(q, deliver)
         except BaseException:
             # Ctrl-C (or an observer-independent failure): stop the workers now, keep
