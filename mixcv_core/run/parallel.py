@@ -21,8 +21,11 @@ before any work (`check_sendable`), naming the model.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle  # noqa: S403 - only our own workers' events, packed by `_pack`
 import queue as queue_module
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -41,7 +44,6 @@ from .tuning import quiet_optuna
 
 __all__ = ["check_sendable", "run_parallel"]
 
-_DONE = "__mixcv_task_done__"
 _STARTED = "__mixcv_task_started__"
 
 
@@ -53,10 +55,6 @@ def exit_with_parent(parent: int, interval: float = 0.5) -> None:
     re-parented to init and linger for good (seen: over 17 minutes), holding memory and,
     through them, the resource trackers.
     """
-    import os
-    import threading
-    import time
-
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
@@ -65,31 +63,38 @@ def exit_with_parent(parent: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="mixcv-exit-with-parent", daemon=True).start()
 
 
+def _why_workers(spec: ExperimentSpec) -> tuple[str, str]:
+    """The setting that sends folds to worker processes, and how to keep them in this one."""
+    if spec.n_jobs == 1:   # only a time limit does, with one job
+        return "timeout", "run without a timeout"
+    return "n_jobs", "run with n_jobs=1"
+
+
 def check_sendable(spec: ExperimentSpec, models: Sequence[ModelSpec]) -> None:
     """Refuse, before any work, a model or setting that cannot be sent to a worker process.
 
     Raises
     ------
     SpecError
-        Naming the model (or ``run.n_jobs`` for the run's own settings, such as a metric)
-        and what could not be sent.
+        Naming the model (or the setting that needs workers, for the run's own
+        settings such as a metric) and what could not be sent.
     """
-    why = ("cannot be sent to a worker process (n_jobs={n}): {reason}. Run with n_jobs=1, "
-           "or keep what cannot be copied (open files, locks, connections) out of it")
+    setting, way_out = _why_workers(spec)
+    why = (f"cannot be sent to a worker process ({setting}={getattr(spec, setting)!r}): {{reason}}. "
+           f"{way_out.capitalize()}, or keep what cannot be copied (open files, locks, connections) out of it")
     for m in models:
         try:
             cloudpickle.dumps(m)
         except Exception as exc:  # noqa: BLE001 - any failure to serialise means the same thing
-            raise SpecError(f"models[{m.name!r}]", why.format(n=spec.n_jobs, reason=f"{type(exc).__name__}: {exc}")
-                            ) from None
+            raise SpecError(f"models[{m.name!r}]", why.format(reason=f"{type(exc).__name__}: {exc}")) from None
     try:
         cloudpickle.dumps(spec)
     except Exception as exc:  # noqa: BLE001
-        raise SpecError("run.n_jobs", "the run's settings (metrics, objective, post-processor) "
-                        + why.format(n=spec.n_jobs, reason=f"{type(exc).__name__}: {exc}")) from None
+        raise SpecError(setting, "the run's settings (metrics, objective, post-processor) "
+                        + why.format(reason=f"{type(exc).__name__}: {exc}")) from None
 
 
-def _pack(event: Event) -> bytes:
+def _pack(event: Event, way_out: str) -> bytes:
     """The event as bytes for the queue; a fitted model that cannot travel stays behind, said so."""
     try:
         return cloudpickle.dumps(event)
@@ -100,16 +105,16 @@ def _pack(event: Event) -> bytes:
         if outcome.estimator is None and outcome.study is None:
             raise
         note = (f"the fitted model cannot be sent back from the worker process ({type(exc).__name__}: {exc}); "
-                "its metrics and predictions are kept. Run with n_jobs=1 to keep the model")
+                f"its metrics and predictions are kept; {way_out} to keep the model")
         slim = dataclasses.replace(outcome, estimator=None, study=None, warnings=[*outcome.warnings, note])
         return cloudpickle.dumps(dataclasses.replace(event, outcome=slim))
 
 
 def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q) -> int:
-    import os
     q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
+    way_out = _why_workers(spec)[1]
     with quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event)))
+        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event, way_out)))
     return i
 
 
@@ -121,7 +126,6 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     workers are killed) leaves every finished fold in it.
     """
     import multiprocessing
-    import os
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
     from multiprocessing.managers import SyncManager
@@ -256,8 +260,6 @@ def _stop_overdue(running: dict[int, tuple[int, float]], timed_out: set[int], li
     The pool then breaks: the overdue task is recorded as timed out, the tasks that
     shared the pool with it run again (the crash path of `run_parallel`).
     """
-    import os
-    import signal
     now = time.monotonic()
     for i, (pid, started) in list(running.items()):
         if i not in timed_out and now - started > limit:

@@ -423,3 +423,16 @@ def test_a_timeout_with_on_error_raise_stops_the_run(grouped):
     with pytest.raises(TimeoutError, match="Sleeper fold 0: timed out after 1 s"):
         (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=2).add_model(Sleeper)
          .set_run(timeout=1, on_error="raise", store=False).perform())
+
+
+def test_under_a_timeout_an_unsendable_model_is_refused_naming_the_timeout(grouped):
+    import threading
+
+    from mixcv_core import SpecError
+    X, y, group, _ = grouped
+    cv = (CrossValidation().set_data(X, y, group).set_splits(n_splits_out=2)
+          .add_model(_notebook_class("Locked", lambda est: None), model_kwargs={"lock": threading.Lock()})
+          .set_run(timeout=60, store=False))                       # n_jobs=1: only the timeout needs workers
+    with pytest.raises(SpecError, match=r"models\['Locked'\]: cannot be sent to a worker process \(timeout=60\.0\)"
+                                        r".*Run without a timeout"):
+        cv.perform()
