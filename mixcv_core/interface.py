@@ -282,8 +282,7 @@ class CrossValidation:
             still running then is stopped and its fold recorded as failed, "timed
             out". Folds then run in worker processes, even with ``n_jobs=1``.
         """
-        with _as_arguments():
-            self._seed = check("seed", random_seed)
+        self._seed = check("seed", random_seed, field="random_seed")
         self._n_jobs = check("n_jobs", n_jobs)
         self._on_error = check("on_error", on_error)
         self._timeout = check("timeout", timeout)
