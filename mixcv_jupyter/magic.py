@@ -2,8 +2,8 @@
 
 The cell magic only translates: cell text -> `ExperimentSpec` (`mixcv_core.experiment.cell`),
 the named DataFrame from the notebook, events -> the live dashboard, results -> the
-notebook namespace and the output area. Every problem with the cell is reported as
-one short line naming the cell line and key (an IPython ``UsageError``, no traceback).
+notebook namespace and the output area. Every problem with the cell is reported in
+one short line naming the cell line and key, all of them at once (an IPython ``UsageError``, no traceback).
 Options and subcommands are defined once, in `mixcv_jupyter.commands`; the magic's
 docstring (``%%mixcv?``) is derived from them.
 """
