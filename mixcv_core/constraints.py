@@ -202,6 +202,8 @@ RULES: dict[str, Rule] = {
     "outer.n_splits": Integer(2),
     "inner.n_splits": Integer(2),
     "outer.scale": Boolean(),
+    "outer.n_repeats": Integer(1),
+    "outer.known_holdout": Real(0.0, 0.5),
     "inner.scale": Boolean(),
     "tuning.n_trials": Integer(1),
     "merf.add_merf_global": Boolean(),
@@ -217,6 +219,7 @@ RULES: dict[str, Rule] = {
     "n_jobs": Integer(-1, exclude=(0,), text="a positive number of processes, or -1 for all cores"),
     "on_error": Options(ON_ERROR),
     "timeout": Real(0.0, None, closed="neither", none=True),
+    "break_cross_val": Boolean(),
 }
 
 

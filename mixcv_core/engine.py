@@ -112,7 +112,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         if not parallel:
             with quiet_optuna():
                 for i, (k, m) in enumerate(tasks):
-                    by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit)
+                    by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit,
+                                          plan.known_rows(k))
         else:
             run_parallel(spec, plan, tasks, spec.n_jobs, bus.emit, by_task)
     except KeyboardInterrupt:

@@ -81,6 +81,7 @@ class CrossValidation:
         self._n_jobs = 1
         self._on_error = "keep"
         self._timeout: float | None = None
+        self._break_cross_val = False
         self._observers: list[Observer | Callable[[Event], None]] = []
         self._run: Any = None
         self._store: RunStore | str | Path | bool | None = None
@@ -138,7 +139,8 @@ class CrossValidation:
     def set_splits(self, split_out: str | Splitter | Iterable[tuple[Any, Any]] = "KFold",
                    split_in: str | Splitter = "KFold",
                    n_splits_out: int = 5, n_splits_in: int = 5, scale_out: bool = True, scale_in: bool = True,
-                   metrics: Mapping[str, Callable[..., float]] | list[str] | None = None) -> CrossValidation:
+                   metrics: Mapping[str, Callable[..., float]] | list[str] | None = None,
+                   n_repeats: int = 1, known_holdout: float = 0.0) -> CrossValidation:
         """Choose the outer and inner splits and the evaluation metrics.
 
         Parameters
@@ -152,9 +154,19 @@ class CrossValidation:
             Standardise features on each training fold.
         metrics : dict or list, optional
             ``{name: f(y_true, y_pred)}`` or metric names; default r2, mse, mae.
+        n_repeats : int, default=1
+            Repeat the outer split this many times, reshuffled each time (group methods
+            reassign groups to folds): repeated (group) K-fold. Results get a ``repeat``
+            column; summaries and comparisons use every fold of every repeat.
+        known_holdout : float, default=0
+            Also hold out this fraction of each group's rows from every outer training
+            fold, and score them as ``known_<metric>``: performance for groups the model
+            has seen (new rows of known participants), next to ``test_<metric>`` for
+            groups it has not (with a group split). Neither set reaches the inner loop.
         """
         # An iterable of (train, test) pairs becomes FixedSplits inside SplitSpec.
-        self._outer = SplitSpec(split_out, n_splits_out, scale_out, _field="outer")  # type: ignore[arg-type]
+        self._outer = SplitSpec(split_out, n_splits_out, scale_out, n_repeats, known_holdout,  # type: ignore[arg-type]
+                                _field="outer")
         self._inner = SplitSpec(split_in, n_splits_in, scale_in, _field="inner")
         self._metrics = None if metrics is None else resolve_metrics(metrics)
         return self
@@ -255,7 +267,8 @@ class CrossValidation:
     def set_run(self, run: Any = None, random_seed: int = 42, n_jobs: int = 1,
                 observers: Iterable[Observer | Callable[[Event], None]] = (),
                 store: RunStore | str | Path | bool | None = None, save_models: bool = False,
-                on_error: str = "keep", timeout: float | None = None) -> CrossValidation:
+                on_error: str = "keep", timeout: float | None = None,
+                break_cross_val: bool = False) -> CrossValidation:
         """Seed, parallelism and where to report the run.
 
         Parameters
@@ -281,8 +294,12 @@ class CrossValidation:
             Seconds one model may take on one outer fold (tuning included); a fit
             still running then is stopped and its fold recorded as failed, "timed
             out". Folds then run in worker processes, even with ``n_jobs=1``.
+        break_cross_val : bool
+            Fit the first outer fold only, for debugging (flexcv's switch); every split
+            is still made and checked.
         """
         self._seed = check("seed", random_seed, field="random_seed")
+        self._break_cross_val = check("break_cross_val", break_cross_val)
         self._n_jobs = check("n_jobs", n_jobs)
         self._on_error = check("on_error", on_error)
         self._timeout = check("timeout", timeout)
@@ -304,7 +321,7 @@ class CrossValidation:
             tuning=self._tuning, merf=self._merf,
             metrics=self._metrics if self._metrics is not None else resolve_metrics(None),
             predict_known_groups_lmm=self._predict_known_groups_lmm, seed=self._seed, n_jobs=self._n_jobs,
-            on_error=self._on_error, timeout=self._timeout,
+            on_error=self._on_error, timeout=self._timeout, break_cross_val=self._break_cross_val,
         )
 
     def _all_observers(self) -> list[Observer | Callable[[Event], None]]:

@@ -23,12 +23,14 @@ class FoldOutcome:
     model: str
     fold: int
     ok: bool
-    metrics: dict[str, float] = field(default_factory=dict)      # test_<m>, train_<m>
+    metrics: dict[str, float] = field(default_factory=dict)      # test_<m>, train_<m>, known_<m>
     fit_time: float = float("nan")        # seconds for the outer fit
     tune_time: float = 0.0                # seconds for the inner loop
     best_params: dict[str, Any] = field(default_factory=dict)
     test_rows: np.ndarray | None = None   # positions in the data
     y_pred: np.ndarray | None = None      # predictions for test_rows
+    known_rows: np.ndarray | None = None  # held-out rows of known groups (outer known_holdout)
+    y_pred_known: np.ndarray | None = None   # predictions for known_rows
     estimator: Any = None
     study: Any = None
     insight: pd.DataFrame | None = None

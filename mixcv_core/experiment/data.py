@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
 from .splits import SPLIT_METHODS, compute_splits, make_splitter
 
-__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame"]
+__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows"]
 
 IndexPairs = list[tuple[np.ndarray, np.ndarray]]
 
@@ -46,11 +46,21 @@ class PreparedData:
 
 @dataclass
 class Plan:
-    """Validated data plus every split the run will use, computed up front."""
+    """Validated data plus every split the run will use, computed up front.
+
+    With a known-group holdout, ``outer[k][0]`` is the training part *after* the held-out
+    rows were taken out, and ``known[k]`` those rows: the model and its inner loop never
+    see them.
+    """
 
     data: PreparedData
     outer: IndexPairs
     inner: list[IndexPairs | None]   # per outer fold: absolute row indices, or None when nothing tunes
+    known: list[np.ndarray | None] = field(default_factory=list)   # per outer fold: held-out rows of known groups
+    repeats: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))   # per outer fold: its repeat
+
+    def known_rows(self, fold: int) -> np.ndarray | None:
+        return self.known[fold] if self.known else None
 
 
 def _numeric_problem(s: pd.Series) -> bool:
@@ -174,8 +184,25 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
     n = len(data.y)
     n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
     _check_split_size(spec.outer.method, spec.outer.n_splits, n, n_groups, "outer", spec.outer.is_named)
-    outer_splitter = make_splitter(spec.outer.method, spec.outer.n_splits, spec.seed)
+    outer_splitter = make_splitter(spec.outer.method, spec.outer.n_splits, spec.seed, spec.outer.n_repeats)
     outer = compute_splits(outer_splitter, data.X, data.y, data.groups, "outer.method")
+    repeats = np.asarray(spec.outer.repeat_labels(len(outer)))
+    if spec.break_cross_val:
+        # flexcv's one-fold debugging run: every split was made (and checked) above.
+        outer, repeats = outer[:1], repeats[:1]
+    known: list[np.ndarray | None] = []
+    if spec.outer.known_holdout:
+        assert data.groups is not None   # the spec requires groups for a known holdout
+        for k, (train, test) in enumerate(outer):
+            held = known_holdout_rows(train, data.groups, spec.outer.known_holdout,
+                                      derive_seed(spec.seed, "known", k))
+            if held.size == 0:
+                raise SpecError("outer.known_holdout", f"holds out no rows in outer fold {k}: its groups have too "
+                                                       "few rows to leave one in training and hold out "
+                                                       f"{spec.outer.known_holdout:g} of them; raise the fraction "
+                                                       "or set it to 0")
+            known.append(held)
+            outer[k] = (np.setdiff1d(train, held, assume_unique=True), test)
 
     inner: list[IndexPairs | None] = []
     tunes = any(m.tunes for m in spec.models)
@@ -191,7 +218,32 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
         rel = compute_splits(splitter, data.X[train], data.y[train], g_train, "inner.method")
         # Inner indices are kept absolute: a fold task then cannot mix up frames.
         inner.append([(train[tr], train[te]) for tr, te in rel])
-    return Plan(data=data, outer=outer, inner=inner)
+    return Plan(data=data, outer=outer, inner=inner, known=known, repeats=repeats)
+
+
+def known_holdout_rows(train: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Rows of ``train`` held out as known-group test rows: ``fraction`` of each group's rows.
+
+    Each group of the training part gives ``round(fraction * n_g)`` of its ``n_g`` rows,
+    chosen at random, but always leaves at least one row in training (a group that left
+    no row would not be known). Returned sorted.
+
+    Examples
+    --------
+    >>> g = np.repeat(["a", "b"], 10)
+    >>> held = known_holdout_rows(np.arange(20), g, 0.2, seed=0)
+    >>> len(held), sorted(set(g[held].tolist()))
+    (4, ['a', 'b'])
+    """
+    rng = np.random.default_rng(seed)
+    _, codes, sizes = np.unique(groups[train], return_inverse=True, return_counts=True)
+    n_hold = np.minimum(np.floor(fraction * sizes + 0.5).astype(int), sizes - 1)
+    # Rank the rows of each group in a random order; the first n_hold of each are held out.
+    order = np.lexsort((rng.random(len(train)), codes))
+    rank = np.empty(len(train), dtype=int)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank[order] = np.arange(len(train)) - starts[codes[order]]
+    return np.sort(train[rank < n_hold[codes]])
 
 
 def _check_full_rank(data: PreparedData, models: list[str]) -> None:

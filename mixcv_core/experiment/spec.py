@@ -25,14 +25,14 @@ from ..errors import SpecError, SpecTypeError
 from ..metrics import METRICS, resolve_metrics
 from ..models import is_mixed
 from .registry import MOVED_MODULES, dotted_path, estimator_name, import_dotted, param_names, resolve_estimator
-from .splits import FixedSplits, Splitter, canonical_method, is_splitter_object, split_requires_groups
+from .splits import FixedSplits, Splitter, canonical_method, is_splitter_object, repeat_labels, split_requires_groups
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
            "SPEC_FORMAT", "merf_name", "model_spec_from_config"]
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).
-SPEC_FORMAT = 4
+SPEC_FORMAT = 5
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -121,11 +121,21 @@ class SplitSpec:
     scale : bool
         Standardise features on each training fold (the fitted scaler is then applied
         to that fold's test rows: no leakage).
+    n_repeats : int
+        Outer split only: repeat a named method this many times, reshuffled each time
+        (for group methods the groups are reassigned to folds). ``1``: no repeats.
+    known_holdout : float
+        Outer split only: the fraction of each group's rows in every outer training fold
+        held out as a second test set, of *known* groups (seen in training, rows not).
+        ``0``: none. The outer test fold then scores new groups, the held-out rows known
+        groups, side by side (``known_<metric>`` columns).
     """
 
     method: str | Splitter = "KFold"
     n_splits: int = 5
     scale: bool = True
+    n_repeats: int = 1
+    known_holdout: float = 0.0
     _field: str = field(default="outer", repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,16 +156,35 @@ class SplitSpec:
             raise SpecError("split", f"a split is the 'outer' or the 'inner' one, got {f!r}")
         _set(self, "n_splits", check(f"{f}.n_splits", self.n_splits))
         check(f"{f}.scale", self.scale)
+        if f == "inner":
+            for name, default in (("n_repeats", 1), ("known_holdout", 0.0)):
+                if getattr(self, name) != default:
+                    raise SpecError(f"inner.{name}", f"{name} applies to the outer split only; the inner split "
+                                                     "is made anew on each outer training fold")
+            return
+        _set(self, "n_repeats", check("outer.n_repeats", self.n_repeats))
+        _set(self, "known_holdout", check("outer.known_holdout", self.known_holdout))
+        if self.n_repeats > 1 and not self.is_named:
+            raise SpecError("outer.n_repeats", f"repeats apply to named split methods; {self.label} is an object: "
+                                               "pass a repeated splitter instead (e.g. "
+                                               "mixcv_core.RepeatedGroupKFold(5, n_repeats=3))")
 
     @property
     def requires_groups(self) -> bool:
         return split_requires_groups(self.method)
 
+    def repeat_labels(self, n_folds: int) -> Any:
+        """The repeat (0, 1, ...) of each of the ``n_folds`` folds this split produced."""
+        import numpy as np
+        if self.is_named:
+            return np.arange(n_folds) // self.n_splits
+        return repeat_labels(self.method, n_folds)
+
     @property
     def label(self) -> str:
-        """How reports name this split: ``GroupKFold(5)``, or the splitter's class name."""
+        """How reports name this split: ``GroupKFold(5)``, ``GroupKFold(5) × 3``, or the class name."""
         if self.is_named:
-            return f"{self.method}({self.n_splits})"
+            return f"{self.method}({self.n_splits})" + (f" × {self.n_repeats}" if self.n_repeats > 1 else "")
         if isinstance(self.method, FixedSplits):
             return f"FixedSplits({len(self.method.pairs)})"
         return type(self.method).__name__
@@ -345,6 +374,9 @@ class ExperimentSpec:
         running then is stopped (its worker process killed) and the fold recorded as
         failed, "timed out". ``None`` (default): no limit. Setting it runs the folds in
         worker processes even with ``n_jobs=1``, the only way to stop native code.
+    break_cross_val : bool
+        Run the first outer fold only (flexcv's debugging switch): every split is still
+        made and checked, one fold is fitted. Reports say the estimate is of one fold.
 
     Examples
     --------
@@ -365,6 +397,7 @@ class ExperimentSpec:
     n_jobs: int = 1
     on_error: str = "keep"
     timeout: float | None = None
+    break_cross_val: bool = False
 
     def __post_init__(self) -> None:
         for name, cls in (("data", DataSpec), ("outer", SplitSpec), ("inner", SplitSpec),
@@ -385,7 +418,7 @@ class ExperimentSpec:
             raise SpecError("models", f"model names must be unique; {dupes} appear twice "
                                       "(give one of them a model_name)")
         _set(self, "metrics", FrozenMap(resolve_metrics(self.metrics)))
-        for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout"):
+        for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val"):
             _set(self, name, check(name, getattr(self, name)))
         if isinstance(self.inner.method, FixedSplits):
             raise SpecError("inner.method", "fixed (train, test) index pairs can only be the outer split; "
@@ -400,6 +433,8 @@ class ExperimentSpec:
                 needs_groups.append(f"model {m.name!r}")
         if self.merf_models():
             needs_groups.append("MERF")
+        if self.outer.known_holdout and self.data.groups is None:
+            needs_groups.append("known_holdout (rows of known groups)")
         if needs_groups and self.data.groups is None:
             raise SpecError("data.groups", f"{', '.join(needs_groups)} need(s) a grouping column; "
                                            "set groups (groups= in set_data, 'groups: <column>' in a cell)")
@@ -450,7 +485,10 @@ class ExperimentSpec:
             if not s.is_named:
                 raise SpecError(f"{fld}.method", "a splitter object or fixed splits cannot be written as text; "
                                                  "use a named method")
-            return {"method": s.method, "n_splits": s.n_splits, "scale": s.scale}
+            out: dict[str, Any] = {"method": s.method, "n_splits": s.n_splits, "scale": s.scale}
+            if fld == "outer":
+                out.update(n_repeats=s.n_repeats, known_holdout=s.known_holdout)
+            return out
 
         def model_dict(m: ModelSpec) -> dict[str, Any]:
             est_name = estimator_name(m.estimator_class)
@@ -496,6 +534,7 @@ class ExperimentSpec:
             "n_jobs": self.n_jobs,
             "on_error": self.on_error,
             "timeout": self.timeout,
+            "break_cross_val": self.break_cross_val,
         }
 
     @classmethod
@@ -509,7 +548,7 @@ class ExperimentSpec:
             raise SpecTypeError("spec", f"expected a dict, got {type(d).__name__}")
         d = upgrade_spec_dict(d)
         known = {"format", "data", "outer", "inner", "models", "tuning", "merf", "metrics",
-                 "predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout"}
+                 "predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val"}
         unknown = set(d) - known
         if unknown:
             raise SpecError("spec", f"unknown keys {sorted(unknown)}")
@@ -541,6 +580,7 @@ class ExperimentSpec:
             n_jobs=d.get("n_jobs", 1),
             on_error=d.get("on_error", "keep"),
             timeout=d.get("timeout"),
+            break_cross_val=d.get("break_cross_val", False),
         )
 
 
@@ -590,9 +630,16 @@ def _upgrade_3_to_4(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "timeout": d.get("timeout"), "format": 4}
 
 
+def _upgrade_4_to_5(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 5 added repeats and the known-group holdout of the outer split, and
+    # break_cross_val; runs before them had one repeat, no holdout, every fold.
+    outer = {"n_repeats": 1, "known_holdout": 0.0, **(d.get("outer") or {})}
+    return {**d, "outer": outer, "break_cross_val": d.get("break_cross_val", False), "format": 5}
+
+
 #: from-format -> upgrade to the next format.
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4}
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5}
 
 
 def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:

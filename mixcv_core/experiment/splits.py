@@ -18,11 +18,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from sklearn.model_selection import BaseCrossValidator, GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    GroupKFold,
+    KFold,
+    RepeatedKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+)
 
 # scikit-learn marks its group splitters with this mixin but does not re-export it;
 # its _split module is where GroupKFold and friends get it too.
-from sklearn.model_selection._split import GroupsConsumerMixin
+# _RepeatedSplits is the base of its RepeatedKFold: the repeated group splitters below
+# are built on it the same way, so they behave as scikit-learn's own.
+from sklearn.model_selection._split import GroupsConsumerMixin, _RepeatedSplits
 
 from ..errors import SpecError, SpecTypeError
 
@@ -31,6 +40,10 @@ __all__ = [
     "ContinuousStratifiedKFold",
     "ContinuousStratifiedGroupKFold",
     "FixedSplits",
+    "RepeatedGroupKFold",
+    "RepeatedStratifiedGroupKFold",
+    "RepeatedContinuousStratifiedKFold",
+    "repeat_labels",
     "make_splitter",
     "quantile_bins",
     "split_requires_groups",
@@ -134,6 +147,76 @@ class ContinuousStratifiedGroupKFold(GroupsConsumerMixin, ContinuousStratifiedKF
         yield from inner.split(np.zeros((len(y), 1)), bins, groups)
 
 
+class RepeatedGroupKFold(GroupsConsumerMixin, _RepeatedSplits):
+    """Group K-fold repeated ``n_repeats`` times, the groups shuffled anew each time.
+
+    scikit-learn has ``RepeatedKFold`` and ``RepeatedStratifiedKFold`` but no group
+    variant (scikit-learn #20520). Each repeat is ``GroupKFold(n_splits, shuffle=True)``
+    with its own seed drawn from ``random_state``: every group stays whole in every
+    repeat, and the repeats assign groups to folds differently.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+    n_repeats : int, default=10
+    random_state : int or None, default=None
+
+    Examples
+    --------
+    >>> groups = np.repeat(np.arange(6), 3)
+    >>> cv = RepeatedGroupKFold(n_splits=3, n_repeats=2, random_state=0)
+    >>> cv.get_n_splits()
+    6
+    >>> all(not set(groups[tr]) & set(groups[te]) for tr, te in cv.split(np.zeros((18, 1)), groups=groups))
+    True
+    """
+
+    def __init__(self, n_splits: int = 5, n_repeats: int = 10, random_state: int | None = None) -> None:
+        super().__init__(GroupKFold, n_repeats=n_repeats, random_state=random_state, n_splits=n_splits)
+
+
+class RepeatedStratifiedGroupKFold(GroupsConsumerMixin, _RepeatedSplits):
+    """`ContinuousStratifiedGroupKFold` repeated with a new shuffle of the groups each time.
+
+    Groups stay whole and the quantile bins of a continuous target are balanced across
+    folds, in every repeat. Parameters as for `RepeatedGroupKFold`, plus ``n_bins``.
+    """
+
+    def __init__(self, n_splits: int = 5, n_repeats: int = 10, n_bins: int = 10,
+                 random_state: int | None = None) -> None:
+        super().__init__(ContinuousStratifiedGroupKFold, n_repeats=n_repeats, random_state=random_state,
+                         n_splits=n_splits, n_bins=n_bins)
+
+
+class RepeatedContinuousStratifiedKFold(_RepeatedSplits):
+    """`ContinuousStratifiedKFold` repeated with a new shuffle each time (rows, not groups)."""
+
+    def __init__(self, n_splits: int = 5, n_repeats: int = 10, n_bins: int = 10,
+                 random_state: int | None = None) -> None:
+        super().__init__(ContinuousStratifiedKFold, n_repeats=n_repeats, random_state=random_state,
+                         n_splits=n_splits, n_bins=n_bins)
+
+
+def repeat_labels(splitter: object, n_folds: int) -> np.ndarray:
+    """Which repeat each of a splitter's ``n_folds`` folds belongs to.
+
+    A repeated splitter (scikit-learn's ``RepeatedKFold`` and friends, mixcv's repeated
+    group splitters) yields its repeats one after the other, ``n_splits`` folds each;
+    any other splitter is one repeat.
+
+    Examples
+    --------
+    >>> repeat_labels(RepeatedGroupKFold(3, n_repeats=2), 6).tolist()
+    [0, 0, 0, 1, 1, 1]
+    >>> repeat_labels(KFold(3), 3).tolist()
+    [0, 0, 0]
+    """
+    r = getattr(splitter, "n_repeats", None)
+    if isinstance(r, int) and r > 1 and n_folds % r == 0:
+        return np.repeat(np.arange(r), n_folds // r)
+    return np.zeros(n_folds, dtype=int)
+
+
 class FixedSplits(BaseCrossValidator):
     """Precomputed ``(train, test)`` index pairs, used as an outer split.
 
@@ -181,6 +264,8 @@ class FixedSplits(BaseCrossValidator):
 class _Method:
     factory: Callable[[int, int], BaseCrossValidator]
     description: str
+    # The same method repeated: (n_splits, n_repeats, seed) -> splitter.
+    repeated: Callable[[int, int, int], Any]
 
     @property
     def requires_groups(self) -> bool:
@@ -190,13 +275,19 @@ class _Method:
 
 SPLIT_METHODS: dict[str, _Method] = {
     "KFold": _Method(lambda k, seed: KFold(k, shuffle=True, random_state=seed),
-                     "shuffled K folds of rows; ignores groups"),
+                     "shuffled K folds of rows; ignores groups",
+                     lambda k, r, seed: RepeatedKFold(n_splits=k, n_repeats=r, random_state=seed)),
     "StratifiedKFold": _Method(lambda k, seed: ContinuousStratifiedKFold(k, random_state=seed),
-                               "K folds with the target's quantile bins balanced"),
+                               "K folds with the target's quantile bins balanced",
+                               lambda k, r, seed: RepeatedContinuousStratifiedKFold(k, r, random_state=seed)),
+    # One repeat keeps scikit-learn's size-balanced assignment; repeats shuffle the groups,
+    # since the size-balanced one is the same every time.
     "GroupKFold": _Method(lambda k, seed: GroupKFold(k),
-                          "K folds keeping every group whole, balanced by size"),
+                          "K folds keeping every group whole, balanced by size",
+                          lambda k, r, seed: RepeatedGroupKFold(k, r, random_state=seed)),
     "StratifiedGroupKFold": _Method(lambda k, seed: ContinuousStratifiedGroupKFold(k, random_state=seed),
-                                    "groups kept whole, target quantile bins balanced"),
+                                    "groups kept whole, target quantile bins balanced",
+                                    lambda k, r, seed: RepeatedStratifiedGroupKFold(k, r, random_state=seed)),
 }
 # flexcv's names for the same continuous-target stratification.
 _ALIASES = {
@@ -236,7 +327,7 @@ def split_requires_groups(method: str | object) -> bool:
     return isinstance(method, GroupsConsumerMixin)
 
 
-def make_splitter(method: str | Splitter, n_splits: int, seed: int) -> Splitter:
+def make_splitter(method: str | Splitter, n_splits: int, seed: int, n_repeats: int = 1) -> Splitter:
     """Build the splitter for a method name, or return a splitter object as given.
 
     Parameters
@@ -248,9 +339,12 @@ def make_splitter(method: str | Splitter, n_splits: int, seed: int) -> Splitter:
         Used for named methods only; an object brings its own.
     seed : int
         Seeds shuffling of named methods.
+    n_repeats : int, default=1
+        Repeat a named method this many times, reshuffled each time.
     """
     if isinstance(method, str):
-        return SPLIT_METHODS[canonical_method(method, "split")].factory(n_splits, seed)
+        named = SPLIT_METHODS[canonical_method(method, "split")]
+        return named.factory(n_splits, seed) if n_repeats == 1 else named.repeated(n_splits, n_repeats, seed)
     return method
 
 

@@ -22,7 +22,7 @@ from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
-from . import plots, report
+from . import compare, plots, report
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -71,30 +71,53 @@ class Results:
     def metric_names(self) -> list[str]:
         return list(self.spec.metrics)
 
+    @property
+    def has_known(self) -> bool:
+        """Whether the run also scored held-out rows of known groups (``known_holdout``)."""
+        return bool(self.spec.outer.known_holdout)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The row sets scored: ``test`` (the outer test folds), ``known`` (if held out), ``train``."""
+        return ("test", "known", "train") if self.has_known else ("test", "train")
+
+    @property
+    def repeats(self) -> np.ndarray:
+        """The repeat of each outer fold (all 0 without repeats)."""
+        return np.asarray(self.spec.outer.repeat_labels(len(self._outer)) if not self.spec.break_cross_val
+                          else np.zeros(len(self._outer), dtype=int))
+
     def to_frame(self, include_failed: bool = False) -> pd.DataFrame:
         """One row per model and outer fold.
 
-        Columns: ``model``, ``fold``, ``test_<metric>`` and ``train_<metric>`` for each
-        metric, ``fit_time`` and ``tune_time`` (seconds), ``best_params`` (dict),
-        ``converged`` (mixed models and MERF: True only when the fit verified it),
-        ``convergence`` (how the fit ended, in the model's words), ``n_train``, ``n_test``; with
-        ``include_failed=True`` also ``ok`` and ``error``.
+        Columns: ``model``, ``repeat``, ``fold`` (numbered across repeats),
+        ``test_<metric>`` for each metric (the outer test fold: with a group split, groups
+        never seen in training), ``known_<metric>`` with a known-group holdout (rows held out
+        of groups that were in training), ``train_<metric>``, ``fit_time`` and ``tune_time``
+        (seconds), ``best_params`` (dict), ``converged`` (mixed models and MERF: True only when
+        the fit verified it), ``convergence`` (how the fit ended, in the model's words),
+        ``n_train``, ``n_test`` (and ``n_known``); with ``include_failed=True`` also ``ok`` and
+        ``error``.
         """
-        metric_cols = [f"{s}_{m}" for s in ("test", "train") for m in self.metric_names]
+        metric_cols = [f"{s}_{m}" for s in self.splits for m in self.metric_names]
+        repeats = self.repeats
         rows = []
         for o in self.outcomes:
             if not o.ok and not include_failed:
                 continue
             train, test = self._outer[o.fold]
-            row: dict[str, Any] = {"model": o.model, "fold": o.fold}
+            row: dict[str, Any] = {"model": o.model, "repeat": int(repeats[o.fold]), "fold": o.fold}
             row.update({c: o.metrics.get(c, math.nan) for c in metric_cols})
             row.update(fit_time=o.fit_time, tune_time=o.tune_time, best_params=o.best_params,
                        converged=o.converged, convergence=o.convergence, n_train=len(train), n_test=len(test))
+            if self.has_known:
+                row["n_known"] = math.nan if o.known_rows is None else len(o.known_rows)
             if include_failed:
                 row.update(ok=o.ok, error=o.error)
             rows.append(row)
-        cols = ["model", "fold", *metric_cols, "fit_time", "tune_time", "best_params", "converged", "convergence",
-                "n_train", "n_test"] + (["ok", "error"] if include_failed else [])
+        cols = ["model", "repeat", "fold", *metric_cols, "fit_time", "tune_time", "best_params", "converged",
+                "convergence", "n_train", "n_test"] + (["n_known"] if self.has_known else []) \
+            + (["ok", "error"] if include_failed else [])
         return pd.DataFrame(rows, columns=cols)
 
     def summarize(self, split: str = "test") -> pd.DataFrame:
@@ -102,15 +125,20 @@ class Results:
 
         Parameters
         ----------
-        split : {"test", "train", "both"}
+        split : {"test", "known", "train", "both"}
+            ``"known"``: the held-out rows of known groups (with ``known_holdout``);
+            ``"both"``: test and train.
 
         Notes
         -----
         RMSE is reported as the square root of the mean (median) MSE over folds, not the
         mean of per-fold roots, which is biased low; its ``sd`` is the sd of per-fold roots.
         """
-        if split not in ("test", "train", "both"):
-            raise SpecError("split", f"expected 'test', 'train' or 'both', got {split!r}")
+        if split not in ("test", "train", "both", "known"):
+            raise SpecError("split", f"expected 'test', 'known', 'train' or 'both', got {split!r}")
+        if split == "known" and not self.has_known:
+            raise SpecError("split", "this run held out no rows of known groups; set known_holdout in set_splits "
+                                     "(cell: 'known_holdout: 0.2') to score them")
         splits = ("test", "train") if split == "both" else (split,)
         table = self.to_frame()
         records = []
@@ -146,22 +174,68 @@ class Results:
         s = self.summary.xs(metric, level="metric")["mean"]
         return str(s.idxmax() if higher_is_better(metric) else s.idxmin())
 
+    def compare(self, a: str | None = None, b: str | None = None, metric: str | None = None,
+                split: str = "test", confidence: float = 0.95) -> Any:
+        """Is one model really better than another, or is it fold noise?
+
+        With two model names, the corrected resampled t-test (Nadeau & Bengio 2003, in the
+        repeated form of Bouckaert & Frank 2004) of ``a - b`` over the outer folds both
+        finished: a `Comparison` with ``mean_diff``, ``t``, ``df``, ``p_value``
+        (two-sided), the confidence interval, the wins and a plain-language ``sentence``.
+        Without names, the table of every pair on every metric (``metric`` first),
+        with Holm-adjusted p-values per metric.
+
+        Parameters
+        ----------
+        a, b : str, optional
+            Model names; both or neither.
+        metric : str, optional
+            Default: the first metric (r2 unless set otherwise).
+        split : {"test", "known"}
+            New groups (the outer test folds) or held-out rows of known groups.
+        confidence : float, default=0.95
+
+        Examples
+        --------
+        >>> results.compare("MERF(RandomForestRegressor)", "LinearModel", "r2").sentence  # doctest: +SKIP
+        'MERF(RandomForestRegressor) beats LinearModel on R² in 14 of 15 folds ...; corrected t-test p = 0.003'
+        """
+        if (a is None) != (b is None):
+            raise SpecError("b" if b is None else "a", "name both models to compare two, or neither for all pairs")
+        if a is not None and b is not None:
+            return compare.compare_models(self, a, b, metric, split, confidence)
+        metrics = self.metric_names
+        if metric is not None:
+            if metric not in metrics:
+                raise SpecError("metric", f"{metric!r} is not a metric of these results; metrics are {metrics}")
+            metrics = [metric] + [m for m in metrics if m != metric]
+        return compare.compare_all(self, metrics, split, confidence)
+
     @property
     def predictions(self) -> pd.DataFrame:
-        """Out-of-fold predictions: model, fold, row (the data's index label), group, y_true, y_pred."""
+        """Out-of-fold predictions: model, repeat, fold, row (the data's index label), group, y_true, y_pred."""
+        return self._predictions("test")
+
+    @property
+    def known_predictions(self) -> pd.DataFrame:
+        """Predictions for the held-out rows of known groups (``known_holdout``); columns as `predictions`."""
+        return self._predictions("known")
+
+    def _predictions(self, which: str) -> pd.DataFrame:
         d = self._data
+        repeats = self.repeats
         parts = []
         for o in self.outcomes:
-            if not o.ok:
+            rows, pred = (o.test_rows, o.y_pred) if which == "test" else (o.known_rows, o.y_pred_known)
+            if not o.ok or rows is None:
                 continue
-            rows = o.test_rows
             parts.append(pd.DataFrame({
-                "model": o.model, "fold": o.fold, "row": d.index[rows],
+                "model": o.model, "repeat": int(repeats[o.fold]), "fold": o.fold, "row": d.index[rows],
                 "group": d.groups[rows] if d.groups is not None else None,
-                "y_true": d.y[rows], "y_pred": o.y_pred,
+                "y_true": d.y[rows], "y_pred": pred,
             }))
         if not parts:
-            return pd.DataFrame(columns=["model", "fold", "row", "group", "y_true", "y_pred"])
+            return pd.DataFrame(columns=["model", "repeat", "fold", "row", "group", "y_true", "y_pred"])
         return pd.concat(parts, ignore_index=True)
 
     @property

@@ -42,18 +42,26 @@ class SplitData:
     g_test: np.ndarray | None
     slope_names: list[str]
     scaler: StandardScaler | None
+    # Held-out rows of groups seen in training (the outer split's known_holdout), if any.
+    X_known: pd.DataFrame | None = None
+    y_known: np.ndarray | None = None
+    g_known: np.ndarray | None = None
 
 
-def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: bool) -> SplitData:
+def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: bool,
+               known: np.ndarray | None = None) -> SplitData:
     """Cut ``data`` into a train/test split, standardising with the training rows' mean and sd.
 
-    The scaler never sees the test rows: the test fold plays the role of new data.
+    The scaler never sees the test rows (nor the held-out ``known`` rows): both play the
+    role of new data.
     """
     X_tr, X_te = data.X[train], data.X[test]
+    X_kn = None if known is None else data.X[known]
     scaler = None
     if scale and data.X.shape[1]:   # the null model has no features to scale
         scaler = StandardScaler().fit(X_tr)
         X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
+        X_kn = None if X_kn is None else scaler.transform(X_kn)
     cols = data.feature_names
     return SplitData(
         X_train=pd.DataFrame(X_tr, columns=cols),
@@ -64,6 +72,9 @@ def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: b
         g_test=None if data.groups is None else data.groups[test],
         slope_names=data.slope_names,
         scaler=scaler,
+        X_known=None if X_kn is None else pd.DataFrame(X_kn, columns=cols),
+        y_known=None if known is None else data.y[known],
+        g_known=None if known is None or data.groups is None else data.groups[known],
     )
 
 

@@ -110,11 +110,11 @@ def _pack(event: Event, way_out: str) -> bytes:
         return cloudpickle.dumps(dataclasses.replace(event, outcome=slim))
 
 
-def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q) -> int:
+def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q, known=None) -> int:
     q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
     way_out = _why_workers(spec)[1]
     with quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event, way_out)))
+        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event, way_out)), known)
     return i
 
 
@@ -171,7 +171,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
         def submit(i: int) -> Any:
             nonlocal executor
             k, m = tasks[i]
-            args = (_worker, i, spec, m, plan.data, plan.outer[k], plan.inner[k], k, q)
+            args = (_worker, i, spec, m, plan.data, plan.outer[k], plan.inner[k], k, q, plan.known_rows(k))
             try:
                 future = executor.submit(*args)
             except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one

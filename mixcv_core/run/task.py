@@ -40,12 +40,16 @@ def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str]) ->
     return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
 
 
-def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train: np.ndarray) -> dict[str, float]:
+def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train: np.ndarray,
+           pred_known: np.ndarray | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, fn in spec.metrics.items():
         out[f"test_{name}"] = float(fn(s.y_test, pred_test))
     for name, fn in spec.metrics.items():
         out[f"train_{name}"] = float(fn(s.y_train, pred_train))
+    if pred_known is not None:
+        for name, fn in spec.metrics.items():
+            out[f"known_{name}"] = float(fn(s.y_known, pred_known))
     return out
 
 
@@ -65,8 +69,8 @@ def _warning_text(w: warnings.WarningMessage) -> str:
 
 
 def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: ExperimentSpec,
-             s: SplitData, test_rows: np.ndarray, fold: int, best_params: dict[str, Any],
-             tune_time: float, study: Any, feature_names: list[str],
+             s: SplitData, test_rows: np.ndarray, known_rows: np.ndarray | None, fold: int,
+             best_params: dict[str, Any], tune_time: float, study: Any, feature_names: list[str],
              emit: Callable[[Event], None]) -> FoldOutcome:
     emit(FoldStarted(fold=fold, model=name))
     with warnings.catch_warnings(record=True) as caught:
@@ -78,7 +82,9 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
             fit_time = time.perf_counter() - t0
             pred_test = predict_estimator(estimator, s.X_test, s.g_test, s.slope_names)
             pred_train = predict_estimator(estimator, s.X_train, s.g_train, s.slope_names)
-            metrics = _score(spec, s, pred_test, pred_train)
+            pred_known = None if s.X_known is None else predict_estimator(estimator, s.X_known, s.g_known,
+                                                                          s.slope_names)
+            metrics = _score(spec, s, pred_test, pred_train, pred_known)
             insight = _post_process(model, estimator, feature_names)
         except Exception as exc:  # noqa: BLE001 - one failing model must not lose the others
             if spec.on_error == "raise":
@@ -91,7 +97,8 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
     convergence = getattr(estimator, "convergence_", None) or getattr(estimator, "stop_reason_", None) or ""
     out = FoldOutcome(
         model=name, fold=fold, ok=True, metrics=metrics, fit_time=fit_time, tune_time=tune_time,
-        best_params=dict(best_params), test_rows=test_rows, y_pred=pred_test, estimator=estimator,
+        best_params=dict(best_params), test_rows=test_rows, y_pred=pred_test, known_rows=known_rows,
+        y_pred_known=pred_known, estimator=estimator,
         study=study, insight=insight, history=history.copy() if isinstance(history, pd.DataFrame) else None,
         converged=None if converged is None else bool(converged), convergence=str(convergence),
         warnings=[_warning_text(w) for w in caught],
@@ -103,14 +110,16 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
 
 def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
              outer: tuple[np.ndarray, np.ndarray], inner: list[tuple[np.ndarray, np.ndarray]] | None,
-             fold: int, emit: Callable[[Event], None]) -> list[FoldOutcome]:
+             fold: int, emit: Callable[[Event], None], known: np.ndarray | None = None) -> list[FoldOutcome]:
     """Tune (if asked), fit and score ``model`` on outer fold ``fold``; then its MERF variant.
 
     Returns one `FoldOutcome` for the model and, when MERF is on for it, one for
-    ``MERF(<name>)``, which reuses the base model's tuned parameters.
+    ``MERF(<name>)``, which reuses the base model's tuned parameters. ``known``: rows of
+    groups in training held out of it (the outer split's known holdout), scored as
+    ``known_<metric>``; ``outer``'s training rows already exclude them.
     """
     train, test = outer
-    s = split_data(data, train, test, spec.outer.scale)
+    s = split_data(data, train, test, spec.outer.scale, known)
     best_params: dict[str, Any] = {}
     study = None
     tune_time = 0.0
@@ -127,9 +136,9 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
         tune_time = time.perf_counter() - t0
 
     outcomes = [_fit_one(model.name, lambda: build_estimator(model, spec, best_params, fold), model, spec, s,
-                         test, fold, best_params, tune_time, study, data.feature_names, emit)]
+                         test, known, fold, best_params, tune_time, study, data.feature_names, emit)]
     for name in spec.task_names(model)[1:]:
         outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),
-                                 model, spec, s, test, fold, best_params, tune_time, study,
+                                 model, spec, s, test, known, fold, best_params, tune_time, study,
                                  data.feature_names, emit))
     return outcomes

@@ -58,7 +58,7 @@ __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEM
 #: store written by a newer mixcv (a higher version) is refused on open rather than
 #: misread; an older one is brought up to date by `_MIGRATIONS`. A store without a
 #: version (mixcv 0.1) is version 1.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT, model TEXT, fold INTEGER, ok INTEGER, metrics TEXT, fit_time REAL, tune_time REAL,
     best_params TEXT, converged INTEGER, error TEXT, traceback TEXT, warnings TEXT,
     test_rows BLOB, y_pred BLOB, insight TEXT, history TEXT, model_file TEXT, finished REAL,
-    convergence TEXT, model_sha256 TEXT,
+    convergence TEXT, model_sha256 TEXT, known_rows BLOB, y_pred_known BLOB,
     PRIMARY KEY (run_id, model, fold));
 CREATE TABLE IF NOT EXISTS trials (
     run_id TEXT, model TEXT, fold INTEGER, trial INTEGER, value REAL, params TEXT,
@@ -85,6 +85,8 @@ CREATE TABLE IF NOT EXISTS trials (
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE folds ADD COLUMN convergence TEXT"],   # how each fit ended, in words
     2: ["ALTER TABLE folds ADD COLUMN model_sha256 TEXT"],  # checksum of a saved model file
+    3: ["ALTER TABLE folds ADD COLUMN known_rows BLOB",     # the known-group holdout's rows
+        "ALTER TABLE folds ADD COLUMN y_pred_known BLOB"],  # ...and their predictions
 }
 
 
@@ -277,7 +279,8 @@ class RunStore:
             splits = con.execute("SELECT train, test FROM splits WHERE run_id = ? ORDER BY fold", (rid,)).fetchall()
             columns = self._fold_columns(con, ["model", "fold", "ok", "metrics", "fit_time", "tune_time", "best_params",
                                                "converged", "error", "traceback", "warnings", "test_rows", "y_pred",
-                                               "insight", "history", "model_file", "convergence", "model_sha256"])
+                                               "insight", "history", "model_file", "convergence", "model_sha256",
+                                               "known_rows", "y_pred_known"])
             folds = con.execute(f"SELECT {columns} FROM folds WHERE run_id = ?", (rid,)).fetchall()  # noqa: S608
             trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
                                  "ORDER BY model, fold, trial", (rid,)).fetchall()
@@ -305,7 +308,7 @@ class RunStore:
         base_of = {name: m.name for m in spec.models for name in spec.task_names(m)}
         outcomes = []
         for (model, fold, ok, metrics, fit_time, tune_time, best_params, converged, error, tb, warns, test_rows,
-             y_pred, insight, history, model_file, convergence, model_sha) in folds:
+             y_pred, insight, history, model_file, convergence, model_sha, known_rows, y_pred_known) in folds:
             estimator = None
             if model_file and models:
                 estimator = self._load_model(model_file, model_sha)
@@ -315,6 +318,8 @@ class RunStore:
                 best_params=json.loads(best_params or "{}"),
                 test_rows=None if test_rows is None else _from_npy(test_rows),
                 y_pred=None if y_pred is None else _from_npy(y_pred), estimator=estimator,
+                known_rows=None if known_rows is None else _from_npy(known_rows),
+                y_pred_known=None if y_pred_known is None else _from_npy(y_pred_known),
                 study=studies.get(base_of.get(model, model), {}).get(fold), insight=_frame_from(insight),
                 history=_frame_from(history), converged=None if converged is None else bool(converged),
                 convergence=convergence or "",
@@ -544,7 +549,9 @@ class StoreObserver:
                     test_rows=None if o.test_rows is None else _npy(o.test_rows),
                     y_pred=None if o.y_pred is None else _npy(o.y_pred), insight=_frame_json(o.insight),
                     history=_frame_json(o.history), model_file=model_file, finished=time.time(),
-                    convergence=o.convergence, model_sha256=model_sha)
+                    convergence=o.convergence, model_sha256=model_sha,
+                    known_rows=None if o.known_rows is None else _npy(o.known_rows),
+                    y_pred_known=None if o.y_pred_known is None else _npy(o.y_pred_known))
 
 
 def _sha256(path: Path) -> str:

@@ -61,6 +61,8 @@ SETTERS = {
     "outer.n_splits": lambda v: CrossValidation().set_splits(n_splits_out=v),
     "inner.n_splits": lambda v: CrossValidation().set_splits(n_splits_in=v),
     "outer.scale": lambda v: CrossValidation().set_splits(scale_out=v),
+    "outer.n_repeats": lambda v: CrossValidation().set_splits(n_repeats=v),
+    "outer.known_holdout": lambda v: CrossValidation().set_splits(known_holdout=v),
     "inner.scale": lambda v: CrossValidation().set_splits(scale_in=v),
     "tuning.n_trials": lambda v: CrossValidation().set_inner_cv(n_trials=v),
     "merf.add_merf_global": lambda v: CrossValidation().set_merf(add_merf_global=v),
@@ -76,6 +78,7 @@ SETTERS = {
     "n_jobs": lambda v: CrossValidation().set_run(n_jobs=v),
     "on_error": lambda v: CrossValidation().set_run(on_error=v),
     "timeout": lambda v: CrossValidation().set_run(timeout=v),
+    "break_cross_val": lambda v: CrossValidation().set_run(break_cross_val=v),
 }
 
 

@@ -27,7 +27,8 @@ def test_a_spec_dict_written_by_mixcv_0_1_loads_and_is_upgraded():
     assert spec.models[0].post_processor is LinearModelPostProcessor
     assert spec.outer.label == "GroupKFold(3)" and spec.on_error == "keep"
     again = spec.to_dict()
-    assert again["format"] == SPEC_FORMAT == 4
+    assert again["format"] == SPEC_FORMAT == 5
+    assert again["outer"]["n_repeats"] == 1 and again["outer"]["known_holdout"] == 0 and not again["break_cross_val"]
     assert spec.timeout is None and again["timeout"] is None  # format 4: no time limit before it
     assert spec.merf.linear_fixed_effects is False and spec.merf.stopping_threshold is None  # as it ran
     assert ExperimentSpec.from_dict(again) == spec
@@ -109,7 +110,7 @@ def test_store_rows_are_inserted_by_column_name(tmp_path):
     names = ["run_id TEXT", "model TEXT", "fold INTEGER", "ok INTEGER", "metrics TEXT", "fit_time REAL",
              "tune_time REAL", "best_params TEXT", "converged INTEGER", "error TEXT", "traceback TEXT",
              "warnings TEXT", "test_rows BLOB", "y_pred BLOB", "insight TEXT", "history TEXT", "model_file TEXT",
-             "finished REAL", "convergence TEXT", "model_sha256 TEXT"]
+             "finished REAL", "convergence TEXT", "model_sha256 TEXT", "known_rows BLOB", "y_pred_known BLOB"]
     reversed_table = ("CREATE TABLE folds (" + ", ".join(reversed(names))
                       + ", PRIMARY KEY (run_id, model, fold));")
     with sqlite3.connect(folder / "runs.sqlite") as con:

@@ -26,7 +26,8 @@ def results(grouped):
 
 def test_fold_table_columns(results):
     table = results.to_frame()
-    assert list(table.columns[:2]) == ["model", "fold"]
+    assert list(table.columns[:3]) == ["model", "repeat", "fold"]
+    assert (table["repeat"] == 0).all()   # one repeat unless asked
     for c in ("test_r2", "test_mse", "test_mae", "train_r2", "train_mse", "train_mae", "fit_time", "best_params"):
         assert c in table.columns
     assert (table["n_train"] + table["n_test"] == 60).all()

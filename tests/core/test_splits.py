@@ -16,6 +16,7 @@ from mixcv_core.experiment.splits import (
     ContinuousStratifiedKFold,
     compute_splits,
     make_splitter,
+    repeat_labels,
     quantile_bins,
 )
 
@@ -129,3 +130,60 @@ def test_quantile_bins_have_equal_counts_even_with_ties():
 def test_flexcv_aliases_and_case_are_accepted():
     assert SplitSpec("CustomStratifiedGroupKFold", _field="outer").method == "StratifiedGroupKFold"
     assert SplitSpec("groupkfold", _field="outer").method == "GroupKFold"
+
+
+# -- repeated (group) K-fold ----------------------------------------------------------
+@pytest.mark.parametrize("method", list(SPLIT_METHODS))
+@PROPERTY
+@given(data=grouped_data(), n_splits=st.integers(2, 4), n_repeats=st.integers(2, 3), seed=st.integers(0, 10_000))
+def test_repeats_test_every_row_once_per_repeat_and_keep_groups_whole(method, data, n_splits, n_repeats, seed):
+    groups, y = data
+    X = np.zeros((len(y), 1))
+    splitter = make_splitter(method, n_splits, seed, n_repeats)
+    pairs = compute_splits(splitter, X, y, groups, "split")
+    assert len(pairs) == n_splits * n_repeats
+    labels = repeat_labels(splitter, len(pairs))
+    for r in range(n_repeats):
+        tested = np.concatenate([te for (_, te), lab in zip(pairs, labels) if lab == r])
+        assert sorted(tested.tolist()) == list(range(len(y)))
+    if SPLIT_METHODS[method].requires_groups:
+        for tr, te in pairs:
+            assert not set(groups[tr]) & set(groups[te])
+    again = compute_splits(make_splitter(method, n_splits, seed, n_repeats), X, y, groups, "split")
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(pairs, again))   # same seed, same repeats
+
+
+@pytest.mark.parametrize("method", list(SPLIT_METHODS))
+def test_repeats_differ_from_one_another(method):
+    groups = np.repeat(np.arange(12), 4)
+    y = np.random.default_rng(0).normal(size=48)
+    pairs = compute_splits(make_splitter(method, 3, 7, n_repeats=3), np.zeros((48, 1)), y, groups, "split")
+
+    def partition(r):
+        return sorted(tuple(sorted(te.tolist())) for _, te in pairs[3 * r:3 * r + 3])
+    assert partition(0) != partition(1) and partition(1) != partition(2) and partition(0) != partition(2)
+
+
+def test_repeated_group_splitters_are_scikit_learn_splitters():
+    from sklearn.model_selection import cross_val_score
+    from sklearn.linear_model import LinearRegression
+
+    from mixcv_core.experiment.splits import RepeatedGroupKFold, RepeatedStratifiedGroupKFold
+    from mixcv_core.experiment.splits import split_requires_groups
+    rng = np.random.default_rng(1)
+    X, y, groups = rng.normal(size=(60, 2)), rng.normal(size=60), np.repeat(np.arange(10), 6)
+    for cls in (RepeatedGroupKFold, RepeatedStratifiedGroupKFold):
+        cv = cls(n_splits=5, n_repeats=2, random_state=0)
+        assert split_requires_groups(cv) and cv.get_n_splits() == 10
+        assert len(cross_val_score(LinearRegression(), X, y, groups=groups, cv=cv)) == 10
+        assert repr(cv).startswith(cls.__name__ + "(")
+
+
+def test_repeats_of_a_splitter_object_are_refused_naming_the_field():
+    from mixcv_core.errors import SpecError
+    with pytest.raises(SpecError, match=r"outer.n_repeats: .*RepeatedGroupKFold"):
+        SplitSpec(LeaveOneGroupOut(), n_repeats=2, _field="outer")
+    with pytest.raises(SpecError, match=r"inner.n_repeats: .*outer split only"):
+        SplitSpec("KFold", n_repeats=2, _field="inner")
+    with pytest.raises(SpecError, match=r"inner.known_holdout"):
+        SplitSpec("KFold", known_holdout=0.2, _field="inner")
