@@ -125,6 +125,7 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     outcomes = sorted((o for task in by_task.values() for o in task), key=lambda o: (o.fold, rank[o.model]))
     results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
                       status=status, wall_time=time.perf_counter() - t0)
+    results.inner = plan.inner
     results.run_id = recording.run_id
     results.recorded = recording.recorder is not None and recording.error is None
     results.record_error = recording.error

@@ -55,3 +55,20 @@ class ClusterSums:
     def __call__(self, values: np.ndarray) -> np.ndarray:
         flat = values.reshape(len(values), -1)
         return np.asarray(self._indicator @ flat).reshape((self._indicator.shape[0],) + values.shape[1:])
+
+
+def conditional_sd(Z: np.ndarray, codes: np.ndarray, n_clusters: int, cov_re: np.ndarray,
+                   sigma2: float) -> np.ndarray:
+    """Conditional standard deviations of each cluster's random effects, ``(K, q)``.
+
+    The covariance of ``b_i`` given the data (at the estimated variances) is
+    ``(Z_i'Z_i / sigma2 + D^-1)^-1``, written as ``sigma2 D (sigma2 I + Z_i'Z_i D)^-1`` so
+    that a singular ``D`` (a boundary fit) needs no inverse. This is lme4's
+    ``ranef(fit, condVar = TRUE)`` and what the interval of a random effect is made from.
+    """
+    q = Z.shape[1]
+    G = ClusterSums(codes, n_clusters)(Z[:, :, None] * Z[:, None, :])          # (K, q, q) Z_i'Z_i
+    M = sigma2 * np.eye(q) + G @ cov_re                                        # (K, q, q)
+    # cov_i = sigma2 D M_i^-1; only the diagonal is needed.
+    cov = sigma2 * np.einsum("ij,kjl->kil", cov_re, np.linalg.inv(M))
+    return np.sqrt(np.clip(np.einsum("kii->ki", cov), 0.0, None))

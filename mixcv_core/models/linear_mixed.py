@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ConvergenceWarning, SpecError, SpecTypeError
 from ._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
-from ._groups import cluster_codes
+from ._groups import cluster_codes, conditional_sd
 from .lmm import fit_lmm, relative_factor, singular_components
 from .lmm_summary import LMMSummary, variance_decomposition
 
@@ -183,6 +183,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             self.cov_re_.to_numpy(), self.scale_)
         v = self.variance_decomposition_["variance"]
         self.icc_ = float(v["random effects"] / (v["random effects"] + v["residual"]))
+        sd = conditional_sd(exog_re.to_numpy(dtype=float), codes, len(labels), self.cov_re_.to_numpy(), self.scale_)
+        self.random_effects_sd_ = pd.DataFrame(sd, index=pd.Index(labels, name="group"),
+                                               columns=self.random_effects_.columns).reindex(self.random_effects_.index)
         return self
 
     def summary(self, confidence: float = 0.95) -> LMMSummary:

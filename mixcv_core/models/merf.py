@@ -389,6 +389,10 @@ class MERF(BaseEstimator):
             self.stop_reason_ = (f"reached max_iterations={self.max_iterations} with the relative GLL change still "
                                  f"above {threshold if threshold is not None else DEFAULT_THRESHOLD}")
         self.history_ = pd.DataFrame(rows)
+        # How sure each cluster's random effects are (the interval of a random effect): the
+        # conditional sd at the final variance estimates, sigma2 D (sigma2 I + Z_i'Z_i D)^-1.
+        cov = sigma2 * np.einsum("ij,kjl->kil", D, np.linalg.inv(sigma2 * eye_q + G @ D))
+        self.b_sd_ = pd.DataFrame(np.sqrt(np.clip(np.einsum("kii->ki", cov), 0.0, None)), index=labels)
         self.cluster_counts = pd.Series(sums.counts, index=labels)
         self.n_features_in_ = np.asarray(X).shape[1] if np.asarray(X).ndim == 2 else 1
         return self
@@ -457,8 +461,11 @@ class MERFRegressor(MixedEffectsRegressor):
             raise SpecError("groups", "MERF needs groups")
         self.merf_ = MERF(self.fixed_effects_model, self.max_iterations, self.gll_early_stop_threshold,
                           self.gll_early_stop_window, self.callback, self.linear_fixed_effects, self.em_estimators)
-        self.merf_.fit(X, self._design(X, slopes), groups, y)
+        Z = self._design(X, slopes)
+        self.merf_.fit(X, Z, groups, y)
         self.slopes_ = slopes
+        Xf = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
+        self.re_names_ = ["Intercept", *[str(c) for c in self._slopes(Xf, slopes).columns]]
         if not self.merf_.converged_:
             warnings.warn(ConvergenceWarning(f"MERF's EM did not converge: {self.merf_.stop_reason_}; raise "
                                              "max_iterations (merf: {iterations: ...})"), stacklevel=2)
@@ -482,6 +489,22 @@ class MERFRegressor(MixedEffectsRegressor):
     @property
     def history_(self) -> pd.DataFrame:
         return self.merf_.history_
+
+    @property
+    def random_effects_(self) -> pd.DataFrame:
+        """Each group's random effects (intercept, then slopes), as the LMM names them."""
+        return self._named(self.merf_.trained_b)
+
+    @property
+    def random_effects_sd_(self) -> pd.DataFrame:
+        """Their conditional standard deviations at the final variance estimates."""
+        return self._named(self.merf_.b_sd_)
+
+    def _named(self, table: pd.DataFrame) -> pd.DataFrame:
+        out = table.copy()
+        out.columns = self.re_names_
+        out.index.name = "group"
+        return out
 
     @property
     def converged_(self) -> bool:

@@ -1,65 +1,122 @@
-"""Matplotlib figures of a run's results.
+"""Matplotlib figures of a run's results, which show themselves in a notebook.
 
 Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so making one
-never opens a window or leaks into pyplot's global state; Jupyter displays them.
+never opens a window or leaks into pyplot's global state. pyplot is also what registers
+matplotlib's display hook in Jupyter, so a bare ``Figure`` displays as
+``<Figure size 800x320 with 1 Axes>`` unless the user ran ``%matplotlib inline``; every
+figure here is a `MixcvFigure`, which carries its own ``_repr_png_`` and ``_repr_svg_``
+and so displays as an image in any notebook, with or without that magic. Save one with
+``fig.savefig("folds.svg")`` (or ``.png``, ``.pdf``).
+
+One function per figure; `Results` has a method for each.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import io
+import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..errors import SpecError
+from ..metrics import higher_is_better
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from .results import Results
 
-__all__ = ["plot_metric", "plot_predictions", "plot_convergence", "GLL_LABEL"]
+__all__ = ["MixcvFigure", "plot_metric", "plot_predictions", "plot_convergence", "plot_folds",
+           "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL"]
+
+#: Colours of the fold-assignment map: a group's rows in training, held out as known, in test.
+_ROLE_COLOURS = ["#d9d9d9", "#fdae61", "#2c7bb6"]
 
 
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-    return Figure(figsize=(width, height), layout="constrained")
+class MixcvFigure(Figure):
+    """A matplotlib ``Figure`` that displays itself as an image in Jupyter (PNG, or SVG on request)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=90)
+        return buf.getvalue()
+
+    def _repr_svg_(self) -> str:
+        buf = io.StringIO()
+        self.savefig(buf, format="svg")
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # PNG only by default: front ends would otherwise get (and store) both renderings.
+        return {"image/png": self._repr_png_(), "text/plain": repr(self)}
 
 
-def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> Figure:
-    """Per-fold values (points) and mean (bar) of ``<split>_<metric>`` for every model."""
+def _figure(width: float, height: float) -> MixcvFigure:
+    return MixcvFigure(figsize=(width, height), layout="constrained")
+
+
+def _label(metric: str) -> str:
+    return {"r2": "R²", "mse": "MSE", "rmse": "RMSE", "mae": "MAE"}.get(metric, metric)
+
+
+def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> MixcvFigure:
+    """Per-fold scores of every model: a dot per fold, the folds joined across models, the mean as a bar.
+
+    Lines join the same outer fold across models, so a model that wins on most folds
+    shows as lines that slope the same way; the title gives the corrected t-test of the
+    best model against the runner-up.
+    """
     col = f"{split}_{metric}"
     table = results.to_frame()
     if col not in table.columns:
-        raise KeyError(f"no column {col!r}; metrics are {results.metric_names}")
+        raise SpecError("metric", f"no column {col!r}; metrics are {results.metric_names}, splits {results.splits}")
     models = results.model_names
-    fig = _figure(max(4.0, 1.2 * len(models) + 2), 3.2)
+    fig = _figure(max(4.5, 1.3 * len(models) + 2.5), 3.4)
     ax = fig.add_subplot()
+    wide = table.pivot_table(index="fold", columns="model", values=col).reindex(columns=models)
     for i, m in enumerate(models):
-        v = table.loc[table["model"] == m, col].to_numpy(dtype=float)
-        ax.bar(i, np.nanmean(v), color="C0", alpha=0.35, width=0.6)
-        jitter = np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else np.zeros(len(v))
-        ax.plot(i + jitter, v, "o", color="C0", ms=4)
+        ax.bar(i, wide[m].mean(), color="C0", alpha=0.25, width=0.6)   # pandas: NaN for a model without folds, no warning
+    for _, row in wide.iterrows():
+        ax.plot(range(len(models)), row.to_numpy(dtype=float), "-", color="0.6", lw=0.6, alpha=0.7, zorder=1)
+    for i, m in enumerate(models):
+        ax.plot(np.full(len(wide), i), wide[m], "o", color="C0", ms=4, zorder=2)
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
-    ax.set_ylabel(f"{split} {metric}")
+    ax.set_ylabel(f"{_label(metric)} per outer fold ({'new groups' if split == 'test' else split})")
     ax.axhline(0, color="0.6", lw=0.8)
-    ax.set_title(f"{split} {metric} per outer fold")
+    title = f"{_label(metric)} per outer fold ({len(wide)} folds)"
+    if len(models) >= 2 and split in ("test", "known") and len(wide) >= 2:
+        means = wide.mean()
+        order = means.sort_values(ascending=not higher_is_better(metric)).index
+        try:
+            c = results.compare(str(order[0]), str(order[1]), metric, split=split)
+            p = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
+            title += f"\n{order[0]} vs {order[1]}: better in {c.wins} of {c.n_folds} folds, corrected t-test {p}"
+        except SpecError:
+            pass
+    ax.set_title(title, fontsize=9)
     return fig
 
 
-def plot_predictions(results: Results, model: str | None = None) -> Figure:
-    """Out-of-fold predicted against observed values, one panel per model."""
+def plot_predictions(results: Results, model: str | None = None) -> MixcvFigure:
+    """Out-of-fold predicted against observed values, one panel per model, coloured by fold."""
     pred = results.predictions
     models = [model] if model is not None else results.model_names
-    fig = _figure(3.2 * len(models), 3.2)
+    fig = _figure(3.2 * len(models) + 1.2, 3.3)
     axes = fig.subplots(1, len(models), squeeze=False)[0]
     lo, hi = float(pred["y_true"].min()), float(pred["y_true"].max())
+    folds = sorted(pred["fold"].unique())
     for ax, m in zip(axes, models):
         p = pred[pred["model"] == m]
-        for k, part in p.groupby("fold"):
-            ax.plot(part["y_true"], part["y_pred"], ".", ms=4, label=f"fold {k}")
+        for k in folds:
+            part = p[p["fold"] == k]
+            ax.plot(part["y_true"], part["y_pred"], ".", ms=4, color=f"C{k % 10}", label=f"fold {k}")
         ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8)
         ax.set_title(m, fontsize=10)
-        ax.set_xlabel("observed")
+        ax.set_xlabel(f"observed {results._data.target_name}")
     axes[0].set_ylabel("predicted (out of fold)")
-    axes[-1].legend(fontsize=7)
+    if len(folds) <= 10:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=7)
     return fig
 
 
@@ -67,13 +124,13 @@ def plot_predictions(results: Results, model: str | None = None) -> Figure:
 GLL_LABEL = "GLL (deviance; lower is better)"
 
 
-def plot_convergence(results: Results, model: str | None = None) -> Figure:
+def plot_convergence(results: Results, model: str | None = None) -> MixcvFigure:
     """MERF's GLL (a deviance: lower is better) per EM iteration for each fit."""
     hist = results.histories
     names = sorted({k[0] for k in hist}) if model is None else [model]
     if not names:
         raise KeyError("no EM histories in these results; add a MERF model (add_merf=True or set_merf)")
-    fig = _figure(4.2 * len(names), 3.2)
+    fig = _figure(4.2 * len(names) + 1.0, 3.2)
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names):
         for (m, k), h in sorted(hist.items()):
@@ -82,5 +139,172 @@ def plot_convergence(results: Results, model: str | None = None) -> Figure:
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("EM iteration")
         ax.set_ylabel(GLL_LABEL)
-        ax.legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(labels) <= 12:
+        fig.legend(handles, labels, loc="outside right center", fontsize=7)
+    return fig
+
+
+def fold_roles(results: Results) -> tuple[pd.Index, np.ndarray]:
+    """Each group's role in each outer fold: 0 train, 1 held out as known, 2 test.
+
+    Returns the groups (columns) and a ``(n_folds, n_groups)`` array; a group counts as
+    "held out" when some of its rows were, "test" when any of its rows were tested.
+    """
+    d = results._data
+    if d.groups is None:
+        raise SpecError("data.groups", "the fold assignment of groups needs groups; this run has none")
+    labels = pd.Index(pd.unique(d.groups))
+    codes = labels.get_indexer(d.groups)
+    roles = np.zeros((len(results._outer), len(labels)), dtype=int)
+    known = {o.fold: o.known_rows for o in results.outcomes if o.known_rows is not None}
+    for k, (_train, test) in enumerate(results._outer):
+        if k in known:
+            roles[k, np.unique(codes[known[k]])] = 1
+        roles[k, np.unique(codes[test])] = 2
+    return labels, roles
+
+
+def plot_folds(results: Results, outer_fold: int = 0) -> MixcvFigure:
+    """Which groups are in which fold: the outer folds, and the inner folds of one outer fold.
+
+    Left: one row per outer fold, one column per group (sorted by the fold that tests
+    it), blue where the group is tested, orange where rows of it are held out as a known
+    group, grey where it trains. Right (when the run tuned): the same for the inner folds
+    of outer fold ``outer_fold``, over the groups of its training part.
+    """
+    from matplotlib.colors import ListedColormap
+    labels, roles = fold_roles(results)
+    order = np.lexsort((np.arange(len(labels)), np.argmax(roles == 2, axis=0)))
+    inner = (results.inner or [None])[outer_fold] if results.inner else None
+    fig = _figure(9.0 if inner else 6.5, 0.35 * max(len(roles), 3) + 1.6)
+    axes = fig.subplots(1, 2 if inner else 1, squeeze=False)[0]
+    cmap = ListedColormap(_ROLE_COLOURS)
+    ax = axes[0]
+    ax.imshow(roles[:, order], aspect="auto", cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
+    ax.set_yticks(range(len(roles)), [f"fold {k}" for k in range(len(roles))], fontsize=7)
+    ax.set_xlabel(f"{len(labels)} groups ({results._data.groups_name or 'group'})")
+    ax.set_xticks([])
+    ax.set_title(f"outer split {results.spec.outer.label}", fontsize=9)
+    if inner:
+        d = results._data
+        train = results._outer[outer_fold][0]
+        tr_labels = pd.Index(pd.unique(d.groups[train]))
+        codes = tr_labels.get_indexer(d.groups)
+        grid = np.zeros((len(inner), len(tr_labels)), dtype=int)
+        for j, (_, valid) in enumerate(inner):
+            grid[j, np.unique(codes[valid])] = 2
+        ax2 = axes[1]
+        ax2.imshow(grid[:, np.argsort(np.argmax(grid == 2, axis=0), kind="stable")], aspect="auto", cmap=cmap,
+                   vmin=0, vmax=2, interpolation="nearest")
+        ax2.set_yticks(range(len(grid)), [f"inner {j}" for j in range(len(grid))], fontsize=7)
+        ax2.set_xticks([])
+        ax2.set_xlabel(f"{len(tr_labels)} training groups of outer fold {outer_fold}")
+        ax2.set_title(f"inner split {results.spec.inner.label}", fontsize=9)
+    from matplotlib.patches import Patch
+    handles = [Patch(color=_ROLE_COLOURS[0], label="train"), Patch(color=_ROLE_COLOURS[2], label="test")]
+    if (roles == 1).any():
+        handles.insert(1, Patch(color=_ROLE_COLOURS[1], label="known (rows held out)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7)
+    return fig
+
+
+def group_errors(results: Results) -> pd.DataFrame:
+    """Mean absolute out-of-fold error per model and group (rows: groups, columns: models)."""
+    pred = results.predictions
+    if pred["group"].isna().all():
+        raise SpecError("data.groups", "errors by group need groups; this run has none")
+    pred = pred.assign(abs_error=(pred["y_true"] - pred["y_pred"]).abs())
+    return pred.pivot_table(index="group", columns="model", values="abs_error", aggfunc="mean").reindex(
+        columns=results.model_names)
+
+
+def plot_group_errors(results: Results, top: int = 25) -> MixcvFigure:
+    """Which groups are hard: mean absolute out-of-fold error per group, worst first.
+
+    One row per group (the ``top`` hardest by the mean over models), one dot per model.
+    """
+    table = group_errors(results)
+    worst = table.mean(axis=1).sort_values(ascending=False).index[:top]
+    shown = table.loc[worst]
+    fig = _figure(6.0, 0.22 * len(shown) + 1.4)
+    ax = fig.add_subplot()
+    y = np.arange(len(shown))[::-1]
+    for i, m in enumerate(shown.columns):
+        ax.plot(shown[m].to_numpy(dtype=float), y, "o", ms=4, color=f"C{i % 10}", label=m)
+    ax.set_yticks(y, [str(g) for g in shown.index], fontsize=7)
+    ax.set_xlabel("mean absolute error (out of fold)")
+    more = f", {len(shown)} hardest of {len(table)}" if len(table) > len(shown) else ""
+    ax.set_title(f"error by group{more}", fontsize=9)
+    fig.legend(loc="outside right center", fontsize=7)
+    return fig
+
+
+def random_effects(results: Results, model: str | None = None, fold: int = 0) -> pd.DataFrame:
+    """One fitted model's random effects per group with their conditional sd (long form)."""
+    names = [m for m in results.model_names
+             if any(hasattr(est, "random_effects_sd_") for (mm, _), est in results.models.items() if mm == m)]
+    if not names:
+        raise SpecError("model", "no fitted mixed model with random effects in these results (an LMM or MERF; "
+                                 "stored runs keep fitted models only with save_models=True)")
+    model = model or names[0]
+    est = results.models.get((model, fold))
+    if est is None or not hasattr(est, "random_effects_sd_"):
+        raise SpecError("model", f"no fitted {model!r} with random effects in fold {fold}; models with them: {names}")
+    re, sd = est.random_effects_, est.random_effects_sd_
+    long = re.stack().rename("effect").to_frame().join(sd.stack().rename("sd"))
+    long.index.names = ["group", "term"]
+    out = long.reset_index()
+    out.attrs["model"] = model
+    return out
+
+
+def plot_random_effects(results: Results, model: str | None = None, fold: int = 0,
+                        level: float = 0.95) -> MixcvFigure:
+    """Each group's random effects with ``level`` intervals (a caterpillar plot), one panel per term.
+
+    The intervals are ± z · the conditional sd of each effect (lme4's
+    ``ranef(condVar = TRUE)``); groups are sorted by their effect.
+    """
+    from scipy import stats
+    table = random_effects(results, model, fold)
+    terms = list(dict.fromkeys(table["term"]))
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    n_groups = table["group"].nunique()
+    fig = _figure(3.6 * len(terms) + 0.5, min(0.16 * n_groups + 1.4, 14))
+    axes = fig.subplots(1, len(terms), squeeze=False)[0]
+    for ax, term in zip(axes, terms):
+        t = table[table["term"] == term].sort_values("effect")
+        y = np.arange(len(t))
+        ax.errorbar(t["effect"], y, xerr=z * t["sd"], fmt="o", ms=3, color="C0", ecolor="0.55", elinewidth=0.8)
+        ax.axvline(0, color="0.4", lw=0.8)
+        ax.set_yticks(y, [str(g) for g in t["group"]], fontsize=6 if n_groups > 30 else 7)
+        ax.set_title(term, fontsize=9)
+        ax.set_xlabel(f"random effect ± {level:.0%} interval")
+    fig.suptitle(f"{table.attrs['model']}: random effects per group, outer fold {fold}", fontsize=9)
+    return fig
+
+
+def plot_tuning(results: Results, model: str | None = None) -> MixcvFigure:
+    """Optuna's history per outer fold: each trial's objective (dots) and the best so far (line)."""
+    studies = results.studies
+    names = sorted({k[0] for k in studies}, key=results.model_names.index) if model is None else [model]
+    if not names:
+        raise SpecError("model", "no tuning in these results; tune a model (requires_inner_cv=True with params)")
+    fig = _figure(4.2 * len(names) + 1.0, 3.2)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        for (m, k), study in sorted(studies.items()):
+            if m != name:
+                continue
+            values = np.array([t.value if t.value is not None else math.nan for t in study.trials], dtype=float)
+            best = np.fmin.accumulate(values) if study.direction.name == "MINIMIZE" else np.fmax.accumulate(values)
+            ax.plot(np.arange(len(values)), values, ".", ms=3, color=f"C{k % 10}", alpha=0.5)
+            ax.plot(np.arange(len(values)), best, "-", color=f"C{k % 10}", lw=1, label=f"fold {k}")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("trial")
+        ax.set_ylabel("inner-loop objective (lower is better)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(labels) <= 12:
+        fig.legend(handles, labels, loc="outside right center", fontsize=7)
     return fig

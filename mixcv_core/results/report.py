@@ -11,6 +11,7 @@ import html
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
@@ -34,6 +35,8 @@ _CSS = """
 .mixcv-report td.mixcv-best {font-weight: bold;}
 .mixcv-report .mixcv-fail {color: #b00020;}
 .mixcv-report details {margin: 4px 0;}
+.mixcv-report .mixcv-figure {max-width: 100%; margin: 2px 8px 2px 0; vertical-align: top;}
+.mixcv-report .mixcv-check-warning {color: var(--jp-warn-color0, #8a4b00);}
 .mixcv-report summary {cursor: pointer;}
 </style>
 """
@@ -58,27 +61,76 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
+def split_names(results: Results) -> dict[str, str]:
+    """What each scored row set estimates, in a column header's words."""
+    new = "new groups" if results.spec.outer.requires_groups else "test folds"
+    return {"test": new, "known": "known groups"}
+
+
 def summary_table(results: Results) -> pd.DataFrame:
-    """Models × test metrics as "mean ± sd" strings (what the HTML report shows)."""
-    s = results.summary
-    metrics = list(dict.fromkeys(s.index.get_level_values("metric")))
-    table = pd.DataFrame(index=pd.Index(results.model_names, name="model"), columns=metrics, dtype=object)
-    for (model, metric), row in s.iterrows():
-        table.loc[model, metric] = f"{_fmt(row['mean'])} ± {_fmt(row['sd'])}"
-    return table
+    """Models × test metrics as "mean ± sd" strings (what the HTML report shows).
+
+    With a known-group holdout the columns are (metric, new groups | known groups), side
+    by side.
+    """
+    names = split_names(results)
+    splits = ("test", "known") if results.has_known else ("test",)
+    parts = {}
+    for split in splits:
+        s = results.summarize(split)
+        metrics = list(dict.fromkeys(s.index.get_level_values("metric")))
+        table = pd.DataFrame(index=pd.Index(results.model_names, name="model"), columns=metrics, dtype=object)
+        for (model, metric), row in s.iterrows():
+            table.loc[model, metric] = f"{_fmt(row['mean'])} ± {_fmt(row['sd'])}"
+        parts[names[split]] = table
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    wide = pd.concat(parts, axis=1).swaplevel(axis=1)
+    metrics = list(dict.fromkeys(wide.columns.get_level_values(0)))
+    return wide.reindex(columns=pd.MultiIndex.from_product([metrics, list(parts)]))
 
 
-def _best_cells(results: Results) -> set[tuple[str, str]]:
-    s = results.summary["mean"].unstack("metric")
-    best: set[tuple[str, str]] = set()
-    if len(s) < 2:
+def _best_cells(results: Results, table: pd.DataFrame) -> set[tuple[str, object]]:
+    """(model, column) of the best mean per column of ``table``, every tied model included."""
+    best: set[tuple[str, object]] = set()
+    if len(table) < 2:
         return best
-    for metric in s.columns:
-        col = s[metric].dropna()
-        if col.empty:
+    names = {v: k for k, v in split_names(results).items()}
+    for column in table.columns:
+        metric, split = (column, "test") if not isinstance(column, tuple) else (column[0], names[column[1]])
+        means = results.summarize(split)["mean"].xs(metric, level="metric").dropna()
+        if means.empty:
             continue
-        best.add((str(col.idxmax() if higher_is_better(metric) else col.idxmin()), metric))
+        top = means.max() if higher_is_better(metric) else means.min()
+        best.update((str(m), column) for m, v in means.items() if np.isclose(v, top, rtol=1e-12, atol=0))
     return best
+
+
+def where_mixed_models_help(results: Results) -> str | None:
+    """One line comparing new- and known-group scores of the primary metric, or None without a holdout."""
+    if not results.has_known or not results.model_names:
+        return None
+    metric = results.metric_names[0]
+    new = results.summarize("test")["mean"].xs(metric, level="metric")
+    known = results.summarize("known")["mean"].xs(metric, level="metric")
+    gain = (known - new) if higher_is_better(metric) else (new - known)
+    gain = gain.dropna()
+    if gain.empty:
+        return None
+    label = {"r2": "R²", "mse": "MSE", "rmse": "RMSE", "mae": "MAE"}.get(metric, metric)
+    pairs = ", ".join(f"{m} {_fmt(new[m])} → {_fmt(known[m])}" for m in gain.index)
+    top = str(gain.idxmax())
+    from ..models import is_mixed
+    mixed = {m.name for m in results.spec.models if is_mixed(m.estimator_class)}
+    mixed |= {n for m in results.spec.merf_models() for n in results.spec.task_names(m)[1:]}
+    if top in mixed and gain[top] > 0:
+        verdict = (f"{top} gains most from knowing the group: its random effects help for groups it has seen; "
+                   "for new groups it has the fixed part only")
+    elif gain.max() <= 0:
+        verdict = "no model does better for known groups than for new ones: the groups add little to learn"
+    else:
+        verdict = f"{top} gains most from knowing the group"
+    return f"{label} for new → known groups: {pairs}. {verdict}."
 
 
 def figure_png(fig, dpi: int = 80) -> str:
@@ -134,7 +186,7 @@ def render_html(results: Results) -> str:
     spec = results.spec
     d = results._data
     n_groups = 0 if d.groups is None else len(pd.unique(d.groups))
-    outer = spec.outer.method if spec.outer.is_named else spec.outer.label
+    outer = spec.outer.label
     inner = spec.inner.method if spec.inner.is_named else spec.inner.label
     tuned = any(m.tunes for m in spec.models)
     title = html.escape(spec.data.dataset_name or "mixcv run")
@@ -142,6 +194,8 @@ def render_html(results: Results) -> str:
     meta = [f"{len(d.y)} rows", f"{n_groups} groups" if n_groups else "no groups",
             f"target <code>{html.escape(str(d.target_name))}</code>",
             f"outer: {html.escape(str(outer))} ({len(results._outer)} folds)"]
+    if spec.outer.known_holdout:
+        meta.append(f"known-group holdout {spec.outer.known_holdout:g}")
     if tuned:
         meta.append(f"inner: {html.escape(str(inner))} ({spec.inner.n_splits} folds, "
                     f"{spec.tuning.n_trials} trials)")
@@ -162,7 +216,7 @@ def render_html(results: Results) -> str:
 
     if results.model_names:
         table = summary_table(results)
-        best = _best_cells(results)
+        best = _best_cells(results, table)
         styler = table.style.format(escape="html").set_table_attributes('class="mixcv-summary"')
         styler = styler.apply(lambda col: [("font-weight: bold" if (m, col.name) in best else "")
                                            for m in col.index], axis=0)
@@ -171,8 +225,17 @@ def render_html(results: Results) -> str:
             names = ", ".join(html.escape(n) for n in dict.fromkeys(o.model for o in unconverged))
             parts.append(f'<div class="mixcv-fail">{len(unconverged)} fit(s) did not converge ({names}): their '
                          "estimates may be wrong; see the converged and convergence columns per fold</div>")
-        parts.append("<div>Test folds, mean ± sd (best in bold; RMSE = √mean MSE)</div>")
+        what = ("new groups: the outer test folds; known groups: held-out rows of groups seen in training"
+                if results.has_known else split_names(results)["test"])
+        parts.append(f"<div>Mean ± sd over {len(results._outer)} outer folds ({html.escape(what)}; best in bold; "
+                     "RMSE = √mean MSE)</div>")
         parts.append(_safe(styler))
+        line = where_mixed_models_help(results)
+        if line:
+            parts.append(f'<div class="mixcv-known">{html.escape(line)}</div>')
+        parts.append(_comparison_html(results))
+        parts.append(_checks_html(results))
+        parts.append(_figures_html(results))
 
         folds = results.to_frame().drop(columns=["best_params"])
         if not any(m.tunes for m in spec.models):
@@ -214,3 +277,60 @@ def render_html(results: Results) -> str:
                      f"</summary><ul>{items}</ul></details>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _comparison_html(results: Results) -> str:
+    """The corrected t-test of every pair (primary metric), with the headline sentence."""
+    if len(results.model_names) < 2:
+        return ""
+    metric = results.metric_names[0]
+    table = results.compare(metric=metric)
+    if table.empty:
+        return ""
+    first = table[table["metric"] == metric]
+    means = results.summary["mean"].xs(metric, level="metric")
+    order = means.sort_values(ascending=not higher_is_better(metric)).index
+    headline = results.compare(str(order[0]), str(order[1]), metric).sentence
+    shown = first.assign(**{"a − b": first["mean_diff"].map(_fmt),
+                            "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(first["ci_low"], first["ci_high"])],
+                            "t": first["t"].map(lambda v: f"{v:.2f}"),
+                            "p": first["p_value"].map(_p), "p (Holm)": first["p_holm"].map(_p),
+                            "a better in": [f"{w} of {n}" for w, n in zip(first["wins"], first["n_folds"])]})
+    shown = shown[["a", "b", "a − b", "95% CI", "t", "df", "p", "p (Holm)", "a better in"]]
+    return (f'<div class="mixcv-comparison"><div><b>Comparison</b> — {html.escape(headline)}.</div>'
+            f"<details><summary>Every pair on {html.escape(metric)} (corrected resampled t-test, Nadeau &amp; "
+            f"Bengio 2003; Holm-adjusted; results.compare())</summary>"
+            f"{_safe(shown.style.format(escape='html').hide(axis='index'))}</details></div>")
+
+
+def _checks_html(results: Results) -> str:
+    from .checks import CHECKS, run_checks
+    found = run_checks(results)
+    if not found:
+        return (f'<div class="mixcv-checks">Methodology checks: all {len(CHECKS)} passed (group-aware splits, '
+                "leakage, convergence, tuning ranges, baseline, fold sizes).</div>")
+    items = "".join(
+        f'<li class="mixcv-check-{c.severity}"><b>{"⚠" if c.severity == "warning" else "ℹ"} '
+        f"{html.escape(c.message)}</b><br><small>{html.escape(c.evidence)}</small></li>" for c in found)
+    n_warn = sum(c.severity == "warning" for c in found)
+    return (f'<details class="mixcv-checks" {"open" if n_warn else ""}><summary>Methodology checks: '
+            f"{n_warn} warning(s), {len(found) - n_warn} note(s) (results.checks())</summary><ul>{items}</ul>"
+            "</details>")
+
+
+def _figures_html(results: Results) -> str:
+    """The most telling figures: per-fold scores (with the comparison) and the fold map."""
+    figs = []
+    if len(results._outer) >= 2:
+        figs.append(("per-fold scores", results.plot(results.metric_names[0])))
+    if results._data.groups is not None:
+        figs.append(("groups in folds", results.plot_folds()))
+    if not figs:
+        return ""
+    imgs = "".join(f'<img class="mixcv-figure" alt="{html.escape(name)}" src="{figure_png(fig)}"/>'
+                   for name, fig in figs)
+    return f'<details class="mixcv-figures" open><summary>Figures</summary>{imgs}</details>'

@@ -22,7 +22,7 @@ from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
-from . import compare, plots, report
+from . import checks, compare, plots, report
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,6 +55,9 @@ class Results:
         self.wall_time = wall_time
         self._data = data
         self._outer = list(outer)
+        #: The inner splits per outer fold (absolute rows), for runs in memory; None when
+        #: loaded from a store, which does not keep them.
+        self.inner: list[Any] | None = None
         self.run_id: str | None = None  # set when the run is in a RunStore
         #: Whether the run store holds the whole run (False when it was not recorded, or
         #: when the store failed part-way; `record_error` then says why).
@@ -342,6 +345,35 @@ class Results:
     def plot_convergence(self, model: str | None = None) -> Figure:
         """MERF's EM convergence (generalised log-likelihood per iteration) for each fold."""
         return plots.plot_convergence(self, model)
+
+    def plot_folds(self, outer_fold: int = 0) -> Figure:
+        """Which groups are tested (and held out as known) in which outer fold, and the inner folds."""
+        return plots.plot_folds(self, outer_fold)
+
+    def plot_group_errors(self, top: int = 25) -> Figure:
+        """Mean absolute out-of-fold error per group and model, the hardest groups first."""
+        return plots.plot_group_errors(self, top)
+
+    def plot_random_effects(self, model: str | None = None, fold: int = 0, level: float = 0.95) -> Figure:
+        """A mixed model's random effects per group with intervals (LMM or MERF, one outer fold)."""
+        return plots.plot_random_effects(self, model, fold, level)
+
+    def plot_tuning(self, model: str | None = None) -> Figure:
+        """The inner loop's Optuna history per outer fold."""
+        return plots.plot_tuning(self, model)
+
+    def group_errors(self) -> pd.DataFrame:
+        """Mean absolute out-of-fold error per group (rows) and model (columns)."""
+        return plots.group_errors(self)
+
+    def random_effects(self, model: str | None = None, fold: int = 0) -> pd.DataFrame:
+        """A fitted mixed model's random effects per group and term, with their conditional sd."""
+        return plots.random_effects(self, model, fold)
+
+    def checks(self) -> pd.DataFrame:
+        """Group-aware methodology checks: code, severity, message, evidence (see `mixcv_core.results.checks`)."""
+        found = checks.run_checks(self)
+        return pd.DataFrame([vars(c) for c in found], columns=["code", "severity", "message", "evidence"])
 
 
 def _agg(model: str, metric: str, v: np.ndarray) -> dict[str, Any]:

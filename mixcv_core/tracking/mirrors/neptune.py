@@ -179,6 +179,9 @@ class NeptuneMirror:
                 r["mixcv/run_id"] = res.run_id
             if res.histories:
                 from neptune.types import File
-                r["figures/convergence"].upload(File.as_image(res.plot_convergence()))
+                # As PNG bytes: Neptune recognises figures by their class name, and mixcv's
+                # figures are a Figure subclass (they display themselves in notebooks).
+                png = res.plot_convergence()._repr_png_()
+                r["figures/convergence"].upload(File.from_content(png, extension="png"))
             if self.owned:
                 r.stop()

@@ -1,0 +1,223 @@
+"""Group-aware methodology checks: what could make a run's numbers mean something else.
+
+Each check looks at the run (its splits, data, fits and tuning) and, when it finds
+something, returns a `Check` with a one-line finding and the evidence behind it. The
+report shows them; `Results.checks()` returns them as a table. The checks are written
+once, as a list of functions (`CHECKS`), each with the code it reports under.
+
+None of them changes a number: they say what a number estimates, or why it may be off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .results import Results
+
+__all__ = ["Check", "CHECKS", "run_checks", "MIN_TEST_GROUPS"]
+
+#: Fewer groups than this in an outer test fold make its score a statement about a handful of groups.
+MIN_TEST_GROUPS = 5
+#: A feature whose value tells the group of this share of rows (or more) "identifies" the group.
+IDENTIFIES = 0.95
+#: Within-group share of the target's variance below which the target is "constant within groups".
+WITHIN_SHARE = 0.05
+#: A tuned value this close to a bound of its range (as a share of the range) is "at the edge".
+EDGE = 0.02
+#: Largest / smallest outer test fold above which fold sizes are "very unequal".
+UNEQUAL = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: ``severity`` is "warning" (the estimate may be wrong or mean something
+    else) or "note" (worth knowing); ``evidence`` is what was measured."""
+
+    code: str
+    severity: str
+    message: str
+    evidence: str
+
+
+def _groups_given(r: Results) -> bool:
+    return r._data.groups is not None
+
+
+def check_split_ignores_groups(r: Results) -> list[Check]:
+    if not _groups_given(r):
+        return []
+    g = r._data.groups
+    out = []
+    shared = [float(np.isin(g[test], g[train]).mean()) for train, test in r._outer]
+    if not r.spec.outer.requires_groups and max(shared) > 0:
+        out.append(Check("split-ignores-groups", "warning",
+                         f"the outer split {r.spec.outer.label} ignores the groups: test folds hold rows of groups "
+                         "that are also in training, so the test scores estimate performance for known groups, not "
+                         "new ones. For new groups use GroupKFold or StratifiedGroupKFold",
+                         f"{np.mean(shared):.0%} of test rows (mean over folds) belong to a group seen in training"))
+    tunes = any(m.tunes for m in r.spec.models)
+    if tunes and r.spec.outer.requires_groups and not r.spec.inner.requires_groups:
+        out.append(Check("inner-ignores-groups", "note",
+                         f"the inner split {r.spec.inner.label} ignores the groups while the outer one keeps them "
+                         "whole: hyperparameters are chosen for known groups and scored on new ones",
+                         "set the inner split to a group method too to tune for new groups"))
+    return out
+
+
+def check_feature_identifies_group(r: Results) -> list[Check]:
+    d = r._data
+    if d.groups is None or d.X.shape[1] == 0:
+        return []
+    n = len(d.y)
+    codes = pd.factorize(pd.Series(d.groups))[0]
+    out = []
+    for j, name in enumerate(d.feature_names):
+        x = d.X[:, j]
+        values = pd.factorize(pd.Series(x))[0]
+        n_values = values.max() + 1
+        if n_values > n / 2 or n_values < 2:
+            continue   # (nearly) unique per row, or constant: says nothing about the group
+        # The share of rows whose group is the most common one among rows of the same value.
+        table = pd.crosstab(values, codes)
+        share = float(table.max(axis=1).sum() / n)
+        if share >= IDENTIFIES:
+            known = not r.spec.outer.requires_groups
+            out.append(Check(
+                "feature-identifies-group", "warning" if known else "note",
+                f"the feature {name!r} (nearly) identifies the group"
+                + (": a model can learn each group's level from it, which inflates known-group scores (leakage)"
+                   if known else ": a group-level feature, fine for predicting new groups, but it stands in for "
+                                 "the group identity in known-group scores"),
+                f"its value tells the group of {share:.0%} of rows ({n_values} distinct values, "
+                f"{codes.max() + 1} groups)"))
+    return out
+
+
+def check_target_constant_within_groups(r: Results) -> list[Check]:
+    d = r._data
+    if d.groups is None:
+        return []
+    y = pd.Series(d.y)
+    total = float(((y - y.mean()) ** 2).sum())
+    within = float(((y - y.groupby(d.groups).transform("mean")) ** 2).sum())
+    if total > 0 and within / total < WITHIN_SHARE:
+        return [Check("target-constant-within-groups", "warning",
+                      "the target barely varies within groups: predicting a known group is nearly knowing its "
+                      "mean, so known-group scores are close to trivial; the new-group scores are what matter",
+                      f"{within / total:.1%} of the target's variance is within groups")]
+    return []
+
+
+def check_few_test_groups(r: Results) -> list[Check]:
+    if not _groups_given(r) or not r.spec.outer.requires_groups:
+        return []
+    g = r._data.groups
+    counts = [len(pd.unique(g[test])) for _, test in r._outer]
+    few = [k for k, c in enumerate(counts) if c < MIN_TEST_GROUPS]
+    if not few:
+        return []
+    return [Check("few-test-groups", "warning",
+                  f"{len(few)} outer test fold(s) hold fewer than {MIN_TEST_GROUPS} groups: each of their scores "
+                  "speaks for a handful of groups and varies a lot from fold to fold; use fewer folds or repeats",
+                  "groups per test fold: " + ", ".join(f"fold {k}: {counts[k]}" for k in few[:8])
+                  + (" ..." if len(few) > 8 else ""))]
+
+
+def check_tuned_at_edge(r: Results) -> list[Check]:
+    import optuna.distributions as od
+    out = []
+    table = r.to_frame()
+    for m in r.spec.models:
+        if not m.tunes:
+            continue
+        params = table.loc[table["model"] == m.name, "best_params"]
+        for key, dist in m.params.items():
+            if not isinstance(dist, (od.IntDistribution, od.FloatDistribution)) or dist.high <= dist.low:
+                continue
+            log = bool(dist.log) and dist.low > 0
+            low, high = (math.log(dist.low), math.log(dist.high)) if log else (dist.low, dist.high)
+            values = [p[key] for p in params if key in p]
+            hits = {"lower": 0, "upper": 0}
+            for v in values:
+                pos = ((math.log(v) if log else v) - low) / (high - low)
+                if pos <= EDGE:
+                    hits["lower"] += 1
+                elif pos >= 1 - EDGE:
+                    hits["upper"] += 1
+            for side, count in hits.items():
+                if count and count >= len(values) / 2:
+                    bound = dist.low if side == "lower" else dist.high
+                    out.append(Check("tuned-at-edge", "warning",
+                                     f"{m.name}'s {key} was tuned to the {side} end of its range in most folds: "
+                                     "the best value may lie outside it; widen the range",
+                                     f"{count} of {len(values)} folds chose {key} at or near {bound:g}"))
+    return out
+
+
+def check_not_converged(r: Results) -> list[Check]:
+    bad = [o for o in r.outcomes if o.ok and o.converged is False]
+    if not bad:
+        return []
+    by_model = pd.Series([o.model for o in bad]).value_counts()
+    return [Check("not-converged", "warning",
+                  "some fits did not converge: their estimates (and scores) may be wrong; see the converged and "
+                  "convergence columns of the per-fold table",
+                  ", ".join(f"{m}: {c} fit(s)" for m, c in by_model.items()))]
+
+
+def check_worse_than_mean(r: Results) -> list[Check]:
+    d = r._data
+    baseline = {}
+    for k, (train, test) in enumerate(r._outer):
+        baseline[k] = float(np.mean((d.y[test] - d.y[train].mean()) ** 2))
+    worse = []
+    for model in r.model_names:
+        mine = [o for o in r.outcomes if o.ok and o.model == model and o.y_pred is not None and o.test_rows is not None]
+        if not mine:
+            continue
+        mse = np.mean([np.mean((d.y[o.test_rows] - o.y_pred) ** 2) for o in mine])
+        base = np.mean([baseline[o.fold] for o in mine])
+        if mse > base:
+            worse.append(f"{model}: test MSE {mse:.4g} against {base:.4g}")
+    if not worse:
+        return []
+    return [Check("worse-than-mean", "warning",
+                  f"{len(worse)} model(s) predict new test folds worse than the training folds' mean would",
+                  "; ".join(worse))]
+
+
+def check_unequal_folds(r: Results) -> list[Check]:
+    sizes = np.array([len(test) for _, test in r._outer])
+    if len(sizes) < 2 or sizes.min() == 0 or sizes.max() / sizes.min() < UNEQUAL:
+        return []
+    return [Check("unequal-folds", "note",
+                  "outer test folds are of very unequal size (groups of very different sizes): fold scores are "
+                  "equally weighted in the mean, and the comparison's correction uses each fold's own ratio",
+                  f"test rows per fold from {sizes.min()} to {sizes.max()}")]
+
+
+def check_one_fold(r: Results) -> list[Check]:
+    if not r.spec.break_cross_val:
+        return []
+    return [Check("one-fold", "warning", "only the first outer fold was fitted (break_cross_val): a debugging run, "
+                                         "not an estimate", "1 fitted fold")]
+
+
+#: Every check, in the order the report lists them.
+CHECKS: list[Callable[[Results], list[Check]]] = [
+    check_one_fold, check_split_ignores_groups, check_feature_identifies_group, check_target_constant_within_groups,
+    check_few_test_groups, check_tuned_at_edge, check_not_converged, check_worse_than_mean, check_unequal_folds,
+]
+
+
+def run_checks(results: Results) -> list[Check]:
+    """Every finding of `CHECKS` for ``results`` (warnings first)."""
+    found = [c for check in CHECKS for c in check(results)]
+    return sorted(found, key=lambda c: c.severity != "warning")
