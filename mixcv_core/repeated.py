@@ -62,6 +62,5 @@ class RepeatedCV(CrossValidation):
         o = self._outer
         n = self._n_repeats if self._n_repeats is not None else (o.n_repeats if o.n_repeats > 1 else 3)
         if n != o.n_repeats:
-            self._outer = SplitSpec(o.method, o.n_splits, o.scale, n, o.known_holdout,  # type: ignore[arg-type]
-                                    _field="outer")
+            self._outer = SplitSpec(o.method, o.n_splits, o.scale, n, o.known_holdout, _field="outer")
         return super().to_spec()

@@ -19,7 +19,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 
 from mixcv_core import MixcvError, Results
-from mixcv_core.constraints import ON_ERROR, RULES, Integer
+from mixcv_core.constraints import ON_ERROR, RULES, Integer, Real
 from mixcv_core.experiment.cell import cell_key, param_text, parse_param, spec_to_cell
 from mixcv_core.experiment.registry import (
     available_models,
@@ -241,6 +241,14 @@ class Configurator:
                                       layout=w.Layout(width="110px"))
         self.predict_known = w.Checkbox(value=True, description="mixed models use random effects of known groups",
                                         indent=False)
+        self.repeats = _bounded("outer.n_repeats", 1, "repeats", "150px",
+                                tooltip="repeat the outer split, reshuffled each time (repeated group K-fold)")
+        holdout = RULES["outer.known_holdout"]
+        assert isinstance(holdout, Real)
+        self.known_holdout = w.BoundedFloatText(
+            value=0.0, min=holdout.low, max=holdout.high, step=0.05, description="known holdout",
+            layout=w.Layout(width="220px"), style={"description_width": "initial"},
+            tooltip="share of each training group's rows held out and scored as known groups (0: none)")
         # Models
         self.cards: list[_ModelCard] = [_ModelCard(n, n, dict(p), self) for n, p in COMMON_MODELS.items()]
         self.cards_box = w.VBox([c.box for c in self.cards])
@@ -278,6 +286,9 @@ class Configurator:
                               layout=w.Layout(width="200px"),
                               tooltip="seconds one model may take on one outer fold; then it is stopped, "
                                       "the fold recorded as timed out")
+        self.break_cv = w.Checkbox(value=False, description="first fold only (debug)", indent=False,
+                                   layout=w.Layout(width="190px"),
+                                   tooltip="fit the first outer fold only: a debugging run, not an estimate")
         # Tracking
         self.store_dir = w.Text(description="run store", placeholder="default: $MIXCV_STORE or ./.mixcv",
                                 layout=lw)
@@ -315,7 +326,8 @@ class Configurator:
         self.widget.add_class("mixcv-configurator")
         for c in (self.dataset_name, self.target, self.groups, self.slopes, self.all_features, self.features,
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
-                  self.predict_known, self.trials, self.objective, self.metrics, self.merf_all, self.merf_iter,
+                  self.repeats, self.known_holdout, self.break_cv, self.predict_known, self.trials, self.objective,
+                  self.metrics, self.merf_all, self.merf_iter,
                   self.merf_threshold, self.merf_window, self.merf_linear, self.merf_em_estimators, self.seed,
                   self.n_jobs, self.on_error, self.timeout, self.output_name,
                   self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
@@ -345,6 +357,7 @@ class Configurator:
         splits = self._section("Splits", [
             w.HBox([self.outer, self.outer_k, self.scale_outer, self.msg_outer], layout=wrap),
             w.HBox([self.inner, self.inner_k, self.scale_inner, self.msg_inner], layout=wrap),
+            w.HBox([self.repeats, self.msg_repeats, self.known_holdout, self.msg_known_holdout], layout=wrap),
             self.predict_known])
         models = self._section("Models", [self.cards_box, w.HBox([self.add_model_name, self.add_model_button])])
         tuning = self._section("Tuning and MERF", [
@@ -354,7 +367,7 @@ class Configurator:
                     self.merf_em_estimators, self.msg_merf],
                    layout=wrap),
             w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs, self.on_error, self.timeout,
-                    self.msg_timeout], layout=wrap)])
+                    self.msg_timeout, self.break_cv], layout=wrap)])
         tracking = self._section("Tracking", [
             w.HBox([self.store_dir, self.no_store, self.save_models], layout=wrap),
             w.HBox([self.neptune_on, self.neptune_project, self.neptune_mode], layout=wrap),
@@ -412,14 +425,15 @@ class Configurator:
         timeout = parse_param(self.timeout.value, "timeout") if self.timeout.value.strip() else None
         return ExperimentSpec(
             data=data, models=tuple(models),
-            outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, _field="outer"),
+            outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, self.repeats.value,
+                            self.known_holdout.value, _field="outer"),
             inner=SplitSpec(self.inner.value, self.inner_k.value, self.scale_inner.value, _field="inner"),
             tuning=TuningSpec(self.trials.value, objective),
             merf=MerfSpec(self.merf_all.value, self.merf_iter.value, threshold, window, self.merf_linear.value,
                           em_estimators),
             metrics=list(self.metrics.value) or [],
             predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value,
-            on_error=self.on_error.value, timeout=timeout)
+            on_error=self.on_error.value, timeout=timeout, break_cross_val=self.break_cv.value)
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec | Results, df: pd.DataFrame | None = None, shell: Any = None,
@@ -459,6 +473,8 @@ class Configurator:
                                                                             spec.outer.scale)
             self.inner.value, self.inner_k.value, self.scale_inner.value = (spec.inner.method, spec.inner.n_splits,
                                                                             spec.inner.scale)
+            self.repeats.value, self.known_holdout.value = spec.outer.n_repeats, spec.outer.known_holdout
+            self.break_cv.value = spec.break_cross_val
             self.predict_known.value = spec.predict_known_groups_lmm
             self.trials.value = spec.tuning.n_trials
             obj = spec.tuning.objective_scorer
@@ -509,7 +525,8 @@ class Configurator:
         self._validate()
 
     # -- validation ------------------------------------------------------------------------
-    _MESSAGES = ("target", "groups", "slopes", "features", "outer", "inner", "trials", "metrics", "merf",
+    _MESSAGES = ("target", "groups", "slopes", "features", "outer", "inner", "repeats", "known_holdout", "trials",
+                 "metrics", "merf",
                  "seed", "n_jobs", "timeout", "objective", "output", "tracking")
 
     def _msg_for(self, field: str) -> str:

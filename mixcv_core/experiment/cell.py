@@ -63,6 +63,9 @@ TOP_KEY_HELP: dict[str, str] = {
     "features": "fixed-effects columns (default: every column but target and groups)",
     "outer": "the outer split: KFold, StratifiedKFold, GroupKFold or StratifiedGroupKFold, e.g. GroupKFold(5)",
     "inner": "the split of each outer training fold that tunes the models, e.g. GroupKFold(3)",
+    "repeats": "repeat the outer split this many times, reshuffled (repeated group K-fold; default 1)",
+    "known_holdout": "also hold out this share of each training group's rows and score them as known groups, "
+                     "e.g. 0.2 (default 0: none)",
     "scale": "standardise features on each training fold: true, false, or {outer: .., inner: ..}",
     "trials": "Optuna trials per model and outer fold (default 100)",
     "objective": "dotted path of a tuning objective to minimise (default: validation MSE)",
@@ -75,6 +78,7 @@ TOP_KEY_HELP: dict[str, str] = {
     "on_error": "keep: a failing fit is recorded and the run goes on (default); raise: stop with its error",
     "timeout": "seconds one model may take on one outer fold, tuning included; then it is stopped and the "
                "fold recorded as timed out (default: no limit)",
+    "break_cross_val": "true: fit the first outer fold only, for debugging (default false)",
     "models": "one model per line, its parameters indented below it (required)",
 }
 #: Reserved keys inside a model entry; every other key is a parameter of the model.
@@ -200,6 +204,7 @@ CELL_KEYS: dict[str, str] = {
     "data.frame": "data", "tuning.n_trials": "trials", "tuning.objective_scorer": "objective",
     "outer.method": "outer", "outer.n_splits": "outer", "inner.method": "inner", "inner.n_splits": "inner",
     "outer.scale": "scale", "inner.scale": "scale", "predict_known_groups_lmm": "predict_known_groups",
+    "outer.n_repeats": "repeats", "outer.known_holdout": "known_holdout",
 }
 
 
@@ -498,10 +503,13 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
 
     def make_split(level: str, scaled: bool) -> SplitSpec:
         method, n_splits = _parse_split(raw.get(level, "KFold(5)"), level, at(level))
+        extra = {"n_repeats": raw.get("repeats", 1), "known_holdout": raw.get("known_holdout", 0.0)} \
+            if level == "outer" else {}
         try:
-            return SplitSpec(method, n_splits, scaled, _field=level)
+            return SplitSpec(method, n_splits, scaled, _field=level, **extra)
         except MixcvError as exc:
-            raise CellError(level, exc.message, at(level)) from None
+            k = cell_key(exc.field) if exc.field in CELL_KEYS and cell_key(exc.field) in raw else level
+            raise CellError(k, exc.message, at(k)) from None
 
     outer = problems.attempt(make_split, "outer", s_out)
     inner = problems.attempt(make_split, "inner", s_in)
@@ -578,7 +586,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             metrics=resolve_metrics(metrics), predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
                                                                "predict_known_groups", at("predict_known_groups")),
             seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"),
-            timeout=raw.get("timeout"))
+            timeout=raw.get("timeout"), break_cross_val=raw.get("break_cross_val", False))
     except CellError:
         raise
     except MixcvError as exc:
@@ -672,7 +680,7 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         if not getattr(spec, level).is_named:
             raise SpecError(f"{level}.method", "a splitter object cannot be written in a cell; use a named split")
     d = spec.data
-    out = [f"data: {d.frame}"]
+    out = [f"data: {_text(d.frame)}"]   # quoted when YAML would read it otherwise ("no", "null")
     if d.dataset_name:
         out.append(f"name: {_text(d.dataset_name)}")
     out.append(f"target: {_text(d.target)}")
@@ -682,8 +690,12 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append(f"slopes: {_text(list(d.slopes))}")
     if d.features is not None:
         out.append(f"features: {_text(list(d.features))}")
-    out.append(f"outer: {spec.outer.label}")
-    out.append(f"inner: {spec.inner.label}")
+    out.append(f"outer: {spec.outer.method}({spec.outer.n_splits})")
+    out.append(f"inner: {spec.inner.method}({spec.inner.n_splits})")
+    if spec.outer.n_repeats != 1:
+        out.append(f"repeats: {spec.outer.n_repeats}")
+    if spec.outer.known_holdout:
+        out.append(f"known_holdout: {_text(spec.outer.known_holdout)}")
     if not (spec.outer.scale and spec.inner.scale):
         if spec.outer.scale == spec.inner.scale:
             out.append("scale: false")
@@ -714,6 +726,8 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append(f"on_error: {spec.on_error}")
     if spec.timeout is not None:
         out.append(f"timeout: {spec.timeout:g}")
+    if spec.break_cross_val:
+        out.append("break_cross_val: true")
     out.append("models:")
     pps = {n: getattr(postprocessing, n) for n in postprocessing.__all__}
     for model in spec.models:

@@ -29,8 +29,9 @@ MIN_TEST_GROUPS = 5
 IDENTIFIES = 0.95
 #: Within-group share of the target's variance below which the target is "constant within groups".
 WITHIN_SHARE = 0.05
-#: A tuned value this close to a bound of its range (as a share of the range) is "at the edge".
-EDGE = 0.02
+#: A tuned value this close to a bound of its range (as a share of the range, on the log scale
+#: for log ranges) is "at the edge"; flagged when half the folds or more land there.
+EDGE = 0.1
 #: Largest / smallest outer test fold above which fold sizes are "very unequal".
 UNEQUAL = 2.0
 
@@ -46,14 +47,10 @@ class Check:
     evidence: str
 
 
-def _groups_given(r: Results) -> bool:
-    return r._data.groups is not None
-
-
 def check_split_ignores_groups(r: Results) -> list[Check]:
-    if not _groups_given(r):
-        return []
     g = r._data.groups
+    if g is None:
+        return []
     out = []
     shared = [float(np.isin(g[test], g[train]).mean()) for train, test in r._outer]
     if not r.spec.outer.requires_groups and max(shared) > 0:
@@ -116,9 +113,9 @@ def check_target_constant_within_groups(r: Results) -> list[Check]:
 
 
 def check_few_test_groups(r: Results) -> list[Check]:
-    if not _groups_given(r) or not r.spec.outer.requires_groups:
-        return []
     g = r._data.groups
+    if g is None or not r.spec.outer.requires_groups:
+        return []
     counts = [len(pd.unique(g[test])) for _, test in r._outer]
     few = [k for k, c in enumerate(counts) if c < MIN_TEST_GROUPS]
     if not few:

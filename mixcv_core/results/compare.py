@@ -148,18 +148,22 @@ class Comparison:
 
     @property
     def sentence(self) -> str:
-        """The comparison in plain words, e.g. "A beats B on R² in 14 of 15 folds; corrected t-test p = 0.003"."""
-        better = higher_is_better(self.metric)
-        a_ahead = (self.mean_diff > 0) == better if self.mean_diff != 0 else self.wins >= self.losses
-        winner, loser = (self.a, self.b) if a_ahead else (self.b, self.a)
-        won = self.wins if a_ahead else self.losses
-        where = "" if self.split == "test" else f" ({self.split} rows)"
-        line = (f"{winner} beats {loser} on {_metric_label(self.metric)}{where} in {won} of {self.n_folds} folds "
-                f"(mean difference {abs(self.mean_diff):.3g}, {self.confidence:.0%} CI of {self.a} − {self.b} "
-                f"[{self.ci_low:.3g}, {self.ci_high:.3g}]); corrected t-test {_p_text(self.p_value)}")
-        if self.p_value >= 0.05:
-            line += ": not distinguishable from fold-to-fold noise"
-        return line
+        """The comparison in plain words, e.g. "A beats B on R² in 14 of 15 folds (...); corrected t-test p = 0.003".
+
+        A difference the test does not support is said as such, whichever way its mean leans.
+        """
+        label = _metric_label(self.metric) + ("" if self.split == "test" else f" ({self.split}-group rows)")
+        numbers = (f"mean difference {self.a} − {self.b} {self.mean_diff:.3g}, {self.confidence:.0%} CI "
+                   f"[{self.ci_low:.3g}, {self.ci_high:.3g}]")
+        if self.p_value < 0.05:
+            a_ahead = (self.mean_diff > 0) == higher_is_better(self.metric)
+            winner, loser = (self.a, self.b) if a_ahead else (self.b, self.a)
+            won = self.wins if a_ahead else self.losses
+            return (f"{winner} beats {loser} on {label} in {won} of {self.n_folds} folds ({numbers}); "
+                    f"corrected t-test {_p_text(self.p_value)}")
+        return (f"{self.a} and {self.b} are not distinguishable on {label}: {self.a} better in {self.wins} of "
+                f"{self.n_folds} folds ({numbers}); corrected t-test {_p_text(self.p_value)}, within "
+                "fold-to-fold noise")
 
     def __str__(self) -> str:
         return self.sentence

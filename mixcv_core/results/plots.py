@@ -27,20 +27,25 @@ from ..metrics import higher_is_better
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["MixcvFigure", "plot_metric", "plot_predictions", "plot_convergence", "plot_folds",
+__all__ = ["MixcvFigure", "figure_bytes", "plot_metric", "plot_predictions", "plot_convergence", "plot_folds",
            "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL"]
 
 #: Colours of the fold-assignment map: a group's rows in training, held out as known, in test.
 _ROLE_COLOURS = ["#d9d9d9", "#fdae61", "#2c7bb6"]
 
 
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 90) -> bytes:
+    """A figure rendered to bytes (``png``, ``svg``, ``pdf``), e.g. for a tracker's upload."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    return buf.getvalue()
+
+
 class MixcvFigure(Figure):
     """A matplotlib ``Figure`` that displays itself as an image in Jupyter (PNG, or SVG on request)."""
 
     def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=90)
-        return buf.getvalue()
+        return figure_bytes(self)
 
     def _repr_svg_(self) -> str:
         buf = io.StringIO()
@@ -76,7 +81,8 @@ def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> Mi
     ax = fig.add_subplot()
     wide = table.pivot_table(index="fold", columns="model", values=col).reindex(columns=models)
     for i, m in enumerate(models):
-        ax.bar(i, wide[m].mean(), color="C0", alpha=0.25, width=0.6)   # pandas: NaN for a model without folds, no warning
+        # pandas' mean: NaN for a model without folds, and no warning
+        ax.bar(i, wide[m].mean(), color="C0", alpha=0.25, width=0.6)
     for _, row in wide.iterrows():
         ax.plot(range(len(models)), row.to_numpy(dtype=float), "-", color="0.6", lw=0.6, alpha=0.7, zorder=1)
     for i, m in enumerate(models):
@@ -186,11 +192,11 @@ def plot_folds(results: Results, outer_fold: int = 0) -> MixcvFigure:
     ax.set_xlabel(f"{len(labels)} groups ({results._data.groups_name or 'group'})")
     ax.set_xticks([])
     ax.set_title(f"outer split {results.spec.outer.label}", fontsize=9)
-    if inner:
-        d = results._data
+    groups = results._data.groups
+    if inner and groups is not None:
         train = results._outer[outer_fold][0]
-        tr_labels = pd.Index(pd.unique(d.groups[train]))
-        codes = tr_labels.get_indexer(d.groups)
+        tr_labels = pd.Index(pd.unique(groups[train]))
+        codes = tr_labels.get_indexer(groups)
         grid = np.zeros((len(inner), len(tr_labels)), dtype=int)
         for j, (_, valid) in enumerate(inner):
             grid[j, np.unique(codes[valid])] = 2

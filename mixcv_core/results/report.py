@@ -296,7 +296,8 @@ def _comparison_html(results: Results) -> str:
     order = means.sort_values(ascending=not higher_is_better(metric)).index
     headline = results.compare(str(order[0]), str(order[1]), metric).sentence
     shown = first.assign(**{"a − b": first["mean_diff"].map(_fmt),
-                            "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(first["ci_low"], first["ci_high"])],
+                            "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]"
+                                       for lo, hi in zip(first["ci_low"], first["ci_high"])],
                             "t": first["t"].map(lambda v: f"{v:.2f}"),
                             "p": first["p_value"].map(_p), "p (Holm)": first["p_holm"].map(_p),
                             "a better in": [f"{w} of {n}" for w, n in zip(first["wins"], first["n_folds"])]})
@@ -314,7 +315,7 @@ def _checks_html(results: Results) -> str:
         return (f'<div class="mixcv-checks">Methodology checks: all {len(CHECKS)} passed (group-aware splits, '
                 "leakage, convergence, tuning ranges, baseline, fold sizes).</div>")
     items = "".join(
-        f'<li class="mixcv-check-{c.severity}"><b>{"⚠" if c.severity == "warning" else "ℹ"} '
+        f'<li class="mixcv-check-{c.severity}" data-check="{c.code}"><b>{"⚠" if c.severity == "warning" else "ℹ"} '
         f"{html.escape(c.message)}</b><br><small>{html.escape(c.evidence)}</small></li>" for c in found)
     n_warn = sum(c.severity == "warning" for c in found)
     return (f'<details class="mixcv-checks" {"open" if n_warn else ""}><summary>Methodology checks: '

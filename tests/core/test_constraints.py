@@ -114,12 +114,15 @@ def test_the_form_takes_its_bounds_from_the_rules():
     form = Configurator(pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [1.0, 0, 1, 0], "g": [1, 1, 2, 2]}), name="df")
     for control, path in ((form.outer_k, "outer.n_splits"), (form.inner_k, "inner.n_splits"),
                           (form.trials, "tuning.n_trials"), (form.merf_iter, "merf.max_iterations"),
-                          (form.seed, "seed"), (form.n_jobs, "n_jobs")):
+                          (form.seed, "seed"), (form.n_jobs, "n_jobs"), (form.repeats, "outer.n_repeats")):
         rule = RULES[path]
         assert isinstance(rule, Integer)
         assert control.min == rule.low, path
         if rule.high is not None:
             assert control.max == rule.high, path
+    holdout = RULES["outer.known_holdout"]
+    assert isinstance(holdout, Real)
+    assert (form.known_holdout.min, form.known_holdout.max) == (holdout.low, holdout.high)
 
 
 @pytest.mark.parametrize("rule,good", [

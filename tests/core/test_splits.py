@@ -16,8 +16,8 @@ from mixcv_core.experiment.splits import (
     ContinuousStratifiedKFold,
     compute_splits,
     make_splitter,
-    repeat_labels,
     quantile_bins,
+    repeat_labels,
 )
 
 GROUP_METHODS = [m for m, v in SPLIT_METHODS.items() if v.requires_groups]
@@ -165,11 +165,10 @@ def test_repeats_differ_from_one_another(method):
 
 
 def test_repeated_group_splitters_are_scikit_learn_splitters():
-    from sklearn.model_selection import cross_val_score
     from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import cross_val_score
 
-    from mixcv_core.experiment.splits import RepeatedGroupKFold, RepeatedStratifiedGroupKFold
-    from mixcv_core.experiment.splits import split_requires_groups
+    from mixcv_core.experiment.splits import RepeatedGroupKFold, RepeatedStratifiedGroupKFold, split_requires_groups
     rng = np.random.default_rng(1)
     X, y, groups = rng.normal(size=(60, 2)), rng.normal(size=60), np.repeat(np.arange(10), 6)
     for cls in (RepeatedGroupKFold, RepeatedStratifiedGroupKFold):

@@ -62,7 +62,10 @@ def experiment_specs(draw):
                                                  min_size=1, unique=True)))
     return ExperimentSpec(
         data=data, models=tuple(draw(model_specs(n)) for n in model_names),
-        outer=SplitSpec(draw(st.sampled_from(methods)), draw(st.integers(2, 10)), draw(st.booleans()), _field="outer"),
+        outer=SplitSpec(draw(st.sampled_from(methods)), draw(st.integers(2, 10)), draw(st.booleans()),
+                        draw(st.integers(1, 5)),
+                        0.0 if groups is None else draw(st.one_of(st.just(0.0), st.floats(1e-6, 0.5))),
+                        _field="outer"),
         inner=SplitSpec(draw(st.sampled_from(methods)), draw(st.integers(2, 10)), draw(st.booleans()), _field="inner"),
         tuning=TuningSpec(draw(st.integers(1, 1000))),
         merf=MerfSpec(draw(st.booleans()), draw(st.integers(1, 500)),
@@ -71,6 +74,6 @@ def experiment_specs(draw):
         metrics=metrics, predict_known_groups_lmm=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)), n_jobs=draw(st.sampled_from([1, 2, -1, 8])),
         on_error=draw(st.sampled_from(["keep", "raise"])),
-        timeout=draw(st.sampled_from([None, 0.5, 90, 3600.0])))
+        timeout=draw(st.sampled_from([None, 0.5, 90, 3600.0])), break_cross_val=draw(st.booleans()))
 
 

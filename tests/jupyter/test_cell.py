@@ -89,6 +89,10 @@ def test_minimal_cell_uses_the_defaults():
     ("data: df\ntarget: y\nseed: -1\nmodels: [Ridge]\n", 4, "seed", ">= 0"),
     ("data: df\ntarget: y\n  bad indent: 1\n", 4, "cell", "YAML"),
     ("data: df\ntarget: y\nmodels: [LinearMixedEffectsModel]\n", None, "groups", "grouping column"),
+    ("data: df\ntarget: y\nrepeats: 0\nmodels: [Ridge]\n", 4, "repeats", ">= 1"),
+    ("data: df\ntarget: y\ngroups: g\nknown_holdout: 0.9\nmodels: [Ridge]\n", 5, "known_holdout", "<= 0.5"),
+    ("data: df\ntarget: y\nknown_holdout: 0.2\nmodels: [Ridge]\n", None, "groups", "known_holdout"),
+    ("data: df\ntarget: y\nbreak_cross_val: 1\nmodels: [Ridge]\n", 4, "break_cross_val", "True or False"),
 ])
 def test_malformed_cells_name_the_line_and_key(text, line, key, words):
     with pytest.raises(CellError) as info:
@@ -148,3 +152,13 @@ def test_a_timeout_is_read_from_the_cell_written_back_and_checked():
     assert "timeout: 90" in spec_to_cell(parsed.spec).splitlines()
     with pytest.raises(CellError, match=r"line 4, timeout: must be .*> 0"):
         parse_cell("data: df\ntarget: y\ntimeout: 0\nmodels: [Ridge]\n")
+
+
+def test_repeats_known_holdout_and_one_fold_are_read_and_written_back():
+    text = ("data: df\ntarget: y\ngroups: g\nouter: GroupKFold(4)\nrepeats: 3\nknown_holdout: 0.2\n"
+            "break_cross_val: true\nmodels: [LinearMixedEffectsModel]\n")
+    spec = parse_cell(text).spec
+    assert (spec.outer.n_repeats, spec.outer.known_holdout, spec.break_cross_val) == (3, 0.2, True)
+    lines = spec_to_cell(spec).splitlines()
+    assert {"outer: GroupKFold(4)", "repeats: 3", "known_holdout: 0.2", "break_cross_val: true"} <= set(lines)
+    assert parse_cell(spec_to_cell(spec)).spec == spec

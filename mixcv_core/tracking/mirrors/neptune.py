@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...errors import SpecError
+from ...results.plots import figure_bytes
 from ...run.events import (
     EMIteration,
     Event,
@@ -181,7 +182,7 @@ class NeptuneMirror:
                 from neptune.types import File
                 # As PNG bytes: Neptune recognises figures by their class name, and mixcv's
                 # figures are a Figure subclass (they display themselves in notebooks).
-                png = res.plot_convergence()._repr_png_()
+                png = figure_bytes(res.plot_convergence())
                 r["figures/convergence"].upload(File.from_content(png, extension="png"))
             if self.owned:
                 r.stop()
