@@ -121,7 +121,7 @@ def _p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Comparison:
     """Model ``a`` against model ``b`` on one metric, over the outer folds both finished.
 
@@ -167,6 +167,9 @@ class Comparison:
 
     def __str__(self) -> str:
         return self.sentence
+
+    def __repr__(self) -> str:
+        return f"<Comparison: {self.sentence}; t = {self.t:.3g}, df = {self.df}>"
 
     def _repr_html_(self) -> str:
         import html

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -42,19 +42,12 @@ def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 90) -> bytes:
 
 
 class MixcvFigure(Figure):
-    """A matplotlib ``Figure`` that displays itself as an image in Jupyter (PNG, or SVG on request)."""
+    """A matplotlib ``Figure`` that displays itself as a PNG in Jupyter (one rendering, not also
+    an SVG: a notebook would store both); ``savefig`` writes any format."""
 
     def _repr_png_(self) -> bytes:
         return figure_bytes(self)
 
-    def _repr_svg_(self) -> str:
-        buf = io.StringIO()
-        self.savefig(buf, format="svg")
-        return buf.getvalue()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # PNG only by default: front ends would otherwise get (and store) both renderings.
-        return {"image/png": self._repr_png_(), "text/plain": repr(self)}
 
 
 def _figure(width: float, height: float) -> MixcvFigure:

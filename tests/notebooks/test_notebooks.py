@@ -39,3 +39,17 @@ def test_quickstart_shows_the_results_report():
     for model in ("LinearModel", "LinearMixedEffectsModel", "RandomForestRegressor"):
         assert model in report
     assert "GroupKFold" in report
+
+
+@pytest.mark.notebook
+def test_insight_shows_new_and_known_groups_the_comparison_the_checks_and_every_figure():
+    nb = executed(next(p for p in NOTEBOOKS if p.name == "insight.ipynb"))
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    text = "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outputs)
+    assert "known groups" in html and "new groups" in html and "mixcv-comparison" in html
+    assert "beats LinearModel on R² (known-group rows)" in text          # the mixed model, for known subjects
+    assert "split-ignores-groups" in text                                 # the row-wise run is flagged
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(figures) == 8                                              # one per plot cell, as images
+    assert "<Figure size" not in text                                     # never the bare matplotlib repr
