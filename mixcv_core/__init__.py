@@ -32,6 +32,7 @@ from .errors import (
 )
 from .experiment.registry import available_models
 from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from .experiment.splits import RepeatedGroupKFold, RepeatedStratifiedGroupKFold
 from .interface import CrossValidation
 from .metrics import METRICS
 from .results import Results
@@ -48,6 +49,8 @@ __all__ = [
     "ModelSpec",
     "TuningSpec",
     "MerfSpec",
+    "RepeatedGroupKFold",
+    "RepeatedStratifiedGroupKFold",
     "Results",
     "RunStore",
     "run",
