@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .constraints import check
+from .constraints import Boolean, check
 from .engine import run
 from .errors import MixcvError, SpecError, SpecTypeError
 from .experiment.data import assemble_frame, plan_experiment, prepare_data
@@ -82,6 +82,7 @@ class CrossValidation:
         self._on_error = "keep"
         self._timeout: float | None = None
         self._break_cross_val = False
+        self._diagnostics = False
         self._observers: list[Observer | Callable[[Event], None]] = []
         self._run: Any = None
         self._store: RunStore | str | Path | bool | None = None
@@ -139,6 +140,7 @@ class CrossValidation:
     def set_splits(self, split_out: str | Splitter | Iterable[tuple[Any, Any]] = "KFold",
                    split_in: str | Splitter = "KFold",
                    n_splits_out: int = 5, n_splits_in: int = 5, scale_out: bool = True, scale_in: bool = True,
+                   break_cross_val: bool = False,
                    metrics: Mapping[str, Callable[..., float]] | list[str] | None = None,
                    n_repeats: int = 1, known_holdout: float = 0.0) -> CrossValidation:
         """Choose the outer and inner splits and the evaluation metrics.
@@ -152,6 +154,9 @@ class CrossValidation:
             Folds of named methods (>= 2).
         scale_out, scale_in : bool
             Standardise features on each training fold.
+        break_cross_val : bool
+            Fit the first outer fold only, for debugging (flexcv's switch); every split is
+            still made and checked, and the report says it is not an estimate.
         metrics : dict or list, optional
             ``{name: f(y_true, y_pred)}`` or metric names; default r2, mse, mae.
         n_repeats : int, default=1
@@ -169,6 +174,7 @@ class CrossValidation:
                                 _field="outer")
         self._inner = SplitSpec(split_in, n_splits_in, scale_in, _field="inner")
         self._metrics = None if metrics is None else resolve_metrics(metrics)
+        self._break_cross_val = check("break_cross_val", break_cross_val)
         return self
 
     def set_inner_cv(self, n_trials: int = 100, objective_scorer: Callable[..., float] | None = None
@@ -185,7 +191,7 @@ class CrossValidation:
     def add_model(self, model_class: type | str, requires_inner_cv: bool = False, model_name: str = "",
                   post_processor: object | None = None, params: Mapping[str, Any] | None = None,
                   model_kwargs: Mapping[str, Any] | None = None, fit_kwargs: Mapping[str, Any] | None = None,
-                  add_merf: bool = False) -> CrossValidation:
+                  add_merf: bool = False, callbacks: Iterable[Any] | None = None) -> CrossValidation:
         """Add a model.
 
         Parameters
@@ -204,6 +210,9 @@ class CrossValidation:
             Fixed constructor and ``fit`` arguments.
         add_merf : bool
             Also fit ``MERF(<model_name>)`` around this model.
+        callbacks : list, optional
+            Training callbacks for the outer fit (flexcv's ``callbacks``, e.g. XGBoost's or
+            LightGBM's), passed as the estimator's ``callbacks`` parameter or to its ``fit``.
         """
         if not isinstance(model_name, str):
             raise SpecTypeError("model_name", f"expected a string, got {model_name!r}")
@@ -212,7 +221,8 @@ class CrossValidation:
             model_name = str(model_name).rpartition(".")[2]
         spec = ModelSpec(name=model_name or "model", estimator=model_class, params=params or {},
                          requires_inner_cv=requires_inner_cv, model_kwargs=model_kwargs or {},
-                         fit_kwargs=fit_kwargs or {}, add_merf=add_merf, post_processor=post_processor)
+                         fit_kwargs=fit_kwargs or {}, add_merf=add_merf, post_processor=post_processor,
+                         callbacks=() if callbacks is None else callbacks)  # type: ignore[arg-type]
         if spec.params and not spec.requires_inner_cv:
             warnings.warn(f"add_model({spec.name!r}): params were given but requires_inner_cv=False, so they "
                           "are not tuned and the model uses its defaults; pass requires_inner_cv=True to tune",
@@ -268,7 +278,7 @@ class CrossValidation:
                 observers: Iterable[Observer | Callable[[Event], None]] = (),
                 store: RunStore | str | Path | bool | None = None, save_models: bool = False,
                 on_error: str = "keep", timeout: float | None = None,
-                break_cross_val: bool = False) -> CrossValidation:
+                diagnostics: bool = False) -> CrossValidation:
         """Seed, parallelism and where to report the run.
 
         Parameters
@@ -294,12 +304,13 @@ class CrossValidation:
             Seconds one model may take on one outer fold (tuning included); a fit
             still running then is stopped and its fold recorded as failed, "timed
             out". Folds then run in worker processes, even with ``n_jobs=1``.
-        break_cross_val : bool
-            Fit the first outer fold only, for debugging (flexcv's switch); every split
-            is still made and checked.
+        diagnostics : bool
+            flexcv's switch for extended diagnostic plots: a Neptune run passed as ``run``
+            also gets every figure of the results (folds, per-fold scores, predictions,
+            errors by group, random effects), not only the EM convergence.
         """
         self._seed = check("seed", random_seed, field="random_seed")
-        self._break_cross_val = check("break_cross_val", break_cross_val)
+        self._diagnostics = Boolean().check(diagnostics, "diagnostics")   # a tracking option, not in the spec
         self._n_jobs = check("n_jobs", n_jobs)
         self._on_error = check("on_error", on_error)
         self._timeout = check("timeout", timeout)
@@ -331,7 +342,8 @@ class CrossValidation:
                 observers.append(self._run)
             elif type(self._run).__module__.split(".")[0] == "neptune":
                 from .tracking.mirrors import NeptuneMirror
-                observers.append(NeptuneMirror(run=self._run))  # the seed's set_run(run=neptune_run)
+                # the seed's set_run(run=neptune_run)
+                observers.append(NeptuneMirror(run=self._run, diagnostics=self._diagnostics))
             else:
                 raise SpecTypeError("run", f"expected a Neptune run or an observer with on_event, got "
                                            f"{type(self._run).__name__}")

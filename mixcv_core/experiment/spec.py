@@ -216,6 +216,10 @@ class ModelSpec:
         Also fit ``MERF(<name>)`` around this model (see the MERF settings).
     post_processor : type, callable or None
         Called after each outer fit to collect insight (coefficients, importances).
+    callbacks : sequence
+        Training callbacks for the outer fit (flexcv's ``callbacks``, e.g. XGBoost's or
+        LightGBM's): given to the estimator as its ``callbacks`` parameter when it has one,
+        else to its ``fit``. Not used by the inner loop's trial fits, nor inside MERF.
     """
 
     name: str
@@ -226,6 +230,7 @@ class ModelSpec:
     fit_kwargs: Mapping[str, Any] = field(default_factory=FrozenMap)
     add_merf: bool = False
     post_processor: object | None = None
+    callbacks: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -272,6 +277,27 @@ class ModelSpec:
             _set(self, "post_processor", pp)
         if pp is not None:
             check_function(pp, f"{f}.post_processor", ("model", "feature_names"), classes=True)
+        if self.callbacks is None:
+            _set(self, "callbacks", ())
+        if isinstance(self.callbacks, (str, bytes, Mapping)) or not hasattr(self.callbacks, "__iter__"):
+            raise SpecTypeError(f"{f}.callbacks", f"expected a list of callbacks, got {type(self.callbacks).__name__}")
+        _set(self, "callbacks", tuple(self.callbacks))
+        if self.callbacks and self.callbacks_via is None:
+            raise SpecError(f"{f}.callbacks", f"{self.estimator_class.__name__} takes no callbacks (neither its "
+                                              "constructor nor its fit has a 'callbacks' parameter)")
+
+    @property
+    def callbacks_via(self) -> str | None:
+        """How the estimator takes callbacks: ``"init"`` (a constructor parameter, as XGBoost),
+        ``"fit"`` (an argument of ``fit``, as LightGBM), or None."""
+        import inspect
+        if "callbacks" in (param_names(self.estimator_class) or ()):
+            return "init"
+        try:
+            fit = inspect.signature(self.estimator_class.fit)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return "fit" if "callbacks" in fit.parameters else None
 
     @property
     def estimator_class(self) -> type:
@@ -507,6 +533,8 @@ class ExperimentSpec:
                 d["add_merf"] = True
             if m.post_processor is not None:
                 d["post_processor"] = ref(m.post_processor, f"models[{m.name!r}].post_processor")
+            if m.callbacks:
+                raise SpecError(f"models[{m.name!r}].callbacks", "callback objects cannot be written as text")
             return d
 
         metrics = {}

@@ -53,6 +53,13 @@ def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train
     return out
 
 
+def _with_callbacks(estimator: Any, model: ModelSpec) -> Any:
+    """The outer fit's estimator with the model's training callbacks, when it takes them itself."""
+    if model.callbacks and model.callbacks_via == "init":
+        estimator.set_params(callbacks=list(model.callbacks))
+    return estimator
+
+
 def _failed(name: str, fold: int, exc: BaseException, caught: list[warnings.WarningMessage],
             emit: Callable[[Event], None]) -> FoldOutcome:
     # Scrubbed once, here: the error is stored, shown, mirrored and warned about from now on.
@@ -78,7 +85,10 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
         try:
             estimator = make()
             t0 = time.perf_counter()
-            fit_estimator(estimator, s, model.fit_kwargs)
+            fit_kwargs = dict(model.fit_kwargs)
+            if model.callbacks and model.callbacks_via == "fit" and name == model.name:
+                fit_kwargs["callbacks"] = list(model.callbacks)
+            fit_estimator(estimator, s, fit_kwargs)
             fit_time = time.perf_counter() - t0
             pred_test = predict_estimator(estimator, s.X_test, s.g_test, s.slope_names)
             pred_train = predict_estimator(estimator, s.X_train, s.g_train, s.slope_names)
@@ -135,7 +145,8 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
             return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]
         tune_time = time.perf_counter() - t0
 
-    outcomes = [_fit_one(model.name, lambda: build_estimator(model, spec, best_params, fold), model, spec, s,
+    outcomes = [_fit_one(model.name, lambda: _with_callbacks(build_estimator(model, spec, best_params, fold), model),
+                         model, spec, s,
                          test, known, fold, best_params, tune_time, study, data.feature_names, emit)]
     for name in spec.task_names(model)[1:]:
         outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),

@@ -126,6 +126,6 @@ def test_very_unequal_folds():
 
 
 def test_a_one_fold_debugging_run_is_not_an_estimate():
-    res = _run(run={"break_cross_val": True})
+    res = _run(splits={"break_cross_val": True})
     assert _codes(res)["one-fold"] == "warning"
     assert "debugging run" in res._repr_html_()

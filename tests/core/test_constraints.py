@@ -78,7 +78,7 @@ SETTERS = {
     "n_jobs": lambda v: CrossValidation().set_run(n_jobs=v),
     "on_error": lambda v: CrossValidation().set_run(on_error=v),
     "timeout": lambda v: CrossValidation().set_run(timeout=v),
-    "break_cross_val": lambda v: CrossValidation().set_run(break_cross_val=v),
+    "break_cross_val": lambda v: CrossValidation().set_splits(break_cross_val=v),
 }
 
 

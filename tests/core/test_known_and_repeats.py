@@ -23,9 +23,10 @@ from mixcv_core.tracking.store import RunStore
 SLEEP = pd.read_csv(Path(__file__).parents[1] / "data" / "sleepstudy.csv")
 
 
-def _sleep(known=0.0, repeats=1, k=6, models=("LinearModel", "LinearMixedEffectsModel"), **run):
+def _sleep(known=0.0, repeats=1, k=6, models=("LinearModel", "LinearMixedEffectsModel"), one_fold=False, **run):
     cv = (CrossValidation().set_data(SLEEP[["Days"]], SLEEP["Reaction"], SLEEP["Subject"], "Days")
-          .set_splits("GroupKFold", n_splits_out=k, n_repeats=repeats, known_holdout=known)
+          .set_splits("GroupKFold", n_splits_out=k, n_repeats=repeats, known_holdout=known,
+                      break_cross_val=one_fold)
           .set_run(store=run.pop("store", False), **run))
     for m in models:
         cv.add_model(m)
@@ -166,8 +167,16 @@ def test_flexcv_repeated_cv_form():
 
 
 def test_break_cross_val_fits_the_first_fold_only():
-    res = _sleep(k=3, break_cross_val=True)
+    res = _sleep(k=3, one_fold=True)
     assert res.to_frame()["fold"].tolist() == [0, 0]
     full = _sleep(k=3)
     first = full.to_frame().query("fold == 0")
     assert np.allclose(res.to_frame()["test_r2"], first["test_r2"])
+
+
+def test_break_cross_val_in_flexcvs_place_set_splits():
+    cv = (CrossValidation().set_data(SLEEP[["Days"]], SLEEP["Reaction"], SLEEP["Subject"])
+          .set_splits("GroupKFold", "KFold", 3, 5, True, True, True)   # flexcv's positional order
+          .add_model("LinearModel"))
+    assert cv.to_spec().break_cross_val
+    assert cv.set_run(store=False).to_spec().break_cross_val      # other setters leave it alone

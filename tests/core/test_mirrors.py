@@ -124,3 +124,20 @@ def test_mlflow_artifacts_stay_next_to_the_database(grouped, tmp_path, monkeypat
     run_with(grouped, observers=[MlflowMirror(tracking_uri=f"sqlite:///{db}", experiment="art")])
     assert not (work / "mlruns").exists()
     assert list((tmp_path / "db" / "mlflow-artifacts").rglob("convergence.png"))
+
+
+def test_diagnostics_upload_every_figure_to_a_neptune_run(grouped):
+    import neptune
+    X, y, group, slopes = grouped
+    plain = neptune.init_run(mode="debug", capture_stdout=False, capture_stderr=False, capture_hardware_metrics=False)
+    full = neptune.init_run(mode="debug", capture_stdout=False, capture_stderr=False, capture_hardware_metrics=False)
+    for run, diagnostics in ((plain, False), (full, True)):
+        (CrossValidation().set_data(X, y, group, slopes).set_splits("GroupKFold", n_splits_out=N_FOLDS)
+         .add_model("LinearMixedEffectsModel").add_model("DecisionTreeRegressor", model_kwargs={"max_depth": 3})
+         .set_run(run=run, store=False, diagnostics=diagnostics).perform())
+    keys = ["figures/per_fold_scores", "figures/predictions", "figures/folds", "figures/group_errors",
+            "figures/random_effects/LinearMixedEffectsModel"]
+    assert all(full.exists(k) for k in keys)
+    assert not any(plain.exists(k) for k in keys)   # flexcv's default: no extended diagnostics
+    plain.stop()
+    full.stop()

@@ -111,8 +111,9 @@ class NeptuneMirror:
     """
 
     def __init__(self, run: Any = None, project: str | None = None, mode: str | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, diagnostics: bool = False) -> None:
         self.owned = run is None
+        self.diagnostics = diagnostics
         if run is None:
             try:
                 import neptune
@@ -129,6 +130,25 @@ class NeptuneMirror:
                 raise SpecError("neptune", f"could not start a Neptune run ({type(exc).__name__}): "
                                            f"{scrub(str(exc))[:500]}") from None
         self.run = run
+
+    def _figures(self, res: Any) -> Iterator[tuple[str, Any]]:
+        """The figures uploaded at the end: EM convergence; with ``diagnostics`` every other
+        one the run can draw (flexcv's "extended diagnostic plots")."""
+        if res.histories:
+            yield "convergence", res.plot_convergence()
+        if not self.diagnostics or not res.model_names:
+            return
+        if len(res._outer) >= 2:
+            yield "per_fold_scores", res.plot(res.metric_names[0])
+        yield "predictions", res.plot_predictions()
+        if res._data.groups is not None:
+            yield "folds", res.plot_folds()
+            yield "group_errors", res.plot_group_errors()
+            for model in res.model_names:
+                if any(hasattr(est, "random_effects_sd_") for (m, _), est in res.models.items() if m == model):
+                    yield f"random_effects/{safe_key(model)}", res.plot_random_effects(model)
+        if res.studies:
+            yield "tuning", res.plot_tuning()
 
     def on_event(self, event: Event) -> None:
         r = self.run
@@ -178,11 +198,10 @@ class NeptuneMirror:
             r["mixcv/status"] = res.status
             if res.run_id:
                 r["mixcv/run_id"] = res.run_id
-            if res.histories:
-                from neptune.types import File
-                # As PNG bytes: Neptune recognises figures by their class name, and mixcv's
-                # figures are a Figure subclass (they display themselves in notebooks).
-                png = figure_bytes(res.plot_convergence())
-                r["figures/convergence"].upload(File.from_content(png, extension="png"))
+            from neptune.types import File
+            # As PNG bytes: Neptune recognises figures by their class name, and mixcv's
+            # figures are a Figure subclass (they display themselves in notebooks).
+            for key, fig in self._figures(res):
+                r[f"figures/{key}"].upload(File.from_content(figure_bytes(fig), extension="png"))
             if self.owned:
                 r.stop()
