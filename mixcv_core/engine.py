@@ -26,7 +26,7 @@ from .experiment.data import Plan, plan_experiment
 from .experiment.spec import ExperimentSpec, ModelSpec
 from .outcome import FoldOutcome
 from .results import Results
-from .run.events import Event, EventBus, Observer, RunFailed, RunFinished, RunStarted
+from .run.events import Event, EventBus, FoldFailed, FoldFinished, Observer, RunFailed, RunFinished, RunStarted
 from .run.parallel import check_sendable, run_parallel
 from .run.task import run_task
 from .run.tuning import quiet_optuna
@@ -45,7 +45,7 @@ def _tasks(spec: ExperimentSpec, plan: Plan) -> list[tuple[int, ModelSpec]]:
 def run(spec: ExperimentSpec, frame: pd.DataFrame,
         observers: Iterable[Observer | Callable[[Event], None]] = (),
         store: RunStore | str | Path | bool | None = None, save_models: bool = False,
-        plan: Plan | None = None) -> Results:
+        plan: Plan | None = None, stop: Callable[[], bool] | None = None) -> Results:
     """Run a nested cross validation.
 
     Parameters
@@ -64,6 +64,10 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     plan : Plan, optional
         ``plan_experiment(spec, frame)`` already computed by the caller (a front end that
         validated first), so the splits are not made twice.
+    stop : callable, optional
+        Asked after every event; when it returns True the run stops as on Ctrl-C: the
+        finished folds are kept and the results say ``"interrupted"`` (a front end's Stop
+        button). It takes effect at the next event: a trial, an EM iteration, a fold.
 
     Returns
     -------
@@ -87,14 +91,21 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     if recording.recorder is not None:
         recording.recorder.encode_labels(plan.data)   # labels the store cannot keep: refused before any work
     observer_bus = EventBus(list(observers))
+    # Every outcome as it is announced: an interrupt (Ctrl-C, Stop) can come after a fit's
+    # FoldFinished but before its task returns, and that fit must not be lost.
+    announced: dict[tuple[str, int], FoldOutcome] = {}
 
     class _Bus:
         # Recording is part of the run, not a bystander: it sees every event first (a fold
         # is on disk before any observer hears of it), and its failure is the run's news.
         @staticmethod
         def emit(event: Event) -> None:
+            if isinstance(event, (FoldFinished, FoldFailed)) and event.outcome is not None:
+                announced[(event.model, event.fold)] = event.outcome
             recording(event)
             observer_bus.emit(event)
+            if stop is not None and not isinstance(event, (RunStarted, RunFailed, RunFinished)) and stop():
+                raise KeyboardInterrupt("stopped on request")
 
     bus = _Bus()
     tasks = _tasks(spec, plan)
@@ -122,7 +133,11 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         bus.emit(RunFailed(error=scrub(f"{type(exc).__name__}: {exc}"), traceback=scrub(traceback.format_exc())))
         raise
     rank = spec.result_rank()
-    outcomes = sorted((o for task in by_task.values() for o in task), key=lambda o: (o.fold, rank[o.model]))
+    returned = {(o.model, o.fold): o for task in by_task.values() for o in task}
+    if status == "interrupted":
+        # What finished (and was recorded) but whose task was cut short before returning.
+        returned = {**announced, **returned}
+    outcomes = sorted(returned.values(), key=lambda o: (o.fold, rank[o.model]))
     results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
                       status=status, wall_time=time.perf_counter() - t0)
     results.inner = plan.inner

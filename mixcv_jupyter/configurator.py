@@ -19,7 +19,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 
 from mixcv_core import MixcvError, Results
-from mixcv_core.constraints import ON_ERROR, RULES, Integer, Real
+from mixcv_core.constraints import ON_ERROR, RULES, Integer
 from mixcv_core.experiment.cell import cell_key, param_text, parse_param, spec_to_cell
 from mixcv_core.experiment.registry import (
     available_models,
@@ -44,17 +44,24 @@ COMMON_MODELS: dict[str, dict[str, str]] = {
     "Ridge": {"alpha": "float(0.001, 100.0, log)"},
     "Lasso": {"alpha": "float(0.0001, 10.0, log)"},
 }
+#: A row split and its group variant: what choosing (or clearing) groups switches between.
+_GROUP_VARIANT = {"KFold": "GroupKFold", "StratifiedKFold": "StratifiedGroupKFold"}
 _POST = ["", "LinearModelPostProcessor", "LMERModelPostProcessor", "RandomForestModelPostProcessor"]
 _ERROR_STYLE = "color:#b00020;font-size:12px"
 
 
-def _bounded(rule: str, value: int, description: str, width: str, **style: Any) -> w.BoundedIntText:
-    """An integer control whose bounds are the spec's own rule (`mixcv_core.constraints`)."""
+def _bounded(rule: str, value: int, description: str, width: str, **style: Any) -> w.IntText:
+    """An integer control checked against the spec's own rule (`mixcv_core.constraints`).
+
+    Not a ``BoundedIntText``: that one silently clamps (a 1 typed into folds became 2).
+    The value is kept as typed and an out-of-range one is reported next to the control,
+    in the rule's words, with Run disabled. The rule's bounds are in the tooltip.
+    """
     r = RULES[rule]
-    low = r.low if isinstance(r, Integer) and r.low is not None else -(2**31)
-    high = r.high if isinstance(r, Integer) and r.high is not None else 10**6
-    return w.BoundedIntText(value=value, min=low, max=high, description=description,
-                            layout=w.Layout(width=width), **style)
+    assert isinstance(r, Integer)
+    tip = style.pop("tooltip", "")
+    tip = (tip + "; " if tip else "") + r.describe()
+    return w.IntText(value=value, description=description, layout=w.Layout(width=width), tooltip=tip, **style)
 
 
 def _msg(text: str = "") -> w.HTML:
@@ -221,14 +228,16 @@ class Configurator:
         self.target = w.Dropdown(options=numeric, value=None, description="target", layout=lw)
         self.groups = w.Dropdown(options=[("(none)", None)] + [(c, c) for c in cols], value=None,
                                  description="groups", layout=lw)
+        wide = {"description_width": "110px"}   # "random slopes" must not be clipped
+        self.target.style, self.groups.style, self.dataset_name.style = wide, wide, wide
         self.slopes = w.SelectMultiple(options=numeric, value=(), description="random slopes", rows=4,
-                                       layout=lw)
+                                       layout=lw, style=wide)
         # "All other columns" only works when every other column is numeric; otherwise
         # start from the numeric ones, which is what the user would pick by hand.
         all_numeric = len(numeric) == len(cols)
         self.all_features = w.Checkbox(value=all_numeric, description="features: all other columns", indent=False)
         self.features = w.SelectMultiple(options=numeric, description="features", rows=5, layout=lw,
-                                         value=() if all_numeric else tuple(numeric))
+                                         value=() if all_numeric else tuple(numeric), style=wide)
         # Splits
         methods = list(SPLIT_METHODS)
         self.outer = w.Dropdown(options=methods, value="KFold", description="outer", layout=w.Layout(width="280px"))
@@ -240,15 +249,15 @@ class Configurator:
         self.scale_inner = w.Checkbox(value=True, description="scale inner", indent=False,
                                       layout=w.Layout(width="110px"))
         self.predict_known = w.Checkbox(value=True, description="mixed models use random effects of known groups",
-                                        indent=False)
+                                        indent=False, layout=w.Layout(width="auto"))
+        self.split_note = w.HTML()
         self.repeats = _bounded("outer.n_repeats", 1, "repeats", "150px",
                                 tooltip="repeat the outer split, reshuffled each time (repeated group K-fold)")
-        holdout = RULES["outer.known_holdout"]
-        assert isinstance(holdout, Real)
-        self.known_holdout = w.BoundedFloatText(
-            value=0.0, min=holdout.low, max=holdout.high, step=0.05, description="known holdout",
-            layout=w.Layout(width="220px"), style={"description_width": "initial"},
-            tooltip="share of each training group's rows held out and scored as known groups (0: none)")
+        self.known_holdout = w.FloatText(   # not bounded: out of range is reported, never clamped
+            value=0.0, step=0.05, description="known holdout", layout=w.Layout(width="220px"),
+            style={"description_width": "initial"},
+            tooltip="share of each training group's rows held out and scored as known groups (0: none); "
+                    + RULES["outer.known_holdout"].describe())
         # Models
         self.cards: list[_ModelCard] = [_ModelCard(n, n, dict(p), self) for n, p in COMMON_MODELS.items()]
         self.cards_box = w.VBox([c.box for c in self.cards])
@@ -271,7 +280,7 @@ class Configurator:
         self.merf_window = w.Text(value="2", description="for iterations", placeholder="1",
                                   layout=w.Layout(width="200px"), style={"description_width": "initial"})
         self.merf_linear = w.Checkbox(value=True, description="linear fixed part (zero-mean random effects)",
-                                      indent=False, layout=w.Layout(width="320px"),
+                                      indent=False, layout=w.Layout(width="auto"),
                                       tooltip="off: merf 1.0's algorithm")
         self.merf_em_estimators = w.Text(value="50", description="EM trees", placeholder="all",
                                          layout=w.Layout(width="180px"),
@@ -310,6 +319,11 @@ class Configurator:
         # Actions
         self.output_name = w.Text(value=output, description="store as", layout=w.Layout(width="260px"))
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop",
+                                    tooltip="stop the run at the next trial, EM iteration or fold; finished folds "
+                                            "are kept", layout=w.Layout(display="none"))
+        self._stop_requested = False
+        self._thread: Any = None
         self.cell_button = w.Button(description="Show cell", icon="code")
         self.status = w.HTML()
         self.cell_view = w.Textarea(layout=w.Layout(width="100%", height="220px", display="none"))
@@ -321,6 +335,7 @@ class Configurator:
         self.outer_k.add_class("mixcv-outer-k")
         self.inner_k.add_class("mixcv-inner-k")
         self.run_button.add_class("mixcv-run")
+        self.stop_button.add_class("mixcv-stop")
         self.cell_button.add_class("mixcv-show-cell")
         self.widget = self._layout()
         self.widget.add_class("mixcv-configurator")
@@ -334,9 +349,10 @@ class Configurator:
                   self.mlflow_on, self.mlflow_uri):
             c.observe(lambda _: self._validate(), "value")
         self.add_model_button.on_click(lambda _: self._add_model())
-        self.target.observe(self._drop_from_features, "value")
-        self.groups.observe(self._drop_from_features, "value")
-        self.run_button.on_click(lambda _: self.run())
+        self.target.observe(self._roles_changed, "value")
+        self.groups.observe(self._roles_changed, "value")
+        self.run_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
         self.cell_button.on_click(lambda _: self.show_cell())
         self._building = False
         self._validate()
@@ -358,7 +374,7 @@ class Configurator:
             w.HBox([self.outer, self.outer_k, self.scale_outer, self.msg_outer], layout=wrap),
             w.HBox([self.inner, self.inner_k, self.scale_inner, self.msg_inner], layout=wrap),
             w.HBox([self.repeats, self.msg_repeats, self.known_holdout, self.msg_known_holdout], layout=wrap),
-            self.predict_known])
+            self.split_note, self.predict_known])
         models = self._section("Models", [self.cards_box, w.HBox([self.add_model_name, self.add_model_button])])
         tuning = self._section("Tuning and MERF", [
             w.HBox([self.trials, self.msg_trials, self.objective, self.msg_objective], layout=wrap),
@@ -372,15 +388,65 @@ class Configurator:
             w.HBox([self.store_dir, self.no_store, self.save_models], layout=wrap),
             w.HBox([self.neptune_on, self.neptune_project, self.neptune_mode], layout=wrap),
             w.HBox([self.mlflow_on, self.mlflow_uri], layout=wrap), self.msg_tracking])
-        actions = w.VBox([w.HBox([self.output_name, self.msg_output, self.run_button, self.cell_button],
-                                 layout=wrap), self.status, self.cell_view, self.result])
+        actions = w.VBox([w.HBox([self.output_name, self.msg_output, self.run_button, self.stop_button,
+                                  self.cell_button], layout=wrap), self.status, self.cell_view, self.result])
         return w.VBox([data, splits, models, tuning, tracking, actions], layout=w.Layout(max_width="1000px"))
 
-    def _drop_from_features(self, change: dict) -> None:
-        # Choosing the target or the groups takes that column out of a hand-picked
-        # feature list; ticking it again afterwards is reported as a problem.
-        if not self._building and change["new"] in self.features.value:
-            self.features.value = tuple(c for c in self.features.value if c != change["new"])
+    def _sync_roles(self) -> None:
+        """Offer as slopes and features only the columns that are neither target nor groups."""
+        taken = {self.target.value, self.groups.value}
+        for control in (self.slopes, self.features):
+            keep = tuple(c for c in control.value if c not in taken)
+            options = [c for c in self.numeric if c not in taken]
+            if list(control.options) != options:
+                control.options = options
+            control.value = keep
+
+    def _roles_changed(self, change: dict) -> None:
+        if self._building:
+            return
+        self._sync_roles()
+        if change["owner"] is self.groups:
+            self._switch_splits(change["old"], change["new"])
+
+    def _fit_folds_to_groups(self) -> str:
+        """Fewer folds when the groups cannot fill them: outer at most one per group, inner at
+        most the groups left in the smallest outer training part. Returns what it changed."""
+        import math
+        n = int(self.df[self.groups.value].nunique())
+        changed = []
+        if self.outer.value in _GROUP_VARIANT.values() and self.outer_k.value > n:
+            self.outer_k.value = max(2, n)
+            changed.append(f"outer folds to {self.outer_k.value}")
+        left = n - math.ceil(n / max(self.outer_k.value, 1))
+        if self.inner.value in _GROUP_VARIANT.values() and self.inner_k.value > left:
+            self.inner_k.value = max(2, left)
+            changed.append(f"inner folds to {self.inner_k.value}")
+        return f" ({', '.join(changed)}, to fit {n} groups)" if changed else ""
+
+    def _switch_splits(self, old: str | None, new: str | None) -> None:
+        """Choosing groups switches row splits to their group variants (and back): the one
+        setting that decides whether the estimate is for new groups or known ones."""
+        if (old is None) == (new is None):
+            return
+        table = _GROUP_VARIANT if new is not None else {v: k for k, v in _GROUP_VARIANT.items()}
+        switched = []
+        for control in (self.outer, self.inner):
+            if control.value in table:
+                control.value = table[control.value]
+                switched.append(control.value)
+        fewer = self._fit_folds_to_groups() if new is not None else ""
+        if not switched:
+            self.split_note.value = ""
+        elif new is not None:
+            self.split_note.value = (
+                f"<span class='mixcv-split-note' style='font-size:12px'>Splits switched to "
+                f"{html.escape(' / '.join(dict.fromkeys(switched)))}: each test fold now holds groups the models have "
+                f"not seen, which estimates performance for <b>new groups</b>{fewer}. Choose KFold again to "
+                "estimate known groups instead.</span>")
+        else:
+            self.split_note.value = ("<span class='mixcv-split-note' style='font-size:12px'>Without groups, the "
+                                     "splits went back to row-wise folds.</span>")
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -466,6 +532,9 @@ class Configurator:
             self.dataset_name.value = d.dataset_name
             self.target.value = d.target
             self.groups.value = d.groups
+            self.slopes.value, self.features.value = (), ()
+            self._sync_roles()
+            self.split_note.value = ""
             self.slopes.value = tuple(d.slopes)
             self.all_features.value = d.features is None
             self.features.value = tuple(d.features or ())
@@ -602,7 +671,8 @@ class Configurator:
         if not self.all_features.value and self.slopes.value:
             missing = [s for s in self.slopes.value if s not in feats]
             if missing:
-                self._error("slopes", f"slopes must also be features: {missing}")
+                self._error("slopes", f"a random slope is also a fixed effect: tick {', '.join(missing)} under "
+                                      "features too (or untick it here)")
 
     def _check_against_data(self, spec: ExperimentSpec) -> None:
         # The engine's own check, splits included: the form refuses exactly what a run
@@ -626,6 +696,33 @@ class Configurator:
             self.cell_view.value = f"# the form is not complete yet: {exc}"
         self.cell_view.layout.display = None
 
+    def start(self) -> None:
+        """Run in a background thread (what the Run button does), so the kernel stays free to
+        hear the Stop button; `run` is the same, in the foreground."""
+        import threading
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop_requested = False
+        self.stop_button.disabled, self.stop_button.layout.display = False, None   # at once, before the thread
+        self._thread = threading.Thread(target=self._run_reporting_errors, name="mixcv-form-run", daemon=True)
+        self._thread.start()
+
+    def _run_reporting_errors(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # noqa: BLE001 - a thread's error would be lost: show it in the form
+            self.status.value = (f"<span style='color:#b00020'>the run failed: "
+                                 f"{html.escape(f'{type(exc).__name__}: {exc}')}</span>")
+
+    def stop(self) -> None:
+        """Stop a running experiment as Ctrl-C does: the finished folds are kept in the results.
+
+        Works for a run started with the Run button (`start`), which leaves the kernel free
+        to receive the click."""
+        self._stop_requested = True
+        self.stop_button.disabled = True
+        self.status.value = "stopping at the next trial, EM iteration or fold…"
+
     def run(self) -> Results | None:
         """Run the experiment in place, with live progress; store and show the results."""
         if not self._validate():
@@ -634,7 +731,10 @@ class Configurator:
 
         from .dashboard import LiveDashboard
         spec = self.to_spec()
+        if self._thread is None or not self._thread.is_alive():
+            self._stop_requested = False   # a foreground run; start() reset it already
         self.run_button.disabled = True
+        self.stop_button.disabled, self.stop_button.layout.display = False, None
         self.status.value = "running…"
         dashboard = LiveDashboard(display=lambda obj: _HTMLHandle(self.result, obj))
         try:
@@ -648,17 +748,20 @@ class Configurator:
                 observers.append(MlflowMirror(tracking_uri=self.mlflow_uri.value.strip() or None))
             store = False if self.no_store.value else (self.store_dir.value.strip() or None)
             results = run(spec, self.df, observers=observers, store=store, save_models=self.save_models.value,
-                          plan=self._plan)
+                          plan=self._plan, stop=lambda: self._stop_requested)
         except MixcvError as exc:
             self.status.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
             return None
         finally:
             self.run_button.disabled = False
+            self.stop_button.layout.display = "none"
         self.results = results
         if self.shell is not None:
             self.shell.user_ns[self.output_name.value] = results
         dashboard.finish(results)
-        self.status.value = f"{results.status}; results stored as <code>{html.escape(self.output_name.value)}</code>"
+        done = sum(o.ok for o in results.outcomes)
+        how = (f"<b>stopped</b>: {done} finished fit(s) kept" if results.status == "interrupted" else results.status)
+        self.status.value = f"{how}; results stored as <code>{html.escape(self.output_name.value)}</code>"
         return results
 
 

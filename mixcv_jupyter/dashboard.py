@@ -31,7 +31,25 @@ from mixcv_core.run.events import (
     TrialFinished,
 )
 
-__all__ = ["LiveDashboard", "Rendered"]
+__all__ = ["LiveDashboard", "Rendered", "MIN_FOR_ESTIMATE"]
+
+#: Fits that must have finished before the live view estimates the time left.
+MIN_FOR_ESTIMATE = 3
+# Readable spacing in the progress grid, in JupyterLab's colours (dark theme too).
+_GRID_CSS = ("<style>.mixcv-progress{border-collapse:collapse;margin:4px 0}"
+             ".mixcv-progress th,.mixcv-progress td{padding:2px 12px;white-space:nowrap;text-align:left;"
+             "border-bottom:1px solid var(--jp-border-color2,#ddd)}"
+             ".mixcv-progress td.mixcv-failed{color:var(--jp-error-color1,#b00020)}</style>")
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``1 h 2 min``."""
+    s = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 class Rendered:
@@ -142,7 +160,9 @@ class LiveDashboard:
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("EM iteration")
             ax.set_ylabel(GLL_LABEL)
-            ax.legend(fontsize=7)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if 0 < len(labels) <= 12:
+            fig.legend(handles, labels, loc="outside right center", fontsize=7)   # never over the lines
         self._png = figure_png(fig, dpi=72)
         now = self._clock()
         self.draw_seconds += now - t0
@@ -153,7 +173,10 @@ class LiveDashboard:
         done = sum(s.startswith(("done", "failed")) for s in self.state.values())
         total = len(self.state)
         elapsed = self._clock() - self.start
-        head = (f"<b>mixcv</b> — {html.escape(self._title)}: {done}/{total} fits finished · {elapsed:.1f} s")
+        left = self.time_left(done, total, elapsed)
+        eta = f" · about {_duration(left)} left" if left is not None else ""
+        head = (f"<b>mixcv</b> — {html.escape(self._title)}: {done}/{total} fits finished · "
+                f"{_duration(elapsed)}{eta}")
         pct = 100.0 * done / total if total else 0.0
         bar = (f"<div style='background:#eee;height:6px;width:100%;max-width:480px;margin:4px 0'>"
                f"<div style='background:#4a90d9;height:6px;width:{pct:.1f}%'></div></div>")
@@ -163,13 +186,24 @@ class LiveDashboard:
             tds = "".join(f"<td class='mixcv-{self.state[(m, k)].split()[0]}'>{html.escape(self.state[(m, k)])}</td>"
                           for k in range(self.n_folds))
             rows.append(f"<tr><th>{html.escape(m)}</th>{tds}</tr>")
-        table = f"<table class='mixcv-progress'><tr><th>model</th>{cells}</tr>{''.join(rows)}</table>"
+        # Scrolls sideways inside the output area when there are many folds (repeats).
+        table = (f"<div style='overflow-x:auto;max-width:100%'>{_GRID_CSS}<table class='mixcv-progress'>"
+                 f"<tr><th>model</th>{cells}</tr>{''.join(rows)}</table></div>")
         plot = (f"<div><img class='mixcv-em-live' src='{self._png}'/></div>" if self._png else "")
         body = (f"<div class='mixcv-live' style='font-size:13px'>{head}{bar}{table}{plot}</div>")
-        text = [f"mixcv: {done}/{total} fits finished, {elapsed:.1f} s"]
+        text = [f"mixcv: {done}/{total} fits finished, {_duration(elapsed)}{eta}"]
         for m in self.models:
             text.append(f"  {m}: " + " | ".join(self.state[(m, k)] for k in range(self.n_folds)))
         return Rendered(body, "\n".join(text))
+
+    def time_left(self, done: int, total: int, elapsed: float) -> float | None:
+        """Seconds left, from the pace so far; None until a few fits (``MIN_FOR_ESTIMATE``) have finished.
+
+        Fits are taken as equally long: a rough figure, said as "about".
+        """
+        if done < MIN_FOR_ESTIMATE or done >= total or elapsed <= 0:
+            return None
+        return elapsed * (total - done) / done
 
     def _show(self, obj: Rendered, new: bool = False) -> None:
         if new or self.handle is None:

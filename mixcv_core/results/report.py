@@ -30,10 +30,12 @@ _CSS = """
 .mixcv-report .mixcv-head {margin: 0 0 6px 0; color: var(--jp-ui-font-color1, #222);}
 .mixcv-report .mixcv-meta {color: var(--jp-ui-font-color2, #666); margin-bottom: 6px;}
 .mixcv-report table {border-collapse: collapse; margin: 4px 0;}
-.mixcv-report th, .mixcv-report td {padding: 2px 10px; text-align: right; border-bottom: 1px solid #ddd;}
+.mixcv-report th, .mixcv-report td {padding: 2px 10px; text-align: right; white-space: nowrap;
+  border-bottom: 1px solid var(--jp-border-color2, #ddd); color: var(--jp-ui-font-color1, inherit);}
 .mixcv-report th {background: var(--jp-layout-color2, #f4f4f4);}
 .mixcv-report td.mixcv-best {font-weight: bold;}
-.mixcv-report .mixcv-fail {color: #b00020;}
+.mixcv-report .mixcv-fail {color: var(--jp-error-color1, #b00020);}
+.mixcv-report .mixcv-scroll {overflow-x: auto; max-width: 100%;}
 .mixcv-report details {margin: 4px 0;}
 .mixcv-report .mixcv-figure {max-width: 100%; margin: 2px 8px 2px 0; vertical-align: top;}
 .mixcv-report .mixcv-check-warning {color: var(--jp-warn-color0, #8a4b00);}
@@ -43,14 +45,15 @@ _CSS = """
 
 
 def _safe(styler: Styler) -> str:
-    """A Styler's HTML with every label and text cell escaped.
+    """A Styler's HTML with every label and text cell escaped, in a box that scrolls sideways.
 
     Model names, column names and parameter values come from the user (a cell, a stored
     run); pandas escapes none of them by default, so ``<img onerror=...>`` as a model name
-    would run in the notebook.
+    would run in the notebook. A table wider than the output area scrolls inside it
+    instead of being cut off.
     """
     styler = styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-    return str(styler.to_html())
+    return f'<div class="mixcv-scroll">{styler.to_html()}</div>'
 
 
 def _fmt(x: float) -> str:

@@ -108,21 +108,29 @@ def test_merf_refuses_what_the_spec_refuses(path, bad):
     assert info.value.field == MERF_PARAMS[path]
 
 
-def test_the_form_takes_its_bounds_from_the_rules():
+def test_the_form_refuses_what_the_rules_refuse_in_their_words():
     pd = pytest.importorskip("pandas")
     from mixcv_jupyter import Configurator
     form = Configurator(pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [1.0, 0, 1, 0], "g": [1, 1, 2, 2]}), name="df")
+    form.target.value = "y"
+    form.cards[0].enabled.value = True
     for control, path in ((form.outer_k, "outer.n_splits"), (form.inner_k, "inner.n_splits"),
                           (form.trials, "tuning.n_trials"), (form.merf_iter, "merf.max_iterations"),
-                          (form.seed, "seed"), (form.n_jobs, "n_jobs"), (form.repeats, "outer.n_repeats")):
+                          (form.seed, "seed"), (form.repeats, "outer.n_repeats")):
         rule = RULES[path]
         assert isinstance(rule, Integer)
-        assert control.min == rule.low, path
-        if rule.high is not None:
-            assert control.max == rule.high, path
-    holdout = RULES["outer.known_holdout"]
-    assert isinstance(holdout, Real)
-    assert (form.known_holdout.min, form.known_holdout.max) == (holdout.low, holdout.high)
+        good = control.value
+        for bad in [rule.low - 1] + ([rule.high + 1] if rule.high is not None else []):
+            control.value = bad
+            assert control.value == bad, path                    # kept as typed, never clamped
+            assert form.run_button.disabled, path
+            assert f"must be {rule.describe()}, got {bad}" in " ".join(form.errors.values()), path
+        control.value = good
+        assert rule.describe() in control.tooltip                # the bounds are shown on hover
+    form.groups.value = "g"
+    form.known_holdout.value = 0.9
+    assert form.known_holdout.value == 0.9 and form.run_button.disabled
+    assert "must be a number >= 0.0 and <= 0.5, got 0.9" in form.errors["known_holdout"]
 
 
 @pytest.mark.parametrize("rule,good", [

@@ -143,3 +143,20 @@ def test_synthesizer_has_real_random_slopes():
     assert 0.6**2 < lmm.cov_re_.loc["Intercept", "Intercept"] < 1.5**2
     again = generate_regression(40, 60, n_slopes=1, noise_level=0.1, random_seed=3)
     pd.testing.assert_series_equal(y, again[1])
+
+
+def test_ties_are_all_bold_and_wide_tables_scroll_inside_the_output():
+    import re
+
+    from mixcv_core import CrossValidation
+    from mixcv_core.synthesizer import generate_regression
+    X, y, g, _ = generate_regression(6, 10, random_seed=3, n_features=2)
+    res = (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=3)
+           .add_model("LinearModel").add_model("LinearModel", model_name="SameAgain").add_model("DummyRegressor")
+           .set_run(store=False).perform().get_results())
+    page = res._repr_html_()
+    (selectors,) = re.findall(r"((?:#T_\w+_row\d_col\d,?\s*)+)\{\s*font-weight: bold;", page)
+    bold = set(re.findall(r"_row(\d)_col(\d)", selectors))
+    # Both tied models are bold on every metric, the dummy nowhere.
+    assert bold == {(r, c) for r in "01" for c in "0123"}, bold
+    assert page.count('<div class="mixcv-scroll">') >= 2                 # summary and per-fold table

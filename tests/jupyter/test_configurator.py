@@ -67,12 +67,15 @@ def test_values_become_the_spec(form):
 
 
 @pytest.mark.parametrize("change,control,words", [
-    (lambda f: (setattr(f.all_features, "value", False), setattr(f.features, "value", ("X0", "X1", "y"))),
-     "msg_target", "also ticked as a feature"),
+    (lambda f: (setattr(f.all_features, "value", False), setattr(f.features, "value", ("X1",))),
+     "msg_slopes", "tick X0 under features too"),
     (lambda f: (setattr(f.outer, "value", "GroupKFold"), setattr(f.outer_k, "value", 8)),
      "msg_outer", "needs at least 8 groups, there are 6"),
     (lambda f: setattr(f.groups, "value", None), "msg_slopes", "random slopes need a groups column"),
-    (lambda f: setattr(f.trials, "value", 0), None, None),   # bounded: the control itself refuses 0
+    # Never clamped silently: the value stays as typed and the rule says what is wrong.
+    (lambda f: setattr(f.trials, "value", 0), "msg_trials", "must be an integer &gt;= 1, got 0"),
+    (lambda f: setattr(f.outer_k, "value", 1), "msg_outer", "must be an integer &gt;= 2, got 1"),
+    (lambda f: setattr(f.repeats, "value", 0), "msg_repeats", "must be an integer &gt;= 1, got 0"),
     (lambda f: setattr(f.timeout, "value", "-5"), "msg_timeout", "must be a number &gt; 0.0"),
     (lambda f: setattr(f.timeout, "value", "soon"), "msg_timeout", "got &#x27;soon&#x27;"),
 ])
@@ -80,10 +83,7 @@ def test_problems_show_next_to_their_control_and_disable_run(form, change, contr
     card(form, "LinearModel").enabled.value = True
     assert not form.run_button.disabled
     change(form)
-    if control is None:
-        assert form.trials.value == 1 and not form.run_button.disabled
-        return
-    assert words in getattr(form, control).value
+    assert words in getattr(form, control).value, getattr(form, control).value
     assert form.run_button.disabled
 
 
@@ -165,3 +165,50 @@ def test_tracking_section_stores_and_mirrors(form, tmp_path, monkeypatch):
     from mixcv_core.tracking.store import RunStore
     assert RunStore(tmp_path / "store").runs()["id"].tolist() == [res.run_id]
     assert list(tmp_path.glob(".neptune/offline/run__*/data-1.log"))
+
+
+def test_the_target_and_groups_are_never_offered_as_slopes_or_features(form):
+    assert "y" not in form.slopes.options and "y" not in form.features.options
+    assert "group" not in form.slopes.options and "group" not in form.features.options
+    form.target.value = "X1"       # another target: y comes back, X1 goes (and leaves the slopes)
+    assert "y" in form.slopes.options and "X1" not in form.slopes.options and "X1" not in form.features.options
+
+
+def test_choosing_groups_switches_the_splits_to_their_group_variants_and_back(df):
+    f = Configurator(df, name="df", shell=Shell())
+    f.outer.value, f.inner.value = "KFold", "StratifiedKFold"
+    f.target.value = "y"
+    f.groups.value = "group"
+    assert (f.outer.value, f.inner.value) == ("GroupKFold", "StratifiedGroupKFold")
+    assert "new groups" in f.split_note.value and "KFold again" in f.split_note.value
+    f.outer.value = "KFold"        # the user may switch back: nothing overrides that
+    f.target.value = "X1"
+    assert f.outer.value == "KFold"
+    f.groups.value = None
+    assert f.inner.value == "StratifiedKFold" and "row-wise" in f.split_note.value
+
+
+def test_stop_keeps_the_finished_folds(df, tmp_path):
+    import threading
+    import time
+
+    from _helpers_jupyter import SlowFit
+    f = Configurator(df, name="df", shell=Shell())
+    f.target.value, f.groups.value = "y", "group"
+    f.outer_k.value = 6
+    f.no_store.value = True
+    f._add_model("SlowFit", f"{SlowFit.__module__}.SlowFit")
+    for c in f.cards:
+        c.enabled.value = c.label == "SlowFit"
+    assert not f.run_button.disabled, f.errors
+    f.run_button.click()           # runs in the background: the kernel stays free for Stop
+    assert f.stop_button.layout.display is None
+    deadline = time.time() + 30
+    while "done" not in f.result.value and time.time() < deadline:
+        time.sleep(0.05)
+    f.stop_button.click()
+    f._thread.join(30)
+    assert not f._thread.is_alive() and threading.active_count() >= 1
+    res = f.shell.user_ns["mixcv_results"]
+    assert res.status == "interrupted" and 1 <= len(res.to_frame()) < 6
+    assert "stopped" in f.status.value and f.stop_button.layout.display == "none"

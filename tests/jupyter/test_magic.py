@@ -261,3 +261,11 @@ def test_a_cell_with_several_mistakes_names_them_all(ip):
         "  line 14, models.RandomForestRegressor.max_depth: bad range 'int(2, four)': high must be an integer, "
         "got 'four'",
     ]
+
+
+def test_the_live_view_estimates_the_time_left_once_a_few_fits_finished():
+    from mixcv_jupyter.dashboard import MIN_FOR_ESTIMATE, LiveDashboard
+    dash = LiveDashboard(display=lambda obj: None)
+    assert dash.time_left(MIN_FOR_ESTIMATE - 1, 10, 30.0) is None        # too early to say
+    assert dash.time_left(4, 10, 40.0) == pytest.approx(60.0)             # 10 s a fit, 6 to go
+    assert dash.time_left(10, 10, 40.0) is None                           # nothing left
