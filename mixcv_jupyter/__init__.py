@@ -24,9 +24,16 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the mixcv magics with an IPython shell."""
     from .magic import MixcvMagics
     ipython.register_magics(MixcvMagics)
+    # Results show as the explorer (tabs) in this notebook; the engine stays free of widgets.
+    from mixcv_core.results import Results
+
+    from .explorer import Explorer
+    ipython.display_formatter.mimebundle_formatter.for_type(Results, lambda r: Explorer(r)._repr_mimebundle_())
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the mixcv magics again."""
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("mixcv", None)
+    from mixcv_core.results import Results
+    ipython.display_formatter.mimebundle_formatter.type_printers.pop(Results, None)

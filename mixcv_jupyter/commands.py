@@ -184,8 +184,9 @@ def _spec(magics: MixcvMagics, args: argparse.Namespace) -> None:
     print(text, end="")
 
 
-def _show(magics: MixcvMagics, args: argparse.Namespace) -> Results:
-    return _results(magics, args.name)
+def _show(magics: MixcvMagics, args: argparse.Namespace) -> Any:
+    from .explorer import Explorer
+    return Explorer(_results(magics, args.name))
 
 
 def _command(name: str, summary: str, run: Callable[[MixcvMagics, argparse.Namespace], Any],
@@ -217,7 +218,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                               "help": "also unpickle the saved models: runs their code, so only for a store you "
                                       "trust (checked: inside the store, checksum as saved)"})),
     _command("spec", "print the %%mixcv cell that reproduces results", _spec, _NAME),
-    _command("show", "render results again", _show, _NAME),
+    _command("show", "open results in the explorer: summary, per fold, comparison, plots, models, checks", _show, _NAME),
 )}
 
 

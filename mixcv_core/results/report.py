@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from ..experiment.spec import ExperimentSpec
     from .results import Results
 
-__all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html"]
+__all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html", "fold_table_html",
+           "tuned_params_html", "convergence_html", "problems_html", "comparison_html", "checks_html",
+           "figures_html", "CSS"]
 
-_CSS = """
+CSS = """
 <style>
 .mixcv-report {font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; max-width: 100%;}
 .mixcv-report .mixcv-head {margin: 0 0 6px 0; color: var(--jp-ui-font-color1, #222);}
@@ -179,7 +181,7 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     outer = spec.outer.method
     head = (f"<h4 class='mixcv-head'>Plan (dry run): {len(plan.data.y)} rows, outer {html.escape(str(outer))} "
             f"with {n_folds} folds; about {n_fits} model fits</h4>")
-    return (_CSS + "<div class='mixcv-report mixcv-plan'>" + head
+    return (CSS + "<div class='mixcv-report mixcv-plan'>" + head
             + _safe(mt.style.format(escape="html").hide(axis="index"))
             + "<div>Outer folds</div>" + _safe(table.style.hide(axis="index")) + "</div>")
 
@@ -209,7 +211,7 @@ def render_html(results: Results) -> str:
         meta.append(f"run <code>{html.escape(str(results.run_id))}</code>")
 
     record_error = getattr(results, "record_error", None)
-    parts = [_CSS, '<div class="mixcv-report">',
+    parts = [CSS, '<div class="mixcv-report">',
              f'<h4 class="mixcv-head">{title} — '
              f'{"<span class=mixcv-fail>interrupted</span>" if status != "finished" else "finished"}</h4>',
              f'<div class="mixcv-meta">{" · ".join(meta)}</div>']
@@ -236,36 +238,61 @@ def render_html(results: Results) -> str:
         line = where_mixed_models_help(results)
         if line:
             parts.append(f'<div class="mixcv-known">{html.escape(line)}</div>')
-        parts.append(_comparison_html(results))
-        parts.append(_checks_html(results))
-        parts.append(_figures_html(results))
+        parts.append(comparison_html(results))
+        parts.append(checks_html(results))
+        parts.append(figures_html(results))
 
-        folds = results.to_frame().drop(columns=["best_params"])
-        if not any(m.tunes for m in spec.models):
-            folds = folds.drop(columns=["tune_time"])
-        if folds["converged"].isna().all():
-            folds = folds.drop(columns=["converged"])
-        if not (folds["convergence"].astype(bool)).any():
-            folds = folds.drop(columns=["convergence"])
-        num = folds.select_dtypes("number").columns.drop(["fold", "n_train", "n_test"], errors="ignore")
-        fold_html = _safe(folds.style.format({c: _fmt for c in num}, escape="html").hide(axis="index"))
-        parts.append(f"<details><summary>Per fold ({len(folds)} fits)</summary>{fold_html}</details>")
-        if tuned:
-            bp = results.to_frame()[["model", "fold", "best_params"]]
-            bp = bp[bp["best_params"].map(bool)]
-            if len(bp):
-                bp = bp.assign(best_params=bp["best_params"].map(
-                    lambda p: ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in p.items())))
-                parts.append(f"<details><summary>Tuned parameters</summary>"
-                             f"{_safe(bp.style.format(escape='html').hide(axis='index'))}</details>")
+        parts.append(f"<details><summary>Per fold ({len(results.to_frame())} fits)</summary>"
+                     f"{fold_table_html(results)}</details>")
+        tuned_html = tuned_params_html(results)
+        if tuned_html:
+            parts.append(f"<details><summary>Tuned parameters</summary>{tuned_html}</details>")
     else:
         parts.append("<div>No model finished a fold.</div>")
 
-    if results.histories:
-        fig = results.plot_convergence()
-        parts.append(f'<div class="mixcv-convergence"><div>EM convergence</div>'
-                     f'<img class="mixcv-em-final" src="{figure_png(fig)}"/></div>')
+    parts.append(convergence_html(results))
+    parts.append(problems_html(results))
+    parts.append("</div>")
+    return "\n".join(parts)
 
+
+# -- the report's sections, each usable alone (the results explorer's tabs) ---------------
+def fold_table_html(results: Results) -> str:
+    """One row per model and outer fold, the columns that say something for this run."""
+    folds = results.to_frame().drop(columns=["best_params"])
+    if not any(m.tunes for m in results.spec.models):
+        folds = folds.drop(columns=["tune_time"])
+    if folds["converged"].isna().all():
+        folds = folds.drop(columns=["converged"])
+    if not (folds["convergence"].astype(bool)).any():
+        folds = folds.drop(columns=["convergence"])
+    num = folds.select_dtypes("number").columns.drop(["fold", "repeat", "n_train", "n_test", "n_known"],
+                                                     errors="ignore")
+    return _safe(folds.style.format({c: _fmt for c in num}, escape="html").hide(axis="index"))
+
+
+def tuned_params_html(results: Results) -> str:
+    """The parameters the inner loop chose, per model and fold ("" when nothing was tuned)."""
+    bp = results.to_frame()[["model", "fold", "best_params"]]
+    bp = bp[bp["best_params"].map(bool)]
+    if not len(bp):
+        return ""
+    bp = bp.assign(best_params=bp["best_params"].map(
+        lambda p: ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in p.items())))
+    return _safe(bp.style.format(escape="html").hide(axis="index"))
+
+
+def convergence_html(results: Results) -> str:
+    """MERF's EM convergence figure ("" without MERF)."""
+    if not results.histories:
+        return ""
+    return (f'<div class="mixcv-convergence"><div>EM convergence</div>'
+            f'<img class="mixcv-em-final" src="{figure_png(results.plot_convergence())}"/></div>')
+
+
+def problems_html(results: Results) -> str:
+    """Failed fits (open) and warnings raised while fitting (folded)."""
+    parts = []
     fails = results.failures
     if len(fails):
         items = "".join(f"<li>{html.escape(r.model)} fold {r.fold}: <code>{html.escape(r.error)}</code></li>"
@@ -278,15 +305,14 @@ def render_html(results: Results) -> str:
         items = "".join(f"<li>{n}× {html.escape(w[:300])}</li>" for w, n in counts.items())
         parts.append(f"<details><summary>{len(warns)} warning(s) while fitting (see results.warnings)"
                      f"</summary><ul>{items}</ul></details>")
-    parts.append("</div>")
-    return "\n".join(parts)
+    return "".join(parts)
 
 
 def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _comparison_html(results: Results) -> str:
+def comparison_html(results: Results) -> str:
     """The corrected t-test of every pair (primary metric), with the headline sentence."""
     if len(results.model_names) < 2:
         return ""
@@ -311,7 +337,7 @@ def _comparison_html(results: Results) -> str:
             f"{_safe(shown.style.format(escape='html').hide(axis='index'))}</details></div>")
 
 
-def _checks_html(results: Results) -> str:
+def checks_html(results: Results) -> str:
     from .checks import CHECKS, run_checks
     found = run_checks(results)
     if not found:
@@ -326,7 +352,7 @@ def _checks_html(results: Results) -> str:
             "</details>")
 
 
-def _figures_html(results: Results) -> str:
+def figures_html(results: Results) -> str:
     """The most telling figures: per-fold scores (with the comparison) and the fold map."""
     figs = []
     if len(results._outer) >= 2:

@@ -77,7 +77,9 @@ def test_spec_line_magic_prints_the_cell_that_reproduces_results(ip, capsys):
 
 def test_show_models_splits_help(ip):
     ip.run_cell_magic("mixcv", "-o shown --quiet --no-store", CELL)
-    assert ip.run_line_magic("mixcv", "show shown") is ip.user_ns["shown"]
+    shown = ip.run_line_magic("mixcv", "show shown")
+    assert shown.results is ip.user_ns["shown"] and "application/vnd.jupyter.widget-view+json" in \
+        shown._repr_mimebundle_()
     assert "RandomForestRegressor" in repr(ip.run_line_magic("mixcv", "models"))
     assert "StratifiedGroupKFold" in repr(ip.run_line_magic("mixcv", "splits"))
     assert "choice(" in repr(ip.run_line_magic("mixcv", "help"))
@@ -269,3 +271,25 @@ def test_the_live_view_estimates_the_time_left_once_a_few_fits_finished():
     assert dash.time_left(MIN_FOR_ESTIMATE - 1, 10, 30.0) is None        # too early to say
     assert dash.time_left(4, 10, 40.0) == pytest.approx(60.0)             # 10 s a fit, 6 to go
     assert dash.time_left(10, 10, 40.0) is None                           # nothing left
+
+
+def test_the_explorer_has_every_tab_built_on_the_report_pieces(ip):
+    from mixcv_jupyter.explorer import TABS, Explorer
+    ip.run_cell_magic("mixcv", "-o explored --quiet --no-store", CELL)
+    res = ip.user_ns["explored"]
+    ex = Explorer(res)
+    assert ex.widget.titles == ("Summary", "Per fold", "Comparison", "Plots", "Models", "Checks") == tuple(TABS)
+    assert [p.value != "" for p in ex._panes] == [True] + [False] * 5    # the rest drawn when opened
+    ex.widget.selected_index = 3
+    assert ex._panes[3].value.count("<img") >= 4                          # the figures, as images
+    assert "p_holm" in ex.tab_html("Comparison") and "corrected" in ex.tab_html("Comparison")
+    models = ex.tab_html("Models")
+    assert "Linear mixed model fit by REML" in models and "random effects" in models
+    assert "best_params" in models                                        # the tuned forest's choices
+    assert "Methodology checks" in ex.tab_html("Checks")
+    assert "mixcv-scroll" in ex.tab_html("Per fold")
+    bundle = ex._repr_mimebundle_()
+    assert bundle["text/html"] == ex._panes[0].value and "mixcv-report" in bundle["text/html"]
+    # With the extension loaded, any Results displayed in the notebook is the explorer.
+    data, _ = ip.display_formatter.format(res)
+    assert "application/vnd.jupyter.widget-view+json" in data and "mixcv-report" in data["text/html"]
