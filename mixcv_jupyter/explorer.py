@@ -85,17 +85,33 @@ def _models(r: Results) -> str:
             items.append(_img(r.plot_convergence(model), f"{model} EM convergence"))
         if any(m == model for m, _ in r.studies):
             items.append(_img(r.plot_tuning(model), f"{model} tuning"))
+        coefs = _coefficients(fitted)
+        if coefs is not None:
+            items.append("<div>Coefficients per outer fold</div>" + rp._safe(coefs.style.format(rp._fmt)))
         table = r.to_frame()
         params = table.loc[(table["model"] == model) & table["best_params"].map(bool), ["fold", "best_params"]]
         if len(params):
-            items.append(rp._safe(params.assign(best_params=params["best_params"].map(str))
-                                  .style.format(escape="html").hide(axis="index")))
+            items.append("<div>Tuned parameters</div>" + rp._safe(params.assign(
+                best_params=params["best_params"].map(str)).style.format(escape="html").hide(axis="index")))
         if not items:
-            items.append("<div>Nothing more to show for this model (stored runs keep fitted models only with "
-                         "save_models=True).</div>")
-        parts.append(f"<details {'open' if not parts else ''}><summary><b>{html.escape(model)}</b></summary>"
-                     f"{''.join(items)}</details>")
+            items.append("<div>No fitted models in these results: a stored run keeps them only with "
+                         "save_models=True.</div>" if not fitted else "<div>Nothing more to show for this model."
+                                                                        "</div>")
+        parts.append(f"<details open><summary><b>{html.escape(model)}</b></summary>{''.join(items)}</details>")
     return "".join(parts) or "<div>No model finished a fold.</div>"
+
+
+def _coefficients(fitted: dict[int, Any]) -> Any:
+    """A linear model's coefficients, a column per outer fold (None for other models)."""
+    import numpy as np
+    import pandas as pd
+    cols = {}
+    for fold, est in sorted(fitted.items()):
+        coef, names = getattr(est, "coef_", None), getattr(est, "feature_names_in_", None)
+        if coef is None or names is None or hasattr(est, "fe_params_") or np.ndim(coef) != 1:
+            return None
+        cols[f"fold {fold}"] = pd.Series(np.asarray(coef, dtype=float), index=[str(n) for n in names])
+    return pd.DataFrame(cols) if cols else None
 
 
 def _checks(r: Results) -> str:
@@ -114,8 +130,9 @@ class Explorer:
 
     def __init__(self, results: Results) -> None:
         self.results = results
-        self._panes = [w.HTML() for _ in TABS]
-        self.widget = w.Tab(children=self._panes, titles=tuple(TABS))
+        # Full width, and no wider: a wide table then scrolls inside its pane, not the page.
+        self._panes = [w.HTML(layout=w.Layout(width="100%", overflow="hidden")) for _ in TABS]
+        self.widget = w.Tab(children=self._panes, titles=tuple(TABS), layout=w.Layout(width="100%"))
         self.widget.add_class("mixcv-explorer")
         self._panes[0].value = self._wrapped("Summary")
         self.widget.observe(self._opened, "selected_index")
@@ -139,6 +156,6 @@ class Explorer:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
-        bundle["text/html"] = self._panes[0].value   # for a notebook saved or exported without widgets
+        bundle["text/html"] = rp.render_html(self.results)   # for a notebook saved or exported without widgets
         bundle["text/plain"] = repr(self.results)
         return bundle

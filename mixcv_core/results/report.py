@@ -38,6 +38,10 @@ CSS = """
 .mixcv-report td.mixcv-best {font-weight: bold;}
 .mixcv-report .mixcv-fail {color: var(--jp-error-color1, #b00020);}
 .mixcv-report .mixcv-scroll {overflow-x: auto; max-width: 100%;}
+/* Inside the form and the explorer the report sits in an ipywidgets HTML, a flex item that
+   would grow to the table's width; held to the pane's width, wide tables scroll instead. */
+.mixcv-explorer .widget-html, .mixcv-configurator .widget-html {min-width: 0;}
+.mixcv-explorer .widget-html-content, .mixcv-configurator .widget-html-content {min-width: 0; width: 100%;}
 .mixcv-report details {margin: 4px 0;}
 .mixcv-report .mixcv-figure {max-width: 100%; margin: 2px 8px 2px 0; vertical-align: top;}
 .mixcv-report .mixcv-check-warning {color: var(--jp-warn-color0, #8a4b00);}
@@ -232,8 +236,9 @@ def render_html(results: Results) -> str:
                          "estimates may be wrong; see the converged and convergence columns per fold</div>")
         what = ("new groups: the outer test folds; known groups: held-out rows of groups seen in training"
                 if results.has_known else split_names(results)["test"])
-        parts.append(f"<div>Mean ± sd over {len(results._outer)} outer folds ({html.escape(what)}; best in bold; "
-                     "RMSE = √mean MSE)</div>")
+        n_run, n_all = results.to_frame()["fold"].nunique(), len(results._outer)
+        over = f"{n_run} outer folds" if n_run == n_all else f"the {n_run} of {n_all} outer folds that finished"
+        parts.append(f"<div>Mean ± sd over {over} ({html.escape(what)}; best in bold; RMSE = √mean MSE)</div>")
         parts.append(_safe(styler))
         line = where_mixed_models_help(results)
         if line:
