@@ -218,7 +218,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                               "help": "also unpickle the saved models: runs their code, so only for a store you "
                                       "trust (checked: inside the store, checksum as saved)"})),
     _command("spec", "print the %%mixcv cell that reproduces results", _spec, _NAME),
-    _command("show", "open results in the explorer: summary, per fold, comparison, plots, models, checks", _show, _NAME),
+    _command("show", "open results in the explorer: summary, folds, comparison, plots, models, checks", _show, _NAME),
 )}
 
 

@@ -4,8 +4,6 @@ scroll inside the output area. Screenshots go to tests/browser/artifacts/."""
 
 from __future__ import annotations
 
-import time
-
 import nbformat
 import pytest
 
