@@ -156,6 +156,6 @@ class Explorer:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
-        bundle["text/html"] = rp.render_html(self.results)   # for a notebook saved or exported without widgets
+        bundle["text/html"] = self._panes[0].value   # the report, for a notebook saved or exported without widgets
         bundle["text/plain"] = repr(self.results)
         return bundle

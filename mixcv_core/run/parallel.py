@@ -42,7 +42,7 @@ from .events import Event, FoldFailed, FoldFinished
 from .task import run_task
 from .tuning import quiet_optuna
 
-__all__ = ["check_sendable", "run_parallel"]
+__all__ = ["check_sendable", "run_parallel", "worker_threads"]
 
 _STARTED = "__mixcv_task_started__"
 
@@ -118,6 +118,18 @@ def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, 
     return i
 
 
+#: The variables OpenMP and the BLAS libraries read for their thread count (as joblib's loky
+#: backend sets them for its workers).
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def worker_threads(workers: int) -> int:
+    """Native threads each of ``workers`` processes may use: workers x threads <= cores."""
+    from joblib import cpu_count
+    return max(1, cpu_count() // max(workers, 1))
+
+
 def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]], n_jobs: int,
                  emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]]) -> None:
     """Run ``tasks`` in ``n_jobs`` processes, emitting their events as they happen.
@@ -134,11 +146,16 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     from joblib.externals.loky import get_reusable_executor
 
     workers = cpu_count() if n_jobs == -1 else min(n_jobs, len(tasks))
+    threads = worker_threads(workers)
     task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
     me = os.getpid()
 
     def new_executor() -> Any:
-        return get_reusable_executor(max_workers=workers, initializer=exit_with_parent, initargs=(me,))
+        # Each worker's OpenMP/BLAS pools get cores // workers threads, set in its environment
+        # before it starts (so before any native library reads it): two workers with a full
+        # set of threads each on two cores ran 7x slower than one.
+        return get_reusable_executor(max_workers=workers, initializer=exit_with_parent, initargs=(me,),
+                                     env=dict.fromkeys(_THREAD_VARIABLES, str(threads)))
 
     executor = new_executor()
 

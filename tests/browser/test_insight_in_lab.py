@@ -51,3 +51,25 @@ def test_insight_notebook_shows_report_comparison_checks_and_figures(lab_server,
             nb.activeCellIndex = i; await nb.scrollToItem(i, 'start'); }""", index)
         time.sleep(1.0)
         page.screenshot(path=str(ARTIFACTS / name))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "runs_and_tracking.ipynb"])
+def test_the_readme_notebooks_run_in_lab_without_errors(lab_server, lab_root, page, name):
+    shutil.copy(NOTEBOOK.parent / name, lab_root / name)
+    open_notebook(page, lab_server, name)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    run_all(page)
+    # Done when every code cell has an execution count and the kernel is idle again.
+    page.wait_for_function("""() => { const p = window.jupyterapp.shell.currentWidget;
+        return p.sessionContext.session.kernel.status === 'idle' &&
+               p.content.widgets.every(c => c.model.type !== 'code' || c.model.sharedModel.execution_count); }""",
+                           timeout=600_000, polling=500)
+    errors = page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.widgets
+        .filter(c => c.model.type === 'code')
+        .flatMap(c => c.model.sharedModel.outputs || []).filter(o => o.output_type === 'error')
+        .map(o => o.ename + ': ' + o.evalue)""")
+    assert errors == []
+    assert page.locator(".jp-OutputArea .mixcv-report").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name.removesuffix('.ipynb')}_in_lab.png"))

@@ -289,7 +289,7 @@ def test_the_explorer_has_every_tab_built_on_the_report_pieces(ip):
     assert "Methodology checks" in ex.tab_html("Checks")
     assert "mixcv-scroll" in ex.tab_html("Per fold")
     bundle = ex._repr_mimebundle_()
-    assert bundle["text/html"] in ex._panes[0].value and "mixcv-report" in bundle["text/html"]
+    assert bundle["text/html"] == ex._panes[0].value and "mixcv-report" in bundle["text/html"]
     # With the extension loaded, any Results displayed in the notebook is the explorer.
     data, _ = ip.display_formatter.format(res)
     assert "application/vnd.jupyter.widget-view+json" in data and "mixcv-report" in data["text/html"]
