@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import optuna.distributions as od
 
 from .._frozen import FrozenMap
@@ -175,7 +176,6 @@ class SplitSpec:
 
     def repeat_labels(self, n_folds: int) -> Any:
         """The repeat (0, 1, ...) of each of the ``n_folds`` folds this split produced."""
-        import numpy as np
         if self.is_named:
             return np.arange(n_folds) // self.n_splits
         return repeat_labels(self.method, n_folds)
