@@ -45,7 +45,7 @@ def _tasks(spec: ExperimentSpec, plan: Plan) -> list[tuple[int, ModelSpec]]:
 def run(spec: ExperimentSpec, frame: pd.DataFrame,
         observers: Iterable[Observer | Callable[[Event], None]] = (),
         store: RunStore | str | Path | bool | None = None, save_models: bool = False,
-        plan: Plan | None = None, stop: Callable[[], bool] | None = None) -> Results:
+        plan: Plan | None = None, stop: Callable[[], bool] | None = None, resume: str | None = None) -> Results:
     """Run a nested cross validation.
 
     Parameters
@@ -68,6 +68,11 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         Asked after every event; when it returns True the run stops as on Ctrl-C: the
         finished folds are kept and the results say ``"interrupted"`` (a front end's Stop
         button). It takes effect at the next event: a trial, an EM iteration, a fold.
+    resume : str, optional
+        The id of a stored run of this same experiment (``store`` must hold it) that was
+        interrupted: only the (model, fold) fits it lacks are run, into that stored run,
+        and the results are those of an uninterrupted run. The spec and the data must be
+        the ones it ran with (checked).
 
     Returns
     -------
@@ -87,7 +92,11 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     if plan is None:
         plan = plan_experiment(spec, frame)
     run_store = resolve_store(store)
-    recording = _Recording(StoreObserver(run_store, save_models) if run_store is not None else None)
+    done: dict[tuple[str, int], FoldOutcome] = {}
+    if resume is not None:
+        done = _stored_outcomes(spec, plan, run_store, resume)
+    recording = _Recording(StoreObserver(run_store, save_models, resume_id=resume) if run_store is not None
+                           else None)
     if recording.recorder is not None:
         recording.recorder.encode_labels(plan.data)   # labels the store cannot keep: refused before any work
     observer_bus = EventBus(list(observers))
@@ -108,7 +117,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
                 raise KeyboardInterrupt("stopped on request")
 
     bus = _Bus()
-    tasks = _tasks(spec, plan)
+    # A resumed run skips the tasks whose every fit the stored run already has.
+    tasks = [(k, m) for k, m in _tasks(spec, plan) if not all((n, k) in done for n in spec.task_names(m))]
     # A time limit needs worker processes even for one job: only a process can be
     # stopped in the middle of native code (a forest, BLAS).
     parallel = spec.timeout is not None or not (spec.n_jobs == 1 or len(tasks) == 1)
@@ -133,10 +143,10 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         bus.emit(RunFailed(error=scrub(f"{type(exc).__name__}: {exc}"), traceback=scrub(traceback.format_exc())))
         raise
     rank = spec.result_rank()
-    returned = {(o.model, o.fold): o for task in by_task.values() for o in task}
+    returned = {**done, **{(o.model, o.fold): o for task in by_task.values() for o in task}}
     if status == "interrupted":
         # What finished (and was recorded) but whose task was cut short before returning.
-        returned = {**announced, **returned}
+        returned = {**done, **announced, **returned}
     outcomes = sorted(returned.values(), key=lambda o: (o.fold, rank[o.model]))
     results = Results(spec=spec, outcomes=outcomes, data=plan.data, outer=plan.outer,
                       status=status, wall_time=time.perf_counter() - t0)
@@ -152,6 +162,26 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     results.recorded = recording.recorder is not None and recording.error is None
     results.record_error = recording.error
     return results
+
+
+def _stored_outcomes(spec: ExperimentSpec, plan: Plan, store: RunStore | None,
+                     run_id: str) -> dict[tuple[str, int], FoldOutcome]:
+    """The fits a stored run already has, after checking it ran this experiment on this data."""
+    import numpy as np
+
+    from .errors import SpecError
+    if store is None:
+        raise SpecError("resume", "resuming needs the run store that holds the run; do not pass store=False")
+    stored = store.load(run_id, models=False)
+    if stored.spec.to_dict() != spec.to_dict():
+        raise SpecError("resume", f"run {run_id} was made with other settings; resume it with its own "
+                                  "(CrossValidation.resume reads them from the store)")
+    same_data = np.array_equal(stored._data.y, plan.data.y) and len(stored._outer) == len(plan.outer) and all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(stored._outer, plan.outer))
+    if not same_data:
+        raise SpecError("resume", f"run {run_id} was made on other data (its target or splits differ); resume it "
+                                  "with the DataFrame it ran on")
+    return {(o.model, o.fold): o for o in stored.outcomes}
 
 
 class _Recording:

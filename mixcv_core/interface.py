@@ -367,6 +367,34 @@ class CrossValidation:
                             store=self._store, save_models=self._save_models)
         return self
 
+    @staticmethod
+    def resume(store: RunStore | str | Path, run_id: str, frame: pd.DataFrame,
+               observers: Iterable[Observer | Callable[[Event], None]] = ()) -> Results:
+        """Finish an interrupted stored run: fit only what it lacks, into the same stored run.
+
+        Parameters
+        ----------
+        store : RunStore or path
+            The run store that holds the run.
+        run_id : str
+            Its id (``RunStore.runs()``, ``%mixcv runs``); a unique prefix will do.
+        frame : DataFrame
+            The data it ran on, with its target, groups and feature columns (for a run made
+            with ``set_data(X, y, groups)``: ``X.assign(**{y.name: y, groups.name: groups})``).
+
+        Returns
+        -------
+        Results
+            The same as an uninterrupted run would have given (the settings, the target and
+            every split are checked against the stored run first).
+        """
+        the_store = resolve_store(store)
+        if the_store is None:
+            raise SpecError("store", "resuming needs the run store that holds the run")
+        stored = the_store.load(run_id, models=False)   # resolves a prefix; its settings are the run's
+        assert stored.run_id is not None
+        return run(stored.spec, frame, observers=observers, store=the_store, resume=stored.run_id)
+
     def get_results(self) -> Results:
         """The `Results` of the last `perform`."""
         if self._results is None:

@@ -155,6 +155,25 @@ def _load(magics: MixcvMagics, args: argparse.Namespace) -> None:
     print(f"run {results.run_id} ({results.status}) loaded as {name!r}")
 
 
+def _resume(magics: MixcvMagics, args: argparse.Namespace) -> Any:
+    from mixcv_core import CrossValidation
+    name = _check_name(args.output)
+    store = _store(args.store)
+    try:
+        stored = store.load(args.run_id)
+        frame_name = stored.spec.data.frame
+        frame = magics.shell.user_ns.get(frame_name) if frame_name else None
+        if not isinstance(frame, pd.DataFrame):
+            raise UsageError(f"run {stored.run_id} ran on the DataFrame {frame_name!r}, which is not in this notebook; "
+                             "load the same data under that name first")
+        results = CrossValidation.resume(store, stored.run_id, frame)
+    except MixcvError as exc:
+        raise UsageError(str(exc)) from None
+    magics.shell.user_ns[name] = results
+    print(f"run {results.run_id} resumed ({results.status}); results stored as {name!r}")
+    return results
+
+
 def _ui(magics: MixcvMagics, args: argparse.Namespace) -> Any:
     from .configurator import Configurator
     obj = magics.shell.user_ns.get(args.name)
@@ -217,6 +236,10 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
              (("--models",), {"action": "store_true",
                               "help": "also unpickle the saved models: runs their code, so only for a store you "
                                       "trust (checked: inside the store, checksum as saved)"})),
+    _command("resume", "finish an interrupted stored run: fit only what it lacks, with the data it ran on", _resume,
+             (("run_id",), {"metavar": "RUN_ID", "help": "the run's id, or a unique start of it"}),
+             (("-o", "--output"), {"default": DEFAULT_OUTPUT, "metavar": "NAME",
+                                   "help": f"variable for the Results (default: {DEFAULT_OUTPUT})"}), _STORE),
     _command("spec", "print the %%mixcv cell that reproduces results", _spec, _NAME),
     _command("show", "open results in the explorer: summary, folds, comparison, plots, models, checks", _show, _NAME),
 )}

@@ -412,7 +412,7 @@ class StoreObserver:
         Also write each fitted model with joblib (can be large).
     """
 
-    def __init__(self, store: RunStore, save_models: bool = False) -> None:
+    def __init__(self, store: RunStore, save_models: bool = False, resume_id: str | None = None) -> None:
         if store.read_only:
             raise SpecError("store", f"the run store at {str(store.path)!r} is read-only: its runs can be listed and "
                                      "loaded, not added to. Record elsewhere (--store DIR, MIXCV_STORE=DIR) or not at "
@@ -420,6 +420,8 @@ class StoreObserver:
         self.store = store
         self.save_models = save_models
         self.run_id: str | None = None
+        # A resumed run goes on writing into its stored run: same id, data and splits.
+        self.resume_id = resume_id
         self._con: sqlite3.Connection | None = None
 
     @property
@@ -493,6 +495,11 @@ class StoreObserver:
         spec = e.spec
         if e.data is None or e.outer is None:
             raise RuntimeError("RunStarted without the validated data and splits; the store cannot record the run")
+        if self.resume_id is not None:
+            self.run_id = self.resume_id
+            self._con = self.store._connect()
+            self._set_status("running")
+            return
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         try:
             spec_json = json.dumps(spec.to_dict())

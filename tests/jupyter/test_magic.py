@@ -293,3 +293,29 @@ def test_the_explorer_has_every_tab_built_on_the_report_pieces(ip):
     # With the extension loaded, any Results displayed in the notebook is the explorer.
     data, _ = ip.display_formatter.format(res)
     assert "application/vnd.jupyter.widget-view+json" in data and "mixcv-report" in data["text/html"]
+
+
+def test_resume_line_magic_finishes_an_interrupted_run(ip, tmp_path, capsys):
+    import pandas as pd
+
+    from mixcv_core.engine import run
+    from mixcv_core.experiment.cell import parse_cell
+    from mixcv_core.run.events import FoldFinished
+    store = tmp_path / "store"
+    spec = parse_cell(CELL).spec
+    seen: list[int] = []
+    cut = run(spec, ip.user_ns["df"], store=store, stop=lambda: len(seen) >= 2,
+              observers=[lambda e: seen.append(e.fold) if isinstance(e, FoldFinished) else None])
+    assert cut.status == "interrupted"
+    ip.run_line_magic("mixcv", f"resume {cut.run_id} -o finished --store {store}")
+    assert "resumed (finished)" in capsys.readouterr().out
+    ip.run_cell_magic("mixcv", "-o whole --quiet --no-store", CELL)
+    times = ["fit_time", "tune_time"]
+    pd.testing.assert_frame_equal(ip.user_ns["finished"].to_frame().drop(columns=times),
+                                  ip.user_ns["whole"].to_frame().drop(columns=times))
+    frame = ip.user_ns.pop("df")
+    try:
+        with pytest.raises(UsageError, match="'df', which is not in this notebook"):
+            ip.run_line_magic("mixcv", f"resume {cut.run_id} --store {store}")
+    finally:
+        ip.user_ns["df"] = frame   # the module's other tests use it
