@@ -20,9 +20,10 @@ before any work (`check_sendable`), naming the model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import pickle  # noqa: S403 - only our own workers' events, packed by `_pack`
+import pickle  # noqa: S403 - only our own workers' events and data, written by this run
 import queue as queue_module
 import signal
 import threading
@@ -32,9 +33,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import cloudpickle
+import numpy as np
 
 from ..errors import SpecError
-from ..experiment.data import Plan
+from ..experiment.data import Plan, PreparedData
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
 from ..secrets import scrub
@@ -110,9 +112,52 @@ def _pack(event: Event, way_out: str) -> bytes:
         return cloudpickle.dumps(dataclasses.replace(event, outcome=slim))
 
 
-def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, data, outer, inner, fold: int, q, known=None) -> int:
+class SharedData:
+    """The run's data written once to a private folder, read by every worker from there.
+
+    Sending the data with every task copied it into each worker once per task (a 1M-row
+    run held three times the serial memory). Workers instead map the feature matrix and
+    the target read-only from ``.npy`` files (the operating system shares those pages
+    between processes) and load the rest once per worker; a task carries only this
+    reference. The folder is mixcv's own, made by this run with owner-only permissions,
+    and removed when the run ends.
+    """
+
+    def __init__(self, data: PreparedData) -> None:
+        import tempfile
+        self.folder = tempfile.mkdtemp(prefix="mixcv-data-")
+        np.save(os.path.join(self.folder, "X.npy"), data.X, allow_pickle=False)
+        np.save(os.path.join(self.folder, "y.npy"), data.y, allow_pickle=False)
+        rest = dataclasses.replace(data, X=np.empty((0, data.X.shape[1])), y=np.empty(0))
+        with open(os.path.join(self.folder, "rest.pkl"), "wb") as fh:
+            pickle.dump(rest, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self) -> PreparedData:
+        """The data, in a worker: from this worker's cache after the first task."""
+        cached = _DATA_CACHE.get(self.folder)
+        if cached is None:
+            with open(os.path.join(self.folder, "rest.pkl"), "rb") as fh:
+                rest = pickle.load(fh)  # noqa: S301 - written by this run, into its own private folder
+            cached = dataclasses.replace(rest, X=np.load(os.path.join(self.folder, "X.npy"), mmap_mode="r"),
+                                         y=np.load(os.path.join(self.folder, "y.npy"), mmap_mode="r"))
+            _DATA_CACHE.clear()   # one run's data at a time per worker
+            _DATA_CACHE[self.folder] = cached
+        return cached
+
+    def remove(self) -> None:
+        import shutil
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+#: In a worker process: the data of the run it works for, by folder.
+_DATA_CACHE: dict[str, PreparedData] = {}
+
+
+def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, shared: SharedData, outer, inner, fold: int, q,
+            known=None) -> int:
     q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
     way_out = _why_workers(spec)[1]
+    data = shared.load()
     with quiet_optuna():
         run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event, way_out)), known)
     return i
@@ -179,7 +224,9 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
 
     manager = SyncManager(ctx=multiprocessing.get_context())
     manager.start(initializer=exit_with_parent, initargs=(me,))
-    with manager:
+    shared = SharedData(plan.data)
+    with manager, contextlib.ExitStack() as cleanup:
+        cleanup.callback(shared.remove)
         q = manager.Queue()
         todo = list(range(len(tasks)))
         futures: dict = {}
@@ -188,7 +235,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
         def submit(i: int) -> Any:
             nonlocal executor
             k, m = tasks[i]
-            args = (_worker, i, spec, m, plan.data, plan.outer[k], plan.inner[k], k, q, plan.known_rows(k))
+            args = (_worker, i, spec, m, shared, plan.outer[k], plan.inner[k], k, q, plan.known_rows(k))
             try:
                 future = executor.submit(*args)
             except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one
