@@ -35,7 +35,9 @@ def execute_notebook(path: str | Path, timeout: int = 600, cwd: str | Path | Non
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # No widget state in the executed notebook: its HTML rendering then shows each output's
+    # text/html (the results report) instead of a widget that needs JavaScript from the web.
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
                             resources={"metadata": {"path": str(cwd or path.parent)}})
     client.execute()
     return nb

@@ -53,3 +53,14 @@ def test_insight_shows_new_and_known_groups_the_comparison_the_checks_and_every_
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) == 8                                              # one per plot cell, as images
     assert "<Figure size" not in text                                     # never the bare matplotlib repr
+
+
+@pytest.mark.notebook
+def test_the_static_html_export_carries_every_report():
+    # Results display as the explorer widget in JupyterLab; exported without widget state,
+    # the HTML shows each run's report from the same output's text/html.
+    from nbconvert import HTMLExporter
+    nb = executed(next(p for p in NOTEBOOKS if p.name == "quickstart.ipynb"))
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    runs = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%mixcv"))
+    assert body.count('<h4 class="mixcv-head">') == runs == 2
