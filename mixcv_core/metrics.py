@@ -15,7 +15,8 @@ from sklearn import metrics as skm
 from .constraints import check_function
 from .errors import SpecError, SpecTypeError
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "MetricsDict", "resolve_metrics", "mse_objective", "higher_is_better"]
+__all__ = ["METRICS", "DEFAULT_METRICS", "MetricsDict", "resolve_metrics", "mse_objective", "higher_is_better",
+           "metric_label"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -101,12 +102,27 @@ def mse_objective(y_valid: np.ndarray, y_pred_valid: np.ndarray,
 def higher_is_better(metric: str) -> bool:
     """Whether larger values of a metric are better (r2, explained variance, scores).
 
-    Accepts the per-fold column names too (``test_r2``, ``train_mse``).
+    Accepts the per-fold column names too (``test_r2``, ``known_r2``, ``train_mse``).
 
     Examples
     --------
-    >>> higher_is_better("test_r2"), higher_is_better("mse")
-    (True, False)
+    >>> higher_is_better("test_r2"), higher_is_better("known_r2"), higher_is_better("mse")
+    (True, True, False)
     """
-    m = metric.removeprefix("test_").removeprefix("train_").lower()
+    m = metric.removeprefix("test_").removeprefix("known_").removeprefix("train_").lower()
     return m in {"r2", "explained_variance"} or m.endswith("score") or m.startswith("r2")
+
+
+#: How reports write the built-in metrics' names.
+_LABELS = {"r2": "R²", "mse": "MSE", "rmse": "RMSE", "mae": "MAE"}
+
+
+def metric_label(metric: str) -> str:
+    """A metric's name as reports write it (``r2`` -> ``R²``); other names as given.
+
+    Examples
+    --------
+    >>> metric_label("r2"), metric_label("medae")
+    ('R²', 'medae')
+    """
+    return _LABELS.get(metric, metric)

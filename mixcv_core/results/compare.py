@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import SpecError
-from ..metrics import higher_is_better
+from ..metrics import higher_is_better, metric_label
 
 if TYPE_CHECKING:
     from .results import Results
@@ -113,10 +113,6 @@ def corrected_resampled_ttest(diffs: np.ndarray, n_train: np.ndarray, n_test: np
                           wins=int(np.sum(d > 0)), n_folds=n, test_train_ratio=ratio)
 
 
-def _metric_label(metric: str) -> str:
-    return {"r2": "R²", "mse": "MSE", "rmse": "RMSE", "mae": "MAE"}.get(metric, metric)
-
-
 def _p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
@@ -152,7 +148,7 @@ class Comparison:
 
         A difference the test does not support is said as such, whichever way its mean leans.
         """
-        label = _metric_label(self.metric) + ("" if self.split == "test" else f" ({self.split}-group rows)")
+        label = metric_label(self.metric) + ("" if self.split == "test" else f" ({self.split}-group rows)")
         numbers = (f"mean difference {self.a} − {self.b} {self.mean_diff:.3g}, {self.confidence:.0%} CI "
                    f"[{self.ci_low:.3g}, {self.ci_high:.3g}]")
         if self.p_value < 0.05:
@@ -176,10 +172,17 @@ class Comparison:
         return f"<div class='mixcv-comparison'>{html.escape(self.sentence)}</div>"
 
 
-def _paired_scores(results: Results, a: str, b: str, column: str) -> pd.DataFrame:
-    table = results.to_frame()
+def _column(results: Results, metric: str, split: str, table: pd.DataFrame) -> str:
+    """The per-fold column compared, checked once: ``<split>_<metric>``."""
+    if split not in ("test", "known"):
+        raise SpecError("split", f"compare on 'test' (new groups) or 'known' rows, got {split!r}")
+    column = f"{split}_{metric}"
     if column not in table.columns:
         raise SpecError("metric", f"no column {column!r} in the results; metrics are {results.metric_names}")
+    return column
+
+
+def _paired_scores(results: Results, a: str, b: str, column: str, table: pd.DataFrame) -> pd.DataFrame:
     for name in (a, b):
         if name not in results.model_names:
             raise SpecError("model", f"{name!r} is not a model of these results; models are {results.model_names}")
@@ -192,13 +195,15 @@ def _paired_scores(results: Results, a: str, b: str, column: str) -> pd.DataFram
 
 
 def compare_models(results: Results, a: str, b: str, metric: str | None = None, split: str = "test",
-                   confidence: float = 0.95) -> Comparison:
-    """Compare models ``a`` and ``b`` on the outer folds both finished (see `Results.compare`)."""
+                   confidence: float = 0.95, table: pd.DataFrame | None = None) -> Comparison:
+    """Compare models ``a`` and ``b`` on the outer folds both finished (see `Results.compare`).
+
+    ``table``: ``results.to_frame()`` when the caller has it already (all pairs at once).
+    """
     metric = metric or results.metric_names[0]
-    if split not in ("test", "known"):
-        raise SpecError("split", f"compare on 'test' (new groups) or 'known' rows, got {split!r}")
-    column = f"{split}_{metric}"
-    pair = _paired_scores(results, a, b, column)
+    table = results.to_frame() if table is None else table
+    column = _column(results, metric, split, table)
+    pair = _paired_scores(results, a, b, column, table)
     d = (pair[f"{column}_a"] - pair[f"{column}_b"]).to_numpy(dtype=float)
     r = corrected_resampled_ttest(d, pair["n_train"].to_numpy(), pair["n_test"].to_numpy(), confidence)
     sign = 1 if higher_is_better(metric) else -1
@@ -222,15 +227,21 @@ def compare_all(results: Results, metrics: list[str] | None = None, split: str =
     from statsmodels.stats.multitest import multipletests
 
     names = results.model_names
+    table = results.to_frame()
+    metrics = metrics or results.metric_names
+    for metric in metrics:
+        _column(results, metric, split, table)   # a wrong split or metric is an error, not an empty table
     rows = []
-    for metric in metrics or results.metric_names:
+    for metric in metrics:
         block = []
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 try:
-                    c = compare_models(results, a, b, metric, split, confidence)
-                except SpecError:
-                    continue   # fewer than two shared folds: nothing to test
+                    c = compare_models(results, a, b, metric, split, confidence, table)
+                except SpecError as exc:
+                    if exc.field != "diffs":
+                        raise
+                    continue   # fewer than two folds both finished: nothing to test
                 block.append({"metric": metric, "a": a, "b": b, "mean_diff": c.mean_diff, "ci_low": c.ci_low,
                               "ci_high": c.ci_high, "t": c.t, "df": c.df, "p_value": c.p_value,
                               "wins": c.wins, "losses": c.losses, "n_folds": c.n_folds})

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import SpecError
-from ..metrics import higher_is_better
+from ..metrics import higher_is_better, metric_label
 
 if TYPE_CHECKING:
     from .results import Results
@@ -54,10 +54,6 @@ def _figure(width: float, height: float) -> MixcvFigure:
     return MixcvFigure(figsize=(width, height), layout="constrained")
 
 
-def _label(metric: str) -> str:
-    return {"r2": "R²", "mse": "MSE", "rmse": "RMSE", "mae": "MAE"}.get(metric, metric)
-
-
 def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> MixcvFigure:
     """Per-fold scores of every model: a dot per fold, the folds joined across models, the mean as a bar.
 
@@ -81,9 +77,9 @@ def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> Mi
     for i, m in enumerate(models):
         ax.plot(np.full(len(wide), i), wide[m], "o", color="C0", ms=4, zorder=2)
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
-    ax.set_ylabel(f"{_label(metric)} per outer fold ({'new groups' if split == 'test' else split})")
+    ax.set_ylabel(f"{metric_label(metric)} per outer fold ({'new groups' if split == 'test' else split})")
     ax.axhline(0, color="0.6", lw=0.8)
-    title = f"{_label(metric)} per outer fold ({len(wide)} folds)"
+    title = f"{metric_label(metric)} per outer fold ({len(wide)} folds)"
     if len(models) >= 2 and split in ("test", "known") and len(wide) >= 2:
         means = wide.mean()
         order = means.sort_values(ascending=not higher_is_better(metric)).index

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from ..metrics import higher_is_better
+from ..metrics import higher_is_better, metric_label
 
 if TYPE_CHECKING:
     from ..experiment.data import Plan
@@ -105,9 +105,12 @@ def _best_cells(results: Results, table: pd.DataFrame) -> set[tuple[str, object]
     if len(table) < 2:
         return best
     names = {v: k for k, v in split_names(results).items()}
+    summaries: dict[str, pd.Series] = {}   # one summary per split, not one per column
     for column in table.columns:
         metric, split = (column, "test") if not isinstance(column, tuple) else (column[0], names[column[1]])
-        means = results.summarize(split)["mean"].xs(metric, level="metric").dropna()
+        if split not in summaries:
+            summaries[split] = results.summarize(split)["mean"]
+        means = summaries[split].xs(metric, level="metric").dropna()
         if means.empty:
             continue
         top = means.max() if higher_is_better(metric) else means.min()
@@ -126,7 +129,7 @@ def where_mixed_models_help(results: Results) -> str | None:
     gain = gain.dropna()
     if gain.empty:
         return None
-    label = {"r2": "R²", "mse": "MSE", "rmse": "RMSE", "mae": "MAE"}.get(metric, metric)
+    label = metric_label(metric)
     pairs = ", ".join(f"{m} {_fmt(new[m])} → {_fmt(known[m])}" for m in gain.index)
     top = str(gain.idxmax())
     from ..models import is_mixed

@@ -87,8 +87,7 @@ class Results:
     @property
     def repeats(self) -> np.ndarray:
         """The repeat of each outer fold (all 0 without repeats)."""
-        return np.asarray(self.spec.outer.repeat_labels(len(self._outer)) if not self.spec.break_cross_val
-                          else np.zeros(len(self._outer), dtype=int))
+        return np.asarray(self.spec.outer.repeat_labels(len(self._outer)))
 
     def to_frame(self, include_failed: bool = False) -> pd.DataFrame:
         """One row per model and outer fold.

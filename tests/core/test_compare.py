@@ -132,6 +132,8 @@ def test_all_pairs_are_holm_adjusted_per_metric_primary_first(sleep_results):
     (lambda r: r.compare("LinearModel", "Ridge", "auc"), "metric: no column 'test_auc'"),
     (lambda r: r.compare(metric="auc"), "metric: 'auc' is not a metric"),
     (lambda r: r.compare("LinearModel", "Ridge", split="train"), "split: compare on"),
+    # All pairs too: a wrong split or metric is an error, never an empty table.
+    (lambda r: r.compare(split="train"), "split: compare on"),
 ])
 def test_compare_refuses_what_it_cannot_compare_naming_the_argument(sleep_results, call, words):
     with pytest.raises(MixcvError, match=words):
