@@ -19,9 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .errors import ConvergenceWarning, FoldFailedWarning, SpecTypeError, StoreWarning
+from .errors import ConvergenceWarning, FoldFailedWarning, SpecError, SpecTypeError, StoreWarning
 from .experiment.data import Plan, plan_experiment
 from .experiment.spec import ExperimentSpec, ModelSpec
 from .outcome import FoldOutcome
@@ -167,9 +168,6 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
 def _stored_outcomes(spec: ExperimentSpec, plan: Plan, store: RunStore | None,
                      run_id: str) -> dict[tuple[str, int], FoldOutcome]:
     """The fits a stored run already has, after checking it ran this experiment on this data."""
-    import numpy as np
-
-    from .errors import SpecError
     if store is None:
         raise SpecError("resume", "resuming needs the run store that holds the run; do not pass store=False")
     stored = store.load(run_id, models=False)

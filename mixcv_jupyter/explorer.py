@@ -44,12 +44,12 @@ def _comparison(r: Results) -> str:
     if len(r.model_names) < 2:
         return "<div>One model: nothing to compare.</div>"
     table = r.compare()
-    shown = table.assign(**{c: table[c].map(rp._fmt) for c in ("mean_diff", "ci_low", "ci_high", "t")},
-                         **{c: table[c].map(rp._p) for c in ("p_value", "p_holm")})
+    shown = table.assign(**{c: table[c].map(rp.fmt_number) for c in ("mean_diff", "ci_low", "ci_high", "t")},
+                         **{c: table[c].map(rp.fmt_p) for c in ("p_value", "p_holm")})
     note = ("<div>Corrected resampled t-test (Nadeau &amp; Bengio 2003; Bouckaert &amp; Frank 2004 for repeats) "
             "of a − b over the outer folds both finished; wins: folds where a is better; p_holm: Holm-adjusted "
             "over the pairs of each metric.</div>")
-    return rp.comparison_html(r) + note + rp._safe(shown.style.format(escape="html").hide(axis="index"))
+    return rp.comparison_html(r) + note + rp.safe_table(shown.style.format(escape="html").hide(axis="index"))
 
 
 def _img(fig: Any, name: str) -> str:
@@ -87,11 +87,11 @@ def _models(r: Results) -> str:
             items.append(_img(r.plot_tuning(model), f"{model} tuning"))
         coefs = _coefficients(fitted)
         if coefs is not None:
-            items.append("<div>Coefficients per outer fold</div>" + rp._safe(coefs.style.format(rp._fmt)))
+            items.append("<div>Coefficients per outer fold</div>" + rp.safe_table(coefs.style.format(rp.fmt_number)))
         table = r.to_frame()
         params = table.loc[(table["model"] == model) & table["best_params"].map(bool), ["fold", "best_params"]]
         if len(params):
-            items.append("<div>Tuned parameters</div>" + rp._safe(params.assign(
+            items.append("<div>Tuned parameters</div>" + rp.safe_table(params.assign(
                 best_params=params["best_params"].map(str)).style.format(escape="html").hide(axis="index")))
         if not items:
             items.append("<div>No fitted models in these results: a stored run keeps them only with "

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html", "fold_table_html",
            "tuned_params_html", "convergence_html", "problems_html", "comparison_html", "checks_html",
-           "figures_html", "CSS"]
+           "figures_html", "CSS", "safe_table", "fmt_number", "fmt_p"]
 
 CSS = """
 <style>
@@ -50,7 +50,7 @@ CSS = """
 """
 
 
-def _safe(styler: Styler) -> str:
+def safe_table(styler: Styler) -> str:
     """A Styler's HTML with every label and text cell escaped, in a box that scrolls sideways.
 
     Model names, column names and parameter values come from the user (a cell, a stored
@@ -62,7 +62,8 @@ def _safe(styler: Styler) -> str:
     return f'<div class="mixcv-scroll">{styler.to_html()}</div>'
 
 
-def _fmt(x: float) -> str:
+def fmt_number(x: float) -> str:
+    """A number for a table: three decimals, or three significant digits when very large or small."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
@@ -90,7 +91,7 @@ def summary_table(results: Results) -> pd.DataFrame:
         metrics = list(dict.fromkeys(s.index.get_level_values("metric")))
         table = pd.DataFrame(index=pd.Index(results.model_names, name="model"), columns=metrics, dtype=object)
         for (model, metric), row in s.iterrows():
-            table.loc[model, metric] = f"{_fmt(row['mean'])} ± {_fmt(row['sd'])}"
+            table.loc[model, metric] = f"{fmt_number(row['mean'])} ± {fmt_number(row['sd'])}"
         parts[names[split]] = table
     if len(parts) == 1:
         return next(iter(parts.values()))
@@ -130,7 +131,7 @@ def where_mixed_models_help(results: Results) -> str | None:
     if gain.empty:
         return None
     label = metric_label(metric)
-    pairs = ", ".join(f"{m} {_fmt(new[m])} → {_fmt(known[m])}" for m in gain.index)
+    pairs = ", ".join(f"{m} {fmt_number(new[m])} → {fmt_number(known[m])}" for m in gain.index)
     top = str(gain.idxmax())
     from ..models import is_mixed
     mixed = {m.name for m in results.spec.models if is_mixed(m.estimator_class)}
@@ -189,8 +190,8 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     head = (f"<h4 class='mixcv-head'>Plan (dry run): {len(plan.data.y)} rows, outer {html.escape(str(outer))} "
             f"with {n_folds} folds; about {n_fits} model fits</h4>")
     return (CSS + "<div class='mixcv-report mixcv-plan'>" + head
-            + _safe(mt.style.format(escape="html").hide(axis="index"))
-            + "<div>Outer folds</div>" + _safe(table.style.hide(axis="index")) + "</div>")
+            + safe_table(mt.style.format(escape="html").hide(axis="index"))
+            + "<div>Outer folds</div>" + safe_table(table.style.hide(axis="index")) + "</div>")
 
 
 def render_html(results: Results) -> str:
@@ -242,7 +243,7 @@ def render_html(results: Results) -> str:
         n_run, n_all = results.to_frame()["fold"].nunique(), len(results._outer)
         over = f"{n_run} outer folds" if n_run == n_all else f"the {n_run} of {n_all} outer folds that finished"
         parts.append(f"<div>Mean ± sd over {over} ({html.escape(what)}; best in bold; RMSE = √mean MSE)</div>")
-        parts.append(_safe(styler))
+        parts.append(safe_table(styler))
         line = where_mixed_models_help(results)
         if line:
             parts.append(f'<div class="mixcv-known">{html.escape(line)}</div>')
@@ -276,7 +277,7 @@ def fold_table_html(results: Results) -> str:
         folds = folds.drop(columns=["convergence"])
     num = folds.select_dtypes("number").columns.drop(["fold", "repeat", "n_train", "n_test", "n_known"],
                                                      errors="ignore")
-    return _safe(folds.style.format({c: _fmt for c in num}, escape="html").hide(axis="index"))
+    return safe_table(folds.style.format({c: fmt_number for c in num}, escape="html").hide(axis="index"))
 
 
 def tuned_params_html(results: Results) -> str:
@@ -286,8 +287,8 @@ def tuned_params_html(results: Results) -> str:
     if not len(bp):
         return ""
     bp = bp.assign(best_params=bp["best_params"].map(
-        lambda p: ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in p.items())))
-    return _safe(bp.style.format(escape="html").hide(axis="index"))
+        lambda p: ", ".join(f"{k}={fmt_number(v) if isinstance(v, float) else v}" for k, v in p.items())))
+    return safe_table(bp.style.format(escape="html").hide(axis="index"))
 
 
 def convergence_html(results: Results) -> str:
@@ -316,7 +317,8 @@ def problems_html(results: Results) -> str:
     return "".join(parts)
 
 
-def _p(p: float) -> str:
+def fmt_p(p: float) -> str:
+    """A p-value for a table: three decimals, or "< 0.001"."""
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
@@ -332,17 +334,17 @@ def comparison_html(results: Results) -> str:
     means = results.summary["mean"].xs(metric, level="metric")
     order = means.sort_values(ascending=not higher_is_better(metric)).index
     headline = results.compare(str(order[0]), str(order[1]), metric).sentence
-    shown = first.assign(**{"a − b": first["mean_diff"].map(_fmt),
-                            "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]"
+    shown = first.assign(**{"a − b": first["mean_diff"].map(fmt_number),
+                            "95% CI": [f"[{fmt_number(lo)}, {fmt_number(hi)}]"
                                        for lo, hi in zip(first["ci_low"], first["ci_high"])],
                             "t": first["t"].map(lambda v: f"{v:.2f}"),
-                            "p": first["p_value"].map(_p), "p (Holm)": first["p_holm"].map(_p),
+                            "p": first["p_value"].map(fmt_p), "p (Holm)": first["p_holm"].map(fmt_p),
                             "a better in": [f"{w} of {n}" for w, n in zip(first["wins"], first["n_folds"])]})
     shown = shown[["a", "b", "a − b", "95% CI", "t", "df", "p", "p (Holm)", "a better in"]]
     return (f'<div class="mixcv-comparison"><div><b>Comparison</b> — {html.escape(headline)}.</div>'
             f"<details><summary>Every pair on {html.escape(metric)} (corrected resampled t-test, Nadeau &amp; "
             f"Bengio 2003; Holm-adjusted; results.compare())</summary>"
-            f"{_safe(shown.style.format(escape='html').hide(axis='index'))}</details></div>")
+            f"{safe_table(shown.style.format(escape='html').hide(axis='index'))}</details></div>")
 
 
 def checks_html(results: Results) -> str:
