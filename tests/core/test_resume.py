@@ -58,3 +58,12 @@ def test_resume_refuses_other_data(tmp_path):
     other = cv._frame.assign(Reaction=cv._frame["Reaction"] + 1.0)
     with pytest.raises(SpecError, match="resume: run .* other data"):
         CrossValidation.resume(store, res.run_id, other)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    store = RunStore(tmp_path)
+    cv = _cv()
+    res = run(cv.to_spec(), cv._frame, store=store, stop=lambda: True)
+    other = cv.to_spec().replace(seed=7)
+    with pytest.raises(SpecError, match="resume: run .* other settings"):
+        run(other, cv._frame, store=store, resume=res.run_id)
