@@ -22,13 +22,15 @@ from typing import Any
 
 from .errors import SpecError, SpecTypeError
 
-__all__ = ["Rule", "Integer", "Real", "Boolean", "Options", "RULES", "check", "check_function", "MAX_SEED",
-           "ON_ERROR"]
+__all__ = ["Rule", "Integer", "Real", "Boolean", "Options", "Address", "RULES", "check", "check_function",
+           "MAX_SEED", "ON_ERROR", "BACKENDS"]
 
 #: numpy and scikit-learn seeds (``KFold(random_state=...)``) are 32-bit.
 MAX_SEED = 2**32 - 1
 #: What a failing fit does to the run: recorded and skipped, or raised at once.
 ON_ERROR = ("keep", "raise")
+#: Where the outer-fold tasks run: this machine (inline, or worker processes with n_jobs) or a Dask cluster.
+BACKENDS = ("local", "dask")
 
 
 class Rule(ABC):
@@ -196,6 +198,31 @@ class Options(Rule):
         return ["", self.options[0].upper() + "x", 1] + ([] if self.none else [None])
 
 
+@dataclass(frozen=True)
+class Address(Rule):
+    """A network address with one of ``schemes``, e.g. a Dask scheduler's ``tcp://10.0.0.5:8786``."""
+
+    schemes: tuple[str, ...]
+    none: bool = False
+
+    def describe(self) -> str:
+        return ("an address such as " + " or ".join(f"'{s}://host:port'" for s in self.schemes[:2])
+                + (" or None" if self.none else ""))
+
+    def check(self, value: Any, field: str) -> Any:
+        if value is None and self.none:
+            return None
+        if not isinstance(value, str):
+            raise SpecTypeError(field, f"expected {self.describe()}, got {value!r}")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in self.schemes or not rest.strip() or any(c.isspace() for c in value):
+            raise SpecError(field, f"must be {self.describe()} (schemes: {', '.join(self.schemes)}), got {value!r}")
+        return value
+
+    def invalid_values(self) -> list[Any]:
+        return ["", "localhost:8786", "http://", 8786] + ([] if self.none else [None])
+
+
 #: Every checked setting of an `ExperimentSpec`, by field path. ``models.<attr>``
 #: applies to each model (its errors name ``models['<name>'].<attr>``).
 RULES: dict[str, Rule] = {
@@ -218,6 +245,8 @@ RULES: dict[str, Rule] = {
     "seed": Integer(0, MAX_SEED),
     "n_jobs": Integer(-1, exclude=(0,), text="a positive number of processes, or -1 for all cores"),
     "on_error": Options(ON_ERROR),
+    "backend": Options(BACKENDS),
+    "scheduler": Address(("tcp", "tls", "ucx", "inproc", "ws", "wss"), none=True),
     "timeout": Real(0.0, None, closed="neither", none=True),
     "break_cross_val": Boolean(),
 }

@@ -24,9 +24,10 @@ import pandas as pd
 
 from .errors import ConvergenceWarning, FoldFailedWarning, SpecError, SpecTypeError, StoreWarning
 from .experiment.data import Plan, plan_experiment
-from .experiment.spec import ExperimentSpec, ModelSpec
+from .experiment.spec import EXECUTION_SETTINGS, ExperimentSpec, ModelSpec
 from .outcome import FoldOutcome
 from .results import Results
+from .run.cluster import connect, run_dask
 from .run.events import Event, EventBus, FoldFailed, FoldFinished, Observer, RunFailed, RunFinished, RunStarted
 from .run.parallel import check_sendable, run_parallel
 from .run.task import run_task
@@ -122,9 +123,11 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     tasks = [(k, m) for k, m in _tasks(spec, plan) if not all((n, k) in done for n in spec.task_names(m))]
     # A time limit needs worker processes even for one job: only a process can be
     # stopped in the middle of native code (a forest, BLAS).
-    parallel = spec.timeout is not None or not (spec.n_jobs == 1 or len(tasks) == 1)
+    parallel = spec.backend == "dask" or spec.timeout is not None or not (spec.n_jobs == 1 or len(tasks) == 1)
     if parallel:
         check_sendable(spec, list({id(m): m for _, m in tasks}.values()))
+    # A cluster that cannot be reached is refused before the run starts.
+    cluster = connect(spec) if spec.backend == "dask" else None
     bus.emit(RunStarted(spec=spec, n_folds=len(plan.outer), model_names=tuple(spec.model_names()),
                         n_rows=len(plan.data.y), data=plan.data, outer=plan.outer))
     by_task: dict[int, list[FoldOutcome]] = {}
@@ -136,6 +139,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
                 for i, (k, m) in enumerate(tasks):
                     by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit,
                                           plan.known_rows(k))
+        elif spec.backend == "dask":
+            run_dask(spec, plan, tasks, bus.emit, by_task, cluster)
         else:
             run_parallel(spec, plan, tasks, spec.n_jobs, bus.emit, by_task)
     except KeyboardInterrupt:
@@ -171,7 +176,11 @@ def _stored_outcomes(spec: ExperimentSpec, plan: Plan, store: RunStore | None,
     if store is None:
         raise SpecError("resume", "resuming needs the run store that holds the run; do not pass store=False")
     stored = store.load(run_id, models=False)
-    if stored.spec.to_dict() != spec.to_dict():
+
+    def estimated(d: dict) -> dict:   # how it ran (processes, a cluster) may change; what it estimates not
+        return {k: v for k, v in d.items() if k not in EXECUTION_SETTINGS}
+
+    if estimated(stored.spec.to_dict()) != estimated(spec.to_dict()):
         raise SpecError("resume", f"run {run_id} was made with other settings; resume it with its own "
                                   "(CrossValidation.resume reads them from the store)")
     same_data = np.array_equal(stored._data.y, plan.data.y) and len(stored._outer) == len(plan.outer) and all(

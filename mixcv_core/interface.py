@@ -32,7 +32,7 @@ from .engine import run
 from .errors import MixcvError, SpecError, SpecTypeError
 from .experiment.data import assemble_frame, plan_experiment, prepare_data
 from .experiment.model_mapping import mapping_to_model_specs
-from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, check_execution
 from .experiment.splits import Splitter
 from .metrics import resolve_metrics
 from .results import Results
@@ -80,6 +80,8 @@ class CrossValidation:
         self._seed = 42
         self._n_jobs = 1
         self._on_error = "keep"
+        self._backend = "local"
+        self._scheduler: str | None = None
         self._timeout: float | None = None
         self._break_cross_val = False
         self._diagnostics = False
@@ -278,7 +280,8 @@ class CrossValidation:
                 observers: Iterable[Observer | Callable[[Event], None]] = (),
                 store: RunStore | str | Path | bool | None = None, save_models: bool = False,
                 on_error: str = "keep", timeout: float | None = None,
-                diagnostics: bool = False) -> CrossValidation:
+                diagnostics: bool = False, backend: str = "local",
+                scheduler: str | None = None) -> CrossValidation:
         """Seed, parallelism and where to report the run.
 
         Parameters
@@ -308,12 +311,26 @@ class CrossValidation:
             flexcv's switch for extended diagnostic plots: a Neptune run passed as ``run``
             also gets every figure of the results (folds, per-fold scores, predictions,
             errors by group, random effects), not only the EM convergence.
+        backend : {"local", "dask"}
+            ``"local"`` (default): this process, or ``n_jobs`` worker processes.
+            ``"dask"``: a Dask cluster (``pip install 'mixcv[dask]'``) — a local one with
+            ``n_jobs`` worker processes, or the running one at ``scheduler``. Results are
+            the same on every backend.
+        scheduler : str, optional
+            A Dask scheduler's address, e.g. ``"tcp://10.0.0.5:8786"`` (with
+            ``backend="dask"``); its workers need mixcv and the models' libraries.
         """
         self._seed = check("seed", random_seed, field="random_seed")
         self._diagnostics = Boolean().check(diagnostics, "diagnostics")   # a tracking option, not in the spec
         self._n_jobs = check("n_jobs", n_jobs)
         self._on_error = check("on_error", on_error)
         self._timeout = check("timeout", timeout)
+        self._backend = check("backend", backend)
+        self._scheduler = check("scheduler", scheduler)
+        check_execution(self._backend, self._scheduler, self._timeout)
+        if self._backend == "dask":
+            from .run.cluster import require_distributed
+            require_distributed()
         self._run = run
         self._observers = list(observers)
         resolve_store(store)  # refuse a bad store argument now, not after the run
@@ -333,6 +350,7 @@ class CrossValidation:
             metrics=self._metrics if self._metrics is not None else resolve_metrics(None),
             predict_known_groups_lmm=self._predict_known_groups_lmm, seed=self._seed, n_jobs=self._n_jobs,
             on_error=self._on_error, timeout=self._timeout, break_cross_val=self._break_cross_val,
+            backend=self._backend, scheduler=self._scheduler,
         )
 
     def _all_observers(self) -> list[Observer | Callable[[Event], None]]:
@@ -369,7 +387,8 @@ class CrossValidation:
 
     @staticmethod
     def resume(store: RunStore | str | Path, run_id: str, frame: pd.DataFrame,
-               observers: Iterable[Observer | Callable[[Event], None]] = ()) -> Results:
+               observers: Iterable[Observer | Callable[[Event], None]] = (), n_jobs: int | None = None,
+               backend: str | None = None, scheduler: str | None = None) -> Results:
         """Finish an interrupted stored run: fit only what it lacks, into the same stored run.
 
         Parameters
@@ -381,6 +400,11 @@ class CrossValidation:
         frame : DataFrame
             The data it ran on, with its target, groups and feature columns (for a run made
             with ``set_data(X, y, groups)``: ``X.assign(**{y.name: y, groups.name: groups})``).
+        observers : iterable
+            Receive the resumed part's events.
+        n_jobs, backend, scheduler : optional
+            Run the rest another way than the run began (e.g. on a Dask cluster); by
+            default as it began. What the run estimates cannot change.
 
         Returns
         -------
@@ -393,7 +417,12 @@ class CrossValidation:
             raise SpecError("store", "resuming needs the run store that holds the run")
         stored = the_store.load(run_id, models=False)   # resolves a prefix; its settings are the run's
         assert stored.run_id is not None
-        return run(stored.spec, frame, observers=observers, store=the_store, resume=stored.run_id)
+        given = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler}
+        how: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if backend == "local" and scheduler is None:
+            how["scheduler"] = None   # a run begun on a cluster finished on this machine
+        spec = stored.spec.replace(**how) if how else stored.spec
+        return run(spec, frame, observers=observers, store=the_store, resume=stored.run_id)
 
     def get_results(self) -> Results:
         """The `Results` of the last `perform`."""

@@ -47,6 +47,10 @@ CELL_PARSER.add_argument("--dry-run", action="store_true",
 CELL_PARSER.add_argument("--quiet", action="store_true", help="no live progress; say only how the run ended")
 CELL_PARSER.add_argument("--n-jobs", type=int, default=None, metavar="N",
                          help="outer folds in N parallel processes, -1 for all cores (overrides n_jobs)")
+CELL_PARSER.add_argument("--backend", default=None, choices=("local", "dask"),
+                         help="local processes or a Dask cluster (overrides backend)")
+CELL_PARSER.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="a Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (implies --backend dask)")
 CELL_PARSER.add_argument("--store", default=None, metavar="DIR",
                          help="run store folder (default: $MIXCV_STORE or ./.mixcv)")
 CELL_PARSER.add_argument("--no-store", action="store_true", help="do not record the run in the run store")

@@ -295,6 +295,13 @@ class Configurator:
                               layout=w.Layout(width="200px"),
                               tooltip="seconds one model may take on one outer fold; then it is stopped, "
                                       "the fold recorded as timed out")
+        self.backend = w.Dropdown(options=[("run on: this machine", "local"), ("run on: Dask cluster", "dask")],
+                                  value="local", layout=w.Layout(width="220px"),
+                                  tooltip="this machine (n_jobs worker processes) or a Dask cluster: a local one "
+                                          "with n_jobs workers, or the scheduler below (pip install 'mixcv[dask]')")
+        self.scheduler = w.Text(value="", description="scheduler", placeholder="empty: a local cluster",
+                                layout=w.Layout(width="330px", display="none"),
+                                tooltip="a running Dask scheduler's address, e.g. tcp://10.0.0.5:8786")
         self.break_cv = w.Checkbox(value=False, description="first fold only (debug)", indent=False,
                                    layout=w.Layout(width="190px"),
                                    tooltip="fit the first outer fold only: a debugging run, not an estimate")
@@ -344,13 +351,14 @@ class Configurator:
                   self.repeats, self.known_holdout, self.break_cv, self.predict_known, self.trials, self.objective,
                   self.metrics, self.merf_all, self.merf_iter,
                   self.merf_threshold, self.merf_window, self.merf_linear, self.merf_em_estimators, self.seed,
-                  self.n_jobs, self.on_error, self.timeout, self.output_name,
+                  self.n_jobs, self.on_error, self.timeout, self.backend, self.scheduler, self.output_name,
                   self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
                   self.mlflow_on, self.mlflow_uri):
             c.observe(lambda _: self._validate(), "value")
         self.add_model_button.on_click(lambda _: self._add_model())
         self.target.observe(self._roles_changed, "value")
         self.groups.observe(self._roles_changed, "value")
+        self.backend.observe(self._backend_changed, "value")
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.cell_button.on_click(lambda _: self.show_cell())
@@ -383,7 +391,8 @@ class Configurator:
                     self.merf_em_estimators, self.msg_merf],
                    layout=wrap),
             w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs, self.on_error, self.timeout,
-                    self.msg_timeout, self.break_cv], layout=wrap)])
+                    self.msg_timeout, self.break_cv], layout=wrap),
+            w.HBox([self.backend, self.scheduler, self.msg_backend, self.msg_scheduler], layout=wrap)])
         tracking = self._section("Tracking", [
             w.HBox([self.store_dir, self.no_store, self.save_models], layout=wrap),
             w.HBox([self.neptune_on, self.neptune_project, self.neptune_mode], layout=wrap),
@@ -391,6 +400,10 @@ class Configurator:
         actions = w.VBox([w.HBox([self.output_name, self.msg_output, self.run_button, self.stop_button,
                                   self.cell_button], layout=wrap), self.status, self.cell_view, self.result])
         return w.VBox([data, splits, models, tuning, tracking, actions], layout=w.Layout(max_width="1000px"))
+
+    def _backend_changed(self, change: Any) -> None:
+        # The scheduler address means something only for a Dask cluster.
+        self.scheduler.layout.display = "" if change["new"] == "dask" else "none"
 
     def _sync_roles(self) -> None:
         """Offer as slopes and features only the columns that are neither target nor groups."""
@@ -489,6 +502,7 @@ class Configurator:
         em_estimators = (parse_param(self.merf_em_estimators.value) if self.merf_em_estimators.value.strip()
                          else None)
         timeout = parse_param(self.timeout.value, "timeout") if self.timeout.value.strip() else None
+        scheduler = (self.scheduler.value.strip() or None) if self.backend.value == "dask" else None
         return ExperimentSpec(
             data=data, models=tuple(models),
             outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, self.repeats.value,
@@ -499,7 +513,8 @@ class Configurator:
                           em_estimators),
             metrics=list(self.metrics.value) or [],
             predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value,
-            on_error=self.on_error.value, timeout=timeout, break_cross_val=self.break_cv.value)
+            on_error=self.on_error.value, timeout=timeout, break_cross_val=self.break_cv.value,
+            backend=self.backend.value, scheduler=scheduler)
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec | Results, df: pd.DataFrame | None = None, shell: Any = None,
@@ -558,6 +573,7 @@ class Configurator:
             self.seed.value, self.n_jobs.value = spec.seed, spec.n_jobs
             self.on_error.value = spec.on_error
             self.timeout.value = "" if spec.timeout is None else f"{spec.timeout:g}"
+            self.backend.value, self.scheduler.value = spec.backend, spec.scheduler or ""
             for card in self.cards:
                 card.enabled.value = False
             order = []
@@ -596,7 +612,7 @@ class Configurator:
     # -- validation ------------------------------------------------------------------------
     _MESSAGES = ("target", "groups", "slopes", "features", "outer", "inner", "repeats", "known_holdout", "trials",
                  "metrics", "merf",
-                 "seed", "n_jobs", "timeout", "objective", "output", "tracking")
+                 "seed", "n_jobs", "timeout", "backend", "scheduler", "objective", "output", "tracking")
 
     def _msg_for(self, field: str) -> str:
         # The spec's field path -> the cell key (one table, in mixcv_core's cell module)

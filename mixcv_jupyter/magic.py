@@ -51,11 +51,15 @@ class MixcvMagics(Magics):
             raise UsageError(str(exc)) from None
         frame = self._frame(parsed)
         spec = parsed.spec
-        if args.n_jobs is not None:
+        overrides = {"n_jobs": args.n_jobs, "backend": "dask" if args.scheduler else args.backend,
+                     "scheduler": args.scheduler}
+        for name, value in overrides.items():
+            if value is None:
+                continue
             try:
-                spec = spec.replace(n_jobs=args.n_jobs)
+                spec = spec.replace(**{name: value})
             except MixcvError as exc:
-                raise UsageError(f"--n-jobs: {exc.message}") from None
+                raise UsageError(f"--{name.replace('_', '-')}: {exc.message}") from None
 
         from mixcv_core.experiment.data import plan_experiment
         try:

@@ -75,6 +75,10 @@ TOP_KEY_HELP: dict[str, str] = {
     "predict_known_groups": "mixed models use the random effects of groups seen in training (default true)",
     "seed": "seeds the splits, the tuning and the models (default 42)",
     "n_jobs": "outer folds in parallel processes; -1 for all cores (default 1)",
+    "backend": "local: this machine (default); dask: a Dask cluster, local with n_jobs workers or at scheduler "
+               "(pip install 'mixcv[dask]')",
+    "scheduler": "with backend: dask, a running Dask scheduler's address, e.g. tcp://10.0.0.5:8786 "
+                 "(default: a local cluster)",
     "on_error": "keep: a failing fit is recorded and the run goes on (default); raise: stop with its error",
     "timeout": "seconds one model may take on one outer fold, tuning included; then it is stopped and the "
                "fold recorded as timed out (default: no limit)",
@@ -586,7 +590,8 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             metrics=resolve_metrics(metrics), predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
                                                                "predict_known_groups", at("predict_known_groups")),
             seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"),
-            timeout=raw.get("timeout"), break_cross_val=raw.get("break_cross_val", False))
+            timeout=raw.get("timeout"), break_cross_val=raw.get("break_cross_val", False),
+            backend=raw.get("backend", "local"), scheduler=raw.get("scheduler"))
     except CellError:
         raise
     except MixcvError as exc:
@@ -722,6 +727,10 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
     out.append(f"seed: {spec.seed}")
     if spec.n_jobs != 1:
         out.append(f"n_jobs: {spec.n_jobs}")
+    if spec.backend != "local":
+        out.append(f"backend: {spec.backend}")
+    if spec.scheduler is not None:
+        out.append(f"scheduler: {_text(spec.scheduler)}")
     if spec.on_error != "keep":
         out.append(f"on_error: {spec.on_error}")
     if spec.timeout is not None:

@@ -29,11 +29,12 @@ from .registry import MOVED_MODULES, dotted_path, estimator_name, import_dotted,
 from .splits import FixedSplits, Splitter, canonical_method, is_splitter_object, repeat_labels, split_requires_groups
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
-           "SPEC_FORMAT", "merf_name", "model_spec_from_config"]
+           "SPEC_FORMAT", "merf_name", "model_spec_from_config",
+           "check_execution", "EXECUTION_SETTINGS"]
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).
-SPEC_FORMAT = 5
+SPEC_FORMAT = 6
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -371,6 +372,22 @@ class MerfSpec:
             _set(self, name, check(f"merf.{name}", getattr(self, name)))
 
 
+def check_execution(backend: str, scheduler: str | None, timeout: float | None) -> None:
+    """Refuse the combinations of run settings that cannot work together (each checked alone already)."""
+    if scheduler is not None and backend != "dask":
+        raise SpecError("scheduler", f"a scheduler address is for backend='dask' (backend is {backend!r}); "
+                                     "set backend='dask' too, or leave the scheduler out")
+    if timeout is not None and backend == "dask":
+        raise SpecError("timeout", "a time limit needs local worker processes (only a process can be stopped "
+                                   "inside native code, and a Dask worker runs tasks in threads); use "
+                                   "backend='local' with the timeout, or no timeout on Dask")
+
+
+#: Settings of how a run is executed, not of what it estimates: results do not depend on
+#: them, and a stopped run may be resumed with others.
+EXECUTION_SETTINGS = ("n_jobs", "backend", "scheduler")
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     """A complete nested cross-validation experiment.
@@ -400,6 +417,15 @@ class ExperimentSpec:
         running then is stopped (its worker process killed) and the fold recorded as
         failed, "timed out". ``None`` (default): no limit. Setting it runs the folds in
         worker processes even with ``n_jobs=1``, the only way to stop native code.
+        Local only: a Dask worker's thread cannot be stopped from outside.
+    backend : {"local", "dask"}
+        Where the outer-fold tasks run: ``"local"`` (default) in this process, or in
+        ``n_jobs`` worker processes; ``"dask"`` on a Dask cluster (`mixcv_core.run.cluster`):
+        a local one with ``n_jobs`` worker processes, or the one at ``scheduler``.
+        Results do not depend on it.
+    scheduler : str or None
+        The address of a running Dask scheduler (``"tcp://10.0.0.5:8786"``), with
+        ``backend="dask"``; its workers need mixcv installed. ``None``: a local cluster.
     break_cross_val : bool
         Run the first outer fold only (flexcv's debugging switch): every split is still
         made and checked, one fold is fitted. Reports say the estimate is of one fold.
@@ -424,6 +450,8 @@ class ExperimentSpec:
     on_error: str = "keep"
     timeout: float | None = None
     break_cross_val: bool = False
+    backend: str = "local"
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
         for name, cls in (("data", DataSpec), ("outer", SplitSpec), ("inner", SplitSpec),
@@ -444,8 +472,10 @@ class ExperimentSpec:
             raise SpecError("models", f"model names must be unique; {dupes} appear twice "
                                       "(give one of them a model_name)")
         _set(self, "metrics", FrozenMap(resolve_metrics(self.metrics)))
-        for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val"):
+        for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val",
+                     "backend", "scheduler"):
             _set(self, name, check(name, getattr(self, name)))
+        check_execution(self.backend, self.scheduler, self.timeout)
         if isinstance(self.inner.method, FixedSplits):
             raise SpecError("inner.method", "fixed (train, test) index pairs can only be the outer split; "
                                             "the inner split is made anew on every outer training fold")
@@ -563,6 +593,8 @@ class ExperimentSpec:
             "on_error": self.on_error,
             "timeout": self.timeout,
             "break_cross_val": self.break_cross_val,
+            "backend": self.backend,
+            "scheduler": self.scheduler,
         }
 
     @classmethod
@@ -576,7 +608,8 @@ class ExperimentSpec:
             raise SpecTypeError("spec", f"expected a dict, got {type(d).__name__}")
         d = upgrade_spec_dict(d)
         known = {"format", "data", "outer", "inner", "models", "tuning", "merf", "metrics",
-                 "predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val"}
+                 "predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val",
+                 "backend", "scheduler"}
         unknown = set(d) - known
         if unknown:
             raise SpecError("spec", f"unknown keys {sorted(unknown)}")
@@ -609,6 +642,8 @@ class ExperimentSpec:
             on_error=d.get("on_error", "keep"),
             timeout=d.get("timeout"),
             break_cross_val=d.get("break_cross_val", False),
+            backend=d.get("backend", "local"),
+            scheduler=d.get("scheduler"),
         )
 
 
@@ -665,9 +700,14 @@ def _upgrade_4_to_5(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "outer": outer, "break_cross_val": d.get("break_cross_val", False), "format": 5}
 
 
+def _upgrade_5_to_6(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 6 added the Dask backend; runs before it ran locally.
+    return {**d, "backend": d.get("backend", "local"), "scheduler": d.get("scheduler"), "format": 6}
+
+
 #: from-format -> upgrade to the next format.
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5}
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5, 5: _upgrade_5_to_6}
 
 
 def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:

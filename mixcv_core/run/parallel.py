@@ -44,7 +44,7 @@ from .events import Event, FoldFailed, FoldFinished
 from .task import run_task
 from .tuning import quiet_optuna
 
-__all__ = ["check_sendable", "run_parallel", "worker_threads"]
+__all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "fail_missing", "exit_with_parent"]
 
 _STARTED = "__mixcv_task_started__"
 
@@ -67,6 +67,8 @@ def exit_with_parent(parent: int, interval: float = 0.5) -> None:
 
 def _why_workers(spec: ExperimentSpec) -> tuple[str, str]:
     """The setting that sends folds to worker processes, and how to keep them in this one."""
+    if spec.backend == "dask":
+        return "backend", "run with backend='local' and n_jobs=1"
     if spec.n_jobs == 1:   # only a time limit does, with one job
         return "timeout", "run without a timeout"
     return "n_jobs", "run with n_jobs=1"
@@ -96,7 +98,7 @@ def check_sendable(spec: ExperimentSpec, models: Sequence[ModelSpec]) -> None:
                         + why.format(reason=f"{type(exc).__name__}: {exc}")) from None
 
 
-def _pack(event: Event, way_out: str) -> bytes:
+def pack(event: Event, way_out: str) -> bytes:
     """The event as bytes for the queue; a fitted model that cannot travel stays behind, said so."""
     try:
         return cloudpickle.dumps(event)
@@ -159,7 +161,7 @@ def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, shared: SharedData, 
     way_out = _why_workers(spec)[1]
     data = shared.load()
     with quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(_pack(event, way_out)), known)
+        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(pack(event, way_out)), known)
     return i
 
 
@@ -265,7 +267,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                         if spec.on_error == "raise":
                             k, m = tasks[i]
                             raise TimeoutError(f"{m.name} fold {k}: {msg}")
-                        _fail_missing(i, tasks, spec, by_task, deliver, msg, "")
+                        fail_missing(i, tasks, spec, by_task, deliver, msg, "")
                     elif isinstance(exc, BrokenProcessPool) and i not in retried:
                         # A worker died: this task or a neighbour that took the pool down.
                         retried.add(i)
@@ -303,11 +305,11 @@ def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[
     exc = future.exception()
     if exc is None:
         return
-    _fail_missing(i, tasks, spec, by_task, deliver, scrub(f"worker process failed: {type(exc).__name__}: {exc}"),
+    fail_missing(i, tasks, spec, by_task, deliver, scrub(f"worker process failed: {type(exc).__name__}: {exc}"),
                   scrub("".join(traceback.format_exception(exc))))
 
 
-def _fail_missing(i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
+def fail_missing(i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
                   deliver: Callable[[Event], None], msg: str, tb: str) -> None:
     """Record every fold task ``i`` owed and did not deliver as failed with ``msg``."""
     k, model = tasks[i]

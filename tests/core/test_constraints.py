@@ -78,6 +78,8 @@ SETTERS = {
     "n_jobs": lambda v: CrossValidation().set_run(n_jobs=v),
     "on_error": lambda v: CrossValidation().set_run(on_error=v),
     "timeout": lambda v: CrossValidation().set_run(timeout=v),
+    "backend": lambda v: CrossValidation().set_run(backend=v),
+    "scheduler": lambda v: CrossValidation().set_run(backend="dask", scheduler=v),
     "break_cross_val": lambda v: CrossValidation().set_splits(break_cross_val=v),
 }
 

@@ -27,7 +27,8 @@ def test_a_spec_dict_written_by_mixcv_0_1_loads_and_is_upgraded():
     assert spec.models[0].post_processor is LinearModelPostProcessor
     assert spec.outer.label == "GroupKFold(3)" and spec.on_error == "keep"
     again = spec.to_dict()
-    assert again["format"] == SPEC_FORMAT == 5
+    assert again["format"] == SPEC_FORMAT == 6
+    assert spec.backend == "local" and spec.scheduler is None   # format 6: run on this machine before it
     assert again["outer"]["n_repeats"] == 1 and again["outer"]["known_holdout"] == 0 and not again["break_cross_val"]
     assert spec.timeout is None and again["timeout"] is None  # format 4: no time limit before it
     assert spec.merf.linear_fixed_effects is False and spec.merf.stopping_threshold is None  # as it ran

@@ -74,6 +74,18 @@ def experiment_specs(draw):
         metrics=metrics, predict_known_groups_lmm=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)), n_jobs=draw(st.sampled_from([1, 2, -1, 8])),
         on_error=draw(st.sampled_from(["keep", "raise"])),
-        timeout=draw(st.sampled_from([None, 0.5, 90, 3600.0])), break_cross_val=draw(st.booleans()))
+        break_cross_val=draw(st.booleans()), **draw(executions()))
+
+
+@st.composite
+def executions(draw) -> dict:
+    """Where a run goes: this machine (with or without a time limit) or a Dask cluster, local or by address."""
+    backend = draw(st.sampled_from(["local", "dask"]))
+    if backend == "local":
+        return {"backend": "local", "timeout": draw(st.sampled_from([None, 0.5, 90, 3600.0]))}
+    scheduler = draw(st.one_of(st.none(), st.builds("{}://{}:{}".format, st.sampled_from(["tcp", "tls"]),
+                                                     st.sampled_from(["10.0.0.5", "scheduler.lab", "[::1]"]),
+                                                     st.integers(1, 65535))))
+    return {"backend": "dask", "scheduler": scheduler}
 
 

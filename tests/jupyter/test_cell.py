@@ -154,6 +154,23 @@ def test_a_timeout_is_read_from_the_cell_written_back_and_checked():
         parse_cell("data: df\ntarget: y\ntimeout: 0\nmodels: [Ridge]\n")
 
 
+def test_a_dask_backend_and_scheduler_are_read_written_back_and_checked():
+    spec = parse_cell("data: df\ntarget: y\nbackend: dask\nscheduler: tcp://10.0.0.5:8786\nmodels: [Ridge]\n").spec
+    assert (spec.backend, spec.scheduler) == ("dask", "tcp://10.0.0.5:8786")
+    lines = spec_to_cell(spec).splitlines()
+    assert {"backend: dask", 'scheduler: "tcp://10.0.0.5:8786"'} <= set(lines)
+    assert parse_cell(spec_to_cell(spec)).spec == spec
+    with pytest.raises(CellError, match=r"line 4, backend: must be one of 'local', 'dask', got 'dsk' "
+                                        r"\(did you mean 'dask'\?\)"):
+        parse_cell("data: df\ntarget: y\nbackend: dsk\nmodels: [Ridge]\n")
+    with pytest.raises(CellError, match=r"line 4, scheduler: a scheduler address is for backend='dask'"):
+        parse_cell("data: df\ntarget: y\nscheduler: tcp://h:1\nmodels: [Ridge]\n")
+    with pytest.raises(CellError, match=r"line 5, scheduler: must be an address such as 'tcp://host:port'"):
+        parse_cell("data: df\ntarget: y\nbackend: dask\nscheduler: localhost:8786\nmodels: [Ridge]\n")
+    with pytest.raises(CellError, match=r"line 5, timeout: a time limit needs local worker processes"):
+        parse_cell("data: df\ntarget: y\nbackend: dask\ntimeout: 5\nmodels: [Ridge]\n")
+
+
 def test_repeats_known_holdout_and_one_fold_are_read_and_written_back():
     text = ("data: df\ntarget: y\ngroups: g\nouter: GroupKFold(4)\nrepeats: 3\nknown_holdout: 0.2\n"
             "break_cross_val: true\nmodels: [LinearMixedEffectsModel]\n")

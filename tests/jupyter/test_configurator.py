@@ -78,6 +78,10 @@ def test_values_become_the_spec(form):
     (lambda f: setattr(f.repeats, "value", 0), "msg_repeats", "must be an integer &gt;= 1, got 0"),
     (lambda f: setattr(f.timeout, "value", "-5"), "msg_timeout", "must be a number &gt; 0.0"),
     (lambda f: setattr(f.timeout, "value", "soon"), "msg_timeout", "got &#x27;soon&#x27;"),
+    (lambda f: (setattr(f.backend, "value", "dask"), setattr(f.scheduler, "value", "localhost:8786")),
+     "msg_scheduler", "must be an address such as &#x27;tcp://host:port&#x27;"),
+    (lambda f: (setattr(f.backend, "value", "dask"), setattr(f.timeout, "value", "60")),
+     "msg_timeout", "a time limit needs local worker processes"),
 ])
 def test_problems_show_next_to_their_control_and_disable_run(form, change, control, words):
     card(form, "LinearModel").enabled.value = True
@@ -85,6 +89,20 @@ def test_problems_show_next_to_their_control_and_disable_run(form, change, contr
     change(form)
     assert words in getattr(form, control).value, getattr(form, control).value
     assert form.run_button.disabled
+
+
+def test_the_scheduler_address_is_offered_only_for_a_dask_cluster(form):
+    card(form, "LinearModel").enabled.value = True
+    assert form.scheduler.layout.display == "none"
+    form.backend.value = "dask"
+    assert form.scheduler.layout.display != "none"
+    form.scheduler.value = " tcp://10.0.0.5:8786 "
+    spec = form.to_spec()
+    assert (spec.backend, spec.scheduler) == ("dask", "tcp://10.0.0.5:8786")
+    assert 'scheduler: "tcp://10.0.0.5:8786"' in form.cell_text()
+    form.backend.value = "local"   # an address left in the hidden box does not count
+    assert form.scheduler.layout.display == "none" and form.to_spec().scheduler is None
+    assert not form.run_button.disabled
 
 
 def test_non_numeric_slope_and_empty_range(df):

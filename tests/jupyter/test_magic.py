@@ -55,6 +55,16 @@ def test_default_output_name_and_n_jobs_option(ip):
     assert res.spec.n_jobs == 2
 
 
+def test_backend_option_runs_the_cell_on_a_local_dask_cluster_with_the_same_results(ip):
+    pytest.importorskip("distributed")
+    ip.run_cell_magic("mixcv", "-o on_dask --backend dask --n-jobs 2 --quiet", CELL)
+    ip.run_cell_magic("mixcv", "-o here --quiet", CELL)
+    on_dask, here = ip.user_ns["on_dask"], ip.user_ns["here"]
+    assert (on_dask.spec.backend, on_dask.spec.n_jobs) == ("dask", 2)
+    times = ["fit_time", "tune_time"]
+    assert on_dask.to_frame().drop(columns=times).equals(here.to_frame().drop(columns=times))
+
+
 def test_dry_run_fits_nothing(ip, monkeypatch, capsys):
     from mixcv_core.run import task, tuning
     calls = []
@@ -95,6 +105,8 @@ def test_show_models_splits_help(ip):
     ("", CELL.replace("max_depth: int(2, 4)", "max_depth: int(2, four)"), "line 14, models.RandomForestRegressor.max_depth: bad range"),
     ("-o 3x", CELL, "-o: '3x' is not a valid variable name"),
     ("--n-jobs 0", CELL, "--n-jobs: must be a positive number"),
+    ("--scheduler localhost:8786", CELL, "--scheduler: must be an address such as 'tcp://host:port'"),
+    ("--backend dask", CELL + "timeout: 5\n", "--backend: a time limit needs local worker processes"),
     ("--bogus", CELL, "unrecognized arguments: --bogus; usage: %%mixcv [-o NAME]"),
 ])
 def test_bad_cells_give_one_short_message(ip, line, cell, message):

@@ -1,0 +1,265 @@
+"""Outer-fold tasks on a Dask cluster, with their events delivered live.
+
+``backend="dask"`` sends the same tasks as the local worker processes
+(`mixcv_core.run.parallel`) to Dask's distributed scheduler: a `LocalCluster` of
+``n_jobs`` worker processes started on first use and kept for the next run, or an
+existing cluster by its scheduler's address. Nothing else about a run changes: every
+split is made here first, the tasks are the engine's, and results are assembled in task
+order, so they equal a serial run's.
+
+How the parts travel
+--------------------
+- The data is scattered once to every worker (``Client.scatter(broadcast=True)``); a
+  task carries a reference to it, never a copy.
+- Progress events (trials, EM iterations, a fold starting) are published by the worker
+  on a topic of this run (``Worker.log_event``) and reach the calling process through
+  ``Client.subscribe_topic``: the live dashboard and the mirrors see them as they
+  happen. They are small; the topic is emptied on the scheduler when the run ends.
+- A task's outcomes (predictions, the fitted model) come back as the task's result,
+  worker to client, not through the scheduler's event log; their ``FoldFinished`` /
+  ``FoldFailed`` events are emitted here when the task returns, so the store commits a
+  fold as its task ends.
+- Each worker's native thread pools get its cores divided by its threads
+  (threadpoolctl, inside the task), so workers x threads never exceed the cores of a
+  worker's machine.
+
+What Dask cannot do that local processes can: stop a task inside native code (its
+workers run tasks in threads), so a time limit is refused with this backend; and a task
+cut short by an interrupt loses the outcome of a model that had finished inside it
+when its MERF variant had not (the local backend sends each as it finishes).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle  # noqa: S403 - only our own tasks' results, packed by them
+import queue as queue_module
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cloudpickle
+
+from ..errors import SpecError
+from ..experiment.data import Plan
+from ..experiment.spec import ExperimentSpec, ModelSpec
+from ..outcome import FoldOutcome
+from ..secrets import scrub
+from .events import Event, FoldFailed, FoldFinished
+from .parallel import _THREAD_VARIABLES, exit_with_parent, fail_missing, pack, worker_threads
+from .task import run_task
+from .tuning import quiet_optuna
+
+__all__ = ["require_distributed", "connect", "run_dask", "close_local_cluster"]
+
+#: Seconds to wait for a scheduler given by address before saying it cannot be reached.
+CONNECT_TIMEOUT = 10.0
+
+
+def require_distributed() -> Any:
+    """The ``distributed`` module, or an error naming the setting and the install command."""
+    try:
+        import distributed
+    except ImportError:
+        raise SpecError("backend", "backend='dask' needs Dask's distributed scheduler, which is not installed: "
+                                   "pip install 'mixcv[dask]'") from None
+    return distributed
+
+
+# -- clients ------------------------------------------------------------------------------
+_LOCAL_LOCK = threading.Lock()
+#: The local cluster this process started, by its number of workers, and its client:
+#: reused by the next run (starting one costs a few seconds), closed at exit.
+_LOCAL: dict[int, tuple[Any, Any]] = {}
+
+
+def _local_client(workers: int) -> Any:
+    distributed = require_distributed()
+    with _LOCAL_LOCK:
+        if workers in _LOCAL:
+            cluster, client = _LOCAL[workers]
+            if client.status == "running" and len(client.scheduler_info(n_workers=-1)["workers"]) == workers:
+                return client
+            close_local_cluster()
+        close_local_cluster()   # one local cluster at a time: two would share the cores
+        threads = worker_threads(workers)
+        # Processes with one thread each: a fit holds the GIL between native calls.
+        # The environment caps each worker's native pools before it starts (as the
+        # local backend does); the task caps them again with threadpoolctl.
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=40,
+                                           env=dict.fromkeys(_THREAD_VARIABLES, str(threads)))
+        client = distributed.Client(cluster, set_as_default=False)
+        # A kernel killed with SIGKILL cannot close its cluster: its worker processes
+        # (this process's children; the nannies live in this process) then exit on their own.
+        client.run(exit_with_parent, os.getpid())
+        _LOCAL[workers] = (cluster, client)
+        return client
+
+
+def close_local_cluster() -> None:
+    """Close the local cluster a run started (the next ``backend="dask"`` run starts a new one)."""
+    for cluster, client in list(_LOCAL.values()):
+        for part in (client, cluster):
+            try:
+                part.close()
+            except Exception:  # noqa: BLE001, S110 - closing at exit or after an interrupt: nothing left to save
+                pass
+    _LOCAL.clear()
+
+
+atexit.register(close_local_cluster)
+
+
+def _remote_client(address: str) -> Any:
+    distributed = require_distributed()
+    try:
+        return distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a refused handshake: all the same to the user
+        raise SpecError("scheduler", f"could not reach the Dask scheduler at {address!r} within "
+                                     f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}: {scrub(str(exc))}); start it "
+                                     "(dask scheduler) or check the address") from None
+
+
+def connect(spec: ExperimentSpec) -> tuple[Any, bool]:
+    """A client for the run, and whether it is this process's own local cluster."""
+    if spec.scheduler is not None:
+        return _remote_client(spec.scheduler), False
+    from joblib import cpu_count
+    # Not fewer workers for fewer tasks: the same cluster then serves the next run too.
+    return _local_client(cpu_count() if spec.n_jobs == -1 else spec.n_jobs), True
+
+
+# -- on a worker --------------------------------------------------------------------------
+def _dask_task(spec: ExperimentSpec, model: ModelSpec, data: Any, outer: Any, inner: Any, fold: int, known: Any,
+               topic: str, threads_by_host: dict[str, int]) -> list[bytes]:
+    """One (fold, model) task on a Dask worker: progress published live, outcomes returned.
+
+    ``threads_by_host``: the task threads of all workers on each machine of the cluster
+    when the run started; this task's native pools get its machine's cores divided by
+    them (a worker that joined later: by its own threads).
+    """
+    from distributed import get_worker
+    from joblib import cpu_count
+    from threadpoolctl import threadpool_limits
+
+    worker = get_worker()
+    sharing = threads_by_host.get(worker.ip, worker.state.nthreads)
+    threads = max(1, cpu_count() // max(sharing, 1))
+    finished: list[Event] = []
+
+    def emit(event: Event) -> None:
+        if isinstance(event, (FoldFinished, FoldFailed)):
+            finished.append(event)   # with its outcome, as the task's result
+        else:
+            worker.log_event(topic, cloudpickle.dumps(event))
+
+    with threadpool_limits(limits=threads), quiet_optuna():
+        run_task(spec, model, data, outer, inner, fold, emit, known)
+    return [pack(e, "run with backend='local'") for e in finished]
+
+
+def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
+    # The scheduler keeps every topic's events; a run's are of no use once it ended.
+    topics = getattr(getattr(dask_scheduler, "_broker", None), "_topics", None)
+    if isinstance(topics, dict):
+        topics.pop(topic, None)
+
+
+# -- in the calling process ---------------------------------------------------------------
+def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]],
+             emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]],
+             connection: tuple[Any, bool] | None = None) -> None:
+    """Run ``tasks`` on a Dask cluster, emitting their events as they happen.
+
+    ``connection`` is `connect`'s answer when the caller connected first (to refuse an
+    unreachable scheduler before the run starts).
+
+    ``by_task`` is filled as tasks return, so an interrupt (re-raised here after the
+    tasks are cancelled) leaves every finished fold in it.
+    """
+    distributed = require_distributed()
+    client, local = connect(spec) if connection is None else connection
+    topic = f"mixcv-{uuid.uuid4().hex}"
+    inbox: queue_module.SimpleQueue = queue_module.SimpleQueue()
+    task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
+    arrived: set[tuple[int, str]] = set()
+
+    def deliver(event: Event) -> None:
+        if isinstance(event, (FoldFinished, FoldFailed)):
+            if (event.fold, event.model) in arrived:
+                return   # a task the scheduler ran again after its worker died
+            arrived.add((event.fold, event.model))
+            if event.outcome is not None:
+                by_task.setdefault(task_of[(event.fold, event.model)], []).append(event.outcome)
+        emit(event)
+
+    def drain() -> None:
+        while True:
+            try:
+                packed = inbox.get_nowait()
+            except queue_module.Empty:
+                return
+            deliver(pickle.loads(packed))  # noqa: S301 - published by our own task on this run's topic
+
+    futures: dict[Any, int] = {}
+    try:
+        client.subscribe_topic(topic, lambda event: inbox.put(event[1]))
+        data = client.scatter(plan.data, broadcast=True, hash=False)
+        threads_by_host: dict[str, int] = {}
+        for info in client.scheduler_info(n_workers=-1)["workers"].values():
+            threads_by_host[info["host"]] = threads_by_host.get(info["host"], 0) + info["nthreads"]
+        for i, (k, m) in enumerate(tasks):
+            future = client.submit(_dask_task, spec, m, data, plan.outer[k], plan.inner[k], k, plan.known_rows(k),
+                                   topic, threads_by_host, pure=False, key=f"mixcv-task-{i}-{topic}")
+            futures[future] = i
+        pending = set(futures)
+        while pending:
+            time.sleep(0.05)
+            drain()
+            for f in [f for f in pending if f.done()]:
+                pending.discard(f)
+                _finished(f, futures[f], tasks, spec, by_task, deliver, distributed)
+        # Progress published just before a task returned may still be on its way.
+        time.sleep(0.1)
+        drain()
+    except BaseException:
+        client.cancel(list(futures), force=True)
+        if local:
+            # Cancelling does not stop a task a worker thread is running; this
+            # process's own workers are stopped with their cluster.
+            close_local_cluster()
+        raise
+    finally:
+        try:
+            client.unsubscribe_topic(topic)
+            client.run_on_scheduler(_forget_topic, topic)
+        except Exception:  # noqa: BLE001, S110 - a cluster already closed after an interrupt
+            pass
+        if not local:
+            client.close()
+
+
+def _finished(future: Any, i: int, tasks: Sequence[tuple[int, ModelSpec]], spec: ExperimentSpec,
+              by_task: dict[int, list[FoldOutcome]], deliver: Callable[[Event], None], distributed: Any) -> None:
+    """Deliver a returned task's outcomes, or fail the folds it owed."""
+    if future.status == "finished":
+        for packed in future.result():
+            deliver(pickle.loads(packed))  # noqa: S301 - our own task's result
+        return
+    exc = future.exception() if future.status == "error" else None
+    if exc is not None and spec.on_error == "raise" and not isinstance(exc, distributed.KilledWorker):
+        raise exc   # the model's own error, as on_error="raise" asks
+    if isinstance(exc, distributed.KilledWorker):
+        msg = (f"the Dask worker running it died (every worker it was tried on: {exc}); often out of memory. "
+               "The other folds were kept")
+    elif exc is None:
+        msg = f"the Dask task was {future.status} outside this run"
+    else:
+        msg = f"Dask task failed: {type(exc).__name__}: {exc}"
+    tb = "" if exc is None else "".join(traceback.format_exception(exc))
+    fail_missing(i, tasks, spec, by_task, deliver, scrub(msg), scrub(tb))
