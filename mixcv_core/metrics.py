@@ -99,6 +99,11 @@ def mse_objective(y_valid: np.ndarray, y_pred_valid: np.ndarray,
     return float(skm.mean_squared_error(y_valid, y_pred_valid))
 
 
+# It takes flexcv's four arguments but reads the validation ones only: the inner loop
+# then skips predicting every inner training set (`mixcv_core.run.fitting.scorer_uses_train`).
+mse_objective.uses_train = False  # type: ignore[attr-defined]
+
+
 def higher_is_better(metric: str) -> bool:
     """Whether larger values of a metric are better (r2, explained variance, scores).
 

@@ -128,6 +128,18 @@ def _as_2d_numeric(Z: Any, n: int, field: str) -> np.ndarray:
     return arr
 
 
+
+def _predict_exactly(model: Any, X: Any) -> np.ndarray:
+    """``model.predict(X)`` in one thread.
+
+    A forest predicting in several threads adds its trees' predictions in whatever order
+    the threads finish, so the last bits of the sum (and everything the EM builds on it)
+    would change from run to run; fitting in threads is exact, so only the fit gets them.
+    """
+    from joblib import parallel_config
+    with parallel_config(n_jobs=1):
+        return np.asarray(model.predict(X), dtype=float).ravel()
+
 class MERF(BaseEstimator):
     """Mixed Effects Random Forest — or mixed effects around any regressor — fitted by EM.
 
@@ -309,7 +321,7 @@ class MERF(BaseEstimator):
             y_star = yv - lin - np.einsum("nj,nj->n", Zm, b[codes])
             t1 = time.perf_counter()
             model.fit(X, y_star)
-            f_hat = np.asarray(model.predict(X), dtype=float).ravel()
+            f_hat = _predict_exactly(model, X)
             t2 = time.perf_counter()
 
             # M-step (eqs. 7-9) with the previous sigma2 and D, via q x q systems.
@@ -418,7 +430,7 @@ class MERF(BaseEstimator):
     def predict_fixed(self, X: Any) -> np.ndarray:
         """The fixed part alone, ``f(X)`` plus the linear part: the prediction for a new group."""
         check_is_fitted(self, "trained_fe_model")
-        y_hat = np.asarray(self.trained_fe_model.predict(X), dtype=float).ravel()
+        y_hat = _predict_exactly(self.trained_fe_model, X)
         linear = getattr(self, "fe_linear_", None)
         if linear is not None:
             y_hat = y_hat + _linear_design(X, len(y_hat)) @ linear.to_numpy()

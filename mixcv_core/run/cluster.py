@@ -49,6 +49,7 @@ from ..experiment.data import Plan
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
 from ..secrets import scrub
+from . import cores
 from .events import Event, FoldFailed, FoldFinished
 from .parallel import _THREAD_VARIABLES, exit_with_parent, fail_missing, pack, worker_threads
 from .task import run_task
@@ -158,7 +159,7 @@ def _dask_task(spec: ExperimentSpec, model: ModelSpec, data: Any, outer: Any, in
         else:
             worker.log_event(topic, cloudpickle.dumps(event))
 
-    with threadpool_limits(limits=threads), quiet_optuna():
+    with threadpool_limits(limits=threads), cores.limit(threads), quiet_optuna():
         run_task(spec, model, data, outer, inner, fold, emit, known)
     return [pack(e, "run with backend='local'") for e in finished]
 

@@ -106,11 +106,18 @@ def fit_estimator(estimator: Any, s: SplitData, fit_kwargs: Mapping[str, Any]) -
 
 def predict_estimator(estimator: Any, X: pd.DataFrame, groups: np.ndarray | None,
                       slope_names: list[str]) -> np.ndarray:
-    """Predict; mixed models use random effects for groups they saw in training."""
-    if is_mixed(estimator):
-        pred = estimator.predict(X, groups=groups, slopes=slope_names or None)
-    else:
-        pred = estimator.predict(X)
+    """Predict; mixed models use random effects for groups they saw in training.
+
+    In one thread: an estimator fitted in the task's threads (a forest) would otherwise
+    predict in them too, adding its trees in the order the threads finish, and the last
+    bits of its predictions would differ from run to run.
+    """
+    from joblib import parallel_config
+    with parallel_config(n_jobs=1):
+        if is_mixed(estimator):
+            pred = estimator.predict(X, groups=groups, slopes=slope_names or None)
+        else:
+            pred = estimator.predict(X)
     return np.asarray(pred, dtype=float).ravel()
 
 
@@ -125,10 +132,21 @@ def _n_positional(fn: Callable[..., Any]) -> int:
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
+def scorer_uses_train(scorer: Callable[..., float]) -> bool:
+    """Whether an objective scorer reads the training predictions (flexcv's four arguments).
+
+    A scorer may say it does not with ``uses_train = False`` (mixcv's default does).
+    """
+    return bool(getattr(scorer, "uses_train", _n_positional(scorer) >= 4))
+
+
 def call_scorer(scorer: Callable[..., float], y_valid: np.ndarray, y_pred_valid: np.ndarray,
-                y_train: np.ndarray, y_pred_train: np.ndarray) -> float:
-    """Call an objective scorer with flexcv's four arguments, or just the first two."""
-    if _n_positional(scorer) >= 4:
+                y_train: np.ndarray, y_pred_train: np.ndarray | None) -> float:
+    """Call an objective scorer with flexcv's four arguments, or just the first two.
+
+    ``y_pred_train`` is None when `scorer_uses_train` said it is not needed.
+    """
+    if _n_positional(scorer) >= 4 and scorer_uses_train(scorer):
         value = scorer(y_valid, y_pred_valid, y_train, y_pred_train)
     else:
         value = scorer(y_valid, y_pred_valid)

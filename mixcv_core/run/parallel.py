@@ -40,6 +40,7 @@ from ..experiment.data import Plan, PreparedData
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
 from ..secrets import scrub
+from . import cores
 from .events import Event, FoldFailed, FoldFinished
 from .task import run_task
 from .tuning import quiet_optuna
@@ -202,7 +203,8 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
         # before it starts (so before any native library reads it): two workers with a full
         # set of threads each on two cores ran 7x slower than one.
         return get_reusable_executor(max_workers=workers, initializer=exit_with_parent, initargs=(me,),
-                                     env=dict.fromkeys(_THREAD_VARIABLES, str(threads)))
+                                     env=dict.fromkeys((*_THREAD_VARIABLES, cores.ENVIRONMENT_VARIABLE),
+                                                       str(threads)))
 
     executor = new_executor()
 

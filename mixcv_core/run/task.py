@@ -23,6 +23,7 @@ from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
 from ..secrets import scrub
+from . import cores
 from .events import Event, FoldFailed, FoldFinished, FoldStarted
 from .fitting import SplitData, build_estimator, build_merf, fit_estimator, predict_estimator, split_data
 from .tuning import tune
@@ -145,11 +146,14 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
             return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]
         tune_time = time.perf_counter() - t0
 
-    outcomes = [_fit_one(model.name, lambda: _with_callbacks(build_estimator(model, spec, best_params, fold), model),
-                         model, spec, s,
-                         test, known, fold, best_params, tune_time, study, data.feature_names, emit)]
-    for name in spec.task_names(model)[1:]:
-        outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),
-                                 model, spec, s, test, known, fold, best_params, tune_time, study,
-                                 data.feature_names, emit))
+    # The outer fits (and MERF's EM) have this task's cores (`mixcv_core.run.cores.for_fit`).
+    with cores.for_fit(len(s.y_train)):
+        outcomes = [_fit_one(model.name,
+                             lambda: _with_callbacks(build_estimator(model, spec, best_params, fold), model),
+                             model, spec, s, test, known, fold, best_params, tune_time, study, data.feature_names,
+                             emit)]
+        for name in spec.task_names(model)[1:]:
+            outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),
+                                     model, spec, s, test, known, fold, best_params, tune_time, study,
+                                     data.feature_names, emit))
     return outcomes

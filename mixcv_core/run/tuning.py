@@ -22,8 +22,16 @@ from .._seeding import derive_seed
 from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..metrics import mse_objective
+from . import cores
 from .events import Event, TrialFinished, TrialStarted
-from .fitting import build_estimator, call_scorer, fit_estimator, predict_estimator, split_data
+from .fitting import (
+    build_estimator,
+    call_scorer,
+    fit_estimator,
+    predict_estimator,
+    scorer_uses_train,
+    split_data,
+)
 
 __all__ = ["tune", "quiet_optuna"]
 
@@ -75,9 +83,14 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
     # Scale each inner fold once, not once per trial.
     splits = [split_data(data, tr, va, spec.inner.scale) for tr, va in inner]
     fit_kwargs = dict(model.fit_kwargs)
+    # Predicting every inner training set costs as much as predicting its validation
+    # set, for nothing when the objective reads only the latter.
+    with_train = scorer_uses_train(scorer)
     n_trials = spec.tuning.n_trials
     last_error: BaseException | None = None
-    with quiet_optuna():
+    # An estimator that parallelises itself through joblib (a forest, n_jobs left at None)
+    # gets the task's cores inside each fit (`mixcv_core.run.cores.for_fit`).
+    with cores.for_fit(len(splits[0].y_train) if splits else 0), quiet_optuna():
         for _ in range(n_trials):
             trial = study.ask(fixed_distributions=dict(model.params))
             emit(TrialStarted(fold=fold, model=model.name, trial=trial.number))
@@ -87,7 +100,8 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                     est = build_estimator(model, spec, trial.params, fold)
                     fit_estimator(est, s, fit_kwargs)
                     pred_valid = predict_estimator(est, s.X_test, s.g_test, s.slope_names)
-                    pred_train = predict_estimator(est, s.X_train, s.g_train, s.slope_names)
+                    pred_train = (predict_estimator(est, s.X_train, s.g_train, s.slope_names) if with_train
+                                  else None)
                     values.append(call_scorer(scorer, s.y_test, pred_valid, s.y_train, pred_train))
                 value = float(np.mean(values))
                 if not math.isfinite(value):

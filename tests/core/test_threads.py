@@ -50,3 +50,52 @@ def test_workers_read_the_data_from_one_shared_copy(tmp_path, monkeypatch):
     (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=4)
      .add_model("LinearModel").set_run(n_jobs=2, store=False).perform())
     assert not list(tmp_path.glob("mixcv-data-*"))
+
+
+class RecordsJoblib(RecordsThreads):
+    """Remembers, per fit, the joblib backend and n_jobs it would get with n_jobs left at None."""
+
+    seen: list = []
+
+    def fit(self, X, y):
+        from joblib.parallel import get_active_backend
+        backend, n_jobs = get_active_backend()
+        RecordsJoblib.seen.append((type(backend).__name__, n_jobs, len(y)))
+        return super().fit(X, y)
+
+
+def _forest_run(model, **run):
+    from optuna.distributions import IntDistribution
+    X, y, g, _ = generate_regression(8, 15, random_seed=3, n_features=3)
+    params = {"max_depth": IntDistribution(2, 6)} if model != "RecordsJoblib" else {}
+    est = RecordsJoblib if model == "RecordsJoblib" else model
+    return (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", "GroupKFold", n_splits_out=2, n_splits_in=3)
+            .add_model(est, requires_inner_cv=bool(params), params=params, add_merf=True).set_inner_cv(3)
+            .set_merf(em_max_iterations=3).set_run(store=False, **run).perform().get_results()
+            .to_frame().drop(columns=["fit_time", "tune_time"]))
+
+
+def test_fits_get_the_tasks_cores_in_threads_from_enough_rows_on(monkeypatch):
+    from mixcv_core.run import cores
+    RecordsJoblib.seen.clear()
+    with cores.limit(2):
+        _forest_run("RecordsJoblib")
+    assert RecordsJoblib.seen and all(n_jobs == 1 for _, n_jobs, _ in RecordsJoblib.seen)   # 60 rows: too few
+    monkeypatch.setattr(cores, "MIN_ROWS_FOR_THREADS", 50)
+    RecordsJoblib.seen.clear()
+    with cores.limit(2):
+        _forest_run("RecordsJoblib")
+    assert {(b, n) for b, n, rows in RecordsJoblib.seen} == {("ThreadingBackend", 2)}   # threads, never processes
+
+
+def test_a_forest_fitted_in_threads_gives_the_same_results_and_merf_too(monkeypatch):
+    from sklearn.ensemble import RandomForestRegressor
+
+    from mixcv_core.run import cores
+    monkeypatch.setattr(cores, "MIN_ROWS_FOR_THREADS", 0)
+    with cores.limit(1):
+        alone = _forest_run(RandomForestRegressor)
+    with cores.limit(2):
+        threaded = _forest_run(RandomForestRegressor)
+    assert set(alone["model"]) == {"RandomForestRegressor", "MERF(RandomForestRegressor)"}
+    assert alone.equals(threaded)
