@@ -24,6 +24,19 @@ from .lmm_summary import LMMSummary, variance_decomposition
 __all__ = ["LinearMixedEffectsModel"]
 
 
+
+def _with_intercept(frame: pd.DataFrame) -> pd.DataFrame:
+    """An ``Intercept`` column of ones, then ``frame``'s columns as floats: one float block.
+
+    Built in one array, so the many ``to_numpy()`` calls on it are views, not copies (with a
+    million rows each copy is a fold's size again).
+    """
+    out = np.empty((len(frame), frame.shape[1] + 1))
+    out[:, 0] = 1.0
+    if frame.shape[1]:
+        out[:, 1:] = frame.to_numpy(dtype=float)
+    return pd.DataFrame(out, columns=["Intercept", *frame.columns], index=frame.index, copy=False)
+
 class LinearMixedEffectsModel(MixedEffectsRegressor):
     """Linear mixed model: fixed effects for every feature, a random intercept and random slopes per group.
 
@@ -152,8 +165,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         if constant:
             raise SpecError("slopes", f"the slope column(s) {constant} are constant: a random slope needs values that "
                                       "vary (a constant is already the random intercept)")
-        exog = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Xf.astype(float)], axis=1)
-        exog_re = pd.concat([pd.Series(1.0, index=Xf.index, name="Intercept"), Z.astype(float)], axis=1)
+        exog, exog_re = _with_intercept(Xf), _with_intercept(Z)
         rank = np.linalg.matrix_rank(exog.to_numpy())
         if rank < exog.shape[1]:
             raise SpecError("X", f"the fixed-effects design (intercept + {Xf.shape[1]} features) has rank {rank}: "

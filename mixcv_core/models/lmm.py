@@ -121,7 +121,11 @@ class _Criterion:
         yr = y - X @ self.beta_ols
         # One pass over the rows for every per-group sum: Z_g'[Z_g | X_g | y_g].
         q = Z.shape[1]
-        sums = ClusterSums(codes, n_groups)(np.einsum("nj,nk->njk", Z, np.column_stack([Z, X, yr])))
+        # Z, X and y apart: stacking them first held two more row-sized copies at once (a
+        # million rows: the peak of a whole fit). Each column's sums are the same either way.
+        per_cluster = ClusterSums(codes, n_groups)
+        sums = np.concatenate([per_cluster(np.einsum("nj,nk->njk", Z, part)) for part in (Z, X, yr[:, None])],
+                              axis=2)
         self.G = np.ascontiguousarray(sums[:, :, :q])                     # (K, q, q)
         self.H = np.ascontiguousarray(sums[:, :, q:q + p])                # (K, q, p)
         self.c = np.ascontiguousarray(sums[:, :, q + p])                  # (K, q)

@@ -27,7 +27,7 @@ import time
 import warnings
 
 import pandas as pd
-from bench_threads import data   # a sibling module: benchmarks run as scripts from this folder
+from bench_threads import data  # a sibling module: benchmarks run as scripts from this folder
 from joblib import cpu_count
 from optuna.distributions import FloatDistribution, IntDistribution
 

@@ -96,7 +96,7 @@ def test_r2(lib: str, results, model: str) -> float:
 
 def child(lib: str, case: str, quick: bool) -> None:
     """Run one (library, experiment) in this fresh process; print one JSON line."""
-    from bench_memory import peak_while   # a sibling module: benchmarks run as scripts from this folder
+    from bench_memory import peak_while  # a sibling module: benchmarks run as scripts from this folder
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     import optuna
@@ -135,7 +135,7 @@ def main() -> None:
                                f"{5 if quick else 20} trials"))
         print(f"{'':24} {'perform s':>9} {'speed-up':>8} {'peak GiB':>8}  "
               + "  ".join(f"{'R² ' + short[n]:>10}" for n in names))
-        for lib, r in rows.items():
+        for r in rows.values():
             print(f"{r['label']:24} {r['seconds']:>9.2f} {base / r['seconds']:>7.1f}x {r['gib']:>8.2f}  "
                   + "  ".join(f"{r['r2'][n]:>10.3f}" for n in names), flush=True)
 
