@@ -64,3 +64,9 @@ def test_the_static_html_export_carries_every_report():
     body, _ = HTMLExporter().from_notebook_node(nb)
     runs = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%mixcv"))
     assert body.count('<h4 class="mixcv-head">') == runs == 2
+
+
+def test_the_tracking_guide_runs_on_a_local_dask_cluster_with_the_serial_results():
+    nb = executed(next(p for p in NOTEBOOKS if p.name == "runs_and_tracking.ipynb"))
+    check = next(c for c in nb.cells if c.cell_type == "code" and "on_dask.to_frame()" in c.source)
+    assert [o["data"]["text/plain"] for o in check.outputs if o.get("output_type") == "execute_result"] == ["True"]
