@@ -81,12 +81,11 @@ _LOCAL: dict[int, tuple[Any, Any]] = {}
 def _local_client(workers: int) -> Any:
     distributed = require_distributed()
     with _LOCAL_LOCK:
-        if workers in _LOCAL:
-            cluster, client = _LOCAL[workers]
-            if client.status == "running" and len(client.scheduler_info(n_workers=-1)["workers"]) == workers:
-                return client
-            close_local_cluster()
-        close_local_cluster()   # one local cluster at a time: two would share the cores
+        cached = _LOCAL.get(workers)
+        if cached is not None and cached[1].status == "running" \
+                and len(cached[1].scheduler_info(n_workers=-1)["workers"]) == workers:
+            return cached[1]
+        close_local_cluster()   # one local cluster at a time (two would share the cores), or a broken one
         threads = worker_threads(workers)
         # Processes with one thread each: a fit holds the GIL between native calls.
         # The environment caps each worker's native pools before it starts (as the
@@ -214,17 +213,33 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
         threads_by_host: dict[str, int] = {}
         for info in client.scheduler_info(n_workers=-1)["workers"].values():
             threads_by_host[info["host"]] = threads_by_host.get(info["host"], 0) + info["nthreads"]
-        for i, (k, m) in enumerate(tasks):
+        def submit(i: int, attempt: str = "") -> Any:
+            nonlocal data
+            if data.status != "finished":   # every worker holding it died
+                data = client.scatter(plan.data, broadcast=True, hash=False)
+            k, m = tasks[i]
             future = client.submit(_dask_task, spec, m, data, plan.outer[k], plan.inner[k], k, plan.known_rows(k),
-                                   topic, threads_by_host, pure=False, key=f"mixcv-task-{i}-{topic}")
+                                   topic, threads_by_host, pure=False, key=f"mixcv-task-{i}{attempt}-{topic}")
             futures[future] = i
-        pending = set(futures)
+            return future
+
+        pending = {submit(i) for i in range(len(tasks))}
+        retried: set[int] = set()
         while pending:
             time.sleep(0.05)
             drain()
             for f in [f for f in pending if f.done()]:
                 pending.discard(f)
-                _finished(f, futures[f], tasks, spec, by_task, deliver, distributed)
+                i = futures[f]
+                if f.status != "finished" and i not in retried and (
+                        f.status == "cancelled" or isinstance(f.exception(), distributed.KilledWorker)):
+                    # A worker died: with this task (the culprit, or a bystander that
+                    # was assigned to it) or with the data. Once more, as the local
+                    # backend runs a crashed task again; a culprit then fails for good.
+                    retried.add(i)
+                    pending.add(submit(i, "-again"))
+                    continue
+                _finished(f, i, tasks, spec, by_task, deliver, distributed)
         # Progress published just before a task returned may still be on its way.
         time.sleep(0.1)
         drain()
