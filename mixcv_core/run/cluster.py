@@ -40,6 +40,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
 import cloudpickle
@@ -231,15 +232,15 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
             for f in [f for f in pending if f.done()]:
                 pending.discard(f)
                 i = futures[f]
-                if f.status != "finished" and i not in retried and (
-                        f.status == "cancelled" or isinstance(f.exception(), distributed.KilledWorker)):
+                state, value = _settle(f, distributed)
+                if state in ("killed", "cancelled") and i not in retried:
                     # A worker died: with this task (the culprit, or a bystander that
                     # was assigned to it) or with the data. Once more, as the local
                     # backend runs a crashed task again; a culprit then fails for good.
                     retried.add(i)
                     pending.add(submit(i, "-again"))
                     continue
-                _finished(f, i, tasks, spec, by_task, deliver, distributed)
+                _finished(state, value, i, tasks, spec, by_task, deliver)
         # Progress published just before a task returned may still be on its way.
         time.sleep(0.1)
         drain()
@@ -260,22 +261,36 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
             client.close()
 
 
-def _finished(future: Any, i: int, tasks: Sequence[tuple[int, ModelSpec]], spec: ExperimentSpec,
-              by_task: dict[int, list[FoldOutcome]], deliver: Callable[[Event], None], distributed: Any) -> None:
+def _settle(future: Any, distributed: Any) -> tuple[str, Any]:
+    """How a done task ended: ("finished", its result), ("error", the exception), ("killed", the
+    KilledWorker) or ("cancelled", None) — also when the scheduler forgot it between the
+    status and the fetch (seen after a worker died)."""
+    try:
+        if future.status == "finished":
+            return "finished", future.result()
+        if future.status == "error":
+            exc = future.exception()
+            return ("killed" if isinstance(exc, distributed.KilledWorker) else "error"), exc
+    except CancelledError:   # distributed's FutureCancelledError is one
+        pass
+    return "cancelled", None
+
+
+def _finished(state: str, value: Any, i: int, tasks: Sequence[tuple[int, ModelSpec]], spec: ExperimentSpec,
+              by_task: dict[int, list[FoldOutcome]], deliver: Callable[[Event], None]) -> None:
     """Deliver a returned task's outcomes, or fail the folds it owed."""
-    if future.status == "finished":
-        for packed in future.result():
+    if state == "finished":
+        for packed in value:
             deliver(pickle.loads(packed))  # noqa: S301 - our own task's result
         return
-    exc = future.exception() if future.status == "error" else None
-    if exc is not None and spec.on_error == "raise" and not isinstance(exc, distributed.KilledWorker):
-        raise exc   # the model's own error, as on_error="raise" asks
-    if isinstance(exc, distributed.KilledWorker):
-        msg = (f"the Dask worker running it died (every worker it was tried on: {exc}); often out of memory. "
+    if state == "error" and spec.on_error == "raise":
+        raise value   # the model's own error, as on_error="raise" asks
+    if state == "killed":
+        msg = (f"the Dask worker running it died (every worker it was tried on: {value}); often out of memory. "
                "The other folds were kept")
-    elif exc is None:
-        msg = f"the Dask task was {future.status} outside this run"
+    elif state == "cancelled":
+        msg = "the Dask task was cancelled outside this run (twice)"
     else:
-        msg = f"Dask task failed: {type(exc).__name__}: {exc}"
-    tb = "" if exc is None else "".join(traceback.format_exception(exc))
+        msg = f"Dask task failed: {type(value).__name__}: {value}"
+    tb = "" if value is None else "".join(traceback.format_exception(value))
     fail_missing(i, tasks, spec, by_task, deliver, scrub(msg), scrub(tb))
