@@ -172,3 +172,33 @@ def test_a_worker_that_dies_fails_its_fold_loudly_and_the_other_folds_are_kept()
     assert res.status == "finished" and sorted(res.to_frame()["fold"]) == [0, 1]
     failure = res.failures.iloc[0]
     assert failure["fold"] == 2 and "the Dask worker running it died" in failure["error"]
+
+
+class _Done:
+    """A done future as the client sees it: a status, and what fetching its result does."""
+
+    def __init__(self, status, result=None, exc=None, forgotten=False):
+        self.status, self._result, self._exc, self._forgotten = status, result, exc, forgotten
+
+    def result(self):
+        if self._forgotten:
+            raise distributed.client.FutureCancelledError("k", reason="already forgotten")
+        return self._result
+
+    def exception(self):
+        if self._forgotten:
+            raise distributed.client.FutureCancelledError("k", reason="already forgotten")
+        return self._exc
+
+
+def test_how_a_done_task_ended_is_read_safely_even_when_the_scheduler_forgot_it():
+    from mixcv_core.run.cluster import _settle
+    killed = distributed.KilledWorker("k", "tcp://w", 0)
+    assert _settle(_Done("finished", result=[b"x"]), distributed) == ("finished", [b"x"])
+    assert _settle(_Done("error", exc=killed), distributed) == ("killed", killed)
+    boom = ArithmeticError("boom")
+    assert _settle(_Done("error", exc=boom), distributed) == ("error", boom)
+    assert _settle(_Done("cancelled"), distributed) == ("cancelled", None)
+    # Seen after a worker died: done, then gone before its result could be fetched.
+    assert _settle(_Done("finished", forgotten=True), distributed) == ("cancelled", None)
+    assert _settle(_Done("error", forgotten=True), distributed) == ("cancelled", None)
