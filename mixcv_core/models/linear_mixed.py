@@ -24,7 +24,6 @@ from .lmm_summary import LMMSummary, variance_decomposition
 __all__ = ["LinearMixedEffectsModel"]
 
 
-
 def _with_intercept(frame: pd.DataFrame) -> pd.DataFrame:
     """An ``Intercept`` column of ones, then ``frame``'s columns as floats: one float block.
 
@@ -36,6 +35,7 @@ def _with_intercept(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.shape[1]:
         out[:, 1:] = frame.to_numpy(dtype=float)
     return pd.DataFrame(out, columns=["Intercept", *frame.columns], index=frame.index, copy=False)
+
 
 class LinearMixedEffectsModel(MixedEffectsRegressor):
     """Linear mixed model: fixed effects for every feature, a random intercept and random slopes per group.

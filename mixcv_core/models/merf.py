@@ -128,7 +128,6 @@ def _as_2d_numeric(Z: Any, n: int, field: str) -> np.ndarray:
     return arr
 
 
-
 def _predict_exactly(model: Any, X: Any) -> np.ndarray:
     """``model.predict(X)`` in one thread.
 
@@ -139,6 +138,7 @@ def _predict_exactly(model: Any, X: Any) -> np.ndarray:
     from joblib import parallel_config
     with parallel_config(n_jobs=1):
         return np.asarray(model.predict(X), dtype=float).ravel()
+
 
 class MERF(BaseEstimator):
     """Mixed Effects Random Forest — or mixed effects around any regressor — fitted by EM.

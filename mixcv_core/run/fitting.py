@@ -48,6 +48,10 @@ class SplitData:
     g_known: np.ndarray | None = None
 
 
+def _own(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    return part.copy() if np.may_share_memory(part, whole) else part
+
+
 def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: bool,
                known: np.ndarray | None = None) -> SplitData:
     """Cut ``data`` into a train/test split, standardising with the training rows' mean and sd.
@@ -56,9 +60,10 @@ def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: b
     role of new data.
     """
     # Indexing with row arrays copies, so these are the split's own arrays: scaled in place
-    # and wrapped without another copy (a 1M-row fold otherwise briefly held three).
-    X_tr, X_te = data.X[train], data.X[test]
-    X_kn = None if known is None else data.X[known]
+    # and wrapped without another copy (a 1M-row fold otherwise briefly held three). Rows
+    # given another way (a slice) would be a view of the run's data: copied, never scaled there.
+    X_tr, X_te = (_own(data.X[rows], data.X) for rows in (train, test))
+    X_kn = None if known is None else _own(data.X[known], data.X)
     scaler = None
     if scale and data.X.shape[1]:   # the null model has no features to scale
         scaler = StandardScaler(copy=False).fit(X_tr)

@@ -436,3 +436,19 @@ def test_under_a_timeout_an_unsendable_model_is_refused_naming_the_timeout(group
     with pytest.raises(SpecError, match=r"models\['Locked'\]: cannot be sent to a worker process \(timeout=60\.0\)"
                                         r".*Run without a timeout"):
         cv.perform()
+
+
+def test_scaling_a_split_in_place_never_touches_the_runs_data():
+    from mixcv_core.experiment.data import prepare_data
+    from mixcv_core.experiment.spec import DataSpec
+    from mixcv_core.run.fitting import split_data
+    from mixcv_core.synthesizer import generate_regression
+    X, y, g, _ = generate_regression(4, 10, random_seed=0, n_features=2)
+    import dataclasses
+    data = prepare_data(DataSpec("y", "group"), X.assign(y=y, group=g))
+    data = dataclasses.replace(data, X=data.X.copy())   # writeable: pandas hands out a read-only view, other paths may not
+    before = data.X.copy()
+    for train in (np.arange(30), slice(0, 30), np.arange(40) < 30):   # index arrays, a slice (a view), a mask
+        s = split_data(data, train, np.arange(30, 40), scale=True)
+        assert np.allclose(s.X_train.to_numpy().mean(axis=0), 0.0)    # scaled...
+        assert np.array_equal(data.X, before)                         # ...but not the data it came from
