@@ -139,7 +139,7 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
                 for i, (k, m) in enumerate(tasks):
                     by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit,
                                           plan.known_rows(k))
-        elif spec.backend == "dask":
+        elif cluster is not None:   # backend="dask"
             run_dask(spec, plan, tasks, bus.emit, by_task, cluster)
         else:
             run_parallel(spec, plan, tasks, spec.n_jobs, bus.emit, by_task)

@@ -161,7 +161,7 @@ def _dask_task(spec: ExperimentSpec, model: ModelSpec, data: Any, outer: Any, in
 
     with threadpool_limits(limits=threads), cores.limit(threads), quiet_optuna():
         run_task(spec, model, data, outer, inner, fold, emit, known)
-    return [pack(e, "run with backend='local'") for e in finished]
+    return [pack(e, spec) for e in finished]
 
 
 def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
@@ -174,17 +174,17 @@ def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
 # -- in the calling process ---------------------------------------------------------------
 def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]],
              emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]],
-             connection: tuple[Any, bool] | None = None) -> None:
+             connection: tuple[Any, bool]) -> None:
     """Run ``tasks`` on a Dask cluster, emitting their events as they happen.
 
-    ``connection`` is `connect`'s answer when the caller connected first (to refuse an
-    unreachable scheduler before the run starts).
+    ``connection`` is `connect`'s answer: the caller connects before the run starts, so an
+    unreachable scheduler is refused before any work.
 
     ``by_task`` is filled as tasks return, so an interrupt (re-raised here after the
     tasks are cancelled) leaves every finished fold in it.
     """
     distributed = require_distributed()
-    client, local = connect(spec) if connection is None else connection
+    client, local = connection
     topic = f"mixcv-{uuid.uuid4().hex}"
     inbox: queue_module.SimpleQueue = queue_module.SimpleQueue()
     task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}

@@ -27,7 +27,7 @@ from ..models.merf import MERFRegressor
 from .events import EMIteration, Event
 
 __all__ = ["SplitData", "split_data", "build_estimator", "build_merf", "fit_estimator", "predict_estimator",
-           "is_mixed", "call_scorer"]
+           "is_mixed", "call_scorer", "scorer_uses_train"]
 
 
 @dataclass
@@ -152,9 +152,10 @@ def call_scorer(scorer: Callable[..., float], y_valid: np.ndarray, y_pred_valid:
                 y_train: np.ndarray, y_pred_train: np.ndarray | None) -> float:
     """Call an objective scorer with flexcv's four arguments, or just the first two.
 
-    ``y_pred_train`` is None when `scorer_uses_train` said it is not needed.
+    ``y_pred_train`` is None when `scorer_uses_train` said it is not needed (decided once
+    per study, so no signature is inspected per fit).
     """
-    if _n_positional(scorer) >= 4 and scorer_uses_train(scorer):
+    if y_pred_train is not None:
         value = scorer(y_valid, y_pred_valid, y_train, y_pred_train)
     else:
         value = scorer(y_valid, y_pred_valid)

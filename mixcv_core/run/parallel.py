@@ -99,7 +99,7 @@ def check_sendable(spec: ExperimentSpec, models: Sequence[ModelSpec]) -> None:
                         + why.format(reason=f"{type(exc).__name__}: {exc}")) from None
 
 
-def pack(event: Event, way_out: str) -> bytes:
+def pack(event: Event, spec: ExperimentSpec) -> bytes:
     """The event as bytes for the queue; a fitted model that cannot travel stays behind, said so."""
     try:
         return cloudpickle.dumps(event)
@@ -110,7 +110,7 @@ def pack(event: Event, way_out: str) -> bytes:
         if outcome.estimator is None and outcome.study is None:
             raise
         note = (f"the fitted model cannot be sent back from the worker process ({type(exc).__name__}: {exc}); "
-                f"its metrics and predictions are kept; {way_out} to keep the model")
+                f"its metrics and predictions are kept; {_why_workers(spec)[1]} to keep the model")
         slim = dataclasses.replace(outcome, estimator=None, study=None, warnings=[*outcome.warnings, note])
         return cloudpickle.dumps(dataclasses.replace(event, outcome=slim))
 
@@ -159,10 +159,9 @@ _DATA_CACHE: dict[str, PreparedData] = {}
 def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, shared: SharedData, outer, inner, fold: int, q,
             known=None) -> int:
     q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
-    way_out = _why_workers(spec)[1]
     data = shared.load()
     with quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(pack(event, way_out)), known)
+        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(pack(event, spec)), known)
     return i
 
 
