@@ -9,8 +9,8 @@ t-test of `Results.compare` uses all ``k·R`` folds (Bouckaert & Frank 2004).
 Examples
 --------
 >>> from mixcv_core.repeated import RepeatedCV
->>> from mixcv_core.synthesizer import generate_regression
->>> X, y, group, _ = generate_regression(6, 20, n_slopes=1, noise_level=0.1, random_seed=1)
+>>> from mixcv_core.synthesizer import generate_grouped_regression
+>>> X, y, group, _ = generate_grouped_regression(6, 20, n_slopes=1, noise_level=0.1, random_seed=1)
 >>> results = (RepeatedCV().set_data(X, y, group).set_splits("GroupKFold", n_splits_out=3)
 ...            .add_model("LinearModel").set_n_repeats(2).set_run(store=False).perform().get_results())
 >>> sorted(results.to_frame()["repeat"].unique().tolist())

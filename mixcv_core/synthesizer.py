@@ -1,9 +1,15 @@
-"""Synthetic grouped regression data with real random intercepts and slopes.
+"""Synthetic grouped regression data: flexcv's generator and mixcv's richer one.
 
-``y_ij = 1 + x_ij' beta + b0_j + b1_j' z_ij + e_ij`` for row ``i`` of group ``j``, with
-``b_j ~ N(0, diag(sd_intercept^2, sd_slope^2 ...))`` and ``e ~ N(0, noise_level^2)``.
-Unlike flexcv's generator (whose "slopes" never enter y), the slope columns here do
-have group-specific effects, so a mixed model has something to find.
+`generate_regression` keeps flexcv's signature and meaning, so flexcv code (and the
+seed guide) gets the data it always got: ``n_samples`` rows of ``m_features`` integer
+features in ``n_groups`` groups, with random *intercepts* only; the "random slopes" it
+returns are columns picked from ``X`` that carry no group-specific effect in ``y``.
+
+`generate_grouped_regression` is mixcv's own: ``m_groups * n_per_group`` rows whose
+slope columns do have group-specific effects,
+``y_ij = 1 + x_ij' beta + b0_j + b1_j' z_ij + e_ij`` with
+``b_j ~ N(0, diag(sd_intercept^2, sd_slope^2 ...))`` and ``e ~ N(0, noise_level^2)``,
+so a mixed model has something to find.
 """
 
 from __future__ import annotations
@@ -14,13 +20,79 @@ import pandas as pd
 from .constraints import Integer
 from .errors import SpecError
 
-__all__ = ["generate_regression"]
+__all__ = ["generate_regression", "generate_grouped_regression"]
 
 
-def generate_regression(m_groups: int, n_per_group: int, n_slopes: int = 1, noise_level: float = 0.1,
-                        random_seed: int = 42, n_features: int = 5, sd_intercept: float = 1.0,
-                        sd_slope: float = 0.5) -> tuple[pd.DataFrame, pd.Series, pd.Series, pd.DataFrame]:
-    """Generate ``m_groups * n_per_group`` rows of grouped data.
+def _check_noise(noise_level: float) -> None:
+    if not noise_level >= 0:
+        raise SpecError("noise_level", f"must be >= 0, got {noise_level!r}")
+
+
+def generate_regression(m_features: int, n_samples: int, n_groups: int = 5, n_slopes: int = 1,
+                        random_seed: int = 42, noise_level: float = 0.1, fixed_random_ratio: float = 0.01
+                        ) -> tuple[pd.DataFrame, pd.Series, pd.Series, pd.DataFrame]:
+    """flexcv's generator: ``n_samples`` rows, ``m_features`` features, ``n_groups`` groups.
+
+    The model is ``y_i = 1 + x_i' beta + b_{g(i)} + e_i`` with integer features
+    ``x ~ U{-10..9}``, fixed effects ``beta ~ U(0, 1) * fixed_random_ratio``, group labels
+    drawn uniformly (so a group may be absent from a small sample), random intercepts
+    ``b ~ U(0.9, 1.0)`` and ``e ~ N(0, noise_level^2)``. The draws are made in flexcv's
+    order, so a seed gives flexcv's numbers. For data whose slopes matter, see
+    `generate_grouped_regression`.
+
+    Parameters
+    ----------
+    m_features : int
+        Number of feature columns ``X0 .. X{m_features-1}`` (>= 1).
+    n_samples : int
+        Number of rows (>= 2).
+    n_groups : int, default=5
+        Number of group labels ``0 .. n_groups-1`` to draw from (>= 1).
+    n_slopes : int, default=1
+        How many feature columns to return as "random slopes" (picked at random from
+        ``X``; ``0 <= n_slopes <= m_features``). They get no random effect in ``y``.
+    random_seed : int, default=42
+    noise_level : float, default=0.1
+        Standard deviation of the residual noise.
+    fixed_random_ratio : float, default=0.01
+        Scale of the fixed-effect coefficients relative to the random intercepts.
+
+    Returns
+    -------
+    X : DataFrame of int
+    y : Series named "y"
+    group : Series named "group"
+    random_slopes : DataFrame
+        ``n_slopes`` columns of ``X``.
+
+    Examples
+    --------
+    >>> X, y, group, random_slopes = generate_regression(3, 100, n_slopes=1, noise_level=9.1e-2)
+    >>> X.shape, len(y), group.nunique(), random_slopes.shape
+    ((100, 3), 100, 5, (100, 1))
+    """
+    for name, value, low in (("m_features", m_features, 1), ("n_samples", n_samples, 2),
+                             ("n_groups", n_groups, 1), ("n_slopes", n_slopes, 0)):
+        Integer(low).check(value, name)
+    if n_slopes > m_features:
+        raise SpecError("n_slopes", f"cannot exceed m_features ({m_features}), got {n_slopes}")
+    _check_noise(noise_level)
+    rng = np.random.default_rng(random_seed)
+    X = rng.integers(-10, 10, (n_samples, m_features))
+    beta = rng.random(m_features) * fixed_random_ratio
+    noise = rng.standard_normal(n_samples) * noise_level
+    group = rng.integers(0, n_groups, n_samples)
+    intercepts = rng.uniform(0.9, 1.0, size=n_groups)
+    y = 1 + X @ beta + intercepts[group] + noise
+    X_df = pd.DataFrame(X, columns=[f"X{j}" for j in range(m_features)])
+    slope_columns = rng.choice(X_df.columns.tolist(), size=n_slopes, replace=False)
+    return X_df, pd.Series(y, name="y"), pd.Series(group, name="group"), X_df[list(slope_columns)]
+
+
+def generate_grouped_regression(m_groups: int, n_per_group: int, n_slopes: int = 1, noise_level: float = 0.1,
+                                random_seed: int = 42, n_features: int = 5, sd_intercept: float = 1.0,
+                                sd_slope: float = 0.5) -> tuple[pd.DataFrame, pd.Series, pd.Series, pd.DataFrame]:
+    """Generate ``m_groups * n_per_group`` rows of grouped data with real random slopes.
 
     Parameters
     ----------
@@ -50,7 +122,7 @@ def generate_regression(m_groups: int, n_per_group: int, n_slopes: int = 1, nois
 
     Examples
     --------
-    >>> X, y, group, slopes = generate_regression(3, 100, n_slopes=1, noise_level=9.1e-2)
+    >>> X, y, group, slopes = generate_grouped_regression(3, 100, n_slopes=1, noise_level=9.1e-2)
     >>> X.shape, group.nunique(), list(slopes.columns)
     ((300, 5), 3, ['X0'])
     """
@@ -59,8 +131,7 @@ def generate_regression(m_groups: int, n_per_group: int, n_slopes: int = 1, nois
         Integer(low).check(value, name)
     if n_slopes > n_features:
         raise SpecError("n_slopes", f"cannot exceed n_features ({n_features}), got {n_slopes}")
-    if not noise_level >= 0:
-        raise SpecError("noise_level", f"must be >= 0, got {noise_level!r}")
+    _check_noise(noise_level)
     rng = np.random.default_rng(random_seed)
     n = m_groups * n_per_group
     group = np.repeat(np.arange(m_groups), n_per_group)

@@ -11,18 +11,18 @@ matplotlib.use("Agg")  # tests never open windows
 
 import pytest
 
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression, generate_regression
 
 
 @pytest.fixture(scope="session")
 def grouped():
     """60 rows in 6 groups with one random slope: X, y, group, slopes."""
-    return generate_regression(6, 10, n_slopes=1, noise_level=0.3, random_seed=1, n_features=3)
+    return generate_grouped_regression(6, 10, n_slopes=1, noise_level=0.3, random_seed=1, n_features=3)
 
 
 @pytest.fixture(scope="session")
 def seed_example_data():
-    """The data of the seed guide's first example (3 groups x 100 rows)."""
+    """The data of the seed guide's first example: 100 rows, 3 features, 5 groups (flexcv's generator)."""
     return generate_regression(3, 100, n_slopes=1, noise_level=9.1e-2)
 
 

@@ -67,8 +67,8 @@ class GPBoostRegressor(MixedEffectsRegressor):
 
     Examples
     --------
-    >>> from mixcv_core.synthesizer import generate_regression
-    >>> X, y, g, _ = generate_regression(20, 10, random_seed=0)
+    >>> from mixcv_core.synthesizer import generate_grouped_regression
+    >>> X, y, g, _ = generate_grouped_regression(20, 10, random_seed=0)
     >>> m = GPBoostRegressor(num_boost_round=20).fit(X, y, groups=g)
     >>> m.predict(X.iloc[:3], groups=g.iloc[:3]).shape
     (3,)

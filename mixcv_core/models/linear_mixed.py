@@ -100,8 +100,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
 
     Examples
     --------
-    >>> from mixcv_core.synthesizer import generate_regression
-    >>> X, y, g, slopes = generate_regression(20, 10, n_slopes=1, random_seed=0)
+    >>> from mixcv_core.synthesizer import generate_grouped_regression
+    >>> X, y, g, slopes = generate_grouped_regression(20, 10, n_slopes=1, random_seed=0)
     >>> m = LinearMixedEffectsModel().fit(X, y, groups=g, slopes=slopes)
     >>> list(m.cov_re_.columns), m.converged_
     (['Intercept', 'X0'], True)

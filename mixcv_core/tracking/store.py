@@ -13,8 +13,8 @@ Where: ``$MIXCV_STORE`` if set (``off`` disables the store), else ``./.mixcv``.
 Examples
 --------
 >>> import tempfile, mixcv_core
->>> from mixcv_core.synthesizer import generate_regression
->>> X, y, g, _ = generate_regression(4, 10)
+>>> from mixcv_core.synthesizer import generate_grouped_regression
+>>> X, y, g, _ = generate_grouped_regression(4, 10)
 >>> store = RunStore(tempfile.mkdtemp())
 >>> res = (mixcv_core.CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2)
 ...        .add_model("LinearModel").set_run(store=store).perform().get_results())

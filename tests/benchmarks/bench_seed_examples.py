@@ -67,7 +67,7 @@ def main() -> None:
     d2 = generate_regression(3, 50, n_slopes=1, noise_level=9.1e-2)
     print(f"{'example':<28} {'flexcv s':>9} {'mixcv s':>8} {'ratio':>7} | {'flexcv R2':>10} {'mixcv R2':>9}")
     for label, fn_f, fn_m, model in (
-        ("1: LMM, 300 rows", lambda: example_1(FCV, FLMM, d1), lambda: example_1(MCV, MLMM, d1),
+        ("1: LMM, 100 rows", lambda: example_1(FCV, FLMM, d1), lambda: example_1(MCV, MLMM, d1),
          "LinearMixedEffectsModel"),
         ("2: RF + MERF, tuned", lambda: example_2(FCV, FRF, d2), lambda: example_2(MCV, MRF, d2),
          "MERF(RandomForestRegressor)"),

@@ -2,14 +2,13 @@
 
     tests/benchmarks/run.sh bench_vs_flexcv.py [--quick]
 
-Two experiments, the same data for both libraries (mixcv's port of flexcv's generator,
-seeded):
+Two experiments, the same data for both libraries (seeded):
 
-- seed: the seed guide's MERF example — 3 groups x 50 rows, KFold(3) outer and KFold(5)
+- seed: the seed guide's MERF example — 50 rows of 3 features in 5 groups (flexcv's generator), KFold(3) outer and KFold(5)
   inner, a random forest (10 trees, max_depth tuned in 3 trials) and MERF around it (5 EM
   iterations): 63 forest fits in all, about 1 s of scikit-learn, so this measures each
   library's own overhead.
-- large: 100 groups x 100 rows (10,000 rows, one random slope), GroupKFold(5) outer and
+- large: 100 groups x 100 rows (10,000 rows, one random slope; `generate_grouped_regression`), GroupKFold(5) outer and
   GroupKFold(3) inner, 20 trials; a random forest (20 trees; max_depth and
   min_samples_leaf tuned), MERF around it (20 EM iterations at most) and the LMM with the
   random slope.
@@ -47,7 +46,7 @@ def experiment(lib: str, case: str, quick: bool):
     import optuna
     from sklearn.ensemble import RandomForestRegressor
 
-    from mixcv_core.synthesizer import generate_regression
+    from mixcv_core.synthesizer import generate_grouped_regression, generate_regression
     if lib == "flexcv":
         from flexcv import CrossValidation
         from flexcv.models import LinearMixedEffectsModel
@@ -63,7 +62,7 @@ def experiment(lib: str, case: str, quick: bool):
         iterations, trials = 5, 3   # the seed's set_inner_cv(3): three trials
     else:
         n_groups = 30 if quick else 100
-        X, y, group, slopes = generate_regression(n_groups, 100, n_slopes=1, noise_level=0.5, random_seed=42)
+        X, y, group, slopes = generate_grouped_regression(n_groups, 100, n_slopes=1, noise_level=0.5, random_seed=42)
         params = {"max_depth": optuna.distributions.IntDistribution(2, 20),
                   "min_samples_leaf": optuna.distributions.IntDistribution(1, 20),
                   "n_estimators": optuna.distributions.CategoricalDistribution([20])}
@@ -130,7 +129,7 @@ def main() -> None:
         names = MODELS[case]
         short = {"RandomForestRegressor": "RF", "MERF(RandomForestRegressor)": "MERF(RF)",
                  "LinearMixedEffectsModel": "LMM"}
-        print(f"\n{case}: " + ("3 groups x 50 rows, KFold(3)/(5), 3 trials" if case == "seed" else
+        print(f"\n{case}: " + ("50 rows, 3 features, 5 groups, KFold(3)/(5), 3 trials" if case == "seed" else
                                f"{30 if quick else 100} groups x 100 rows, GroupKFold(5)/(3), "
                                f"{5 if quick else 20} trials"))
         print(f"{'':24} {'perform s':>9} {'speed-up':>8} {'peak GiB':>8}  "

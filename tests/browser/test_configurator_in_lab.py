@@ -7,9 +7,9 @@ import pytest
 
 from .conftest import ARTIFACTS, open_notebook, run_all
 
-SETUP = """from mixcv_core.synthesizer import generate_regression
+SETUP = """from mixcv_core.synthesizer import generate_grouped_regression
 from mixcv_jupyter import Configurator
-X, y, group, slopes = generate_regression(6, 20, n_slopes=1, noise_level=0.5, random_seed=0)
+X, y, group, slopes = generate_grouped_regression(6, 20, n_slopes=1, noise_level=0.5, random_seed=0)
 df = X.assign(y=y, group=group)
 Configurator(df)"""
 

@@ -10,8 +10,8 @@ import pytest
 from .conftest import ARTIFACTS, open_notebook, run_all
 
 SETUP = """%load_ext mixcv_jupyter
-from mixcv_core.synthesizer import generate_regression
-X, y, group, slopes = generate_regression(20, 30, n_slopes=1, noise_level=0.5, random_seed=0)
+from mixcv_core.synthesizer import generate_grouped_regression
+X, y, group, slopes = generate_grouped_regression(20, 30, n_slopes=1, noise_level=0.5, random_seed=0)
 df = X.assign(y=y, group=group)"""
 
 MERF_CELL = """%%mixcv -o res

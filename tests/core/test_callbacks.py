@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from mixcv_core import CrossValidation
 from mixcv_core.errors import SpecError, SpecTypeError
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 
 class Counts:
@@ -61,7 +61,7 @@ class NoCallbacks(RegressorMixin, BaseEstimator):
 
 @pytest.mark.parametrize("estimator", [InitCallbacks, FitCallbacks])
 def test_callbacks_reach_the_outer_fits_only(estimator):
-    X, y, g, _ = generate_regression(6, 10, random_seed=0, n_features=2)
+    X, y, g, _ = generate_grouped_regression(6, 10, random_seed=0, n_features=2)
     counts = Counts()
     (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", "GroupKFold", n_splits_out=3, n_splits_in=2)
      .add_model(estimator, requires_inner_cv=True, params={"alpha": FloatDistribution(0.1, 1.0)},

@@ -442,8 +442,8 @@ def test_scaling_a_split_in_place_never_touches_the_runs_data():
     from mixcv_core.experiment.data import prepare_data
     from mixcv_core.experiment.spec import DataSpec
     from mixcv_core.run.fitting import split_data
-    from mixcv_core.synthesizer import generate_regression
-    X, y, g, _ = generate_regression(4, 10, random_seed=0, n_features=2)
+    from mixcv_core.synthesizer import generate_grouped_regression
+    X, y, g, _ = generate_grouped_regression(4, 10, random_seed=0, n_features=2)
     import dataclasses
     data = prepare_data(DataSpec("y", "group"), X.assign(y=y, group=g))
     data = dataclasses.replace(data, X=data.X.copy())   # writeable: pandas hands out a read-only view, other paths may not

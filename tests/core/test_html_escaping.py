@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from mixcv_core import CrossValidation, RunStore
 from mixcv_core.experiment.data import plan_experiment
 from mixcv_core.results.report import render_plan_html
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -28,7 +28,7 @@ class _FailsWithMarkup(RegressorMixin, BaseEstimator):
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    X, y, g, _ = generate_regression(6, 10, random_seed=1, n_features=2)
+    X, y, g, _ = generate_grouped_regression(6, 10, random_seed=1, n_features=2)
     X = X.rename(columns={"X1": f"X1{EVIL}"})
     store = RunStore(tmp_path_factory.mktemp("store"))
     cv = (CrossValidation().set_data(X, y.rename(f"y{EVIL}"), g, dataset_name=f"data {EVIL}")

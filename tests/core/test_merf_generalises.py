@@ -20,7 +20,7 @@ from sklearn.linear_model import LinearRegression
 from mixcv_core import ConvergenceWarning, CrossValidation, MixcvError
 from mixcv_core.merf import MERF, MERFRegressor
 from mixcv_core.models import GPBoostRegressor, LinearMixedEffectsModel
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 DATA = Path(__file__).parent.parent / "data" / "lmm"
 HAS_GPBOOST = importlib.util.find_spec("gpboost") is not None
@@ -28,7 +28,7 @@ HAS_GPBOOST = importlib.util.find_spec("gpboost") is not None
 
 @pytest.fixture(scope="module")
 def quickstart():
-    X, y, g, _ = generate_regression(30, 20, n_slopes=1, noise_level=0.5, random_seed=0)
+    X, y, g, _ = generate_grouped_regression(30, 20, n_slopes=1, noise_level=0.5, random_seed=0)
     return X, y, g
 
 

@@ -104,7 +104,7 @@ def test_store_rows_are_inserted_by_column_name(tmp_path):
     # A column order different from today's must not shift values: write into a store
     # whose folds table lists its columns in reverse.
     from mixcv_core import CrossValidation
-    from mixcv_core.synthesizer import generate_regression
+    from mixcv_core.synthesizer import generate_grouped_regression
 
     folder = tmp_path / "reordered"
     folder.mkdir()
@@ -116,7 +116,7 @@ def test_store_rows_are_inserted_by_column_name(tmp_path):
                       + ", PRIMARY KEY (run_id, model, fold));")
     with sqlite3.connect(folder / "runs.sqlite") as con:
         con.execute(reversed_table)
-    X, y, g, _ = generate_regression(4, 6, random_seed=2, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 6, random_seed=2, n_features=2)
     res = (CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2).add_model("LinearModel")
            .set_run(store=RunStore(folder)).perform().get_results())
     back = RunStore(folder).load(res.run_id)

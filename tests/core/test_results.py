@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mixcv_core import CrossValidation, ExperimentSpec
 from mixcv_core.models import LinearMixedEffectsModel, LinearModel
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_spec_round_trips_through_a_plain_dict(n_splits, method, seed, n_trials,
 
 
 def test_synthesizer_has_real_random_slopes():
-    X, y, group, slopes = generate_regression(40, 60, n_slopes=1, noise_level=0.1, random_seed=3)
+    X, y, group, slopes = generate_grouped_regression(40, 60, n_slopes=1, noise_level=0.1, random_seed=3)
     assert X.shape == (2400, 5) and list(slopes.columns) == ["X0"] and group.nunique() == 40
     # Per-group OLS slopes of X0 vary across groups by about sd_slope = 0.5 (a reference
     # computed without mixcv): flexcv's generator would give ~0 here.
@@ -141,7 +141,7 @@ def test_synthesizer_has_real_random_slopes():
     lmm = LinearMixedEffectsModel().fit(X, y, groups=group, slopes=slopes)
     assert 0.3**2 < lmm.cov_re_.loc["X0", "X0"] < 0.7**2
     assert 0.6**2 < lmm.cov_re_.loc["Intercept", "Intercept"] < 1.5**2
-    again = generate_regression(40, 60, n_slopes=1, noise_level=0.1, random_seed=3)
+    again = generate_grouped_regression(40, 60, n_slopes=1, noise_level=0.1, random_seed=3)
     pd.testing.assert_series_equal(y, again[1])
 
 
@@ -149,8 +149,8 @@ def test_ties_are_all_bold_and_wide_tables_scroll_inside_the_output():
     import re
 
     from mixcv_core import CrossValidation
-    from mixcv_core.synthesizer import generate_regression
-    X, y, g, _ = generate_regression(6, 10, random_seed=3, n_features=2)
+    from mixcv_core.synthesizer import generate_grouped_regression
+    X, y, g, _ = generate_grouped_regression(6, 10, random_seed=3, n_features=2)
     res = (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=3)
            .add_model("LinearModel").add_model("LinearModel", model_name="SameAgain").add_model("DummyRegressor")
            .set_run(store=False).perform().get_results())

@@ -8,12 +8,12 @@ from _helpers import SlowMean
 from mixcv_core import CrossValidation
 from mixcv_core.engine import run
 from mixcv_core.run.events import FoldFinished
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_stop_keeps_what_finished_and_says_interrupted(n_jobs):
-    X, y, g, _ = generate_regression(8, 10, random_seed=0, n_features=2)
+    X, y, g, _ = generate_grouped_regression(8, 10, random_seed=0, n_features=2)
     cv = (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=8)
           .add_model(SlowMean, model_kwargs={"delay": 0.2}).set_run(n_jobs=n_jobs))
     finished: list[int] = []

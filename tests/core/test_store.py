@@ -122,9 +122,9 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {helpers!r})
 from mixcv_core import CrossValidation
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 from _helpers import SlowMean
-X, y, g, _ = generate_regression(6, 10, random_seed={seed})
+X, y, g, _ = generate_grouped_regression(6, 10, random_seed={seed})
 (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=3)
  .add_model("LinearModel").add_model(SlowMean, model_kwargs={{"delay": {delay}}})
  .set_run(store={store!r}).perform())
@@ -197,9 +197,9 @@ PARALLEL_SCRIPT = """
 import sys
 sys.path.insert(0, {helpers!r})
 from mixcv_core import CrossValidation
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 from _helpers import SlowMean
-X, y, g, _ = generate_regression(6, 10, random_seed=0)
+X, y, g, _ = generate_grouped_regression(6, 10, random_seed=0)
 (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=3)
  .add_model(SlowMean, model_kwargs={{"delay": 5.0}}).set_run(store={store!r}, n_jobs=2).perform())
 """

@@ -8,7 +8,7 @@ from joblib import cpu_count
 
 from mixcv_core import CrossValidation
 from mixcv_core.run.parallel import worker_threads
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 
 def test_workers_times_threads_never_exceed_the_cores():
@@ -19,7 +19,7 @@ def test_workers_times_threads_never_exceed_the_cores():
 
 
 def test_a_worker_runs_with_its_share_of_the_cores():
-    X, y, g, _ = generate_regression(4, 10, random_seed=0, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 10, random_seed=0, n_features=2)
     res = (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=4)
            .add_model(RecordsThreads).set_run(n_jobs=2, store=False, save_models=False).perform().get_results())
     expected = worker_threads(2)
@@ -37,7 +37,7 @@ def test_workers_read_the_data_from_one_shared_copy(tmp_path, monkeypatch):
     from mixcv_core.experiment.data import prepare_data
     from mixcv_core.experiment.spec import DataSpec
     from mixcv_core.run.parallel import SharedData
-    X, y, g, _ = generate_regression(4, 10, random_seed=0, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 10, random_seed=0, n_features=2)
     data = prepare_data(DataSpec("y", "group"), X.assign(y=y, group=g))
     shared = SharedData(data)
     loaded = shared.load()
@@ -66,7 +66,7 @@ class RecordsJoblib(RecordsThreads):
 
 def _forest_run(model, **run):
     from optuna.distributions import IntDistribution
-    X, y, g, _ = generate_regression(8, 15, random_seed=3, n_features=3)
+    X, y, g, _ = generate_grouped_regression(8, 15, random_seed=3, n_features=3)
     params = {"max_depth": IntDistribution(2, 6)} if model != "RecordsJoblib" else {}
     est = RecordsJoblib if model == "RecordsJoblib" else model
     return (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", "GroupKFold", n_splits_out=2, n_splits_in=3)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from mixcv_core import Results
 from mixcv_core.models import LinearMixedEffectsModel
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 from mixcv_jupyter import Configurator
 
 
@@ -21,7 +21,7 @@ class Shell:
 
 @pytest.fixture
 def df():
-    X, y, g, _ = generate_regression(6, 12, random_seed=1, n_features=3)
+    X, y, g, _ = generate_grouped_regression(6, 12, random_seed=1, n_features=3)
     return X.assign(y=y, group=g)
 
 

@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from mixcv_core import Results
 from mixcv_core.experiment.cell import TOP_KEYS
 from mixcv_core.run.events import EMIteration, FoldFinished, RunStarted, TrialFinished
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 from mixcv_jupyter.dashboard import LiveDashboard
 
 CELL = """data: df
@@ -32,7 +32,7 @@ models:
 def ip(ipython_shell):
     shell = ipython_shell
     shell.run_line_magic("load_ext", "mixcv_jupyter")
-    X, y, g, _ = generate_regression(6, 12, random_seed=1, n_features=3)
+    X, y, g, _ = generate_grouped_regression(6, 12, random_seed=1, n_features=3)
     shell.user_ns["df"] = X.assign(y=y, group=g)
     shell.user_ns["not_a_frame"] = [1, 2, 3]
     yield shell
