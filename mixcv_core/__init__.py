@@ -15,7 +15,8 @@ layered, lowest first — each layer imports only the ones below it (checked in 
 - ``run/``: events, fitting, tuning, fold tasks, parallel execution;
 - ``tracking/``: the run store and the Neptune and MLflow mirrors;
 - top: ``engine.run``, the ``CrossValidation`` builder, ``synthesizer``, and the
-  flexcv import paths (``merf``, ``model_postprocessing``, ``model_mapping``).
+  flexcv import paths (``merf``, ``model_postprocessing``, ``model_mapping``, ``repeated``,
+  ``split``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from .errors import (
     SpecTypeError,
     StoreWarning,
 )
+from .experiment.model_mapping import ModelConfigDict, ModelMappingDict
 from .experiment.registry import available_models
 from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
-from .experiment.splits import RepeatedGroupKFold, RepeatedStratifiedGroupKFold
+from .experiment.splits import CrossValMethod, RepeatedGroupKFold, RepeatedStratifiedGroupKFold
 from .interface import CrossValidation
-from .metrics import METRICS
+from .metrics import METRICS, MetricsDict
+from .repeated import RepeatedCV
 from .results import Results
 from .run.events import Observer, Recorder
 from .tracking.store import RunStore
@@ -43,6 +46,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CrossValidation",
+    "RepeatedCV",
+    "ModelMappingDict",
+    "ModelConfigDict",
+    "CrossValMethod",
+    "MetricsDict",
     "ExperimentSpec",
     "DataSpec",
     "SplitSpec",

@@ -19,7 +19,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,15 +30,21 @@ from .constraints import Boolean, check
 from .engine import run
 from .errors import MixcvError, SpecError, SpecTypeError
 from .experiment.data import assemble_frame, plan_experiment, prepare_data
-from .experiment.model_mapping import mapping_to_model_specs
+from .experiment.model_mapping import IGNORED_KEYS, ModelConfigDict, ModelMappingDict, mapping_to_model_specs
 from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, check_execution
-from .experiment.splits import Splitter
-from .metrics import resolve_metrics
+from .experiment.splits import CrossValMethod, Splitter
+from .metrics import MetricsDict, resolve_metrics
 from .results import Results
 from .run.events import Event, Observer
 from .tracking.store import RunStore, resolve_store
 
-__all__ = ["CrossValidation"]
+# flexcv's interface module offered these names too.
+__all__ = ["CrossValidation", "NotPerformedError", "ModelConfigDict", "ModelMappingDict", "CrossValMethod",
+           "MetricsDict"]
+
+
+class NotPerformedError(MixcvError, RuntimeError):
+    """Results were asked for before ``perform()`` (a `RuntimeError`, as in flexcv)."""
 
 #: Spec field paths -> the builder argument that sets them, where the two differ. The
 #: engine's errors name spec fields; a setter's errors name its own arguments.
@@ -171,7 +176,10 @@ class CrossValidation:
             has seen (new rows of known participants), next to ``test_<metric>`` for
             groups it has not (with a group split). Neither set reaches the inner loop.
         """
-        # An iterable of (train, test) pairs becomes FixedSplits inside SplitSpec.
+        # flexcv's CrossValMethod members are their names; an iterable of (train, test)
+        # pairs becomes FixedSplits inside SplitSpec.
+        split_out = split_out.value if isinstance(split_out, CrossValMethod) else split_out
+        split_in = split_in.value if isinstance(split_in, CrossValMethod) else split_in
         self._outer = SplitSpec(split_out, n_splits_out, scale_out, n_repeats, known_holdout,  # type: ignore[arg-type]
                                 _field="outer")
         self._inner = SplitSpec(split_in, n_splits_in, scale_in, _field="inner")
@@ -192,55 +200,96 @@ class CrossValidation:
     # -- models ------------------------------------------------------------------------
     def add_model(self, model_class: type | str, requires_inner_cv: bool = False, model_name: str = "",
                   post_processor: object | None = None, params: Mapping[str, Any] | None = None,
-                  model_kwargs: Mapping[str, Any] | None = None, fit_kwargs: Mapping[str, Any] | None = None,
-                  add_merf: bool = False, callbacks: Iterable[Any] | None = None) -> CrossValidation:
-        """Add a model.
+                  callbacks: Iterable[Any] | None = None, model_kwargs: Mapping[str, Any] | None = None,
+                  fit_kwargs: Mapping[str, Any] | None = None, add_merf: bool = False,
+                  **kwargs: Any) -> CrossValidation:
+        """Add a model (flexcv's arguments, in flexcv's order).
 
         Parameters
         ----------
         model_class : class or str
             An estimator class (not an instance) or a registered name/dotted path.
         requires_inner_cv : bool
-            Tune ``params`` in the inner loop.
+            Tune ``params`` in the inner loop. As in flexcv, giving ``params`` turns it on.
         model_name : str
             Row label in the results (default: the class name).
         post_processor : class or callable, optional
-            ``f(model, feature_names) -> DataFrame`` run after each outer fit.
+            ``f(model, feature_names) -> DataFrame`` run after each outer fit, or flexcv's
+            ``__call__(results_all_folds, fold_result, features, run)``
+            (see `mixcv_core.model_postprocessing`).
         params : dict of optuna distributions
             The search space.
+        callbacks : list, optional
+            Training callbacks for the outer fit (flexcv's ``callbacks``, e.g. XGBoost's or
+            LightGBM's), passed as the estimator's ``callbacks`` parameter or to its ``fit``.
         model_kwargs, fit_kwargs : dict
             Fixed constructor and ``fit`` arguments.
         add_merf : bool
             Also fit ``MERF(<model_name>)`` around this model.
-        callbacks : list, optional
-            Training callbacks for the outer fit (flexcv's ``callbacks``, e.g. XGBoost's or
-            LightGBM's), passed as the estimator's ``callbacks`` parameter or to its ``fit``.
+        **kwargs
+            flexcv's other model-config keys (``n_jobs_model``, ``n_jobs_cv``, ``n_trials``...),
+            accepted and left to mixcv's own settings (`mixcv_core.model_mapping`).
+
+        Raises
+        ------
+        SpecError
+            Naming the argument: an unknown keyword, a parameter the estimator does not
+            take, a name already used.
         """
+        unknown = sorted(set(kwargs) - IGNORED_KEYS)
+        if unknown:
+            raise SpecError(unknown[0], f"add_model() takes no argument {unknown[0]!r}; flexcv's config keys it "
+                                        f"accepts (and leaves to mixcv's settings) are {sorted(IGNORED_KEYS)}")
         if not isinstance(model_name, str):
             raise SpecTypeError("model_name", f"expected a string, got {model_name!r}")
         if not model_name:
             model_name = model_class if isinstance(model_class, str) else getattr(model_class, "__name__", "")
             model_name = str(model_name).rpartition(".")[2]
+        # flexcv tunes a model given a search space even without requires_inner_cv=True.
+        tune = requires_inner_cv or (isinstance(params, Mapping) and bool(params))
         spec = ModelSpec(name=model_name or "model", estimator=model_class, params=params or {},
-                         requires_inner_cv=requires_inner_cv, model_kwargs=model_kwargs or {},
+                         requires_inner_cv=tune, model_kwargs=model_kwargs or {},
                          fit_kwargs=fit_kwargs or {}, add_merf=add_merf, post_processor=post_processor,
                          callbacks=() if callbacks is None else callbacks)  # type: ignore[arg-type]
-        if spec.params and not spec.requires_inner_cv:
-            warnings.warn(f"add_model({spec.name!r}): params were given but requires_inner_cv=False, so they "
-                          "are not tuned and the model uses its defaults; pass requires_inner_cv=True to tune",
-                          UserWarning, stacklevel=2)
         if any(m.name == spec.name for m in self._models):
             raise SpecError("model_name", f"a model named {spec.name!r} was already added; "
                                           "give this one another model_name")
         self._models.append(spec)
         return self
 
-    def set_models(self, mapping: Mapping[str, Any] | str | Path) -> CrossValidation:
-        """Replace the models with a flexcv-style mapping, YAML text, or a YAML file path.
+    def set_models(self, mapping: Mapping[str, Any] | str | Path | None = None,
+                   yaml_path: str | Path | None = None, yaml_string: str | None = None) -> CrossValidation:
+        """Add models from a flexcv-style mapping, a YAML file or YAML text (exactly one).
 
+        As in flexcv, the models join those already added (a name given again replaces
+        its model). ``mapping`` may itself be YAML text or a path to a ``.yaml`` file.
         See `mixcv_core.model_mapping` for the format.
+
+        Raises
+        ------
+        SpecError
+            None or more than one of the three given (naming them), an empty mapping, or
+            invalid settings (naming the model and key).
         """
-        self._models = mapping_to_model_specs(mapping)
+        given = {k: v for k, v in (("mapping", mapping), ("yaml_path", yaml_path), ("yaml_string", yaml_string))
+                 if v is not None}
+        if len(given) != 1:
+            raise SpecError("mapping", "give exactly one of mapping, yaml_path or yaml_string; got "
+                                       + (", ".join(given) or "none"))
+        if yaml_path is not None and not isinstance(yaml_path, (str, Path)):
+            raise SpecTypeError("yaml_path", f"expected a path, got {type(yaml_path).__name__}")
+        if yaml_string is not None and not isinstance(yaml_string, str):
+            raise SpecTypeError("yaml_string", f"expected YAML text, got {type(yaml_string).__name__}")
+        if yaml_path is not None:
+            path = Path(yaml_path)
+            if not path.is_file():
+                raise SpecError("yaml_path", f"no file {str(path)!r}")
+            source: Mapping[str, Any] | str | Path = path
+        else:
+            source = yaml_string if yaml_string is not None else mapping  # type: ignore[assignment]
+        new = mapping_to_model_specs(source)
+        names = {m.name for m in new}
+        self._models = [m for m in self._models if m.name not in names] + new
         return self
 
     def set_lmer(self, predict_known_groups_lmm: bool = True) -> CrossValidation:
@@ -276,11 +325,10 @@ class CrossValidation:
                               linear_fixed_effects=linear_fixed_effects, em_estimators=em_estimators)
         return self
 
-    def set_run(self, run: Any = None, random_seed: int = 42, n_jobs: int = 1,
+    def set_run(self, run: Any = None, diagnostics: bool = False, random_seed: int = 42, n_jobs: int = 1,
                 observers: Iterable[Observer | Callable[[Event], None]] = (),
                 store: RunStore | str | Path | bool | None = None, save_models: bool = False,
-                on_error: str = "keep", timeout: float | None = None,
-                diagnostics: bool = False, backend: str = "local",
+                on_error: str = "keep", timeout: float | None = None, backend: str = "local",
                 scheduler: str | None = None) -> CrossValidation:
         """Seed, parallelism and where to report the run.
 
@@ -331,6 +379,7 @@ class CrossValidation:
         if self._backend == "dask":
             from .run.cluster import require_distributed
             require_distributed()
+        _run_observer(run, self._diagnostics, build=False)   # refuse a bad run now, not at perform()
         self._run = run
         self._observers = list(observers)
         resolve_store(store)  # refuse a bad store argument now, not after the run
@@ -355,16 +404,9 @@ class CrossValidation:
 
     def _all_observers(self) -> list[Observer | Callable[[Event], None]]:
         observers = list(self._observers)
-        if self._run is not None:
-            if callable(getattr(self._run, "on_event", None)):
-                observers.append(self._run)
-            elif type(self._run).__module__.split(".")[0] == "neptune":
-                from .tracking.mirrors import NeptuneMirror
-                # the seed's set_run(run=neptune_run)
-                observers.append(NeptuneMirror(run=self._run, diagnostics=self._diagnostics))
-            else:
-                raise SpecTypeError("run", f"expected a Neptune run or an observer with on_event, got "
-                                           f"{type(self._run).__name__}")
+        mirror = _run_observer(self._run, self._diagnostics)
+        if mirror is not None:
+            observers.append(mirror)
         return observers
 
     def validate(self) -> ExperimentSpec:
@@ -425,9 +467,15 @@ class CrossValidation:
         return run(spec, frame, observers=observers, store=the_store, resume=stored.run_id)
 
     def get_results(self) -> Results:
-        """The `Results` of the last `perform`."""
+        """The `Results` of the last `perform`.
+
+        Raises
+        ------
+        NotPerformedError
+            A `RuntimeError` (as in flexcv) before ``perform()``.
+        """
         if self._results is None:
-            raise SpecError("results", "nothing has been run yet; call perform() first")
+            raise NotPerformedError("results", "nothing has been run yet; call perform() first")
         return self._results
 
     @property
@@ -439,3 +487,19 @@ class CrossValidation:
         models = ", ".join(m.name for m in self._models) or "no models"
         rows = "no data" if self._frame is None else f"{len(self._frame)} rows"
         return f"<CrossValidation: {rows}; {models}; outer {self._outer.method}, inner {self._inner.method}>"
+
+
+def _run_observer(run: Any, diagnostics: bool, build: bool = True) -> Observer | Callable[[Event], None] | None:
+    """The observer for ``set_run(run=...)``: the run itself when it is one (an object with
+    ``on_event``), a Neptune mirror around a Neptune run (the seed's ``set_run(run=neptune_run)``).
+    With ``build=False`` only checks ``run`` (no mirror is made)."""
+    if run is None:
+        return None
+    if callable(getattr(run, "on_event", None)):
+        return run
+    if type(run).__module__.split(".")[0] == "neptune":
+        if not build:
+            return None
+        from .tracking.mirrors import NeptuneMirror
+        return NeptuneMirror(run=run, diagnostics=diagnostics)
+    raise SpecTypeError("run", f"expected a Neptune run or an observer with on_event, got {type(run).__name__}")

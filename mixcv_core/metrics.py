@@ -39,7 +39,19 @@ DEFAULT_METRICS: tuple[str, ...] = ("r2", "mse", "mae")
 
 
 class MetricsDict(dict):
-    """flexcv-compatible mapping of metric name to ``f(y_true, y_pred)``."""
+    """flexcv's mapping of metric name to ``f(y_true, y_pred)``, starting with r2, mse and mae.
+
+    Add a metric and the defaults stay, as in flexcv:
+
+    >>> metrics = MetricsDict()
+    >>> metrics["medae"] = METRICS["medae"]
+    >>> list(metrics)
+    ['r2', 'mse', 'mae', 'medae']
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__({name: METRICS[name] for name in DEFAULT_METRICS})
+        self.update(*args, **kwargs)
 
 
 def resolve_metrics(metrics: Mapping[str, Metric | str] | Sequence[str | Metric] | str | None,

@@ -8,9 +8,14 @@ from __future__ import annotations
 from .models.postprocessing import (
     LinearModelPostProcessor,
     LMERModelPostProcessor,
+    MERFModelPostProcessor,
     ModelPostProcessor,
     RandomForestModelPostProcessor,
+    SingleModelFoldResult,
+    SVRModelPostProcessor,
+    XGBoostModelPostProcessor,
 )
 
 __all__ = ["ModelPostProcessor", "LinearModelPostProcessor", "LMERModelPostProcessor",
-           "RandomForestModelPostProcessor"]
+           "RandomForestModelPostProcessor", "XGBoostModelPostProcessor", "SVRModelPostProcessor",
+           "MERFModelPostProcessor", "SingleModelFoldResult"]

@@ -31,9 +31,12 @@ class FoldOutcome:
     y_pred: np.ndarray | None = None      # predictions for test_rows
     known_rows: np.ndarray | None = None  # held-out rows of known groups (outer known_holdout)
     y_pred_known: np.ndarray | None = None   # predictions for known_rows
+    y_pred_train: np.ndarray | None = None   # predictions for the training rows (in memory, not stored)
     estimator: Any = None
     study: Any = None
     insight: pd.DataFrame | None = None
+    # What a flexcv-style post-processor added to its model's entry for this fold (in memory).
+    post_processed: dict[str, Any] = field(default_factory=dict)
     history: pd.DataFrame | None = None   # MERF's EM history
     converged: bool | None = None
     convergence: str = ""                 # how an iterative fit ended, in the model's words

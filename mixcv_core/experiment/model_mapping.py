@@ -15,27 +15,56 @@ the tags ``!Int``, ``!Float`` and ``!Cat``::
         n_estimators: !Cat {choices: [50, 100]}
 
 The loader is YAML's safe loader plus those three tags: YAML text never runs code.
-Classes are found by registered name or imported by dotted path.
+Classes are found by registered name or imported by dotted path, as flexcv did: the
+mappings read from YAML hold the classes themselves (``flexcv.`` paths name mixcv's
+classes of the same name).
+
+Keys flexcv reads but mixcv sets itself are accepted and ignored: ``n_jobs_model`` and
+``n_jobs_cv`` (mixcv gives each fit its share of the cores, and runs folds in parallel
+with ``set_run(n_jobs=...)``), ``n_trials`` (the budget is ``set_inner_cv``'s),
+``requires_formula`` (mixed models build their formula from the data), and
+``allows_seed``, ``allows_n_jobs``, ``requires_tuning``, which flexcv ignored too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna.distributions as od
 
 from ..errors import SpecError, SpecTypeError
+from .registry import import_dotted, resolve_estimator
 from .spec import ModelSpec, model_spec_from_config
 
 __all__ = ["ModelConfigDict", "ModelMappingDict", "read_mapping_from_yaml_string",
-           "read_mapping_from_yaml_file", "mapping_to_model_specs"]
+           "read_mapping_from_yaml_file", "mapping_to_model_specs", "IGNORED_KEYS"]
+
+
+#: flexcv's config keys that mixcv accepts and leaves to its own settings (see the module docstring).
+IGNORED_KEYS = frozenset({"n_jobs_model", "n_jobs_cv", "n_trials", "requires_formula", "allows_seed",
+                          "allows_n_jobs", "requires_tuning"})
 
 
 class ModelConfigDict(dict):
     """One model's settings: ``model``, ``params``, ``requires_inner_cv``, ``model_kwargs``,
-    ``fit_kwargs``, ``add_merf``, ``post_processor``."""
+    ``fit_kwargs``, ``add_merf``, ``post_processor``, ``callbacks``.
+
+    As flexcv's, it starts with ``requires_inner_cv=False``, ``n_jobs_model=-1``,
+    ``n_jobs_cv=-1`` and ``params={}`` unless given.
+
+    Examples
+    --------
+    >>> ModelConfigDict({"model": "LinearModel"})["requires_inner_cv"]
+    False
+    """
+
+    def __init__(self, mapping: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(mapping or {}, **kwargs)
+        for key, default in (("requires_inner_cv", False), ("n_jobs_model", -1), ("n_jobs_cv", -1), ("params", {})):
+            self.setdefault(key, default)
 
 
 class ModelMappingDict(dict):
@@ -88,7 +117,17 @@ def read_mapping_from_yaml_string(text: str) -> ModelMappingDict:
     for name, config in raw.items():
         if not isinstance(config, Mapping):
             raise SpecError(f"models[{name!r}]", f"expected the model's settings as a mapping, got {config!r}")
-        out[str(name)] = ModelConfigDict(config)
+        out[str(name)] = ModelConfigDict(_with_classes(str(name), config))
+    return out
+
+
+def _with_classes(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with ``model`` and ``post_processor`` imported, as flexcv's reader returns them."""
+    out = dict(config)
+    if isinstance(out.get("model"), str):
+        out["model"] = resolve_estimator(_flexcv_path(out["model"]), f"models[{name!r}].model")
+    if isinstance(out.get("post_processor"), str):
+        out["post_processor"] = import_dotted(_flexcv_path(out["post_processor"]), f"models[{name!r}].post_processor")
     return out
 
 
@@ -120,7 +159,16 @@ def mapping_to_model_specs(mapping: Mapping[str, Any] | str | Path) -> list[Mode
     specs = []
     for name, config in mapping.items():
         if isinstance(config, Mapping):
-            config = {k: _flexcv_path(v) if k in ("model", "post_processor") else v for k, v in config.items()}
+            config = {k: _flexcv_path(v) if k in ("model", "post_processor") else v for k, v in config.items()
+                      if k not in IGNORED_KEYS}
+            callbacks = config.pop("callbacks", None)
+            if isinstance(callbacks, Mapping):   # flexcv's add_model stored {"callbacks": [...]}
+                callbacks = callbacks.get("callbacks")
+            spec = model_spec_from_config(str(name), config)
+            if callbacks:
+                spec = replace(spec, callbacks=callbacks)
+            specs.append(spec)
+            continue
         specs.append(model_spec_from_config(str(name), config))
     if not specs:
         raise SpecError("models", "the model mapping is empty")

@@ -147,7 +147,18 @@ def estimator_name(cls: type) -> str:
 
 
 def param_names(cls: type) -> set[str] | None:
-    """Constructor parameter names of an estimator class, or None if it takes ``**kwargs``."""
+    """Parameter names of an estimator class, or None when they cannot be known.
+
+    A constructor that takes ``**kwargs`` (XGBoost's ``XGBRegressor(**kwargs)``) names few
+    of its parameters in its signature, so for it the names are those of a default
+    instance's ``get_params()``, as scikit-learn's ``clone`` and ``set_params`` see them;
+    None if it cannot be made without arguments.
+    """
+    if _takes_var_keyword(cls):
+        try:
+            return set(cls().get_params())
+        except Exception:  # noqa: BLE001 - a class that needs arguments: its names cannot be known
+            return None
     getter = getattr(cls, "_get_param_names", None)
     if getter is not None:
         try:
@@ -161,3 +172,11 @@ def param_names(cls: type) -> set[str] | None:
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
     return {n for n in sig.parameters if n != "self"}
+
+
+def _takes_var_keyword(cls: type) -> bool:
+    try:
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())

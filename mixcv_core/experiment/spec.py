@@ -277,7 +277,8 @@ class ModelSpec:
             pp = import_dotted(pp, f"{f}.post_processor")
             _set(self, "post_processor", pp)
         if pp is not None:
-            check_function(pp, f"{f}.post_processor", ("model", "feature_names"), classes=True)
+            check_function(pp, f"{f}.post_processor", ("model", "feature_names"), classes=True,
+                           or_arguments=("results_all_folds", "fold_result", "features", "run"))
         if self.callbacks is None:
             _set(self, "callbacks", ())
         if isinstance(self.callbacks, (str, bytes, Mapping)) or not hasattr(self.callbacks, "__iter__"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -37,6 +38,7 @@ from ..errors import SpecError, SpecTypeError
 
 __all__ = [
     "SPLIT_METHODS",
+    "CrossValMethod",
     "ContinuousStratifiedKFold",
     "ContinuousStratifiedGroupKFold",
     "FixedSplits",
@@ -293,11 +295,35 @@ SPLIT_METHODS: dict[str, _Method] = {
 _ALIASES = {
     "CustomStratifiedKFold": "StratifiedKFold",
     "CustomStratifiedGroupKFold": "StratifiedGroupKFold",
+    "ContinuousStratifiedKFold": "StratifiedKFold",
+    "ContinuousStratifiedGroupKFold": "StratifiedGroupKFold",
 }
+
+
+class CrossValMethod(StrEnum):
+    """flexcv's enum of split methods; each member is its method's name (``"GroupKFold"``).
+
+    mixcv's stratified methods are for continuous targets (quantile bins), so flexcv's
+    ``STRAT`` and ``CONTISTRAT`` are the same method here. flexcv's
+    ``ConcatenatedStratifiedKFold`` has no counterpart.
+
+    Examples
+    --------
+    >>> canonical_method(CrossValMethod.CONTISTRATGROUP, "split")
+    'StratifiedGroupKFold'
+    """
+
+    KFOLD = "KFold"
+    GROUP = "GroupKFold"
+    STRAT = "StratifiedKFold"
+    STRATGROUP = "StratifiedGroupKFold"
+    CONTISTRAT = "ContinuousStratifiedKFold"
+    CONTISTRATGROUP = "ContinuousStratifiedGroupKFold"
 
 
 def canonical_method(method: str, field: str) -> str:
     """The registered name for ``method``, accepting flexcv's aliases and any letter case."""
+    method = str(method)   # a CrossValMethod member is its name
     name = _ALIASES.get(method, method)
     if name in SPLIT_METHODS:
         return name

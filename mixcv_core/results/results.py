@@ -23,6 +23,7 @@ from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
 from . import checks, compare, plots, report
+from .flexcv_view import FlexcvView
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,8 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["Results"]
 
 
-class Results:
+class Results(FlexcvView):
     """The outcome of `mixcv_core.run` / ``CrossValidation.perform``.
+
+    It also reads as flexcv's results dict (``results[name]["metrics"][fold]["r2"]``,
+    ``name in results``, ``get_predictions``...): see `mixcv_core.results.flexcv_view`.
 
     Attributes
     ----------

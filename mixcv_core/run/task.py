@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec, ModelSpec
+from ..models.postprocessing import SingleModelFoldResult, is_flexcv_style, run_flexcv_style
 from ..outcome import FoldOutcome
 from ..secrets import scrub
 from . import cores
@@ -31,14 +32,28 @@ from .tuning import tune
 __all__ = ["run_task"]
 
 
-def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str]) -> pd.DataFrame | None:
+def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str], fold: SingleModelFoldResult
+                  ) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     pp: Any = model.post_processor
     if pp is None:
-        return None
+        return None, {}
     if isinstance(pp, type):
         pp = pp()   # flexcv passes post-processor classes
+    if is_flexcv_style(pp):
+        return run_flexcv_style(pp, fold, feature_names)
     table = pp(estimator, feature_names)
-    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    return (table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)), {}
+
+
+def _fold_result(name: str, fold: int, estimator: Any, best_params: dict[str, Any], s: SplitData,
+                 pred_test: np.ndarray, pred_train: np.ndarray) -> SingleModelFoldResult:
+    """What flexcv hands a post-processor about one fold."""
+    y_test, y_train = pd.Series(s.y_test, index=s.X_test.index), pd.Series(s.y_train, index=s.X_train.index)
+    return SingleModelFoldResult(
+        k=fold, model_name=name, best_model=estimator, best_params=dict(best_params),
+        y_pred=pd.Series(pred_test, index=y_test.index), y_test=y_test, X_test=s.X_test,
+        y_train=y_train, y_pred_train=pd.Series(pred_train, index=y_train.index), X_train=s.X_train,
+        fit_result=estimator)
 
 
 def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train: np.ndarray,
@@ -96,7 +111,9 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
             pred_known = None if s.X_known is None else predict_estimator(estimator, s.X_known, s.g_known,
                                                                           s.slope_names)
             metrics = _score(spec, s, pred_test, pred_train, pred_known)
-            insight = _post_process(model, estimator, feature_names)
+            insight, post_processed = _post_process(
+                model, estimator, feature_names,
+                _fold_result(name, fold, estimator, best_params, s, pred_test, pred_train))
         except Exception as exc:  # noqa: BLE001 - one failing model must not lose the others
             if spec.on_error == "raise":
                 raise
@@ -109,8 +126,9 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
     out = FoldOutcome(
         model=name, fold=fold, ok=True, metrics=metrics, fit_time=fit_time, tune_time=tune_time,
         best_params=dict(best_params), test_rows=test_rows, y_pred=pred_test, known_rows=known_rows,
-        y_pred_known=pred_known, estimator=estimator,
-        study=study, insight=insight, history=history.copy() if isinstance(history, pd.DataFrame) else None,
+        y_pred_known=pred_known, y_pred_train=pred_train, estimator=estimator,
+        study=study, insight=insight, post_processed=post_processed,
+        history=history.copy() if isinstance(history, pd.DataFrame) else None,
         converged=None if converged is None else bool(converged), convergence=str(convergence),
         warnings=[_warning_text(w) for w in caught],
     )
