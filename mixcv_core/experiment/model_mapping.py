@@ -109,6 +109,10 @@ def read_mapping_from_yaml_string(text: str) -> ModelMappingDict:
 
     try:
         raw = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+        if isinstance(raw, str) and "\n" in raw:
+            # A file holding the mapping's text as one YAML string: what flexcv's guide
+            # writes with yaml.safe_dump(yaml_code, f). Its content is the mapping.
+            raw = yaml.load(raw, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise SpecError("models", f"invalid YAML: {exc}") from None
     if not isinstance(raw, Mapping):

@@ -117,10 +117,16 @@ class SVRModelPostProcessor(ModelPostProcessor):
 
 class MERFModelPostProcessor(ModelPostProcessor):
     """MERF's final variance components: the random effects' covariance ``D`` and the
-    residual variance (Hajjem et al. 2014, the EM's last ``D_hat`` and ``sigma2_hat``)."""
+    residual variance (Hajjem et al. 2014, the EM's last ``D_hat`` and ``sigma2_hat``).
 
-    def __call__(self, model: Any, feature_names: Sequence[str]) -> pd.DataFrame:
+    A model's post-processor also runs on its base estimator (``add_model(...,
+    add_merf=True)``); there it gives no table, as flexcv ran this one on MERF only.
+    """
+
+    def __call__(self, model: Any, feature_names: Sequence[str]) -> pd.DataFrame | None:
         merf = getattr(model, "merf_", model)   # MERFRegressor wraps a MERF
+        if not hasattr(merf, "D_hat_history"):
+            return None
         D = np.atleast_2d(merf.D_hat_history[-1])
         b = getattr(merf, "trained_b", None)
         terms = [str(c) for c in b.columns] if isinstance(b, pd.DataFrame) else [str(i) for i in range(len(D))]

@@ -42,6 +42,8 @@ def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str], fo
     if is_flexcv_style(pp):
         return run_flexcv_style(pp, fold, feature_names)
     table = pp(estimator, feature_names)
+    if table is None:
+        return None, {}
     return (table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)), {}
 
 
