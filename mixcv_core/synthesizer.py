@@ -23,7 +23,13 @@ from .errors import SpecError
 __all__ = ["generate_regression", "generate_grouped_regression"]
 
 
-def _check_noise(noise_level: float) -> None:
+def _check(counts: dict[str, tuple[int, int]], slopes: tuple[str, int], noise_level: float) -> None:
+    """Counts (``name: (value, lowest)``), ``n_slopes`` against the number of features, the noise."""
+    for name, (value, low) in counts.items():
+        Integer(low).check(value, name)
+    features, n_features = slopes
+    if counts["n_slopes"][0] > n_features:
+        raise SpecError("n_slopes", f"cannot exceed {features} ({n_features}), got {counts['n_slopes'][0]}")
     if not noise_level >= 0:
         raise SpecError("noise_level", f"must be >= 0, got {noise_level!r}")
 
@@ -71,12 +77,8 @@ def generate_regression(m_features: int, n_samples: int, n_groups: int = 5, n_sl
     >>> X.shape, len(y), group.nunique(), random_slopes.shape
     ((100, 3), 100, 5, (100, 1))
     """
-    for name, value, low in (("m_features", m_features, 1), ("n_samples", n_samples, 2),
-                             ("n_groups", n_groups, 1), ("n_slopes", n_slopes, 0)):
-        Integer(low).check(value, name)
-    if n_slopes > m_features:
-        raise SpecError("n_slopes", f"cannot exceed m_features ({m_features}), got {n_slopes}")
-    _check_noise(noise_level)
+    _check({"m_features": (m_features, 1), "n_samples": (n_samples, 2), "n_groups": (n_groups, 1),
+            "n_slopes": (n_slopes, 0)}, ("m_features", m_features), noise_level)
     rng = np.random.default_rng(random_seed)
     X = rng.integers(-10, 10, (n_samples, m_features))
     beta = rng.random(m_features) * fixed_random_ratio
@@ -126,12 +128,8 @@ def generate_grouped_regression(m_groups: int, n_per_group: int, n_slopes: int =
     >>> X.shape, group.nunique(), list(slopes.columns)
     ((300, 5), 3, ['X0'])
     """
-    for name, value, low in (("m_groups", m_groups, 2), ("n_per_group", n_per_group, 1),
-                             ("n_features", n_features, 1), ("n_slopes", n_slopes, 0)):
-        Integer(low).check(value, name)
-    if n_slopes > n_features:
-        raise SpecError("n_slopes", f"cannot exceed n_features ({n_features}), got {n_slopes}")
-    _check_noise(noise_level)
+    _check({"m_groups": (m_groups, 2), "n_per_group": (n_per_group, 1), "n_features": (n_features, 1),
+            "n_slopes": (n_slopes, 0)}, ("n_features", n_features), noise_level)
     rng = np.random.default_rng(random_seed)
     n = m_groups * n_per_group
     group = np.repeat(np.arange(m_groups), n_per_group)

@@ -316,3 +316,18 @@ def test_repeated_guide_saves_flexcvs_repeated_summary(tmp_path):
     assert len(per_repeat) == 3
     assert saved.loc["r2_mean", "LinearModel"] == pytest.approx(per_repeat.mean())
     assert saved.loc["r2_std", "LinearModel"] == pytest.approx(per_repeat.std(ddof=1))
+
+
+def test_mixcvs_own_readme_example_runs():
+    """The Python block of README.md's "In Python" section, as written there."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## In Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "generate_regression(3, 100" in code
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the project's own README
+    results = namespace["results"]
+    assert list(results) == ["LinearModel", "LinearMixedEffectsModel"]
+    assert np.isfinite(results.summary["mean"]).all()
