@@ -227,12 +227,6 @@ def test_custom_metric_by_name(grouped):
     assert "rmse" not in res.summary.index.get_level_values("metric")
 
 
-def test_params_without_requires_inner_cv_warns(grouped):
-    X, y, group, _ = grouped
-    with pytest.warns(UserWarning, match="not tuned"):
-        CrossValidation().set_data(X, y, group).add_model("Ridge", params={"alpha": optuna.distributions.FloatDistribution(0.1, 1)})
-
-
 def merf_cv(grouped, n_jobs):
     X, y, group, slopes = grouped
     return (CrossValidation().set_data(X, y, group, slopes).set_splits("KFold", n_splits_out=3)
