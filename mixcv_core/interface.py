@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,10 @@ class CrossValidation:
         if any(m.name == spec.name for m in self._models):
             raise SpecError("model_name", f"a model named {spec.name!r} was already added; "
                                           "give this one another model_name")
+        if requires_inner_cv and not spec.params:
+            warnings.warn(f"add_model({spec.name!r}): requires_inner_cv=True but no params to tune; the model is "
+                          "fitted with its defaults (pass params={name: optuna distribution})", UserWarning,
+                          stacklevel=2)
         self._models.append(spec)
         return self
 

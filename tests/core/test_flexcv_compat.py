@@ -128,6 +128,11 @@ def test_builder_takes_flexcvs_names_and_orders(grouped):
     table = cv.perform().get_results().to_frame()
     assert (table["test_naive_metric"] == 42.0).all()
     raises_on("bogus", lambda: CrossValidation().add_model(LinearModel, bogus=1))
+    with pytest.warns(UserWarning, match="no params to tune"):
+        CrossValidation().add_model(LinearModel, requires_inner_cv=True)
+    from mixcv_core.split import string_to_crossvalmethod
+    assert string_to_crossvalmethod("ContinuousStratifiedGroupKFold") is CrossValMethod.CONTISTRATGROUP
+    raises_on("method", lambda: string_to_crossvalmethod("InvalidString"), TypeError)
 
 
 def test_params_without_requires_inner_cv_are_tuned_as_in_flexcv(grouped):
