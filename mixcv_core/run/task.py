@@ -32,15 +32,15 @@ from .tuning import tune
 __all__ = ["run_task"]
 
 
-def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str], fold: SingleModelFoldResult
-                  ) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str],
+                  fold: Callable[[], SingleModelFoldResult]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     pp: Any = model.post_processor
     if pp is None:
         return None, {}
     if isinstance(pp, type):
         pp = pp()   # flexcv passes post-processor classes
     if is_flexcv_style(pp):
-        return run_flexcv_style(pp, fold, feature_names)
+        return run_flexcv_style(pp, fold(), feature_names)
     table = pp(estimator, feature_names)
     if table is None:
         return None, {}
@@ -115,7 +115,7 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
             metrics = _score(spec, s, pred_test, pred_train, pred_known)
             insight, post_processed = _post_process(
                 model, estimator, feature_names,
-                _fold_result(name, fold, estimator, best_params, s, pred_test, pred_train))
+                lambda: _fold_result(name, fold, estimator, best_params, s, pred_test, pred_train))
         except Exception as exc:  # noqa: BLE001 - one failing model must not lose the others
             if spec.on_error == "raise":
                 raise
