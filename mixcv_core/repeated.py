@@ -83,7 +83,7 @@ class RepeatedResults:
 
     ``summary`` is flexcv's layout (rows ``<metric>_mean`` and ``<metric>_std``, one column
     per model: `Results.repeated_summary`); every other attribute is the run's `Results`
-    (``to_frame()``, ``compare()``, ``results["LinearModel"]``...), also at ``.results``.
+    (``to_frame()``, ``compare()``...), which is also ``.results`` (``rcv.results["LinearModel"]``).
     """
 
     def __init__(self, results: Results) -> None:
@@ -97,18 +97,6 @@ class RepeatedResults:
         if name == "results":   # not set yet (unpickling): do not recurse
             raise AttributeError(name)
         return getattr(self.results, name)
-
-    def __getitem__(self, model: str) -> dict[str, Any]:
-        return self.results[model]
-
-    def __contains__(self, model: object) -> bool:
-        return model in self.results
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
 
     def __repr__(self) -> str:
         return f"<RepeatedResults>\n{self.summary.to_string()}\n{self.results!r}"

@@ -150,24 +150,14 @@ def test_params_without_requires_inner_cv_are_tuned_as_in_flexcv(grouped):
 # -- YAML ------------------------------------------------------------------------------------
 GUIDE_YAML = """
 LinearModel:
-  requires_inner_cv: False
-  n_jobs_model: 1
-  n_jobs_cv: 1
-  model: flexcv.models.LinearModel
-  post_processor: flexcv.model_postprocessing.LinearModelPostProcessor
-
+  {requires_inner_cv: false, n_jobs_model: 1, n_jobs_cv: 1, model: flexcv.models.LinearModel,
+   post_processor: flexcv.model_postprocessing.LinearModelPostProcessor}
 RandomForest:
   requires_inner_cv: true
   n_trials: 10
   n_jobs_model: -1
-  n_jobs_cv: 1
   model: sklearn.ensemble.RandomForestRegressor
-  params:
-    max_depth: !Int
-      low: 2
-      high: 6
-    n_estimators: !Cat
-      choices: [5]
+  params: {max_depth: !Int {low: 2, high: 6}, n_estimators: !Cat {choices: [5]}}
   post_processor: flexcv.model_postprocessing.RandomForestModelPostProcessor
 """
 
