@@ -14,5 +14,6 @@ from ._base import MixedEffectsRegressor, is_mixed
 from .gpboost import GPBoostRegressor
 from .linear import LinearModel
 from .linear_mixed import LinearMixedEffectsModel
+from .mixed import lmer
 
-__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed"]
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed", "lmer"]
