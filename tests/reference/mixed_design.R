@@ -61,15 +61,27 @@ for (case in cases) {
 }
 write_json(design, file.path(out_dir, "design.json"), digits = NA, pretty = FALSE, matrix = "rowmajor")
 
-# Prediction with new levels: Penicillin's plates x samples (crossed), fitted on all but plate "x"
-# and sample "F"; predicted on rows whose plate, sample, both or neither are new.
+# Prediction with new levels: lme4's predict(..., allow.new.levels = TRUE), whose new levels get a zero
+# random effect for their factor while the row keeps its known factors' effects.
 tight <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
-train <- subset(pen, plate != "x" & sample != "F")
-test <- subset(pen, plate %in% c("a", "x") & sample %in% c("A", "F"))
-fit <- lmer(diameter ~ 1 + (1 | plate) + (1 | sample), train, REML = TRUE, control = tight)
-pred <- list(formula = "diameter ~ 1 + (1 | plate) + (1 | sample)", train_plates_dropped = "x",
-             train_samples_dropped = "F", reml_criterion = REMLcrit(fit),
-             test = list(plate = as.character(test$plate), sample = as.character(test$sample)),
-             predict = unname(predict(fit, newdata = test, allow.new.levels = TRUE)),
-             fixed_only = unname(predict(fit, newdata = test, re.form = NA)))
+predict_case <- function(formula, train, test, factors) {
+  fit <- lmer(as.formula(formula), train, REML = TRUE, control = tight)
+  list(formula = formula, train = as.integer(rownames(train)), test = as.integer(rownames(test)),
+       reml_criterion = REMLcrit(fit), fixef = fixef(fit),
+       predict = unname(predict(fit, newdata = test, allow.new.levels = TRUE)),
+       fixed_only = unname(predict(fit, newdata = test, re.form = NA)))
+}
+rownames(pen) <- NULL
+rownames(sleep) <- NULL
+# Penicillin's plates x samples (crossed), fitted without plate "x" and sample "F"; predicted on rows
+# whose plate, sample, both or neither are new.
+pred <- list(
+  penicillin_crossed = predict_case("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                                    subset(pen, plate != "x" & sample != "F"),
+                                    subset(pen, plate %in% c("a", "x") & sample %in% c("A", "F"))),
+  # One factor with a slope: subject 372 held out, predicted with the known 308.
+  sleep_one_factor = predict_case("Reaction ~ Days + (Days | Subject)", subset(sleep, Subject != "372"),
+                                  subset(sleep, Subject %in% c("308", "372")))
+)
+# Row numbers in the JSON are 1-based rows of the CSV written above.
 write_json(pred, file.path(out_dir, "predict.json"), digits = NA, pretty = FALSE)

@@ -50,7 +50,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 1
     --------
     >>> import pandas as pd
     >>> from mixcv_core.models import lmer
-    >>> d = pd.DataFrame({"y": [1.0, 2.1, 2.9, 4.2, 5.1, 5.8, 7.2, 8.1], "x": [1, 2, 3, 4, 5, 6, 7, 8],
+    >>> d = pd.DataFrame({"y": [1.1, 1.9, 6.2, 6.8, 3.1, 3.9, 8.2, 8.8], "x": [1, 2, 3, 4, 5, 6, 7, 8],
     ...                   "g": list("aabbccdd")})
     >>> m = lmer("y ~ x + (1 | g)", d)
     >>> list(m.fe_params_.index), list(m.varcorr_)

@@ -100,11 +100,20 @@ class RandomTerm:
 
 
 # -- tokenising ---------------------------------------------------------------------------
-_TOKEN = re.compile(r"\s*(?:(`[^`]*`)|(\|\||[|()+\-:/~*^])|([A-Za-z_.][A-Za-z0-9_.]*|[0-9]+(?:\.[0-9]*)?)|(\S))")
+_TOKEN = re.compile(
+    r"\s*(?:(`[^`]*`|\"[^\"]*\"|'[^']*')"                  # quoted: a `name`, or a string (fixed part)
+    r"|(\|\||[|()+\-:/~*^])"                                # operators
+    r"|([A-Za-z_.][A-Za-z0-9_.]*|[0-9]+(?:\.[0-9]*)?)"        # a bare name or a number
+    r"|(\S))")                                              # anything else
 
 
-def _spans(text: str, where: str) -> list[tuple[str, int, int]]:
-    """The tokens of ``text`` with their start and end in it."""
+def _spans(text: str, where: str, strict: bool = True) -> list[tuple[str, int, int]]:
+    """The tokens of ``text`` with their start and end in it.
+
+    ``strict``: only what a random term may hold; otherwise (the fixed part of a formula,
+    which formulaic reads) any other character is a token of its own, and quoted strings are
+    single tokens so that their parentheses do not count.
+    """
     out: list[tuple[str, int, int]] = []
     pos = 0
     end = len(text.rstrip())
@@ -112,11 +121,13 @@ def _spans(text: str, where: str) -> list[tuple[str, int, int]]:
         m = _TOKEN.match(text, pos)
         assert m is not None   # the last alternative matches any non-space character
         quoted, op, word, other = m.groups()
-        if other is not None:
+        if other is not None and strict:
             raise SpecError("random", f"{where}: unexpected character {other!r} in {text.strip()!r}")
+        if quoted is not None and strict and not quoted.startswith("`"):
+            raise SpecError("random", f"{where}: unexpected quoted text {quoted} in {text.strip()!r}")
         if quoted is not None and len(quoted) == 2:
             raise SpecError("random", f"{where}: an empty `` name in {text.strip()!r}")
-        tok = quoted if quoted is not None else (op if op is not None else word)
+        tok = next(t for t in (quoted, op, word, other) if t is not None)
         out.append((tok, m.end() - len(tok), m.end()))
         pos = m.end()
     return out
@@ -349,13 +360,15 @@ def split_formula(formula: str) -> tuple[str, list[RandomTerm]]:
     >>> fixed, [str(t) for t in terms]
     ('y ~ x1 + x2', ['(1 | g)'])
     """
-    if not isinstance(formula, str) or formula.count("~") != 1:
+    tildes = ([start for tok, start, _ in _spans(formula, "formula", strict=False) if tok == "~"]
+              if isinstance(formula, str) else [])
+    if len(tildes) != 1:
         raise SpecError("formula", f"expected one '~' between the response and the terms, e.g. "
                                    f"'y ~ x + (1 | g)'; got {formula!r}")
-    lhs, rhs = formula.split("~")
+    lhs, rhs = formula[:tildes[0]], formula[tildes[0] + 1:]
     if not lhs.strip():
         raise SpecError("formula", f"no response before '~' in {formula!r}")
-    spans = _spans(rhs, "formula")
+    spans = _spans(rhs, "formula", strict=False)
     tokens = [t for t, _, _ in spans]
     drop: list[tuple[int, int]] = []          # token ranges (inclusive) that leave the fixed part
     random_parts: list[str] = []
