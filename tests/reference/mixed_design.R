@@ -40,7 +40,10 @@ cases <- list(
   list(name = "pastes_nested_slope", data = "pastes", formula = "strength ~ x + (1 | batch/cask) + (0 + x | batch)"),
   list(name = "sleep_double_bar", data = "sleepstudy", formula = "Reaction ~ Days + (Days || Subject)"),
   list(name = "penicillin_crossed", data = "penicillin", formula = "diameter ~ 1 + (1 | plate) + (1 | sample)"),
-  list(name = "penicillin_reversed", data = "penicillin", formula = "diameter ~ 1 + (1 | sample) + (1 | plate)")
+  list(name = "penicillin_reversed", data = "penicillin", formula = "diameter ~ 1 + (1 | sample) + (1 | plate)"),
+  # Levels 18, 10, 18: lme4 reorders with rev(order(nl)), which puts the tied Subject terms last-first.
+  list(name = "sleep_tied_levels", data = "sleepstudy",
+       formula = "Reaction ~ 1 + (1 | Subject) + (1 | Days) + (0 + Days | Subject)")
 )
 ctrl <- lmerControl(check.nobs.vs.nRE = "ignore")
 design <- list()
