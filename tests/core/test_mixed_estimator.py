@@ -163,6 +163,14 @@ def test_bad_lmer_input_is_refused_before_any_fit(formula, data, field, says):
     assert err.value.field == field and says in err.value.message
 
 
+def test_predicting_without_a_grouping_column_is_refused_naming_it():
+    d = sleep()
+    m = LinearMixedEffectsModel(random="(Days | Subject)").fit(d[["Days"]], d["Reaction"], groups=d[["Subject"]])
+    with pytest.raises(SpecError) as err:
+        m.predict(d[["Days"]], groups=d[["Days"]].rename(columns={"Days": "day"}))
+    assert err.value.field == "groups" and "['Subject']" in err.value.message
+
+
 def test_no_warning_is_raised_by_a_clean_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -429,6 +429,11 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             return fixed + self._blups(self._fitted_terms[0], labels, design)
         if frame is None:
             frame = self._frame(Xf, groups, len(Xf))
+        needed = {c for ft in self._fitted_terms for c in (*ft.term.columns, *ft.term.factor.columns)}
+        missing = sorted(c for c in needed if c not in frame.columns)
+        if missing:
+            raise SpecError("groups", f"the random terms need the columns {missing}, which are not in the rows to "
+                                      "predict (pass them in groups, or in X)")
         out = fixed.copy()
         for ft in self._fitted_terms:
             cols = [np.ones(len(frame))] if ft.term.intercept else []
