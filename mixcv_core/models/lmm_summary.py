@@ -92,6 +92,7 @@ class LMMSummary:
     boundary: list[str]
     confidence: float = 0.95
     levels: dict[str, int] | None = None   # levels per grouping factor (lme4's "groups:" line)
+    icc_by_factor: dict[str, float] | None = None   # each factor's share (several factors)
 
     def __str__(self) -> str:
         lines = [self.title, f" Formula: {self.formula}", f"{self.criterion_name} at convergence: "
@@ -119,13 +120,18 @@ class LMMSummary:
         lines.append(fx.to_string(float_format=lambda v: _fmt(v, 6)))
         d = self.decomposition["share"]
         lines += ["", f"Variance: fixed effects {d['fixed effects']:.1%}, random effects {d['random effects']:.1%}, "
-                      f"residual {d['residual']:.1%}; ICC {self.icc:.3f}; marginal R² {d['fixed effects']:.3f}, "
+                      f"residual {d['residual']:.1%}; ICC {self.icc:.3f}{self._icc_parts()}; "
+                      f"marginal R² {d['fixed effects']:.3f}, "
                       f"conditional R² {d['fixed effects'] + d['random effects']:.3f}"]
         status = self.convergence + ("" if self.converged else "  (NOT CONVERGED: estimates may be wrong)")
         lines.append(f"Convergence: {status}")
         if self.boundary:
             lines.append(f"Boundary (singular) fit: {', '.join(self.boundary)} at zero variance or perfect correlation")
         return "\n".join(lines)
+
+    def _icc_parts(self) -> str:
+        parts = self.icc_by_factor or {}
+        return f" ({', '.join(f'{f} {v:.3f}' for f, v in parts.items())})" if len(parts) > 1 else ""
 
     def __repr__(self) -> str:
         return str(self)
@@ -146,5 +152,5 @@ class LMMSummary:
                 + "</div>"
                 f"<div>Fixed effects (Wald {self.confidence:.0%} intervals)</div>{fixed}"
                 f"<div>Random effects (residual variance {_fmt(self.residual_variance)})</div>{random}"
-                f"<div>Variance decomposition: ICC {self.icc:.3f}</div>{decomposition}"
+                f"<div>Variance decomposition: ICC {self.icc:.3f}{e(self._icc_parts())}</div>{decomposition}"
                 f"<div>Convergence: {e(self.convergence)}{flag}</div>{boundary}</div>")

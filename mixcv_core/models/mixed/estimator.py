@@ -488,7 +488,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             criterion_name="REML criterion" if self.reml else "-2 log-likelihood", criterion=crit,
             loglik=self.llf_, n_obs=self.n_obs_, n_groups=sum(n_levels.values()), groups_name=", ".join(n_levels),
             convergence=self.convergence_,
-            converged=self.converged_, boundary=list(self.boundary_), confidence=confidence, levels=n_levels)
+            converged=self.converged_, boundary=list(self.boundary_), confidence=confidence, levels=n_levels,
+            icc_by_factor={str(k): float(v) for k, v in self.icc_by_factor_.items()})
 
     def _formula_text(self) -> str:
         if self.formula_ is not None:
