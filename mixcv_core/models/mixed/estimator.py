@@ -31,10 +31,9 @@ from sklearn.utils.validation import check_is_fitted
 from ...errors import ConvergenceWarning, SpecError, SpecTypeError
 from .._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from .._groups import cluster_codes, conditional_sd
-from ..lmm import relative_factor, singular_components
 from ..lmm_summary import LMMSummary, variance_decomposition
-from ._interim import MixedFit, fit_mixed
 from .design import ReMat, build_remats, design_on
+from .fit import MixedFit, fit_mixed, relative_factor, singular_components
 from .terms import Factor, RandomTerm, format_name, parse_random
 
 __all__ = ["LinearMixedEffectsModel"]
