@@ -175,3 +175,66 @@ def test_no_warning_is_raised_by_a_clean_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lmer("Reaction ~ Days + (Days | Subject)", sleep())
+
+
+# -- several factors -------------------------------------------------------------------------
+def penicillin() -> pd.DataFrame:
+    return pd.read_csv(DATA / "mixed_design" / "penicillin.csv")
+
+
+def test_a_new_plate_or_sample_gets_zero_for_its_factor_and_keeps_the_other_blups_as_lme4():
+    case = PREDICT["penicillin_crossed"]
+    d = penicillin()
+    train, test = d.iloc[np.array(case["train"]) - 1], d.iloc[np.array(case["test"]) - 1]
+    # The four rows: known plate and sample, new sample, new plate, both new.
+    assert list(zip(test["plate"], test["sample"], strict=True)) == [("a", "A"), ("a", "F"), ("x", "A"), ("x", "F")]
+    by_formula = lmer(case["formula"][0], train)
+    by_terms = LinearMixedEffectsModel(random="(1 | plate) + (1 | sample)").fit(
+        pd.DataFrame(index=train.index), train["diameter"], groups=train[["plate", "sample"]])
+    for m, pred in ((by_formula, by_formula.predict(test)),
+                    (by_terms, by_terms.predict(pd.DataFrame(index=test.index), groups=test[["plate", "sample"]]))):
+        assert m.reml_criterion_ == pytest.approx(case["reml_criterion"][0], abs=1e-6)
+        np.testing.assert_allclose(pred, case["predict"], rtol=1e-7)
+        # Several factors: random_effects_ is lme4's ranef, a dict by factor; cov_re_ is not set.
+        assert isinstance(m.random_effects_, dict) and list(m.random_effects_) == ["plate", "sample"]
+        assert not hasattr(m, "cov_re_")
+    # The parts add up: fixed + plate BLUP (known) + sample BLUP (known) on the first row.
+    re = by_terms.random_effects_
+    assert isinstance(re, dict)
+    first = by_terms.fe_params_["Intercept"] + re["plate"].loc["a", "Intercept"] + re["sample"].loc["A", "Intercept"]
+    assert first == pytest.approx(by_terms.predict(pd.DataFrame(index=[0]), groups=test[["plate", "sample"]].head(1))[0],
+                                  rel=1e-14)
+
+
+def test_the_icc_of_each_factor_is_its_variance_over_the_total_random_plus_residual():
+    d = penicillin()
+    m = lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)
+    tau = {name: float(cov.iloc[0, 0]) for name, cov in m.varcorr_.items()}
+    left = sum(tau.values()) + m.scale_
+    for factor, t in tau.items():
+        assert m.icc_by_factor_[factor] == pytest.approx(t / left, rel=1e-10)
+        assert m.variance_decomposition_.loc[f"random effects: {factor}", "variance"] == pytest.approx(t, rel=1e-10)
+    assert m.icc_ == pytest.approx(sum(tau.values()) / left, rel=1e-10)
+    assert "ICC 0.936 (plate 0.1" in str(m.summary())
+
+
+def test_two_terms_on_one_factor_are_one_factor_for_random_effects():
+    d = sleep()
+    m = lmer("Reaction ~ Days + (Days || Subject)", d)
+    assert list(m.varcorr_) == ["Subject", "Subject.1"]
+    assert isinstance(m.random_effects_, pd.DataFrame) and list(m.random_effects_.columns) == ["Intercept", "Days"]
+    # Uncorrelated terms: the factor's covariance has a zero between them.
+    assert m.cov_re_.loc["Intercept", "Days"] == 0.0
+    np.testing.assert_allclose(np.diag(m.cov_re_), [m.varcorr_["Subject"].iloc[0, 0],
+                                                    m.varcorr_["Subject.1"].iloc[0, 0]], rtol=1e-12)
+    text = str(m.summary())
+    assert "Subject.1" in text and "groups: Subject, 18" in text
+
+
+def test_a_slope_without_intercept_comes_from_groups():
+    d = sleep()
+    m = LinearMixedEffectsModel(random="(1 | Subject) + (0 + Days | Subject)")
+    m.fit(d[["Days"]], d["Reaction"], groups=d[["Subject"]])
+    same = lmer("Reaction ~ Days + (Days || Subject)", d)
+    assert m.reml_criterion_ == pytest.approx(same.reml_criterion_, abs=1e-8)
+    np.testing.assert_allclose(m.theta_, same.theta_, rtol=1e-6)
