@@ -111,7 +111,10 @@ class LMMSummary:
             # lme4's layout: the lower triangle of the correlation matrix, row by row.
             rnd["Corr"] = [" ".join(_fmt(v, 2) for v in self.random.iloc[i][corr_cols] if np.isfinite(v))
                            for i in range(len(self.random))] + [""]
-        lines.append(" " + rnd.to_string(index=False).replace("\n", "\n "))
+        for col in ("Groups", "Name"):   # names left-aligned, numbers right-aligned, as lme4 prints them
+            width = max(len(col), *(len(str(v)) for v in rnd[col]))
+            rnd[col] = [str(v).ljust(width) for v in rnd[col]]
+        lines.append(" " + rnd.to_string(index=False, justify="left").replace("\n", "\n "))
         levels = self.levels or {self.groups_name: self.n_groups}
         lines.append(f"Number of obs: {self.n_obs}, groups: " + "; ".join(f"{g}, {k}" for g, k in levels.items()))
         lines += ["", f"Fixed effects (Wald {self.confidence:.0%} confidence intervals):"]
