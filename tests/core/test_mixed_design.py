@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mixcv_core.errors import SpecError, SpecTypeError
-from mixcv_core.models.mixed.design import build_remats, fixed_design, lme4_order, r_make_names
+from mixcv_core.models.mixed.design import build_remats, factor_codes, fixed_design, lme4_order, r_make_names
 from mixcv_core.models.mixed.terms import parse_random, split_formula
 
 DATA = Path(__file__).parent.parent / "data" / "mixed_design"
@@ -130,3 +132,33 @@ def test_fixed_design_errors_name_the_formula():
     with pytest.raises(SpecError) as err:
         fixed_design("Reaction ~ Dayz", sleep())
     assert err.value.field == "formula" and "Dayz" in err.value.message
+
+
+# -- properties: an interaction's levels are the observed combinations ----------------------
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3), st.sampled_from(["x", "y"])),
+                min_size=8, max_size=40))
+def test_an_interaction_has_one_level_per_observed_combination(rows):
+    d = pd.DataFrame(rows, columns=["a", "b", "c"]).assign(y=0.0)
+    (term,) = parse_random("(1 | a:b:c)")
+    codes, levels = factor_codes(d, term.factor, term)
+    combos = list(zip(d["a"], d["b"], d["c"], strict=True))
+    assert len(levels) == len(set(combos))
+    # Same code exactly when same combination, and the label spells the combination.
+    for i, combo in enumerate(combos):
+        assert levels[codes[i]] == ":".join(map(str, combo))
+    same = codes[:, None] == codes[None, :]
+    assert (same == np.array([[x == y for y in combos] for x in combos])).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("pq")), min_size=12, max_size=40))
+def test_nesting_is_the_outer_factor_plus_the_interaction(rows):
+    d = pd.DataFrame(rows, columns=["school", "klass"])
+    nested = parse_random("(1 | school/klass)")
+    spelled = parse_random("(1 | klass:school) + (1 | school)")
+    assert nested == spelled
+    inner, _ = nested
+    codes, _ = factor_codes(d, inner.factor, inner)
+    pairs = list(zip(d["klass"], d["school"], strict=True))
+    assert len(set(codes)) == len(set(pairs))
