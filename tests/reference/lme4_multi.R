@@ -28,8 +28,11 @@
 # e.g. "cask:batch", and "Subject.1" for a second term on Subject), the number of levels per
 # grouping factor, whether the fit is singular, and for datasets of at most 10,000 rows the
 # conditional modes and conditional sds (ranef(condVar = TRUE)) per grouping factor.
-# ORDER: lme4 sorts the terms by decreasing number of levels (ties keep the formula's order);
-# theta and VarCorr follow that order. `terms` lists it; `formula_terms` gives the formula's.
+# ORDER: theta, `terms` and VarCorr are in lme4's order. lme4 (mkReTrms) first expands the
+# formula's terms (findbars: `(1 | a/b)` becomes `(1 | b:a)`, `(1 | a)`, in that order); if
+# any term then has more levels than the one before it, it reorders them by rev(order(levels)):
+# decreasing numbers of levels, ties in REVERSE expanded order; otherwise it keeps them. Each
+# entry of `terms` gives its 0-based place in the expanded formula (`formula_index`).
 #
 # lme4's default optimiser (nloptwrap in lme4 1.1-31) is also run: its criterion, its
 # convergence messages and warnings, whether it found a singular fit, and its fit time
@@ -192,6 +195,11 @@ fit_logged <- function(f, d, reml, control) {
 
 terms_of <- function(m) {
   cnms <- getME(m, "cnms")
+  # Each term's place in the formula as lme4 expands it (findbars: `a/b` gives b:a, then a),
+  # found by fitting nothing: the same terms built without lme4's reordering.
+  raw <- mkReTrms(findbars(formula(m)), model.frame(m), reorder.terms = FALSE)$cnms
+  key <- function(g, cols) paste0(g, "|", paste(cols, collapse = ","))
+  raw_keys <- mapply(key, names(raw), raw)
   fl <- getME(m, "flist")
   asg <- attr(fl, "assign")
   th <- getME(m, "theta")
@@ -200,6 +208,7 @@ terms_of <- function(m) {
     q <- length(cnms[[i]])
     k <- q * (q + 1) / 2
     out <- list(group = names(cnms)[i], columns = I(cnms[[i]]), n_levels = nlevels(fl[[asg[i]]]),
+                formula_index = match(key(names(cnms)[i], cnms[[i]]), raw_keys) - 1L,
                 theta = I(unname(th[at + seq_len(k)])), theta_names = I(names(th)[at + seq_len(k)]))
     at <<- at + k
     out
@@ -259,6 +268,7 @@ for (cs in cases) {
   ds <- design(cs, d)
   rvars <- all.vars(as.formula(paste("~", cs$random)))
   cols <- cbind(d[, c(cs$response), drop = FALSE], ds$num, d[, unique(c(ds$factors, rvars)), drop = FALSE])
+  cols <- cols[, !duplicated(names(cols)), drop = FALSE]   # a slope that is also a fixed column
   prev <- frames[[cs$dataset]]
   frames[[cs$dataset]] <- if (is.null(prev)) cols else cbind(prev, cols[, setdiff(names(cols), names(prev)), drop = FALSE])
 }
@@ -372,7 +382,9 @@ meta <- list(r = R.version.string, lme4 = pkg("lme4"), Matrix = pkg("Matrix"), n
              mlmRev = pkg("mlmRev"), lmerTest = pkg("lmerTest"),
              optimizer = "bobyqa, rhoend = 1e-12, maxfun = 1e5 (lmerControl)",
              default_optimizer = "lmerControl() defaults (nloptwrap)",
-             term_order = "theta, terms and varcorr in lme4's order: terms sorted by decreasing number of levels, ties in formula order",
+             term_order = paste("theta, terms and varcorr in lme4's order (mkReTrms): the expanded formula's terms,",
+                                "reordered by rev(order(n_levels)) if any term has more levels than the one before it;",
+                                "terms[i]$formula_index is the term's 0-based place in the expanded formula"),
              row_indices = "0-based rows of the case's CSV",
              contrasts = "treatment for unordered and ordered factors (options(contrasts))",
              machine = paste(Sys.info()[["sysname"]], Sys.info()[["machine"]], parallel::detectCores(), "cores"),
