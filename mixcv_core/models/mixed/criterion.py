@@ -156,8 +156,7 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
     lam1 = s.lams[0]
     K1, q1, p1 = st.H.shape
     p, m = p1 - 1, st.m
-    eye1 = np.broadcast_to(np.eye(q1), (K1, q1, q1))
-    LtG = _batched.left(lam1.T, st.G)
+    LtG = s.LtG
     N = [_batched.cho_solve(s.chol1, LtG).sum(axis=0)]                  # block 1's own part
     u1 = s.u[0]
     b1 = u1 @ lam1.T
@@ -175,36 +174,29 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
         Ztr[0] = Ztr1 - coupling
         ZtrR = st.A_RF[:, p] - st.A_RF[:, :p] @ s.beta - st.A_R1 @ b1.ravel() - st.A_RR @ bR
         # Block 1: P_k' C^-1 U_k, summed over levels.
-        Minv = _batched.cho_solve(s.chol1, eye1.copy())
+        Minv = _batched.cho_inverse(s.chol1)
         W = _batched.left(lam1, Minv)                                    # Lambda_1 M11_k^-1
-        VG = s.V @ st.G - eye1
-        block = np.zeros((q1, q1))
-        if st.has_pairs:
-            # sum_k P_k' C^-1 U_k [a, b] = tr(C^-1 Lambda_R' A_R1 BD(X) A_1R Lambda_R) with
-            # X_k = (V G - I)_k e_b e_a' W_k'; only X's symmetric part meets the symmetric C^-1.
-            CS = Cinv * np.outer(lamR, lamR) if scalar else np.asarray(lamR @ (lamR @ Cinv).T)
-            for aa in range(q1):
-                for bb in range(q1):
-                    X = VG[:, :, bb, None] * W[:, None, :, aa]
-                    block[aa, bb] = float((CS * st.eliminated((X + np.swapaxes(X, 1, 2)) / 2)).sum())
-        else:
-            P = pls.scale_rows(pls.right_blocks(st.A_R1, W), lamR, scalar)
-            U = pls.scale_rows(pls.right_blocks(st.A_R1, VG), lamR, scalar)
-            Yt = np.asarray(U.T @ Cinv)                                   # (K1 q1, m): (C^-1 U)'
-            Pc = P.tocoo()
-            level, a = Pc.col // q1, Pc.col % q1
-            for bb in range(q1):
-                np.add.at(block[:, bb], a, Pc.data * Yt[level * q1 + bb, Pc.row])
+        VG = s.V @ st.G - np.eye(q1)
+        # sum_k P_k' C^-1 U_k with P_k = Lambda_R'A_k W_k, U_k = Lambda_R'A_k (V G - I)_k:
+        # W_k' (A_k' CS A_k) (V G - I)_k with CS = Lambda_R C^-1 Lambda_R'.
+        CS = Cinv * np.outer(lamR, lamR) if scalar else np.asarray(lamR @ (lamR @ Cinv).T)
+        block = (np.swapaxes(W, 1, 2) @ st.level_blocks(CS) @ VG).sum(axis=0)
         N[0] = N[0] + block
         # Block R: diagonal blocks of C^-1 Lambda_R' RRu.
-        CL = Cinv * lamR[None, :] if scalar else np.asarray((lamR @ Cinv).T)
+        if scalar:
+            row = (Cinv * s.RRu) @ lamR                                    # diag(C^-1 Lambda_R RRu)
+        else:
+            CL = np.asarray((lamR @ Cinv).T)
         for t, (q, k) in enumerate(zip(st.r_q, st.r_levels)):
             o = st.r_offsets[t]
             idx = o + np.arange(k)[:, None] * q + np.arange(q)[None, :]       # (k, q)
-            Nt = np.empty((q, q))
-            for aa in range(q):
-                for bb in range(q):
-                    Nt[aa, bb] = float((CL[idx[:, aa]] * s.RRu[idx[:, bb]]).sum())
+            if scalar:
+                Nt = np.array([[row[idx[:, 0]].sum()]])
+            else:
+                Nt = np.empty((q, q))
+                for aa in range(q):
+                    for bb in range(q):
+                        Nt[aa, bb] = float((CL[idx[:, aa]] * s.RRu[idx[:, bb]]).sum())
             N.append(Nt)
             Ztr.append(ZtrR[idx])
     grads = [2.0 * Nt for Nt in N]

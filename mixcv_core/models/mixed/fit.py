@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy import sparse
 from threadpoolctl import ThreadpoolController
 
 from ...errors import SpecError
 from .. import _batched
 from .criterion import Criterion
 from .optimize import minimise
-from .pls import PLSSolve, cho_inverse, right_blocks, scale_rows
+from .pls import PLSSolve, cho_inverse
 
 __all__ = ["REBlock", "MixedFit", "fit_mixed", "relative_factor", "singular_components"]
 
@@ -235,21 +234,17 @@ def _conditional_blocks(crit: Criterion, s: PLSSolve) -> list[np.ndarray]:
     the diagonal blocks of ``C^-1``.
     """
     st = crit.stats
-    K1, q1 = st.K1, st.q1
     m = st.m
-    Minv = _batched.cho_solve(s.chol1, np.broadcast_to(np.eye(q1), (K1, q1, q1)).copy())
+    Minv = _batched.cho_inverse(s.chol1)
     if not m:
         return [Minv]
     assert s.lamR is not None
     Cinv = cho_inverse(s.LD[:m, :m])
-    W = _batched.left(s.lams[0], Minv)
-    P = scale_rows(right_blocks(st.A_R1, W), s.lamR, st.scalar_R)
-    Pc = P.tocoo()
-    Yt = np.asarray(sparse.csr_matrix(P).T @ Cinv)                      # (K1 q1, m): (C^-1 P)'
-    level, a = Pc.col // q1, Pc.col % q1
-    extra = np.zeros((K1, q1, q1))
-    for bb in range(q1):
-        np.add.at(extra[:, :, bb], (level, a), Pc.data * Yt[level * q1 + bb, Pc.row])
+    W = _batched.left(s.lams[0], Minv)                                    # Lambda_1 M11_k^-1
+    lamR = s.lamR
+    CS = Cinv * np.outer(lamR, lamR) if st.scalar_R else np.asarray(lamR @ (lamR @ Cinv).T)
+    # P_k' C^-1 P_k with P_k = Lambda_R'A_k W_k.
+    extra = np.swapaxes(W, 1, 2) @ st.level_blocks(CS) @ W
     out = [Minv + extra]
     for t, (q, k) in enumerate(zip(st.r_q, st.r_levels)):
         o = st.r_offsets[t]

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, sparse
+from scipy import sparse
 from scipy.linalg import lapack
 
 from .. import _batched
@@ -155,6 +155,24 @@ class Statistics:
         indptr = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=self.K1 * q1 * q1))])
         return sparse.csc_matrix((data, rows[e] * m + rows[f], indptr), shape=(m * m, self.K1 * q1 * q1))
 
+    def level_blocks(self, CS: np.ndarray) -> np.ndarray:
+        """``A_k' CS A_k`` for every level k of block 1 (``A_k``: its ``q1`` columns of ``A_R1``), ``(K1, q1, q1)``.
+
+        The transpose of `eliminated`, for a symmetric ``CS``: one sparse product with the
+        same list of pairs.
+        """
+        K1, q1 = self.K1, self.q1
+        if self._pairs is not None:
+            low = (self._pairs.T @ CS.ravel()).reshape(K1, q1, q1)
+            return low + np.swapaxes(low, 1, 2)
+        Yt = np.asarray(self.A_R1.T @ CS)                              # (K1 q1, m)
+        coo = self.A_R1.tocoo()
+        level, b = coo.col // q1, coo.col % q1
+        out = np.zeros((K1, q1, q1))
+        for a in range(q1):
+            np.add.at(out, (level, a, b), coo.data * Yt[level * q1 + a, coo.row])
+        return out
+
     def eliminated(self, V: np.ndarray) -> np.ndarray:
         """``A_R1 BD(V) A_1R`` (dense ``m x m``) for a ``(K1, q1, q1)`` stack ``V`` of symmetric matrices."""
         if self._pairs is not None:
@@ -172,6 +190,7 @@ class PLSSolve:
     chol1: np.ndarray          # (K1, q1, q1) Cholesky factors of block 1
     sol1: np.ndarray           # (K1, q1, p+1) M11_k^-1 Lambda_1' Z_1k'[X y]
     LtH: np.ndarray            # (K1, q1, p+1) Lambda_1' Z_1k'[X y]
+    LtG: np.ndarray            # (K1, q1, q1) Lambda_1' Z_1k'Z_1k
     LD: np.ndarray             # (m+p, m+p) lower Cholesky factor of D without its y row
     D: np.ndarray              # (m+p+1, m+p+1) the Schur complement over [R, X, y]
     beta: np.ndarray           # (p,)
@@ -213,7 +232,7 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray]) -> PLSSolve:
     K1, q1, p1 = stats.H.shape
     p = p1 - 1
     m = stats.m
-    LtG = _batched.left(lam1.T, stats.G)
+    LtG = _batched.left(lam1.T, stats.G)                                  # Lambda_1'G_k
     M11 = _batched.right(LtG, lam1)
     M11[:, np.arange(q1), np.arange(q1)] += 1.0
     chol1 = _batched.cholesky(M11)
@@ -225,37 +244,41 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray]) -> PLSSolve:
     if m:
         lamR = _lambda_R(stats, lams[1:])
         # V_k = Lambda_1 M11_k^-1 Lambda_1'; eliminating block 1 subtracts A_R1 V A_1R.
-        V = _batched.right(_batched.left(lam1, _batched.cho_solve(chol1, np.broadcast_to(
-            np.eye(q1), (K1, q1, q1)).copy())), lam1.T)
-        RRu = stats.A_RR - stats.eliminated(V)
-        RR = RRu.copy()
+        V = _batched.right(_batched.left(lam1, _batched.cho_inverse(chol1)), lam1.T)
+        RRu = stats.eliminated(V)
+        np.subtract(stats.A_RR, RRu, out=RRu)
         RF = stats.A_RF - stats.A_R1 @ _batched.left(lam1, sol1).reshape(K1 * q1, p1)
+        RR = D[:m, :m]
         if stats.scalar_R:
             assert isinstance(lamR, np.ndarray)
-            RR *= np.outer(lamR, lamR)
+            np.multiply(RRu, lamR[:, None], out=RR)
+            RR *= lamR[None, :]
             RF *= lamR[:, None]
         else:
             assert sparse.issparse(lamR)
-            RR = np.asarray(lamR.T @ (lamR.T @ RR).T)                   # Lambda_R' RR Lambda_R (RR symmetric)
+            RR[...] = np.asarray(lamR.T @ (lamR.T @ RRu).T)             # Lambda_R' RRu Lambda_R (RRu symmetric)
             RF = np.asarray(lamR.T @ RF)
         RR[np.arange(m), np.arange(m)] += 1.0
-        D[:m, :m] = RR
         D[:m, m:] = RF
         D[m:, :m] = RF.T
     n_lead = m + p
-    # LAPACK's dpotrf: the one dense factorisation per evaluation.
-    LD = linalg.cholesky(D[:n_lead, :n_lead], lower=True, check_finite=False) if n_lead else np.zeros((0, 0))
-    diag = np.diag(LD)
-    if n_lead and not np.all(diag > 0):
-        raise np.linalg.LinAlgError("matrix is not positive definite")
-    ly = linalg.solve_triangular(LD, D[:n_lead, -1], lower=True, check_finite=False) if n_lead else np.zeros(0)
+    if n_lead:
+        # LAPACK directly (dpotrf, dtrtrs): the one dense factorisation per evaluation, and
+        # with one term a (p x p) one, where scipy.linalg's checks would cost more than it.
+        LD, info = lapack.dpotrf(D[:n_lead, :n_lead], lower=1, clean=1)
+        diag = np.diag(LD)
+        if info != 0 or not np.all(diag > 0):
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        ly = lapack.dtrtrs(LD, D[:n_lead, -1], lower=1)[0]
+        beta = lapack.dtrtrs(LD[m:, m:], ly[m:], lower=1, trans=1)[0] if p else np.zeros(0)
+    else:
+        LD, diag, ly, beta = np.zeros((0, 0)), np.zeros(0), np.zeros(0), np.zeros(0)
     pwrss = float(D[-1, -1] - ly @ ly)
-    beta = linalg.solve_triangular(LD[m:, m:].T, ly[m:], lower=False, check_finite=False) if p else np.zeros(0)
     u: list[np.ndarray] = []
     RRu_out, lamR_out, V_out = None, None, None
     if m:
         RRu_out, lamR_out, V_out = RRu, lamR, V
-        uR = linalg.solve_triangular(LD[:m, :m].T, ly[:m] - LD[m:, :m].T @ beta, lower=False, check_finite=False)
+        uR = lapack.dtrtrs(LD[:m, :m], ly[:m] - LD[m:, :m].T @ beta, lower=1, trans=1)[0]
         bR = (lamR * uR) if stats.scalar_R else np.asarray(lamR @ uR)
         coupling = (stats.A_R1.T @ bR).reshape(K1, q1)                  # Z_1'Z_R b_R per level
         rhs = sol1[..., p] - sol1[..., :p] @ beta - _batched.cho_solve(chol1, (coupling @ lam1)[..., None])[..., 0]
@@ -266,7 +289,7 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray]) -> PLSSolve:
         u.append(sol1[..., p] - sol1[..., :p] @ beta)
     logdet_L = _batched.logdet(chol1) + float(2.0 * np.log(diag[:m]).sum())
     logdet_RX = float(2.0 * np.log(diag[m:]).sum())
-    return PLSSolve(lams=list(lams), chol1=chol1, sol1=sol1, LtH=LtH, LD=LD, D=D, beta=beta, u=u, pwrss=pwrss,
+    return PLSSolve(lams=list(lams), chol1=chol1, sol1=sol1, LtH=LtH, LtG=LtG, LD=LD, D=D, beta=beta, u=u, pwrss=pwrss,
                     logdet_L=logdet_L, logdet_RX=logdet_RX, RRu=RRu_out, lamR=lamR_out, V=V_out)
 
 
