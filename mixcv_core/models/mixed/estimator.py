@@ -379,6 +379,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         n_evals = retvals.get("fcalls") or retvals.get("funcalls")
         llf = float(result.llf)
         p = exog.shape[1]
+        # statsmodels' estimates in the native fit record's shape, so both backends are named alike.
         record = MixedFit(
             beta=np.asarray(result.fe_params, dtype=float),
             beta_cov=np.asarray(result.cov_params(), dtype=float)[:p, :p], sigma2=scale, theta=_theta(lam),
@@ -391,7 +392,6 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self._store(exog, [remat], record)
         self.fit_warnings_ = caught_text
         self.n_evals_ = None if n_evals is None else int(n_evals)
-        self.bse_ = pd.Series(np.asarray(result.bse_fe), index=list(exog.columns), name="std_error")
         self.result_ = result
 
     # -- prediction ------------------------------------------------------------------------
