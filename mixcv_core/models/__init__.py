@@ -1,7 +1,9 @@
 """mixcv's models: linear, linear mixed (native LMM), MERF, and post-processors.
 
 Every model is a scikit-learn estimator. Mixed models (`MixedEffectsRegressor`) take
-``groups`` and ``slopes`` in ``fit`` and ``predict``. Models know nothing of the
+``groups`` and ``slopes`` in ``fit`` and ``predict``; `LinearMixedEffectsModel` also takes
+lme4's random part (``random="(1 + days | subject) + (1 | item)"``, with ``groups`` a
+DataFrame of the grouping columns), and `lmer` fits a whole lme4 formula on a data frame. Models know nothing of the
 engine: a MERF fit reports its EM iterations through a plain callback.
 
 ``mixcv_core.models`` is also flexcv's import path for ``LinearModel`` and
@@ -14,5 +16,6 @@ from ._base import MixedEffectsRegressor, is_mixed
 from .gpboost import GPBoostRegressor
 from .linear import LinearModel
 from .linear_mixed import LinearMixedEffectsModel
+from .mixed import lmer
 
-__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed"]
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed", "lmer"]

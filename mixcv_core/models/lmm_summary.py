@@ -25,28 +25,35 @@ import pandas as pd
 __all__ = ["LMMSummary", "variance_decomposition"]
 
 
-def variance_decomposition(fixed_part: np.ndarray, Z: np.ndarray, cov_re: np.ndarray,
+def variance_decomposition(fixed_part: np.ndarray, random: dict[str, tuple[np.ndarray, np.ndarray]],
                            sigma2: float) -> pd.DataFrame:
-    """Variance explained by the fixed effects, the random effects and the residual.
+    """Variance explained by the fixed effects, the random effects (per factor) and the residual.
 
     Parameters
     ----------
     fixed_part : (n,) ``X beta`` on the fitting rows (intercept included; its variance is used).
-    Z : (n, q) the random-effects design on those rows.
-    cov_re : (q, q) the random-effects covariance ``D``.
+    random : per grouping factor, ``(Z, D)``: its random-effects design on those rows ``(n, q)``
+        and the covariance of its random effects ``(q, q)``. Factors are independent, so their
+        variances add up.
     sigma2 : residual variance.
 
     Returns
     -------
     DataFrame
-        Rows ``fixed effects``, ``random effects``, ``residual``, ``total``; columns
-        ``variance`` and ``share``.
+        Rows ``fixed effects``, ``random effects``, ``residual``, ``total`` and, with several
+        factors, ``random effects: <factor>`` for each (they split ``random effects``);
+        columns ``variance`` and ``share`` (of the total).
     """
     v_fixed = float(np.var(fixed_part))
-    v_random = float(np.mean(np.einsum("ij,jk,ik->i", Z, cov_re, Z)))   # mean of z_i' D z_i
+    parts = {f: float(np.mean(np.einsum("ij,jk,ik->i", Z, D, Z))) for f, (Z, D) in random.items()}  # mean z_i'D z_i
+    v_random = sum(parts.values())
     total = v_fixed + v_random + sigma2
-    table = pd.DataFrame({"variance": [v_fixed, v_random, sigma2, total]},
-                         index=pd.Index(["fixed effects", "random effects", "residual", "total"], name="component"))
+    names = ["fixed effects", "random effects", "residual", "total"]
+    values = [v_fixed, v_random, sigma2, total]
+    if len(parts) > 1:
+        names += [f"random effects: {f}" for f in parts]
+        values += list(parts.values())
+    table = pd.DataFrame({"variance": values}, index=pd.Index(names, name="component"))
     table["share"] = table["variance"] / total
     return table
 
@@ -84,11 +91,17 @@ class LMMSummary:
     converged: bool
     boundary: list[str]
     confidence: float = 0.95
+    levels: dict[str, int] | None = None   # levels per grouping factor (lme4's "groups:" line)
+    icc_by_factor: dict[str, float] | None = None   # each factor's share (several factors)
 
     def __str__(self) -> str:
         lines = [self.title, f" Formula: {self.formula}", f"{self.criterion_name} at convergence: "
                  f"{self.criterion:.4f}   log-likelihood: {self.loglik:.4f}", "", "Random effects:"]
-        rnd = pd.DataFrame({"Groups": [self.groups_name] + [""] * (len(self.random) - 1) + ["Residual"],
+        # lme4's layout: each term's group name on its first row only.
+        groups = (list(self.random["group"]) if "group" in self.random.columns
+                  else [self.groups_name] * len(self.random))
+        shown = [g if i == 0 or groups[i - 1] != g else "" for i, g in enumerate(groups)]
+        rnd = pd.DataFrame({"Groups": shown + ["Residual"],
                             "Name": list(self.random.index) + [""],
                             "Variance": [_fmt(v) for v in self.random["variance"]] + [_fmt(self.residual_variance)],
                             "Std.Dev.": [_fmt(v) for v in self.random["std_dev"]]
@@ -96,17 +109,22 @@ class LMMSummary:
         corr_cols = [c for c in self.random.columns if c.startswith("corr_")]
         if corr_cols:
             # lme4's layout: the lower triangle of the correlation matrix, row by row.
-            rnd["Corr"] = [" ".join(_fmt(self.random.iloc[i][c], 2) for c in corr_cols[:i])
+            rnd["Corr"] = [" ".join(_fmt(v, 2) for v in self.random.iloc[i][corr_cols] if np.isfinite(v))
                            for i in range(len(self.random))] + [""]
-        lines.append(" " + rnd.to_string(index=False).replace("\n", "\n "))
-        lines.append(f"Number of obs: {self.n_obs}, groups: {self.groups_name}, {self.n_groups}")
+        for col in ("Groups", "Name"):   # names left-aligned, numbers right-aligned, as lme4 prints them
+            width = max(len(col), *(len(str(v)) for v in rnd[col]))
+            rnd[col] = [str(v).ljust(width) for v in rnd[col]]
+        lines.append(" " + rnd.to_string(index=False, justify="left").replace("\n", "\n "))
+        levels = self.levels or {self.groups_name: self.n_groups}
+        lines.append(f"Number of obs: {self.n_obs}, groups: " + "; ".join(f"{g}, {k}" for g, k in levels.items()))
         lines += ["", f"Fixed effects (Wald {self.confidence:.0%} confidence intervals):"]
         fx = self.fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error", "t_value": "t value",
                                         "ci_low": "CI low", "ci_high": "CI high"})
         lines.append(fx.to_string(float_format=lambda v: _fmt(v, 6)))
         d = self.decomposition["share"]
         lines += ["", f"Variance: fixed effects {d['fixed effects']:.1%}, random effects {d['random effects']:.1%}, "
-                      f"residual {d['residual']:.1%}; ICC {self.icc:.3f}; marginal R² {d['fixed effects']:.3f}, "
+                      f"residual {d['residual']:.1%}; ICC {self.icc:.3f}{self._icc_parts()}; "
+                      f"marginal R² {d['fixed effects']:.3f}, "
                       f"conditional R² {d['fixed effects'] + d['random effects']:.3f}"]
         status = self.convergence + ("" if self.converged else "  (NOT CONVERGED: estimates may be wrong)")
         lines.append(f"Convergence: {status}")
@@ -114,20 +132,28 @@ class LMMSummary:
             lines.append(f"Boundary (singular) fit: {', '.join(self.boundary)} at zero variance or perfect correlation")
         return "\n".join(lines)
 
+    def _icc_parts(self) -> str:
+        parts = self.icc_by_factor or {}
+        return f" ({', '.join(f'{f} {v:.3f}' for f, v in parts.items())})" if len(parts) > 1 else ""
+
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
         e = html.escape
         fixed = _html_table(self.fixed, lambda v: _fmt(v, 6))
-        random = _html_table(self.random, _fmt)
+        random = _html_table(self.random, {c: (lambda v: e(str(v))) if c == "group" else _fmt
+                                           for c in self.random.columns})
         decomposition = _html_table(self.decomposition, {"variance": _fmt, "share": "{:.1%}"})
         flag = "" if self.converged else " <b class='mixcv-fail'>(not converged: estimates may be wrong)</b>"
         boundary = (f"<div>Boundary (singular) fit: {e(', '.join(self.boundary))}</div>" if self.boundary else "")
         return (f"<div class='mixcv-lmm-summary'><h4>{e(self.title)}</h4><div><code>{e(self.formula)}</code></div>"
                 f"<div>{e(self.criterion_name)} {self.criterion:.4f}; log-likelihood {self.loglik:.4f}; "
-                f"{self.n_obs} observations in {self.n_groups} groups ({e(self.groups_name)})</div>"
+                f"{self.n_obs} observations; "
+                + e("; ".join(f"{k} levels of {g}"
+                              for g, k in (self.levels or {self.groups_name: self.n_groups}).items()))
+                + "</div>"
                 f"<div>Fixed effects (Wald {self.confidence:.0%} intervals)</div>{fixed}"
                 f"<div>Random effects (residual variance {_fmt(self.residual_variance)})</div>{random}"
-                f"<div>Variance decomposition: ICC {self.icc:.3f}</div>{decomposition}"
+                f"<div>Variance decomposition: ICC {self.icc:.3f}{e(self._icc_parts())}</div>{decomposition}"
                 f"<div>Convergence: {e(self.convergence)}{flag}</div>{boundary}</div>")

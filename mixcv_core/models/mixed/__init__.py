@@ -1,0 +1,18 @@
+"""Linear mixed models with any number of random-effect terms, shaped like lme4's pipeline (issue 25).
+
+``terms`` parses the random part of a formula and ``design`` realises the terms on data
+(lme4's ``lFormula``); the algebra (``pls``, ``criterion``, ``optimize``, ``fit``) fits them
+(`fit_mixed`, its record `MixedFit`); ``estimator`` holds the scikit-learn estimator and
+``lmer`` the formula front door.
+"""
+
+from __future__ import annotations
+
+from .design import ReMat, build_remats, fixed_design
+from .estimator import LinearMixedEffectsModel
+from .fit import MixedFit, REBlock, fit_mixed
+from .lmer import lmer
+from .terms import RandomTerm, parse_random, split_formula
+
+__all__ = ["LinearMixedEffectsModel", "MixedFit", "REBlock", "RandomTerm", "ReMat", "build_remats", "fit_mixed",
+           "fixed_design", "lmer", "parse_random", "split_formula"]

@@ -1,0 +1,285 @@
+"""Random-effect terms realised on data (`ReMat`), and the fixed design through formulaic.
+
+This is lme4's ``lFormula`` step (R/modular.R; ``mkReTrms`` in R/utilities.R): each
+`RandomTerm` becomes the factor's integer codes and the term's raw columns, checked the
+way lme4 checks them (``check.nlev.gtr.1``, ``check.nobs.vs.nlev``, ``check.nobs.vs.nRE``,
+all "stop" by default) plus one check lme4 lacks: a random slope constant within every
+level of a factor that has a random intercept is the intercept again, not identified.
+Every error names the term and the column before any fit starts.
+
+The terms come out in lme4's order: sorted by decreasing number of levels when they are
+not already (``rev(order(nl))``, ties reversed, exactly as ``mkReTrms``), which fixes the
+order of ``theta``, ``VarCorr`` and everything per term. Their names are lme4's too:
+the grouping factor as printed (``cask:batch``), made unique with R's
+``make.names(unique = TRUE)`` when two terms share a factor (``Subject``, ``Subject.1``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ...errors import SpecError, SpecTypeError
+from .terms import Factor, RandomTerm
+
+__all__ = ["ReMat", "build_remats", "factor_codes", "lme4_term_names", "fixed_design", "r_column_name"]
+
+
+@dataclass(eq=False)
+class ReMat:
+    """One random-effect term on the data: what the algebra needs (`REBlock`) and how to name it.
+
+    Attributes
+    ----------
+    term : RandomTerm
+    name : str
+        The term's name as lme4's ``VarCorr`` prints it (unique across terms).
+    codes : ndarray of shape (n,)
+        Each row's level of the factor, ``0..n_levels - 1``.
+    n_levels : int
+    levels : pandas.Index
+        The level labels (an interaction's label joins its columns' labels with ``:``).
+    Z : ndarray of shape (n, q)
+        The term's raw columns: ones for the intercept, then the slopes, in term order.
+    effect_names : list of str
+        ``Intercept`` (if any) and the slope columns.
+    """
+
+    term: RandomTerm
+    name: str
+    codes: np.ndarray
+    n_levels: int
+    levels: pd.Index
+    Z: np.ndarray
+    effect_names: list[str] = field(default_factory=list)
+
+    @property
+    def factor_name(self) -> str:
+        """The grouping factor as printed (several terms may share it: ``ranef`` groups by it)."""
+        return self.term.name
+
+
+def _column(frame: pd.DataFrame, name: str, term: RandomTerm, field_name: str, role: str) -> pd.Series:
+    if name not in frame.columns:
+        available = ", ".join(map(repr, list(frame.columns)[:20]))
+        raise SpecError(field_name, f"term {term}: the {role} column {name!r} is not in the data "
+                                    f"(columns: {available})")
+    col = frame[name]
+    if isinstance(col, pd.DataFrame):
+        raise SpecError(field_name, f"term {term}: the column {name!r} appears more than once")
+    missing = int(col.isna().sum())
+    if missing:
+        raise SpecError(field_name, f"term {term}: the {role} column {name!r} has {missing} missing values")
+    return col
+
+
+def factor_codes(frame: pd.DataFrame, factor: Factor, term: RandomTerm,
+                 field_name: str = "groups") -> tuple[np.ndarray, pd.Index]:
+    """Codes ``0..K-1`` of a (possibly interaction) factor, and its level labels.
+
+    An interaction's levels are the observed combinations only (R's
+    ``interaction(..., drop = TRUE)``), labelled ``a:b`` in the factor's column order.
+    """
+    parts = []
+    for name in factor.columns:
+        codes, labels = _factorize(_column(frame, name, term, field_name, "grouping").to_numpy())
+        parts.append((codes, labels))
+    if len(parts) == 1:
+        return parts[0]
+    sizes = [len(labels) for _, labels in parts]
+    combined = np.ravel_multi_index([c for c, _ in parts], sizes)
+    observed, codes = np.unique(combined, return_inverse=True)
+    digits = np.unravel_index(observed, sizes)
+    labels = [":".join(str(parts[j][1][d[i]]) for j, d in enumerate(digits)) for i in range(len(observed))]
+    return codes.astype(np.int64), pd.Index(labels)
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, pd.Index]:
+    try:
+        codes, labels = pd.factorize(values, sort=True)
+    except TypeError:   # labels of mixed, unorderable types
+        codes, labels = pd.factorize(values, sort=False)
+    return codes.astype(np.int64), pd.Index(labels)
+
+
+def r_make_names(names: Sequence[str]) -> list[str]:
+    """R's ``make.names(names, unique = TRUE)``: syntactic names, duplicates suffixed ``.1``, ``.2``."""
+    out = []
+    for name in names:
+        s = re.sub(r"[^A-Za-z0-9._]", ".", name)
+        if not s or not (s[0].isalpha() or (s[0] == "." and not (len(s) > 1 and s[1].isdigit()))):
+            s = "X" + s
+        out.append(s)
+    # make.unique: the first keeps its name; later copies get the first free .1, .2, ...
+    seen: set[str] = set(out)
+    result: list[str] = []
+    counts: dict[str, int] = {}
+    used: set[str] = set()
+    for s in out:
+        if s not in used:
+            used.add(s)
+            result.append(s)
+            continue
+        k = counts.get(s, 0)
+        while True:
+            k += 1
+            candidate = f"{s}.{k}"
+            if candidate not in seen and candidate not in used:
+                break
+        counts[s] = k
+        used.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def lme4_term_names(terms: Sequence[RandomTerm]) -> list[str]:
+    """The names lme4's ``VarCorr`` gives terms (in their final order): the factor, unique if need be."""
+    names = [t.name for t in terms]
+    return r_make_names(names) if len(set(names)) < len(names) else names
+
+
+def lme4_order(n_levels: Sequence[int]) -> list[int]:
+    """lme4's ``mkReTrms`` term order: by decreasing number of levels, if not so already.
+
+    ``rev(order(nl))`` reverses ties too (levels 5, 10, 5 -> terms 2, 3, 1), which decides
+    the order of ``theta``; it is reproduced exactly.
+    """
+    nl = list(n_levels)
+    if len(nl) > 1 and any(b > a for a, b in zip(nl, nl[1:], strict=False)):
+        return list(np.argsort(nl, kind="stable")[::-1])
+    return list(range(len(nl)))
+
+
+def _numeric_column(frame: pd.DataFrame, name: str, term: RandomTerm, field_name: str) -> np.ndarray:
+    col = _column(frame, name, term, field_name, "slope")
+    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+        raise SpecTypeError(field_name, f"term {term}: the slope column {name!r} is not numeric ({col.dtype}); "
+                                        "a random slope needs numbers (encode a category as 0/1 columns first)")
+    return col.to_numpy(dtype=float)
+
+
+def build_remats(terms: Sequence[RandomTerm], frame: pd.DataFrame, field_name: str = "groups") -> list[ReMat]:
+    """Realise the terms on ``frame``, check them as lme4 does, and order and name them as lme4 does.
+
+    Parameters
+    ----------
+    terms : RandomTerm, as parsed (`parse_random`).
+    frame : DataFrame with the grouping and slope columns, one row per observation.
+    field_name : the argument the columns came from, for error messages (``groups``, ``data``).
+
+    Returns
+    -------
+    list of ReMat, in lme4's order.
+
+    Raises
+    ------
+    SpecError, SpecTypeError
+        Naming the term and the column: a column that is not there or has missing values,
+        a non-numeric slope, a factor with one level or with as many levels as rows, more
+        random effects than rows, a slope constant within every level of its factor.
+    """
+    n = len(frame)
+    built: list[tuple[RandomTerm, np.ndarray, pd.Index, np.ndarray]] = []
+    intercept_factors = {t.factor.columns for t in terms if t.intercept}
+    for term in terms:
+        codes, levels = factor_codes(frame, term.factor, term, field_name)
+        k = len(levels)
+        if k < 2:
+            raise SpecError(field_name, f"term {term}: the grouping factor {term.name!r} has {k} level; a random "
+                                        "effect needs at least 2 (lme4: grouping factors must have > 1 sampled level)")
+        if k >= n:
+            raise SpecError(field_name, f"term {term}: the grouping factor {term.name!r} has {k} levels for {n} "
+                                        "rows; its variance cannot be told from the residual's (lme4: the number of "
+                                        "levels of each grouping factor must be < the number of observations)")
+        cols = [np.ones(n)] if term.intercept else []
+        counts = np.bincount(codes, minlength=k)
+        for name in term.columns:
+            x = _numeric_column(frame, name, term, field_name)
+            if term.factor.columns in intercept_factors:
+                lo = np.full(k, np.inf)
+                hi = np.full(k, -np.inf)
+                np.minimum.at(lo, codes, x)
+                np.maximum.at(hi, codes, x)
+                if np.all((hi - lo)[counts > 0] == 0):
+                    raise SpecError(field_name, f"term {term}: the slope column {name!r} is constant within every "
+                                                f"level of {term.name!r}; its random slope would be the random "
+                                                "intercept again (not identified). Drop it from the term")
+            cols.append(x)
+        Z = np.column_stack(cols) if cols else np.empty((n, 0))
+        q = Z.shape[1]
+        if k * q >= n:
+            raise SpecError(field_name, f"term {term}: {k} levels x {q} random effects = {k * q} random effects "
+                                        f"for {n} rows; they cannot be told from the residual (lme4: number of "
+                                        "observations <= number of random effects)")
+        built.append((term, codes, levels, Z))
+    order = lme4_order([len(levels) for _, _, levels, _ in built])
+    ordered = [built[i] for i in order]
+    names = lme4_term_names([t for t, _, _, _ in ordered])
+    return [ReMat(term=t, name=name, codes=codes, n_levels=len(levels), levels=levels, Z=np.ascontiguousarray(Z),
+                  effect_names=t.effect_names)
+            for (t, codes, levels, Z), name in zip(ordered, names, strict=True)]
+
+
+# -- the fixed part ------------------------------------------------------------------------
+_CONTRAST = re.compile(r"^(?P<var>.+?)\[(?:T\.)?(?P<level>[^\]]*)\]$")
+
+
+def r_column_name(name: str) -> str:
+    """formulaic's column name in R's ``model.matrix`` spelling: ``sex[T.M]`` -> ``sexM``, per factor of ``a:b``."""
+    if name == "Intercept":
+        return name
+    parts = []
+    for part in name.split(":"):
+        m = _CONTRAST.match(part)
+        parts.append(m["var"] + m["level"] if m else part)
+    return ":".join(parts)
+
+
+def fixed_design(formula: str, data: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame, object]:
+    """The response and the fixed-effects design of ``formula`` on ``data``, as R's ``model.matrix``.
+
+    formulaic reads the formula: factors (text or categorical columns) get treatment
+    contrasts against their first level, interactions and ``- 1`` work as in R. Columns are
+    renamed to R's spelling (``sexM``, ``x:sexM``); the intercept is ``Intercept``, as
+    everywhere in mixcv.
+
+    Returns
+    -------
+    y : Series
+    X : DataFrame (float)
+    spec : formulaic's model spec of the right-hand side, to build the same design on new data.
+
+    Raises
+    ------
+    SpecError
+        Field ``formula``: a response of more than one column, or a formula formulaic cannot read.
+    """
+    import formulaic
+
+    try:
+        matrices = formulaic.model_matrix(formula, data, na_action="raise")
+    except Exception as err:   # formulaic raises many types; the user needs the formula and its message
+        raise SpecError("formula", f"the fixed part {formula!r} cannot be built: {err}") from err
+    lhs, rhs = matrices.lhs, matrices.rhs
+    if lhs.shape[1] != 1:
+        raise SpecError("formula", f"the response of {formula!r} must be one numeric column, got {lhs.shape[1]}")
+    X = pd.DataFrame(np.asarray(rhs, dtype=float), columns=[r_column_name(c) for c in rhs.columns],
+                     index=data.index)
+    y = pd.Series(np.asarray(lhs, dtype=float).ravel(), index=data.index, name=str(lhs.columns[0]))
+    return y, X, rhs.model_spec
+
+
+def design_on(spec: object, data: pd.DataFrame) -> pd.DataFrame:
+    """The fixed design a formula fit was made with (`fixed_design`'s ``spec``), built on new rows."""
+    if not isinstance(data, pd.DataFrame):
+        raise SpecTypeError("X", f"a model fitted from a formula predicts from a DataFrame with the formula's "
+                                 f"columns; got {type(data).__name__}")
+    try:
+        rhs = spec.get_model_matrix(data, na_action="raise")  # type: ignore[attr-defined]
+    except Exception as err:   # formulaic's own message names what is missing or wrong
+        raise SpecError("X", f"the fixed part cannot be built on these rows: {err}") from err
+    return pd.DataFrame(np.asarray(rhs, dtype=float), columns=[r_column_name(c) for c in rhs.columns])

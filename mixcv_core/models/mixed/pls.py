@@ -1,0 +1,321 @@
+"""Blocked penalised least squares at one theta: the Cholesky factor of ``Lambda'Z'Z Lambda + I``.
+
+This is lme4's PLS step (Bates, Maechler, Bolker & Walker 2015, J. Stat. Softw. 67(1),
+sec. 3.3) written, as MixedModels.jl writes it (``src/linearmixedmodel.jl``, ``updateL!``),
+on the blocked matrix ``A = [Z X y]'[Z X y]`` computed once. The random-effect terms are
+sorted by their number of levels, largest first, and split into
+
+- block 1, the first term: ``Z_1'Z_1`` is block diagonal (a row has one level), so its
+  Cholesky factor is ``K_1`` independent ``q_1 x q_1`` factors, computed for all levels at
+  once (`mixcv_core.models._batched`);
+- block R, every other term: after eliminating block 1 it is dense in general (two crossed
+  factors fill each other in), and small next to block 1 because of the sort;
+- block F, the fixed effects and the response ``[X y]``.
+
+Eliminating block 1 leaves one dense symmetric matrix ``D`` over ``[R, X, y]`` (a Schur
+complement); its Cholesky factor holds ``L_RR``, ``R_X`` and, in its last row, the
+penalised residual (``r^2``), so one dense factorisation gives every quantity of the
+profiled criterion. With one term, block R is empty and ``D`` is ``(p+1) x (p+1)``: the
+one-factor fit is this same algebra with ``O(K q^2 p)`` work per evaluation.
+
+Only ``L`` changes with theta; ``A`` (`Statistics`) is built once. The rows are touched
+only there: an evaluation costs nothing in ``n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import lapack
+
+from .. import _batched
+from .._groups import ClusterSums
+
+__all__ = ["Statistics", "PLSSolve", "TermShape", "solve", "term_shapes", "cho_inverse", "right_blocks", "scale_rows"]
+
+
+@dataclass(frozen=True)
+class TermShape:
+    """One term as the algebra sees it: ``q`` columns on ``K`` levels, and where its theta lives."""
+
+    q: int
+    n_levels: int
+    offset: int             # first index of the term's entries in the full theta
+    rows: np.ndarray        # row of each theta entry in Lambda_t (lme4: lower triangle, column-major)
+    cols: np.ndarray        # column of each theta entry
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        L = np.zeros((self.q, self.q))
+        L[self.rows, self.cols] = theta[self.offset:self.offset + self.size]
+        return L
+
+
+def term_shapes(qs: Sequence[int], levels: Sequence[int]) -> list[TermShape]:
+    """The theta layout of terms with ``qs`` columns on ``levels`` levels, in the given order."""
+    shapes, offset = [], 0
+    for q, k in zip(qs, levels):
+        tril = np.tril_indices(q)
+        # lme4 orders theta column-major; tril_indices is row-major.
+        order = sorted(range(len(tril[0])), key=lambda i: (tril[1][i], tril[0][i]))
+        rows, cols = tril[0][order], tril[1][order]
+        shapes.append(TermShape(q, int(k), offset, rows, cols))
+        offset += len(rows)
+    return shapes
+
+
+def _indicator(codes: np.ndarray, Z: np.ndarray, n_levels: int, offset: int = 0,
+               width: int | None = None) -> sparse.csr_matrix:
+    """The term's columns of the sparse ``Z``: row i has ``Z[i]`` at level ``codes[i]``'s columns."""
+    n, q = Z.shape
+    cols = offset + codes[:, None] * q + np.arange(q)[None, :]
+    return sparse.csr_matrix((Z.ravel(), cols.ravel(), np.arange(0, n * q + 1, q)),
+                             shape=(n, width if width is not None else n_levels * q))
+
+
+class Statistics:
+    """``A = [Z X y]'[Z X y]`` in blocks, for terms given in *algebra* order (largest first).
+
+    ``y`` is expected residualised on ``X`` by the caller (see `criterion.Criterion`).
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray],
+                 levels: Sequence[int]) -> None:
+        n, p = X.shape
+        self.n, self.p = n, p
+        F = np.column_stack([X, y])
+        q1, K1 = Zs[0].shape[1], int(levels[0])
+        self.q1, self.K1 = q1, K1
+        sums = ClusterSums(codes[0], K1)
+        Z1 = Zs[0]
+        # Z and [X y] apart: stacking them first held more row-sized copies at once.
+        self.G = np.ascontiguousarray(sums(np.einsum("nj,nk->njk", Z1, Z1)))        # (K1, q1, q1)
+        self.H = np.ascontiguousarray(sums(np.einsum("nj,nk->njk", Z1, F)))         # (K1, q1, p+1)
+        self.A_FF = F.T @ F
+        # Block R: the other terms side by side, each level's q_t columns together.
+        self.r_q = [Z.shape[1] for Z in Zs[1:]]
+        self.r_levels = [int(k) for k in levels[1:]]
+        widths = [q * k for q, k in zip(self.r_q, self.r_levels)]
+        self.r_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        self.m = m = int(self.r_offsets[-1])
+        if m:
+            ZR = sparse.hstack([_indicator(c, Z, k) for c, Z, k in zip(codes[1:], Zs[1:], levels[1:])]).tocsr()
+            Z1s = _indicator(codes[0], Z1, K1)
+            self.A_R1 = (ZR.T @ Z1s).tocsr()                      # (m, K1 q1), sparse: crossings seen
+            self.A_RR = np.asarray((ZR.T @ ZR).todense())          # (m, m)
+            self.A_RF = np.asarray(ZR.T @ F)                       # (m, p+1)
+            self.scalar_R = all(q == 1 for q in self.r_q)
+            self._pairs = self._pair_map()
+            self.has_pairs = self._pairs is not None
+
+    def _pair_map(self) -> sparse.csc_matrix | None:
+        """``A_R1 V A_1R`` as one sparse matrix-vector product in the entries of ``V``.
+
+        ``(A_R1 V A_1R)[i, i'] = sum_k sum_ab A_R1[i, ka] V_k[a, b] A_R1[i', kb]``: the
+        pattern and the products of ``A_R1`` entries never change, only ``V``. Listing
+        every pair of entries of each level once (the lower triangle: ``V`` is symmetric)
+        makes the update one sparse product of ``sum_k nnz_k^2 / 2`` terms (InstEval: 1.8
+        million, a few milliseconds), instead of a sparse matrix product that rebuilds its
+        pattern at every evaluation. None when the list would be too long (a level of
+        block 1 crossed with most of block R).
+        """
+        q1, m = self.q1, self.m
+        coo = self.A_R1.tocoo()
+        level = coo.col // q1
+        order = np.argsort(level, kind="stable")      # within a level, rows stay increasing
+        rows, cols, vals, level = coo.row[order], coo.col[order], coo.data[order], level[order]
+        counts = np.bincount(level, minlength=self.K1).astype(np.int64)
+        tri = counts * (counts + 1) // 2
+        n_pairs = int(tri.sum())
+        if n_pairs > max(2 * m * m, 5_000_000) or n_pairs > 20_000_000:
+            return None
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        pair_level = np.repeat(np.arange(self.K1), tri)
+        t = np.arange(n_pairs) - np.repeat(np.concatenate([[0], np.cumsum(tri)[:-1]]), tri)
+        # t -> (i >= j) in the lower triangle of the level's entries.
+        i = ((np.sqrt(8.0 * t + 1.0) - 1.0) / 2.0).astype(np.int64)
+        i -= (i * (i + 1) // 2 > t)
+        i += ((i + 1) * (i + 2) // 2 <= t)
+        j = t - i * (i + 1) // 2
+        e, f = starts[pair_level] + i, starts[pair_level] + j
+        a, b = cols[e] % q1, cols[f] % q1
+        # The product fills the lower triangle; `eliminated` adds its transpose, so a
+        # pair of an entry with itself counts half.
+        data = vals[e] * vals[f] * np.where(e == f, 0.5, 1.0)
+        key = pair_level * q1 * q1 + a * q1 + b
+        if q1 > 1:
+            order = np.argsort(key, kind="stable")
+            key, data, e, f = key[order], data[order], e[order], f[order]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=self.K1 * q1 * q1))])
+        return sparse.csc_matrix((data, rows[e] * m + rows[f], indptr), shape=(m * m, self.K1 * q1 * q1))
+
+    def level_blocks(self, CS: np.ndarray) -> np.ndarray:
+        """``A_k' CS A_k`` for every level k of block 1 (``A_k``: its ``q1`` columns of ``A_R1``), ``(K1, q1, q1)``.
+
+        The transpose of `eliminated`, for a symmetric ``CS``: one sparse product with the
+        same list of pairs.
+        """
+        K1, q1 = self.K1, self.q1
+        if self._pairs is not None:
+            low = (self._pairs.T @ CS.ravel()).reshape(K1, q1, q1)
+            return low + np.swapaxes(low, 1, 2)
+        Yt = np.asarray(self.A_R1.T @ CS)                              # (K1 q1, m)
+        coo = self.A_R1.tocoo()
+        level, b = coo.col // q1, coo.col % q1
+        out = np.zeros((K1, q1, q1))
+        for a in range(q1):
+            np.add.at(out, (level, a, b), coo.data * Yt[level * q1 + a, coo.row])
+        return out
+
+    def eliminated(self, V: np.ndarray) -> np.ndarray:
+        """``A_R1 BD(V) A_1R`` (dense ``m x m``) for a ``(K1, q1, q1)`` stack ``V`` of symmetric matrices."""
+        if self._pairs is not None:
+            low = (self._pairs @ V.ravel()).reshape(self.m, self.m)
+            return low + low.T
+        AV = self.A_R1.multiply(V[:, 0, 0][None, :]).tocsr() if self.q1 == 1 else self.A_R1 @ _block_diag(V)
+        return np.asarray((AV @ self.A_R1.T).todense())
+
+
+@dataclass
+class PLSSolve:
+    """The PLS solution at one theta (algebra order of terms, standardised columns)."""
+
+    lams: list[np.ndarray]     # Lambda_t per term (algebra order)
+    chol1: np.ndarray          # (K1, q1, q1) Cholesky factors of block 1
+    sol1: np.ndarray           # (K1, q1, p+1) M11_k^-1 Lambda_1' Z_1k'[X y]
+    LtH: np.ndarray            # (K1, q1, p+1) Lambda_1' Z_1k'[X y]
+    LtG: np.ndarray            # (K1, q1, q1) Lambda_1' Z_1k'Z_1k
+    LD: np.ndarray             # (m+p, m+p) lower Cholesky factor of D without its y row
+    D: np.ndarray              # (m+p+1, m+p+1) the Schur complement over [R, X, y]
+    beta: np.ndarray           # (p,)
+    u: list[np.ndarray]        # spherical random effects per term (K_t, q_t), algebra order
+    pwrss: float               # r^2
+    logdet_L: float            # log|L|^2 (the random-effects part)
+    logdet_RX: float           # log|R_X|^2
+    RRu: np.ndarray | None = None      # (m, m) A_RR - A_R1 V A_1R, before Lambda_R (for the gradient)
+    lamR: np.ndarray | sparse.csr_matrix | None = None   # Lambda_R (see `_lambda_R`)
+    V: np.ndarray | None = None        # (K1, q1, q1) Lambda_1 M11_k^-1 Lambda_1'
+
+
+def _lambda_R(stats: Statistics, lams: Sequence[np.ndarray]) -> np.ndarray | sparse.csr_matrix:
+    """Block R's ``Lambda_R``: a vector of its diagonal when every term is scalar, else sparse."""
+    if stats.scalar_R:
+        return np.concatenate([np.full(k, lam[0, 0]) for lam, k in zip(lams, stats.r_levels)])
+    return sparse.block_diag([sparse.kron(sparse.identity(k), lam) for lam, k in zip(lams, stats.r_levels)],
+                             format="csr")
+
+
+def _block_diag(blocks: np.ndarray) -> sparse.csr_matrix:
+    """A sparse block-diagonal matrix from a ``(K, q, q)`` stack."""
+    K, q, _ = blocks.shape
+    idx = np.arange(K * q).reshape(K, q)
+    rows = np.repeat(idx, q, axis=1).ravel()
+    cols = np.tile(idx, (1, q)).ravel()
+    return sparse.csr_matrix((blocks.ravel(), (rows, cols)), shape=(K * q, K * q))
+
+
+def solve(stats: Statistics, lams: Sequence[np.ndarray]) -> PLSSolve:
+    """Factor ``Lambda'Z'Z Lambda + I`` at the given ``Lambda_t`` and solve the PLS problem.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        ``R_X'R_X`` is not positive definite (collinear fixed effects at this theta).
+    """
+    lam1 = lams[0]
+    K1, q1, p1 = stats.H.shape
+    p = p1 - 1
+    m = stats.m
+    LtG = _batched.left(lam1.T, stats.G)                                  # Lambda_1'G_k
+    M11 = _batched.right(LtG, lam1)
+    M11[:, np.arange(q1), np.arange(q1)] += 1.0
+    chol1 = _batched.cholesky(M11)
+    LtH = _batched.left(lam1.T, stats.H)                                  # (K1, q1, p+1)
+    sol1 = _batched.cho_solve(chol1, LtH)                                 # M11^-1 Lambda_1'H
+    D = np.empty((m + p1, m + p1))
+    # [X y] after eliminating block 1: A_FF - sum_k H_k' Lambda_1 M11_k^-1 Lambda_1' H_k.
+    D[m:, m:] = stats.A_FF - LtH.reshape(K1 * q1, p1).T @ sol1.reshape(K1 * q1, p1)
+    if m:
+        lamR = _lambda_R(stats, lams[1:])
+        # V_k = Lambda_1 M11_k^-1 Lambda_1'; eliminating block 1 subtracts A_R1 V A_1R.
+        V = _batched.right(_batched.left(lam1, _batched.cho_inverse(chol1)), lam1.T)
+        RRu = stats.eliminated(V)
+        np.subtract(stats.A_RR, RRu, out=RRu)
+        RF = stats.A_RF - stats.A_R1 @ _batched.left(lam1, sol1).reshape(K1 * q1, p1)
+        RR = D[:m, :m]
+        if stats.scalar_R:
+            assert isinstance(lamR, np.ndarray)
+            np.multiply(RRu, lamR[:, None], out=RR)
+            RR *= lamR[None, :]
+            RF *= lamR[:, None]
+        else:
+            assert sparse.issparse(lamR)
+            RR[...] = np.asarray(lamR.T @ (lamR.T @ RRu).T)             # Lambda_R' RRu Lambda_R (RRu symmetric)
+            RF = np.asarray(lamR.T @ RF)
+        RR[np.arange(m), np.arange(m)] += 1.0
+        D[:m, m:] = RF
+        D[m:, :m] = RF.T
+    n_lead = m + p
+    if n_lead:
+        # LAPACK directly (dpotrf, dtrtrs): the one dense factorisation per evaluation, and
+        # with one term a (p x p) one, where scipy.linalg's checks would cost more than it.
+        LD, info = lapack.dpotrf(D[:n_lead, :n_lead], lower=1, clean=1)
+        diag = np.diag(LD)
+        if info != 0 or not np.all(diag > 0):
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        ly = lapack.dtrtrs(LD, D[:n_lead, -1], lower=1)[0]
+        beta = lapack.dtrtrs(LD[m:, m:], ly[m:], lower=1, trans=1)[0] if p else np.zeros(0)
+    else:
+        LD, diag, ly, beta = np.zeros((0, 0)), np.zeros(0), np.zeros(0), np.zeros(0)
+    pwrss = float(D[-1, -1] - ly @ ly)
+    u: list[np.ndarray] = []
+    RRu_out, lamR_out, V_out = None, None, None
+    if m:
+        RRu_out, lamR_out, V_out = RRu, lamR, V
+        uR = lapack.dtrtrs(LD[:m, :m], ly[:m] - LD[m:, :m].T @ beta, lower=1, trans=1)[0]
+        bR = (lamR * uR) if stats.scalar_R else np.asarray(lamR @ uR)
+        coupling = (stats.A_R1.T @ bR).reshape(K1, q1)                  # Z_1'Z_R b_R per level
+        rhs = sol1[..., p] - sol1[..., :p] @ beta - _batched.cho_solve(chol1, (coupling @ lam1)[..., None])[..., 0]
+        u.append(rhs)
+        for t, (q, k) in enumerate(zip(stats.r_q, stats.r_levels)):
+            u.append(uR[stats.r_offsets[t]:stats.r_offsets[t + 1]].reshape(k, q))
+    else:
+        u.append(sol1[..., p] - sol1[..., :p] @ beta)
+    logdet_L = _batched.logdet(chol1) + float(2.0 * np.log(diag[:m]).sum())
+    logdet_RX = float(2.0 * np.log(diag[m:]).sum())
+    return PLSSolve(lams=list(lams), chol1=chol1, sol1=sol1, LtH=LtH, LtG=LtG, LD=LD, D=D, beta=beta, u=u, pwrss=pwrss,
+                    logdet_L=logdet_L, logdet_RX=logdet_RX, RRu=RRu_out, lamR=lamR_out, V=V_out)
+
+
+def cho_inverse(L: np.ndarray) -> np.ndarray:
+    """``(L L')^-1`` from a lower Cholesky factor (LAPACK dpotri), both triangles filled."""
+    inv, info = lapack.dpotri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("dpotri failed")
+    # dpotri fills the lower triangle; the upper one is L's, zero.
+    diag = np.diag(inv).copy()
+    full = inv + inv.T
+    full[np.diag_indices_from(full)] = diag
+    return full
+
+
+def right_blocks(A: sparse.csr_matrix, blocks: np.ndarray) -> sparse.csr_matrix:
+    """``A BD(blocks)`` for a sparse ``A`` whose columns are levels of ``q`` columns each."""
+    K, q, _ = blocks.shape
+    if q == 1:
+        return A.multiply(blocks[:, 0, 0][None, :]).tocsr()
+    return (A @ _block_diag(blocks)).tocsr()
+
+
+def scale_rows(A: sparse.csr_matrix, lamR: np.ndarray | sparse.csr_matrix, scalar: bool) -> sparse.csr_matrix:
+    """``Lambda_R' A``."""
+    if scalar:
+        assert isinstance(lamR, np.ndarray)
+        return A.multiply(lamR[:, None]).tocsr()
+    return (lamR.T @ A).tocsr()

@@ -1,0 +1,222 @@
+"""The blocked algebra of `fit_mixed` against a plain dense implementation written here.
+
+The reference builds the whole ``Z`` (every term's columns for every level), forms
+``Lambda'Z'Z Lambda + I`` densely and solves lme4's penalised least squares problem with
+numpy (Bates et al. 2015, J. Stat. Softw. 67(1), eqs. 34 and 41): nothing of the blocked
+Cholesky, the sort by levels, the Schur complement or the pair lists is shared with it.
+Data: the real datasets of tests/data/lmm_multi (written by tests/reference/lme4_multi.R).
+The lme4 comparison itself is tests/core/test_lmm_multi_battery.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import linalg
+
+from mixcv_core import MixcvError
+from mixcv_core.models.mixed import fit_mixed
+from mixcv_core.models.mixed import pls as pls_module
+from mixcv_core.models.mixed.criterion import Criterion
+from mixcv_core.models.mixed.optimize import certify
+
+DATA = Path(__file__).parent.parent / "data" / "lmm_multi"
+
+
+def term(frame: pd.DataFrame, factor: str, columns: list[str]) -> SimpleNamespace:
+    labels = frame[factor.split(":")].astype(str).agg(":".join, axis=1)
+    codes, levels = pd.factorize(labels, sort=True)
+    Z = np.column_stack([np.ones(len(frame)) if c == "1" else frame[c].to_numpy(float) for c in columns])
+    return SimpleNamespace(codes=codes.astype(np.intp), n_levels=len(levels), Z=Z)
+
+
+def design(frame: pd.DataFrame, fixed: list[str]) -> np.ndarray:
+    return np.column_stack([np.ones(len(frame))] + [frame[c].to_numpy(float) for c in fixed])
+
+
+# (name, csv, response, fixed columns, terms as (factor, columns)): crossed, nested, partially
+# crossed, a vector term in block 1, a vector term in block R, two terms on one factor.
+MODELS = {
+    "penicillin crossed": ("penicillin", "diameter", [], [("plate", ["1"]), ("sample", ["1"])]),
+    "pastes nested": ("pastes", "strength", [], [("batch", ["1"]), ("batch:cask", ["1"])]),
+    "scotssec partially crossed with a slope": ("scotssec", "attain", ["verbal", "sexF"],
+                                                [("primary", ["1", "verbal"]), ("second", ["1"])]),
+    "carrots with a slope in the smaller term": ("carrots", "Preference", ["sens2"],
+                                                 [("Consumer", ["1"]), ("Product", ["1", "sens2"])]),
+    "sleepstudy two terms on one factor": ("sleepstudy", "Reaction", ["Days"],
+                                           [("Subject", ["1"]), ("Subject", ["Days"])]),
+}
+
+
+def model(name: str):
+    csv, response, fixed, terms = MODELS[name]
+    frame = pd.read_csv(DATA / f"{csv}.csv")
+    return design(frame, fixed), frame[response].to_numpy(float), [term(frame, f, c) for f, c in terms]
+
+
+def lambdas(blocks, theta):
+    out, at = [], 0
+    for b in blocks:
+        q = b.Z.shape[1]
+        lam = np.zeros((q, q))
+        rows, cols = zip(*[(r, c) for c in range(q) for r in range(c, q)])   # column-major lower triangle
+        lam[rows, cols] = theta[at:at + len(rows)]
+        at += len(rows)
+        out.append(lam)
+    return out
+
+
+def dense(X, y, blocks, theta, reml):
+    """lme4's profiled deviance and its by-products, the obvious dense way."""
+    n, p = X.shape
+    Zfull = np.hstack([np.hstack([b.Z * (b.codes == k)[:, None] for k in range(b.n_levels)]) for b in blocks])
+    Lam = linalg.block_diag(*[np.kron(np.eye(b.n_levels), lam) for b, lam in zip(blocks, lambdas(blocks, theta))])
+    ZL = Zfull @ Lam
+    qq = ZL.shape[1]
+    M = ZL.T @ ZL + np.eye(qq)
+    big = np.block([[M, ZL.T @ X], [X.T @ ZL, X.T @ X]])
+    sol = np.linalg.solve(big, np.concatenate([ZL.T @ y, X.T @ y]))
+    u, beta = sol[:qq], sol[qq:]
+    r2 = float(np.sum((y - X @ beta - ZL @ u) ** 2) + u @ u)
+    S = X.T @ X - X.T @ ZL @ np.linalg.solve(M, ZL.T @ X)
+    dof = n - p if reml else n
+    value = np.linalg.slogdet(M)[1] + dof * (1 + np.log(2 * np.pi * r2 / dof))
+    if reml:
+        value += np.linalg.slogdet(S)[1]
+    sigma2 = r2 / dof
+    cond = sigma2 * Lam @ np.linalg.solve(M, Lam.T)
+    return SimpleNamespace(value=value, beta=beta, b=Lam @ u, b_sd=np.sqrt(np.clip(np.diag(cond), 0, None)),
+                           beta_cov=sigma2 * np.linalg.inv(S), sigma2=sigma2)
+
+
+def per_term(blocks, flat):
+    out, at = [], 0
+    for b in blocks:
+        q = b.Z.shape[1]
+        out.append(flat[at:at + b.n_levels * q].reshape(b.n_levels, q))
+        at += b.n_levels * q
+    return out
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_blocked_criterion_equals_the_dense_one_at_any_theta(name, reml):
+    X, y, blocks = model(name)
+    crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], reml)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        theta = rng.uniform(-0.5, 1.5, crit.dim)
+        np.testing.assert_allclose(crit(theta), dense(X, y, blocks, theta, reml).value, rtol=1e-11)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_exact_gradient_matches_central_differences(name, reml):
+    X, y, blocks = model(name)
+    crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], reml)
+    theta = np.random.default_rng(4).uniform(0.2, 1.2, crit.dim)
+    _, grad = crit.value_and_grad(theta)
+    h = 1e-5
+    central = np.array([(crit(theta + h * e) - crit(theta - h * e)) / (2 * h) for e in np.eye(crit.dim)])
+    np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(central).max()))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_fit_reports_the_dense_solution_at_its_theta(name):
+    X, y, blocks = model(name)
+    fit = fit_mixed(X, y, blocks, reml=True)
+    assert fit.converged, fit.message
+    ref = dense(X, y, blocks, fit.theta, True)
+    np.testing.assert_allclose(fit.criterion, ref.value, rtol=1e-11)
+    np.testing.assert_allclose(fit.beta, ref.beta, rtol=1e-8)
+    np.testing.assert_allclose(fit.beta_cov, ref.beta_cov, rtol=1e-7)
+    np.testing.assert_allclose(fit.sigma2, ref.sigma2, rtol=1e-9)
+    for ours, want, sd, want_sd in zip(fit.b, per_term(blocks, ref.b), fit.b_sd, per_term(blocks, ref.b_sd)):
+        np.testing.assert_allclose(ours, want, rtol=1e-6, atol=1e-8 * np.abs(want).max())
+        np.testing.assert_allclose(sd, want_sd, rtol=1e-6, atol=1e-8 * want_sd.max())
+    for cov, lam in zip(fit.covs, lambdas(blocks, fit.theta)):
+        np.testing.assert_allclose(cov, fit.sigma2 * lam @ lam.T, rtol=1e-10, atol=1e-12)
+
+
+def test_without_the_pair_list_the_algebra_gives_the_same_numbers(monkeypatch):
+    # Block 1 crossed with most of block R makes the pair list too long; the fallback
+    # (sparse products at each evaluation) must agree with it exactly.
+    for name in ["scotssec partially crossed with a slope", "carrots with a slope in the smaller term"]:
+        X, y, blocks = model(name)
+        args = (X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], True)
+        theta = np.random.default_rng(5).uniform(0.2, 1.2, sum(b.Z.shape[1] * (b.Z.shape[1] + 1) // 2
+                                                               for b in blocks))
+        with_pairs = Criterion(*args)
+        assert with_pairs.stats.has_pairs
+        v1, g1 = with_pairs.value_and_grad(theta)
+        fit1 = fit_mixed(X, y, blocks)
+        monkeypatch.setattr(pls_module.Statistics, "_pair_map", lambda self: None)
+        without = Criterion(*args)
+        assert not without.stats.has_pairs
+        v2, g2 = without.value_and_grad(theta)
+        fit2 = fit_mixed(X, y, blocks)
+        monkeypatch.undo()
+        np.testing.assert_allclose(v2, v1, rtol=1e-12)
+        np.testing.assert_allclose(g2, g1, rtol=1e-8, atol=1e-9 * np.abs(g1).max())
+        for a, b in zip(fit2.b_sd, fit1.b_sd):
+            np.testing.assert_allclose(a, b, rtol=1e-7)
+
+
+def test_the_order_of_the_terms_changes_nothing_but_the_order_of_the_output():
+    X, y, blocks = model("scotssec partially crossed with a slope")
+    fit = fit_mixed(X, y, blocks)
+    rev = fit_mixed(X, y, blocks[::-1])
+    np.testing.assert_allclose(rev.criterion, fit.criterion, rtol=1e-12)
+    np.testing.assert_allclose(rev.theta, np.concatenate([fit.theta[3:], fit.theta[:3]]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(rev.covs[1], fit.covs[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(rev.b[0], fit.b[1], rtol=1e-5, atol=1e-7)
+
+
+def test_a_singular_vector_term_is_a_certified_boundary_fit():
+    # ScotsSec with a random verbal slope per primary school: lme4 (tight bobyqa) ends with
+    # the slope perfectly correlated with the intercept (Lambda's second diagonal 5e-11),
+    # REML criterion 14857.7191806664: a singular fit.
+    X, y, blocks = model("scotssec partially crossed with a slope")
+    fit = fit_mixed(X, y, blocks, reml=True)
+    assert fit.converged and fit.message == "optimum on the boundary (a singular covariance)"
+    assert fit.boundary == [(0, 1)]
+    assert fit.criterion <= 14857.7191806664 + 1e-6
+    cov = fit.covs[0]
+    np.testing.assert_allclose(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]), 1.0, atol=1e-6)
+
+
+def test_converged_is_false_when_the_budget_ends_the_fit_or_the_point_is_not_a_minimum():
+    X, y, blocks = model("carrots with a slope in the smaller term")
+    short = fit_mixed(X, y, blocks, max_evals=3)
+    assert not short.converged and short.message == "stopped at the limit of 3 criterion evaluations"
+    full = fit_mixed(X, y, blocks)
+    crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], True)
+    away = certify(crit, full.theta * 1.1)
+    assert not away.ok and away.newton_decrement > 1e-3
+
+
+def test_the_callback_sees_every_evaluation_of_the_optimiser():
+    X, y, blocks = model("penicillin crossed")
+    seen: list[tuple[int, float]] = []
+    fit = fit_mixed(X, y, blocks, callback=lambda n, value: seen.append((n, value)))
+    assert seen and min(v for _, v in seen) == pytest.approx(fit.criterion, abs=1e-8)
+    assert [n for n, _ in seen] == sorted(n for n, _ in seen)
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda X, y, b: (X[:, 0], y, b), "X"),
+    (lambda X, y, b: (X, y[:-1], b), "y"),
+    (lambda X, y, b: (X, np.where(np.arange(len(y)) == 0, np.nan, y), b), "y"),
+    (lambda X, y, b: (X, y, []), "blocks"),
+    (lambda X, y, b: (X, y, [SimpleNamespace(codes=b[0].codes, n_levels=3, Z=b[0].Z)]), "blocks[0].codes"),
+    (lambda X, y, b: (X, y, [SimpleNamespace(codes=b[0].codes[:-1], n_levels=24, Z=b[0].Z)]), "blocks[0]"),
+])
+def test_bad_input_is_refused_naming_the_argument(change, field):
+    X, y, blocks = model("penicillin crossed")
+    with pytest.raises(MixcvError) as info:
+        fit_mixed(*change(X, y, blocks))
+    assert info.value.field == field
