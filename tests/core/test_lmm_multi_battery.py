@@ -17,7 +17,7 @@ to the precision of its term, not to an impossible relative one.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,7 +57,7 @@ def blocks_of(d: pd.DataFrame, terms: list[dict]) -> list[SimpleNamespace]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted(name: str, kind: str) -> tuple[dict, MixedFit, list[SimpleNamespace]]:
     case = BATTERY["cases"][name]
     ref = case[kind]
