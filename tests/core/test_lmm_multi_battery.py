@@ -78,7 +78,11 @@ def test_fit_mixed_reaches_lme4s_optimum_and_every_estimate(name, kind):
     for i, t in enumerate(ref["terms"]):
         theta = np.array(t["theta"])
         ours = fit.theta[at:at + len(theta)]
-        rel_close(ours, theta, np.maximum(np.abs(theta), 1e-3 * np.abs(theta).max()), 1e-4, f"theta of term {i}")
+        # lme4's zero of a singular column is bobyqa's: up to 6e-8 (carrots with two slopes).
+        zero = np.abs(theta) <= 1e-6 * np.abs(theta).max()
+        assert np.all(np.abs(ours[zero]) <= 1e-6 * np.abs(theta).max()), f"theta of term {i}: {ours} vs {theta}"
+        rel_close(ours[~zero], theta[~zero], np.maximum(np.abs(theta[~zero]), 1e-3 * np.abs(theta).max()), 1e-4,
+                  f"theta of term {i}")
         at += len(theta)
     assert at == len(fit.theta)
     for i, vc in enumerate(ref["varcorr"].values()):
