@@ -168,12 +168,13 @@ def _snap_to_boundary(crit: Criterion, theta: np.ndarray) -> np.ndarray:
     leaves a variance of 1e-14 where lme4 reports 0. A zeroed column goes to `certify`,
     which tests it to second order (a saddle sends the optimiser back out).
     """
-    value = crit(theta)
+    value = None
     scale = max(1.0, float(np.max(np.abs(theta))))
     for i, t in enumerate(crit.terms):
         for j in range(t.q):
             idx = crit.index(i, j)
             if 0 < np.max(np.abs(theta[idx])) <= 1e-5 * scale:
+                value = crit(theta) if value is None else value
                 trial = theta.copy()
                 trial[idx] = 0.0
                 trial_value = crit(trial)
@@ -212,7 +213,7 @@ def minimise(crit: Criterion, theta: np.ndarray, max_evals: int, max_restarts: i
                                     options={"ftol": FTOL, "gtol": 1e-12, "maxls": 50,
                                              "maxfun": max(1, max_evals - crit.n_evals)})
             x = np.asarray(res.x, dtype=float)
-            return x if crit(x) <= best[0] else best[1]
+            return x if float(res.fun) <= best[0] else best[1]
         except _Budget:
             return best[1]
 

@@ -31,8 +31,13 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
 
+from ...errors import SpecError
 from .. import _batched
 from .._groups import ClusterSums
+
+#: Largest block R (random effects of every term but the largest) held dense: four copies of
+#: a 12,000 x 12,000 matrix are 4.3 GiB.
+MAX_DENSE = 12_000
 
 __all__ = ["Statistics", "PLSSolve", "TermShape", "solve", "term_shapes", "cho_inverse", "right_blocks", "scale_rows"]
 
@@ -104,6 +109,12 @@ class Statistics:
         widths = [q * k for q, k in zip(self.r_q, self.r_levels)]
         self.r_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
         self.m = m = int(self.r_offsets[-1])
+        if m > MAX_DENSE:
+            raise SpecError("blocks", f"the random-effect terms after the one with the most levels have {m:,} "
+                                      f"effects together (levels x columns); the algebra holds them in one dense "
+                                      f"block of {m:,} x {m:,} ({8 * m * m / 2**30:.1f} GiB per copy), which is "
+                                      f"more than it supports ({MAX_DENSE:,}). Crossed factors with this many "
+                                      "levels on both sides need a sparse factorisation that mixcv does not have yet")
         if m:
             ZR = sparse.hstack([_indicator(c, Z, k) for c, Z, k in zip(codes[1:], Zs[1:], levels[1:])]).tocsr()
             Z1s = _indicator(codes[0], Z1, K1)
