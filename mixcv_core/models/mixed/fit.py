@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -55,7 +55,6 @@ class MixedFit:
     gradient_max: float
     newton_decrement: float
     restarts: int = 0         # restarts from a descent direction (saddles escaped)
-    terms_q: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -226,8 +225,7 @@ def _fit(X: np.ndarray, y: np.ndarray, blocks: list[_Block], reml: bool, max_eva
         b=bs, b_sd=sds, criterion=value, llf=-value / 2.0, reml=reml, converged=out.converged,
         message=message, boundary=boundary, n_evals=crit.n_evals + pre_evals,
         gradient_max=np.nan if cert is None else cert.gradient_max,
-        newton_decrement=np.nan if cert is None else cert.newton_decrement, restarts=out.restarts,
-        terms_q=[t.q for t in crit.terms])
+        newton_decrement=np.nan if cert is None else cert.newton_decrement, restarts=out.restarts)
 
 
 def _conditional_blocks(crit: Criterion, s: PLSSolve) -> list[np.ndarray]:
