@@ -138,6 +138,16 @@ def test_the_reference_covers_what_issue_25_asks_for():
     assert CASES["sleepstudy_uncorrelated"]["formula"] == "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"
     # Where lme4's default must be seen to fail or to hit the boundary, the reference says so.
     assert CASES["scotssec_slope"]["reml"]["singular"] and CASES["scotssec_slope"]["reml"]["default"]["singular"]
+    assert not CASES["scotssec_social"]["reml"]["default"]["converged"]
+    assert not CASES["scotssec_social"]["ml"]["default"]["converged"]
+    assert not CASES["carrots_slopes"]["reml"]["default"]["converged"] and CASES["carrots_slopes"]["reml"]["singular"]
+
+
+@pytest.mark.parametrize("name,kind", [(n, k) for n, c in CASES.items() for k in ("reml", "ml") if k in c])
+def test_every_reference_fit_is_at_least_as_good_as_lme4s_default_and_raised_nothing(name, kind):
+    fit = CASES[name][kind]
+    assert fit["criterion"] <= fit["default"]["criterion"] + 1e-9
+    assert fit["optimizer_code"] == 0 and fit["messages"] == [] and fit["said"] == []
 
 
 @pytest.mark.parametrize("name,kind", DENSE)

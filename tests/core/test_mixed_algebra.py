@@ -220,3 +220,15 @@ def test_bad_input_is_refused_naming_the_argument(change, field):
     with pytest.raises(MixcvError) as info:
         fit_mixed(*change(X, y, blocks))
     assert info.value.field == field
+
+
+def test_a_second_factor_too_large_for_the_dense_block_is_refused_before_the_fit():
+    # Two crossed factors of 13,000 levels each: block R alone would be 13,000 x 13,000 dense.
+    rng = np.random.default_rng(0)
+    n = 26_000
+    a, b = np.arange(n) % 13_000, rng.permutation(np.arange(n) % 13_000)
+    ones = np.ones((n, 1))
+    with pytest.raises(MixcvError) as info:
+        fit_mixed(ones, rng.normal(size=n), [SimpleNamespace(codes=a, n_levels=13_000, Z=ones),
+                                             SimpleNamespace(codes=b, n_levels=13_000, Z=ones)])
+    assert info.value.field == "blocks" and "13,000 effects" in info.value.message

@@ -89,9 +89,9 @@ class Criterion:
         return out
 
     # -- evaluation --------------------------------------------------------------------
-    def solve(self, theta: np.ndarray) -> PLSSolve:
+    def solve(self, theta: np.ndarray, gradient: bool = False) -> PLSSolve:
         lams = self.lams(theta)
-        return pls.solve(self.stats, [lams[i] for i in self.order])
+        return pls.solve(self.stats, [lams[i] for i in self.order], gradient)
 
     def value_of(self, s: PLSSolve) -> float:
         if not s.pwrss > 0:
@@ -118,7 +118,7 @@ class Criterion:
         nan_grad = np.full(self.dim, np.nan)
         self.n_evals += 1
         try:
-            s = self.solve(theta)
+            s = self.solve(theta, gradient=True)
         except np.linalg.LinAlgError:
             return np.inf, nan_grad
         value = self.value_of(s)
@@ -157,7 +157,8 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
     K1, q1, p1 = st.H.shape
     p, m = p1 - 1, st.m
     LtG = s.LtG
-    N = [_batched.cho_solve(s.chol1, LtG).sum(axis=0)]                  # block 1's own part
+    WG = s.WG if s.WG is not None else _batched.cho_solve(s.chol1, LtG)
+    N = [WG.sum(axis=0)]                                                  # block 1's own part
     u1 = s.u[0]
     b1 = u1 @ lam1.T
     H_X, c = st.H[..., :p], st.H[..., p]

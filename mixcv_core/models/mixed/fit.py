@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -55,7 +55,6 @@ class MixedFit:
     gradient_max: float
     newton_decrement: float
     restarts: int = 0         # restarts from a descent direction (saddles escaped)
-    terms_q: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -217,13 +216,16 @@ def _fit(X: np.ndarray, y: np.ndarray, blocks: list[_Block], reml: bool, max_eva
         thetas.append(lam[t.rows, t.cols])
         boundary += [(i, j) for j in singular_components(lam)]
     cert = out.certificate
+    message = out.message
+    if out.converged:
+        # The claim follows what is reported: a fit with a singular covariance says so.
+        message = "optimum on the boundary (a singular covariance)" if boundary else "optimum"
     return MixedFit(
         beta=crit.beta_ols + s.beta, beta_cov=beta_cov, sigma2=sigma2, theta=np.concatenate(thetas), covs=covs,
         b=bs, b_sd=sds, criterion=value, llf=-value / 2.0, reml=reml, converged=out.converged,
-        message=out.message, boundary=boundary, n_evals=crit.n_evals + pre_evals,
+        message=message, boundary=boundary, n_evals=crit.n_evals + pre_evals,
         gradient_max=np.nan if cert is None else cert.gradient_max,
-        newton_decrement=np.nan if cert is None else cert.newton_decrement, restarts=out.restarts,
-        terms_q=[t.q for t in crit.terms])
+        newton_decrement=np.nan if cert is None else cert.newton_decrement, restarts=out.restarts)
 
 
 def _conditional_blocks(crit: Criterion, s: PLSSolve) -> list[np.ndarray]:

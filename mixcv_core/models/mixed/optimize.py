@@ -159,6 +159,30 @@ def certify(crit: Criterion, theta: np.ndarray, H: np.ndarray | None = None) -> 
                        f"stalled {decrement:.2g} above the predicted minimum")
 
 
+def _snap_to_boundary(crit: Criterion, theta: np.ndarray) -> np.ndarray:
+    """Columns of a Lambda_t that the optimiser left nearly zero, set to zero where that is no worse.
+
+    The criterion is even in each column of Lambda_t, so near a singular optimum it is
+    flat in that column (its gradient is proportional to the column): the quasi-Newton
+    method stops some 1e-7 away from zero, which is no loss in the criterion but
+    leaves a variance of 1e-14 where lme4 reports 0. A zeroed column goes to `certify`,
+    which tests it to second order (a saddle sends the optimiser back out).
+    """
+    value = None
+    scale = max(1.0, float(np.max(np.abs(theta))))
+    for i, t in enumerate(crit.terms):
+        for j in range(t.q):
+            idx = crit.index(i, j)
+            if 0 < np.max(np.abs(theta[idx])) <= 1e-5 * scale:
+                value = crit(theta) if value is None else value
+                trial = theta.copy()
+                trial[idx] = 0.0
+                trial_value = crit(trial)
+                if trial_value <= value:
+                    theta, value = trial, trial_value
+    return theta
+
+
 class _Budget(Exception):
     """The evaluation budget ran out inside the optimiser."""
 
@@ -189,7 +213,7 @@ def minimise(crit: Criterion, theta: np.ndarray, max_evals: int, max_restarts: i
                                     options={"ftol": FTOL, "gtol": 1e-12, "maxls": 50,
                                              "maxfun": max(1, max_evals - crit.n_evals)})
             x = np.asarray(res.x, dtype=float)
-            return x if crit(x) <= best[0] else best[1]
+            return x if float(res.fun) <= best[0] else best[1]
         except _Budget:
             return best[1]
 
@@ -202,7 +226,7 @@ def minimise(crit: Criterion, theta: np.ndarray, max_evals: int, max_restarts: i
             limit = True
             break
         if optimise:
-            theta = crit.normalise(run(theta))
+            theta = _snap_to_boundary(crit, crit.normalise(run(theta)))
             H_prev = None
         cert = certify(crit, theta, H_prev)
         if cert.ok:

@@ -31,8 +31,13 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
 
+from ...errors import SpecError
 from .. import _batched
 from .._groups import ClusterSums
+
+#: Largest block R (random effects of every term but the largest) held dense: four copies of
+#: a 12,000 x 12,000 matrix are 4.3 GiB.
+MAX_DENSE = 12_000
 
 __all__ = ["Statistics", "PLSSolve", "TermShape", "solve", "term_shapes", "cho_inverse", "right_blocks", "scale_rows"]
 
@@ -104,6 +109,12 @@ class Statistics:
         widths = [q * k for q, k in zip(self.r_q, self.r_levels)]
         self.r_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
         self.m = m = int(self.r_offsets[-1])
+        if m > MAX_DENSE:
+            raise SpecError("blocks", f"the random-effect terms after the one with the most levels have {m:,} "
+                                      f"effects together (levels x columns); the algebra holds them in one dense "
+                                      f"block of {m:,} x {m:,} ({8 * m * m / 2**30:.1f} GiB per copy), which is "
+                                      f"more than it supports ({MAX_DENSE:,}). Crossed factors with this many "
+                                      "levels on both sides need a sparse factorisation that mixcv does not have yet")
         if m:
             ZR = sparse.hstack([_indicator(c, Z, k) for c, Z, k in zip(codes[1:], Zs[1:], levels[1:])]).tocsr()
             Z1s = _indicator(codes[0], Z1, K1)
@@ -191,6 +202,7 @@ class PLSSolve:
     sol1: np.ndarray           # (K1, q1, p+1) M11_k^-1 Lambda_1' Z_1k'[X y]
     LtH: np.ndarray            # (K1, q1, p+1) Lambda_1' Z_1k'[X y]
     LtG: np.ndarray            # (K1, q1, q1) Lambda_1' Z_1k'Z_1k
+    WG: np.ndarray | None      # (K1, q1, q1) M11_k^-1 Lambda_1' Z_1k'Z_1k (when solved for the gradient)
     LD: np.ndarray             # (m+p, m+p) lower Cholesky factor of D without its y row
     D: np.ndarray              # (m+p+1, m+p+1) the Schur complement over [R, X, y]
     beta: np.ndarray           # (p,)
@@ -220,7 +232,7 @@ def _block_diag(blocks: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix((blocks.ravel(), (rows, cols)), shape=(K * q, K * q))
 
 
-def solve(stats: Statistics, lams: Sequence[np.ndarray]) -> PLSSolve:
+def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False) -> PLSSolve:
     """Factor ``Lambda'Z'Z Lambda + I`` at the given ``Lambda_t`` and solve the PLS problem.
 
     Raises
@@ -237,7 +249,12 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray]) -> PLSSolve:
     M11[:, np.arange(q1), np.arange(q1)] += 1.0
     chol1 = _batched.cholesky(M11)
     LtH = _batched.left(lam1.T, stats.H)                                  # (K1, q1, p+1)
-    sol1 = _batched.cho_solve(chol1, LtH)                                 # M11^-1 Lambda_1'H
+    if gradient:
+        # One batched solve for both right-hand sides: the gradient needs M11^-1 Lambda_1'G too.
+        both = _batched.cho_solve(chol1, np.concatenate([LtH, LtG], axis=2))
+        sol1, WG = both[..., :p1], both[..., p1:]
+    else:
+        sol1, WG = _batched.cho_solve(chol1, LtH), None                   # M11^-1 Lambda_1'H
     D = np.empty((m + p1, m + p1))
     # [X y] after eliminating block 1: A_FF - sum_k H_k' Lambda_1 M11_k^-1 Lambda_1' H_k.
     D[m:, m:] = stats.A_FF - LtH.reshape(K1 * q1, p1).T @ sol1.reshape(K1 * q1, p1)
@@ -289,8 +306,8 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray]) -> PLSSolve:
         u.append(sol1[..., p] - sol1[..., :p] @ beta)
     logdet_L = _batched.logdet(chol1) + float(2.0 * np.log(diag[:m]).sum())
     logdet_RX = float(2.0 * np.log(diag[m:]).sum())
-    return PLSSolve(lams=list(lams), chol1=chol1, sol1=sol1, LtH=LtH, LtG=LtG, LD=LD, D=D, beta=beta, u=u, pwrss=pwrss,
-                    logdet_L=logdet_L, logdet_RX=logdet_RX, RRu=RRu_out, lamR=lamR_out, V=V_out)
+    return PLSSolve(lams=list(lams), chol1=chol1, sol1=sol1, LtH=LtH, LtG=LtG, WG=WG, LD=LD, D=D, beta=beta, u=u,
+                    pwrss=pwrss, logdet_L=logdet_L, logdet_RX=logdet_RX, RRu=RRu_out, lamR=lamR_out, V=V_out)
 
 
 def cho_inverse(L: np.ndarray) -> np.ndarray:
