@@ -15,7 +15,8 @@ Prints per case: rows, levels per factor, both times (median of several fits), t
 lme4 / mixcv (above 1: mixcv is faster), mixcv's peak memory during one more fit (``tracemalloc``:
 the bytes Python and numpy allocate, not the process RSS; LAPACK's own workspace is not
 counted), both criteria's distance from lme4's tight-optimiser reference (negative: below it,
-i.e. a better optimum), and whether each says it converged. Asserts nothing (speed is measured
+i.e. a better optimum), whether each says it converged, and whether each found a singular fit
+(lme4's isSingular, mixcv's ``boundary_``). Asserts nothing (speed is measured
 here, never in a test). Until ``mixcv_core.models.lmer`` exists (issue 25), only lme4's side runs
 and the script says so.
 """
@@ -28,6 +29,7 @@ import shutil
 import subprocess
 import tempfile
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,18 +78,20 @@ def run_lme4(jobs: list[dict], tmp: Path) -> dict[tuple[str, bool], dict]:
 
 def run_mixcv(lmer: Callable[..., Any], formula: str, data: pd.DataFrame, reml: bool,
               repeats: int) -> dict:
-    try:
-        seconds, m = median_time(lambda: lmer(formula, data, REML=reml), repeats)
-    except Exception as exc:  # noqa: BLE001 - a benchmark reports a failing fit and goes on
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    tracemalloc.start()
-    lmer(formula, data, REML=reml)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a singular fit warns on every repeat; shown in the table
+        try:
+            seconds, m = median_time(lambda: lmer(formula, data, REML=reml), repeats)
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports a failing fit and goes on
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        tracemalloc.start()
+        lmer(formula, data, REML=reml)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
     # lme4's criterion is -2 logLik for ML and the REML criterion (-2 REML logLik) for REML;
     # mixcv's llf_ follows lme4's logLik, so both are -2 llf_.
     return {"time": seconds, "peak_mb": peak / 2**20, "criterion": -2.0 * float(m.llf_),
-            "converged": bool(m.converged_)}
+            "converged": bool(m.converged_), "singular": bool(m.boundary_)}
 
 
 def main() -> None:
@@ -119,7 +123,8 @@ def main() -> None:
     print(f"lme4: {first.get('lme4', '-')} on {first.get('r', 'R not run')}, default optimiser;"
           f" reference: lme4 {ref['meta']['lme4']}, {ref['meta']['optimizer']}")
     print(f"{'case':<24} {'fit':<4} {'rows':>6} {'levels':<16} | {'lme4 s':>8} {'mixcv s':>8} "
-          f"{'lme4/mixcv':>10} {'mixcv MB':>8} | {'crit-ref lme4':>13} {'crit-ref mixcv':>14} | conv lme4/mixcv")
+          f"{'lme4/mixcv':>10} {'mixcv MB':>8} | {'crit-ref lme4':>13} {'crit-ref mixcv':>14} | "
+          f"{'conv lme4/mixcv':<15} singular lme4/mixcv")
     for job in jobs:
         case, reml = cases[job["name"]], job["reml"]
         fit_ref = case["reml" if reml else "ml"]
@@ -135,8 +140,9 @@ def main() -> None:
         d_m = f"{mx['criterion'] - fit_ref['criterion']:14.2e}" if "criterion" in mx else f"{'-':>14}"
         conv = "/".join("-" if "converged" not in x else ("yes" if x["converged"] else "NO")
                         for x in (r, mx))
+        sing = "/".join("-" if "singular" not in x else ("yes" if x["singular"] else "no") for x in (r, mx))
         print(f"{job['name']:<24} {'REML' if reml else 'ML':<4} {case['n']:>6} {levels:<16} | {t_r} {t_m} "
-              f"{ratio} {mem} | {d_r} {d_m} | {conv}", flush=True)
+              f"{ratio} {mem} | {d_r} {d_m} | {conv:<15} {sing}", flush=True)
         for side, rec in (("lme4", r), ("mixcv", mx)):
             if "error" in rec:
                 print(f"    {side} failed: {rec['error']}")
