@@ -21,7 +21,8 @@ from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
 from .splits import SPLIT_METHODS, compute_splits, make_splitter
 
-__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows"]
+__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows",
+           "column_fingerprints"]
 
 IndexPairs = list[tuple[np.ndarray, np.ndarray]]
 
@@ -42,6 +43,31 @@ class PreparedData:
     @property
     def slope_idx(self) -> list[int]:
         return [self.feature_names.index(s) for s in self.slope_names]
+
+
+def column_fingerprints(data: PreparedData) -> dict[str, str]:
+    """A short hash of every column a run uses (features, target, groups), by name.
+
+    A resumed run must finish on the data it began with: comparing these names the column
+    that changed (noise in place of ``x1``, a dropped feature) instead of mixing two data
+    sets in one stored run. The hash covers the values as the engine sees them (after
+    conversion to float), so a column of the same numbers in another dtype still matches.
+    """
+    import hashlib
+
+    def digest(values: np.ndarray) -> str:
+        values = np.asarray(values)
+        if values.dtype.kind == "O":
+            raw = "\x1f".join(f"{type(v).__name__}:{v!r}" for v in values).encode()
+        else:
+            raw = np.ascontiguousarray(values).tobytes() + values.dtype.str.encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    out = {name: digest(data.X[:, j]) for j, name in enumerate(data.feature_names)}
+    out[f"{data.target_name} (target)"] = digest(data.y)
+    if data.groups is not None:
+        out[f"{data.groups_name} (groups)"] = digest(data.groups)
+    return out
 
 
 @dataclass

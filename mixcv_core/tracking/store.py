@@ -43,7 +43,7 @@ import pandas as pd
 
 from ..errors import SpecError
 from ..experiment.cell import spec_to_cell
-from ..experiment.data import PreparedData
+from ..experiment.data import PreparedData, column_fingerprints
 from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
@@ -138,7 +138,7 @@ class RunStore:
     """
 
     def __init__(self, path: str | Path = ".mixcv", read_only: bool | None = None) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()   # MIXCV_STORE=~/runs: the home folder, not a folder named '~'
         self.db = self.path / "runs.sqlite"
         if read_only is None:
             # A store the user can read but not write can still be listed and loaded.
@@ -344,6 +344,18 @@ class RunStore:
             raise self._damaged(rid, exc.message) from None
         except Exception as exc:  # noqa: BLE001 - any damage to the stored bytes becomes one clear refusal
             raise self._damaged(rid, f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+    def fingerprints(self, run_id: str) -> dict[str, str] | None:
+        """The column fingerprints a run was recorded with (`column_fingerprints`), or None
+        for a run recorded before mixcv kept them."""
+        with self._open() as con:
+            rid = self._resolve(con, run_id)
+            row = con.execute("SELECT meta FROM run_data WHERE run_id = ?", (rid,)).fetchone()
+        try:
+            columns = json.loads(row[0]).get("columns") if row is not None else None
+        except (ValueError, TypeError, AttributeError):
+            raise self._damaged(rid, "its data description is not JSON") from None
+        return columns if isinstance(columns, dict) else None
 
     def _damaged(self, rid: str, what: str) -> SpecError:
         """The refusal of one run that cannot be rebuilt: names the run, the store and the way out."""
@@ -599,7 +611,8 @@ class StoreObserver:
         index_json, groups_json = self.encode_labels(d)
         self._con = self.store._connect()
         meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
-                "groups_name": d.groups_name, "labels_format": LABELS_FORMAT}
+                "groups_name": d.groups_name, "labels_format": LABELS_FORMAT,
+                "columns": column_fingerprints(d)}
         now = time.time()
         with self._db:
             _insert(self._db, "runs", id=self.run_id, created=now, updated=now, status="running",

@@ -208,3 +208,13 @@ def test_a_store_on_a_read_only_file_system_can_be_listed_and_loaded(grouped, tm
     out = subprocess.run(["unshare", "-m", "sh", "-c", shell], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[0] == res.run_id
+
+
+def test_a_store_path_starting_with_a_tilde_means_the_home_folder(tmp_path, monkeypatch):
+    from mixcv_core.tracking.store import default_store
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MIXCV_STORE", "~/runs")
+    monkeypatch.chdir(tmp_path)
+    store = default_store()
+    assert store is not None and store.path == tmp_path / "runs" and (tmp_path / "runs" / "runs.sqlite").exists()
+    assert not (tmp_path / "~").exists()
