@@ -30,7 +30,7 @@ from .results import Results
 from .run.cluster import connect, run_dask
 from .run.events import Event, EventBus, FoldFailed, FoldFinished, Observer, RunFailed, RunFinished, RunStarted
 from .run.parallel import check_sendable, run_parallel
-from .run.task import run_task
+from .run.task import TRIALS_FAILED, run_task
 from .run.tuning import quiet_optuna
 from .secrets import scrub
 from .tracking.store import RunStore, StoreObserver, resolve_store
@@ -256,6 +256,7 @@ class _Recording:
 
 
 def _warn_about(results: Results) -> None:
+    base_names = {m.name for m in results.spec.models}   # MERF variants repeat their base's note
     failed = [o for o in results.outcomes if not o.ok]
     for model in dict.fromkeys(o.model for o in failed):
         mine = [o for o in results.outcomes if o.model == model]
@@ -273,6 +274,11 @@ def _warn_about(results: Results) -> None:
         warnings.warn(FoldFailedWarning(
             f"{len(failed)} model fit(s) failed and are listed in results.failures; the other folds "
             f"were kept. {lines}{more}"), stacklevel=3)
+    tuning = [(o, w) for o in results.outcomes for w in o.warnings if TRIALS_FAILED in w and o.model in base_names]
+    if tuning:
+        o, w = tuning[0]
+        more = f" (and in {len(tuning) - 1} more fold(s); see results.warnings)" if len(tuning) > 1 else ""
+        warnings.warn(FoldFailedWarning(f"{o.model} fold {o.fold}: {w}{more}"), stacklevel=3)
     unconverged = [o for o in results.outcomes if o.ok and o.converged is False]
     if unconverged:
         names = sorted({o.model for o in unconverged})

@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import SpecError, SpecTypeError
 
 __all__ = ["available_models", "resolve_estimator", "dotted_path", "import_dotted", "estimator_name",
-           "param_names", "MOVED_MODULES", "known_module", "unresolved_name", "is_unresolved", "TRUSTED_PACKAGES"]
+           "param_names", "MOVED_MODULES", "check_parameter_values",
+           "known_module", "unresolved_name", "is_unresolved", "TRUSTED_PACKAGES"]
 
 #: Modules that moved when mixcv_core was cut into layers (format 1 of stored specs
 #: may name them in dotted paths). Old path -> new path; `import_dotted` follows it.
@@ -232,6 +233,35 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
     if not isinstance(cls, type) or not all(callable(getattr(cls, m, None)) for m in ("fit", "predict")):
         raise SpecError(field, f"{model!r} is not an estimator class with fit and predict methods")
     return cls
+
+
+def check_parameter_values(cls: type, values: dict[str, list[Any]], field: str) -> None:
+    """Refuse, before any fit, a value the estimator would refuse at fit time.
+
+    ``values`` maps a parameter name to every value it may take (a fixed value, each
+    choice of a categorical, the ends of a range). scikit-learn estimators declare what
+    each parameter accepts (``_parameter_constraints``); a typo such as
+    ``choice(absolute_error, absolute_errr)`` would otherwise fail its trials one by one,
+    in the middle of a run. Estimators without the declaration are not checked here.
+    """
+    constraints = getattr(cls, "_parameter_constraints", None)
+    if not isinstance(constraints, dict):
+        return
+    try:   # scikit-learn's own checker (private, but the one its estimators call in fit)
+        from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+    except ImportError:   # pragma: no cover - an older scikit-learn: fit will say it
+        return
+    for name, candidates in values.items():
+        if name not in constraints:
+            continue
+        for value in candidates:
+            try:
+                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=cls.__name__)
+            except InvalidParameterError as exc:
+                raise SpecError(f"{field}[{name!r}]", f"{value!r} is not a value {cls.__name__} accepts: "
+                                                      f"{exc}") from None
+            except Exception:  # noqa: BLE001, S112 - a constraint that cannot judge this value: fit will
+                continue
 
 
 def dotted_path(obj: type | Callable[..., object]) -> str:

@@ -27,6 +27,7 @@ from ..metrics import METRICS, resolve_metrics
 from ..models import is_mixed
 from .registry import (
     MOVED_MODULES,
+    check_parameter_values,
     dotted_path,
     estimator_name,
     import_dotted,
@@ -279,6 +280,10 @@ class ModelSpec:
         both = set(self.params) & set(self.model_kwargs)
         if both:
             raise SpecError(f"{f}.params", f"{sorted(both)} are both tuned and fixed in model_kwargs")
+        check_parameter_values(self.estimator_class, {k: [v] for k, v in self.model_kwargs.items()},
+                               f"{f}.model_kwargs")
+        check_parameter_values(self.estimator_class, {k: _values_of(d) for k, d in self.params.items()},
+                               f"{f}.params")
         check("models.requires_inner_cv", self.requires_inner_cv, f"{f}.requires_inner_cv")
         check("models.add_merf", self.add_merf, f"{f}.add_merf")
         pp = self.post_processor
@@ -686,6 +691,16 @@ class ExperimentSpec:
             backend=d.get("backend", "local"),
             scheduler=d.get("scheduler"),
         )
+
+
+def _values_of(dist: od.BaseDistribution) -> list[Any]:
+    """The values a distribution may give that can be checked one by one: every choice, or
+    the two ends of a range."""
+    if isinstance(dist, od.CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, (od.IntDistribution, od.FloatDistribution)):
+        return [dist.low, dist.high]
+    return []
 
 
 def _moved(path: Any) -> Any:

@@ -79,7 +79,7 @@ def _warning_text(w: warnings.WarningMessage) -> str:
 def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: ExperimentSpec,
              s: SplitData, test_rows: np.ndarray, known_rows: np.ndarray | None, fold: int,
              best_params: dict[str, Any], tune_time: float, study: Any, feature_names: list[str],
-             emit: Callable[[Event], None]) -> FoldOutcome:
+             emit: Callable[[Event], None], notes: tuple[str, ...] = ()) -> FoldOutcome:
     emit(FoldStarted(fold=fold, model=name))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -112,11 +112,24 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
         y_pred_known=pred_known, estimator=estimator,
         study=study, insight=insight, history=history.copy() if isinstance(history, pd.DataFrame) else None,
         converged=None if converged is None else bool(converged), convergence=str(convergence),
-        warnings=[_warning_text(w) for w in caught],
+        warnings=[*notes, *(_warning_text(w) for w in caught)],
     )
     emit(FoldFinished(fold=fold, model=name, metrics=metrics, fit_time=fit_time, best_params=dict(best_params),
                       outcome=out))
     return out
+
+
+#: How a fold's note about failed tuning trials begins (`Results.warnings`, the report, and
+#: the engine's warning find it by this).
+TRIALS_FAILED = "tuning trials failed"
+
+
+def _tuning_notes(study: Any, n_trials: int) -> tuple[str, ...]:
+    failed = 0 if study is None else int(study.user_attrs.get("failed_trials", 0))
+    if not failed:
+        return ()
+    return (f"{failed} of {n_trials} {TRIALS_FAILED}; the best of the others was used. Last error: "
+            f"{study.user_attrs.get('last_error', '')}",)
 
 
 def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
@@ -145,15 +158,16 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
                 raise
             return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]
         tune_time = time.perf_counter() - t0
+    notes = _tuning_notes(study, spec.tuning.n_trials)
 
     # The outer fits (and MERF's EM) have this task's cores (`mixcv_core.run.cores.for_fit`).
     with cores.for_fit(len(s.y_train)):
         outcomes = [_fit_one(model.name,
                              lambda: _with_callbacks(build_estimator(model, spec, best_params, fold), model),
                              model, spec, s, test, known, fold, best_params, tune_time, study, data.feature_names,
-                             emit)]
+                             emit, notes)]
         for name in spec.task_names(model)[1:]:
             outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),
                                      model, spec, s, test, known, fold, best_params, tune_time, study,
-                                     data.feature_names, emit))
+                                     data.feature_names, emit, notes))
     return outcomes
