@@ -97,7 +97,7 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
                                                                           s.slope_names)
             metrics = _score(spec, s, pred_test, pred_train, pred_known)
             insight = _post_process(model, estimator, feature_names)
-        except Exception as exc:  # noqa: BLE001 - one failing model must not lose the others
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - one failing model (even sys.exit) keeps the rest
             if spec.on_error == "raise":
                 raise
             return _failed(name, fold, exc, caught, emit)
@@ -153,7 +153,7 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
                 best_params, study = tune(model, spec, data, inner or [], fold, emit)
-        except Exception as exc:  # noqa: BLE001 - a tuning failure fails this task's folds only
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a tuning failure fails this task's folds only
             if spec.on_error == "raise":
                 raise
             return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]

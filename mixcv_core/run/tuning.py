@@ -106,7 +106,7 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                 value = float(np.mean(values))
                 if not math.isfinite(value):
                     raise ValueError(f"the objective was {value}")
-            except Exception as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
                 if spec.on_error == "raise":
                     raise
                 last_error = exc

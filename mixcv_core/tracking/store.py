@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from ..errors import SpecError, StoreWarning
 from ..experiment.cell import spec_to_cell
 from ..experiment.data import PreparedData, column_fingerprints
 from ..experiment.spec import ExperimentSpec
@@ -645,7 +645,12 @@ class StoreObserver:
                 model_file, model_sha = str(rel), _sha256(self.store.path / rel)
             except Exception as exc:  # noqa: BLE001 - only this model's file is lost; its results are stored
                 (self.store.path / rel).unlink(missing_ok=True)
-                notes.append(f"model not saved: {type(exc).__name__}: {exc}")
+                note = f"model not saved: {type(exc).__name__}: {str(exc)[:300]}"
+                notes.append(note)
+                # Said now, not only in the stored notes: save_models=True was asked for.
+                import warnings
+                warnings.warn(StoreWarning(f"{o.model} fold {o.fold}: {note}. Its results are stored; the fitted "
+                                           "model cannot be restored with load(models=True)"), stacklevel=2)
         with self._db:
             _insert(self._db, "folds", replace=True,
                     run_id=self.run_id, model=o.model, fold=o.fold, ok=int(o.ok), metrics=_dumps(o.metrics),

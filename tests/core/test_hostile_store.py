@@ -218,3 +218,64 @@ def test_a_store_path_starting_with_a_tilde_means_the_home_folder(tmp_path, monk
     store = default_store()
     assert store is not None and store.path == tmp_path / "runs" and (tmp_path / "runs" / "runs.sqlite").exists()
     assert not (tmp_path / "~").exists()
+
+
+class _Unpicklable:
+    """A fitted model holding a lock (joblib cannot pickle it)."""
+
+    def __init__(self):
+        pass
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    def fit(self, X, y):
+        import threading
+        self.lock_ = threading.Lock()
+        self.mean_ = float(y.mean())
+        return self
+
+    def predict(self, X):
+        import numpy as np
+        return np.full(len(X), self.mean_)
+
+
+def test_a_model_that_cannot_be_saved_is_said_at_run_time(grouped, tmp_path):
+    from mixcv_core import StoreWarning
+    X, y, g, _ = grouped
+    store = RunStore(tmp_path / "store")
+    with pytest.warns(StoreWarning, match="model not saved: TypeError"):
+        res = (CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2).add_model(_Unpicklable)
+               .set_run(store=store, save_models=True).perform().get_results())
+    assert all(o.ok for o in res.outcomes)
+
+
+class _Exits:
+    def __init__(self):
+        pass
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    def fit(self, X, y):
+        raise SystemExit("the model called sys.exit")
+
+    def predict(self, X):
+        return X[:, 0]
+
+
+def test_a_model_calling_sys_exit_fails_only_its_folds_in_a_serial_run(grouped):
+    from mixcv_core import FoldFailedWarning
+    X, y, g, _ = grouped
+    with pytest.warns(FoldFailedWarning):
+        res = (CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2).add_model("LinearModel")
+               .add_model(_Exits).set_run(store=False).perform().get_results())
+    ok = {o.model: o.ok for o in res.outcomes}
+    assert ok == {"LinearModel": True, "_Exits": False}
+    assert res.status == "finished" and "SystemExit" in res.failures["error"].iloc[0]
