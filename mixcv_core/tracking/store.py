@@ -334,8 +334,9 @@ class RunStore:
             trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
                                  "ORDER BY model, fold, trial", (rid,)).fetchall()
         if run[3] is None:
-            raise SpecError("run_id", f"run {rid} used settings that cannot be written down (locally defined "
-                                      "functions or splitter objects); its folds are in store.folds(run_id)")
+            raise SpecError("run_id", f"run {rid} in {str(self.db)!r} used settings that cannot be written down "
+                                      "(locally defined functions or splitter objects), or they were lost; its "
+                                      f"folds are in store.folds({rid!r})")
         try:
             return self._rebuild(rid, run, data, splits, folds, trials, models)
         except SpecError as exc:
