@@ -117,13 +117,40 @@ atexit.register(close_local_cluster)
 
 
 def _remote_client(address: str) -> Any:
+    """A client of the scheduler at ``address``, or a `SpecError` within about `CONNECT_TIMEOUT` seconds.
+
+    ``Client(timeout=...)`` bounds the TCP connect but not the handshake after it: an
+    address that accepts and never answers (a firewall, a stopped process's port) would
+    hang the run forever. So the client is made in a thread that is waited for a bounded
+    time; one that never answers is left behind, as a daemon thread. An address that
+    answers in another protocol (an HTTP port) makes distributed read a garbage frame
+    length and try to allocate exabytes: that is said as what it is.
+    """
     distributed = require_distributed()
-    try:
-        return distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a refused handshake: all the same to the user
-        raise SpecError("scheduler", f"could not reach the Dask scheduler at {address!r} within "
-                                     f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}: {scrub(str(exc))}); start it "
-                                     "(dask scheduler) or check the address") from None
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            outcome["client"] = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in this thread's caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="mixcv-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + 5.0)
+    if thread.is_alive():
+        raise SpecError("scheduler", f"the address {address!r} accepted the connection but no Dask scheduler "
+                                     f"answered within {CONNECT_TIMEOUT + 5.0:g} s; check that it is the "
+                                     "scheduler's address and port (8786 by default, not the dashboard's)")
+    if "client" in outcome:
+        return outcome["client"]
+    exc = outcome.get("error")
+    if isinstance(exc, (MemoryError, OverflowError, ValueError)) or "protocol" in type(exc).__name__.lower():
+        raise SpecError("scheduler", f"something answered at {address!r}, but not as a Dask scheduler (it sent "
+                                     "data Dask cannot read); check the address and port (8786 by default)") from None
+    raise SpecError("scheduler", f"could not reach the Dask scheduler at {address!r} within "
+                                 f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}: {scrub(str(exc))[:300]}); start it "
+                                 "(dask scheduler) or check the address") from None
 
 
 def connect(spec: ExperimentSpec) -> tuple[Any, bool]:
