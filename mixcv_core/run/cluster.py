@@ -153,10 +153,53 @@ def _remote_client(address: str) -> Any:
                                  "(dask scheduler) or check the address") from None
 
 
+def check_script_guard() -> None:
+    """Refuse a local cluster started from a script's top level outside ``if __name__ == "__main__":``.
+
+    Dask's local workers are new processes that import the main script again (as
+    multiprocessing's spawn does); a run started at the top level of an unguarded script
+    then starts again in every worker: hundreds of lines of tracebacks, the script run
+    three times, ``Nanny failed to start``, and once a store deleted under the run. Said
+    here in one line with the fix, before anything starts. Only a script's top level is
+    judged (the frame of ``__main__``'s own code); notebooks and imported code are not.
+    """
+    import ast
+    import sys
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not str(path).endswith(".py"):
+        return
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back   # type: ignore[assignment]
+    if frame is None:
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return
+
+    def is_main_test(test: ast.expr) -> bool:
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            return False
+        sides = [test.left, test.comparators[0]]
+        return any(isinstance(n, ast.Name) and n.id == "__name__" for n in sides) and any(
+            isinstance(n, ast.Constant) and n.value == "__main__" for n in sides)
+
+    line = frame.f_lineno
+    if not any(isinstance(node, ast.If) and is_main_test(node.test)
+               and node.lineno <= line <= (node.end_lineno or node.lineno) for node in tree.body):
+        raise SpecError("backend", f"backend='dask' starts worker processes that import {path} again, so a run "
+                                   f"started at its top level (line {line}) would start again in each of them; put "
+                                   "the script's work under 'if __name__ == \"__main__\":'")
+
+
 def connect(spec: ExperimentSpec) -> tuple[Any, bool]:
     """A client for the run, and whether it is this process's own local cluster."""
     if spec.scheduler is not None:
         return _remote_client(spec.scheduler), False
+    check_script_guard()
     from joblib import cpu_count
     # Not fewer workers for fewer tasks: the same cluster then serves the next run too.
     return _local_client(cpu_count() if spec.n_jobs == -1 else spec.n_jobs), True
