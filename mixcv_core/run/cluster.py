@@ -296,7 +296,13 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
 
         pending = {submit(i) for i in range(len(tasks))}
         retried: set[int] = set()
-        while pending:
+        suspects: list[int] = []
+        while pending or suspects:
+            if not pending:
+                # Tasks whose worker died run again one at a time, after the rest, as on
+                # the local backend: alone, a bystander cannot be taken down by the
+                # culprit again, and only the culprit's own folds fail.
+                pending.add(submit(suspects.pop(0), "-alone"))
             time.sleep(0.05)
             drain()
             for f in [f for f in pending if f.done()]:
@@ -305,10 +311,9 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
                 state, value = _settle(f, distributed)
                 if state in ("killed", "cancelled") and i not in retried:
                     # A worker died: with this task (the culprit, or a bystander that
-                    # was assigned to it) or with the data. Once more, as the local
-                    # backend runs a crashed task again; a culprit then fails for good.
+                    # was assigned to it) or with the data.
                     retried.add(i)
-                    pending.add(submit(i, "-again"))
+                    suspects.append(i)
                     continue
                 _finished(state, value, i, tasks, spec, by_task, deliver)
         # Progress published just before a task returned may still be on its way.
@@ -359,7 +364,8 @@ def _finished(state: str, value: Any, i: int, tasks: Sequence[tuple[int, ModelSp
         msg = (f"the Dask worker running it died (every worker it was tried on: {value}); often out of memory. "
                "The other folds were kept")
     elif state == "cancelled":
-        msg = "the Dask task was cancelled outside this run (twice)"
+        msg = ("the Dask task was lost again when it ran alone: its worker died (a crash in this model: a segfault, "
+               "os._exit, the out-of-memory killer) or it was cancelled outside this run. The other folds were kept")
     else:
         msg = f"Dask task failed: {type(value).__name__}: {value}"
     tb = "" if value is None else "".join(traceback.format_exception(value))
