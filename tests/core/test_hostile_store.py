@@ -13,6 +13,7 @@ import textwrap
 
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from mixcv_core import CrossValidation, MixcvError, RunStore
 from mixcv_core.experiment.cell import parse_cell
@@ -220,17 +221,8 @@ def test_a_store_path_starting_with_a_tilde_means_the_home_folder(tmp_path, monk
     assert not (tmp_path / "~").exists()
 
 
-class _Unpicklable:
+class _Unpicklable(RegressorMixin, BaseEstimator):
     """A fitted model holding a lock (joblib cannot pickle it)."""
-
-    def __init__(self):
-        pass
-
-    def get_params(self, deep=True):
-        return {}
-
-    def set_params(self, **params):
-        return self
 
     def fit(self, X, y):
         import threading
@@ -253,16 +245,7 @@ def test_a_model_that_cannot_be_saved_is_said_at_run_time(grouped, tmp_path):
     assert all(o.ok for o in res.outcomes)
 
 
-class _Exits:
-    def __init__(self):
-        pass
-
-    def get_params(self, deep=True):
-        return {}
-
-    def set_params(self, **params):
-        return self
-
+class _Exits(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         raise SystemExit("the model called sys.exit")
 

@@ -91,3 +91,20 @@ def test_a_quoted_password_in_a_fit_error_reaches_no_warning_store_or_report(gro
     assert len(texts) > 3
     for secret in ("hunter2", "pa/ss", "tok3n.xyz"):
         assert all(secret not in t for t in texts), secret
+
+
+class _Tracker:
+    """A tracker whose client fails with the connection string in its message."""
+
+    def on_event(self, event):
+        raise ConnectionError("could not log: connect(host='db', password='hunter2') Authorization: Bearer tok3n")
+
+
+def test_a_quoted_password_in_a_tracker_failure_reaches_no_warning(grouped):
+    from mixcv_core import ObserverWarning
+    X, y, g, _ = grouped
+    with pytest.warns(ObserverWarning) as caught:
+        CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2).add_model("LinearModel") \
+            .set_run(store=False, observers=[_Tracker()]).perform()
+    texts = [str(w.message) for w in caught]
+    assert texts and all("hunter2" not in t and "tok3n" not in t for t in texts)
