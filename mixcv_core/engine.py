@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConvergenceWarning, FoldFailedWarning, SpecError, SpecTypeError, StoreWarning
-from .experiment.data import Plan, plan_experiment
+from .experiment.data import Plan, column_fingerprints, plan_experiment
 from .experiment.spec import EXECUTION_SETTINGS, ExperimentSpec, ModelSpec
 from .outcome import FoldOutcome
 from .results import Results
 from .run.cluster import connect, run_dask
 from .run.events import Event, EventBus, FoldFailed, FoldFinished, Observer, RunFailed, RunFinished, RunStarted
 from .run.parallel import check_sendable, run_parallel
-from .run.task import run_task
+from .run.task import TRIALS_FAILED, run_task
 from .run.tuning import quiet_optuna
 from .secrets import scrub
 from .tracking.store import RunStore, StoreObserver, resolve_store
@@ -91,6 +91,7 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     """
     if not isinstance(spec, ExperimentSpec):
         raise SpecTypeError("spec", f"expected an ExperimentSpec, got {type(spec).__name__}")
+    spec = spec.resolve_names()   # a loaded spec's names, now only from modules the user imported
     if plan is None:
         plan = plan_experiment(spec, frame)
     run_store = resolve_store(store)
@@ -123,7 +124,8 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     tasks = [(k, m) for k, m in _tasks(spec, plan) if not all((n, k) in done for n in spec.task_names(m))]
     # A time limit needs worker processes even for one job: only a process can be
     # stopped in the middle of native code (a forest, BLAS).
-    parallel = spec.backend == "dask" or spec.timeout is not None or not (spec.n_jobs == 1 or len(tasks) == 1)
+    parallel = bool(tasks) and (spec.backend == "dask" or spec.timeout is not None
+                                or not (spec.n_jobs == 1 or len(tasks) == 1))
     if parallel:
         check_sendable(spec, list({id(m): m for _, m in tasks}.values()))
     # A cluster that cannot be reached is refused before the run starts.
@@ -176,19 +178,50 @@ def _stored_outcomes(spec: ExperimentSpec, plan: Plan, store: RunStore | None,
     if store is None:
         raise SpecError("resume", "resuming needs the run store that holds the run; do not pass store=False")
     stored = store.load(run_id, models=False)
+    rid = stored.run_id or run_id
+    # A finished run has nothing left to fit, and one still running belongs to its process:
+    # finishing it here would write a second run's fits under it.
+    if stored.status == "finished":
+        raise SpecError("resume", f"run {rid} is finished; there is nothing to resume. Load it with "
+                                  f"store.load({rid!r}) or %mixcv load {rid}")
+    if stored.status == "running":
+        raise SpecError("resume", f"run {rid} is still running (in another process or notebook); resume it "
+                                  "only once that process has stopped")
 
     def estimated(d: dict) -> dict:   # how it ran (processes, a cluster) may change; what it estimates not
         return {k: v for k, v in d.items() if k not in EXECUTION_SETTINGS}
 
-    if estimated(stored.spec.to_dict()) != estimated(spec.to_dict()):
-        raise SpecError("resume", f"run {run_id} was made with other settings; resume it with its own "
-                                  "(CrossValidation.resume reads them from the store)")
+    differences = _differences(estimated(stored.spec.to_dict()), estimated(spec.to_dict()))
+    if differences:
+        raise SpecError("resume", f"run {rid} was made with other settings ({'; '.join(differences[:5])}); resume "
+                                  "it with its own (CrossValidation.resume reads them from the store)")
+    recorded = store.fingerprints(rid)
+    if recorded is not None:
+        now = column_fingerprints(plan.data)
+        changed = [f"column {name!r} " + ("is missing" if name not in now else "has other values")
+                   for name in recorded if now.get(name) != recorded[name]]
+        changed += [f"column {name!r} is new" for name in now if name not in recorded]
+        if changed:
+            raise SpecError("resume", f"run {rid} was made on other data: {'; '.join(changed[:5])}. Resume it "
+                                      "with the DataFrame it ran on")
     same_data = np.array_equal(stored._data.y, plan.data.y) and len(stored._outer) == len(plan.outer) and all(
         np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(stored._outer, plan.outer))
     if not same_data:
-        raise SpecError("resume", f"run {run_id} was made on other data (its target or splits differ); resume it "
+        raise SpecError("resume", f"run {rid} was made on other data (its target or splits differ); resume it "
                                   "with the DataFrame it ran on")
     return {(o.model, o.fold): o for o in stored.outcomes}
+
+
+def _differences(stored: object, given: object, path: str = "") -> list[str]:
+    """Where two spec dicts differ, as ``field: stored -> given`` (so a refused resume names the setting)."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        out: list[str] = []
+        for key in dict.fromkeys([*stored, *given]):
+            out += _differences(stored.get(key), given.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+        return [d for i, (a, b) in enumerate(zip(stored, given)) for d in _differences(a, b, f"{path}[{i}]")]
+    return [] if stored == given else [f"{path}: {stored!r} then, {given!r} now"]
 
 
 class _Recording:
@@ -223,6 +256,7 @@ class _Recording:
 
 
 def _warn_about(results: Results) -> None:
+    base_names = {m.name for m in results.spec.models}   # MERF variants repeat their base's note
     failed = [o for o in results.outcomes if not o.ok]
     for model in dict.fromkeys(o.model for o in failed):
         mine = [o for o in results.outcomes if o.model == model]
@@ -240,6 +274,11 @@ def _warn_about(results: Results) -> None:
         warnings.warn(FoldFailedWarning(
             f"{len(failed)} model fit(s) failed and are listed in results.failures; the other folds "
             f"were kept. {lines}{more}"), stacklevel=3)
+    tuning = [(o, w) for o in results.outcomes for w in o.warnings if TRIALS_FAILED in w and o.model in base_names]
+    if tuning:
+        o, w = tuning[0]
+        more = f" (and in {len(tuning) - 1} more fold(s); see results.warnings)" if len(tuning) > 1 else ""
+        warnings.warn(FoldFailedWarning(f"{o.model} fold {o.fold}: {w}{more}"), stacklevel=3)
     unconverged = [o for o in results.outcomes if o.ok and o.converged is False]
     if unconverged:
         names = sorted({o.model for o in unconverged})

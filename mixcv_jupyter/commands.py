@@ -143,14 +143,21 @@ def _runs(magics: MixcvMagics, args: argparse.Namespace) -> Any:
     return _store(args.store or args.folder).runs()
 
 
-def _check_name(name: str) -> str:
-    if not name.isidentifier():
+def check_output_name(name: str, user_ns: dict[str, Any]) -> str:
+    """The ``-o`` name, refused when Python cannot use it (a keyword such as ``class``
+    cannot be typed back) or when storing there would replace a DataFrame (``-o df``
+    would lose the data the run was made on)."""
+    import keyword
+    if not name.isidentifier() or keyword.iskeyword(name):
         raise UsageError(f"-o: {name!r} is not a valid variable name")
+    if isinstance(user_ns.get(name), pd.DataFrame):
+        raise UsageError(f"-o: {name!r} holds a DataFrame, which the results would replace; choose another name "
+                         f"(e.g. -o {name}_results)")
     return name
 
 
 def _load(magics: MixcvMagics, args: argparse.Namespace) -> None:
-    name = _check_name(args.output)
+    name = check_output_name(args.output, magics.shell.user_ns)
     try:
         results = _store(args.store).load(args.run_id, models=args.models)
     except MixcvError as exc:
@@ -161,12 +168,15 @@ def _load(magics: MixcvMagics, args: argparse.Namespace) -> None:
 
 def _resume(magics: MixcvMagics, args: argparse.Namespace) -> Any:
     from mixcv_core import CrossValidation
-    name = _check_name(args.output)
+    name = check_output_name(args.output, magics.shell.user_ns)
     store = _store(args.store)
     try:
         stored = store.load(args.run_id)
         frame_name = stored.spec.data.frame
-        frame = magics.shell.user_ns.get(frame_name) if frame_name else None
+        if not frame_name:
+            raise UsageError(f"run {stored.run_id} was made from Python, not from a cell, so it names no DataFrame; "
+                             f"resume it in Python: CrossValidation.resume(store, {stored.run_id!r}, frame)")
+        frame = magics.shell.user_ns.get(frame_name)
         if not isinstance(frame, pd.DataFrame):
             raise UsageError(f"run {stored.run_id} ran on the DataFrame {frame_name!r}, which is not in this notebook; "
                              "load the same data under that name first")

@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from mixcv_core import MixcvError
 from mixcv_core.experiment.cell import CellError, ParsedCell, parse_cell, spec_to_cell
 
-from .commands import CELL_PARSER, COMMANDS, DEFAULT_OUTPUT, help_text, parse
+from .commands import CELL_PARSER, COMMANDS, DEFAULT_OUTPUT, check_output_name, help_text, parse
 
 __all__ = ["MixcvMagics", "DEFAULT_OUTPUT"]
 
@@ -43,8 +43,7 @@ class MixcvMagics(Magics):
     # -- %%mixcv -----------------------------------------------------------------------
     def _cell(self, line: str, cell: str) -> None:
         args = parse(CELL_PARSER, line)
-        if not args.output.isidentifier():
-            raise UsageError(f"-o: {args.output!r} is not a valid variable name")
+        check_output_name(args.output, self.shell.user_ns)
         try:
             parsed = parse_cell(cell)
         except CellError as exc:

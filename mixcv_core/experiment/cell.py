@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 
 import optuna.distributions as od
 
+from ..constraints import check
 from ..errors import MixcvError, SpecError
 from ..metrics import METRICS, resolve_metrics
 from ..models import postprocessing
@@ -231,7 +232,11 @@ def _compose(text: str, offset: int) -> Any:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.reader.ReaderError as exc:
         at = text.count("\n", 0, exc.position) + 1 + offset
-        raise CellError("cell", f"the character {exc.character!r} is not allowed in a cell", at) from None
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        import unicodedata
+        what = unicodedata.name(chr(code), "a control character") if 0 <= code < 0x110000 else "a byte"
+        raise CellError("cell", f"the character U+{code:04X} ({what.lower()}) is not allowed in a cell; "
+                                "it is invisible in most editors: retype the line", at) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 + offset if mark is not None else None
@@ -337,6 +342,8 @@ def _parse_split(value: Any, key: str, line: int | None) -> tuple[str, int]:
                 return name, 5
             if arg.isdigit():
                 return name, int(arg)
+            if arg.lstrip("+-").isdigit():   # a whole number, but not a count of folds
+                raise CellError(key, f"the number of folds must be at least 2, got {arg} in {value!r}", line)
             raise CellError(key, f"the number of folds must be a whole number, got {arg!r} in {value!r}", line)
     raise CellError(key, f"expected a split such as GroupKFold(5), got {value!r}", line)
 
@@ -564,6 +571,10 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
                     raise CellError("metrics", exc.message, at("metrics")) from None
             else:
                 metrics[name] = ref
+        try:
+            resolve_metrics(metrics)  # type: ignore[arg-type]  # checked there; unknown names now, with the cell's other mistakes
+        except MixcvError as exc:
+            raise CellError("metrics", exc.message, at("metrics")) from None
         return metrics
 
     metrics = problems.attempt(make_metrics)
@@ -580,6 +591,20 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         problems.found.append(CellError("models", "expected one model per line under 'models:'", at("models")))
         models_raw = {}
     models = [problems.attempt(_model, name, entry, lines) for name, entry in models_raw.items()]
+
+    def check_setting(rule: str, key: str) -> None:
+        # Each run-wide setting on its own, so a cell with several wrong ones lists them all
+        # (up to MAX_REPORTED) rather than the first the spec happens to check.
+        if key in raw:
+            try:
+                check(rule, raw[key], key)
+            except MixcvError as exc:
+                raise CellError(key, exc.message, at(key)) from None
+
+    for rule, key in (("seed", "seed"), ("n_jobs", "n_jobs"), ("on_error", "on_error"), ("timeout", "timeout"),
+                      ("break_cross_val", "break_cross_val"), ("backend", "backend"), ("scheduler", "scheduler"),
+                      ("predict_known_groups_lmm", "predict_known_groups")):
+        problems.attempt(check_setting, rule, key)
     problems.raise_if_any()
     # From here on every section was parsed (None above only ever stood for a noted problem).
 

@@ -21,7 +21,8 @@ from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
 from .splits import SPLIT_METHODS, compute_splits, make_splitter
 
-__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows"]
+__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows",
+           "column_fingerprints"]
 
 IndexPairs = list[tuple[np.ndarray, np.ndarray]]
 
@@ -42,6 +43,41 @@ class PreparedData:
     @property
     def slope_idx(self) -> list[int]:
         return [self.feature_names.index(s) for s in self.slope_names]
+
+
+#: Feature and target values beyond this overflow float64 when squared and summed.
+_HUGE = 1e150
+
+
+def _short(name: object, limit: int = 60) -> str:
+    """A column name for a message: quoted, and cut if huge (a message must stay readable)."""
+    text = repr(str(name))
+    return text if len(text) <= limit else f"{text[:limit - 5]}…' ({len(str(name))} characters)"
+
+
+def column_fingerprints(data: PreparedData) -> dict[str, str]:
+    """A short hash of every column a run uses (features, target, groups), by name.
+
+    A resumed run must finish on the data it began with: comparing these names the column
+    that changed (noise in place of ``x1``, a dropped feature) instead of mixing two data
+    sets in one stored run. The hash covers the values as the engine sees them (after
+    conversion to float), so a column of the same numbers in another dtype still matches.
+    """
+    import hashlib
+
+    def digest(values: np.ndarray) -> str:
+        values = np.asarray(values)
+        if values.dtype.kind == "O":
+            raw = "\x1f".join(f"{type(v).__name__}:{v!r}" for v in values).encode()
+        else:
+            raw = np.ascontiguousarray(values).tobytes() + values.dtype.str.encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    out = {name: digest(data.X[:, j]) for j, name in enumerate(data.feature_names)}
+    out[f"{data.target_name} (target)"] = digest(data.y)
+    if data.groups is not None:
+        out[f"{data.groups_name} (groups)"] = digest(data.groups)
+    return out
 
 
 @dataclass
@@ -98,8 +134,10 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         if col not in frame.columns:
             import difflib
             close = difflib.get_close_matches(str(col), [str(c) for c in columns], 1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SpecError(fld, f"column {col!r} is not in the data{hint}; columns are {columns[:20]}")
+            hint = f" (did you mean {_short(close[0])}?)" if close else ""
+            shown = ", ".join(_short(c) for c in columns[:20]) + (f" and {len(columns) - 20} more"
+                                                                  if len(columns) > 20 else "")
+            raise SpecError(fld, f"column {_short(col)} is not in the data{hint}; columns are {shown}")
 
     need(spec.target, "data.target")
     if spec.groups is not None:
@@ -120,19 +158,38 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
             "data.features"
         raise SpecTypeError(field, f"features must be numeric; {', '.join(bad)} are not. "
                                    f"{NUMERIC_HINT}")
-    X = frame[features].to_numpy(dtype=np.float64)
-    y = y_col.to_numpy(dtype=np.float64)
+    # Copies, never views of the frame: the run owns its data from here on, so a notebook
+    # that edits the DataFrame while a background run (the form's Run button) is going
+    # changes neither the later folds nor what is stored.
+    X = frame[features].to_numpy(dtype=np.float64, copy=True)
+    y = y_col.to_numpy(dtype=np.float64, copy=True)
 
     not_finite = ~np.isfinite(X)
     if not_finite.any():
-        counts = not_finite.sum(axis=0)
-        cols = [f"{features[j]!r} ({counts[j]} rows)" for j in np.flatnonzero(counts)]
-        kind = "NaN" if np.isnan(X).any() else "infinite"
-        raise SpecError("data.features", f"{kind} values in {', '.join(cols)}; drop or impute them first")
+        # Each column says what it holds: an infinite value reported as "NaN" sends the
+        # user looking for missing data that is not there.
+        cols = []
+        for j in np.flatnonzero(not_finite.any(axis=0)):
+            n_nan, n_inf = int(np.isnan(X[:, j]).sum()), int(np.isinf(X[:, j]).sum())
+            what = " and ".join(part for part in (f"{n_nan} NaN" if n_nan else "",
+                                                  f"{n_inf} infinite" if n_inf else "") if part)
+            cols.append(f"{_short(features[j])} ({what})")
+        raise SpecError("data.features", f"values that are not finite in {', '.join(cols)}; drop or impute them "
+                                         "first")
+    # Values this large overflow once squared (scaling, least squares): every fold would
+    # fail with "contains NaN" instead of the column being named here.
+    huge = np.flatnonzero(np.abs(X).max(axis=0, initial=0.0) > _HUGE) if X.size else np.zeros(0, dtype=int)
+    if len(huge):
+        raise SpecError("data.features", f"{', '.join(_short(features[j]) for j in huge)} hold values beyond "
+                                         f"{_HUGE:.0e}, which overflow when squared; rescale them (e.g. divide "
+                                         "by a power of ten)")
     if not np.isfinite(y).all():
-        n_bad = int((~np.isfinite(y)).sum())
-        raise SpecError("data.target", f"the target {spec.target!r} has {n_bad} NaN or infinite values; "
+        n_nan, n_inf = int(np.isnan(y).sum()), int(np.isinf(y).sum())
+        raise SpecError("data.target", f"the target {spec.target!r} has {n_nan} NaN and {n_inf} infinite values; "
                                        "drop those rows first")
+    if np.abs(y).max(initial=0.0) > _HUGE:
+        raise SpecError("data.target", f"the target {spec.target!r} holds values beyond {_HUGE:.0e}, which "
+                                       "overflow when squared; rescale it")
     if len(y) > 1 and np.ptp(y) == 0:
         raise SpecError("data.target", f"the target {spec.target!r} is constant ({y[0]:g} in every row): there is "
                                        "nothing to predict, and every score would be meaningless")
@@ -143,7 +200,10 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         if g.isna().any():
             raise SpecError("data.groups", f"the groups column {spec.groups!r} has {int(g.isna().sum())} missing "
                                       "labels; every row needs a group")
-        groups = g.to_numpy()
+        groups = g.to_numpy(copy=True)
+        if groups.dtype.kind == "f" and np.isinf(groups).any():
+            raise SpecError("data.groups", f"the groups column {spec.groups!r} has {int(np.isinf(groups).sum())} "
+                                           "infinite labels; every row needs a real group label")
         kinds = {type(v).__name__ for v in pd.unique(groups)} if groups.dtype == object else set()
         if {"int", "str"} <= kinds or {"float", "str"} <= kinds:
             raise SpecError("data.groups", f"the labels of {spec.groups!r} mix numbers and text ({sorted(kinds)}); "

@@ -9,13 +9,17 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from functools import lru_cache
+from types import ModuleType
+from typing import Any
 
 from ..errors import SpecError, SpecTypeError
 
 __all__ = ["available_models", "resolve_estimator", "dotted_path", "import_dotted", "estimator_name",
-           "param_names", "MOVED_MODULES"]
+           "param_names", "MOVED_MODULES", "check_parameter_values",
+           "known_module", "unresolved_name", "is_unresolved", "TRUSTED_PACKAGES"]
 
 #: Modules that moved when mixcv_core was cut into layers (format 1 of stored specs
 #: may name them in dotted paths). Old path -> new path; `import_dotted` follows it.
@@ -65,20 +69,116 @@ def available_models() -> list[str]:
     return sorted(_registry())
 
 
+#: Packages whose modules a name may bring in: importing them runs only code the user
+#: installed mixcv to run. Any other module must already be imported by the user.
+TRUSTED_PACKAGES = ("sklearn", "mixcv_core")
+
+
+def known_module(name: str) -> ModuleType | None:
+    """The module ``name`` if the user could have typed it, else None; never imports anything else.
+
+    A name in a cell or a stored run is text someone else may have written: importing the
+    module it names would run that module's top-level code (``this`` prints, ``antigravity``
+    opens a browser, a planted module does anything). So a name resolves only to a module
+    of scikit-learn or mixcv (imported on demand) or to one already in ``sys.modules``
+    (the user imported it, or ``__main__`` where a notebook defines its functions).
+    """
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    if name.split(".")[0] in TRUSTED_PACKAGES:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            return None
+    return None
+
+
 def import_dotted(path: str, field: str) -> object:
-    """Import ``package.module.Name`` and return ``Name``, raising a `SpecError` naming ``field``."""
+    """The object ``package.module.Name`` names, raising a `SpecError` naming ``field``.
+
+    Only modules `known_module` accepts are used: a module neither part of scikit-learn or
+    mixcv nor already imported is refused with the ``import`` line that makes it usable.
+    """
     module_name, _, attr = path.rpartition(".")
-    if not module_name:
+    if not module_name or not attr:
         raise SpecError(field, f"{path!r} is not a dotted path like 'package.module.Name'")
     module_name = MOVED_MODULES.get(module_name, module_name)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SpecError(field, f"cannot import module {module_name!r} for {path!r}: {exc}") from exc
+    module = known_module(module_name)
+    if module is None:
+        raise SpecError(field, f"module {module_name!r} (for {path!r}) is not imported in this session. mixcv "
+                               "never imports a module that a cell or a stored run names; it uses scikit-learn, "
+                               f"mixcv and modules you imported yourself: run 'import {module_name}' first")
     try:
         return getattr(module, attr)
     except AttributeError:
         raise SpecError(field, f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+class _UnresolvedModel:
+    """Stands for a stored model class whose module is not imported: a name, not code."""
+
+    unresolved_path = ""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        raise SpecError("model", _unresolved_message(self.unresolved_path))
+
+    predict = fit
+
+
+class _UnresolvedFunction:
+    """Stands for a stored metric, objective or post-processor whose module is not imported."""
+
+    def __init__(self, module: str, attr: str) -> None:
+        self.__module__ = module
+        self.__qualname__ = self.__name__ = attr
+        self.unresolved_path = f"{module}.{attr}"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise SpecError("spec", _unresolved_message(self.unresolved_path))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _UnresolvedFunction) and other.unresolved_path == self.unresolved_path
+
+    def __hash__(self) -> int:
+        return hash(self.unresolved_path)
+
+    def __repr__(self) -> str:
+        return f"<not imported: {self.unresolved_path}>"
+
+
+def _unresolved_message(path: str) -> str:
+    module = path.rpartition(".")[0]
+    return (f"{path!r} is only a name here: its module is not imported in this session. Run "
+            f"'import {module}' and then re-run or load the run again")
+
+
+def unresolved_name(path: str, field: str, kind: str) -> object:
+    """What a stored run's dotted name stands for while it is only read (listed, loaded, shown).
+
+    The object itself when its module is one `known_module` accepts; otherwise a stand-in
+    that keeps the name (``dotted_path`` gives it back) and runs nothing. ``kind`` is
+    ``"class"`` (a model) or ``"function"``. `is_unresolved` finds the stand-ins, so a
+    re-run can resolve the names again, now through `import_dotted`.
+    """
+    module_name, _, attr = path.rpartition(".")
+    module_name = MOVED_MODULES.get(module_name, module_name)
+    if module_name and attr and known_module(module_name) is not None:
+        return import_dotted(path, field)
+    if not module_name or not attr:
+        raise SpecError(field, f"{path!r} is not a dotted path like 'package.module.Name'")
+    if kind == "class":
+        return type(attr, (_UnresolvedModel,), {"__module__": module_name, "__qualname__": attr,
+                                                "unresolved_path": f"{module_name}.{attr}"})
+    return _UnresolvedFunction(module_name, attr)
+
+
+def is_unresolved(obj: object) -> bool:
+    """Whether ``obj`` is a stand-in made by `unresolved_name`."""
+    return isinstance(obj, _UnresolvedFunction) or (isinstance(obj, type) and issubclass(obj, _UnresolvedModel))
 
 
 def resolve_estimator(model: str | type, field: str = "model") -> type:
@@ -133,6 +233,35 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
     if not isinstance(cls, type) or not all(callable(getattr(cls, m, None)) for m in ("fit", "predict")):
         raise SpecError(field, f"{model!r} is not an estimator class with fit and predict methods")
     return cls
+
+
+def check_parameter_values(cls: type, values: dict[str, list[Any]], field: str) -> None:
+    """Refuse, before any fit, a value the estimator would refuse at fit time.
+
+    ``values`` maps a parameter name to every value it may take (a fixed value, each
+    choice of a categorical, the ends of a range). scikit-learn estimators declare what
+    each parameter accepts (``_parameter_constraints``); a typo such as
+    ``choice(absolute_error, absolute_errr)`` would otherwise fail its trials one by one,
+    in the middle of a run. Estimators without the declaration are not checked here.
+    """
+    constraints = getattr(cls, "_parameter_constraints", None)
+    if not isinstance(constraints, dict):
+        return
+    try:   # scikit-learn's own checker (private, but the one its estimators call in fit)
+        from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+    except ImportError:   # pragma: no cover - an older scikit-learn: fit will say it
+        return
+    for name, candidates in values.items():
+        if name not in constraints:
+            continue
+        for value in candidates:
+            try:
+                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=cls.__name__)
+            except InvalidParameterError as exc:
+                raise SpecError(f"{field}[{name!r}]", f"{value!r} is not a value {cls.__name__} accepts: "
+                                                      f"{exc}") from None
+            except Exception:  # noqa: BLE001, S112 - a constraint that cannot judge this value: fit will
+                continue
 
 
 def dotted_path(obj: type | Callable[..., object]) -> str:

@@ -25,7 +25,17 @@ from ..constraints import MAX_SEED, Integer, check, check_function
 from ..errors import SpecError, SpecTypeError
 from ..metrics import METRICS, resolve_metrics
 from ..models import is_mixed
-from .registry import MOVED_MODULES, dotted_path, estimator_name, import_dotted, param_names, resolve_estimator
+from .registry import (
+    MOVED_MODULES,
+    check_parameter_values,
+    dotted_path,
+    estimator_name,
+    import_dotted,
+    is_unresolved,
+    param_names,
+    resolve_estimator,
+    unresolved_name,
+)
 from .splits import FixedSplits, Splitter, canonical_method, is_splitter_object, repeat_labels, split_requires_groups
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
@@ -270,6 +280,10 @@ class ModelSpec:
         both = set(self.params) & set(self.model_kwargs)
         if both:
             raise SpecError(f"{f}.params", f"{sorted(both)} are both tuned and fixed in model_kwargs")
+        check_parameter_values(self.estimator_class, {k: [v] for k, v in self.model_kwargs.items()},
+                               f"{f}.model_kwargs")
+        check_parameter_values(self.estimator_class, {k: _values_of(d) for k, d in self.params.items()},
+                               f"{f}.params")
         check("models.requires_inner_cv", self.requires_inner_cv, f"{f}.requires_inner_cv")
         check("models.add_merf", self.add_merf, f"{f}.add_merf")
         pp = self.post_processor
@@ -517,6 +531,22 @@ class ExperimentSpec:
         """
         return {name: (i, j) for i, m in enumerate(self.models) for j, name in enumerate(self.task_names(m))}
 
+    def unresolved_names(self) -> list[str]:
+        """Fields holding a stored name whose module is not imported (see `from_dict`)."""
+        out = [f"models[{m.name!r}].model" for m in self.models if is_unresolved(m.estimator)]
+        out += [f"models[{m.name!r}].post_processor" for m in self.models if is_unresolved(m.post_processor)]
+        out += [f"metrics[{k!r}]" for k, fn in self.metrics.items() if is_unresolved(fn)]
+        if is_unresolved(self.tuning.objective_scorer):
+            out.append("tuning.objective_scorer")
+        return out
+
+    def resolve_names(self) -> ExperimentSpec:
+        """This spec with every kept name resolved (`import_dotted`), or `SpecError` naming
+        the first field whose module is still not imported. Itself when nothing is kept."""
+        if not self.unresolved_names():
+            return self
+        return ExperimentSpec.from_dict(self.to_dict())
+
     def replace(self, **changes: Any) -> ExperimentSpec:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -599,11 +629,16 @@ class ExperimentSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ExperimentSpec:
+    def from_dict(cls, d: Mapping[str, Any], keep_names: bool = False) -> ExperimentSpec:
         """Rebuild a spec from `to_dict` output (validating it again).
 
         Dicts of an earlier format (a stored run's spec) are upgraded first; a dict of a
         newer format than this mixcv knows is refused, naming both versions.
+
+        Dotted names resolve only to scikit-learn, mixcv or modules already imported
+        (`import_dotted`). With ``keep_names`` (a stored run being read), a name whose
+        module is not imported stays a name (a stand-in that runs nothing) instead of an
+        error; `resolve_names` turns it into the real object when the run is used again.
         """
         if not isinstance(d, Mapping):
             raise SpecTypeError("spec", f"expected a dict, got {type(d).__name__}")
@@ -618,17 +653,28 @@ class ExperimentSpec:
             raise SpecError("spec", "needs at least 'data' and 'models'")
         data = DataSpec(**{k: v for k, v in d["data"].items() if v is not None or k in ("groups",)})
 
+        def name(ref: Any, fld: str, kind: str) -> Any:
+            if not isinstance(ref, str):
+                return ref
+            return unresolved_name(ref, fld, kind) if keep_names else import_dotted(ref, fld)
+
         def model(md: Mapping[str, Any]) -> ModelSpec:
             md = dict(md)
             params = {k: od.json_to_distribution(json.dumps(v)) for k, v in (md.pop("params", None) or {}).items()}
-            return ModelSpec(name=md.pop("name"), estimator=md.pop("model"), params=params, **md)
+            estimator = md.pop("model", None)
+            fld = f"models[{md.get('name')!r}]"
+            if isinstance(estimator, str) and "." in estimator:   # registered names have no dot
+                estimator = name(estimator, f"{fld}.model", "class")
+            if md.get("post_processor") is not None:
+                md["post_processor"] = name(md["post_processor"], f"{fld}.post_processor", "function")
+            return ModelSpec(name=md.pop("name", None), estimator=estimator, params=params, **md)
 
         metrics: dict[str, Callable[..., float]] = {}
-        for name, ref in (d.get("metrics") or {}).items():
-            metrics[name] = METRICS[ref] if ref in METRICS else import_dotted(ref, f"metrics[{name!r}]")  # type: ignore[assignment]
+        for key, ref in (d.get("metrics") or {}).items():
+            metrics[key] = METRICS[ref] if ref in METRICS else name(ref, f"metrics[{key!r}]", "function")
         tuning = dict(d.get("tuning") or {})
         if tuning.get("objective_scorer"):
-            tuning["objective_scorer"] = import_dotted(tuning["objective_scorer"], "tuning.objective_scorer")
+            tuning["objective_scorer"] = name(tuning["objective_scorer"], "tuning.objective_scorer", "function")
         return cls(
             data=data,
             models=tuple(model(m) for m in d["models"]),
@@ -646,6 +692,16 @@ class ExperimentSpec:
             backend=d.get("backend", "local"),
             scheduler=d.get("scheduler"),
         )
+
+
+def _values_of(dist: od.BaseDistribution) -> list[Any]:
+    """The values a distribution may give that can be checked one by one: every choice, or
+    the two ends of a range."""
+    if isinstance(dist, od.CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, (od.IntDistribution, od.FloatDistribution)):
+        return [dist.low, dist.high]
+    return []
 
 
 def _moved(path: Any) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,18 @@ class MixcvFigure(Figure):
 
     def _repr_png_(self) -> bytes:
         return figure_bytes(self)
+
+    def draw(self, renderer: Any) -> None:
+        """Draw with every text shown literally: model, group, column and metric names are the
+        user's, and a pair of ``$`` in one (``spend_$ per visit_$``) must not be read as
+        mathtext (which fails to parse, or prints something else). Tick labels made during
+        the draw read the rc setting; the texts made before it are switched one by one."""
+        import matplotlib
+        from matplotlib.text import Text
+        with matplotlib.rc_context({"text.parse_math": False}):
+            for text in self.findobj(Text):
+                text.set_parse_math(False)
+            super().draw(renderer)
 
 
 

@@ -117,19 +117,89 @@ atexit.register(close_local_cluster)
 
 
 def _remote_client(address: str) -> Any:
+    """A client of the scheduler at ``address``, or a `SpecError` within about `CONNECT_TIMEOUT` seconds.
+
+    ``Client(timeout=...)`` bounds the TCP connect but not the handshake after it: an
+    address that accepts and never answers (a firewall, a stopped process's port) would
+    hang the run forever. So the client is made in a thread that is waited for a bounded
+    time; one that never answers is left behind, as a daemon thread. An address that
+    answers in another protocol (an HTTP port) makes distributed read a garbage frame
+    length and try to allocate exabytes: that is said as what it is.
+    """
     distributed = require_distributed()
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            outcome["client"] = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in this thread's caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="mixcv-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + 5.0)
+    if thread.is_alive():
+        raise SpecError("scheduler", f"the address {address!r} accepted the connection but no Dask scheduler "
+                                     f"answered within {CONNECT_TIMEOUT + 5.0:g} s; check that it is the "
+                                     "scheduler's address and port (8786 by default, not the dashboard's)")
+    if "client" in outcome:
+        return outcome["client"]
+    exc = outcome.get("error")
+    if isinstance(exc, (MemoryError, OverflowError, ValueError)) or "protocol" in type(exc).__name__.lower():
+        raise SpecError("scheduler", f"something answered at {address!r}, but not as a Dask scheduler (it sent "
+                                     "data Dask cannot read); check the address and port (8786 by default)") from None
+    raise SpecError("scheduler", f"could not reach the Dask scheduler at {address!r} within "
+                                 f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}: {scrub(str(exc))[:300]}); start it "
+                                 "(dask scheduler) or check the address") from None
+
+
+def check_script_guard() -> None:
+    """Refuse a local cluster started from a script's top level outside ``if __name__ == "__main__":``.
+
+    Dask's local workers are new processes that import the main script again (as
+    multiprocessing's spawn does); a run started at the top level of an unguarded script
+    then starts again in every worker: hundreds of lines of tracebacks, the script run
+    three times, ``Nanny failed to start``, and once a store deleted under the run. Said
+    here in one line with the fix, before anything starts. Only a script's top level is
+    judged (the frame of ``__main__``'s own code); notebooks and imported code are not.
+    """
+    import ast
+    import sys
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not str(path).endswith(".py"):
+        return
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back   # type: ignore[assignment]
+    if frame is None:
+        return
     try:
-        return distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a refused handshake: all the same to the user
-        raise SpecError("scheduler", f"could not reach the Dask scheduler at {address!r} within "
-                                     f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}: {scrub(str(exc))}); start it "
-                                     "(dask scheduler) or check the address") from None
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return
+
+    def is_main_test(test: ast.expr) -> bool:
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            return False
+        sides = [test.left, test.comparators[0]]
+        return any(isinstance(n, ast.Name) and n.id == "__name__" for n in sides) and any(
+            isinstance(n, ast.Constant) and n.value == "__main__" for n in sides)
+
+    line = frame.f_lineno
+    if not any(isinstance(node, ast.If) and is_main_test(node.test)
+               and node.lineno <= line <= (node.end_lineno or node.lineno) for node in tree.body):
+        raise SpecError("backend", f"backend='dask' starts worker processes that import {path} again, so a run "
+                                   f"started at its top level (line {line}) would start again in each of them; put "
+                                   "the script's work under 'if __name__ == \"__main__\":'")
 
 
 def connect(spec: ExperimentSpec) -> tuple[Any, bool]:
     """A client for the run, and whether it is this process's own local cluster."""
     if spec.scheduler is not None:
         return _remote_client(spec.scheduler), False
+    check_script_guard()
     from joblib import cpu_count
     # Not fewer workers for fewer tasks: the same cluster then serves the next run too.
     return _local_client(cpu_count() if spec.n_jobs == -1 else spec.n_jobs), True
@@ -226,7 +296,13 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
 
         pending = {submit(i) for i in range(len(tasks))}
         retried: set[int] = set()
-        while pending:
+        suspects: list[int] = []
+        while pending or suspects:
+            if not pending:
+                # Tasks whose worker died run again one at a time, after the rest, as on
+                # the local backend: alone, a bystander cannot be taken down by the
+                # culprit again, and only the culprit's own folds fail.
+                pending.add(submit(suspects.pop(0), "-alone"))
             time.sleep(0.05)
             drain()
             for f in [f for f in pending if f.done()]:
@@ -235,10 +311,9 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
                 state, value = _settle(f, distributed)
                 if state in ("killed", "cancelled") and i not in retried:
                     # A worker died: with this task (the culprit, or a bystander that
-                    # was assigned to it) or with the data. Once more, as the local
-                    # backend runs a crashed task again; a culprit then fails for good.
+                    # was assigned to it) or with the data.
                     retried.add(i)
-                    pending.add(submit(i, "-again"))
+                    suspects.append(i)
                     continue
                 _finished(state, value, i, tasks, spec, by_task, deliver)
         # Progress published just before a task returned may still be on its way.
@@ -289,7 +364,8 @@ def _finished(state: str, value: Any, i: int, tasks: Sequence[tuple[int, ModelSp
         msg = (f"the Dask worker running it died (every worker it was tried on: {value}); often out of memory. "
                "The other folds were kept")
     elif state == "cancelled":
-        msg = "the Dask task was cancelled outside this run (twice)"
+        msg = ("the Dask task was lost again when it ran alone: its worker died (a crash in this model: a segfault, "
+               "os._exit, the out-of-memory killer) or it was cancelled outside this run. The other folds were kept")
     else:
         msg = f"Dask task failed: {type(value).__name__}: {value}"
     tb = "" if value is None else "".join(traceback.format_exception(value))

@@ -96,7 +96,7 @@ def _warning_text(w: warnings.WarningMessage) -> str:
 def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: ExperimentSpec,
              s: SplitData, test_rows: np.ndarray, known_rows: np.ndarray | None, fold: int,
              best_params: dict[str, Any], tune_time: float, study: Any, feature_names: list[str],
-             emit: Callable[[Event], None]) -> FoldOutcome:
+             emit: Callable[[Event], None], notes: tuple[str, ...] = ()) -> FoldOutcome:
     emit(FoldStarted(fold=fold, model=name))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -116,7 +116,7 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
             insight, post_processed = _post_process(
                 model, estimator, feature_names,
                 lambda: _fold_result(name, fold, estimator, best_params, s, pred_test, pred_train))
-        except Exception as exc:  # noqa: BLE001 - one failing model must not lose the others
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - one failing model (even sys.exit) keeps the rest
             if spec.on_error == "raise":
                 raise
             return _failed(name, fold, exc, caught, emit)
@@ -132,11 +132,24 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
         study=study, insight=insight, post_processed=post_processed,
         history=history.copy() if isinstance(history, pd.DataFrame) else None,
         converged=None if converged is None else bool(converged), convergence=str(convergence),
-        warnings=[_warning_text(w) for w in caught],
+        warnings=[*notes, *(_warning_text(w) for w in caught)],
     )
     emit(FoldFinished(fold=fold, model=name, metrics=metrics, fit_time=fit_time, best_params=dict(best_params),
                       outcome=out))
     return out
+
+
+#: How a fold's note about failed tuning trials begins (`Results.warnings`, the report, and
+#: the engine's warning find it by this).
+TRIALS_FAILED = "tuning trials failed"
+
+
+def _tuning_notes(study: Any, n_trials: int) -> tuple[str, ...]:
+    failed = 0 if study is None else int(study.user_attrs.get("failed_trials", 0))
+    if not failed:
+        return ()
+    return (f"{failed} of {n_trials} {TRIALS_FAILED}; the best of the others was used. Last error: "
+            f"{study.user_attrs.get('last_error', '')}",)
 
 
 def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
@@ -160,20 +173,21 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
                 best_params, study = tune(model, spec, data, inner or [], fold, emit)
-        except Exception as exc:  # noqa: BLE001 - a tuning failure fails this task's folds only
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a tuning failure fails this task's folds only
             if spec.on_error == "raise":
                 raise
             return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]
         tune_time = time.perf_counter() - t0
+    notes = _tuning_notes(study, spec.tuning.n_trials)
 
     # The outer fits (and MERF's EM) have this task's cores (`mixcv_core.run.cores.for_fit`).
     with cores.for_fit(len(s.y_train)):
         outcomes = [_fit_one(model.name,
                              lambda: _with_callbacks(build_estimator(model, spec, best_params, fold), model),
                              model, spec, s, test, known, fold, best_params, tune_time, study, data.feature_names,
-                             emit)]
+                             emit, notes)]
         for name in spec.task_names(model)[1:]:
             outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),
                                      model, spec, s, test, known, fold, best_params, tune_time, study,
-                                     data.feature_names, emit))
+                                     data.feature_names, emit, notes))
     return outcomes

@@ -106,7 +106,7 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                 value = float(np.mean(values))
                 if not math.isfinite(value):
                     raise ValueError(f"the objective was {value}")
-            except Exception as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
                 if spec.on_error == "raise":
                     raise
                 last_error = exc
@@ -118,6 +118,9 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
             emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=value,
                                params=dict(trial.params), n_trials=n_trials))
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if last_error is not None:   # kept with the study, so the fold can say so (a silent gap otherwise)
+        study.set_user_attr("failed_trials", len(study.trials) - len(completed))
+        study.set_user_attr("last_error", f"{type(last_error).__name__}: {str(last_error)[:300]}")
     if not completed:
         raise RuntimeError(f"all {n_trials} tuning trials of {model.name!r} failed in outer fold {fold}; "
                            f"last error: {type(last_error).__name__}: {last_error}") from last_error

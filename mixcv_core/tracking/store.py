@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from ..errors import SpecError, StoreWarning
 from ..experiment.cell import spec_to_cell
-from ..experiment.data import PreparedData
+from ..experiment.data import PreparedData, column_fingerprints
 from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
@@ -138,7 +138,7 @@ class RunStore:
     """
 
     def __init__(self, path: str | Path = ".mixcv", read_only: bool | None = None) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()   # MIXCV_STORE=~/runs: the home folder, not a folder named '~'
         self.db = self.path / "runs.sqlite"
         if read_only is None:
             # A store the user can read but not write can still be listed and loaded.
@@ -180,7 +180,17 @@ class RunStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
-            return sqlite3.connect(f"{self.db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+            uri = self.db.resolve().as_uri()
+            con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60)
+            try:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return con
+            except sqlite3.OperationalError:
+                con.close()
+            # A WAL store on a read-only file system: SQLite cannot create the -shm file its
+            # readers share, and refuses to open. Nobody can write there either, so the file
+            # is read as it stands (immutable: no locks, no shared memory).
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=60)
         # WAL lets readers and one writer work at once; the timeout makes a second
         # writer wait its turn instead of failing with "database is locked".
         con = sqlite3.connect(self.db, timeout=60)
@@ -208,7 +218,18 @@ class RunStore:
         return f"RunStore({str(self.path)!r})"
 
     def run_dir(self, run_id: str) -> Path:
-        return self.path / "runs" / run_id
+        """The folder of a run's files, refused unless it lies directly in ``runs/`` of this store.
+
+        Run ids come from the database, which someone else may have written: an id such as
+        ``../../victim``, or a ``runs/<id>`` that is a symlink out of the store, must not
+        lead `delete` (or a write) to a folder elsewhere. Checked after resolving symlinks.
+        """
+        root = (self.path / "runs").resolve()
+        folder = (root / str(run_id)).resolve()
+        if folder.parent != root or not run_id or "/" in run_id or "\\" in run_id:
+            raise SpecError("store", f"run id {run_id!r} in {str(self.db)!r} names a folder outside the store's "
+                                     f"runs folder {str(root)!r}; the store was edited or damaged, nothing was touched")
+        return folder
 
     # -- reading -----------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
@@ -219,25 +240,42 @@ class RunStore:
             done = dict(con.execute("SELECT run_id, COUNT(*) FROM folds WHERE ok = 1 GROUP BY run_id").fetchall())
             metric_rows = con.execute("SELECT run_id, model, metrics FROM folds WHERE ok = 1").fetchall()
         scores: dict[str, dict[str, list[float]]] = {}
+        damaged: set[str] = set()
         for run_id, model, metrics in metric_rows:
-            m = json.loads(metrics)
-            key = "test_r2" if "test_r2" in m else next((k for k in m if k.startswith("test_")), None)
-            if key is not None:
-                scores.setdefault(run_id, {}).setdefault(f"{model}|{key}", []).append(m[key])
+            try:   # one run's damaged row must not hide every other run
+                m = _mapping(metrics)
+                key = "test_r2" if "test_r2" in m else next((k for k in m if k.startswith("test_")), None)
+                if key is not None:
+                    scores.setdefault(run_id, {}).setdefault(f"{model}|{key}", []).append(float(m[key]))
+            except (ValueError, TypeError):
+                damaged.add(run_id)
         out = []
         for rid, created, status, host, pid, dataset, target, n_rows, n_folds, models, _metrics in rows:
-            best = ""
-            if rid in scores:
-                means = {k: float(np.mean(v)) for k, v in scores[rid].items()}
-                pick = max if higher_is_better(next(iter(means)).split("|")[1]) else min
-                k = pick(means, key=lambda name: means[name])
-                best = f"{k.split('|')[0]} ({k.split('|')[1].removeprefix('test_')} {means[k]:.3f})"
-            models_list = json.loads(models)
-            out.append({"id": rid, "created": pd.Timestamp(created, unit="s").tz_localize("UTC").tz_convert(None)
-                        .floor("s"), "data": dataset or f"{n_rows} rows", "target": target,
-                        "models": ", ".join(models_list), "status": self._status(status, host, pid),
-                        "fits": f"{done.get(rid, 0)}/{n_folds * len(models_list)}", "best": best})
+            try:
+                out.append(self._listing(rid, created, status, host, pid, dataset, target, n_rows, n_folds, models,
+                                         scores.get(rid), done.get(rid, 0), rid in damaged))
+            except Exception:  # noqa: BLE001 - a damaged row is listed as such, never a traceback for all
+                out.append({"id": str(rid), "created": pd.NaT, "data": "", "target": "", "models": "",
+                            "status": "damaged", "fits": "", "best": ""})
         return pd.DataFrame(out, columns=["id", "created", "data", "target", "models", "status", "fits", "best"])
+
+    def _listing(self, rid: str, created: float, status: str, host: str, pid: int, dataset: str, target: str,
+                 n_rows: int, n_folds: int, models: str, scores: dict[str, list[float]] | None, done: int,
+                 damaged: bool) -> dict[str, Any]:
+        """One row of `runs`."""
+        best = ""
+        if scores:
+            means = {k: float(np.mean(v)) for k, v in scores.items()}
+            pick = max if higher_is_better(next(iter(means)).split("|")[1]) else min
+            k = pick(means, key=lambda name: means[name])
+            best = f"{k.split('|')[0]} ({k.split('|')[1].removeprefix('test_')} {means[k]:.3f})"
+        models_list = json.loads(models)
+        _require(isinstance(models_list, list), "models is not a list")
+        return {"id": str(rid), "created": pd.Timestamp(float(created), unit="s").tz_localize("UTC").tz_convert(None)
+                .floor("s"), "data": str(dataset or f"{n_rows} rows"), "target": str(target),
+                "models": ", ".join(map(str, models_list)),
+                "status": "damaged" if damaged else self._status(status, host, pid),
+                "fits": f"{done}/{int(n_folds) * len(models_list)}", "best": best}
 
     @staticmethod
     def _status(status: str, host: str, pid: int) -> str:
@@ -248,7 +286,16 @@ class RunStore:
         return status
 
     def _resolve(self, con: sqlite3.Connection, run_id: str) -> str:
-        ids = [r[0] for r in con.execute("SELECT id FROM runs WHERE id LIKE ?", (f"{run_id}%",)).fetchall()]
+        # A prefix is compared as text, not with LIKE: '%' and '_' in what the user typed are
+        # characters, never wildcards ('_' must not match, and so delete, some run).
+        run_id = str(run_id)
+        if not run_id:
+            raise SpecError("run_id", f"no run id given; list the runs of {self} with store.runs() or %mixcv runs")
+        exact = con.execute("SELECT id FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if exact is not None:
+            return str(exact[0])
+        ids = [r[0] for r in con.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ?",
+                                         (len(run_id), run_id)).fetchall()]
         if len(ids) == 1:
             return ids[0]
         if not ids:
@@ -274,9 +321,11 @@ class RunStore:
         """
         with self._open() as con:
             rid = self._resolve(con, run_id)
-            run = con.execute("SELECT status, host, pid, spec, wall_time FROM runs WHERE id = ?", (rid,)).fetchone()
+            run = con.execute("SELECT status, host, pid, spec, wall_time, n_folds FROM runs WHERE id = ?",
+                              (rid,)).fetchone()
             data = con.execute("SELECT y, groups, row_index, meta FROM run_data WHERE run_id = ?", (rid,)).fetchone()
-            splits = con.execute("SELECT train, test FROM splits WHERE run_id = ? ORDER BY fold", (rid,)).fetchall()
+            splits = con.execute("SELECT fold, train, test FROM splits WHERE run_id = ? ORDER BY fold",
+                                 (rid,)).fetchall()
             columns = self._fold_columns(con, ["model", "fold", "ok", "metrics", "fit_time", "tune_time", "best_params",
                                                "converged", "error", "traceback", "warnings", "test_rows", "y_pred",
                                                "insight", "history", "model_file", "convergence", "model_sha256",
@@ -284,13 +333,51 @@ class RunStore:
             folds = con.execute(f"SELECT {columns} FROM folds WHERE run_id = ?", (rid,)).fetchall()  # noqa: S608
             trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
                                  "ORDER BY model, fold, trial", (rid,)).fetchall()
-        status, host, pid, spec_json, wall_time = run
-        if spec_json is None:
-            raise SpecError("run_id", f"run {rid} used settings that cannot be written down (locally defined "
-                                      "functions or splitter objects); its folds are in store.folds(run_id)")
-        spec = ExperimentSpec.from_dict(json.loads(spec_json))
+        if run[3] is None:
+            raise SpecError("run_id", f"run {rid} in {str(self.db)!r} used settings that cannot be written down "
+                                      "(locally defined functions or splitter objects), or they were lost; its "
+                                      f"folds are in store.folds({rid!r})")
+        try:
+            return self._rebuild(rid, run, data, splits, folds, trials, models)
+        except SpecError as exc:
+            if exc.field == "store":    # a model file refused: the message names it already
+                raise
+            raise self._damaged(rid, exc.message) from None
+        except Exception as exc:  # noqa: BLE001 - any damage to the stored bytes becomes one clear refusal
+            raise self._damaged(rid, f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+    def fingerprints(self, run_id: str) -> dict[str, str] | None:
+        """The column fingerprints a run was recorded with (`column_fingerprints`), or None
+        for a run recorded before mixcv kept them."""
+        with self._open() as con:
+            rid = self._resolve(con, run_id)
+            row = con.execute("SELECT meta FROM run_data WHERE run_id = ?", (rid,)).fetchone()
+        try:
+            columns = json.loads(row[0]).get("columns") if row is not None else None
+        except (ValueError, TypeError, AttributeError):
+            raise self._damaged(rid, "its data description is not JSON") from None
+        return columns if isinstance(columns, dict) else None
+
+    def _damaged(self, rid: str, what: str) -> SpecError:
+        """The refusal of one run that cannot be rebuilt: names the run, the store and the way out."""
+        return SpecError("store", f"run {rid} in the run store {str(self.db)!r} is damaged or was edited, so it "
+                                  f"cannot be loaded ({what}). The other runs are untouched; this run's per-fold "
+                                  f"rows may still be read with store.folds({rid!r}), and it can be removed with "
+                                  f"store.delete({rid!r}) or %mixcv delete {rid}")
+
+    def _rebuild(self, rid: str, run: tuple[Any, ...], data: tuple[Any, ...] | None, splits: list[tuple[Any, ...]],
+                 folds: list[tuple[Any, ...]], trials: list[tuple[Any, ...]], models: bool) -> Results:
+        """The `Results` of one run from its rows; raises on any row that is not as written."""
+        status, host, pid, spec_json, wall_time, n_folds = run
+        # Stored names stay names: nothing the store names is imported to read it.
+        spec = ExperimentSpec.from_dict(json.loads(spec_json), keep_names=True)
+        if models:   # restoring fitted models runs code: the names must be ones the user could have typed
+            spec = spec.resolve_names()
+        _require(data is not None, "its data row is missing")
+        assert data is not None   # for the type checker: _require above
         y, groups, index, meta = data
         meta = json.loads(meta)
+        _require(isinstance(meta, dict), "its data description is not a JSON object")
         if meta.get("labels_format", 1) >= 2:
             row_index = decode_index(json.loads(index))
             group_labels = None if groups is None else decode_values(json.loads(groups))
@@ -298,36 +385,47 @@ class RunStore:
             row_index = pd.Index(json.loads(index))
             group_labels = None if groups is None else np.asarray(
                 json.loads(groups), dtype=object if meta.get("groups_object") else None)
+        y_values = _from_npy(y)
+        n = len(y_values)
+        _require(y_values.ndim == 1 and len(row_index) == n and (group_labels is None or len(group_labels) == n),
+                 "its target, row index and group labels differ in length")
         prepared = PreparedData(
-            X=np.empty((len(_from_npy(y)), 0)), y=_from_npy(y), groups=group_labels,
-            feature_names=meta["feature_names"], slope_names=meta["slope_names"],
+            X=np.empty((n, 0)), y=y_values, groups=group_labels,
+            feature_names=list(meta["feature_names"]), slope_names=list(meta["slope_names"]),
             index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"])
-        outer = [(_from_npy(tr), _from_npy(te)) for tr, te in splits]
+        _require([k for k, _, _ in splits] == list(range(len(splits))) and len(splits) == n_folds,
+                 f"it has {len(splits)} stored splits for {n_folds} folds")
+        outer = [(_rows(tr, n, "a split"), _rows(te, n, "a split")) for _, tr, te in splits]
         with quiet_optuna():   # no "A new study created" line per rebuilt study
             studies = self._studies(spec, trials)
         base_of = {name: m.name for m in spec.models for name in spec.task_names(m)}
         outcomes = []
         for (model, fold, ok, metrics, fit_time, tune_time, best_params, converged, error, tb, warns, test_rows,
              y_pred, insight, history, model_file, convergence, model_sha, known_rows, y_pred_known) in folds:
+            _require(model in base_of and isinstance(fold, int) and 0 <= fold < len(outer),
+                     f"a fit row names model {str(model)[:80]!r} fold {fold!r}, which the run does not have")
             estimator = None
             if model_file and models:
                 estimator = self._load_model(model_file, model_sha)
+            rows = None if test_rows is None else _rows(test_rows, n, "a fit's test rows")
+            pred = None if y_pred is None else _from_npy(y_pred)
+            _require((rows is None) == (pred is None) and (rows is None or pred is None or len(rows) == len(pred)),
+                     f"{model} fold {fold} has {0 if pred is None else len(pred)} predictions for "
+                     f"{0 if rows is None else len(rows)} rows")
             outcomes.append(FoldOutcome(
-                model=model, fold=fold, ok=bool(ok), metrics=json.loads(metrics or "{}"),
-                fit_time=float("nan") if fit_time is None else fit_time, tune_time=tune_time or 0.0,
-                best_params=json.loads(best_params or "{}"),
-                test_rows=None if test_rows is None else _from_npy(test_rows),
-                y_pred=None if y_pred is None else _from_npy(y_pred), estimator=estimator,
-                known_rows=None if known_rows is None else _from_npy(known_rows),
+                model=model, fold=fold, ok=bool(ok), metrics=_mapping(metrics), fit_time=float("nan")
+                if fit_time is None else float(fit_time), tune_time=float(tune_time or 0.0),
+                best_params=_mapping(best_params), test_rows=rows, y_pred=pred, estimator=estimator,
+                known_rows=None if known_rows is None else _rows(known_rows, n, "a fit's known-group rows"),
                 y_pred_known=None if y_pred_known is None else _from_npy(y_pred_known),
                 study=studies.get(base_of.get(model, model), {}).get(fold), insight=_frame_from(insight),
                 history=_frame_from(history), converged=None if converged is None else bool(converged),
-                convergence=convergence or "",
-                warnings=json.loads(warns or "[]"), error=error or "", traceback=tb or ""))
+                convergence=str(convergence or ""),
+                warnings=[str(w) for w in json.loads(warns or "[]")], error=str(error or ""), traceback=str(tb or "")))
         rank = spec.result_rank()
         outcomes.sort(key=lambda o: (o.fold, rank[o.model]))
         res = Results(spec=spec, outcomes=outcomes, data=prepared, outer=outer, status=self._status(status, host, pid),
-                      wall_time=wall_time if wall_time is not None else float("nan"))
+                      wall_time=float(wall_time) if wall_time is not None else float("nan"))
         res.run_id = rid
         return res
 
@@ -371,10 +469,11 @@ class RunStore:
             raise SpecError("store", f"the run store at {str(self.path)!r} is read-only")
         with self._open() as con:
             rid = self._resolve(con, run_id)
+            folder = self.run_dir(rid)   # refused before anything is deleted if it lies outside the store
             con.execute("DELETE FROM runs WHERE id = ?", (rid,))
             for table in ("run_data", "splits", "folds", "trials"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))  # noqa: S608
-        shutil.rmtree(self.run_dir(rid), ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def folds(self, run_id: str) -> pd.DataFrame:
         """The stored per-fold rows of a run, metrics as columns (readable even when `load`
@@ -513,7 +612,8 @@ class StoreObserver:
         index_json, groups_json = self.encode_labels(d)
         self._con = self.store._connect()
         meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
-                "groups_name": d.groups_name, "labels_format": LABELS_FORMAT}
+                "groups_name": d.groups_name, "labels_format": LABELS_FORMAT,
+                "columns": column_fingerprints(d)}
         now = time.time()
         with self._db:
             _insert(self._db, "runs", id=self.run_id, created=now, updated=now, status="running",
@@ -546,7 +646,12 @@ class StoreObserver:
                 model_file, model_sha = str(rel), _sha256(self.store.path / rel)
             except Exception as exc:  # noqa: BLE001 - only this model's file is lost; its results are stored
                 (self.store.path / rel).unlink(missing_ok=True)
-                notes.append(f"model not saved: {type(exc).__name__}: {exc}")
+                note = f"model not saved: {type(exc).__name__}: {str(exc)[:300]}"
+                notes.append(note)
+                # Said now, not only in the stored notes: save_models=True was asked for.
+                import warnings
+                warnings.warn(StoreWarning(f"{o.model} fold {o.fold}: {note}. Its results are stored; the fitted "
+                                           "model cannot be restored with load(models=True)"), stacklevel=2)
         with self._db:
             _insert(self._db, "folds", replace=True,
                     run_id=self.run_id, model=o.model, fold=o.fold, ok=int(o.ok), metrics=_dumps(o.metrics),
@@ -559,6 +664,25 @@ class StoreObserver:
                     convergence=o.convergence, model_sha256=model_sha,
                     known_rows=None if o.known_rows is None else _npy(o.known_rows),
                     y_pred_known=None if o.y_pred_known is None else _npy(o.y_pred_known))
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise ValueError(what)
+
+
+def _rows(blob: bytes, n: int, what: str) -> np.ndarray:
+    """Stored row positions, checked to be whole numbers that index the run's ``n`` rows."""
+    rows = _from_npy(blob)
+    _require(rows.ndim == 1 and rows.dtype.kind in "iu" and (len(rows) == 0 or (rows.min() >= 0 and rows.max() < n)),
+             f"{what} names rows the run does not have")
+    return rows
+
+
+def _mapping(text: str | None) -> dict[str, Any]:
+    value = json.loads(text or "{}")
+    _require(isinstance(value, dict), "a fit's metrics or parameters are not a JSON object")
+    return value
 
 
 def _sha256(path: Path) -> str:
@@ -580,7 +704,11 @@ def _insert(con: sqlite3.Connection, table: str, replace: bool = False, **row: A
 
 
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+    """A file name for a model name: readable, and unique per name (``m.1`` and ``m_1`` both
+    read ``m_1``, so a short hash of the exact name tells their files apart)."""
+    import hashlib
+    readable = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60]
+    return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
 
 
 def resolve_store(store: RunStore | str | Path | bool | None) -> RunStore | None:

@@ -79,3 +79,19 @@ class RecordsThreads(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return np.full(len(X), self.mean_)
+
+
+class FailsForBigAlpha(RegressorMixin, BaseEstimator):
+    """Predicts the mean; refuses ``alpha > 1`` in fit (a corner of a search space that fails)."""
+
+    def __init__(self, alpha: float = 0.5):
+        self.alpha = alpha
+
+    def fit(self, X, y):
+        if self.alpha > 1:
+            raise ValueError(f"alpha={self.alpha} is too large")
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)

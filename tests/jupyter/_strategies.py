@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import optuna.distributions as od
 from hypothesis import strategies as st
 
+from mixcv_core.errors import SpecError
 from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True)
@@ -43,9 +46,19 @@ def model_specs(draw, name):
     split = draw(st.integers(0, len(pnames)))
     params = {p: draw(distributions()) for p in pnames[:split]}
     fixed = {p: draw(scalars) for p in pnames[split:]}
-    return ModelSpec(name=name, estimator=est, params=params, model_kwargs=fixed,
-                     requires_inner_cv=draw(st.booleans()) if draw(st.booleans()) else bool(params),
-                     add_merf=draw(st.booleans()))
+    tune, merf = (draw(st.booleans()) if draw(st.booleans()) else None), draw(st.booleans())
+    # A value the estimator itself refuses (max_iter=0, solver='x') is refused by the spec;
+    # such parameters are dropped, so every spec drawn is one a user could run.
+    while True:
+        try:
+            return ModelSpec(name=name, estimator=est, params=params, model_kwargs=fixed,
+                             requires_inner_cv=bool(params) if tune is None else tune, add_merf=merf)
+        except SpecError as exc:
+            bad = re.search(r"\['(\w+)'\]$", exc.field)
+            if bad is None or "is not a value" not in exc.message:
+                raise
+            params.pop(bad.group(1), None)
+            fixed.pop(bad.group(1), None)
 
 
 @st.composite
