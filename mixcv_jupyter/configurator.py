@@ -273,10 +273,11 @@ class Configurator:
         self.merf_all = w.Checkbox(value=False, description="MERF for every model", indent=False)
         self.merf_iter = _bounded("merf.max_iterations", 100, "EM iterations", "200px",
                                   style={"description_width": "initial"})
-        self.merf_threshold = w.Text(value="0.01", description="stop below",
-                                     placeholder="empty: run every iteration",
-                                     layout=w.Layout(width="300px"),
-                                     tooltip="relative change of the GLL that counts as converged")
+        self.merf_threshold = w.Text(value="", description="stop early below",
+                                     placeholder="empty: stop when converged",
+                                     layout=w.Layout(width="300px"), style={"description_width": "initial"},
+                                     tooltip="an early stop: relative change of the GLL below which the EM "
+                                             "ends, converged or not")
         self.merf_window = w.Text(value="2", description="for iterations", placeholder="1",
                                   layout=w.Layout(width="200px"), style={"description_width": "initial"})
         self.merf_linear = w.Checkbox(value=True, description="linear fixed part (zero-mean random effects)",

@@ -70,8 +70,9 @@ TOP_KEY_HELP: dict[str, str] = {
     "trials": "Optuna trials per model and outer fold (default 100)",
     "objective": "dotted path of a tuning objective to minimise (default: validation MSE)",
     "metrics": "metric names, e.g. [r2, mse, mae, rmse] (default r2, mse, mae)",
-    "merf": "MERF settings: {all: true, iterations: 100, threshold: 0.01, window: 2, linear: true, "
-            "em_estimators: 50} (the defaults but all; linear: false is merf 1.0's algorithm)",
+    "merf": "MERF settings: {all: true, iterations: 100, threshold: null, window: 2, linear: true, "
+            "em_estimators: 50} (the defaults but all; threshold: an early stop on the GLL's relative "
+            "change; linear: false is merf 1.0's algorithm)",
     "predict_known_groups": "mixed models use the random effects of groups seen in training (default true)",
     "seed": "seeds the splits, the tuning and the models (default 42)",
     "n_jobs": "outer folds in parallel processes; -1 for all cores (default 1)",

@@ -344,13 +344,17 @@ class MerfSpec:
     add_merf_global : bool
         Add ``MERF(<name>)`` next to every model.
     max_iterations : int
-        EM iterations at most (>= 1); a fit that reaches it is reported as not converged.
+        EM iterations at most (>= 1); the EM stops when it converges (variance parameters,
+        BLUPs and GLL per row settled: `mixcv_core.models.merf.DEFAULT_TOL`), and a fit
+        that reaches the limit first is reported as not converged.
     stopping_threshold : float or None
-        Stop when the relative change of the generalised log-likelihood (GLL) falls below
-        it (relative to max(|GLL|, rows)); ``None`` runs every iteration (convergence is still
-        judged, at the default 1e-2 held for 2 iterations).
+        An early stop: end the EM when the relative change of the generalised
+        log-likelihood (GLL) falls below it (relative to max(|GLL|, rows)). A fit stopped
+        so before it converged is reported as "stopped early", not converged. ``None``
+        (default): no early stop.
     stopping_window : int or None
-        ...for this many consecutive iterations.
+        ...for this many consecutive iterations (and the convergence rule must hold for
+        as many).
     linear_fixed_effects : bool
         Estimate a linear fixed part by GLS inside the EM (zero-mean random effects, new
         groups predicted by the whole fixed part); False is merf 1.0's algorithm.
@@ -361,7 +365,7 @@ class MerfSpec:
 
     add_merf_global: bool = False
     max_iterations: int = 100
-    stopping_threshold: float | None = 1e-2
+    stopping_threshold: float | None = None
     stopping_window: int | None = 2
     linear_fixed_effects: bool = True
     em_estimators: int | None = 50

@@ -162,11 +162,15 @@ def check_not_converged(r: Results) -> list[Check]:
     bad = [o for o in r.outcomes if o.ok and o.converged is False]
     if not bad:
         return []
+    # MERF's early stop on the GLL ends the EM on purpose: said apart from running out of iterations.
+    early = [o for o in bad if (o.convergence or "").startswith("stopped early")]
     by_model = pd.Series([o.model for o in bad]).value_counts()
-    return [Check("not-converged", "warning",
-                  "some fits did not converge: their estimates (and scores) may be wrong; see the converged and "
-                  "convergence columns of the per-fold table",
-                  ", ".join(f"{m}: {c} fit(s)" for m, c in by_model.items()))]
+    message = ("some fits did not converge: their estimates (and scores) may be wrong; see the converged and "
+               "convergence columns of the per-fold table")
+    if early:
+        message += (f" ({len(early)} of them stopped early by the GLL threshold, as set, before their estimates "
+                    "settled)")
+    return [Check("not-converged", "warning", message, ", ".join(f"{m}: {c} fit(s)" for m, c in by_model.items()))]
 
 
 def check_worse_than_mean(r: Results) -> list[Check]:

@@ -106,6 +106,19 @@ def test_fits_that_did_not_converge():
         res = _run(models=[("LinearModel", {"add_merf": True})], merf={"em_max_iterations": 1})
     assert _codes(res)["not-converged"] == "warning"
     assert "MERF(LinearModel): 3 fit(s)" in res.checks().set_index("code").loc["not-converged", "evidence"]
+    assert "stopped early" not in res.checks().set_index("code").loc["not-converged", "message"]
+
+
+def test_fits_stopped_early_by_the_gll_threshold_are_said_to_be_so():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = _run(models=[("LinearModel", {"add_merf": True})],
+                   merf={"em_stopping_threshold": 0.9, "em_stopping_window": 1})
+    table = res.to_frame().set_index("model").loc["MERF(LinearModel)"]
+    assert not table["converged"].any() and table["convergence"].str.startswith("stopped early at iteration 2").all()
+    message = res.checks().set_index("code").loc["not-converged", "message"]
+    assert "(3 of them stopped early by the GLL threshold, as set, before their estimates settled)" in message
 
 
 def test_a_model_worse_than_the_training_mean():
