@@ -370,6 +370,12 @@ def _names(value: Any, key: str, line: int | None) -> tuple[str, ...]:
     raise CellError(key, f"expected a column name or a list such as [a, b], got {value!r}", line)
 
 
+def _group_names(value: Any) -> str | list[str]:
+    """``groups: subject`` or ``groups: [a, b]``: a list stays a list of grouping columns (the
+    spec says what it can do with several), it is not one column named "['a', 'b']"."""
+    return [str(v) for v in value] if isinstance(value, list) else str(value)
+
+
 def _model(name: str, entry: Any, lines: dict[str, int]) -> ModelSpec:
     key = f"models.{name}"
     line = lines.get(key)
@@ -482,7 +488,8 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     def make_data() -> DataSpec:
         try:
             return DataSpec(target=str(column("target")),
-                            groups=None if raw.get("groups") is None else str(column("groups")),
+                            # a list goes to the spec as a list: it says what it does with several
+                            groups=None if raw.get("groups") is None else cast(str, _group_names(column("groups"))),
                             slopes=_names(column("slopes") if "slopes" in raw else None, "slopes", at("slopes")),
                             features=None if raw.get("features") is None else _names(column("features"),
                                                                                       "features", at("features")),

@@ -73,6 +73,15 @@ class DataSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
             raise SpecTypeError("data.target", f"expected a column name, got {self.target!r}")
+        if isinstance(self.groups, (list, tuple)) and all(isinstance(g, str) for g in self.groups):
+            if len(self.groups) == 1:
+                _set(self, "groups", self.groups[0])
+            else:
+                # Understood as several grouping columns; one factor is what the models fit today.
+                raise SpecError("data.groups", f"several grouping factors {list(self.groups)}: random effects "
+                                               "of more than one grouping factor (crossed or nested) are not "
+                                               "supported yet; give one grouping column, e.g. groups: "
+                                               f"{self.groups[0]}")
         if self.groups is not None and not isinstance(self.groups, str):
             raise SpecTypeError("data.groups", f"expected a column name or None, got {self.groups!r}")
         if isinstance(self.slopes, str):
