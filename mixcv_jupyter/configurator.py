@@ -338,6 +338,7 @@ class Configurator:
         self.result = w.HTML()
         for name in self._MESSAGES:
             setattr(self, f"msg_{name}", _msg())
+        self.features_used = w.HTML("")   # the features a valid form would use, shown under the choice
         for c in (self.target, self.groups, self.slopes, self.features, self.outer, self.inner):
             c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0]}")
         self.outer_k.add_class("mixcv-outer-k")
@@ -378,6 +379,7 @@ class Configurator:
             w.HBox([self.groups, self.msg_groups], layout=wrap),
             w.HBox([self.slopes, self.msg_slopes], layout=wrap),
             w.HBox([self.all_features, self.features, self.msg_features], layout=wrap),
+            self.features_used,
             self.dataset_name])
         splits = self._section("Splits", [
             w.HBox([self.outer, self.outer_k, self.scale_outer, self.msg_outer], layout=wrap),
@@ -630,6 +632,7 @@ class Configurator:
         self.errors = {}
         for name in self._MESSAGES:
             _set_msg(getattr(self, f"msg_{name}"), "")
+        self.features_used.value = ""
         for card in self.cards:
             _set_msg(card.message, "")
             if card.enabled.value:
@@ -700,6 +703,18 @@ class Configurator:
             self._plan = plan_experiment(spec, self.df)  # reused by Run: the splits are made once
         except MixcvError as exc:
             self._error(self._msg_for(exc.field), exc.message)
+        else:
+            self._show_features(self._plan)
+
+    def _show_features(self, plan: Any) -> None:
+        """The features a run would use, by name ("all other columns" included), and a warning for a
+        row number among them: not an error, the run may go ahead."""
+        from mixcv_core.results.checks import row_id_checks
+        from mixcv_core.results.report import features_html
+        warnings = "".join(f"<div style='{_ERROR_STYLE}'>⚠ {html.escape(c.message)}</div>"
+                           for c in row_id_checks(plan.data))
+        self.features_used.value = (f"<div class='mixcv-features-used'>"
+                                    f"{features_html(plan.data.feature_names, plan.data.slope_names)}</div>{warnings}")
 
     # -- actions ---------------------------------------------------------------------------
     def cell_text(self) -> str:

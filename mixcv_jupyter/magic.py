@@ -72,7 +72,8 @@ class MixcvMagics(Magics):
             from mixcv_core.results.report import plan_table, render_plan_html
 
             from .dashboard import Rendered
-            text = f"Plan (dry run):\n{plan_table(spec, plan).to_string(index=False)}\n\n%%mixcv\n{spec_to_cell(spec)}"
+            text = (f"Plan (dry run):\nfeatures: {', '.join(plan.data.feature_names) or 'none'}\n"
+                    f"{plan_table(spec, plan).to_string(index=False)}\n\n%%mixcv\n{spec_to_cell(spec)}")
             display(Rendered(render_plan_html(spec, plan), text))
             return None
 

