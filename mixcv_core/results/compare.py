@@ -19,6 +19,7 @@ the folds' own ratios.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from scipy import stats
 
 from ..errors import SpecError
 from ..metrics import higher_is_better, metric_label
+from ..outcome import FoldOutcome
 
 if TYPE_CHECKING:
     from .results import Results
@@ -141,6 +143,12 @@ class Comparison:
     losses: int        # folds where b is better than a
     n_folds: int
     test_train_ratio: float
+    #: The largest difference between the two models' predictions on the compared rows, over
+    #: the folds compared (NaN when the predictions are not kept, e.g. a stored run).
+    max_prediction_diff: float = math.nan
+    #: Whether the two models predict the same values up to rounding (``IDENTICAL`` of the
+    #: target's scale): then fold "wins" are rounding noise, and the sentence says so.
+    identical: bool = False
 
     @property
     def sentence(self) -> str:
@@ -151,6 +159,11 @@ class Comparison:
         label = metric_label(self.metric) + ("" if self.split == "test" else f" ({self.split}-group rows)")
         numbers = (f"mean difference {self.a} − {self.b} {self.mean_diff:.3g}, {self.confidence:.0%} CI "
                    f"[{self.ci_low:.3g}, {self.ci_high:.3g}]")
+        if self.identical:
+            rows = "" if self.split == "test" else f" for {self.split}-group rows"
+            return (f"{self.a} and {self.b} make identical predictions{rows} (largest difference "
+                    f"{self.max_prediction_diff:.2g} in {self.n_folds} folds, rounding): the same {label}, nothing "
+                    "to choose between them")
         if self.p_value < 0.05:
             a_ahead = (self.mean_diff > 0) == higher_is_better(self.metric)
             winner, loser = (self.a, self.b) if a_ahead else (self.b, self.a)
@@ -207,14 +220,39 @@ def compare_models(results: Results, a: str, b: str, metric: str | None = None, 
     d = (pair[f"{column}_a"] - pair[f"{column}_b"]).to_numpy(dtype=float)
     r = corrected_resampled_ttest(d, pair["n_train"].to_numpy(), pair["n_test"].to_numpy(), confidence)
     sign = 1 if higher_is_better(metric) else -1
+    gap, identical = prediction_gap(results.outcomes, a, b, pair["fold"].tolist(), split, results._data.y)
     return Comparison(a=a, b=b, metric=metric, split=split, mean_diff=r.mean_diff, t=r.t, df=r.df,
                       p_value=r.p_value, ci_low=r.ci_low, ci_high=r.ci_high, confidence=confidence,
                       wins=int(np.sum(sign * d > 0)), losses=int(np.sum(sign * d < 0)), n_folds=r.n_folds,
-                      test_train_ratio=r.test_train_ratio)
+                      test_train_ratio=r.test_train_ratio, max_prediction_diff=gap, identical=identical)
+
+
+#: Predictions closer than this share of the target's sd are "identical": what separates
+#: two fits of the same linear model by different algorithms (sleepstudy's LMM and linear
+#: model for new subjects differ by 1e-15), far below any difference a model makes.
+IDENTICAL = 1e-9
+
+
+def prediction_gap(outcomes: Sequence[FoldOutcome], a: str, b: str, folds: list[int], split: str,
+                   y: np.ndarray) -> tuple[float, bool]:
+    """The largest |prediction a - prediction b| over ``folds`` and whether that is rounding.
+
+    NaN and False when some fold's predictions are not at hand (a run loaded without them).
+    """
+    preds = {(o.model, o.fold): (o.y_pred if split == "test" else o.y_pred_known) for o in outcomes if o.ok}
+    gap = 0.0
+    for fold in folds:
+        pa, pb = preds.get((a, fold)), preds.get((b, fold))
+        if pa is None or pb is None or len(pa) != len(pb):
+            return math.nan, False
+        if len(pa):
+            gap = max(gap, float(np.max(np.abs(np.asarray(pa, float) - np.asarray(pb, float)))))
+    scale = float(np.std(y)) if len(y) else 0.0
+    return gap, bool(folds) and gap <= IDENTICAL * max(scale, np.finfo(float).tiny)
 
 
 COMPARISON_COLUMNS = ["metric", "a", "b", "mean_diff", "ci_low", "ci_high", "t", "df", "p_value", "p_holm",
-                      "wins", "losses", "n_folds"]
+                      "wins", "losses", "n_folds", "identical"]
 
 
 def compare_all(results: Results, metrics: list[str] | None = None, split: str = "test",
@@ -244,7 +282,8 @@ def compare_all(results: Results, metrics: list[str] | None = None, split: str =
                     continue   # fewer than two folds both finished: nothing to test
                 block.append({"metric": metric, "a": a, "b": b, "mean_diff": c.mean_diff, "ci_low": c.ci_low,
                               "ci_high": c.ci_high, "t": c.t, "df": c.df, "p_value": c.p_value,
-                              "wins": c.wins, "losses": c.losses, "n_folds": c.n_folds})
+                              "wins": c.wins, "losses": c.losses, "n_folds": c.n_folds,
+                              "identical": c.identical})
         if block:
             adjusted = multipletests([r["p_value"] for r in block], method="holm")[1]
             for r, p in zip(block, adjusted):

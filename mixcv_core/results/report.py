@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from ..errors import SpecError
 from ..metrics import higher_is_better, metric_label
 
 if TYPE_CHECKING:
@@ -348,12 +349,26 @@ def comparison_html(results: Results) -> str:
     means = results.summary["mean"].xs(metric, level="metric")
     order = means.sort_values(ascending=not higher_is_better(metric)).index
     headline = results.compare(str(order[0]), str(order[1]), metric).sentence
+    if results.has_known:
+        # New and known groups answer different questions (a mixed model may equal its base for new
+        # groups and be far better for known ones): the headline says both.
+        known = results.summarize("known")["mean"].xs(metric, level="metric").dropna()
+        if len(known) >= 2:
+            top = known.sort_values(ascending=not higher_is_better(metric)).index
+            try:
+                other = results.compare(str(top[0]), str(top[1]), metric, split="known").sentence
+            except SpecError:
+                other = ""   # fewer than two folds scored known rows for both
+            if other:
+                headline = f"new groups: {headline}; known groups: {other}"
     shown = first.assign(**{"a − b": first["mean_diff"].map(fmt_number),
                             "95% CI": [f"[{fmt_number(lo)}, {fmt_number(hi)}]"
                                        for lo, hi in zip(first["ci_low"], first["ci_high"])],
                             "t": first["t"].map(lambda v: f"{v:.2f}"),
                             "p": first["p_value"].map(fmt_p), "p (Holm)": first["p_holm"].map(fmt_p),
-                            "a better in": [f"{w} of {n}" for w, n in zip(first["wins"], first["n_folds"])]})
+                            "a better in": ["identical predictions" if same else f"{w} of {n}"
+                                            for w, n, same in zip(first["wins"], first["n_folds"],
+                                                                  first["identical"])]})
     shown = shown[["a", "b", "a − b", "95% CI", "t", "df", "p", "p (Holm)", "a better in"]]
     return (f'<div class="mixcv-comparison"><div><b>Comparison</b> — {html.escape(headline)}.</div>'
             f"<details><summary>Every pair on {html.escape(metric)} (corrected resampled t-test, Nadeau &amp; "
