@@ -228,6 +228,7 @@ def plot_group_errors(results: Results, top: int = 25) -> MixcvFigure:
     for i, m in enumerate(shown.columns):
         ax.plot(shown[m].to_numpy(dtype=float), y, "o", ms=4, color=f"C{i % 10}", label=m)
     ax.set_yticks(y, [str(g) for g in shown.index], fontsize=7)
+    ax.set_ylabel(str(results._data.groups_name or "group"))
     ax.set_xlabel("mean absolute error (out of fold)")
     more = f", {len(shown)} hardest of {len(table)}" if len(table) > len(shown) else ""
     ax.set_title(f"error by group{more}", fontsize=9)

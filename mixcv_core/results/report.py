@@ -16,6 +16,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from ..errors import SpecError
+from ..experiment.spec import merf_name
 from ..metrics import higher_is_better, metric_label
 
 if TYPE_CHECKING:
@@ -303,7 +304,11 @@ def tuned_params_html(results: Results) -> str:
         return ""
     bp = bp.assign(best_params=bp["best_params"].map(
         lambda p: ", ".join(f"{k}={fmt_number(v) if isinstance(v, float) else v}" for k, v in p.items())))
-    return safe_table(bp.style.format(escape="html").hide(axis="index"))
+    # MERF is not tuned on its own: its EM runs around the base model with that fold's chosen values.
+    reused = [m.name for m in results.spec.merf_models() if m.tunes]
+    note = "".join(f"<div class='mixcv-meta'>{html.escape(merf_name(n))} reuses {html.escape(n)}'s tuned "
+                   "parameters of the same fold (it is not tuned separately)</div>" for n in reused)
+    return safe_table(bp.style.format(escape="html").hide(axis="index")) + note
 
 
 def convergence_html(results: Results) -> str:

@@ -331,3 +331,10 @@ def test_resume_line_magic_finishes_an_interrupted_run(ip, tmp_path, capsys):
             ip.run_line_magic("mixcv", f"resume {cut.run_id} --store {store}")
     finally:
         ip.user_ns["df"] = frame   # the module's other tests use it
+
+
+def test_the_backend_option_lists_and_explains_its_values_in_help():
+    from mixcv_jupyter.commands import CELL_PARSER
+    text = " ".join(CELL_PARSER.format_help().split())
+    assert "--backend {local,dask}" in text
+    assert "local (worker processes on this machine, the default) or dask (a Dask cluster" in text
