@@ -2,7 +2,7 @@
 
 Each check looks at the run (its splits, data, fits and tuning) and, when it finds
 something, returns a `Check` with a one-line finding and the evidence behind it. The
-report shows them; `Results.checks()` returns them as a table. The checks are written
+report shows them; `RunView.checks()` returns them as a table. The checks are written
 once, as a list of functions (`CHECKS`), each with the code it reports under.
 
 None of them changes a number: they say what a number estimates, or why it may be off.
@@ -21,7 +21,7 @@ import pandas as pd
 from ..experiment.data import PreparedData
 
 if TYPE_CHECKING:
-    from .results import Results
+    from ._run import RunView
 
 __all__ = ["Check", "CHECKS", "run_checks", "row_id_checks", "MIN_TEST_GROUPS"]
 
@@ -49,7 +49,7 @@ class Check:
     evidence: str
 
 
-def check_split_ignores_groups(r: Results) -> list[Check]:
+def check_split_ignores_groups(r: RunView) -> list[Check]:
     g = r._data.groups
     if g is None:
         return []
@@ -70,7 +70,7 @@ def check_split_ignores_groups(r: Results) -> list[Check]:
     return out
 
 
-def check_feature_identifies_group(r: Results) -> list[Check]:
+def check_feature_identifies_group(r: RunView) -> list[Check]:
     d = r._data
     if d.groups is None or d.X.shape[1] == 0:
         return []
@@ -151,11 +151,11 @@ def row_id_checks(d: PreparedData) -> list[Check]:
     return out
 
 
-def check_row_ids(r: Results) -> list[Check]:
+def check_row_ids(r: RunView) -> list[Check]:
     return row_id_checks(r._data)
 
 
-def check_target_constant_within_groups(r: Results) -> list[Check]:
+def check_target_constant_within_groups(r: RunView) -> list[Check]:
     d = r._data
     if d.groups is None:
         return []
@@ -170,7 +170,7 @@ def check_target_constant_within_groups(r: Results) -> list[Check]:
     return []
 
 
-def check_few_test_groups(r: Results) -> list[Check]:
+def check_few_test_groups(r: RunView) -> list[Check]:
     g = r._data.groups
     if g is None or not r.spec.outer.requires_groups:
         return []
@@ -185,7 +185,7 @@ def check_few_test_groups(r: Results) -> list[Check]:
                   + (" ..." if len(few) > 8 else ""))]
 
 
-def check_tuned_at_edge(r: Results) -> list[Check]:
+def check_tuned_at_edge(r: RunView) -> list[Check]:
     import optuna.distributions as od
     out = []
     table = r.to_frame()
@@ -216,7 +216,7 @@ def check_tuned_at_edge(r: Results) -> list[Check]:
     return out
 
 
-def check_not_converged(r: Results) -> list[Check]:
+def check_not_converged(r: RunView) -> list[Check]:
     bad = [o for o in r.outcomes if o.ok and o.converged is False]
     if not bad:
         return []
@@ -231,7 +231,7 @@ def check_not_converged(r: Results) -> list[Check]:
     return [Check("not-converged", "warning", message, ", ".join(f"{m}: {c} fit(s)" for m, c in by_model.items()))]
 
 
-def check_worse_than_mean(r: Results) -> list[Check]:
+def check_worse_than_mean(r: RunView) -> list[Check]:
     d = r._data
     baseline = {}
     for k, (train, test) in enumerate(r._outer):
@@ -252,7 +252,7 @@ def check_worse_than_mean(r: Results) -> list[Check]:
                   "; ".join(worse))]
 
 
-def check_unequal_folds(r: Results) -> list[Check]:
+def check_unequal_folds(r: RunView) -> list[Check]:
     sizes = np.array([len(test) for _, test in r._outer])
     if len(sizes) < 2 or sizes.min() == 0 or sizes.max() / sizes.min() < UNEQUAL:
         return []
@@ -262,7 +262,7 @@ def check_unequal_folds(r: Results) -> list[Check]:
                   f"test rows per fold from {sizes.min()} to {sizes.max()}")]
 
 
-def check_one_fold(r: Results) -> list[Check]:
+def check_one_fold(r: RunView) -> list[Check]:
     if not r.spec.break_cross_val:
         return []
     return [Check("one-fold", "warning", "only the first outer fold was fitted (break_cross_val): a debugging run, "
@@ -270,14 +270,14 @@ def check_one_fold(r: Results) -> list[Check]:
 
 
 #: Every check, in the order the report lists them.
-CHECKS: list[Callable[[Results], list[Check]]] = [
+CHECKS: list[Callable[[RunView], list[Check]]] = [
     check_one_fold, check_split_ignores_groups, check_row_ids, check_feature_identifies_group,
     check_target_constant_within_groups,
     check_few_test_groups, check_tuned_at_edge, check_not_converged, check_worse_than_mean, check_unequal_folds,
 ]
 
 
-def run_checks(results: Results) -> list[Check]:
+def run_checks(results: RunView) -> list[Check]:
     """Every finding of `CHECKS` for ``results`` (warnings first)."""
     found = [c for check in CHECKS for c in check(results)]
     return sorted(found, key=lambda c: c.severity != "warning")

@@ -13,7 +13,7 @@ variance (ddof=1). Group folds have unequal sizes, so ``n_test / n_train`` is th
 the folds' own ratios.
 
 `corrected_resampled_ttest` is the statistic on plain arrays; `compare_models` and
-`compare_all` feed it a run's fold scores (`Results.compare`).
+`compare_all` feed it a run's fold scores (`RunView.compare`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..metrics import higher_is_better, metric_label
 from ..outcome import FoldOutcome
 
 if TYPE_CHECKING:
-    from .results import Results
+    from ._run import RunView
 
 __all__ = ["CorrectedTTest", "corrected_resampled_ttest", "Comparison", "compare_models", "compare_all",
            "COMPARISON_COLUMNS"]
@@ -185,7 +185,7 @@ class Comparison:
         return f"<div class='mixcv-comparison'>{html.escape(self.sentence)}</div>"
 
 
-def _column(results: Results, metric: str, split: str, table: pd.DataFrame) -> str:
+def _column(results: RunView, metric: str, split: str, table: pd.DataFrame) -> str:
     """The per-fold column compared, checked once: ``<split>_<metric>``."""
     if split not in ("test", "known"):
         raise SpecError("split", f"compare on 'test' (new groups) or 'known' rows, got {split!r}")
@@ -195,7 +195,7 @@ def _column(results: Results, metric: str, split: str, table: pd.DataFrame) -> s
     return column
 
 
-def _paired_scores(results: Results, a: str, b: str, column: str, table: pd.DataFrame) -> pd.DataFrame:
+def _paired_scores(results: RunView, a: str, b: str, column: str, table: pd.DataFrame) -> pd.DataFrame:
     for name in (a, b):
         if name not in results.model_names:
             raise SpecError("model", f"{name!r} is not a model of these results; models are {results.model_names}")
@@ -207,9 +207,9 @@ def _paired_scores(results: Results, a: str, b: str, column: str, table: pd.Data
     return pair.dropna(subset=[f"{column}_a", f"{column}_b"])
 
 
-def compare_models(results: Results, a: str, b: str, metric: str | None = None, split: str = "test",
+def compare_models(results: RunView, a: str, b: str, metric: str | None = None, split: str = "test",
                    confidence: float = 0.95, table: pd.DataFrame | None = None) -> Comparison:
-    """Compare models ``a`` and ``b`` on the outer folds both finished (see `Results.compare`).
+    """Compare models ``a`` and ``b`` on the outer folds both finished (see `RunView.compare`).
 
     ``table``: ``results.to_frame()`` when the caller has it already (all pairs at once).
     """
@@ -255,7 +255,7 @@ COMPARISON_COLUMNS = ["metric", "a", "b", "mean_diff", "ci_low", "ci_high", "t",
                       "wins", "losses", "n_folds", "identical"]
 
 
-def compare_all(results: Results, metrics: list[str] | None = None, split: str = "test",
+def compare_all(results: RunView, metrics: list[str] | None = None, split: str = "test",
                 confidence: float = 0.95) -> pd.DataFrame:
     """Every pair of models on every metric (the primary one first), Holm-adjusted per metric.
 

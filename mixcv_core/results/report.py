@@ -1,4 +1,4 @@
-"""HTML rendering of `Results`: one place, used by plain Python, the magic and the widget.
+"""HTML rendering of `RunView`: one place, used by plain Python, the magic and the widget.
 
 The summary shows "mean ± sd" of each test metric per model with the best model per
 metric in bold; the per-fold table, failures and warnings fold away in ``<details>``.
@@ -18,11 +18,14 @@ from pandas.io.formats.style import Styler
 from ..errors import SpecError
 from ..experiment.spec import merf_name
 from ..metrics import higher_is_better, metric_label
+from .checks import CHECKS, row_id_checks, run_checks
+from .compare import compare_all, compare_models
+from .plots import plot_convergence, plot_folds, plot_metric
 
 if TYPE_CHECKING:
     from ..experiment.data import Plan
     from ..experiment.spec import ExperimentSpec
-    from .results import Results
+    from ._run import RunView
 
 __all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html", "fold_table_html",
            "tuned_params_html", "convergence_html", "problems_html", "comparison_html", "checks_html",
@@ -73,13 +76,13 @@ def fmt_number(x: float) -> str:
     return f"{x:.3f}"
 
 
-def split_names(results: Results) -> dict[str, str]:
+def split_names(results: RunView) -> dict[str, str]:
     """What each scored row set estimates, in a column header's words."""
     new = "new groups" if results.spec.outer.requires_groups else "test folds"
     return {"test": new, "known": "known groups"}
 
 
-def summary_table(results: Results) -> pd.DataFrame:
+def summary_table(results: RunView) -> pd.DataFrame:
     """Models × test metrics as "mean ± sd" strings (what the HTML report shows).
 
     With a known-group holdout the columns are (metric, new groups | known groups), side
@@ -102,7 +105,7 @@ def summary_table(results: Results) -> pd.DataFrame:
     return wide.reindex(columns=pd.MultiIndex.from_product([metrics, list(parts)]))
 
 
-def _best_cells(results: Results, table: pd.DataFrame) -> set[tuple[str, object]]:
+def _best_cells(results: RunView, table: pd.DataFrame) -> set[tuple[str, object]]:
     """(model, column) of the best mean per column of ``table``, every tied model included."""
     best: set[tuple[str, object]] = set()
     if len(table) < 2:
@@ -121,7 +124,7 @@ def _best_cells(results: Results, table: pd.DataFrame) -> set[tuple[str, object]
     return best
 
 
-def where_mixed_models_help(results: Results) -> str | None:
+def where_mixed_models_help(results: RunView) -> str | None:
     """One line comparing new- and known-group scores of the primary metric, or None without a holdout."""
     if not results.has_known or not results.model_names:
         return None
@@ -183,7 +186,6 @@ def features_html(feature_names: list[str], slope_names: list[str]) -> str:
 
 def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     """What a run would do, without doing it: folds, models, tuning budget, fit count, features."""
-    from .checks import row_id_checks
     table = plan_table(spec, plan)
     models = []
     n_fits = 0
@@ -209,7 +211,7 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
             + "<div>Outer folds</div>" + safe_table(table.style.hide(axis="index")) + "</div>")
 
 
-def render_html(results: Results) -> str:
+def render_html(results: RunView) -> str:
     """The full HTML report of a run."""
     spec = results.spec
     d = results._data
@@ -282,7 +284,7 @@ def render_html(results: Results) -> str:
 
 
 # -- the report's sections, each usable alone (the results explorer's tabs) ---------------
-def fold_table_html(results: Results) -> str:
+def fold_table_html(results: RunView) -> str:
     """One row per model and outer fold, the columns that say something for this run."""
     folds = results.to_frame().drop(columns=["best_params"])
     if not any(m.tunes for m in results.spec.models):
@@ -296,7 +298,7 @@ def fold_table_html(results: Results) -> str:
     return safe_table(folds.style.format({c: fmt_number for c in num}, escape="html").hide(axis="index"))
 
 
-def tuned_params_html(results: Results) -> str:
+def tuned_params_html(results: RunView) -> str:
     """The parameters the inner loop chose, per model and fold ("" when nothing was tuned)."""
     bp = results.to_frame()[["model", "fold", "best_params"]]
     bp = bp[bp["best_params"].map(bool)]
@@ -311,15 +313,15 @@ def tuned_params_html(results: Results) -> str:
     return safe_table(bp.style.format(escape="html").hide(axis="index")) + note
 
 
-def convergence_html(results: Results) -> str:
+def convergence_html(results: RunView) -> str:
     """MERF's EM convergence figure ("" without MERF)."""
     if not results.histories:
         return ""
     return (f'<div class="mixcv-convergence"><div>EM convergence</div>'
-            f'<img class="mixcv-em-final" src="{figure_png(results.plot_convergence())}"/></div>')
+            f'<img class="mixcv-em-final" src="{figure_png(plot_convergence(results))}"/></div>')
 
 
-def problems_html(results: Results) -> str:
+def problems_html(results: RunView) -> str:
     """Failed fits (open) and warnings raised while fitting (folded)."""
     parts = []
     fails = results.failures
@@ -342,18 +344,18 @@ def fmt_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def comparison_html(results: Results) -> str:
+def comparison_html(results: RunView) -> str:
     """The corrected t-test of every pair (primary metric), with the headline sentence."""
     if len(results.model_names) < 2:
         return ""
     metric = results.metric_names[0]
-    table = results.compare(metric=metric)
+    table = compare_all(results, [metric])
     if table.empty:
         return ""
     first = table[table["metric"] == metric]
     means = results.summary["mean"].xs(metric, level="metric")
     order = means.sort_values(ascending=not higher_is_better(metric)).index
-    headline = results.compare(str(order[0]), str(order[1]), metric).sentence
+    headline = compare_models(results, str(order[0]), str(order[1]), metric).sentence
     if results.has_known:
         # New and known groups answer different questions (a mixed model may equal its base for new
         # groups and be far better for known ones): the headline says both.
@@ -361,7 +363,7 @@ def comparison_html(results: Results) -> str:
         if len(known) >= 2:
             top = known.sort_values(ascending=not higher_is_better(metric)).index
             try:
-                other = results.compare(str(top[0]), str(top[1]), metric, split="known").sentence
+                other = compare_models(results, str(top[0]), str(top[1]), metric, split="known").sentence
             except SpecError:
                 other = ""   # fewer than two folds scored known rows for both
             if other:
@@ -381,8 +383,7 @@ def comparison_html(results: Results) -> str:
             f"{safe_table(shown.style.format(escape='html').hide(axis='index'))}</details></div>")
 
 
-def checks_html(results: Results) -> str:
-    from .checks import CHECKS, run_checks
+def checks_html(results: RunView) -> str:
     found = run_checks(results)
     if not found:
         return (f'<div class="mixcv-checks">Methodology checks: all {len(CHECKS)} passed (group-aware splits, '
@@ -396,13 +397,13 @@ def checks_html(results: Results) -> str:
             "</details>")
 
 
-def figures_html(results: Results) -> str:
+def figures_html(results: RunView) -> str:
     """The most telling figures: per-fold scores (with the comparison) and the fold map."""
     figs = []
     if len(results._outer) >= 2:
-        figs.append(("per-fold scores", results.plot(results.metric_names[0])))
+        figs.append(("per-fold scores", plot_metric(results, results.metric_names[0], "test")))
     if results._data.groups is not None:
-        figs.append(("groups in folds", results.plot_folds()))
+        figs.append(("groups in folds", plot_folds(results, 0)))
     if not figs:
         return ""
     imgs = "".join(f'<img class="mixcv-figure" alt="{html.escape(name)}" src="{figure_png(fig)}"/>'
