@@ -788,12 +788,21 @@ class Configurator:
             self.run_button.disabled = False
             self.stop_button.layout.display = "none"
         self.results = results
+        name = self.output_name.value
+        kept = ""
         if self.shell is not None:
-            self.shell.user_ns[self.output_name.value] = results
+            earlier = self.shell.user_ns.get(name)
+            if (results.status == "interrupted" and isinstance(earlier, Results)
+                    and earlier.status == "finished"):
+                # A stopped run never replaces a finished one: it gets a name of its own.
+                kept = (f"; <code>{html.escape(name)}</code> still holds the finished run "
+                        f"({sum(o.ok for o in earlier.outcomes)} fits)")
+                name = f"{name}_stopped"
+            self.shell.user_ns[name] = results
         dashboard.finish(results)
         done = sum(o.ok for o in results.outcomes)
         how = (f"<b>stopped</b>: {done} finished fit(s) kept" if results.status == "interrupted" else results.status)
-        self.status.value = f"{how}; results stored as <code>{html.escape(self.output_name.value)}</code>"
+        self.status.value = f"{how}; results stored as <code>{html.escape(name)}</code>{kept}"
         return results
 
 

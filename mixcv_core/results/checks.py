@@ -207,7 +207,8 @@ def check_tuned_at_edge(r: RunView) -> list[Check]:
                 elif pos >= 1 - EDGE:
                     hits["upper"] += 1
             for side, count in hits.items():
-                if count and count >= len(values) / 2:
+                # "most folds" only where most of the run's folds say so, not 1 of 2 a stopped run finished
+                if count and count >= len(values) / 2 and count >= len(r._outer) / 2:
                     bound = dist.low if side == "lower" else dist.high
                     out.append(Check("tuned-at-edge", "warning",
                                      f"{m.name}'s {key} was tuned to the {side} end of its range in most folds: "

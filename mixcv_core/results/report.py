@@ -258,8 +258,14 @@ def render_html(results: RunView) -> str:
                          "estimates may be wrong; see the converged and convergence columns per fold</div>")
         what = ("new groups: the outer test folds; known groups: held-out rows of groups seen in training"
                 if results.has_known else split_names(results)["test"])
-        n_run, n_all = results.to_frame()["fold"].nunique(), len(results._outer)
-        over = f"{n_run} outer folds" if n_run == n_all else f"the {n_run} of {n_all} outer folds that finished"
+        per_model = results.to_frame().groupby("model")["fold"].nunique()
+        n_all = len(results._outer)
+        if (per_model == n_all).all():
+            over = f"{n_all} outer folds"
+        else:
+            # Each model's own count: a stopped run may have finished more folds of one model than another.
+            counts = ", ".join(f"{m} {per_model.get(m, 0)}" for m in results.model_names)
+            over = f"the outer folds each model finished, of {n_all}: {counts}"
         parts.append(f"<div>Mean ± sd over {over} ({html.escape(what)}; best in bold; RMSE = √mean MSE)</div>")
         parts.append(safe_table(styler))
         line = where_mixed_models_help(results)

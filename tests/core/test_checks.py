@@ -190,3 +190,18 @@ def test_the_dry_run_plan_lists_the_features_and_flags_a_row_number(oxboys):
     html = render_plan_html(spec, plan_experiment(spec, oxboys))
     assert "features (3): <code>rownames</code>, <code>age</code> (random slope), <code>Occasion</code>" in html
     assert 'data-check="row-id-feature"' in html and "the feature &#x27;rownames&#x27; looks like a row" in html
+
+
+def test_a_stopped_run_counts_finished_folds_per_model_and_claims_no_majority_from_two():
+    from mixcv_core import Results
+    full = _run(k=5, trials=20, models=[("LinearModel", {}), ("Ridge", {
+        "requires_inner_cv": True, "params": {"alpha": FloatDistribution(1e3, 1e5, log=True)}})])
+    assert "tuned-at-edge" in _codes(full)
+    # As a stop leaves it: the linear model finished 4 folds, the tuned Ridge 2 (both at the edge).
+    kept = [o for o in full.outcomes if (o.model == "LinearModel" and o.fold < 4) or (o.model == "Ridge" and o.fold < 2)]
+    chosen = [o.best_params["alpha"] for o in kept if o.model == "Ridge"]
+    assert all(np.log(a / 1e3) / np.log(100) <= 0.1 for a in chosen)
+    stopped = Results(full.spec, kept, full._data, full._outer, status="interrupted")
+    assert "tuned-at-edge" not in _codes(stopped)          # 2 of 5 folds is not "most folds"
+    html = stopped._repr_html_()
+    assert "the outer folds each model finished, of 5: LinearModel 4, Ridge 2" in html
