@@ -166,6 +166,9 @@ def plan_table(spec: ExperimentSpec, plan: Plan) -> pd.DataFrame:
     rows = []
     for k, (train, test) in enumerate(plan.outer):
         row = {"fold": k, "n_train": len(train), "n_test": len(test)}
+        known = plan.known[k] if plan.known else None
+        if known is not None:
+            row["n_known"] = len(known)   # held out of training groups, scored as known groups
         if d.groups is not None:
             g_tr, g_te = set(pd.unique(d.groups[train])), set(pd.unique(d.groups[test]))
             row.update(groups_train=len(g_tr), groups_test=len(g_te), groups_in_both=len(g_tr & g_te))
@@ -193,16 +196,16 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     for m in spec.models:
         tuned = ", ".join(f"{k}" for k in m.params) if m.tunes else "—"
         fits = n_folds * (1 + (spec.tuning.n_trials * spec.inner.n_splits if m.tunes else 0))
+        # MERF fits its base model once per EM iteration (plus the final full forest): at most this many.
+        em = n_folds * (spec.merf.max_iterations + 1) if m in spec.merf_models() else 0
         models.append({"model": m.name, "estimator": m.estimator_class.__name__, "tuned": tuned,
                        "fixed": ", ".join(f"{k}={v!r}" for k, v in m.model_kwargs.items()) or "—",
-                       "merf": "yes" if m in spec.merf_models() else "", "fits": fits})
-        n_fits += fits
-        if m in spec.merf_models():
-            n_fits += n_folds * spec.merf.max_iterations
+                       "merf": "yes" if em else "", "fits": fits, "MERF fits (at most)": em or "—"})
+        n_fits += fits + em
     mt = pd.DataFrame(models)
     outer = spec.outer.method
     head = (f"<h4 class='mixcv-head'>Plan (dry run): {len(plan.data.y)} rows, outer {html.escape(str(outer))} "
-            f"with {n_folds} folds; about {n_fits} model fits</h4>")
+            f"with {n_folds} folds; at most {n_fits} model fits (the columns below add up to it)</h4>")
     warnings = "".join(f'<div class="mixcv-fail" data-check="{c.code}">⚠ {html.escape(c.message)} '
                        f"<small>({html.escape(c.evidence)})</small></div>" for c in row_id_checks(plan.data))
     feats = f"<div class='mixcv-meta'>{features_html(plan.data.feature_names, plan.data.slope_names)}</div>"

@@ -205,3 +205,19 @@ def test_a_stopped_run_counts_finished_folds_per_model_and_claims_no_majority_fr
     assert "tuned-at-edge" not in _codes(stopped)          # 2 of 5 folds is not "most folds"
     html = stopped._repr_html_()
     assert "the outer folds each model finished, of 5: LinearModel 4, Ridge 2" in html
+
+
+def test_the_plan_counts_merf_fits_and_shows_the_known_rows(oxboys):
+    from mixcv_core.experiment.data import plan_experiment
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec
+    from mixcv_core.models import LinearModel
+    from mixcv_core.results.report import plan_table, render_plan_html
+    spec = ExperimentSpec(DataSpec(target="height", groups="Subject", features=("age",)),
+                          (ModelSpec("LinearModel", LinearModel, add_merf=True),),
+                          SplitSpec("GroupKFold", 3, known_holdout=0.2, _field="outer"), merf=MerfSpec(max_iterations=7))
+    plan = plan_experiment(spec, oxboys)
+    html = render_plan_html(spec, plan)
+    # 3 folds x 1 fit, and 3 folds x (7 EM iterations + the final fit) for MERF: 3 + 24
+    assert "at most 27 model fits" in html
+    table = plan_table(spec, plan)
+    assert table["n_known"].tolist() == [len(k) for k in plan.known] and table["n_known"].min() > 0
