@@ -303,7 +303,7 @@ class CrossValidation:
         return self
 
     def set_merf(self, add_merf_global: bool = False, em_max_iterations: int = 100,
-                 em_stopping_threshold: float | None = 1e-2, em_stopping_window: int | None = 2,
+                 em_stopping_threshold: float | None = None, em_stopping_window: int | None = 2,
                  linear_fixed_effects: bool = True, em_estimators: int | None = 50) -> CrossValidation:
         """MERF settings: add ``MERF(<name>)`` to every model, EM iterations and early stopping.
 
@@ -312,11 +312,14 @@ class CrossValidation:
         add_merf_global : bool
             Also fit ``MERF(<name>)`` around every model.
         em_max_iterations : int
-            EM iterations at most; a fit that reaches it is reported as not converged.
+            EM iterations at most; a fit that reaches it before it converges is reported
+            as not converged. The EM stops when it converges: its variance parameters,
+            BLUPs and GLL per row settled for ``em_stopping_window`` iterations (see
+            `mixcv_core.models.merf.DEFAULT_TOL`).
         em_stopping_threshold, em_stopping_window : float or None, int or None
-            Stop when the relative change of the GLL stays below the threshold for the
-            window (default 1e-2 for 2 iterations, measured on real data: see
-            `mixcv_core.models.merf.DEFAULT_THRESHOLD`); None runs every iteration.
+            An early stop (default None: none): end the EM when the relative change of
+            the GLL stays below the threshold for the window; a fit stopped so before it
+            converged is reported as "stopped early", not converged.
         linear_fixed_effects : bool
             A linear fixed part estimated by GLS inside the EM (default): random effects
             with mean zero, and new groups predicted by the whole fixed part. False gives

@@ -48,7 +48,8 @@ CELL_PARSER.add_argument("--quiet", action="store_true", help="no live progress;
 CELL_PARSER.add_argument("--n-jobs", type=int, default=None, metavar="N",
                          help="outer folds in N parallel processes, -1 for all cores (overrides n_jobs)")
 CELL_PARSER.add_argument("--backend", default=None, choices=("local", "dask"),
-                         help="local processes or a Dask cluster (overrides backend)")
+                         help="where the folds run: local (worker processes on this machine, the default) or "
+                              "dask (a Dask cluster; see --scheduler). Overrides the cell's backend")
 CELL_PARSER.add_argument("--scheduler", default=None, metavar="ADDRESS",
                          help="a Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (implies --backend dask)")
 CELL_PARSER.add_argument("--store", default=None, metavar="DIR",

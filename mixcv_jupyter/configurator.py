@@ -273,10 +273,11 @@ class Configurator:
         self.merf_all = w.Checkbox(value=False, description="MERF for every model", indent=False)
         self.merf_iter = _bounded("merf.max_iterations", 100, "EM iterations", "200px",
                                   style={"description_width": "initial"})
-        self.merf_threshold = w.Text(value="0.01", description="stop below",
-                                     placeholder="empty: run every iteration",
-                                     layout=w.Layout(width="300px"),
-                                     tooltip="relative change of the GLL that counts as converged")
+        self.merf_threshold = w.Text(value="", description="stop early below",
+                                     placeholder="empty: stop when converged",
+                                     layout=w.Layout(width="300px"), style={"description_width": "initial"},
+                                     tooltip="an early stop: relative change of the GLL below which the EM "
+                                             "ends, converged or not")
         self.merf_window = w.Text(value="2", description="for iterations", placeholder="1",
                                   layout=w.Layout(width="200px"), style={"description_width": "initial"})
         self.merf_linear = w.Checkbox(value=True, description="linear fixed part (zero-mean random effects)",
@@ -337,6 +338,7 @@ class Configurator:
         self.result = w.HTML()
         for name in self._MESSAGES:
             setattr(self, f"msg_{name}", _msg())
+        self.features_used = w.HTML("")   # the features a valid form would use, shown under the choice
         for c in (self.target, self.groups, self.slopes, self.features, self.outer, self.inner):
             c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0]}")
         self.outer_k.add_class("mixcv-outer-k")
@@ -377,6 +379,7 @@ class Configurator:
             w.HBox([self.groups, self.msg_groups], layout=wrap),
             w.HBox([self.slopes, self.msg_slopes], layout=wrap),
             w.HBox([self.all_features, self.features, self.msg_features], layout=wrap),
+            self.features_used,
             self.dataset_name])
         splits = self._section("Splits", [
             w.HBox([self.outer, self.outer_k, self.scale_outer, self.msg_outer], layout=wrap),
@@ -629,6 +632,7 @@ class Configurator:
         self.errors = {}
         for name in self._MESSAGES:
             _set_msg(getattr(self, f"msg_{name}"), "")
+        self.features_used.value = ""
         for card in self.cards:
             _set_msg(card.message, "")
             if card.enabled.value:
@@ -699,6 +703,18 @@ class Configurator:
             self._plan = plan_experiment(spec, self.df)  # reused by Run: the splits are made once
         except MixcvError as exc:
             self._error(self._msg_for(exc.field), exc.message)
+        else:
+            self._show_features(self._plan)
+
+    def _show_features(self, plan: Any) -> None:
+        """The features a run would use, by name ("all other columns" included), and a warning for a
+        row number among them: not an error, the run may go ahead."""
+        from mixcv_core.results.checks import row_id_checks
+        from mixcv_core.results.report import features_html
+        warnings = "".join(f"<div style='{_ERROR_STYLE}'>⚠ {html.escape(c.message)}</div>"
+                           for c in row_id_checks(plan.data))
+        self.features_used.value = (f"<div class='mixcv-features-used'>"
+                                    f"{features_html(plan.data.feature_names, plan.data.slope_names)}</div>{warnings}")
 
     # -- actions ---------------------------------------------------------------------------
     def cell_text(self) -> str:
@@ -772,12 +788,21 @@ class Configurator:
             self.run_button.disabled = False
             self.stop_button.layout.display = "none"
         self.results = results
+        name = self.output_name.value
+        kept = ""
         if self.shell is not None:
-            self.shell.user_ns[self.output_name.value] = results
+            earlier = self.shell.user_ns.get(name)
+            if (results.status == "interrupted" and isinstance(earlier, Results)
+                    and earlier.status == "finished"):
+                # A stopped run never replaces a finished one: it gets a name of its own.
+                kept = (f"; <code>{html.escape(name)}</code> still holds the finished run "
+                        f"({sum(o.ok for o in earlier.outcomes)} fits)")
+                name = f"{name}_stopped"
+            self.shell.user_ns[name] = results
         dashboard.finish(results)
         done = sum(o.ok for o in results.outcomes)
         how = (f"<b>stopped</b>: {done} finished fit(s) kept" if results.status == "interrupted" else results.status)
-        self.status.value = f"{how}; results stored as <code>{html.escape(self.output_name.value)}</code>"
+        self.status.value = f"{how}; results stored as <code>{html.escape(name)}</code>{kept}"
         return results
 
 

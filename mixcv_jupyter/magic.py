@@ -11,13 +11,14 @@ docstring (``%%mixcv?``) is derived from them.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from mixcv_core import MixcvError
+from mixcv_core import ConvergenceWarning, MixcvError
 from mixcv_core.experiment.cell import CellError, ParsedCell, parse_cell, spec_to_cell
 
 from .commands import CELL_PARSER, COMMANDS, DEFAULT_OUTPUT, check_output_name, help_text, parse
@@ -71,7 +72,8 @@ class MixcvMagics(Magics):
             from mixcv_core.results.report import plan_table, render_plan_html
 
             from .dashboard import Rendered
-            text = f"Plan (dry run):\n{plan_table(spec, plan).to_string(index=False)}\n\n%%mixcv\n{spec_to_cell(spec)}"
+            text = (f"Plan (dry run):\nfeatures: {', '.join(plan.data.feature_names) or 'none'}\n"
+                    f"{plan_table(spec, plan).to_string(index=False)}\n\n%%mixcv\n{spec_to_cell(spec)}")
             display(Rendered(render_plan_html(spec, plan), text))
             return None
 
@@ -86,7 +88,13 @@ class MixcvMagics(Magics):
         store = False if args.no_store else args.store
         observers.extend(self._mirrors(args))
         try:
-            results = run(spec, frame, observers=observers, store=store, save_models=args.save_models, plan=plan)
+            with warnings.catch_warnings():
+                if dashboard is not None:
+                    # The report shown under the cell says which fits did not converge (in red, with the
+                    # fold table's reasons); the run's summary warning would say it again in stderr.
+                    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+                results = run(spec, frame, observers=observers, store=store, save_models=args.save_models,
+                              plan=plan)
         except MixcvError as exc:
             raise UsageError(str(parsed.locate(exc))) from None
         self.shell.user_ns[args.output] = results

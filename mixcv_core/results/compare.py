@@ -13,12 +13,13 @@ variance (ddof=1). Group folds have unequal sizes, so ``n_test / n_train`` is th
 the folds' own ratios.
 
 `corrected_resampled_ttest` is the statistic on plain arrays; `compare_models` and
-`compare_all` feed it a run's fold scores (`Results.compare`).
+`compare_all` feed it a run's fold scores (`RunView.compare`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,9 +29,10 @@ from scipy import stats
 
 from ..errors import SpecError
 from ..metrics import higher_is_better, metric_label
+from ..outcome import FoldOutcome
 
 if TYPE_CHECKING:
-    from .results import Results
+    from ._run import RunView
 
 __all__ = ["CorrectedTTest", "corrected_resampled_ttest", "Comparison", "compare_models", "compare_all",
            "COMPARISON_COLUMNS"]
@@ -141,6 +143,12 @@ class Comparison:
     losses: int        # folds where b is better than a
     n_folds: int
     test_train_ratio: float
+    #: The largest difference between the two models' predictions on the compared rows, over
+    #: the folds compared (NaN when the predictions are not kept, e.g. a stored run).
+    max_prediction_diff: float = math.nan
+    #: Whether the two models predict the same values up to rounding (``IDENTICAL`` of the
+    #: target's scale): then fold "wins" are rounding noise, and the sentence says so.
+    identical: bool = False
 
     @property
     def sentence(self) -> str:
@@ -151,6 +159,11 @@ class Comparison:
         label = metric_label(self.metric) + ("" if self.split == "test" else f" ({self.split}-group rows)")
         numbers = (f"mean difference {self.a} − {self.b} {self.mean_diff:.3g}, {self.confidence:.0%} CI "
                    f"[{self.ci_low:.3g}, {self.ci_high:.3g}]")
+        if self.identical:
+            rows = "" if self.split == "test" else f" for {self.split}-group rows"
+            return (f"{self.a} and {self.b} make identical predictions{rows} (largest difference "
+                    f"{self.max_prediction_diff:.2g} in {self.n_folds} folds, rounding): the same {label}, nothing "
+                    "to choose between them")
         if self.p_value < 0.05:
             a_ahead = (self.mean_diff > 0) == higher_is_better(self.metric)
             winner, loser = (self.a, self.b) if a_ahead else (self.b, self.a)
@@ -172,7 +185,7 @@ class Comparison:
         return f"<div class='mixcv-comparison'>{html.escape(self.sentence)}</div>"
 
 
-def _column(results: Results, metric: str, split: str, table: pd.DataFrame) -> str:
+def _column(results: RunView, metric: str, split: str, table: pd.DataFrame) -> str:
     """The per-fold column compared, checked once: ``<split>_<metric>``."""
     if split not in ("test", "known"):
         raise SpecError("split", f"compare on 'test' (new groups) or 'known' rows, got {split!r}")
@@ -182,7 +195,7 @@ def _column(results: Results, metric: str, split: str, table: pd.DataFrame) -> s
     return column
 
 
-def _paired_scores(results: Results, a: str, b: str, column: str, table: pd.DataFrame) -> pd.DataFrame:
+def _paired_scores(results: RunView, a: str, b: str, column: str, table: pd.DataFrame) -> pd.DataFrame:
     for name in (a, b):
         if name not in results.model_names:
             raise SpecError("model", f"{name!r} is not a model of these results; models are {results.model_names}")
@@ -194,9 +207,9 @@ def _paired_scores(results: Results, a: str, b: str, column: str, table: pd.Data
     return pair.dropna(subset=[f"{column}_a", f"{column}_b"])
 
 
-def compare_models(results: Results, a: str, b: str, metric: str | None = None, split: str = "test",
+def compare_models(results: RunView, a: str, b: str, metric: str | None = None, split: str = "test",
                    confidence: float = 0.95, table: pd.DataFrame | None = None) -> Comparison:
-    """Compare models ``a`` and ``b`` on the outer folds both finished (see `Results.compare`).
+    """Compare models ``a`` and ``b`` on the outer folds both finished (see `RunView.compare`).
 
     ``table``: ``results.to_frame()`` when the caller has it already (all pairs at once).
     """
@@ -207,17 +220,42 @@ def compare_models(results: Results, a: str, b: str, metric: str | None = None, 
     d = (pair[f"{column}_a"] - pair[f"{column}_b"]).to_numpy(dtype=float)
     r = corrected_resampled_ttest(d, pair["n_train"].to_numpy(), pair["n_test"].to_numpy(), confidence)
     sign = 1 if higher_is_better(metric) else -1
+    gap, identical = prediction_gap(results.outcomes, a, b, pair["fold"].tolist(), split, results._data.y)
     return Comparison(a=a, b=b, metric=metric, split=split, mean_diff=r.mean_diff, t=r.t, df=r.df,
                       p_value=r.p_value, ci_low=r.ci_low, ci_high=r.ci_high, confidence=confidence,
                       wins=int(np.sum(sign * d > 0)), losses=int(np.sum(sign * d < 0)), n_folds=r.n_folds,
-                      test_train_ratio=r.test_train_ratio)
+                      test_train_ratio=r.test_train_ratio, max_prediction_diff=gap, identical=identical)
+
+
+#: Predictions closer than this share of the target's sd are "identical": what separates
+#: two fits of the same linear model by different algorithms (sleepstudy's LMM and linear
+#: model for new subjects differ by 1e-15), far below any difference a model makes.
+IDENTICAL = 1e-9
+
+
+def prediction_gap(outcomes: Sequence[FoldOutcome], a: str, b: str, folds: list[int], split: str,
+                   y: np.ndarray) -> tuple[float, bool]:
+    """The largest |prediction a - prediction b| over ``folds`` and whether that is rounding.
+
+    NaN and False when some fold's predictions are not at hand (a run loaded without them).
+    """
+    preds = {(o.model, o.fold): (o.y_pred if split == "test" else o.y_pred_known) for o in outcomes if o.ok}
+    gap = 0.0
+    for fold in folds:
+        pa, pb = preds.get((a, fold)), preds.get((b, fold))
+        if pa is None or pb is None or len(pa) != len(pb):
+            return math.nan, False
+        if len(pa):
+            gap = max(gap, float(np.max(np.abs(np.asarray(pa, float) - np.asarray(pb, float)))))
+    scale = float(np.std(y)) if len(y) else 0.0
+    return gap, bool(folds) and gap <= IDENTICAL * max(scale, np.finfo(float).tiny)
 
 
 COMPARISON_COLUMNS = ["metric", "a", "b", "mean_diff", "ci_low", "ci_high", "t", "df", "p_value", "p_holm",
-                      "wins", "losses", "n_folds"]
+                      "wins", "losses", "n_folds", "identical"]
 
 
-def compare_all(results: Results, metrics: list[str] | None = None, split: str = "test",
+def compare_all(results: RunView, metrics: list[str] | None = None, split: str = "test",
                 confidence: float = 0.95) -> pd.DataFrame:
     """Every pair of models on every metric (the primary one first), Holm-adjusted per metric.
 
@@ -244,7 +282,8 @@ def compare_all(results: Results, metrics: list[str] | None = None, split: str =
                     continue   # fewer than two folds both finished: nothing to test
                 block.append({"metric": metric, "a": a, "b": b, "mean_diff": c.mean_diff, "ci_low": c.ci_low,
                               "ci_high": c.ci_high, "t": c.t, "df": c.df, "p_value": c.p_value,
-                              "wins": c.wins, "losses": c.losses, "n_folds": c.n_folds})
+                              "wins": c.wins, "losses": c.losses, "n_folds": c.n_folds,
+                              "identical": c.identical})
         if block:
             adjusted = multipletests([r["p_value"] for r in block], method="holm")[1]
             for r, p in zip(block, adjusted):

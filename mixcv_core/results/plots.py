@@ -8,7 +8,7 @@ figure here is a `MixcvFigure`, which carries its own ``_repr_png_`` and ``_repr
 and so displays as an image in any notebook, with or without that magic. Save one with
 ``fig.savefig("folds.svg")`` (or ``.png``, ``.pdf``).
 
-One function per figure; `Results` has a method for each.
+One function per figure; `RunView` has a method for each.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from matplotlib.figure import Figure
 
 from ..errors import SpecError
 from ..metrics import higher_is_better, metric_label
+from .compare import compare_models
 
 if TYPE_CHECKING:
-    from .results import Results
+    from ._run import RunView
 
 __all__ = ["MixcvFigure", "figure_bytes", "plot_metric", "plot_predictions", "plot_convergence", "plot_folds",
            "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL"]
@@ -66,7 +67,7 @@ def _figure(width: float, height: float) -> MixcvFigure:
     return MixcvFigure(figsize=(width, height), layout="constrained")
 
 
-def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> MixcvFigure:
+def plot_metric(results: RunView, metric: str = "r2", split: str = "test") -> MixcvFigure:
     """Per-fold scores of every model: a dot per fold, the folds joined across models, the mean as a bar.
 
     Lines join the same outer fold across models, so a model that wins on most folds
@@ -96,7 +97,7 @@ def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> Mi
         means = wide.mean()
         order = means.sort_values(ascending=not higher_is_better(metric)).index
         try:
-            c = results.compare(str(order[0]), str(order[1]), metric, split=split)
+            c = compare_models(results, str(order[0]), str(order[1]), metric, split=split)
             p = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
             title += f"\n{order[0]} vs {order[1]}: better in {c.wins} of {c.n_folds} folds, corrected t-test {p}"
         except SpecError:
@@ -105,7 +106,7 @@ def plot_metric(results: Results, metric: str = "r2", split: str = "test") -> Mi
     return fig
 
 
-def plot_predictions(results: Results, model: str | None = None) -> MixcvFigure:
+def plot_predictions(results: RunView, model: str | None = None) -> MixcvFigure:
     """Out-of-fold predicted against observed values, one panel per model, coloured by fold."""
     pred = results.predictions
     models = [model] if model is not None else results.model_names
@@ -131,7 +132,7 @@ def plot_predictions(results: Results, model: str | None = None) -> MixcvFigure:
 GLL_LABEL = "GLL (deviance; lower is better)"
 
 
-def plot_convergence(results: Results, model: str | None = None) -> MixcvFigure:
+def plot_convergence(results: RunView, model: str | None = None) -> MixcvFigure:
     """MERF's GLL (a deviance: lower is better) per EM iteration for each fit."""
     hist = results.histories
     names = sorted({k[0] for k in hist}) if model is None else [model]
@@ -152,7 +153,7 @@ def plot_convergence(results: Results, model: str | None = None) -> MixcvFigure:
     return fig
 
 
-def fold_roles(results: Results) -> tuple[pd.Index, np.ndarray]:
+def fold_roles(results: RunView) -> tuple[pd.Index, np.ndarray]:
     """Each group's role in each outer fold: 0 train, 1 held out as known, 2 test.
 
     Returns the groups (columns) and a ``(n_folds, n_groups)`` array; a group counts as
@@ -172,7 +173,7 @@ def fold_roles(results: Results) -> tuple[pd.Index, np.ndarray]:
     return labels, roles
 
 
-def plot_folds(results: Results, outer_fold: int = 0) -> MixcvFigure:
+def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
     """Which groups are in which fold: the outer folds, and the inner folds of one outer fold.
 
     Left: one row per outer fold, one column per group (sorted by the fold that tests
@@ -216,7 +217,7 @@ def plot_folds(results: Results, outer_fold: int = 0) -> MixcvFigure:
     return fig
 
 
-def group_errors(results: Results) -> pd.DataFrame:
+def group_errors(results: RunView) -> pd.DataFrame:
     """Mean absolute out-of-fold error per model and group (rows: groups, columns: models)."""
     pred = results.predictions
     if pred["group"].isna().all():
@@ -226,7 +227,7 @@ def group_errors(results: Results) -> pd.DataFrame:
         columns=results.model_names)
 
 
-def plot_group_errors(results: Results, top: int = 25) -> MixcvFigure:
+def plot_group_errors(results: RunView, top: int = 25) -> MixcvFigure:
     """Which groups are hard: mean absolute out-of-fold error per group, worst first.
 
     One row per group (the ``top`` hardest by the mean over models), one dot per model.
@@ -240,6 +241,7 @@ def plot_group_errors(results: Results, top: int = 25) -> MixcvFigure:
     for i, m in enumerate(shown.columns):
         ax.plot(shown[m].to_numpy(dtype=float), y, "o", ms=4, color=f"C{i % 10}", label=m)
     ax.set_yticks(y, [str(g) for g in shown.index], fontsize=7)
+    ax.set_ylabel(str(results._data.groups_name or "group"))
     ax.set_xlabel("mean absolute error (out of fold)")
     more = f", {len(shown)} hardest of {len(table)}" if len(table) > len(shown) else ""
     ax.set_title(f"error by group{more}", fontsize=9)
@@ -247,7 +249,7 @@ def plot_group_errors(results: Results, top: int = 25) -> MixcvFigure:
     return fig
 
 
-def random_effects(results: Results, model: str | None = None, fold: int = 0) -> pd.DataFrame:
+def random_effects(results: RunView, model: str | None = None, fold: int = 0) -> pd.DataFrame:
     """One fitted model's random effects per group with their conditional sd (long form)."""
     names = [m for m in results.model_names
              if any(hasattr(est, "random_effects_sd_") for (mm, _), est in results.models.items() if mm == m)]
@@ -266,7 +268,7 @@ def random_effects(results: Results, model: str | None = None, fold: int = 0) ->
     return out
 
 
-def plot_random_effects(results: Results, model: str | None = None, fold: int = 0,
+def plot_random_effects(results: RunView, model: str | None = None, fold: int = 0,
                         level: float = 0.95) -> MixcvFigure:
     """Each group's random effects with ``level`` intervals (a caterpillar plot), one panel per term.
 
@@ -292,7 +294,7 @@ def plot_random_effects(results: Results, model: str | None = None, fold: int = 
     return fig
 
 
-def plot_tuning(results: Results, model: str | None = None) -> MixcvFigure:
+def plot_tuning(results: RunView, model: str | None = None) -> MixcvFigure:
     """Optuna's history per outer fold: each trial's objective (dots) and the best so far (line)."""
     studies = results.studies
     names = sorted({k[0] for k in studies}, key=results.model_names.index) if model is None else [model]

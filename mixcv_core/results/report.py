@@ -1,4 +1,4 @@
-"""HTML rendering of `Results`: one place, used by plain Python, the magic and the widget.
+"""HTML rendering of `RunView`: one place, used by plain Python, the magic and the widget.
 
 The summary shows "mean ± sd" of each test metric per model with the best model per
 metric in bold; the per-fold table, failures and warnings fold away in ``<details>``.
@@ -15,12 +15,17 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from ..errors import SpecError
+from ..experiment.spec import merf_name
 from ..metrics import higher_is_better, metric_label
+from .checks import CHECKS, row_id_checks, run_checks
+from .compare import compare_all, compare_models
+from .plots import plot_convergence, plot_folds, plot_metric
 
 if TYPE_CHECKING:
     from ..experiment.data import Plan
     from ..experiment.spec import ExperimentSpec
-    from .results import Results
+    from ._run import RunView
 
 __all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html", "fold_table_html",
            "tuned_params_html", "convergence_html", "problems_html", "comparison_html", "checks_html",
@@ -71,13 +76,13 @@ def fmt_number(x: float) -> str:
     return f"{x:.3f}"
 
 
-def split_names(results: Results) -> dict[str, str]:
+def split_names(results: RunView) -> dict[str, str]:
     """What each scored row set estimates, in a column header's words."""
     new = "new groups" if results.spec.outer.requires_groups else "test folds"
     return {"test": new, "known": "known groups"}
 
 
-def summary_table(results: Results) -> pd.DataFrame:
+def summary_table(results: RunView) -> pd.DataFrame:
     """Models × test metrics as "mean ± sd" strings (what the HTML report shows).
 
     With a known-group holdout the columns are (metric, new groups | known groups), side
@@ -100,7 +105,7 @@ def summary_table(results: Results) -> pd.DataFrame:
     return wide.reindex(columns=pd.MultiIndex.from_product([metrics, list(parts)]))
 
 
-def _best_cells(results: Results, table: pd.DataFrame) -> set[tuple[str, object]]:
+def _best_cells(results: RunView, table: pd.DataFrame) -> set[tuple[str, object]]:
     """(model, column) of the best mean per column of ``table``, every tied model included."""
     best: set[tuple[str, object]] = set()
     if len(table) < 2:
@@ -119,7 +124,7 @@ def _best_cells(results: Results, table: pd.DataFrame) -> set[tuple[str, object]
     return best
 
 
-def where_mixed_models_help(results: Results) -> str | None:
+def where_mixed_models_help(results: RunView) -> str | None:
     """One line comparing new- and known-group scores of the primary metric, or None without a holdout."""
     if not results.has_known or not results.model_names:
         return None
@@ -161,6 +166,9 @@ def plan_table(spec: ExperimentSpec, plan: Plan) -> pd.DataFrame:
     rows = []
     for k, (train, test) in enumerate(plan.outer):
         row = {"fold": k, "n_train": len(train), "n_test": len(test)}
+        known = plan.known[k] if plan.known else None
+        if known is not None:
+            row["n_known"] = len(known)   # held out of training groups, scored as known groups
         if d.groups is not None:
             g_tr, g_te = set(pd.unique(d.groups[train])), set(pd.unique(d.groups[test]))
             row.update(groups_train=len(g_tr), groups_test=len(g_te), groups_in_both=len(g_tr & g_te))
@@ -170,8 +178,17 @@ def plan_table(spec: ExperimentSpec, plan: Plan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def features_html(feature_names: list[str], slope_names: list[str]) -> str:
+    """The features the models are given, by name (random slopes marked): what ``y ~ ...`` reads."""
+    if not feature_names:
+        return "no features"
+    names = ", ".join(f"<code>{html.escape(f)}</code>" + (" (random slope)" if f in slope_names else "")
+                      for f in feature_names)
+    return f"features ({len(feature_names)}): {names}"
+
+
 def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
-    """What a run would do, without doing it: folds, models, tuning budget, fit count."""
+    """What a run would do, without doing it: folds, models, tuning budget, fit count, features."""
     table = plan_table(spec, plan)
     models = []
     n_fits = 0
@@ -179,22 +196,25 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
     for m in spec.models:
         tuned = ", ".join(f"{k}" for k in m.params) if m.tunes else "—"
         fits = n_folds * (1 + (spec.tuning.n_trials * spec.inner.n_splits if m.tunes else 0))
+        # MERF fits its base model once per EM iteration (plus the final full forest): at most this many.
+        em = n_folds * (spec.merf.max_iterations + 1) if m in spec.merf_models() else 0
         models.append({"model": m.name, "estimator": m.estimator_class.__name__, "tuned": tuned,
                        "fixed": ", ".join(f"{k}={v!r}" for k, v in m.model_kwargs.items()) or "—",
-                       "merf": "yes" if m in spec.merf_models() else "", "fits": fits})
-        n_fits += fits
-        if m in spec.merf_models():
-            n_fits += n_folds * spec.merf.max_iterations
+                       "merf": "yes" if em else "", "fits": fits, "MERF fits (at most)": em or "—"})
+        n_fits += fits + em
     mt = pd.DataFrame(models)
     outer = spec.outer.method
     head = (f"<h4 class='mixcv-head'>Plan (dry run): {len(plan.data.y)} rows, outer {html.escape(str(outer))} "
-            f"with {n_folds} folds; about {n_fits} model fits</h4>")
-    return (CSS + "<div class='mixcv-report mixcv-plan'>" + head
+            f"with {n_folds} folds; at most {n_fits} model fits (the columns below add up to it)</h4>")
+    warnings = "".join(f'<div class="mixcv-fail" data-check="{c.code}">⚠ {html.escape(c.message)} '
+                       f"<small>({html.escape(c.evidence)})</small></div>" for c in row_id_checks(plan.data))
+    feats = f"<div class='mixcv-meta'>{features_html(plan.data.feature_names, plan.data.slope_names)}</div>"
+    return (CSS + "<div class='mixcv-report mixcv-plan'>" + head + feats + warnings
             + safe_table(mt.style.format(escape="html").hide(axis="index"))
             + "<div>Outer folds</div>" + safe_table(table.style.hide(axis="index")) + "</div>")
 
 
-def render_html(results: Results) -> str:
+def render_html(results: RunView) -> str:
     """The full HTML report of a run."""
     spec = results.spec
     d = results._data
@@ -222,7 +242,8 @@ def render_html(results: Results) -> str:
     parts = [CSS, '<div class="mixcv-report">',
              f'<h4 class="mixcv-head">{title} — '
              f'{"<span class=mixcv-fail>interrupted</span>" if status != "finished" else "finished"}</h4>',
-             f'<div class="mixcv-meta">{" · ".join(meta)}</div>']
+             f'<div class="mixcv-meta">{" · ".join(meta)}</div>',
+             f'<div class="mixcv-meta mixcv-features">{features_html(d.feature_names, d.slope_names)}</div>']
     if record_error:
         parts.append(f'<div class="mixcv-fail">Not fully recorded in the run store: {html.escape(record_error)}. '
                      "The results below are complete; the stored run is marked incomplete.</div>")
@@ -240,8 +261,14 @@ def render_html(results: Results) -> str:
                          "estimates may be wrong; see the converged and convergence columns per fold</div>")
         what = ("new groups: the outer test folds; known groups: held-out rows of groups seen in training"
                 if results.has_known else split_names(results)["test"])
-        n_run, n_all = results.to_frame()["fold"].nunique(), len(results._outer)
-        over = f"{n_run} outer folds" if n_run == n_all else f"the {n_run} of {n_all} outer folds that finished"
+        per_model = results.to_frame().groupby("model")["fold"].nunique()
+        n_all = len(results._outer)
+        if (per_model == n_all).all():
+            over = f"{n_all} outer folds"
+        else:
+            # Each model's own count: a stopped run may have finished more folds of one model than another.
+            counts = ", ".join(f"{m} {per_model.get(m, 0)}" for m in results.model_names)
+            over = f"the outer folds each model finished, of {n_all}: {counts}"
         parts.append(f"<div>Mean ± sd over {over} ({html.escape(what)}; best in bold; RMSE = √mean MSE)</div>")
         parts.append(safe_table(styler))
         line = where_mixed_models_help(results)
@@ -266,7 +293,7 @@ def render_html(results: Results) -> str:
 
 
 # -- the report's sections, each usable alone (the results explorer's tabs) ---------------
-def fold_table_html(results: Results) -> str:
+def fold_table_html(results: RunView) -> str:
     """One row per model and outer fold, the columns that say something for this run."""
     folds = results.to_frame().drop(columns=["best_params"])
     if not any(m.tunes for m in results.spec.models):
@@ -280,7 +307,7 @@ def fold_table_html(results: Results) -> str:
     return safe_table(folds.style.format({c: fmt_number for c in num}, escape="html").hide(axis="index"))
 
 
-def tuned_params_html(results: Results) -> str:
+def tuned_params_html(results: RunView) -> str:
     """The parameters the inner loop chose, per model and fold ("" when nothing was tuned)."""
     bp = results.to_frame()[["model", "fold", "best_params"]]
     bp = bp[bp["best_params"].map(bool)]
@@ -288,18 +315,22 @@ def tuned_params_html(results: Results) -> str:
         return ""
     bp = bp.assign(best_params=bp["best_params"].map(
         lambda p: ", ".join(f"{k}={fmt_number(v) if isinstance(v, float) else v}" for k, v in p.items())))
-    return safe_table(bp.style.format(escape="html").hide(axis="index"))
+    # MERF is not tuned on its own: its EM runs around the base model with that fold's chosen values.
+    reused = [m.name for m in results.spec.merf_models() if m.tunes]
+    note = "".join(f"<div class='mixcv-meta'>{html.escape(merf_name(n))} reuses {html.escape(n)}'s tuned "
+                   "parameters of the same fold (it is not tuned separately)</div>" for n in reused)
+    return safe_table(bp.style.format(escape="html").hide(axis="index")) + note
 
 
-def convergence_html(results: Results) -> str:
+def convergence_html(results: RunView) -> str:
     """MERF's EM convergence figure ("" without MERF)."""
     if not results.histories:
         return ""
     return (f'<div class="mixcv-convergence"><div>EM convergence</div>'
-            f'<img class="mixcv-em-final" src="{figure_png(results.plot_convergence())}"/></div>')
+            f'<img class="mixcv-em-final" src="{figure_png(plot_convergence(results))}"/></div>')
 
 
-def problems_html(results: Results) -> str:
+def problems_html(results: RunView) -> str:
     """Failed fits (open) and warnings raised while fitting (folded)."""
     parts = []
     fails = results.failures
@@ -322,24 +353,38 @@ def fmt_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def comparison_html(results: Results) -> str:
+def comparison_html(results: RunView) -> str:
     """The corrected t-test of every pair (primary metric), with the headline sentence."""
     if len(results.model_names) < 2:
         return ""
     metric = results.metric_names[0]
-    table = results.compare(metric=metric)
+    table = compare_all(results, [metric])
     if table.empty:
         return ""
     first = table[table["metric"] == metric]
     means = results.summary["mean"].xs(metric, level="metric")
     order = means.sort_values(ascending=not higher_is_better(metric)).index
-    headline = results.compare(str(order[0]), str(order[1]), metric).sentence
+    headline = compare_models(results, str(order[0]), str(order[1]), metric).sentence
+    if results.has_known:
+        # New and known groups answer different questions (a mixed model may equal its base for new
+        # groups and be far better for known ones): the headline says both.
+        known = results.summarize("known")["mean"].xs(metric, level="metric").dropna()
+        if len(known) >= 2:
+            top = known.sort_values(ascending=not higher_is_better(metric)).index
+            try:
+                other = compare_models(results, str(top[0]), str(top[1]), metric, split="known").sentence
+            except SpecError:
+                other = ""   # fewer than two folds scored known rows for both
+            if other:
+                headline = f"new groups: {headline}; known groups: {other}"
     shown = first.assign(**{"a − b": first["mean_diff"].map(fmt_number),
                             "95% CI": [f"[{fmt_number(lo)}, {fmt_number(hi)}]"
                                        for lo, hi in zip(first["ci_low"], first["ci_high"])],
                             "t": first["t"].map(lambda v: f"{v:.2f}"),
                             "p": first["p_value"].map(fmt_p), "p (Holm)": first["p_holm"].map(fmt_p),
-                            "a better in": [f"{w} of {n}" for w, n in zip(first["wins"], first["n_folds"])]})
+                            "a better in": ["identical predictions" if same else f"{w} of {n}"
+                                            for w, n, same in zip(first["wins"], first["n_folds"],
+                                                                  first["identical"])]})
     shown = shown[["a", "b", "a − b", "95% CI", "t", "df", "p", "p (Holm)", "a better in"]]
     return (f'<div class="mixcv-comparison"><div><b>Comparison</b> — {html.escape(headline)}.</div>'
             f"<details><summary>Every pair on {html.escape(metric)} (corrected resampled t-test, Nadeau &amp; "
@@ -347,8 +392,7 @@ def comparison_html(results: Results) -> str:
             f"{safe_table(shown.style.format(escape='html').hide(axis='index'))}</details></div>")
 
 
-def checks_html(results: Results) -> str:
-    from .checks import CHECKS, run_checks
+def checks_html(results: RunView) -> str:
     found = run_checks(results)
     if not found:
         return (f'<div class="mixcv-checks">Methodology checks: all {len(CHECKS)} passed (group-aware splits, '
@@ -362,13 +406,13 @@ def checks_html(results: Results) -> str:
             "</details>")
 
 
-def figures_html(results: Results) -> str:
+def figures_html(results: RunView) -> str:
     """The most telling figures: per-fold scores (with the comparison) and the fold map."""
     figs = []
     if len(results._outer) >= 2:
-        figs.append(("per-fold scores", results.plot(results.metric_names[0])))
+        figs.append(("per-fold scores", plot_metric(results, results.metric_names[0], "test")))
     if results._data.groups is not None:
-        figs.append(("groups in folds", results.plot_folds()))
+        figs.append(("groups in folds", plot_folds(results, 0)))
     if not figs:
         return ""
     imgs = "".join(f'<img class="mixcv-figure" alt="{html.escape(name)}" src="{figure_png(fig)}"/>'

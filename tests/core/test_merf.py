@@ -19,7 +19,7 @@ from mixcv_core import MixcvError
 from mixcv_core.merf import MERF, MERFRegressor
 
 #: merf 1.0's algorithm: no linear fixed part, a fixed number of iterations.
-CLASSIC = {"linear_fixed_effects": False, "gll_early_stop_threshold": None}
+CLASSIC = {"linear_fixed_effects": False, "tol": None}
 
 
 def reference_merf(base, X, Z, clusters, y, n_iter):
@@ -121,13 +121,15 @@ def test_never_mutates_the_base_model_and_refits_cleanly():
     assert not np.shares_memory(m.b_hat_history[-1].to_numpy(), m.trained_b.to_numpy())
 
 
-def test_early_stop_with_window_and_reason():
+def test_an_early_stop_on_the_gll_is_called_stopped_early_not_converged():
     X, Z, clusters, y = clustered(1)
+    # tol=1e-12: the estimates have not settled to that when the GLL's relative change is 1e-4
     m = MERF(LinearRegression(), max_iterations=200, gll_early_stop_threshold=1e-4, gll_early_stop_window=3,
-             linear_fixed_effects=False)
+             linear_fixed_effects=False, tol=1e-12)
     m.fit(X, Z, clusters, y)
-    assert m.converged_ is True and m.n_iter_ < 200
-    assert "for 3 iteration(s)" in m.stop_reason_
+    assert m.converged_ is False and m.n_iter_ < 200
+    assert m.stop_reason_.startswith(f"stopped early at iteration {m.n_iter_} (relative GLL change < 0.0001 for 3")
+    assert "before the EM converged" in m.stop_reason_
     g = np.array(m.gll_history)
     assert np.all(np.abs(np.diff(g[-4:]) / g[-4:-1]) < 1e-4)
     assert np.abs((g[-4] - g[-5]) / g[-5]) >= 1e-4  # it did not stop a window late

@@ -73,7 +73,7 @@ def test_classic_merf_lets_the_random_slope_absorb_the_fixed_slope(quickstart):
 def test_with_a_linear_base_estimator_merf_is_the_lmms_maximum_likelihood_fit():
     d = pd.read_csv(DATA / "sleepstudy.csv")
     lmm = LinearMixedEffectsModel(reml=False).fit(d[["Days"]], d["Reaction"], groups=d["Subject"], slopes=["Days"])
-    m = MERFRegressor(LinearRegression(), max_iterations=500, gll_early_stop_threshold=1e-13).fit(
+    m = MERFRegressor(LinearRegression(), max_iterations=500, tol=1e-10).fit(
         d[["Days"]], d["Reaction"], groups=d["Subject"], slopes=["Days"]).merf_
     assert m.converged_
     f = m.trained_fe_model
@@ -95,20 +95,21 @@ def test_new_groups_get_the_whole_fixed_part_and_known_groups_their_effects(quic
     np.testing.assert_allclose(known - fixed, np.einsum("nj,nj->n", Z, m.trained_b.loc[g.iloc[:3]].to_numpy()))
 
 
-def test_the_em_stops_when_done_and_says_whether_it_converged(quickstart):
-    X, y, g = quickstart
-    Z = np.column_stack([np.ones(len(X)), X["X0"]])
+def test_the_em_stops_when_done_and_says_whether_it_converged():
+    d = pd.read_csv(DATA / "oxboys.csv")
+    X, Z, g, y = d[["age"]], np.ones((len(d), 1)), d["Subject"], d["height"]
     m = MERF(RandomForestRegressor(100, random_state=0)).fit(X, Z, g, y)
     assert m.converged_ is True and m.n_iter_ < 100
-    assert "for 2 iteration(s)" in m.stop_reason_
+    assert f"converged at iteration {m.n_iter_ - 1}:" in m.stop_reason_ and "for 2 iteration(s)" in m.stop_reason_
     assert m.history_["full_forest"].tolist()[-1] is True            # the full forest fitted last
     assert not any(m.history_["full_forest"].tolist()[:-1])           # ...and only then
     assert m.trained_fe_model.n_estimators == 100
     small = MERF(RandomForestRegressor(50, random_state=0)).fit(X, Z, g, y)   # not above em_estimators
     assert all(small.history_["full_forest"])
-    capped = MERF(RandomForestRegressor(20, random_state=0), max_iterations=1).fit(X, Z, g, y)
+    with pytest.warns(ConvergenceWarning):
+        capped = MERFRegressor(RandomForestRegressor(20, random_state=0), max_iterations=1).fit(X, y, g).merf_
     assert capped.converged_ is False and "max_iterations=1" in capped.stop_reason_
-    judged = MERF(LinearRegression(), max_iterations=60, gll_early_stop_threshold=None).fit(X, Z, g, y)
+    judged = MERF(LinearRegression(), max_iterations=60, tol=None).fit(X, Z, g, y)
     assert judged.n_iter_ == 60 and judged.converged_ is True          # ran every iteration, judged at the end
 
 

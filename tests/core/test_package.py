@@ -18,3 +18,16 @@ def test_public_api_is_listed():
     import mixcv_core
     for name in mixcv_core.__all__:
         assert hasattr(mixcv_core, name), name
+
+
+def test_results_accessors_do_not_import_results_back_even_for_types():
+    # import-linter skips imports under TYPE_CHECKING; the accessors read a RunView, so none is needed
+    import ast
+    from pathlib import Path
+
+    import mixcv_core.results as package
+    folder = Path(package.__file__).parent
+    for name in ("checks", "compare", "plots", "report", "_run"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert "results" not in imported and "mixcv_core.results.results" not in imported, name

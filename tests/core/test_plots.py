@@ -76,6 +76,23 @@ def test_errors_by_group_one_dot_per_group_and_model(res):
     assert errors.shape == (N_SUBJECTS, len(res.model_names))
     worst = errors.mean(axis=1).sort_values(ascending=False).index[0]
     assert ax.get_yticklabels()[0].get_text() == str(worst)
+    assert ax.get_ylabel() == "Subject"              # the axis says what its labels are
+
+
+def test_the_report_says_merf_reuses_its_base_models_tuned_parameters_and_it_does():
+    from mixcv_core.results.report import tuned_params_html
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = (CrossValidation().set_data(SLEEP[["Days"]], SLEEP["Reaction"], SLEEP["Subject"])
+             .set_splits("GroupKFold", "GroupKFold", n_splits_out=3, n_splits_in=2)
+             .add_model("Ridge", requires_inner_cv=True, params={"alpha": FloatDistribution(0.01, 10, log=True)},
+                        add_merf=True)
+             .set_inner_cv(n_trials=3).set_merf(em_max_iterations=3).set_run(store=False).perform().get_results())
+    assert "MERF(Ridge) reuses Ridge's tuned parameters of the same fold" in tuned_params_html(r)
+    table = r.to_frame().set_index(["model", "fold"])
+    for fold in range(3):
+        chosen = table.loc[("Ridge", fold), "best_params"]["alpha"]
+        assert r.models[("MERF(Ridge)", fold)].merf_.fixed_effects_model.alpha == chosen
 
 
 @pytest.mark.parametrize("model", ["LinearMixedEffectsModel", "MERF(LinearModel)"])

@@ -43,7 +43,7 @@ def test_merf_around_a_linear_model_gives_the_ml_mixed_model_and_its_intervals()
     # With a linear fixed part MERF's EM is the ML fit of the same mixed model: its random
     # effects and their conditional sds must be the LMM's (itself checked against lme4 above).
     ref, d = _data("sleepstudy")
-    merf = MERFRegressor(LinearRegression(), max_iterations=1000, gll_early_stop_threshold=1e-10).fit(
+    merf = MERFRegressor(LinearRegression(), max_iterations=1000, tol=1e-10).fit(
         d[["Days"]], d["Reaction"], groups=d["Subject"], slopes=["Days"])
     lmm = LinearMixedEffectsModel(reml=False).fit(d[["Days"]], d["Reaction"], groups=d["Subject"], slopes=["Days"])
     assert list(merf.random_effects_.columns) == ["Intercept", "Days"]

