@@ -14,7 +14,7 @@ from mixcv_core import CrossValidation
 from mixcv_core.errors import SpecError
 from mixcv_core.run import cluster
 from mixcv_core.run.events import RunStarted
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 pytest.importorskip("distributed", reason="the Dask backend is tested with mixcv[dask] installed")
 
@@ -49,7 +49,7 @@ def listener():
 
 
 def _perform(address, events):
-    X, y, g, _ = generate_regression(4, 10, random_seed=1, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 10, random_seed=1, n_features=2)
     return (CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2).add_model("LinearModel")
             .set_run(backend="dask", scheduler=address, store=False, observers=[events.append]).perform())
 

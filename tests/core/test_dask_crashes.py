@@ -9,13 +9,13 @@ from _helpers import DiesInFold
 
 from mixcv_core import CrossValidation, FoldFailedWarning
 from mixcv_core.run import cluster
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 pytest.importorskip("distributed", reason="the Dask backend is tested with mixcv[dask] installed")
 
 
 def test_a_model_that_kills_its_dask_worker_fails_only_its_own_folds():
-    X, y, g, _ = generate_regression(6, 10, random_seed=1, n_features=2)
+    X, y, g, _ = generate_grouped_regression(6, 10, random_seed=1, n_features=2)
     # GroupKFold(3) on 6 groups of 10: every outer training set has 40 rows, so the
     # culprit kills its worker in every fold; the LinearModel and Ridge fits must all survive.
     try:

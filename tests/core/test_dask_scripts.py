@@ -15,8 +15,8 @@ pytest.importorskip("distributed", reason="the Dask backend is tested with mixcv
 
 RUN = """
 from mixcv_core import CrossValidation
-from mixcv_core.synthesizer import generate_regression
-X, y, g, _ = generate_regression(4, 10, random_seed=1, n_features=2)
+from mixcv_core.synthesizer import generate_grouped_regression
+X, y, g, _ = generate_grouped_regression(4, 10, random_seed=1, n_features=2)
 {indent}res = (CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2).add_model("LinearModel")
 {indent}       .set_run(backend="dask", n_jobs=1, store=False).perform().get_results())
 {indent}print("status", res.status)

@@ -11,14 +11,14 @@ from matplotlib.text import Text
 from optuna.distributions import FloatDistribution
 
 from mixcv_core import CrossValidation
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 ODD = "spend_$ per visit_$"
 
 
 @pytest.fixture(scope="module")
 def res():
-    X, y, g, _ = generate_regression(4, 12, random_seed=2, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 12, random_seed=2, n_features=2)
     g = g.map(lambda v: f"${v}$ cohort")            # group labels with a $ pair too
     y = y.rename("cost_$ per_$")
     return (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", "GroupKFold", n_splits_out=2, n_splits_in=2)

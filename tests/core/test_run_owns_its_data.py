@@ -9,11 +9,11 @@ import numpy as np
 from mixcv_core import CrossValidation, RunStore
 from mixcv_core.engine import run
 from mixcv_core.run.events import FoldFinished
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 
 def test_editing_the_frame_during_a_run_changes_neither_later_folds_nor_the_stored_target(tmp_path):
-    X, y, g, _ = generate_regression(6, 15, random_seed=3, n_features=2)
+    X, y, g, _ = generate_grouped_regression(6, 15, random_seed=3, n_features=2)
     frame = X.assign(y=y.to_numpy(), g=g.to_numpy())
     spec = (CrossValidation().set_data(frame[["X0", "X1"]], frame["y"], frame["g"])
             .set_splits("GroupKFold", n_splits_out=3).add_model("LinearModel").to_spec())

@@ -10,7 +10,7 @@ import pytest
 from mixcv_core import CrossValidation, MixcvError
 from mixcv_core.experiment.cell import MAX_REPORTED, CellError, parse_cell
 from mixcv_core.experiment.data import plan_experiment
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 SEVEN = ("data: df\ntarget: y\nseed: -1\nn_jobs: 0\non_error: maybe\ntimeout: -5\nbackend: spark\n"
          "metrics: [nope]\nmodels: [Nope]\n")
@@ -39,7 +39,7 @@ def test_a_control_character_is_named_by_its_code_point():
 
 @pytest.fixture
 def data():
-    X, y, g, _ = generate_regression(4, 10, random_seed=1, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 10, random_seed=1, n_features=2)
     return X, y, g
 
 

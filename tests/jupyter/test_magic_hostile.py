@@ -10,7 +10,7 @@ from IPython.core.error import UsageError
 
 from mixcv_core import CrossValidation, RunStore
 from mixcv_core.engine import run
-from mixcv_core.synthesizer import generate_regression
+from mixcv_core.synthesizer import generate_grouped_regression
 
 CELL = "data: df\ntarget: y\ngroups: group\nouter: GroupKFold(2)\nmodels: [LinearModel]\n"
 
@@ -19,7 +19,7 @@ CELL = "data: df\ntarget: y\ngroups: group\nouter: GroupKFold(2)\nmodels: [Linea
 def ip(ipython_shell, tmp_path):
     shell = ipython_shell
     shell.run_line_magic("load_ext", "mixcv_jupyter")
-    X, y, g, _ = generate_regression(4, 10, random_seed=1, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 10, random_seed=1, n_features=2)
     shell.user_ns["df"] = X.assign(y=y, group=g)
     yield shell
     shell.user_ns.pop("df", None)
@@ -39,7 +39,7 @@ def test_a_keyword_as_output_name_is_refused(ip):
 
 
 def test_resuming_a_run_made_from_python_says_how_to_resume_it(ip, tmp_path):
-    X, y, g, _ = generate_regression(4, 10, random_seed=1, n_features=2)
+    X, y, g, _ = generate_grouped_regression(4, 10, random_seed=1, n_features=2)
     store = RunStore(tmp_path / "store")
     spec = CrossValidation().set_data(X, y, g).set_splits(n_splits_out=2).add_model("LinearModel").to_spec()
     res = run(spec, X.assign(y=y, group=g), store=store, stop=lambda: True)
