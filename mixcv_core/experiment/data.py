@@ -21,7 +21,8 @@ from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
 from .splits import SPLIT_METHODS, compute_splits, make_splitter
 
-__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows"]
+__all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows",
+           "several_groups", "attach_groups"]
 
 IndexPairs = list[tuple[np.ndarray, np.ndarray]]
 
@@ -38,6 +39,11 @@ class PreparedData:
     index: pd.Index               # the frame's row labels, for predictions
     target_name: str
     groups_name: str | None
+    # Several grouping factors (issue 25): every grouping column, the random part the
+    # mixed models fit (None: the one-factor shorthand), the factors the outer split holds new.
+    group_frame: pd.DataFrame | None = None
+    random: str | None = None
+    split_by: tuple[str, ...] = ()
 
     @property
     def slope_idx(self) -> list[int]:
@@ -102,9 +108,9 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
             raise SpecError(fld, f"column {col!r} is not in the data{hint}; columns are {columns[:20]}")
 
     need(spec.target, "data.target")
-    if spec.groups is not None:
-        need(spec.groups, "data.groups")
-    roles = {spec.target, spec.groups}
+    for gc in spec.group_columns:
+        need(gc, "data.groups")
+    roles = {spec.target, *spec.group_columns}
     features = list(spec.features) if spec.features is not None else [c for c in columns if c not in roles]
     for c in features:
         need(c, "data.features")
@@ -137,23 +143,31 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         raise SpecError("data.target", f"the target {spec.target!r} is constant ({y[0]:g} in every row): there is "
                                        "nothing to predict, and every score would be meaningless")
 
-    groups = None
-    if spec.groups is not None:
-        g = frame[spec.groups]
+    labels: dict[str, np.ndarray] = {}
+    for gc in spec.group_columns:
+        g = frame[gc]
         if g.isna().any():
-            raise SpecError("data.groups", f"the groups column {spec.groups!r} has {int(g.isna().sum())} missing "
+            raise SpecError("data.groups", f"the groups column {gc!r} has {int(g.isna().sum())} missing "
                                       "labels; every row needs a group")
-        groups = g.to_numpy()
-        kinds = {type(v).__name__ for v in pd.unique(groups)} if groups.dtype == object else set()
+        labels[gc] = g.to_numpy()
+        kinds = {type(v).__name__ for v in pd.unique(labels[gc])} if labels[gc].dtype == object else set()
         if {"int", "str"} <= kinds or {"float", "str"} <= kinds:
-            raise SpecError("data.groups", f"the labels of {spec.groups!r} mix numbers and text ({sorted(kinds)}); "
-                                           f"make them one type, e.g. df[{spec.groups!r}].astype(str)")
-        if len(pd.unique(groups)) < 2:
-            raise SpecError("data.groups", f"the groups column {spec.groups!r} has a single group; "
+            raise SpecError("data.groups", f"the labels of {gc!r} mix numbers and text ({sorted(kinds)}); "
+                                           f"make them one type, e.g. df[{gc!r}].astype(str)")
+        if len(pd.unique(labels[gc])) < 2:
+            raise SpecError("data.groups", f"the groups column {gc!r} has a single group; "
                                       "grouped cross validation and mixed models need at least two")
-    return PreparedData(X=X, y=y, groups=groups, feature_names=[str(c) for c in features],
+    # `groups` (what splits, checks and one-factor models use) is the split's first factor;
+    # the mixed model with a random part gets every grouping column (`group_frame`).
+    split_col = spec.split_factors[0] if spec.split_factors else None
+    group_frame = None
+    if spec.random_terms_text is not None:
+        group_frame = pd.DataFrame({gc: labels[gc] for gc in spec.group_columns})
+    return PreparedData(X=X, y=y, groups=None if split_col is None else labels[split_col],
+                        feature_names=[str(c) for c in features],
                         slope_names=list(spec.slopes), index=frame.index,
-                        target_name=spec.target, groups_name=spec.groups)
+                        target_name=spec.target, groups_name=split_col, group_frame=group_frame,
+                        random=spec.random_terms_text, split_by=spec.split_factors)
 
 
 def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
@@ -364,3 +378,34 @@ def assemble_frame(X: pd.DataFrame, y: pd.Series | pd.DataFrame | np.ndarray | S
     spec = DataSpec(target=y_s.name, groups=groups_name, slopes=tuple(str(s) for s in slope_names),
                     features=tuple(str(c) for c in X.columns))
     return frame, spec
+
+
+def several_groups(X: object, groups: object) -> pd.DataFrame | None:
+    """The grouping columns when ``groups`` names several factors, else None (one factor).
+
+    ``groups`` is several factors when it is a DataFrame of more than one column, or a
+    list or tuple of names that are all columns of ``X`` (shorter than ``X``: a list as
+    long as ``X`` is one label per row). Raises naming ``groups`` for a DataFrame of the
+    wrong length.
+    """
+    if isinstance(groups, pd.DataFrame) and groups.shape[1] > 1:
+        if isinstance(X, pd.DataFrame) and len(groups) != len(X):
+            raise SpecError("groups", f"has {len(groups)} rows but X has {len(X)}")
+        return groups.rename(columns=str)
+    if (isinstance(groups, (list, tuple)) and groups and isinstance(X, pd.DataFrame) and len(groups) < len(X)
+            and all(isinstance(c, str) and c in X.columns for c in groups)):
+        return X[list(groups)]
+    return None
+
+
+def attach_groups(frame: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the grouping columns ``groups`` added, matched by position (as flexcv matches y).
+
+    Raises naming ``groups`` when a grouping column's name is already a column of ``frame``.
+    """
+    clash = [c for c in groups.columns if c in frame.columns]
+    if clash:
+        raise SpecError("groups", f"the grouping columns {clash} are also columns of X or the target; "
+                                  "X must not contain the groups")
+    g = groups.set_axis(frame.index, axis=0)
+    return pd.concat([frame, g], axis=1)
