@@ -19,10 +19,10 @@ from .._seeding import derive_seed
 from ..errors import SpecError, SpecTypeError
 from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
-from .splits import SPLIT_METHODS, compute_splits, make_splitter
+from .splits import SPLIT_METHODS, CrossedGroupKFold, compute_splits, make_splitter
 
 __all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows",
-           "several_groups", "attach_groups"]
+           "several_groups", "attach_groups", "keep_levels_known"]
 
 IndexPairs = list[tuple[np.ndarray, np.ndarray]]
 
@@ -199,7 +199,10 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
     n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
     _check_split_size(spec.outer.method, spec.outer.n_splits, n, n_groups, "outer", spec.outer.is_named)
     outer_splitter = make_splitter(spec.outer.method, spec.outer.n_splits, spec.seed, spec.outer.n_repeats)
-    outer = compute_splits(outer_splitter, data.X, data.y, data.groups, "outer.method")
+    if len(data.split_by) > 1:
+        outer = _crossed_outer(spec, data)
+    else:
+        outer = compute_splits(outer_splitter, data.X, data.y, data.groups, "outer.method")
     repeats = np.asarray(spec.outer.repeat_labels(len(outer)))
     if spec.break_cross_val:
         # flexcv's one-fold debugging run: every split was made (and checked) above.
@@ -215,6 +218,8 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
                                                        "few rows to leave one in training and hold out "
                                                        f"{spec.outer.known_holdout:g} of them; raise the fraction "
                                                        "or set it to 0")
+            if data.group_frame is not None:
+                held = keep_levels_known(train, held, data.group_frame)
             known.append(held)
             outer[k] = (np.setdiff1d(train, held, assume_unique=True), test)
 
@@ -233,6 +238,56 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
         # Inner indices are kept absolute: a fold task then cannot mix up frames.
         inner.append([(train[tr], train[te]) for tr, te in rel])
     return Plan(data=data, outer=outer, inner=inner, known=known, repeats=repeats)
+
+
+def _crossed_outer(spec: ExperimentSpec, data: PreparedData) -> IndexPairs:
+    """The outer folds of a split by several factors: test rows new in every one of them.
+
+    Each factor needs a level per fold, and every fold needs training and test rows;
+    otherwise the split cannot be made and the error names ``data.split_by``.
+    """
+    assert data.group_frame is not None   # several split factors are several grouping columns
+    labels = data.group_frame[list(data.split_by)]
+    for col in labels.columns:
+        n_levels = labels[col].nunique()
+        if n_levels < spec.outer.n_splits:
+            raise SpecError("data.split_by", f"{spec.outer.n_splits} folds of new levels need {spec.outer.n_splits} "
+                                             f"levels of {col!r}, there are {n_levels}; use fewer folds")
+    splitter = CrossedGroupKFold(spec.outer.n_splits, spec.outer.n_repeats, random_state=spec.seed)
+    outer = [(tr, te) for tr, te in splitter.split(None, None, labels.to_numpy())]
+    names = " and ".join(repr(c) for c in data.split_by)
+    for k, (train, test) in enumerate(outer):
+        if len(test) == 0 or len(train) == 0:
+            raise SpecError("data.split_by", f"outer fold {k} has no {'test' if len(test) == 0 else 'training'} "
+                                             f"rows: no row combines that fold's levels of {names} (the factors are "
+                                             "not crossed enough); split by one factor or use fewer folds")
+    return outer
+
+
+def keep_levels_known(train: np.ndarray, held: np.ndarray, groups: pd.DataFrame) -> np.ndarray:
+    """``held`` without the rows whose level of some grouping factor would then not be in training.
+
+    The known-group holdout scores rows of *known* levels: with several factors every
+    level of a held-out row (its item as well as its subject) must stay in the training
+    rows. Rows put back only add levels to training, so this ends; returned sorted.
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"s": ["a", "a", "b", "b"], "i": ["x", "y", "x", "z"]})
+    >>> keep_levels_known(np.arange(4), np.array([1, 3]), g).tolist()   # y and z only in the held rows
+    []
+    """
+    held = np.sort(held)
+    while held.size:
+        kept = np.setdiff1d(train, held, assume_unique=True)
+        known = np.ones(held.size, dtype=bool)
+        for col in groups.columns:
+            values = groups[col].to_numpy()
+            known &= np.isin(values[held], values[kept])
+        if known.all():
+            break
+        held = held[known]
+    return held
 
 
 def known_holdout_rows(train: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -603,6 +603,13 @@ class ExperimentSpec:
 
     def _check_several_factors(self) -> None:
         """Models that fit one grouping factor only are refused a random part with several (issue 25)."""
+        split_by = self.data.split_by
+        if split_by and not self.outer.requires_groups:
+            raise SpecError("data.split_by", f"the outer split {self.outer.label} ignores groups, so no level of "
+                                             f"{list(split_by)} is held out; use GroupKFold")
+        if len(split_by) > 1 and self.outer.method != "GroupKFold":
+            raise SpecError("data.split_by", f"new levels of several factors {list(split_by)} need the outer method "
+                                             f"GroupKFold (folds dealt per factor), got {self.outer.label}")
         text = self.data.random_terms_text
         if text is None:
             return
