@@ -16,6 +16,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from ..metrics import higher_is_better, metric_label
+from .factors import what_is_new
 
 if TYPE_CHECKING:
     from ..experiment.data import Plan
@@ -223,6 +224,9 @@ def render_html(results: Results) -> str:
              f'<h4 class="mixcv-head">{title} — '
              f'{"<span class=mixcv-fail>interrupted</span>" if status != "finished" else "finished"}</h4>',
              f'<div class="mixcv-meta">{" · ".join(meta)}</div>']
+    new_line = what_is_new(results)
+    if new_line:   # several grouping factors: say which are new in the test folds
+        parts.append(f'<div class="mixcv-meta">{html.escape(new_line)}</div>')
     if record_error:
         parts.append(f'<div class="mixcv-fail">Not fully recorded in the run store: {html.escape(record_error)}. '
                      "The results below are complete; the stored run is marked incomplete.</div>")

@@ -375,6 +375,17 @@ class Results(FlexcvView):
         """A fitted mixed model's random effects per group and term, with their conditional sd."""
         return plots.random_effects(self, model, fold)
 
+    def unused_rows(self) -> pd.Series:
+        """Per outer fold, the rows used neither to train nor to test (a split by several factors
+        leaves out rows that mix a held-out level with a training one; zero otherwise)."""
+        from .factors import unused_rows
+        return unused_rows(self)
+
+    def what_is_new(self) -> str | None:
+        """The report's line on what "new" means with several grouping factors (None with one)."""
+        from .factors import what_is_new
+        return what_is_new(self)
+
     def checks(self) -> pd.DataFrame:
         """Group-aware methodology checks: code, severity, message, evidence (see `mixcv_core.results.checks`)."""
         found = checks.run_checks(self)
