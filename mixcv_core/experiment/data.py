@@ -234,7 +234,11 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
         _check_split_size(spec.inner.method, spec.inner.n_splits, len(train), n_g,
                           "inner", spec.inner.is_named, outer_fold=k)
         splitter = make_splitter(spec.inner.method, spec.inner.n_splits, derive_seed(spec.seed, "inner", k))
-        rel = compute_splits(splitter, data.X[train], data.y[train], g_train, "inner.method")
+        if len(data.split_by) > 1 and spec.inner.method == "GroupKFold":
+            # Tuning validates as the outer split tests: on subjects AND items the fit never saw.
+            rel = _crossed_inner(spec, data, train, k)
+        else:
+            rel = compute_splits(splitter, data.X[train], data.y[train], g_train, "inner.method")
         # Inner indices are kept absolute: a fold task then cannot mix up frames.
         inner.append([(train[tr], train[te]) for tr, te in rel])
     return Plan(data=data, outer=outer, inner=inner, known=known, repeats=repeats)
@@ -262,6 +266,20 @@ def _crossed_outer(spec: ExperimentSpec, data: PreparedData) -> IndexPairs:
                                              f"rows: no row combines that fold's levels of {names} (the factors are "
                                              "not crossed enough); split by one factor or use fewer folds")
     return outer
+
+
+def _crossed_inner(spec: ExperimentSpec, data: PreparedData, train: np.ndarray, k: int) -> IndexPairs:
+    """Inner folds of outer fold ``k``'s training rows, new in every split factor (relative rows)."""
+    assert data.group_frame is not None
+    labels = data.group_frame[list(data.split_by)].to_numpy()[train]
+    splitter = CrossedGroupKFold(spec.inner.n_splits, random_state=derive_seed(spec.seed, "inner", k))
+    rel = list(splitter.split(None, None, labels))
+    for j, (tr, te) in enumerate(rel):
+        if len(tr) == 0 or len(te) == 0:
+            raise SpecError("inner.n_splits", f"inner fold {j} of outer fold {k} has no "
+                                              f"{'test' if len(te) == 0 else 'training'} rows new in "
+                                              f"{' and '.join(map(repr, data.split_by))}; use fewer inner folds")
+    return rel
 
 
 def keep_levels_known(train: np.ndarray, held: np.ndarray, groups: pd.DataFrame) -> np.ndarray:

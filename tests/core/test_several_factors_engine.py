@@ -4,7 +4,7 @@ grouping column and the spec's random part; other models never see grouping colu
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+from _crossed import crossed
 from sklearn.linear_model import Ridge
 
 from mixcv_core import CrossValidation
@@ -12,16 +12,6 @@ from mixcv_core.models import LinearMixedEffectsModel
 
 RANDOM = "(1 + days | subject) + (1 | item)"
 
-
-def crossed(n_subjects: int = 12, n_items: int = 10, seed: int = 0) -> pd.DataFrame:
-    """Subjects x items, every subject answering every item; a slope per subject."""
-    rng = np.random.default_rng(seed)
-    s, i = np.meshgrid(np.arange(n_subjects), np.arange(n_items), indexing="ij")
-    s, i = s.ravel(), i.ravel()
-    days = rng.normal(size=s.size)
-    rt = (1 + (0.5 + 0.3 * rng.normal(size=n_subjects)[s]) * days + rng.normal(size=n_subjects)[s]
-          + rng.normal(size=n_items)[i] + 0.5 * rng.normal(size=s.size))
-    return pd.DataFrame({"rt": rt, "days": days, "subject": [f"s{k}" for k in s], "item": [f"i{k}" for k in i]})
 
 
 def test_the_mixed_model_fits_the_spec_random_part_on_each_fold_with_every_grouping_column():
@@ -53,3 +43,23 @@ def test_models_that_are_not_mixed_never_see_the_grouping_columns():
     res = (CrossValidation().set_data(df[["days"]], df["rt"], groups=df[["subject", "item"]])
            .set_splits("GroupKFold", n_splits_out=3).add_model(Ridge).perform().get_results())
     assert all(m.n_features_in_ == 1 for m in (res.models[("Ridge", k)] for k in range(3)))
+
+
+def test_known_holdout_rows_are_predicted_with_every_factor_s_blups():
+    df = crossed()
+    res = (CrossValidation().set_data(df[["days"]], df["rt"], groups=df[["subject", "item"]], random=RANDOM,
+                                      split_by="item")
+           .set_splits("GroupKFold", n_splits_out=3, scale_out=False, known_holdout=0.25)
+           .add_model(LinearMixedEffectsModel).perform().get_results())
+    known = res.known_predictions
+    test = res.predictions
+    for k in range(3):
+        rows = known.loc[known["fold"] == k, "row"].to_numpy()
+        tested = test.loc[test["fold"] == k, "row"].to_numpy()
+        train = np.setdiff1d(np.arange(len(df)), np.concatenate([rows, tested]))
+        assert rows.size and set(df["item"].iloc[rows]) <= set(df["item"].iloc[train])
+        assert set(df["subject"].iloc[rows]) <= set(df["subject"].iloc[train])
+        ref = LinearMixedEffectsModel(random=RANDOM).fit(df.loc[train, ["days"]], df.loc[train, "rt"],
+                                                         groups=df.loc[train, ["subject", "item"]])
+        expected = ref.predict(df.loc[rows, ["days"]], groups=df.loc[rows, ["subject", "item"]])
+        np.testing.assert_allclose(known.loc[known["fold"] == k, "y_pred"].to_numpy(), expected, rtol=1e-10)

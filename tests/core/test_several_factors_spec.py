@@ -7,9 +7,8 @@ data is touched.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
+from _crossed import crossed
 
 from mixcv_core import CrossValidation, ExperimentSpec, MixcvError
 from mixcv_core.experiment.cell import parse_cell, spec_to_cell
@@ -19,14 +18,6 @@ from mixcv_core.models import LinearMixedEffectsModel
 
 RANDOM = "(1 + days | subject) + (1 | item)"
 
-
-def crossed(n_subjects: int = 6, n_items: int = 5, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    s, i = np.meshgrid(np.arange(n_subjects), np.arange(n_items), indexing="ij")
-    s, i = s.ravel(), i.ravel()
-    days = rng.normal(size=s.size)
-    rt = 1 + 0.5 * days + rng.normal(size=n_subjects)[s] + rng.normal(size=n_items)[i] + rng.normal(size=s.size)
-    return pd.DataFrame({"rt": rt, "days": days, "subject": [f"s{k}" for k in s], "item": [f"i{k}" for k in i]})
 
 
 def spec_of(**data) -> ExperimentSpec:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _crossed import crossed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,18 +14,6 @@ from mixcv_core import CrossValidation, MixcvError
 from mixcv_core.experiment.data import keep_levels_known, plan_experiment
 from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
 from mixcv_core.experiment.splits import CrossedGroupKFold
-
-
-def crossed(n_subjects: int = 12, n_items: int = 10, keep: float = 1.0, seed: int = 0) -> pd.DataFrame:
-    """Subjects x items; ``keep`` < 1 drops cells at random (partially crossed)."""
-    rng = np.random.default_rng(seed)
-    s, i = np.meshgrid(np.arange(n_subjects), np.arange(n_items), indexing="ij")
-    s, i = s.ravel(), i.ravel()
-    mask = rng.random(s.size) < keep
-    s, i = s[mask], i[mask]
-    days = rng.normal(size=s.size)
-    rt = days + rng.normal(size=n_subjects)[s] + rng.normal(size=n_items)[i] + rng.normal(size=s.size)
-    return pd.DataFrame({"rt": rt, "days": days, "subject": [f"s{k}" for k in s], "item": [f"i{k}" for k in i]})
 
 
 def plan(df: pd.DataFrame, n_splits: int = 3, known: float = 0.0, **data):
@@ -134,3 +123,20 @@ def test_the_fluent_api_runs_a_crossed_split_end_to_end():
            .set_splits("GroupKFold", n_splits_out=3).add_model("Ridge").perform().get_results())
     frame = res.to_frame()
     assert len(frame) == 3 and (frame["n_train"] + frame["n_test"] < len(df)).all()
+
+
+def test_tuning_validates_on_subjects_and_items_the_inner_fit_never_saw():
+    from optuna.distributions import FloatDistribution
+    df = crossed(15, 12)
+    spec = ExperimentSpec(data=DataSpec(target="rt", groups=("subject", "item"), split_by=("subject", "item")),
+                          models=(ModelSpec("Ridge", "Ridge", params={"alpha": FloatDistribution(0.1, 10)},
+                                            requires_inner_cv=True),),
+                          outer=SplitSpec("GroupKFold", 3, _field="outer"),
+                          inner=SplitSpec("GroupKFold", 2, _field="inner"))
+    p = plan_experiment(spec, df)
+    for (outer_train, _), inner in zip(p.outer, p.inner):
+        assert inner is not None and len(inner) == 2
+        for train, test in inner:
+            assert set(train) <= set(outer_train) and set(test) <= set(outer_train) and len(test)
+            for col in ("subject", "item"):
+                assert not set(df[col].iloc[test]) & set(df[col].iloc[train])
