@@ -3,7 +3,10 @@ grouping column and the spec's random part; other models never see grouping colu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 from _crossed import crossed
 from sklearn.linear_model import Ridge
 
@@ -63,3 +66,13 @@ def test_known_holdout_rows_are_predicted_with_every_factor_s_blups():
                                                          groups=df.loc[train, ["subject", "item"]])
         expected = ref.predict(df.loc[rows, ["days"]], groups=df.loc[rows, ["subject", "item"]])
         np.testing.assert_allclose(known.loc[known["fold"] == k, "y_pred"].to_numpy(), expected, rtol=1e-10)
+
+
+def test_a_random_part_of_one_factor_reaches_the_model_too():
+    # sleepstudy with uncorrelated intercept and slope: lme4's (Days || Subject), two terms of one factor.
+    d = pd.read_csv(Path(__file__).parent.parent / "data" / "lmm_multi" / "sleepstudy.csv")
+    res = (CrossValidation().set_data(d[["Days"]], d["Reaction"], groups=d["Subject"], random="(Days || Subject)")
+           .set_splits("GroupKFold", n_splits_out=3).add_model(LinearMixedEffectsModel).perform().get_results())
+    assert res.failures.empty and res.what_is_new() is None
+    assert all(list(res.models[("LinearMixedEffectsModel", k)].varcorr_) == ["Subject", "Subject.1"]
+               for k in range(3))
