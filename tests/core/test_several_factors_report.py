@@ -93,3 +93,10 @@ def test_a_factor_with_a_level_per_row_is_flagged(penicillin):
     assert "row_id" in found.loc["one-level-per-row", "message"]
     assert "one-level-per-row" not in codes(run(df.drop(columns="row_id"), "diameter", ["plate", "sample"],
                                                 model="Ridge"))
+
+
+def test_column_names_in_the_new_line_and_the_checks_are_escaped(penicillin):
+    df = penicillin.rename(columns={"plate": "<b>plate", "sample": "s&mple"})
+    res = run(df, "diameter", ["<b>plate", "s&mple"], split_by="<b>plate")
+    page = render_html(res)
+    assert "<b>plate" not in page and "test folds hold new &lt;b&gt;plates; s&amp;mples recur" in page
