@@ -30,7 +30,7 @@ import pandas as pd
 from .constraints import Boolean, check
 from .engine import run
 from .errors import MixcvError, SpecError, SpecTypeError
-from .experiment.data import assemble_frame, plan_experiment, prepare_data
+from .experiment.data import assemble_frame, attach_groups, plan_experiment, prepare_data, several_groups
 from .experiment.model_mapping import IGNORED_KEYS, ModelConfigDict, ModelMappingDict, mapping_to_model_specs
 from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, check_execution
 from .experiment.splits import CrossValMethod, Splitter
@@ -51,7 +51,7 @@ class NotPerformedError(MixcvError, RuntimeError):
 #: engine's errors name spec fields; a setter's errors name its own arguments.
 ARGUMENTS: dict[str, str] = {
     "data.features": "X", "data.target": "y", "data.groups": "groups", "data.slopes": "slopes",
-    "seed": "random_seed",
+    "data.random": "random", "data.split_by": "split_by", "seed": "random_seed",
 }
 
 
@@ -100,7 +100,8 @@ class CrossValidation:
     # -- data --------------------------------------------------------------------------
     def set_data(self, X: pd.DataFrame, y: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
                  slopes: pd.DataFrame | pd.Series | list[str] | str | None = None,
-                 target_name: str = "", dataset_name: str = "") -> CrossValidation:
+                 target_name: str = "", dataset_name: str = "", random: str | None = None,
+                 split_by: str | list[str] | None = None) -> CrossValidation:
         """Set the features, target, groups and random-slope columns.
 
         Parameters
@@ -109,8 +110,10 @@ class CrossValidation:
             Numeric features, no missing values.
         y : Series or 1-D array
             The target, one value per row of ``X`` (matched by position).
-        groups : Series or 1-D array, optional
-            Group labels; needed by group splits, mixed models and MERF.
+        groups : Series, 1-D array, DataFrame or list of str, optional
+            Group labels; needed by group splits, mixed models and MERF. Several grouping
+            factors: a DataFrame of the grouping columns (one row per row of ``X``), or a
+            list naming columns of ``X`` (they are then taken out of the features).
         slopes : DataFrame, Series, list of str or str, optional
             Columns of ``X`` that also get a random slope per group (the columns
             themselves, as returned by ``generate_regression``, or their names).
@@ -118,12 +121,21 @@ class CrossValidation:
             Name for the target (defaults to ``y.name`` or ``"y"``).
         dataset_name : str
             A label shown in reports and logs.
+        random : str, optional
+            The random-effect terms in lme4's syntax, e.g.
+            ``"(1 + days | subject) + (1 | item)"`` (slopes are columns of ``X``); their
+            grouping columns must be in ``groups``. Default: the one-factor shorthand
+            (``groups`` and ``slopes``), or a random intercept per grouping column.
+        split_by : str or list of str, optional
+            The grouping column(s) whose levels the outer test folds hold new; default the
+            first. ``["subject", "item"]``: new subjects and new items in every test fold.
 
         Raises
         ------
         SpecTypeError, SpecError
-            Naming ``X``, ``y``, ``groups`` or ``slopes``: wrong types, different
-            lengths, NaN or infinite values, non-numeric features, a single group.
+            Naming ``X``, ``y``, ``groups``, ``slopes``, ``random`` or ``split_by``: wrong
+            types, different lengths, NaN or infinite values, non-numeric features, a single
+            group, a random part that cannot be read or names a column not in ``groups``.
         """
         if not isinstance(target_name, str):
             raise SpecTypeError("target_name", f"expected a string, got {target_name!r}")
@@ -137,9 +149,18 @@ class CrossValidation:
                               name=target_name)
         # Check values now (NaNs, dtypes, a single group), not at perform().
         with _as_arguments():
+            several = several_groups(X, groups)
+            if several is not None:
+                X = X.drop(columns=[c for c in several.columns if c in X.columns])
+                groups = None
             frame, data = assemble_frame(X, y, groups, slopes)
-            data = DataSpec(target=data.target, groups=data.groups, slopes=data.slopes, features=data.features,
-                            dataset_name=dataset_name)
+            group_cols: str | tuple[str, ...] | None = data.groups
+            if several is not None:
+                frame = attach_groups(frame, several)
+                group_cols = tuple(str(c) for c in several.columns)
+            data = DataSpec(target=data.target, groups=group_cols, slopes=data.slopes, features=data.features,
+                            dataset_name=dataset_name, random=random,
+                            split_by=(split_by,) if isinstance(split_by, str) else tuple(split_by or ()))
             prepare_data(data, frame)
         self._frame, self._data = frame, data
         return self

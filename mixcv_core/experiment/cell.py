@@ -61,6 +61,10 @@ TOP_KEY_HELP: dict[str, str] = {
     "target": "the column to predict (required)",
     "groups": "the grouping column (participants, schools, sites); needed by group splits, LMM and MERF",
     "slopes": "columns that also get a random slope per group, e.g. [days]",
+    "random": "random-effect terms in lme4's syntax, e.g. (1 + days | subject) + (1 | item); their grouping "
+              "columns join groups",
+    "split_by": "the grouping column(s) whose levels the outer test folds hold new, e.g. subject, or "
+                "[subject, item] for new subjects and new items (default: the first of groups)",
     "features": "fixed-effects columns (default: every column but target and groups)",
     "outer": "the outer split: KFold, StratifiedKFold, GroupKFold or StratifiedGroupKFold, e.g. GroupKFold(5)",
     "inner": "the split of each outer training fold that tunes the models, e.g. GroupKFold(3)",
@@ -207,6 +211,7 @@ def cell_key(f: str) -> str:
 #: Spec field paths -> the cell key that sets them (where the two differ).
 CELL_KEYS: dict[str, str] = {
     "data.target": "target", "data.groups": "groups", "data.slopes": "slopes", "data.features": "features",
+    "data.random": "random", "data.split_by": "split_by",
     "data.frame": "data", "tuning.n_trials": "trials", "tuning.objective_scorer": "objective",
     "outer.method": "outer", "outer.n_splits": "outer", "inner.method": "inner", "inner.n_splits": "inner",
     "outer.scale": "scale", "inner.scale": "scale", "predict_known_groups_lmm": "predict_known_groups",
@@ -495,8 +500,12 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
     def make_data() -> DataSpec:
         try:
             return DataSpec(target=str(column("target")),
-                            # a list goes to the spec as a list: it says what it does with several
-                            groups=None if raw.get("groups") is None else cast(str, _group_names(column("groups"))),
+                            groups=None if raw.get("groups") is None else (
+                                _names(column("groups"), "groups", at("groups"))
+                                if isinstance(raw["groups"], list) else str(column("groups"))),
+                            random=None if raw.get("random") is None else str(column("random")),
+                            split_by=_names(column("split_by") if "split_by" in raw else None, "split_by",
+                                            at("split_by")),
                             slopes=_names(column("slopes") if "slopes" in raw else None, "slopes", at("slopes")),
                             features=None if raw.get("features") is None else _names(column("features"),
                                                                                       "features", at("features")),
@@ -723,9 +732,13 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append(f"name: {_text(d.dataset_name)}")
     out.append(f"target: {_text(d.target)}")
     if d.groups is not None:
-        out.append(f"groups: {_text(d.groups)}")
+        out.append(f"groups: {_text(list(d.groups) if isinstance(d.groups, tuple) else d.groups)}")
     if d.slopes:
         out.append(f"slopes: {_text(list(d.slopes))}")
+    if d.random is not None:
+        out.append(f"random: {_text(d.random)}")
+    if d.split_by:
+        out.append(f"split_by: {_text(d.split_by[0] if len(d.split_by) == 1 else list(d.split_by))}")
     if d.features is not None:
         out.append(f"features: {_text(list(d.features))}")
     out.append(f"outer: {spec.outer.method}({spec.outer.n_splits})")

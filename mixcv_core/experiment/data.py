@@ -19,10 +19,10 @@ from .._seeding import derive_seed
 from ..errors import SpecError, SpecTypeError
 from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
-from .splits import SPLIT_METHODS, compute_splits, make_splitter
+from .splits import SPLIT_METHODS, CrossedGroupKFold, compute_splits, make_splitter
 
 __all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows",
-           "column_fingerprints"]
+           "column_fingerprints", "several_groups", "attach_groups", "keep_levels_known"]
 
 IndexPairs = list[tuple[np.ndarray, np.ndarray]]
 
@@ -39,6 +39,11 @@ class PreparedData:
     index: pd.Index               # the frame's row labels, for predictions
     target_name: str
     groups_name: str | None
+    # Several grouping factors (issue 25): every grouping column, the random part the
+    # mixed models fit (None: the one-factor shorthand), the factors the outer split holds new.
+    group_frame: pd.DataFrame | None = None
+    random: str | None = None
+    split_by: tuple[str, ...] = ()
 
     @property
     def slope_idx(self) -> list[int]:
@@ -140,9 +145,9 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
             raise SpecError(fld, f"column {_short(col)} is not in the data{hint}; columns are {shown}")
 
     need(spec.target, "data.target")
-    if spec.groups is not None:
-        need(spec.groups, "data.groups")
-    roles = {spec.target, spec.groups}
+    for gc in spec.group_columns:
+        need(gc, "data.groups")
+    roles = {spec.target, *spec.group_columns}
     features = list(spec.features) if spec.features is not None else [c for c in columns if c not in roles]
     for c in features:
         need(c, "data.features")
@@ -194,26 +199,34 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         raise SpecError("data.target", f"the target {spec.target!r} is constant ({y[0]:g} in every row): there is "
                                        "nothing to predict, and every score would be meaningless")
 
-    groups = None
-    if spec.groups is not None:
-        g = frame[spec.groups]
+    labels: dict[str, np.ndarray] = {}
+    for gc in spec.group_columns:
+        g = frame[gc]
         if g.isna().any():
-            raise SpecError("data.groups", f"the groups column {spec.groups!r} has {int(g.isna().sum())} missing "
+            raise SpecError("data.groups", f"the groups column {gc!r} has {int(g.isna().sum())} missing "
                                       "labels; every row needs a group")
-        groups = g.to_numpy(copy=True)
-        if groups.dtype.kind == "f" and np.isinf(groups).any():
-            raise SpecError("data.groups", f"the groups column {spec.groups!r} has {int(np.isinf(groups).sum())} "
+        labels[gc] = g.to_numpy(copy=True)   # the run owns its data (a frame edited mid-run changes nothing)
+        if labels[gc].dtype.kind == "f" and np.isinf(labels[gc]).any():
+            raise SpecError("data.groups", f"the groups column {gc!r} has {int(np.isinf(labels[gc]).sum())} "
                                            "infinite labels; every row needs a real group label")
-        kinds = {type(v).__name__ for v in pd.unique(groups)} if groups.dtype == object else set()
+        kinds = {type(v).__name__ for v in pd.unique(labels[gc])} if labels[gc].dtype == object else set()
         if {"int", "str"} <= kinds or {"float", "str"} <= kinds:
-            raise SpecError("data.groups", f"the labels of {spec.groups!r} mix numbers and text ({sorted(kinds)}); "
-                                           f"make them one type, e.g. df[{spec.groups!r}].astype(str)")
-        if len(pd.unique(groups)) < 2:
-            raise SpecError("data.groups", f"the groups column {spec.groups!r} has a single group; "
+            raise SpecError("data.groups", f"the labels of {gc!r} mix numbers and text ({sorted(kinds)}); "
+                                           f"make them one type, e.g. df[{gc!r}].astype(str)")
+        if len(pd.unique(labels[gc])) < 2:
+            raise SpecError("data.groups", f"the groups column {gc!r} has a single group; "
                                       "grouped cross validation and mixed models need at least two")
-    return PreparedData(X=X, y=y, groups=groups, feature_names=[str(c) for c in features],
+    # `groups` (what splits, checks and one-factor models use) is the split's first factor;
+    # the mixed model with a random part gets every grouping column (`group_frame`).
+    split_col = spec.split_factors[0] if spec.split_factors else None
+    group_frame = None
+    if spec.random_terms_text is not None:
+        group_frame = pd.DataFrame({gc: labels[gc] for gc in spec.group_columns})
+    return PreparedData(X=X, y=y, groups=None if split_col is None else labels[split_col],
+                        feature_names=[str(c) for c in features],
                         slope_names=list(spec.slopes), index=frame.index,
-                        target_name=spec.target, groups_name=spec.groups)
+                        target_name=spec.target, groups_name=split_col, group_frame=group_frame,
+                        random=spec.random_terms_text, split_by=spec.split_factors)
 
 
 def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
@@ -245,7 +258,10 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
     n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
     _check_split_size(spec.outer.method, spec.outer.n_splits, n, n_groups, "outer", spec.outer.is_named)
     outer_splitter = make_splitter(spec.outer.method, spec.outer.n_splits, spec.seed, spec.outer.n_repeats)
-    outer = compute_splits(outer_splitter, data.X, data.y, data.groups, "outer.method")
+    if len(data.split_by) > 1:
+        outer = _crossed_outer(spec, data)
+    else:
+        outer = compute_splits(outer_splitter, data.X, data.y, data.groups, "outer.method")
     repeats = np.asarray(spec.outer.repeat_labels(len(outer)))
     if spec.break_cross_val:
         # flexcv's one-fold debugging run: every split was made (and checked) above.
@@ -261,6 +277,8 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
                                                        "few rows to leave one in training and hold out "
                                                        f"{spec.outer.known_holdout:g} of them; raise the fraction "
                                                        "or set it to 0")
+            if data.group_frame is not None:
+                held = keep_levels_known(train, held, data.group_frame)
             known.append(held)
             outer[k] = (np.setdiff1d(train, held, assume_unique=True), test)
 
@@ -275,10 +293,78 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
         _check_split_size(spec.inner.method, spec.inner.n_splits, len(train), n_g,
                           "inner", spec.inner.is_named, outer_fold=k)
         splitter = make_splitter(spec.inner.method, spec.inner.n_splits, derive_seed(spec.seed, "inner", k))
-        rel = compute_splits(splitter, data.X[train], data.y[train], g_train, "inner.method")
+        if len(data.split_by) > 1 and spec.inner.method == "GroupKFold":
+            # Tuning validates as the outer split tests: on subjects AND items the fit never saw.
+            rel = _crossed_inner(spec, data, train, k)
+        else:
+            rel = compute_splits(splitter, data.X[train], data.y[train], g_train, "inner.method")
         # Inner indices are kept absolute: a fold task then cannot mix up frames.
         inner.append([(train[tr], train[te]) for tr, te in rel])
     return Plan(data=data, outer=outer, inner=inner, known=known, repeats=repeats)
+
+
+def _crossed_outer(spec: ExperimentSpec, data: PreparedData) -> IndexPairs:
+    """The outer folds of a split by several factors: test rows new in every one of them.
+
+    Each factor needs a level per fold, and every fold needs training and test rows;
+    otherwise the split cannot be made and the error names ``data.split_by``.
+    """
+    assert data.group_frame is not None   # several split factors are several grouping columns
+    labels = data.group_frame[list(data.split_by)]
+    for col in labels.columns:
+        n_levels = labels[col].nunique()
+        if n_levels < spec.outer.n_splits:
+            raise SpecError("data.split_by", f"{spec.outer.n_splits} folds of new levels need {spec.outer.n_splits} "
+                                             f"levels of {col!r}, there are {n_levels}; use fewer folds")
+    splitter = CrossedGroupKFold(spec.outer.n_splits, spec.outer.n_repeats, random_state=spec.seed)
+    outer = [(tr, te) for tr, te in splitter.split(None, None, labels.to_numpy())]
+    names = " and ".join(repr(c) for c in data.split_by)
+    for k, (train, test) in enumerate(outer):
+        if len(test) == 0 or len(train) == 0:
+            raise SpecError("data.split_by", f"outer fold {k} has no {'test' if len(test) == 0 else 'training'} "
+                                             f"rows: no row combines that fold's levels of {names} (the factors are "
+                                             "not crossed enough); split by one factor or use fewer folds")
+    return outer
+
+
+def _crossed_inner(spec: ExperimentSpec, data: PreparedData, train: np.ndarray, k: int) -> IndexPairs:
+    """Inner folds of outer fold ``k``'s training rows, new in every split factor (relative rows)."""
+    assert data.group_frame is not None
+    labels = data.group_frame[list(data.split_by)].to_numpy()[train]
+    splitter = CrossedGroupKFold(spec.inner.n_splits, random_state=derive_seed(spec.seed, "inner", k))
+    rel = list(splitter.split(None, None, labels))
+    for j, (tr, te) in enumerate(rel):
+        if len(tr) == 0 or len(te) == 0:
+            raise SpecError("inner.n_splits", f"inner fold {j} of outer fold {k} has no "
+                                              f"{'test' if len(te) == 0 else 'training'} rows new in "
+                                              f"{' and '.join(map(repr, data.split_by))}; use fewer inner folds")
+    return rel
+
+
+def keep_levels_known(train: np.ndarray, held: np.ndarray, groups: pd.DataFrame) -> np.ndarray:
+    """``held`` without the rows whose level of some grouping factor would then not be in training.
+
+    The known-group holdout scores rows of *known* levels: with several factors every
+    level of a held-out row (its item as well as its subject) must stay in the training
+    rows. Rows put back only add levels to training, so this ends; returned sorted.
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"s": ["a", "a", "b", "b"], "i": ["x", "y", "x", "z"]})
+    >>> keep_levels_known(np.arange(4), np.array([1, 3]), g).tolist()   # y and z only in the held rows
+    []
+    """
+    held = np.sort(held)
+    while held.size:
+        kept = np.setdiff1d(train, held, assume_unique=True)
+        known = np.ones(held.size, dtype=bool)
+        for col in groups.columns:
+            values = groups[col].to_numpy()
+            known &= np.isin(values[held], values[kept])
+        if known.all():
+            break
+        held = held[known]
+    return held
 
 
 def known_holdout_rows(train: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -424,3 +510,34 @@ def assemble_frame(X: pd.DataFrame, y: pd.Series | pd.DataFrame | np.ndarray | S
     spec = DataSpec(target=y_s.name, groups=groups_name, slopes=tuple(str(s) for s in slope_names),
                     features=tuple(str(c) for c in X.columns))
     return frame, spec
+
+
+def several_groups(X: object, groups: object) -> pd.DataFrame | None:
+    """The grouping columns when ``groups`` names several factors, else None (one factor).
+
+    ``groups`` is several factors when it is a DataFrame of more than one column, or a
+    list or tuple of names that are all columns of ``X`` (shorter than ``X``: a list as
+    long as ``X`` is one label per row). Raises naming ``groups`` for a DataFrame of the
+    wrong length.
+    """
+    if isinstance(groups, pd.DataFrame) and groups.shape[1] > 1:
+        if isinstance(X, pd.DataFrame) and len(groups) != len(X):
+            raise SpecError("groups", f"has {len(groups)} rows but X has {len(X)}")
+        return groups.rename(columns=str)
+    if (isinstance(groups, (list, tuple)) and groups and isinstance(X, pd.DataFrame) and len(groups) < len(X)
+            and all(isinstance(c, str) and c in X.columns for c in groups)):
+        return X[list(groups)]
+    return None
+
+
+def attach_groups(frame: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the grouping columns ``groups`` added, matched by position (as flexcv matches y).
+
+    Raises naming ``groups`` when a grouping column's name is already a column of ``frame``.
+    """
+    clash = [c for c in groups.columns if c in frame.columns]
+    if clash:
+        raise SpecError("groups", f"the grouping columns {clash} are also columns of X or the target; "
+                                  "X must not contain the groups")
+    g = groups.set_axis(frame.index, axis=0)
+    return pd.concat([frame, g], axis=1)

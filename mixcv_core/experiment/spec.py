@@ -44,7 +44,7 @@ __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "Expe
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).
-SPEC_FORMAT = 6
+SPEC_FORMAT = 7
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -71,29 +71,44 @@ class DataSpec:
         Name of the DataFrame in the user's namespace (front ends that find data by name).
     dataset_name : str
         A label for logs and reports.
+    random : str or None
+        The random-effect terms in lme4's syntax, e.g. ``"(1 + days | subject) + (1 | item)"``
+        (parsed now: a mistake is a `SpecError` naming ``data.random``). Their grouping
+        columns become ``groups`` when it is not set. ``None``: ``groups``/``slopes`` are the
+        one-factor shorthand ``(1 + slopes | groups)``, or, with several grouping columns,
+        a random intercept per column.
+    split_by : tuple of str
+        The grouping column(s) whose levels the outer test folds hold new: ``("subject",)``
+        (new subjects, items recur) or ``("subject", "item")`` (new subjects and new items;
+        rows that mix a held-out level with a training level are used for neither).
+        ``()``: the first grouping column.
+
+    ``groups`` may be one column name or, for several grouping factors, a tuple of them
+    (a list of one is stored as the name).
     """
 
     target: str
-    groups: str | None = None
+    groups: str | tuple[str, ...] | None = None
     slopes: tuple[str, ...] = ()
     features: tuple[str, ...] | None = None
     frame: str | None = None
     dataset_name: str = ""
+    random: str | None = None
+    split_by: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
             raise SpecTypeError("data.target", f"expected a column name, got {self.target!r}")
-        if isinstance(self.groups, (list, tuple)) and all(isinstance(g, str) for g in self.groups):
-            if len(self.groups) == 1:
-                _set(self, "groups", self.groups[0])
-            else:
-                # Understood as several grouping columns; one factor is what the models fit today.
-                raise SpecError("data.groups", f"several grouping factors {list(self.groups)}: random effects "
-                                               "of more than one grouping factor (crossed or nested) are not "
-                                               "supported yet; give one grouping column, e.g. groups: "
-                                               f"{self.groups[0]}")
-        if self.groups is not None and not isinstance(self.groups, str):
+        if isinstance(self.groups, (list, tuple)):
+            names = tuple(self.groups)
+            if not all(isinstance(g, str) for g in names):
+                raise SpecTypeError("data.groups", f"column names must be strings, got {list(names)!r}")
+            _set(self, "groups", names[0] if len(names) == 1 else (names or None))
+        if self.groups is not None and not isinstance(self.groups, (str, tuple)):
             raise SpecTypeError("data.groups", f"expected a column name or None, got {self.groups!r}")
+        if self.random is not None and self.slopes:
+            raise SpecError("data.slopes", "slopes is the one-factor shorthand; with random, write the "
+                                           "slopes in its terms, e.g. '(1 + days | subject)'")
         if isinstance(self.slopes, str):
             _set(self, "slopes", (self.slopes,))
         _set(self, "slopes", tuple(self.slopes))
@@ -125,6 +140,86 @@ class DataSpec:
         twice = sorted({s for s in self.slopes if self.slopes.count(s) > 1})
         if twice:
             raise SpecError("data.slopes", f"slope columns {twice} listed twice")
+        self._check_factors()
+
+    def _check_factors(self) -> None:
+        """Several grouping columns, the lme4 random part and the split's factors (issue 25)."""
+        cols = self.group_columns
+        twice = sorted({g for g in cols if cols.count(g) > 1})
+        if twice:
+            raise SpecError("data.groups", f"grouping columns {twice} listed twice")
+        if self.target in cols:
+            raise SpecError("data.groups", f"the groups column {self.target!r} is also the target")
+        if self.features is not None:
+            clash = [c for c in self.features if c in cols]
+            if clash:
+                raise SpecError("data.features", f"{clash} are grouping columns, not features")
+        if self.random is not None:
+            from ..models.mixed.terms import parse_random
+            if not isinstance(self.random, str):
+                raise SpecTypeError("data.random", f"expected lme4 random-effect terms as text such as "
+                                                   f"'(1 + days | subject) + (1 | item)', got {self.random!r}")
+            try:
+                terms = parse_random(self.random)
+            except SpecError as exc:
+                raise SpecError("data.random", exc.message) from None
+            # Factors that stand alone first (school of school/class, whose expansion lists
+            # class:school first), then the columns met only in interactions.
+            alone = [t.factor.column for t in terms if t.factor.column is not None]
+            factors = list(dict.fromkeys([*alone, *(c for t in terms for c in t.factor.columns)]))
+            if self.groups is None:
+                _set(self, "groups", factors[0] if len(factors) == 1 else tuple(factors))
+            missing = [c for c in factors if c not in self.group_columns]
+            if missing:
+                raise SpecError("data.random", f"the grouping columns {missing} of {self.random.strip()!r} are not "
+                                               f"among groups {list(self.group_columns)}; add them to groups")
+            for t in terms:
+                for c in t.columns:
+                    if c == self.target or c in self.group_columns:
+                        raise SpecError("data.random", f"term {t}: the slope {c!r} is the target or a grouping "
+                                                       "column; a random slope must be a feature column")
+                    if self.features is not None and c not in self.features:
+                        raise SpecError("data.random", f"term {t}: the slope {c!r} is not among the features")
+        elif isinstance(self.groups, tuple) and self.slopes:
+            raise SpecError("data.slopes", f"with several grouping columns {list(self.groups)}, say which factor "
+                                           "a slope varies by in random, e.g. '(1 + days | subject) + (1 | item)'")
+        if isinstance(self.split_by, str):
+            _set(self, "split_by", (self.split_by,))
+        if not isinstance(self.split_by, (list, tuple)) or not all(isinstance(c, str) for c in self.split_by):
+            raise SpecTypeError("data.split_by", f"expected grouping column names, got {self.split_by!r}")
+        _set(self, "split_by", tuple(self.split_by))
+        for c in self.split_by:
+            if c not in self.group_columns:
+                raise SpecError("data.split_by", f"{c!r} is not a grouping column; the split can hold new levels of "
+                                                 f"{list(self.group_columns) or 'groups (none are set)'}")
+        if len(set(self.split_by)) < len(self.split_by):
+            raise SpecError("data.split_by", f"{list(self.split_by)} names a column twice")
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        """Every grouping column: ``()``, ``(groups,)`` or the tuple of several."""
+        if self.groups is None:
+            return ()
+        return self.groups if isinstance(self.groups, tuple) else (self.groups,)
+
+    @property
+    def split_factors(self) -> tuple[str, ...]:
+        """The grouping columns whose levels the outer test folds hold new (``split_by`` or the first)."""
+        return self.split_by or self.group_columns[:1]
+
+    @property
+    def random_terms_text(self) -> str | None:
+        """The random part the mixed models fit, or None for the one-factor shorthand.
+
+        ``random`` when set; with several grouping columns and no ``random``, a random
+        intercept per column (``(1 | subject) + (1 | item)``); else None.
+        """
+        if self.random is not None:
+            return self.random
+        if isinstance(self.groups, tuple):
+            from ..models.mixed.terms import format_name
+            return " + ".join(f"(1 | {format_name(g)})" for g in self.groups)
+        return None
 
 
 @dataclass(frozen=True)
@@ -522,6 +617,28 @@ class ExperimentSpec:
         if needs_groups and self.data.groups is None:
             raise SpecError("data.groups", f"{', '.join(needs_groups)} need(s) a grouping column; "
                                            "set groups (groups= in set_data, 'groups: <column>' in a cell)")
+        self._check_several_factors()
+
+    def _check_several_factors(self) -> None:
+        """Models that fit one grouping factor only are refused a random part with several (issue 25)."""
+        split_by = self.data.split_by
+        if split_by and not self.outer.requires_groups:
+            raise SpecError("data.split_by", f"the outer split {self.outer.label} ignores groups, so no level of "
+                                             f"{list(split_by)} is held out; use GroupKFold")
+        if len(split_by) > 1 and self.outer.method != "GroupKFold":
+            raise SpecError("data.split_by", f"new levels of several factors {list(split_by)} need the outer method "
+                                             f"GroupKFold (folds dealt per factor), got {self.outer.label}")
+        text = self.data.random_terms_text
+        if text is None:
+            return
+        for m in self.models:
+            if is_mixed(m.estimator) and "random" not in (param_names(m.estimator_class) or ()):
+                raise SpecError(f"models[{m.name!r}].model",
+                                f"{m.estimator_class.__name__} fits one grouping factor; the random part {text!r} "
+                                "needs LinearMixedEffectsModel (several factors for it come later)")
+        if self.merf_models():
+            raise SpecError("merf", f"MERF fits one grouping factor; the random part {text!r} is not available "
+                                    "to it yet (MERF with several factors comes later)")
 
     # -- derived views -------------------------------------------------------------
     def merf_models(self) -> tuple[ModelSpec, ...]:
@@ -616,9 +733,12 @@ class ExperimentSpec:
             metrics[name] = name if METRICS.get(name) is fn else ref(fn, f"metrics[{name!r}]")
         return {
             "format": SPEC_FORMAT,
-            "data": {"target": self.data.target, "groups": self.data.groups, "slopes": list(self.data.slopes),
+            "data": {"target": self.data.target,
+                     "groups": list(self.data.groups) if isinstance(self.data.groups, tuple) else self.data.groups,
+                     "slopes": list(self.data.slopes),
                      "features": None if self.data.features is None else list(self.data.features),
-                     "frame": self.data.frame, "dataset_name": self.data.dataset_name},
+                     "frame": self.data.frame, "dataset_name": self.data.dataset_name,
+                     "random": self.data.random, "split_by": list(self.data.split_by)},
             "outer": split_dict(self.outer, "outer"),
             "inner": split_dict(self.inner, "inner"),
             "models": [model_dict(m) for m in self.models],
@@ -775,9 +895,18 @@ def _upgrade_5_to_6(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "backend": d.get("backend", "local"), "scheduler": d.get("scheduler"), "format": 6}
 
 
+def _upgrade_6_to_7(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 7 added several grouping factors: the lme4 random part and the split's
+    # factors. Runs before it had one grouping column, the one-factor shorthand, and
+    # held its levels out.
+    data = {"random": None, "split_by": [], **(d.get("data") or {})}
+    return {**d, "data": data, "format": 7}
+
+
 #: from-format -> upgrade to the next format.
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5, 5: _upgrade_5_to_6}
+    1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5, 5: _upgrade_5_to_6,
+    6: _upgrade_6_to_7}
 
 
 def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:

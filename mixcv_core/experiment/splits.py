@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import (
     BaseCrossValidator,
     GroupKFold,
@@ -42,6 +43,7 @@ __all__ = [
     "ContinuousStratifiedKFold",
     "ContinuousStratifiedGroupKFold",
     "FixedSplits",
+    "CrossedGroupKFold",
     "RepeatedGroupKFold",
     "RepeatedStratifiedGroupKFold",
     "RepeatedContinuousStratifiedKFold",
@@ -407,3 +409,72 @@ def describe_methods() -> dict[str, str]:
     """Split method names with a one-line description each (for listings in front ends)."""
     return {name: m.description for name, m in SPLIT_METHODS.items()}
 
+
+
+def _deal_levels(codes: np.ndarray, n_levels: int, n_splits: int, rng: np.random.Generator) -> np.ndarray:
+    """Each level's fold: largest levels first (ties in random order), each to the lightest fold.
+
+    GroupKFold's balancing rule, with the random tie-break that makes repeats differ.
+    """
+    sizes = np.bincount(codes, minlength=n_levels)
+    order = np.lexsort((rng.random(n_levels), -sizes))
+    fold_of = np.empty(n_levels, dtype=np.intp)
+    load = np.zeros(n_splits, dtype=np.int64)
+    for level in order:
+        k = int(np.argmin(load))
+        fold_of[level] = k
+        load[k] += sizes[level]
+    return fold_of
+
+
+class CrossedGroupKFold(GroupsConsumerMixin, BaseCrossValidator):
+    """K folds whose test rows hold new levels of EVERY grouping factor (crossed designs).
+
+    Each factor's levels are dealt to ``n_splits`` folds on their own (balanced by rows,
+    as GroupKFold does). Fold ``k`` tests the rows whose levels are all in fold ``k`` and
+    trains on the rows whose levels are all elsewhere: a test row's subject and item were
+    both never seen in training. A row that mixes a held-out level with a training level
+    (a held-out subject answering a training item) is used for neither, since in training
+    it would reveal the held-out subject, and in testing it would not be new in both
+    (`unused_rows` counts them). With two factors each fold trains on about
+    ``(1 - 1/K)**2`` of the rows and the folds together test about ``1/K`` of them.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+    n_repeats : int, default=1
+        Deal the levels anew this many times (the folds of each repeat follow each other).
+    random_state : int or None, default=None
+
+    Examples
+    --------
+    >>> subject = np.repeat(np.arange(6), 6); item = np.tile(np.arange(6), 6)
+    >>> folds = list(CrossedGroupKFold(3, random_state=0).split(None, None, np.c_[subject, item]))
+    >>> all(not set(subject[te]) & set(subject[tr]) and not set(item[te]) & set(item[tr]) for tr, te in folds)
+    True
+    >>> [len(te) for _, te in folds], [len(tr) for tr, _ in folds]
+    ([4, 4, 4], [16, 16, 16])
+    """
+
+    def __init__(self, n_splits: int = 5, n_repeats: int = 1, random_state: int | None = None) -> None:
+        self.n_splits = n_splits
+        self.n_repeats = n_repeats
+        self.random_state = random_state
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        return self.n_splits * self.n_repeats
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if groups is None:
+            raise SpecError("data.split_by", "CrossedGroupKFold needs the labels of every factor it holds out")
+        labels = np.asarray(groups, dtype=object)
+        if labels.ndim != 2 or labels.shape[1] < 2:
+            raise SpecError("data.split_by", f"CrossedGroupKFold needs two or more factors (an (n, m) array of "
+                                             f"labels), got shape {labels.shape}")
+        codes = [pd.factorize(labels[:, j])[0] for j in range(labels.shape[1])]
+        rng = np.random.default_rng(self.random_state)
+        for _ in range(self.n_repeats):
+            folds = np.column_stack([_deal_levels(c, int(c.max()) + 1, self.n_splits, rng)[c] for c in codes])
+            for k in range(self.n_splits):
+                in_k = folds == k
+                yield np.flatnonzero(~in_k.any(axis=1)), np.flatnonzero(in_k.all(axis=1))

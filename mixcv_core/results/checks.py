@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiment.data import PreparedData
+from .factors import plural
 
 if TYPE_CHECKING:
     from ._run import RunView
@@ -282,3 +283,86 @@ def run_checks(results: RunView) -> list[Check]:
     """Every finding of `CHECKS` for ``results`` (warnings first)."""
     found = [c for check in CHECKS for c in check(results)]
     return sorted(found, key=lambda c: c.severity != "warning")
+
+
+# -- several grouping factors (issue 25) ---------------------------------------------------
+def _group_columns(r: RunView) -> pd.DataFrame | None:
+    """Every grouping column of the run (None with one, or for a run loaded from a store)."""
+    return r._data.group_frame
+
+
+def check_factor_the_split_ignores(r: RunView) -> list[Check]:
+    g = _group_columns(r)
+    if g is None or not r.spec.outer.requires_groups:
+        return []
+    held = r.spec.data.split_factors
+    out = []
+    for col in (c for c in g.columns if c not in held):
+        v = g[col].to_numpy()
+        shared = [float(np.isin(v[test], v[train]).mean()) for train, test in r._outer if len(test)]
+        if shared and max(shared) > 0:
+            held_text = " and ".join(f"new {plural(c)}" for c in held)
+            out.append(Check("factor-the-split-ignores", "note",
+                             f"the split holds out {' and '.join(map(repr, held))} but not {col!r}: test rows are "
+                             f"{held_text} with {plural(col)} seen in training, so the scores say nothing about "
+                             f"new {plural(col)}. For that, split_by: [{', '.join([*held, col])}]",
+                             f"{np.mean(shared):.0%} of test rows have a {col!r} level seen in training "
+                             "(mean over folds)"))
+    return out
+
+
+def _terms_join(r: RunView, a: str, b: str) -> bool:
+    """Whether the run's random part already has a term whose factor combines ``a`` and ``b`` (``a:b``)."""
+    text = r.spec.data.random_terms_text
+    if text is None:
+        return False
+    from ..models.mixed.terms import parse_random
+    return any({a, b} <= set(t.factor.columns) for t in parse_random(text))
+
+
+def check_nested_labels_repeat(r: RunView) -> list[Check]:
+    """lme4's classic trap: class labels 1, 2, 3 reused in every school read as three classes in all."""
+    g = _group_columns(r)
+    if g is None:
+        return []
+    out = []
+    cols = list(g.columns)
+    for parent in cols:
+        for child in cols:
+            if child == parent or g[child].nunique() >= g[parent].nunique() or _terms_join(r, parent, child):
+                continue
+            pairs = g.groupby([parent, child], sort=False).size()
+            parents_per_label = pairs.groupby(level=child).size()
+            # Labels shared by several parents AND several rows per (parent, label) pair: the
+            # shape of nested units labelled within their parent, not of a crossed design
+            # (where a subject meets an item about once).
+            if (parents_per_label > 1).mean() < 0.5 or pairs.median() < 2:
+                continue
+            label = parents_per_label.idxmax()
+            out.append(Check("nested-labels-repeat", "warning",
+                             f"the labels of {child!r} repeat across {parent!r} ({child} {label!r} is in "
+                             f"{int(parents_per_label.max())} {parent} levels): if each {child} belongs to one "
+                             f"{parent}, the random part treats same-labelled {child} levels of different {parent} "
+                             f"levels as one. Nest them: (1 | {parent}/{child}), i.e. (1 | {parent}) + "
+                             f"(1 | {parent}:{child}), or give them unique labels",
+                             f"{int((parents_per_label > 1).sum())} of {len(parents_per_label)} {child} labels occur "
+                             f"in several {parent} levels; median {pairs.median():g} rows per ({parent}, {child})"))
+    return out
+
+
+def check_one_level_per_row(r: RunView) -> list[Check]:
+    g = _group_columns(r)
+    if g is None:
+        g = None if r._data.groups is None else pd.DataFrame({r._data.groups_name or "groups": r._data.groups})
+    if g is None:
+        return []
+    n = len(g)
+    return [Check("one-level-per-row", "warning",
+                  f"{col!r} has a level per row: a random intercept for it cannot be told from the residual, "
+                  "and a split by it is a split by rows (nothing is grouped). Is it a row id?",
+                  f"{n} levels in {n} rows")
+            for col in g.columns if g[col].nunique() == n]
+
+
+# Appended, not spliced into the list above: one place to see what issue 25 added.
+CHECKS += [check_factor_the_split_ignores, check_nested_labels_repeat, check_one_level_per_row]

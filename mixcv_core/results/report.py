@@ -20,6 +20,7 @@ from ..experiment.spec import merf_name
 from ..metrics import higher_is_better, metric_label
 from .checks import CHECKS, row_id_checks, run_checks
 from .compare import compare_all, compare_models
+from .factors import what_is_new
 from .plots import plot_convergence, plot_folds, plot_metric
 
 if TYPE_CHECKING:
@@ -244,6 +245,9 @@ def render_html(results: RunView) -> str:
              f'{"<span class=mixcv-fail>interrupted</span>" if status != "finished" else "finished"}</h4>',
              f'<div class="mixcv-meta">{" · ".join(meta)}</div>',
              f'<div class="mixcv-meta mixcv-features">{features_html(d.feature_names, d.slope_names)}</div>']
+    new_line = what_is_new(results)
+    if new_line:   # several grouping factors: say which are new in the test folds
+        parts.append(f'<div class="mixcv-meta">{html.escape(new_line)}</div>')
     if record_error:
         parts.append(f'<div class="mixcv-fail">Not fully recorded in the run store: {html.escape(record_error)}. '
                      "The results below are complete; the stored run is marked incomplete.</div>")

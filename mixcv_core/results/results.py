@@ -22,7 +22,7 @@ from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
-from . import checks, compare, plots, report
+from . import checks, compare, factors, plots, report
 from .flexcv_view import FlexcvView
 
 if TYPE_CHECKING:
@@ -374,6 +374,15 @@ class Results(FlexcvView):
     def random_effects(self, model: str | None = None, fold: int = 0) -> pd.DataFrame:
         """A fitted mixed model's random effects per group and term, with their conditional sd."""
         return plots.random_effects(self, model, fold)
+
+    def unused_rows(self) -> pd.Series:
+        """Per outer fold, the rows used neither to train nor to test (a split by several factors
+        leaves out rows that mix a held-out level with a training one; zero otherwise)."""
+        return factors.unused_rows(self)
+
+    def what_is_new(self) -> str | None:
+        """The report's line on what "new" means with several grouping factors (None with one)."""
+        return factors.what_is_new(self)
 
     def checks(self) -> pd.DataFrame:
         """Group-aware methodology checks: code, severity, message, evidence (see `mixcv_core.results.checks`)."""

@@ -46,6 +46,24 @@ class SplitData:
     X_known: pd.DataFrame | None = None
     y_known: np.ndarray | None = None
     g_known: np.ndarray | None = None
+    # Every grouping column (issue 25: a random part with several factors), rows as above;
+    # None for the one-factor shorthand.
+    G_train: pd.DataFrame | None = None
+    G_test: pd.DataFrame | None = None
+    G_known: pd.DataFrame | None = None
+
+    @property
+    def groups_train(self) -> np.ndarray | pd.DataFrame | None:
+        """What a mixed model's ``fit`` gets as ``groups``: every grouping column when there are several."""
+        return self.g_train if self.G_train is None else self.G_train
+
+    @property
+    def groups_test(self) -> np.ndarray | pd.DataFrame | None:
+        return self.g_test if self.G_test is None else self.G_test
+
+    @property
+    def groups_known(self) -> np.ndarray | pd.DataFrame | None:
+        return self.g_known if self.G_known is None else self.G_known
 
 
 def _own(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
@@ -83,7 +101,15 @@ def split_data(data: PreparedData, train: np.ndarray, test: np.ndarray, scale: b
         X_known=None if X_kn is None else pd.DataFrame(X_kn, columns=cols, copy=False),
         y_known=None if known is None else data.y[known],
         g_known=None if known is None or data.groups is None else data.groups[known],
+        G_train=_group_rows(data, train),
+        G_test=_group_rows(data, test),
+        G_known=None if known is None else _group_rows(data, known),
     )
+
+
+def _group_rows(data: PreparedData, rows: np.ndarray) -> pd.DataFrame | None:
+    # Positional rows, renumbered like the split's X frames: the estimator pairs them by position.
+    return None if data.group_frame is None else data.group_frame.iloc[rows].reset_index(drop=True)
 
 
 def build_estimator(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str, Any],
@@ -100,19 +126,23 @@ def build_estimator(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str,
         kwargs["random_state"] = derive_seed(spec.seed, "model", model.name, fold)
     if "predict_known_groups" in accepted and "predict_known_groups" not in kwargs:
         kwargs["predict_known_groups"] = spec.predict_known_groups_lmm
+    random = spec.data.random_terms_text
+    if random is not None and "random" in accepted and "random" not in kwargs:
+        # The spec's random part (several factors): the mixed model fits exactly these terms.
+        kwargs["random"] = random
     return model.estimator_class(**kwargs)
 
 
 def fit_estimator(estimator: Any, s: SplitData, fit_kwargs: Mapping[str, Any]) -> Any:
     """Fit on the training part; mixed models also get groups and the slope columns."""
     if is_mixed(estimator):
-        estimator.fit(s.X_train, s.y_train, groups=s.g_train, slopes=s.slope_names or None, **fit_kwargs)
+        estimator.fit(s.X_train, s.y_train, groups=s.groups_train, slopes=s.slope_names or None, **fit_kwargs)
     else:
         estimator.fit(s.X_train, s.y_train, **fit_kwargs)
     return estimator
 
 
-def predict_estimator(estimator: Any, X: pd.DataFrame, groups: np.ndarray | None,
+def predict_estimator(estimator: Any, X: pd.DataFrame, groups: np.ndarray | pd.DataFrame | None,
                       slope_names: list[str]) -> np.ndarray:
     """Predict; mixed models use random effects for groups they saw in training.
 

@@ -99,8 +99,8 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                 for s in splits:
                     est = build_estimator(model, spec, trial.params, fold)
                     fit_estimator(est, s, fit_kwargs)
-                    pred_valid = predict_estimator(est, s.X_test, s.g_test, s.slope_names)
-                    pred_train = (predict_estimator(est, s.X_train, s.g_train, s.slope_names) if with_train
+                    pred_valid = predict_estimator(est, s.X_test, s.groups_test, s.slope_names)
+                    pred_train = (predict_estimator(est, s.X_train, s.groups_train, s.slope_names) if with_train
                                   else None)
                     values.append(call_scorer(scorer, s.y_test, pred_valid, s.y_train, pred_train))
                 value = float(np.mean(values))

@@ -112,11 +112,12 @@ def test_a_scikit_learn_estimator_that_is_not_a_regressor_is_refused_with_the_re
     assert words in err.message and "unknown model" not in err.message
 
 
-def test_several_grouping_columns_are_understood_as_such_and_refused_for_now():
+def test_several_grouping_columns_are_understood_as_such():
     from mixcv_core.experiment.spec import DataSpec
-    err = raises_on("data.groups", lambda: DataSpec(target="y", groups=["Subject", "Occasion"]))
-    assert "several grouping factors ['Subject', 'Occasion']" in err.message and "not supported yet" in err.message
+    assert DataSpec(target="y", groups=["Subject", "Occasion"]).group_columns == ("Subject", "Occasion")
     assert DataSpec(target="y", groups=["Subject"]).groups == "Subject"
+    err = raises_on("data.groups", lambda: DataSpec(target="y", groups=["Subject", 3]))
+    assert "column names must be strings" in err.message
 
 
 def test_model_instance_instead_of_class(grouped):

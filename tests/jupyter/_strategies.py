@@ -102,3 +102,27 @@ def executions(draw) -> dict:
     return {"backend": "dask", "scheduler": scheduler}
 
 
+
+
+@st.composite
+def several_factor_specs(draw):
+    """Specs with two grouping factors: an lme4 random part (or an intercept per factor) and a split by factor.
+
+    Models that fit one factor and MERF are left out: the spec refuses them a random part
+    with several factors.
+    """
+    cols = draw(st.lists(names, min_size=4, max_size=6, unique=True))
+    target, g1, g2, *features = cols
+    f = features[0]
+    random = draw(st.sampled_from([None, f"(1 + {f} | {g1}) + (1 | {g2})", f"(1 | {g1}/{g2})",
+                                   f"({f} || {g1}) + (1 | {g2})", f"(1 | {g1}) + (1 | {g1}:{g2})"]))
+    split_by = draw(st.sampled_from([(), (g1,), (g2,), (g1, g2), (g2, g1)]))
+    use_features = draw(st.booleans())
+    data = DataSpec(target, (g1, g2), features=tuple(features) if use_features else None, frame=draw(names),
+                    random=random, split_by=split_by)
+    model_names = draw(st.lists(names, min_size=1, max_size=2, unique=True))
+    models = tuple(ModelSpec(name=n, estimator=draw(st.sampled_from(["LinearMixedEffectsModel", "Ridge"])))
+                   for n in model_names)
+    return ExperimentSpec(data=data, models=models,
+                          outer=SplitSpec("GroupKFold", draw(st.integers(2, 10)), _field="outer"),
+                          seed=draw(st.integers(0, 2**32 - 1)))
