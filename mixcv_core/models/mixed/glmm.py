@@ -27,14 +27,14 @@ import numpy as np
 from scipy import optimize
 
 from ...errors import SpecError
-from .family import Family
 from . import pls
+from .family import Family
 from .fit import REBlock, _conditional_blocks, relative_factor, singular_components
 from .pirls import Mode, PIRLSError, Problem
 
 __all__ = ["GlmmFit", "fit_glmm", "gh_rule", "NEWTON_DECREMENT_TOL", "MAX_NAGQ"]
 
-NEWTON_DECREMENT_TOL = 1e-7
+NEWTON_DECREMENT_TOL = 1e-9
 MAX_NAGQ = 25
 
 
@@ -76,6 +76,10 @@ class _Objective:
         self.rule = gh_rule(nAGQ) if nAGQ > 1 else None
         self.u: list[np.ndarray] | None = None
         self.n_evals = 0
+        # Finite-difference steps per coordinate: theta as it is; a fixed effect in units of
+        # its column's root mean square, so age^2 (in the hundreds) gets a step as small.
+        rms = np.sqrt((prob.X ** 2).mean(axis=0))
+        self.step_scale = np.concatenate([np.ones(prob.dim), 1.0 / np.maximum(rms, 1e-3)])
 
     def mode(self, x: np.ndarray) -> Mode:
         d = self.prob.dim
@@ -99,7 +103,7 @@ class _Objective:
 def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
     g = np.empty(len(x))
     for j in range(len(x)):
-        h = 1e-5 * max(1.0, abs(x[j]))
+        h = 1e-5 * max(1.0, abs(x[j]) / f.step_scale[j]) * f.step_scale[j]
         e = np.zeros(len(x))
         e[j] = h
         if x[j] - h < lower[j]:       # at the boundary theta = 0: one-sided
@@ -109,23 +113,32 @@ def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return g
 
 
-def _hessian(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
+def _derivatives(f: _Objective, x: np.ndarray, lower: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The deviance, its gradient and Hessian from one finite-difference stencil (1 + 2d + d(d-1)/2 values).
+
+    Central differences (one-sided at the boundary ``theta = 0``) with ``h = 1e-4``: the
+    gradient's error is ``O(h^2)``, well below what the Newton decrement tests.
+    """
     d = len(x)
-    H = np.empty((d, d))
     f0 = f(x)
-    hs = np.array([1e-4 * max(1.0, abs(v)) for v in x])
-    up = np.array([f(x + hs[i] * np.eye(d)[i]) for i in range(d)])
+    hs = 1e-4 * np.maximum(1.0, np.abs(x) / f.step_scale) * f.step_scale
+    E = np.eye(d) * hs
+    up = np.array([f(x + E[i]) for i in range(d)])
+    g = np.empty(d)
+    H = np.empty((d, d))
     for i in range(d):
-        ei = hs[i] * np.eye(d)[i]
-        for j in range(i, d):
-            ej = hs[j] * np.eye(d)[j]
-            if i == j:
-                down = f(x - ei) if x[i] - hs[i] >= lower[i] else None
-                H[i, i] = ((up[i] - 2 * f0 + down) / hs[i] ** 2 if down is not None
-                           else (f(x + 2 * ei) - 2 * up[i] + f0) / hs[i] ** 2)
-            else:
-                H[i, j] = H[j, i] = (f(x + ei + ej) - up[i] - up[j] + f0) / (hs[i] * hs[j])
-    return H
+        if x[i] - hs[i] >= lower[i]:
+            down = f(x - E[i])
+            g[i] = (up[i] - down) / (2 * hs[i])
+            H[i, i] = (up[i] - 2 * f0 + down) / hs[i] ** 2
+        else:
+            up2 = f(x + 2 * E[i])
+            g[i] = (-3 * f0 + 4 * up[i] - up2) / (2 * hs[i])
+            H[i, i] = (up2 - 2 * up[i] + f0) / hs[i] ** 2
+    for i in range(d):
+        for j in range(i + 1, d):
+            H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - up[i] - up[j] + f0) / (hs[i] * hs[j])
+    return f0, g, H
 
 
 def _check(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], weights: np.ndarray | None,
@@ -240,22 +253,22 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
         lower = np.concatenate([lower_theta, np.full(p, -np.inf)])
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
         x0 = np.concatenate([theta1, m1.beta])
-        r2 = optimize.minimize(obj, x0, jac=lambda x: _gradient(obj, x, lower), method="L-BFGS-B", bounds=bounds,
-                               options={"maxfun": max_evals, "ftol": 1e-13, "gtol": 1e-9})
-        x = np.maximum(np.asarray(r2.x), lower)
-        x, converged, message, gmax, dec, H = _certify(obj, x, lower, d)
+        # Stage 1's optimum is close to stage 2's: Newton on the finite-difference Hessian
+        # from there; where that fails (curvature not yet positive), a quasi-Newton run first.
+        x, converged, message, gmax, dec, H = _certify(obj, x0, lower, d)
+        if not converged and obj.n_evals < max_evals:
+            r2 = optimize.minimize(obj, x, jac=lambda x: _gradient(obj, x, lower), method="L-BFGS-B", bounds=bounds,
+                                   options={"maxfun": max_evals, "ftol": 1e-13, "gtol": 1e-9})
+            x = np.maximum(np.asarray(r2.x), lower)
+            x, converged, message, gmax, dec, H = _certify(obj, x, lower, d)
     mode = obj.mode(x) if nAGQ else prob.modes(x[:d], x[d:])
     value = obj.value_of(x, mode) if nAGQ else prob.laplace(mode)
     theta, beta = x[:d], x[d:]
-    if H is not None:
-        Hb = H[d:, d:]
-    else:
-        Hb = None
-    beta_cov = _beta_cov(prob, mode, Hb)
+    beta_cov = _beta_cov(prob, mode, H, d)
     lams = prob.lams(theta)
     Minv = _conditional(mode)
     covs, bs, sds, boundary = [], [], [], []
-    for i, t in enumerate(prob.terms):
+    for i in range(len(prob.terms)):
         pos = prob.order.index(i)
         lam = lams[pos]
         covs.append(lam @ lam.T)
@@ -269,14 +282,18 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
                    terms_q=[t.q for t in prob.terms])
 
 
-def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int) -> tuple[
+def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_steps: int = 12) -> tuple[
         np.ndarray, bool, str, float, float, np.ndarray | None]:
-    """Newton steps on the finite-difference Hessian until the predicted decrease is negligible."""
+    """Newton steps on the finite-difference Hessian until the predicted decrease is negligible.
+
+    Returns the point, whether it is certified (Hessian positive definite off the boundary
+    and Newton decrement below `NEWTON_DECREMENT_TOL`), a message, the largest gradient
+    entry off the boundary, the decrement and the Hessian.
+    """
     H = None
     gmax, dec = np.inf, np.inf
-    for _ in range(6):
-        g = _gradient(obj, x, lower)
-        H = _hessian(obj, x, lower)
+    for _ in range(max_steps):
+        f0, g, H = _derivatives(obj, x, lower)
         at_bound = (x <= lower + 1e-8) & (g >= 0)       # a zero variance held by the boundary
         free = ~at_bound
         gf, Hf = g[free], H[np.ix_(free, free)]
@@ -289,8 +306,7 @@ def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int) -> tuple
         if dec <= NEWTON_DECREMENT_TOL:
             message = "optimum" if not at_bound[:d].any() else "optimum on the boundary (a zero variance)"
             return x, True, message, gmax, dec, H
-        f0 = obj(x)
-        for t in (1.0, 0.5, 0.25, 0.125):
+        for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
             trial = x.copy()
             trial[free] -= t * step
             trial = np.maximum(trial, lower)
@@ -299,18 +315,19 @@ def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int) -> tuple
                 break
         else:
             return x, False, f"not certified: stalled {dec:.2g} above the predicted minimum", gmax, dec, H
-    return x, False, f"not certified: predicted decrease {dec:.2g} after the Newton steps", gmax, dec, H
+    return x, False, f"not certified: predicted decrease {dec:.2g} after {max_steps} Newton steps", gmax, dec, H
 
 
-def _beta_cov(prob: Problem, mode: Mode, Hb: np.ndarray | None) -> np.ndarray:
-    """lme4's ``vcov``: ``2 H^-1`` from the deviance's Hessian in beta (``use.hessian = TRUE``).
+def _beta_cov(prob: Problem, mode: Mode, H: np.ndarray | None, d: int) -> np.ndarray:
+    """lme4's ``vcov``: the beta block of ``2 H^-1``, ``H`` the deviance's Hessian in (theta, beta)
+    (``use.hessian = TRUE``, ``calc.vcov.hess`` in ``R/lmer.R``).
 
     Without that Hessian (nAGQ = 0), or when it is not positive definite, ``(R_X'R_X)^-1``
     of the joint weighted PLS at the modes, lme4's fallback.
     """
-    if Hb is not None:
+    if H is not None:
         try:
-            cov = 2.0 * np.linalg.inv(Hb)
+            cov = 2.0 * np.linalg.inv(H)[d:, d:]
             if np.all(np.diag(cov) > 0):
                 return (cov + cov.T) / 2
         except np.linalg.LinAlgError:
@@ -323,4 +340,4 @@ def _beta_cov(prob: Problem, mode: Mode, Hb: np.ndarray | None) -> np.ndarray:
 
 def _conditional(mode: Mode) -> list[np.ndarray]:
     """Diagonal blocks of ``(Lambda'Z'WZ Lambda + I)^-1`` per term (algebra order), at the modes' weights."""
-    return _conditional_blocks(SimpleNamespace(stats=mode.stats), mode.solve)
+    return _conditional_blocks(SimpleNamespace(stats=mode.stats), mode.solve)  # type: ignore[arg-type]

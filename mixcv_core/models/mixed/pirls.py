@@ -63,6 +63,7 @@ class Problem:
         self.Zs = [Zs[i] for i in self.order]
         self.levels = [int(levels[i]) for i in self.order]
         self._empty = np.zeros((self.n, 0))
+        self._like: dict[bool, Statistics] = {}     # the last weighted problem, whose pattern is reused
 
     def lams(self, theta: np.ndarray) -> list[np.ndarray]:
         """``Lambda_t`` per term in the algebra's order."""
@@ -90,7 +91,10 @@ class Problem:
         # Working response minus the part held fixed (the offset, and X beta when beta is held).
         zeta = eta - fixed + (self.y - mu) / d
         X = self.X * sw[:, None] if with_X else self._empty
-        return Statistics(X, zeta * sw, self.codes, [Z * sw[:, None] for Z in self.Zs], self.levels)
+        st = Statistics(X, zeta * sw, self.codes, [Z * sw[:, None] for Z in self.Zs], self.levels,
+                        like=self._like.get(with_X))
+        self._like[with_X] = st
+        return st
 
     def modes(self, theta: np.ndarray, beta: np.ndarray | None, u0: Sequence[np.ndarray] | None = None,
               beta0: np.ndarray | None = None, tol: float = 1e-12) -> Mode:
@@ -113,7 +117,7 @@ class Problem:
         pdev, mu, dr = self._pdev(eta, u)
         if not np.isfinite(pdev):
             raise PIRLSError("the penalised deviance is not finite at the starting values")
-        for it in range(1, MAX_ITER + 1):
+        for it in range(1, MAX_ITER + 1):  # noqa: B007 (it is reported in the Mode)
             st = self.weighted(eta, mu, self.offset if joint else fixed_part, joint)
             s = pls.solve(st, lams)
             u_new, b_new = s.u, (s.beta if joint else b)
