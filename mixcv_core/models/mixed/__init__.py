@@ -18,5 +18,5 @@ from .lmer import lmer
 from .terms import RandomTerm, parse_random, split_formula
 
 __all__ = ["Family", "GeneralizedLinearMixedModel", "GlmmFit", "LinearMixedEffectsModel", "MixedFit", "REBlock",
-           "RandomTerm", "ReMat", "build_remats", "fit_mixed", "fit_glmm", "fixed_design", "get_family", "glmer", "lmer",
-           "parse_random", "split_formula"]
+           "RandomTerm", "ReMat", "build_remats", "fit_mixed", "fit_glmm", "fixed_design", "get_family", "glmer",
+           "lmer", "parse_random", "split_formula"]
