@@ -86,6 +86,7 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
     """
 
     backend = "native"
+    _has_residual = False
     _backends = ("native", "native")    # the LMM's shape; only the native solver fits a GLMM
     reml = False
 
@@ -243,6 +244,7 @@ def _as_mixed(fit: GlmmFit) -> MixedFit:
                     newton_decrement=fit.newton_decrement, terms_q=fit.terms_q)
 
 
+_OFFSET = re.compile(r"offset\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
 _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.S)
 
 
@@ -318,6 +320,16 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", nAGQ: int 
         rows["__glmer_y__"] = np.divide(s, trials, out=np.zeros_like(s), where=trials > 0)
         wt = trials if wt is None else wt * trials
         lhs = "__glmer_y__"
+    # offset(<column or expression>) in the formula, as lme4 writes it: added to any offset= given.
+    for expr in _OFFSET.findall(rhs):
+        try:
+            extra = np.asarray(rows.eval(expr), dtype=float).ravel()
+        except Exception as err:   # pandas' eval names the unknown column
+            raise SpecError("formula", f"offset({expr}) cannot be computed: {err}") from err
+        off = extra if off is None else off + extra
+    rhs = re.sub(r"\+\s*" + _OFFSET.pattern, "", rhs)
+    rhs = re.sub(_OFFSET.pattern + r"\s*\+?", "", rhs)
+    rhs = rhs if rhs.strip() else "1"
     fixed, terms = split_formula(f"{lhs} ~{rhs}")
     import formulaic
 
@@ -335,7 +347,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", nAGQ: int 
     off = None if off is None else off[keep]
     wt = None if wt is None else wt[keep]
     y, X, spec = fixed_design(fixed, rows)
-    remats = build_remats(terms, rows, field_name="data")
+    remats = build_remats(terms, rows, field_name="data", residual=False)
     model = GeneralizedLinearMixedModel(family=family, link=link, nAGQ=nAGQ,
                                         random=" + ".join(str(t) for t in terms), max_evals=max_evals)
     model._fit_design(X, y.to_numpy(), remats, {"weights": wt, "offset": off})

@@ -71,8 +71,8 @@ class GlmmFit:
 class _Objective:
     """The stage-2 deviance of ``x = (theta, beta)``, PIRLS warm-started from the last modes."""
 
-    def __init__(self, prob: Problem, nAGQ: int) -> None:  # noqa: N803 (lme4's name)
-        self.prob, self.nAGQ = prob, nAGQ
+    def __init__(self, prob: Problem, nAGQ: int, max_evals: int) -> None:  # noqa: N803 (lme4's name)
+        self.prob, self.nAGQ, self.max_evals = prob, nAGQ, max_evals
         self.rule = gh_rule(nAGQ) if nAGQ > 1 else None
         self.u: list[np.ndarray] | None = None
         self.n_evals = 0
@@ -240,10 +240,10 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
 
     bounds1 = [(lo if np.isfinite(lo) else None, None) for lo in lower_theta]
     r1 = optimize.minimize(stage1, theta0, method="L-BFGS-B", bounds=bounds1,
-                           options={"maxfun": max_evals, "ftol": 1e-12, "gtol": 1e-8})
+                           options={"maxfun": max(1, max_evals // 2), "ftol": 1e-12, "gtol": 1e-8})
     theta1 = np.maximum(np.asarray(r1.x), lower_theta)
     m1 = prob.modes(theta1, None)
-    obj = _Objective(prob, nAGQ)
+    obj = _Objective(prob, nAGQ, max_evals)
     if nAGQ == 0:
         x, converged, message, gmax, dec = np.concatenate([theta1, m1.beta]), bool(r1.success), str(r1.message), \
             float("nan"), float("nan")
@@ -258,7 +258,8 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
         x, converged, message, gmax, dec, H = _certify(obj, x0, lower, d)
         if not converged and obj.n_evals < max_evals:
             r2 = optimize.minimize(obj, x, jac=lambda x: _gradient(obj, x, lower), method="L-BFGS-B", bounds=bounds,
-                                   options={"maxfun": max_evals, "ftol": 1e-13, "gtol": 1e-9})
+                                   options={"maxfun": max(1, (max_evals - obj.n_evals) // (2 * len(x) + 1)),
+                                            "ftol": 1e-13, "gtol": 1e-9})
             x = np.maximum(np.asarray(r2.x), lower)
             x, converged, message, gmax, dec, H = _certify(obj, x, lower, d)
     mode = obj.mode(x) if nAGQ else prob.modes(x[:d], x[d:])
@@ -293,6 +294,8 @@ def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_step
     H = None
     gmax, dec = np.inf, np.inf
     for _ in range(max_steps):
+        if obj.n_evals >= obj.max_evals:
+            return x, False, f"stopped at the limit of {obj.max_evals} deviance evaluations", gmax, dec, H
         f0, g, H = _derivatives(obj, x, lower)
         at_bound = (x <= lower + 1e-8) & (g >= 0)       # a zero variance held by the boundary
         free = ~at_bound

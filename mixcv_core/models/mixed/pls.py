@@ -114,10 +114,11 @@ class Statistics:
             self.A_RR = np.asarray((ZR.T @ ZR).todense())          # (m, m)
             self.A_RF = np.asarray(ZR.T @ F)                       # (m, p+1)
             self.scalar_R = all(q == 1 for q in self.r_q)
-            self._pairs = self._pair_map(like)
+            self._like = like
+            self._pairs = self._pair_map()
             self.has_pairs = self._pairs is not None
 
-    def _pair_map(self, like: Statistics | None = None) -> sparse.csc_matrix | None:
+    def _pair_map(self) -> sparse.csc_matrix | None:
         """``A_R1 V A_1R`` as one sparse matrix-vector product in the entries of ``V``.
 
         ``(A_R1 V A_1R)[i, i'] = sum_k sum_ab A_R1[i, ka] V_k[a, b] A_R1[i', kb]``: the
@@ -128,7 +129,8 @@ class Statistics:
         pattern at every evaluation. None when the list would be too long (a level of
         block 1 crossed with most of block R).
         """
-        q1, m = self.q1, self.m
+        q1, m, like = self.q1, self.m, self._like
+        self._like = None    # not kept alive
         if like is not None and like.m and like._pair_index is not None and like.A_R1.nnz == self.A_R1.nnz \
                 and np.array_equal(like.A_R1.indices, self.A_R1.indices) \
                 and np.array_equal(like.A_R1.indptr, self.A_R1.indptr):
