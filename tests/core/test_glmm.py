@@ -30,6 +30,7 @@ from mixcv_core.errors import ConvergenceWarning, SpecError
 from mixcv_core.models import GeneralizedLinearMixedModel, glmer
 from mixcv_core.models.mixed.family import get_family
 from mixcv_core.models.mixed.glmm import fit_glmm
+from mixcv_core.models.mixed.pirls import Problem
 from mixcv_core.models.mixed.pls import Statistics
 
 DATA = Path(__file__).parent.parent / "data" / "glmm" / "tight"
@@ -213,3 +214,23 @@ def test_fit_glmm_takes_blocks_as_the_lmm_does():
                    get_family("binomial"), weights=d["size"].to_numpy(float))
     np.testing.assert_allclose(fit.criterion, CASES["cbpp"]["objective"], rtol=1e-6)
     assert fit.converged and fit.newton_decrement < 1e-9
+
+
+def test_the_row_sum_reweighting_of_crossed_terms_gives_the_sparse_products_numbers():
+    # PIRLS rebuilds A from row sums when the terms after the first are scalar; the general
+    # path (sparse products of the scaled rows) must give the same modes and deviance.
+    d = frame("verbagg.csv").iloc[:3000]
+    X = np.column_stack([np.ones(len(d)), d[["Anger", "GenderM"]]])
+    codes = [pd.factorize(d[c])[0] for c in ("id", "item")]
+    ones = np.ones((len(d), 1))
+    args = (X, d["r2"].to_numpy(float), np.ones(len(d)), np.zeros(len(d)), codes, [ones, ones],
+            [c.max() + 1 for c in codes], get_family("binomial"))
+    fast, slow = Problem(*args), Problem(*args)
+    assert fast._reweight is not None
+    slow._reweight = None
+    theta, beta = np.array([1.2, 0.6]), np.array([-0.5, 0.05, 0.3])
+    for b in (beta, None):
+        a, s = fast.modes(theta, b), slow.modes(theta, b)
+        np.testing.assert_allclose(fast.laplace(a), slow.laplace(s), rtol=1e-13)
+        np.testing.assert_allclose(a.beta, s.beta, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a.u[0], s.u[0], rtol=1e-9, atol=1e-12)

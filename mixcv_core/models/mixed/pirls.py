@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
+from .._groups import ClusterSums
 from . import pls
 from .family import Family
 from .pls import PLSSolve, Statistics, TermShape
@@ -48,6 +50,71 @@ class Mode:
     iterations: int
 
 
+class _Reweighter:
+    """``A`` of the weighted PLS problem from row sums, for terms after the first that are scalar.
+
+    PIRLS changes only the rows' weights, never which levels a row has, so every entry of
+    ``A_R1``, ``A_RR`` and ``A_RF`` is a sum of ``w_i`` times fixed products over fixed rows:
+    one ``bincount`` per block instead of sparse products (whose set-up dominated). The
+    result is a `Statistics` with the same attributes, built on the pattern of ``template``
+    (the unweighted problem), whose list of pairs it reuses.
+    """
+
+    def __init__(self, template: Statistics, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray]) -> None:
+        self.t = template
+        A = template.A_R1.tocsr()
+        A.sort_indices()
+        self.indptr, self.indices = A.indptr, A.indices
+        n_cols = A.shape[1]
+        keys = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)) * n_cols + A.indices
+        q1 = Zs[0].shape[1]
+        self.q1, self.codes1, self.Z1 = q1, codes[0], Zs[0]
+        self.rpos = [template.r_offsets[t] + codes[t + 1] for t in range(len(codes) - 1)]
+        self.zR = [Z[:, 0] for Z in Zs[1:]]
+        # Entry of A_R1.data each (row, R term, block-1 column b) adds to.
+        self.pos_R1 = [[np.searchsorted(keys, r * n_cols + codes[0] * q1 + b) for b in range(q1)] for r in self.rpos]
+        self.m = template.m
+        self.sums = ClusterSums(codes[0], template.K1)
+        self.nnz = len(keys)
+
+    def __call__(self, X: np.ndarray, y: np.ndarray, sw: np.ndarray) -> Statistics:
+        t, m, q1 = self.t, self.m, self.q1
+        st = Statistics.__new__(Statistics)
+        st.__dict__.update({k: v for k, v in t.__dict__.items() if k in (
+            "q1", "K1", "r_q", "r_levels", "r_offsets", "m", "scalar_R", "_pair_index")})
+        n, p = X.shape
+        st.n, st.p = n, p
+        w = sw * sw
+        F = np.column_stack([X, y])                       # unweighted X and working response
+        Z1w = self.Z1 * w[:, None]
+        st.G = np.ascontiguousarray(self.sums(np.einsum("nj,nk->njk", Z1w, self.Z1)))
+        st.H = np.ascontiguousarray(self.sums(np.einsum("nj,nk->njk", Z1w, F)))
+        st.A_FF = F.T @ (F * w[:, None])
+        data = np.zeros(self.nnz)
+        A_RR = np.zeros(m * m)
+        A_RF = np.zeros((m, p + 1))
+        for r, z, pos in zip(self.rpos, self.zR, self.pos_R1):
+            wz = w * z
+            for b in range(q1):
+                data += np.bincount(pos[b], weights=wz * self.Z1[:, b], minlength=self.nnz)
+            for r2, z2 in zip(self.rpos, self.zR):
+                A_RR += np.bincount(r * m + r2, weights=wz * z2, minlength=m * m)
+            for j in range(p + 1):
+                A_RF[:, j] += np.bincount(r, weights=wz * F[:, j], minlength=m)
+        st.A_R1 = sparse.csr_matrix((data, self.indices, self.indptr), shape=t.A_R1.shape)
+        st.A_RR = A_RR.reshape(m, m)
+        st.A_RF = A_RF
+        idx = t._pair_index
+        if idx is not None and t._pairs is not None:
+            perm, e, f, half, indices, indptr = idx
+            vals = st.A_R1.tocoo().data[perm]
+            st._pairs = sparse.csc_matrix((vals[e] * vals[f] * half, indices, indptr), shape=t._pairs.shape)
+        else:
+            st._pairs = None
+        st.has_pairs = st._pairs is not None
+        return st
+
+
 class Problem:
     """A GLMM's data in the algebra's order of terms (most levels first), with theta in lme4's layout."""
 
@@ -64,6 +131,11 @@ class Problem:
         self.levels = [int(levels[i]) for i in self.order]
         self._empty = np.zeros((self.n, 0))
         self._like: dict[bool, Statistics] = {}     # the last weighted problem, whose pattern is reused
+        self._reweight: _Reweighter | None = None
+        if len(self.Zs) > 1 and all(Z.shape[1] == 1 for Z in self.Zs[1:]):
+            template = Statistics(self._empty, y, self.codes, self.Zs, self.levels)
+            if template.has_pairs:
+                self._reweight = _Reweighter(template, self.codes, self.Zs)
 
     def lams(self, theta: np.ndarray) -> list[np.ndarray]:
         """``Lambda_t`` per term in the algebra's order."""
@@ -90,6 +162,8 @@ class Problem:
         sw = np.sqrt(self.wt * d * d / fam.variance(mu))
         # Working response minus the part held fixed (the offset, and X beta when beta is held).
         zeta = eta - fixed + (self.y - mu) / d
+        if self._reweight is not None:
+            return self._reweight(self.X if with_X else self._empty, zeta, sw)
         X = self.X * sw[:, None] if with_X else self._empty
         st = Statistics(X, zeta * sw, self.codes, [Z * sw[:, None] for Z in self.Zs], self.levels,
                         like=self._like.get(with_X))
