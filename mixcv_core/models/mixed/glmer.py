@@ -33,6 +33,7 @@ from .estimator import LinearMixedEffectsModel, _factor_labels, _with_intercept
 from .family import Family, get_family
 from .fit import MixedFit
 from .glmm import GlmmFit, fit_glmm, gh_rule
+from .lmer import used_columns
 from .terms import split_formula
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "marginal_mean"]
@@ -331,17 +332,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", nAGQ: int 
     rhs = re.sub(_OFFSET.pattern + r"\s*\+?", "", rhs)
     rhs = rhs if rhs.strip() else "1"
     fixed, terms = split_formula(f"{lhs} ~{rhs}")
-    import formulaic
-
-    try:
-        fixed_vars = set(formulaic.Formula(fixed).required_variables)
-    except Exception as err:   # formulaic's parser errors carry the position of the problem
-        raise SpecError("formula", f"the fixed part {fixed!r} cannot be read: {err}") from err
-    random_vars = {c for t in terms for c in (*t.columns, *t.factor.columns)}
-    missing = sorted(v for v in fixed_vars | random_vars if v not in rows.columns)
-    if missing:
-        raise SpecError("data", f"the formula uses {missing}, which are not columns of data")
-    used = [c for c in rows.columns if c in fixed_vars | random_vars]
+    used = used_columns(fixed, terms, rows)
     keep = rows[used].notna().all(axis=1).to_numpy()
     rows = rows[keep].reset_index(drop=True)
     off = None if off is None else off[keep]

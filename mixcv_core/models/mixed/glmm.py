@@ -29,7 +29,7 @@ from scipy import optimize
 from ...errors import SpecError
 from . import pls
 from .family import Family
-from .fit import REBlock, _conditional_blocks, relative_factor, singular_components
+from .fit import REBlock, _conditional_blocks, _threadpools, relative_factor, singular_components
 from .pirls import Mode, PIRLSError, Problem
 
 __all__ = ["GlmmFit", "fit_glmm", "gh_rule", "NEWTON_DECREMENT_TOL", "MAX_NAGQ"]
@@ -217,6 +217,14 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
         The modes could not be found at the starting values.
     """
     X, y, wt, off = _check(X, y, blocks, weights, offset, family, nAGQ)
+    # As `fit_mixed`: every BLAS call is on small matrices, where threads only add their
+    # start-up (and, on a shared machine, their spinning).
+    with _threadpools().limit(limits=1, user_api="blas"):
+        return _fit(X, y, wt, off, blocks, family, nAGQ, max_evals)
+
+
+def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: Sequence[REBlock], family: Family,
+         nAGQ: int, max_evals: int) -> GlmmFit:  # noqa: N803
     codes = [np.asarray(b.codes, dtype=np.intp) for b in blocks]
     Zs = [np.asarray(b.Z, dtype=float).reshape(len(y), -1) for b in blocks]
     prob = Problem(X, y, wt, off, codes, Zs, [int(b.n_levels) for b in blocks], family)

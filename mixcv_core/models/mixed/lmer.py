@@ -9,15 +9,33 @@ lme4's default ``na.action = na.omit`` does. The result is a fitted
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from ...errors import SpecError, SpecTypeError
 from .design import build_remats, fixed_design
 from .estimator import LinearMixedEffectsModel
-from .terms import split_formula
+from .terms import RandomTerm, split_formula
 
-__all__ = ["lmer"]
+__all__ = ["lmer", "used_columns"]
+
+
+def used_columns(fixed: str, terms: Sequence[RandomTerm], data: pd.DataFrame) -> list[str]:
+    """The columns of ``data`` a formula uses (its fixed part and its random terms), each checked to be there."""
+    import formulaic
+
+    try:
+        fixed_vars = set(formulaic.Formula(fixed).required_variables)
+    except Exception as err:   # formulaic's parser errors carry the position of the problem
+        raise SpecError("formula", f"the fixed part {fixed!r} cannot be read: {err}") from err
+    random_vars = {c for t in terms for c in (*t.columns, *t.factor.columns)}
+    missing = sorted(v for v in fixed_vars | random_vars if v not in data.columns)
+    if missing:
+        raise SpecError("data", f"the formula uses {missing}, which are not columns of data "
+                                f"(columns: {list(data.columns)[:20]})")
+    return [c for c in data.columns if c in fixed_vars | random_vars]
 
 
 def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 10_000) -> LinearMixedEffectsModel:  # noqa: N803 (lme4's argument name)
@@ -59,18 +77,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 1
     if not isinstance(data, pd.DataFrame):
         raise SpecTypeError("data", f"expected a pandas DataFrame, got {type(data).__name__}")
     fixed, terms = split_formula(formula)
-    import formulaic
-
-    try:
-        fixed_vars = set(formulaic.Formula(fixed).required_variables)
-    except Exception as err:   # formulaic's parser errors carry the position of the problem
-        raise SpecError("formula", f"the fixed part {fixed!r} cannot be read: {err}") from err
-    random_vars = {c for t in terms for c in (*t.columns, *t.factor.columns)}
-    missing = sorted(v for v in fixed_vars | random_vars if v not in data.columns)
-    if missing:
-        raise SpecError("data", f"the formula uses {missing}, which are not columns of data "
-                                f"(columns: {list(data.columns)[:20]})")
-    used = [c for c in data.columns if c in fixed_vars | random_vars]
+    used = used_columns(fixed, terms, data)
     rows = data.dropna(subset=used).reset_index(drop=True)   # lme4's na.omit
     if rows.empty:
         raise SpecError("data", f"no row has a value in every column the formula uses ({used})")

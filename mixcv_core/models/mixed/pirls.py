@@ -62,20 +62,23 @@ class _Reweighter:
 
     def __init__(self, template: Statistics, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray]) -> None:
         self.t = template
-        A = template.A_R1.tocsr()
-        A.sort_indices()
-        self.indptr, self.indices = A.indptr, A.indices
-        n_cols = A.shape[1]
-        keys = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)) * n_cols + A.indices
         q1 = Zs[0].shape[1]
         self.q1, self.codes1, self.Z1 = q1, codes[0], Zs[0]
         self.rpos = [template.r_offsets[t] + codes[t + 1] for t in range(len(codes) - 1)]
         self.zR = [Z[:, 0] for Z in Zs[1:]]
-        # Entry of A_R1.data each (row, R term, block-1 column b) adds to.
-        self.pos_R1 = [[np.searchsorted(keys, r * n_cols + codes[0] * q1 + b) for b in range(q1)] for r in self.rpos]
+        self.nnz = 0
+        if template.m:
+            A = template.A_R1.tocsr()
+            A.sort_indices()
+            self.indptr, self.indices = A.indptr, A.indices
+            n_cols = A.shape[1]
+            keys = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)) * n_cols + A.indices
+            self.nnz = len(keys)
+            # Entry of A_R1.data each (row, R term, block-1 column b) adds to.
+            self.pos_R1 = [[np.searchsorted(keys, r * n_cols + codes[0] * q1 + b) for b in range(q1)]
+                           for r in self.rpos]
         self.m = template.m
         self.sums = ClusterSums(codes[0], template.K1)
-        self.nnz = len(keys)
 
     def __call__(self, X: np.ndarray, y: np.ndarray, sw: np.ndarray) -> Statistics:
         t, m, q1 = self.t, self.m, self.q1
@@ -90,6 +93,8 @@ class _Reweighter:
         st.G = np.ascontiguousarray(self.sums(np.einsum("nj,nk->njk", Z1w, self.Z1)))
         st.H = np.ascontiguousarray(self.sums(np.einsum("nj,nk->njk", Z1w, F)))
         st.A_FF = F.T @ (F * w[:, None])
+        if not m:
+            return st
         data = np.zeros(self.nnz)
         A_RR = np.zeros(m * m)
         A_RF = np.zeros((m, p + 1))
@@ -132,9 +137,9 @@ class Problem:
         self._empty = np.zeros((self.n, 0))
         self._like: dict[bool, Statistics] = {}     # the last weighted problem, whose pattern is reused
         self._reweight: _Reweighter | None = None
-        if len(self.Zs) > 1 and all(Z.shape[1] == 1 for Z in self.Zs[1:]):
+        if all(Z.shape[1] == 1 for Z in self.Zs[1:]):
             template = Statistics(self._empty, y, self.codes, self.Zs, self.levels)
-            if template.has_pairs:
+            if not template.m or template.has_pairs:
                 self._reweight = _Reweighter(template, self.codes, self.Zs)
 
     def lams(self, theta: np.ndarray) -> list[np.ndarray]:
