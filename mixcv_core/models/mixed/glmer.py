@@ -124,7 +124,7 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
         weights, offset = (None if fit_kwargs.get(k) is None else np.asarray(fit_kwargs[k], dtype=float).ravel()
                            for k in ("weights", "offset"))
         fit = fit_glmm(exog.to_numpy(dtype=float), yv, remats, fam, nAGQ=self.nAGQ, weights=weights, offset=offset,
-                       max_evals=self.max_evals)
+                       max_evals=self.max_evals, names=[str(c) for c in exog.columns])
         self._store(exog, remats, _as_mixed(fit))
         self.glmm_fit_: GlmmFit = fit
         self.family_ = fam

@@ -142,8 +142,8 @@ def _derivatives(f: _Objective, x: np.ndarray, lower: np.ndarray) -> tuple[float
 
 
 def _check(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], weights: np.ndarray | None,
-           offset: np.ndarray | None, family: Family, nAGQ: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,  # noqa: N803
-                                                                      np.ndarray]:
+           offset: np.ndarray | None, family: Family, nAGQ: int,  # noqa: N803
+           names: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     n = X.shape[0]
@@ -167,13 +167,13 @@ def _check(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], weights: np.
     if family.name == "binomial":
         if np.all(y[wt > 0] == y[wt > 0][0]) and y[wt > 0][0] in (0.0, 1.0):
             raise SpecError("y", f"every outcome is {int(y[wt > 0][0])}: there is nothing to fit")
-        _check_separation(X, y, wt)
+        _check_separation(X, y, wt, names)
     elif np.all(y[wt > 0] == 0):
         raise SpecError("y", "every count is 0: there is nothing to fit")
     return X, y, wt, off
 
 
-def _check_separation(X: np.ndarray, y: np.ndarray, wt: np.ndarray) -> None:
+def _check_separation(X: np.ndarray, y: np.ndarray, wt: np.ndarray, names: Sequence[str] | None = None) -> None:
     """Complete or quasi-complete separation by the fixed effects (Konis 2007's linear programme).
 
     A direction ``d`` with ``x_i'd >= 0`` for every success, ``<= 0`` for every failure and
@@ -189,15 +189,16 @@ def _check_separation(X: np.ndarray, y: np.ndarray, wt: np.ndarray) -> None:
     res = linprog(-S.sum(axis=0), A_ub=-S, b_ub=np.zeros(len(S)), bounds=[(-1, 1)] * X.shape[1], method="highs")
     if res.status == 0 and -res.fun > 1e-6 * max(1.0, float(np.abs(S).max())):
         d = res.x
-        cols = [int(j) for j in np.flatnonzero(np.abs(d) > 1e-6)]
-        raise SpecError("X", f"complete or quasi-complete separation: the fixed-effect columns {cols} (by position, "
-                             "intercept first) separate the outcomes, so their estimates are infinite; drop or "
-                             "merge them")
+        idx = [int(j) for j in np.flatnonzero(np.abs(d) > 1e-6)]
+        cols = [names[j] for j in idx] if names is not None else [f"column {j} (intercept first)" for j in idx]
+        raise SpecError("X", f"complete or quasi-complete separation: the fixed effects {cols} separate the "
+                             "outcomes (a combination of them is >= 0 for every success and <= 0 for every "
+                             "failure), so their estimates are infinite; drop or merge them")
 
 
 def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Family, *, nAGQ: int = 1,  # noqa: N803
              weights: np.ndarray | None = None, offset: np.ndarray | None = None,
-             max_evals: int = 20_000) -> GlmmFit:
+             max_evals: int = 20_000, names: Sequence[str] | None = None) -> GlmmFit:
     """Fit a GLMM by lme4's two stages and certify the optimum (see the module docstring).
 
     Parameters
@@ -208,6 +209,8 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
     family : `family.Family`.
     nAGQ : 0 (stage 1 only), 1 (Laplace), or up to `MAX_NAGQ` for one scalar term.
     weights, offset : prior weights (binomial trials) and an offset on the linear-predictor scale.
+    max_evals : deviance evaluations at most (a fit that reaches it is not converged).
+    names : the columns of ``X``, for error messages.
 
     Raises
     ------
@@ -216,7 +219,7 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
     PIRLSError
         The modes could not be found at the starting values.
     """
-    X, y, wt, off = _check(X, y, blocks, weights, offset, family, nAGQ)
+    X, y, wt, off = _check(X, y, blocks, weights, offset, family, nAGQ, names)
     # As `fit_mixed`: every BLAS call is on small matrices, where threads only add their
     # start-up (and, on a shared machine, their spinning).
     with _threadpools().limit(limits=1, user_api="blas"):
