@@ -243,3 +243,11 @@ def test_quasi_complete_separation_in_real_data_is_refused_naming_x():
     with pytest.raises(SpecError, match="separation") as err:
         glmer("use ~ age + urbanY + d11 + (1 | district)", d)
     assert err.value.field == "X" and "'d11'" in str(err.value)
+
+
+def test_the_summary_names_the_approximation_and_prints_glmer_s_deviance_and_z_values():
+    text = str(fitted("cbpp_agq9").summary())
+    assert "adaptive Gauss-Hermite quadrature, nAGQ = 9" in text and "z value" in text
+    assert f"{CASES['cbpp_agq9']['objective']:.4f}" in text
+    # The latent residual of the logit link (pi^2 / 3), not a fitted parameter.
+    assert "Residual (latent)" in text and "3.29" in text

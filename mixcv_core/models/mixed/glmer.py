@@ -211,6 +211,10 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
                      f"[{self.family_.name}, {self.family_.link.name} link] (mixcv)")
         out.criterion_name = "deviance (-2 log-likelihood)"
         out.criterion = self.deviance_
+        out.statistic_name = "z value"
+        # The variance decomposition's residual: the link's latent one (not a parameter).
+        out.residual_name = "Residual (latent)"
+        out.residual_variance = self.latent_residual_
         return out
 
     def _set_variance(self, exog: pd.DataFrame, remats: list[ReMat]) -> None:
@@ -228,6 +232,7 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
         else:
             mean_rate = float(np.exp(exog.to_numpy(dtype=float) @ self.fe_params_.to_numpy()).mean())
             self.scale_ = float(np.log1p(1.0 / mean_rate))
+        self.latent_residual_ = self.scale_
         super()._set_variance(exog, remats)
         self.scale_ = saved
 
