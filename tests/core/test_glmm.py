@@ -251,3 +251,26 @@ def test_the_summary_names_the_approximation_and_prints_glmer_s_deviance_and_z_v
     assert f"{CASES['cbpp_agq9']['objective']:.4f}" in text
     # The latent residual of the logit link (pi^2 / 3), not a fitted parameter.
     assert "Residual (latent)" in text and "3.29" in text
+
+
+def test_a_group_without_effect_is_a_certified_boundary_fit_equal_to_the_plain_logistic_regression():
+    # With a zero variance the GLMM is the GLM: its deviance is the GLM's -2 log-likelihood and
+    # its fixed effects the GLM's, computed here by a direct maximisation.
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=600)
+    y = rng.binomial(1, 0.4, 600).astype(float)
+    g = np.repeat(np.arange(60), 10)
+    with pytest.warns(UserWarning, match="boundary"):
+        m = GeneralizedLinearMixedModel().fit(pd.DataFrame({"x": x}), y, groups=g)
+    assert m.converged_ and m.boundary_ == ["Intercept"] and m.theta_[0] == 0.0
+    X = np.column_stack([np.ones(600), x])
+
+    def nll(b):
+        eta = X @ b
+        return float(np.sum(np.logaddexp(0, eta) - y * eta))
+
+    glm = minimize(nll, np.zeros(2), method="BFGS", options={"gtol": 1e-10})
+    np.testing.assert_allclose(m.fe_params_.to_numpy(), glm.x, atol=1e-6)
+    np.testing.assert_allclose(m.deviance_, 2 * glm.fun, rtol=1e-9)
