@@ -33,7 +33,7 @@ from .estimator import LinearMixedEffectsModel, _factor_labels, _with_intercept
 from .family import Family, get_family
 from .fit import MixedFit
 from .glmm import GlmmFit, fit_glmm, gh_rule
-from .lmer import used_columns
+from .lmer import record_formula, used_columns
 from .terms import split_formula
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "marginal_mean"]
@@ -342,16 +342,11 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", nAGQ: int 
     rows = rows[keep].reset_index(drop=True)
     off = None if off is None else off[keep]
     wt = None if wt is None else wt[keep]
+    if rows.empty:
+        raise SpecError("data", f"no row has a value in every column the formula uses ({used})")
     y, X, spec = fixed_design(fixed, rows)
     remats = build_remats(terms, rows, field_name="data", residual=False)
     model = GeneralizedLinearMixedModel(family=family, link=link, nAGQ=nAGQ,
                                         random=" + ".join(str(t) for t in terms), max_evals=max_evals)
     model._fit_design(X, y.to_numpy(), remats, {"weights": wt, "offset": off})
-    model.formula_ = formula
-    model._fixed_spec = spec
-    model.response_name_ = str(y.name)
-    features = [c for c in X.columns if c != "Intercept"]
-    model.n_features_in_ = len(features)
-    model.feature_names_in_ = np.asarray(features, dtype=object)
-    model.n_dropped_ = int((~keep).sum())
-    return model
+    return record_formula(model, formula, spec, y, X, int((~keep).sum()))

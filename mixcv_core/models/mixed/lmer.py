@@ -10,6 +10,7 @@ lme4's default ``na.action = na.omit`` does. The result is a fitted
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,9 @@ from .design import build_remats, fixed_design
 from .estimator import LinearMixedEffectsModel
 from .terms import RandomTerm, split_formula
 
-__all__ = ["lmer", "used_columns"]
+__all__ = ["lmer", "record_formula", "used_columns"]
+
+M = TypeVar("M", bound=LinearMixedEffectsModel)
 
 
 def used_columns(fixed: str, terms: Sequence[RandomTerm], data: pd.DataFrame) -> list[str]:
@@ -86,11 +89,16 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 1
     model = LinearMixedEffectsModel(reml=REML, max_evals=max_evals,
                                     random=" + ".join(str(t) for t in terms))
     model._fit_design(X, y.to_numpy(), remats, {})
+    return record_formula(model, formula, spec, y, X, len(data) - len(rows))
+
+
+def record_formula(model: M, formula: str, spec: object, y: pd.Series, X: pd.DataFrame, n_dropped: int) -> M:
+    """What a model fitted from a formula keeps of it, to predict from data frames and report."""
     model.formula_ = formula
     model._fixed_spec = spec
     model.response_name_ = str(y.name)
     features = [c for c in X.columns if c != "Intercept"]
     model.n_features_in_ = len(features)
     model.feature_names_in_ = np.asarray(features, dtype=object)
-    model.n_dropped_ = len(data) - len(rows)
+    model.n_dropped_ = n_dropped
     return model
