@@ -274,3 +274,35 @@ def test_a_group_without_effect_is_a_certified_boundary_fit_equal_to_the_plain_l
     glm = minimize(nll, np.zeros(2), method="BFGS", options={"gtol": 1e-10})
     np.testing.assert_allclose(m.fe_params_.to_numpy(), glm.x, atol=1e-6)
     np.testing.assert_allclose(m.deviance_, 2 * glm.fun, rtol=1e-9)
+
+
+def test_a_new_district_with_a_random_slope_is_integrated_over_intercept_and_slope_together():
+    # (1 + urbanY | district): for a new district the random part is b0 + urbanY b1, normal
+    # with variance z' Sigma z; the mean is integrated here by quadrature on that normal.
+    m = fitted("contraception_slope")
+    d = frame("contraception.csv").iloc[:2].copy()
+    d["urbanY"] = [0.0, 1.0]
+    d["district"] = "new"
+    sigma = m.varcorr_["district"].to_numpy()
+    got = m.predict_proba(d)[:, 1]
+    for i, row in enumerate(d.itertuples()):
+        z = np.array([1.0, row.urbanY])
+        sd = float(np.sqrt(z @ sigma @ z))
+        eta = m.fe_params_["Intercept"] + m.fe_params_["age"] * row.age + m.fe_params_["urbanY"] * row.urbanY
+        expected = integrate.quad(lambda b: stats.logistic.cdf(eta + b) * stats.norm.pdf(b, 0, sd), -12 * sd, 12 * sd,
+                                  epsabs=1e-13)[0]
+        np.testing.assert_allclose(got[i], expected, rtol=1e-7)
+
+
+def test_a_known_subject_answering_a_new_item_keeps_the_subject_s_mode():
+    # Crossed factors: the known id's mode is added, the new item's effect integrated out.
+    m = fitted("verbagg")
+    row = frame("verbagg.csv").iloc[[0]].copy()
+    row["item"] = "an item not seen in training"
+    fe = m.fe_params_
+    eta = fe["Intercept"] + sum(fe[c] * float(row[c].iloc[0]) for c in fe.index if c != "Intercept")
+    eta += m.random_effects_["id"].loc[row["id"].iloc[0], "Intercept"]
+    sd = float(np.sqrt(m.varcorr_["item"].iloc[0, 0]))
+    expected = integrate.quad(lambda b: stats.logistic.cdf(eta + b) * stats.norm.pdf(b, 0, sd), -12 * sd, 12 * sd,
+                              epsabs=1e-13)[0]
+    np.testing.assert_allclose(m.predict_proba(row)[0, 1], expected, rtol=1e-7)
