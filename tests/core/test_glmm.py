@@ -289,8 +289,8 @@ def test_a_new_district_with_a_random_slope_is_integrated_over_intercept_and_slo
         z = np.array([1.0, row.urbanY])
         sd = float(np.sqrt(z @ sigma @ z))
         eta = m.fe_params_["Intercept"] + m.fe_params_["age"] * row.age + m.fe_params_["urbanY"] * row.urbanY
-        expected = integrate.quad(lambda b: stats.logistic.cdf(eta + b) * stats.norm.pdf(b, 0, sd), -12 * sd, 12 * sd,
-                                  epsabs=1e-13)[0]
+        expected = integrate.quad(lambda b, eta=eta, sd=sd: stats.logistic.cdf(eta + b) * stats.norm.pdf(b, 0, sd),
+                                  -12 * sd, 12 * sd, epsabs=1e-13)[0]
         np.testing.assert_allclose(got[i], expected, rtol=1e-7)
 
 
