@@ -16,6 +16,7 @@ from ._base import MixedEffectsRegressor, is_mixed
 from .gpboost import GPBoostRegressor
 from .linear import LinearModel
 from .linear_mixed import LinearMixedEffectsModel
-from .mixed import lmer
+from .mixed import GeneralizedLinearMixedModel, glmer, lmer
 
-__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed", "lmer"]
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed", "lmer",
+           "glmer", "GeneralizedLinearMixedModel"]

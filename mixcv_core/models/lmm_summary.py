@@ -93,6 +93,8 @@ class LMMSummary:
     confidence: float = 0.95
     levels: dict[str, int] | None = None   # levels per grouping factor (lme4's "groups:" line)
     icc_by_factor: dict[str, float] | None = None   # each factor's share (several factors)
+    residual_name: str = "Residual"        # a GLMM's is the link's latent residual
+    statistic_name: str = "t value"        # a GLMM's Wald statistic is a z value
 
     def __str__(self) -> str:
         lines = [self.title, f" Formula: {self.formula}", f"{self.criterion_name} at convergence: "
@@ -101,7 +103,7 @@ class LMMSummary:
         groups = (list(self.random["group"]) if "group" in self.random.columns
                   else [self.groups_name] * len(self.random))
         shown = [g if i == 0 or groups[i - 1] != g else "" for i, g in enumerate(groups)]
-        rnd = pd.DataFrame({"Groups": shown + ["Residual"],
+        rnd = pd.DataFrame({"Groups": shown + [self.residual_name],
                             "Name": list(self.random.index) + [""],
                             "Variance": [_fmt(v) for v in self.random["variance"]] + [_fmt(self.residual_variance)],
                             "Std.Dev.": [_fmt(v) for v in self.random["std_dev"]]
@@ -118,8 +120,8 @@ class LMMSummary:
         levels = self.levels or {self.groups_name: self.n_groups}
         lines.append(f"Number of obs: {self.n_obs}, groups: " + "; ".join(f"{g}, {k}" for g, k in levels.items()))
         lines += ["", f"Fixed effects (Wald {self.confidence:.0%} confidence intervals):"]
-        fx = self.fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error", "t_value": "t value",
-                                        "ci_low": "CI low", "ci_high": "CI high"})
+        fx = self.fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error",
+                                        "t_value": self.statistic_name, "ci_low": "CI low", "ci_high": "CI high"})
         lines.append(fx.to_string(float_format=lambda v: _fmt(v, 6)))
         d = self.decomposition["share"]
         lines += ["", f"Variance: fixed effects {d['fixed effects']:.1%}, random effects {d['random effects']:.1%}, "

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from .design import ReMat, build_remats, fixed_design
 from .estimator import LinearMixedEffectsModel
+from .family import Family, get_family
 from .fit import MixedFit, REBlock, fit_mixed
+from .glmer import GeneralizedLinearMixedModel, glmer
+from .glmm import GlmmFit, fit_glmm
 from .lmer import lmer
 from .terms import RandomTerm, parse_random, split_formula
 
-__all__ = ["LinearMixedEffectsModel", "MixedFit", "REBlock", "RandomTerm", "ReMat", "build_remats", "fit_mixed",
-           "fixed_design", "lmer", "parse_random", "split_formula"]
+__all__ = ["Family", "GeneralizedLinearMixedModel", "GlmmFit", "LinearMixedEffectsModel", "MixedFit", "REBlock",
+           "RandomTerm", "ReMat", "build_remats", "fit_mixed", "fit_glmm", "fixed_design", "get_family", "glmer",
+           "lmer", "parse_random", "split_formula"]

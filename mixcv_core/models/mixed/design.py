@@ -162,7 +162,8 @@ def _numeric_column(frame: pd.DataFrame, name: str, term: RandomTerm, field_name
     return col.to_numpy(dtype=float)
 
 
-def build_remats(terms: Sequence[RandomTerm], frame: pd.DataFrame, field_name: str = "groups") -> list[ReMat]:
+def build_remats(terms: Sequence[RandomTerm], frame: pd.DataFrame, field_name: str = "groups",
+                 residual: bool = True) -> list[ReMat]:
     """Realise the terms on ``frame``, check them as lme4 does, and order and name them as lme4 does.
 
     Parameters
@@ -170,6 +171,9 @@ def build_remats(terms: Sequence[RandomTerm], frame: pd.DataFrame, field_name: s
     terms : RandomTerm, as parsed (`parse_random`).
     frame : DataFrame with the grouping and slope columns, one row per observation.
     field_name : the argument the columns came from, for error messages (``groups``, ``data``).
+    residual : the model has a residual variance (an LMM). A GLMM of binomial or Poisson
+        responses has none, so a factor with one level per row (an observation-level random
+        effect, for overdispersion) is identified and allowed, as glmer allows it.
 
     Returns
     -------
@@ -191,7 +195,7 @@ def build_remats(terms: Sequence[RandomTerm], frame: pd.DataFrame, field_name: s
         if k < 2:
             raise SpecError(field_name, f"term {term}: the grouping factor {term.name!r} has {k} level; a random "
                                         "effect needs at least 2 (lme4: grouping factors must have > 1 sampled level)")
-        if k >= n:
+        if k >= n + (0 if residual else 1):
             raise SpecError(field_name, f"term {term}: the grouping factor {term.name!r} has {k} levels for {n} "
                                         "rows; its variance cannot be told from the residual's (lme4: the number of "
                                         "levels of each grouping factor must be < the number of observations)")
@@ -211,7 +215,7 @@ def build_remats(terms: Sequence[RandomTerm], frame: pd.DataFrame, field_name: s
             cols.append(x)
         Z = np.column_stack(cols) if cols else np.empty((n, 0))
         q = Z.shape[1]
-        if k * q >= n:
+        if k * q >= n + (0 if residual else 1):
             raise SpecError(field_name, f"term {term}: {k} levels x {q} random effects = {k * q} random effects "
                                         f"for {n} rows; they cannot be told from the residual (lme4: number of "
                                         "observations <= number of random effects)")

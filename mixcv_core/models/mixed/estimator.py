@@ -160,6 +160,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     """
 
     _backends = ("native", "statsmodels")
+    #: The model has a residual variance (a GLMM has none: `design.build_remats`).
+    _has_residual = True
     #: Fits ``y ~ 1 + (1 | g)`` when X has no columns (the engine reads this).
     intercept_only_ok = True
     #: Constant or collinear features cannot be fitted (the engine checks before any work).
@@ -217,7 +219,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
                 raise SpecError("slopes", "with random=..., the slopes are written in the terms, e.g. "
                                           "'(1 + days | subject)'; pass slopes=None")
             frame = self._frame(Xf, groups, len(yv))
-            remats = build_remats(parse_random(self.random), frame, field_name="groups")
+            remats = build_remats(parse_random(self.random), frame, field_name="groups",
+                                  residual=self._has_residual)
             groups_name = None
         if len(Xf) != len(yv):
             raise SpecError("X", f"X has {len(Xf)} rows but y has {len(yv)}")

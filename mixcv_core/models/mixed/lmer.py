@@ -9,15 +9,36 @@ lme4's default ``na.action = na.omit`` does. The result is a fitted
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import numpy as np
 import pandas as pd
 
 from ...errors import SpecError, SpecTypeError
 from .design import build_remats, fixed_design
 from .estimator import LinearMixedEffectsModel
-from .terms import split_formula
+from .terms import RandomTerm, split_formula
 
-__all__ = ["lmer"]
+__all__ = ["lmer", "record_formula", "used_columns"]
+
+M = TypeVar("M", bound=LinearMixedEffectsModel)
+
+
+def used_columns(fixed: str, terms: Sequence[RandomTerm], data: pd.DataFrame) -> list[str]:
+    """The columns of ``data`` a formula uses (its fixed part and its random terms), each checked to be there."""
+    import formulaic
+
+    try:
+        fixed_vars = set(formulaic.Formula(fixed).required_variables)
+    except Exception as err:   # formulaic's parser errors carry the position of the problem
+        raise SpecError("formula", f"the fixed part {fixed!r} cannot be read: {err}") from err
+    random_vars = {c for t in terms for c in (*t.columns, *t.factor.columns)}
+    missing = sorted(v for v in fixed_vars | random_vars if v not in data.columns)
+    if missing:
+        raise SpecError("data", f"the formula uses {missing}, which are not columns of data "
+                                f"(columns: {list(data.columns)[:20]})")
+    return [c for c in data.columns if c in fixed_vars | random_vars]
 
 
 def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 10_000) -> LinearMixedEffectsModel:  # noqa: N803 (lme4's argument name)
@@ -59,18 +80,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 1
     if not isinstance(data, pd.DataFrame):
         raise SpecTypeError("data", f"expected a pandas DataFrame, got {type(data).__name__}")
     fixed, terms = split_formula(formula)
-    import formulaic
-
-    try:
-        fixed_vars = set(formulaic.Formula(fixed).required_variables)
-    except Exception as err:   # formulaic's parser errors carry the position of the problem
-        raise SpecError("formula", f"the fixed part {fixed!r} cannot be read: {err}") from err
-    random_vars = {c for t in terms for c in (*t.columns, *t.factor.columns)}
-    missing = sorted(v for v in fixed_vars | random_vars if v not in data.columns)
-    if missing:
-        raise SpecError("data", f"the formula uses {missing}, which are not columns of data "
-                                f"(columns: {list(data.columns)[:20]})")
-    used = [c for c in data.columns if c in fixed_vars | random_vars]
+    used = used_columns(fixed, terms, data)
     rows = data.dropna(subset=used).reset_index(drop=True)   # lme4's na.omit
     if rows.empty:
         raise SpecError("data", f"no row has a value in every column the formula uses ({used})")
@@ -79,11 +89,16 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 1
     model = LinearMixedEffectsModel(reml=REML, max_evals=max_evals,
                                     random=" + ".join(str(t) for t in terms))
     model._fit_design(X, y.to_numpy(), remats, {})
+    return record_formula(model, formula, spec, y, X, len(data) - len(rows))
+
+
+def record_formula(model: M, formula: str, spec: object, y: pd.Series, X: pd.DataFrame, n_dropped: int) -> M:
+    """What a model fitted from a formula keeps of it, to predict from data frames and report."""
     model.formula_ = formula
     model._fixed_spec = spec
     model.response_name_ = str(y.name)
     features = [c for c in X.columns if c != "Intercept"]
     model.n_features_in_ = len(features)
     model.feature_names_in_ = np.asarray(features, dtype=object)
-    model.n_dropped_ = len(data) - len(rows)
+    model.n_dropped_ = n_dropped
     return model

@@ -91,12 +91,15 @@ class Statistics:
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray],
-                 levels: Sequence[int]) -> None:
+                 levels: Sequence[int], like: Statistics | None = None) -> None:
+        # ``like``: a Statistics of the same terms on the same rows (only the values of the
+        # columns differ, as in PIRLS's reweighted rows), whose list of pairs is reused.
         n, p = X.shape
         self.n, self.p = n, p
         F = np.column_stack([X, y])
         q1, K1 = Zs[0].shape[1], int(levels[0])
         self.q1, self.K1 = q1, K1
+        self._pair_index: tuple[np.ndarray, ...] | None = None
         sums = ClusterSums(codes[0], K1)
         Z1 = Zs[0]
         # Z and [X y] apart: stacking them first held more row-sized copies at once.
@@ -122,6 +125,7 @@ class Statistics:
             self.A_RR = np.asarray((ZR.T @ ZR).todense())          # (m, m)
             self.A_RF = np.asarray(ZR.T @ F)                       # (m, p+1)
             self.scalar_R = all(q == 1 for q in self.r_q)
+            self._like = like
             self._pairs = self._pair_map()
             self.has_pairs = self._pairs is not None
 
@@ -136,10 +140,21 @@ class Statistics:
         pattern at every evaluation. None when the list would be too long (a level of
         block 1 crossed with most of block R).
         """
-        q1, m = self.q1, self.m
+        q1, m, like = self.q1, self.m, self._like
+        self._like = None    # not kept alive
+        if like is not None and like.m and like._pair_index is not None and like.A_R1.nnz == self.A_R1.nnz \
+                and np.array_equal(like.A_R1.indices, self.A_R1.indices) \
+                and np.array_equal(like.A_R1.indptr, self.A_R1.indptr):
+            # Same pattern: only the products of the entries change.
+            self._pair_index = like._pair_index
+            perm, e, f, half, indices, indptr = like._pair_index
+            vals = self.A_R1.tocoo().data[perm]
+            return sparse.csc_matrix((vals[e] * vals[f] * half, indices, indptr), shape=(m * m, self.K1 * q1 * q1))
+        self._pair_index = None
         coo = self.A_R1.tocoo()
         level = coo.col // q1
         order = np.argsort(level, kind="stable")      # within a level, rows stay increasing
+        perm = order
         rows, cols, vals, level = coo.row[order], coo.col[order], coo.data[order], level[order]
         counts = np.bincount(level, minlength=self.K1).astype(np.int64)
         tri = counts * (counts + 1) // 2
@@ -158,13 +173,15 @@ class Statistics:
         a, b = cols[e] % q1, cols[f] % q1
         # The product fills the lower triangle; `eliminated` adds its transpose, so a
         # pair of an entry with itself counts half.
-        data = vals[e] * vals[f] * np.where(e == f, 0.5, 1.0)
+        half = np.where(e == f, 0.5, 1.0)
         key = pair_level * q1 * q1 + a * q1 + b
         if q1 > 1:
             order = np.argsort(key, kind="stable")
-            key, data, e, f = key[order], data[order], e[order], f[order]
+            key, half, e, f = key[order], half[order], e[order], f[order]
         indptr = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=self.K1 * q1 * q1))])
-        return sparse.csc_matrix((data, rows[e] * m + rows[f], indptr), shape=(m * m, self.K1 * q1 * q1))
+        indices = rows[e] * m + rows[f]
+        self._pair_index = (perm, e, f, half, indices, indptr)
+        return sparse.csc_matrix((vals[e] * vals[f] * half, indices, indptr), shape=(m * m, self.K1 * q1 * q1))
 
     def level_blocks(self, CS: np.ndarray) -> np.ndarray:
         """``A_k' CS A_k`` for every level k of block 1 (``A_k``: its ``q1`` columns of ``A_R1``), ``(K1, q1, q1)``.

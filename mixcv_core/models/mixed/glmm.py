@@ -1,0 +1,366 @@
+"""`fit_glmm`: a generalised linear mixed model fitted as lme4's ``glmer`` fits it, and certified.
+
+Two stages, as lme4 (``R/lmer.R``, ``glmer``; ``vignettes/glmer.Rnw``):
+
+1. ``nAGQ = 0``: the Laplace deviance as a function of theta alone, ``beta`` solved for
+   jointly with the modes inside PIRLS (`pirls.Problem.modes` with ``beta=None``);
+2. the Laplace deviance ``log|L|^2 + ||u||^2 - 2 log p(y | u)`` (or, for one scalar term
+   and ``nAGQ > 1``, lme4's adaptive Gauss-Hermite deviance) minimised over ``(theta, beta)``
+   from the first stage's optimum.
+
+There is no closed-form gradient: it is taken by central differences of the deviance, which
+is smooth (the modes are converged to ~1e-12, and the deviance is stationary in them).
+After L-BFGS-B, `_certify` computes the Hessian from differences of that gradient and takes
+Newton steps until the predicted decrease ``g'H^-1 g/2`` is below `NEWTON_DECREMENT_TOL`;
+``converged`` is True only there, with the Hessian positive definite on the coordinates
+off the boundary (a zero variance is the boundary ``theta = 0``, where the gradient must
+point outwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+from scipy import optimize
+
+from ...errors import SpecError
+from . import pls
+from .family import Family
+from .fit import REBlock, _conditional_blocks, _threadpools, relative_factor, singular_components
+from .pirls import Mode, PIRLSError, Problem
+
+__all__ = ["GlmmFit", "fit_glmm", "gh_rule", "NEWTON_DECREMENT_TOL", "MAX_NAGQ"]
+
+NEWTON_DECREMENT_TOL = 1e-9
+MAX_NAGQ = 25
+
+
+def gh_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights for the standard normal density (weights sum to 1), lme4's ``GHrule``."""
+    z, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / w.sum()
+    # Symmetrised as lme4 does (z = (z - rev z)/2), so the middle node is exactly 0.
+    return (z - z[::-1]) / 2, (w + w[::-1]) / 2
+
+
+@dataclass
+class GlmmFit:
+    """Everything `fit_glmm` estimates; per-term entries in the order the terms were given."""
+
+    beta: np.ndarray
+    beta_cov: np.ndarray       # (p, p): the inverse of half the deviance's Hessian in beta (lme4's vcov)
+    theta: np.ndarray
+    covs: list[np.ndarray]     # per term (q_t, q_t): Lambda_t Lambda_t'
+    b: list[np.ndarray]        # per term (K_t, q_t): conditional modes
+    b_sd: list[np.ndarray]     # per term (K_t, q_t): conditional sds (diagonal of Lambda L^-T L^-1 Lambda')
+    criterion: float           # lme4's deviance for this nAGQ (-2 logLik)
+    llf: float
+    nAGQ: int
+    converged: bool
+    message: str
+    boundary: list[tuple[int, int]]
+    n_evals: int
+    gradient_max: float
+    newton_decrement: float
+    terms_q: list[int] = field(default_factory=list)
+
+
+class _Objective:
+    """The stage-2 deviance of ``x = (theta, beta)``, PIRLS warm-started from the last modes."""
+
+    def __init__(self, prob: Problem, nAGQ: int, max_evals: int) -> None:  # noqa: N803 (lme4's name)
+        self.prob, self.nAGQ, self.max_evals = prob, nAGQ, max_evals
+        self.rule = gh_rule(nAGQ) if nAGQ > 1 else None
+        self.u: list[np.ndarray] | None = None
+        self.n_evals = 0
+        # Finite-difference steps per coordinate: theta as it is; a fixed effect in units of
+        # its column's root mean square, so age^2 (in the hundreds) gets a step as small.
+        rms = np.sqrt((prob.X ** 2).mean(axis=0))
+        self.step_scale = np.concatenate([np.ones(prob.dim), 1.0 / np.maximum(rms, 1e-3)])
+
+    def mode(self, x: np.ndarray) -> Mode:
+        d = self.prob.dim
+        m = self.prob.modes(x[:d], x[d:], u0=self.u)
+        self.u = m.u
+        return m
+
+    def value_of(self, x: np.ndarray, m: Mode) -> float:
+        if self.rule is None:
+            return self.prob.laplace(m)
+        return self.prob.agq(x[:self.prob.dim], m, *self.rule)
+
+    def __call__(self, x: np.ndarray) -> float:
+        self.n_evals += 1
+        try:
+            return self.value_of(x, self.mode(np.asarray(x, dtype=float)))
+        except PIRLSError:
+            return np.inf
+
+
+def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    g = np.empty(len(x))
+    for j in range(len(x)):
+        h = 1e-5 * max(1.0, abs(x[j]) / f.step_scale[j]) * f.step_scale[j]
+        e = np.zeros(len(x))
+        e[j] = h
+        if x[j] - h < lower[j]:       # at the boundary theta = 0: one-sided
+            g[j] = (f(x + e) - f(x)) / h
+        else:
+            g[j] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+def _derivatives(f: _Objective, x: np.ndarray, lower: np.ndarray,
+                 H_known: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:  # noqa: N803
+    """The deviance, its gradient and Hessian from one finite-difference stencil (1 + 2d + d(d-1)/2 values).
+
+    Central differences (one-sided at the boundary ``theta = 0``) with ``h = 1e-4``: the
+    gradient's error is ``O(h^2)``, well below what the Newton decrement tests. With
+    ``H_known`` (a Hessian from a point a small Newton step away, whose curvature is the same
+    to the accuracy the Newton step and the test need) only the gradient is taken.
+    """
+    d = len(x)
+    f0 = f(x)
+    hs = 1e-4 * np.maximum(1.0, np.abs(x) / f.step_scale) * f.step_scale
+    E = np.eye(d) * hs
+    up = np.array([f(x + E[i]) for i in range(d)])
+    g = np.empty(d)
+    H = np.empty((d, d))
+    for i in range(d):
+        if x[i] - hs[i] >= lower[i]:
+            down = f(x - E[i])
+            g[i] = (up[i] - down) / (2 * hs[i])
+            H[i, i] = (up[i] - 2 * f0 + down) / hs[i] ** 2
+        else:
+            up2 = f(x + 2 * E[i])
+            g[i] = (-3 * f0 + 4 * up[i] - up2) / (2 * hs[i])
+            H[i, i] = (up2 - 2 * up[i] + f0) / hs[i] ** 2
+    if H_known is not None:
+        return f0, g, H_known
+    for i in range(d):
+        for j in range(i + 1, d):
+            H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - up[i] - up[j] + f0) / (hs[i] * hs[j])
+    return f0, g, H
+
+
+def _check(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], weights: np.ndarray | None,
+           offset: np.ndarray | None, family: Family, nAGQ: int,  # noqa: N803
+           names: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = X.shape[0]
+    if y.shape != (n,):
+        raise SpecError("y", f"expected {n} values (one per row of X), got shape {y.shape}")
+    if not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
+        raise SpecError("X" if not np.all(np.isfinite(X)) else "y", "contains NaN or infinite values")
+    wt = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    off = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
+    for name, v in (("weights", wt), ("offset", off)):
+        if v.shape != (n,) or not np.all(np.isfinite(v)):
+            raise SpecError(name, f"expected {n} finite values, one per row")
+    if np.any(wt < 0):
+        raise SpecError("weights", "weights must be non-negative")
+    family.check_response(y, wt)
+    if isinstance(nAGQ, bool) or not isinstance(nAGQ, (int, np.integer)) or not 0 <= nAGQ <= MAX_NAGQ:
+        raise SpecError("nAGQ", f"expected an integer from 0 to {MAX_NAGQ}, got {nAGQ!r}")
+    if nAGQ > 1 and (len(blocks) != 1 or np.asarray(blocks[0].Z).reshape(n, -1).shape[1] != 1):
+        raise SpecError("nAGQ", "adaptive Gauss-Hermite quadrature (nAGQ > 1) is defined for one scalar random "
+                                "effect only, e.g. (1 | g); use nAGQ=1 (Laplace) for this model")
+    if family.name == "binomial":
+        if np.all(y[wt > 0] == y[wt > 0][0]) and y[wt > 0][0] in (0.0, 1.0):
+            raise SpecError("y", f"every outcome is {int(y[wt > 0][0])}: there is nothing to fit")
+        _check_separation(X, y, wt, names)
+    elif np.all(y[wt > 0] == 0):
+        raise SpecError("y", "every count is 0: there is nothing to fit")
+    return X, y, wt, off
+
+
+def _check_separation(X: np.ndarray, y: np.ndarray, wt: np.ndarray, names: Sequence[str] | None = None) -> None:
+    """Complete or quasi-complete separation by the fixed effects (Konis 2007's linear programme).
+
+    A direction ``d`` with ``x_i'd >= 0`` for every success, ``<= 0`` for every failure and
+    not all zero makes the likelihood grow without bound along ``d``, whatever the random
+    effects: the estimate is infinite, so no fit is returned.
+    """
+    from scipy.optimize import linprog
+
+    keep = wt > 0
+    X, y = X[keep], y[keep]
+    rows = [X[y > 0], -X[y < 1]]
+    S = np.vstack(rows)                          # s_i x_i
+    res = linprog(-S.sum(axis=0), A_ub=-S, b_ub=np.zeros(len(S)), bounds=[(-1, 1)] * X.shape[1], method="highs")
+    if res.status == 0 and -res.fun > 1e-6 * max(1.0, float(np.abs(S).max())):
+        d = res.x
+        idx = [int(j) for j in np.flatnonzero(np.abs(d) > 1e-6)]
+        cols = [names[j] for j in idx] if names is not None else [f"column {j} (intercept first)" for j in idx]
+        raise SpecError("X", f"complete or quasi-complete separation: the fixed effects {cols} separate the "
+                             "outcomes (a combination of them is >= 0 for every success and <= 0 for every "
+                             "failure), so their estimates are infinite; drop or merge them")
+
+
+def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Family, *, nAGQ: int = 1,  # noqa: N803
+             weights: np.ndarray | None = None, offset: np.ndarray | None = None,
+             max_evals: int = 20_000, names: Sequence[str] | None = None) -> GlmmFit:
+    """Fit a GLMM by lme4's two stages and certify the optimum (see the module docstring).
+
+    Parameters
+    ----------
+    X : (n, p) fixed design (full column rank, the caller checks).
+    y : (n,) response: 0/1 or proportions (binomial, with ``weights`` the trials), counts (Poisson).
+    blocks : the random-effect terms in the formula's order (`REBlock`).
+    family : `family.Family`.
+    nAGQ : 0 (stage 1 only), 1 (Laplace), or up to `MAX_NAGQ` for one scalar term.
+    weights, offset : prior weights (binomial trials) and an offset on the linear-predictor scale.
+    max_evals : deviance evaluations at most (a fit that reaches it is not converged).
+    names : the columns of ``X``, for error messages.
+
+    Raises
+    ------
+    SpecError
+        Bad input, naming it (separation, a constant response, ``nAGQ`` for a model it does not fit).
+    PIRLSError
+        The modes could not be found at the starting values.
+    """
+    X, y, wt, off = _check(X, y, blocks, weights, offset, family, nAGQ, names)
+    # As `fit_mixed`: every BLAS call is on small matrices, where threads only add their
+    # start-up (and, on a shared machine, their spinning).
+    with _threadpools().limit(limits=1, user_api="blas"):
+        return _fit(X, y, wt, off, blocks, family, nAGQ, max_evals)
+
+
+def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: Sequence[REBlock], family: Family,
+         nAGQ: int, max_evals: int) -> GlmmFit:  # noqa: N803
+    codes = [np.asarray(b.codes, dtype=np.intp) for b in blocks]
+    Zs = [np.asarray(b.Z, dtype=float).reshape(len(y), -1) for b in blocks]
+    prob = Problem(X, y, wt, off, codes, Zs, [int(b.n_levels) for b in blocks], family)
+    d, p = prob.dim, prob.p
+    lower_theta = np.full(d, -np.inf)
+    for t in prob.terms:
+        lower_theta[t.offset + np.flatnonzero(t.rows == t.cols)] = 0.0
+    theta0 = np.concatenate([np.eye(t.q)[t.rows, t.cols] for t in prob.terms])
+    # Stage 1: theta alone, beta in PIRLS.
+    state: dict = {"u": None, "beta": None}
+    evals = [0]
+
+    def stage1(theta: np.ndarray) -> float:
+        evals[0] += 1
+        try:
+            m = prob.modes(theta, None, u0=state["u"], beta0=state["beta"])
+        except PIRLSError:
+            return np.inf
+        state["u"], state["beta"] = m.u, m.beta
+        return prob.laplace(m)
+
+    bounds1 = [(lo if np.isfinite(lo) else None, None) for lo in lower_theta]
+    r1 = optimize.minimize(stage1, theta0, method="L-BFGS-B", bounds=bounds1,
+                           options={"maxfun": max(1, max_evals // 2), "ftol": 1e-12, "gtol": 1e-8})
+    theta1 = np.maximum(np.asarray(r1.x), lower_theta)
+    m1 = prob.modes(theta1, None)
+    obj = _Objective(prob, nAGQ, max_evals)
+    if nAGQ == 0:
+        x, converged, message, gmax, dec = np.concatenate([theta1, m1.beta]), bool(r1.success), str(r1.message), \
+            float("nan"), float("nan")
+        H = None
+    else:
+        obj.u = m1.u
+        lower = np.concatenate([lower_theta, np.full(p, -np.inf)])
+        bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+        x0 = np.concatenate([theta1, m1.beta])
+        # Stage 1's optimum is close to stage 2's: Newton on the finite-difference Hessian
+        # from there; where that fails (curvature not yet positive), a quasi-Newton run first.
+        x, converged, message, gmax, dec, H = _certify(obj, x0, lower, d)
+        if not converged and obj.n_evals < max_evals:
+            r2 = optimize.minimize(obj, x, jac=lambda x: _gradient(obj, x, lower), method="L-BFGS-B", bounds=bounds,
+                                   options={"maxfun": max(1, (max_evals - obj.n_evals) // (2 * len(x) + 1)),
+                                            "ftol": 1e-13, "gtol": 1e-9})
+            x = np.maximum(np.asarray(r2.x), lower)
+            x, converged, message, gmax, dec, H = _certify(obj, x, lower, d)
+    mode = obj.mode(x) if nAGQ else prob.modes(x[:d], x[d:])
+    value = obj.value_of(x, mode) if nAGQ else prob.laplace(mode)
+    theta, beta = x[:d], x[d:]
+    beta_cov = _beta_cov(prob, mode, H, d)
+    lams = prob.lams(theta)
+    Minv = _conditional(mode)
+    covs, bs, sds, boundary = [], [], [], []
+    for i in range(len(prob.terms)):
+        pos = prob.order.index(i)
+        lam = lams[pos]
+        covs.append(lam @ lam.T)
+        bs.append(mode.u[pos] @ lam.T)
+        var = np.einsum("ij,kjl,il->ki", lam, Minv[pos], lam)
+        sds.append(np.sqrt(np.clip(var, 0.0, None)))
+        boundary += [(i, j) for j in singular_components(relative_factor(lam @ lam.T))]
+    return GlmmFit(beta=beta, beta_cov=beta_cov, theta=theta, covs=covs, b=bs, b_sd=sds, criterion=value,
+                   llf=-value / 2.0, nAGQ=nAGQ, converged=converged, message=message, boundary=boundary,
+                   n_evals=evals[0] + obj.n_evals, gradient_max=gmax, newton_decrement=dec,
+                   terms_q=[t.q for t in prob.terms])
+
+
+def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_steps: int = 12) -> tuple[
+        np.ndarray, bool, str, float, float, np.ndarray | None]:
+    """Newton steps on the finite-difference Hessian until the predicted decrease is negligible.
+
+    Returns the point, whether it is certified (Hessian positive definite off the boundary
+    and Newton decrement below `NEWTON_DECREMENT_TOL`), a message, the largest gradient
+    entry off the boundary, the decrement and the Hessian.
+    """
+    H = None
+    gmax, dec = np.inf, np.inf
+    reuse = False
+    for _ in range(max_steps):
+        if obj.n_evals >= obj.max_evals:
+            return x, False, f"stopped at the limit of {obj.max_evals} deviance evaluations", gmax, dec, H
+        # Within 1e-6 of the minimum the curvature is that of the last point (a short Newton
+        # step away): only the gradient is new.
+        f0, g, H = _derivatives(obj, x, lower, H if reuse else None)
+        at_bound = (x <= lower + 1e-8) & (g >= 0)       # a zero variance held by the boundary
+        free = ~at_bound
+        gf, Hf = g[free], H[np.ix_(free, free)]
+        gmax = float(np.max(np.abs(gf), initial=0.0))
+        w = np.linalg.eigvalsh(Hf) if free.any() else np.ones(1)
+        if w[0] <= 1e-10 * max(1.0, float(w[-1])):
+            return x, False, "not certified: the Hessian of the deviance is not positive definite here", gmax, dec, H
+        step = np.linalg.solve(Hf, gf)
+        dec = float(gf @ step / 2)
+        if dec <= NEWTON_DECREMENT_TOL:
+            message = "optimum" if not at_bound[:d].any() else "optimum on the boundary (a zero variance)"
+            return x, True, message, gmax, dec, H
+        for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
+            trial = x.copy()
+            trial[free] -= t * step
+            trial = np.maximum(trial, lower)
+            if obj(trial) < f0:
+                x = trial
+                reuse = t == 1.0 and dec < 1e-6
+                break
+        else:
+            return x, False, f"not certified: stalled {dec:.2g} above the predicted minimum", gmax, dec, H
+    return x, False, f"not certified: predicted decrease {dec:.2g} after {max_steps} Newton steps", gmax, dec, H
+
+
+def _beta_cov(prob: Problem, mode: Mode, H: np.ndarray | None, d: int) -> np.ndarray:
+    """lme4's ``vcov``: the beta block of ``2 H^-1``, ``H`` the deviance's Hessian in (theta, beta)
+    (``use.hessian = TRUE``, ``calc.vcov.hess`` in ``R/lmer.R``).
+
+    Without that Hessian (nAGQ = 0), or when it is not positive definite, ``(R_X'R_X)^-1``
+    of the joint weighted PLS at the modes, lme4's fallback.
+    """
+    if H is not None:
+        try:
+            cov = 2.0 * np.linalg.inv(H)[d:, d:]
+            if np.all(np.diag(cov) > 0):
+                return (cov + cov.T) / 2
+        except np.linalg.LinAlgError:
+            pass
+    st = prob.weighted(mode.eta, mode.mu, prob.offset, True)
+    s = pls.solve(st, mode.solve.lams)
+    k = s.LD.shape[0] - prob.p
+    return pls.cho_inverse(s.LD[k:, k:])
+
+
+def _conditional(mode: Mode) -> list[np.ndarray]:
+    """Diagonal blocks of ``(Lambda'Z'WZ Lambda + I)^-1`` per term (algebra order), at the modes' weights."""
+    return _conditional_blocks(SimpleNamespace(stats=mode.stats), mode.solve)  # type: ignore[arg-type]
