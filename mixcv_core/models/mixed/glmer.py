@@ -247,7 +247,7 @@ def _as_mixed(fit: GlmmFit) -> MixedFit:
     return MixedFit(beta=fit.beta, beta_cov=fit.beta_cov, sigma2=1.0, theta=fit.theta, covs=fit.covs, b=fit.b,
                     b_sd=fit.b_sd, criterion=fit.criterion, llf=fit.llf, reml=False, converged=fit.converged,
                     message=fit.message, boundary=fit.boundary, n_evals=fit.n_evals, gradient_max=fit.gradient_max,
-                    newton_decrement=fit.newton_decrement, terms_q=fit.terms_q)
+                    newton_decrement=fit.newton_decrement)
 
 
 _OFFSET = re.compile(r"offset\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)")

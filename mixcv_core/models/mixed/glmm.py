@@ -20,7 +20,7 @@ point outwards).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -65,7 +65,6 @@ class GlmmFit:
     n_evals: int
     gradient_max: float
     newton_decrement: float
-    terms_q: list[int] = field(default_factory=list)
 
 
 class _Objective:
@@ -295,8 +294,7 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
         boundary += [(i, j) for j in singular_components(relative_factor(lam @ lam.T))]
     return GlmmFit(beta=beta, beta_cov=beta_cov, theta=theta, covs=covs, b=bs, b_sd=sds, criterion=value,
                    llf=-value / 2.0, nAGQ=nAGQ, converged=converged, message=message, boundary=boundary,
-                   n_evals=evals[0] + obj.n_evals, gradient_max=gmax, newton_decrement=dec,
-                   terms_q=[t.q for t in prob.terms])
+                   n_evals=evals[0] + obj.n_evals, gradient_max=gmax, newton_decrement=dec)
 
 
 def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_steps: int = 12) -> tuple[
