@@ -283,6 +283,11 @@ def check_parameter_values(cls: type, values: dict[str, list[Any]], field: str) 
     constraints = getattr(cls, "_parameter_constraints", None)
     if not isinstance(constraints, dict):
         return
+    _check_constraints(constraints, values, field, cls.__name__)
+
+
+def _check_constraints(constraints: dict[str, Any], values: Mapping[str, list[Any]], field: str, who: str) -> None:
+    """Each candidate value of each name against scikit-learn's rules for it; errors name ``field[name]``."""
     try:   # scikit-learn's own checker (private, but the one its estimators call in fit)
         from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
     except ImportError:   # pragma: no cover - an older scikit-learn: fit will say it
@@ -292,10 +297,9 @@ def check_parameter_values(cls: type, values: dict[str, list[Any]], field: str) 
             continue
         for value in candidates:
             try:
-                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=cls.__name__)
+                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=who)
             except InvalidParameterError as exc:
-                raise SpecError(f"{field}[{name!r}]", f"{value!r} is not a value {cls.__name__} accepts: "
-                                                      f"{exc}") from None
+                raise SpecError(f"{field}[{name!r}]", f"{value!r} is not a value {who} accepts: {exc}") from None
             except Exception:  # noqa: BLE001, S112 - a constraint that cannot judge this value: fit will
                 continue
 
@@ -339,18 +343,8 @@ def check_fit_arguments(cls: type, values: Mapping[str, Any], field: str, mixed:
                 takes += "; drop the argument, or MERF for this model"
             raise SpecError(f"{field}[{name!r}]", f"{name!r}{hint} is not an argument of {who}: {takes}")
     constraints = getattr(fit, "_skl_parameter_constraints", None)
-    if not isinstance(constraints, dict):
-        return
-    from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
-    for name, value in values.items():
-        if name not in constraints:
-            continue
-        try:
-            validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=who)
-        except InvalidParameterError as exc:
-            raise SpecError(f"{field}[{name!r}]", f"{value!r} is not a value {who} accepts: {exc}") from None
-        except Exception:  # noqa: BLE001, S112 - a constraint that cannot judge this value: fit will
-            continue
+    if isinstance(constraints, dict):
+        _check_constraints(constraints, {k: [v] for k, v in values.items()}, field, who)
 
 
 def dotted_path(obj: type | Callable[..., object]) -> str:
