@@ -10,7 +10,7 @@ import difflib
 import importlib
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -305,7 +305,8 @@ def _check_constraints(constraints: dict[str, Any], values: Mapping[str, list[An
 
 
 def check_fit_arguments(cls: type, values: Mapping[str, Any], field: str, mixed: bool = False,
-                        owner: str | None = None) -> None:
+                        owner: str | None = None, fixed: Mapping[str, Any] | None = None,
+                        tuned: Collection[str] = ()) -> None:
     """Refuse, before any fit, an argument to ``cls.fit`` that every fit would refuse.
 
     mixcv calls ``fit(X, y, **values)`` (mixed models: ``fit(X, y, groups=..., slopes=...,
@@ -314,6 +315,9 @@ def check_fit_arguments(cls: type, values: Mapping[str, Any], field: str, mixed:
     the ``fit`` declares what it accepts (scikit-learn's ``validate_params`` decorator keeps
     its rules as ``fit._skl_parameter_constraints``). ``owner`` names the model whose entry
     set the arguments when ``cls`` is another estimator fitted with them (its MERF variant).
+    An estimator whose accepted arguments depend on its settings says so itself in a
+    ``check_fit_kwargs(fixed, tuned, fit_kwargs)`` classmethod (``fixed``: its constructor
+    arguments, ``tuned``: the names tuned) raising `SpecError` naming the argument.
     Errors name ``field[name]``.
     """
     if not values:
@@ -342,6 +346,12 @@ def check_fit_arguments(cls: type, values: Mapping[str, Any], field: str, mixed:
             if owner is not None:
                 takes += "; drop the argument, or MERF for this model"
             raise SpecError(f"{field}[{name!r}]", f"{name!r}{hint} is not an argument of {who}: {takes}")
+    hook = getattr(cls, "check_fit_kwargs", None)
+    if callable(hook):
+        try:
+            hook(dict(fixed or {}), frozenset(tuned), dict(values))
+        except SpecError as exc:
+            raise SpecError(f"{field}[{exc.field!r}]", exc.message) from None
     constraints = getattr(fit, "_skl_parameter_constraints", None)
     if isinstance(constraints, dict):
         _check_constraints(constraints, {k: [v] for k, v in values.items()}, field, who)

@@ -297,7 +297,8 @@ class ModelSpec:
                                f"{f}.params")
         # Known now from fit's signature, not after the first fold's fit fails (and then
         # every other fold's and trial's, one by one).
-        check_fit_arguments(self.estimator_class, self.fit_kwargs, f"{f}.fit_kwargs", mixed=is_mixed(self.estimator))
+        check_fit_arguments(self.estimator_class, self.fit_kwargs, f"{f}.fit_kwargs", mixed=is_mixed(self.estimator),
+                            fixed=self.model_kwargs, tuned=self.params)
         check("models.requires_inner_cv", self.requires_inner_cv, f"{f}.requires_inner_cv")
         check("models.add_merf", self.add_merf, f"{f}.add_merf")
         pp = self.post_processor

@@ -12,6 +12,8 @@ from sklearn.utils._param_validation import StrOptions, validate_params
 
 from mixcv_core import CrossValidation, FoldFailedWarning, MixcvError
 from mixcv_core.experiment.cell import CellError, parse_cell
+from mixcv_core.experiment.spec import ModelSpec
+from mixcv_core.models import LinearMixedEffectsModel
 from mixcv_core.run.events import FoldStarted
 
 
@@ -88,6 +90,8 @@ def test_a_misspelt_fit_argument_in_a_cell_is_refused_naming_its_line_and_the_ar
     ("RandomForestRegressor", {"sample_wieght": None}, False, "sample_wieght", "not an argument of"),
     ("Ridge", {"X": [1.0]}, False, "X", "mixcv passes 'X'"),
     ("LinearMixedEffectsModel", {"groups": "g"}, False, "groups", "mixcv passes 'groups'"),
+    # The native LMM would drop them: only the statsmodels backend's fit takes any.
+    ("LinearMixedEffectsModel", {"maxiter": 500}, False, "maxiter", "native backend takes no fit arguments"),
     (WeighsRows, {"weighting": "by_grup"}, False, "weighting", "is not a value"),
     # MERF(<model>) is fitted with the model's fit arguments too, and its fit takes none.
     ("RandomForestRegressor", {"sample_weight": None}, True, "sample_weight", "MERF(m)"),
@@ -114,6 +118,17 @@ def test_fit_arguments_a_fit_accepts_reach_every_fit(grouped):
            .set_run(store=False, save_models=True).perform().get_results())
     assert all(o.ok for o in res.outcomes)
     assert [o.estimator.kwargs_ for o in res.outcomes if o.model == "any"] == [{"anything": 3}] * 2
+
+
+def test_the_native_lmm_refuses_fit_arguments_it_would_drop_and_statsmodels_takes_them(grouped):
+    X, y, g, _ = grouped
+    with pytest.raises(MixcvError, match="native backend takes no fit arguments") as info:
+        LinearMixedEffectsModel().fit(X, y, groups=g, maxiter=3)
+    assert info.value.field == "maxiter"
+    spec = ModelSpec("lmm", LinearMixedEffectsModel, model_kwargs={"backend": "statsmodels"},
+                     fit_kwargs={"maxiter": 3})
+    assert spec.fit_kwargs == {"maxiter": 3}
+    assert LinearMixedEffectsModel(backend="statsmodels").fit(X, y, groups=g, maxiter=300).converged_
 
 
 def test_callbacks_given_both_as_callbacks_and_as_a_fit_argument_are_refused():
