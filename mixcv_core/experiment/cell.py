@@ -478,14 +478,14 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
                                                        "target": "name the column to predict, e.g. 'target: y'",
                                                        "models": "list at least one model under 'models:'"}[required],
                                             lines.get(required)))
-    if missing:
-        problems.raise_if_any()   # without these there is no experiment to check further
+    # A missing required key is one more entry in the list: the sections that do not need
+    # it are still checked, so their mistakes are listed with it.
 
     def at(key: str) -> int | None:
         return lines.get(key)
 
-    frame = raw["data"]
-    if not isinstance(frame, str) or not frame.isidentifier():
+    frame = raw.get("data", "")
+    if "data" not in missing and (not isinstance(frame, str) or not frame.isidentifier()):
         problems.found.append(CellError("data", f"expected the name of a DataFrame variable, got {frame!r}",
                                         at("data")))
 
@@ -516,7 +516,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             k = cell_key(exc.field)
             raise CellError(k, exc.message, at(k)) from None
 
-    data = problems.attempt(make_data)
+    data = None if "target" in missing else problems.attempt(make_data)
 
     def make_scale() -> tuple[bool, bool]:
         scale = raw.get("scale", True)
@@ -596,7 +596,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
 
     metrics = problems.attempt(make_metrics)
 
-    models_raw = raw["models"]
+    models_raw = {} if "models" in missing else raw["models"]
     if isinstance(models_raw, list):
         if all(isinstance(m, str) for m in models_raw):
             models_raw = {m: None for m in models_raw}
@@ -604,7 +604,7 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             problems.found.append(CellError("models", "a list of models must hold model names only; give settings "
                                                       "as 'name:' lines with indented parameters", at("models")))
             models_raw = {}
-    elif not isinstance(models_raw, Mapping) or not models_raw:
+    elif "models" not in missing and (not isinstance(models_raw, Mapping) or not models_raw):
         problems.found.append(CellError("models", "expected one model per line under 'models:'", at("models")))
         models_raw = {}
     models = [problems.attempt(_model, name, entry, lines) for name, entry in models_raw.items()]

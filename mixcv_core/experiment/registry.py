@@ -10,7 +10,7 @@ import difflib
 import importlib
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import SpecError, SpecTypeError
 
 __all__ = ["available_models", "resolve_estimator", "dotted_path", "import_dotted", "estimator_name",
-           "param_names", "MOVED_MODULES", "check_parameter_values",
+           "param_names", "MOVED_MODULES", "check_parameter_values", "check_fit_arguments",
            "known_module", "unresolved_name", "is_unresolved", "TRUSTED_PACKAGES"]
 
 #: Modules that moved when mixcv_core was cut into layers (format 1 of stored specs
@@ -283,6 +283,11 @@ def check_parameter_values(cls: type, values: dict[str, list[Any]], field: str) 
     constraints = getattr(cls, "_parameter_constraints", None)
     if not isinstance(constraints, dict):
         return
+    _check_constraints(constraints, values, field, cls.__name__)
+
+
+def _check_constraints(constraints: dict[str, Any], values: Mapping[str, list[Any]], field: str, who: str) -> None:
+    """Each candidate value of each name against scikit-learn's rules for it; errors name ``field[name]``."""
     try:   # scikit-learn's own checker (private, but the one its estimators call in fit)
         from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
     except ImportError:   # pragma: no cover - an older scikit-learn: fit will say it
@@ -292,12 +297,64 @@ def check_parameter_values(cls: type, values: dict[str, list[Any]], field: str) 
             continue
         for value in candidates:
             try:
-                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=cls.__name__)
+                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=who)
             except InvalidParameterError as exc:
-                raise SpecError(f"{field}[{name!r}]", f"{value!r} is not a value {cls.__name__} accepts: "
-                                                      f"{exc}") from None
+                raise SpecError(f"{field}[{name!r}]", f"{value!r} is not a value {who} accepts: {exc}") from None
             except Exception:  # noqa: BLE001, S112 - a constraint that cannot judge this value: fit will
                 continue
+
+
+def check_fit_arguments(cls: type, values: Mapping[str, Any], field: str, mixed: bool = False,
+                        owner: str | None = None, fixed: Mapping[str, Any] | None = None,
+                        tuned: Collection[str] = ()) -> None:
+    """Refuse, before any fit, an argument to ``cls.fit`` that every fit would refuse.
+
+    mixcv calls ``fit(X, y, **values)`` (mixed models: ``fit(X, y, groups=..., slopes=...,
+    **values)``), so each name must be a parameter of ``fit`` that mixcv does not pass
+    itself; a ``fit`` taking ``**kwargs`` accepts any other name. Values are checked where
+    the ``fit`` declares what it accepts (scikit-learn's ``validate_params`` decorator keeps
+    its rules as ``fit._skl_parameter_constraints``). ``owner`` names the model whose entry
+    set the arguments when ``cls`` is another estimator fitted with them (its MERF variant).
+    An estimator whose accepted arguments depend on its settings says so itself in a
+    ``check_fit_kwargs(fixed, tuned, fit_kwargs)`` classmethod (``fixed``: its constructor
+    arguments, ``tuned``: the names tuned) raising `SpecError` naming the argument.
+    Errors name ``field[name]``.
+    """
+    if not values:
+        return
+    fit = getattr(cls, "fit", None)
+    try:
+        params = list(inspect.signature(fit).parameters.values())  # type: ignore[arg-type]
+    except (TypeError, ValueError):   # no signature to read (a C extension): the fit will tell
+        return
+    if params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    ordered = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    # X and y go in positionally: naming them again would be "multiple values" in every fit.
+    passed = set(ordered[:2]) | ({"groups", "slopes"} if mixed else set())
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in passed]
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
+    who = f"{cls.__name__}.fit" if owner is None else f"{owner}, fitted with the same arguments ({cls.__name__}.fit)"
+    for name in values:
+        if name in passed:
+            raise SpecError(f"{field}[{name!r}]", f"mixcv passes {name!r} to {who} itself, from each fold; "
+                                                  "remove it from the fit arguments")
+        if name not in named and not open_ended:
+            close = difflib.get_close_matches(name, named, 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            takes = f"it takes {', '.join(named)}" if named else "it takes no other arguments"
+            if owner is not None:
+                takes += "; drop the argument, or MERF for this model"
+            raise SpecError(f"{field}[{name!r}]", f"{name!r}{hint} is not an argument of {who}: {takes}")
+    hook = getattr(cls, "check_fit_kwargs", None)
+    if callable(hook):
+        try:
+            hook(dict(fixed or {}), frozenset(tuned), dict(values))
+        except SpecError as exc:
+            raise SpecError(f"{field}[{exc.field!r}]", exc.message) from None
+    constraints = getattr(fit, "_skl_parameter_constraints", None)
+    if isinstance(constraints, dict):
+        _check_constraints(constraints, {k: [v] for k, v in values.items()}, field, who)
 
 
 def dotted_path(obj: type | Callable[..., object]) -> str:

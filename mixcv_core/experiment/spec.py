@@ -25,8 +25,10 @@ from ..constraints import MAX_SEED, Integer, check, check_function
 from ..errors import SpecError, SpecTypeError
 from ..metrics import METRICS, resolve_metrics
 from ..models import is_mixed
+from ..models.merf import MERFRegressor
 from .registry import (
     MOVED_MODULES,
+    check_fit_arguments,
     check_parameter_values,
     dotted_path,
     estimator_name,
@@ -388,6 +390,10 @@ class ModelSpec:
                                f"{f}.model_kwargs")
         check_parameter_values(self.estimator_class, {k: _values_of(d) for k, d in self.params.items()},
                                f"{f}.params")
+        # Known now from fit's signature, not after the first fold's fit fails (and then
+        # every other fold's and trial's, one by one).
+        check_fit_arguments(self.estimator_class, self.fit_kwargs, f"{f}.fit_kwargs", mixed=is_mixed(self.estimator),
+                            fixed=self.model_kwargs, tuned=self.params)
         check("models.requires_inner_cv", self.requires_inner_cv, f"{f}.requires_inner_cv")
         check("models.add_merf", self.add_merf, f"{f}.add_merf")
         pp = self.post_processor
@@ -405,6 +411,10 @@ class ModelSpec:
         if self.callbacks and self.callbacks_via is None:
             raise SpecError(f"{f}.callbacks", f"{self.estimator_class.__name__} takes no callbacks (neither its "
                                               "constructor nor its fit has a 'callbacks' parameter)")
+        if self.callbacks and "callbacks" in self.fit_kwargs:
+            # The outer fit would take the model's callbacks and drop the fit argument's.
+            raise SpecError(f"{f}.fit_kwargs['callbacks']", "callbacks are given twice, as callbacks and as a fit "
+                                                            "argument; give them once")
 
     @property
     def callbacks_via(self) -> str | None:
@@ -599,6 +609,11 @@ class ExperimentSpec:
                      "backend", "scheduler"):
             _set(self, name, check(name, getattr(self, name)))
         check_execution(self.backend, self.scheduler, self.timeout)
+        for m in self.merf_models():
+            # MERF(<name>) is fitted with the model's fit arguments too (its EM fits the base
+            # model without them), so an argument its fit cannot take fails every MERF fold.
+            check_fit_arguments(MERFRegressor, m.fit_kwargs, f"models[{m.name!r}].fit_kwargs", mixed=True,
+                                owner=merf_name(m.name))
         if isinstance(self.inner.method, FixedSplits):
             raise SpecError("inner.method", "fixed (train, test) index pairs can only be the outer split; "
                                             "the inner split is made anew on every outer training fold")

@@ -155,6 +155,23 @@ def test_a_misspelt_required_key_is_one_mistake():
     assert [p.field for p in info.value.problems] == ["modles"]
 
 
+def test_a_missing_required_key_is_listed_with_the_cells_other_mistakes():
+    with pytest.raises(CellError) as info:
+        parse_cell("data: df\ngroups: g\nmodels:\n  RandomForst:\n  Ridge:\n    alpha: int(10, 2)\n")
+    problems = info.value.problems
+    assert [(p.field, p.line) for p in problems] == [("models.RandomForst", 5), ("models.Ridge.alpha", 7),
+                                                     ("target", None)]
+    assert "did you mean 'RandomForestRegressor'" in problems[0].message and "empty range" in problems[1].message
+    assert str(info.value).splitlines()[0] == "3 problems in the cell:"
+
+
+def test_missing_data_and_models_are_listed_with_a_bad_split_and_not_twice():
+    with pytest.raises(CellError) as info:
+        parse_cell("target: y\nouter: GroupKFold(1)\nmodels:\n")
+    assert [(p.field, p.line) for p in info.value.problems] == [("outer", 3), ("models", 4), ("data", None)]
+    assert "list at least one model" in info.value.problems[1].message
+
+
 def test_a_timeout_is_read_from_the_cell_written_back_and_checked():
     parsed = parse_cell("data: df\ntarget: y\ntimeout: 90\nmodels: [Ridge]\n")
     assert parsed.spec.timeout == 90.0

@@ -264,3 +264,14 @@ def test_the_form_lists_the_features_it_will_use_and_flags_a_row_number():
     f.features.value = ("age",)
     assert "features (1): <code>age</code>" in f.features_used.value
     assert "row number" not in f.features_used.value
+
+
+def test_a_fit_argument_the_models_fit_does_not_take_shows_on_its_card_and_disables_run(df):
+    f = Configurator(df, name="df", shell=Shell())
+    f.target.value, f.groups.value = "y", "group"
+    rf = card(f, "RandomForestRegressor")
+    rf.enabled.value = True
+    rf.fit.value = "{sample_wieght: null}"
+    assert "did you mean &#x27;sample_weight&#x27;" in rf.message.value and f.run_button.disabled   # escaped HTML
+    rf.fit.value = "{sample_weight: null}"
+    assert not f.run_button.disabled, f.errors

@@ -20,7 +20,7 @@ DataFrames keyed by factor (``ranef_`` is always the dict) and ``cov_re_`` is no
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,10 @@ def _factor_labels(frame: pd.DataFrame, factor: Factor) -> pd.Index:
     for c in cols[1:]:
         joined = joined + ":" + frame[c].astype(str)
     return pd.Index(joined.to_numpy())
+
+
+_NATIVE_TAKES_NO_FIT_ARGUMENTS = ("the native backend takes no fit arguments (they are statsmodels' MixedLM.fit's: "
+                                  "set backend='statsmodels' to use them); its evaluation limit is max_evals")
 
 
 class LinearMixedEffectsModel(MixedEffectsRegressor):
@@ -167,6 +171,18 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     #: Constant or collinear features cannot be fitted (the engine checks before any work).
     needs_full_rank = True
 
+    @classmethod
+    def check_fit_kwargs(cls, fixed: Mapping[str, Any], tuned: Collection[str], fit_kwargs: Mapping[str, Any]) -> None:
+        """Refuse arguments to fit that the model's backend would drop (the engine asks before any work).
+
+        ``fixed`` are the constructor arguments, ``tuned`` the names tuned in the inner
+        loop. Only the statsmodels backend takes fit arguments (``MixedLM.fit``'s); the
+        native one would ignore them, so a setting the user believes in would do nothing.
+        Raises `SpecError` naming the first argument.
+        """
+        if fit_kwargs and "backend" not in tuned and fixed.get("backend", "native") == "native":
+            raise SpecError(next(iter(fit_kwargs)), _NATIVE_TAKES_NO_FIT_ARGUMENTS)
+
     def __init__(self, reml: bool = True, predict_known_groups: bool = True,
                  backend: str = "native", method: str | Sequence[str] | None = None,
                  max_evals: int = 10_000, random: str | None = None) -> None:
@@ -202,6 +218,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         """
         if self.backend not in self._backends:
             raise SpecError("backend", f"unknown LMM backend {self.backend!r}; choose one of {self._backends}")
+        if fit_kwargs and self.backend == "native":
+            raise SpecError(next(iter(fit_kwargs)), _NATIVE_TAKES_NO_FIT_ARGUMENTS)
         Xf = as_frame(X).reset_index(drop=True)
         bad = non_numeric(Xf)
         if bad:
