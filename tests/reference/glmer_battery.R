@@ -72,6 +72,8 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
+source(file.path("tests", "reference", "lme4_helpers.R"))   # safe, group_vars, terms_of, ranef_of
+
 args <- commandArgs(trailingOnly = TRUE)
 quick_time <- "--no-time" %in% args
 out_dir <- file.path("tests", "data", "glmm")
@@ -205,7 +207,6 @@ cases <- list(
 only <- sub("^--only=", "", grep("^--only=", args, value = TRUE))
 if (length(only)) cases <- Filter(function(cs) cs$name %in% strsplit(only, ",")[[1]], cases)
 
-safe <- function(x) gsub("[^A-Za-z0-9_]", "_", x)
 fam <- function(cs) if (cs$family == "binomial") binomial(link = cs$link) else poisson(link = cs$link)
 
 design <- function(cs, d) {
@@ -226,8 +227,6 @@ design <- function(cs, d) {
        fixed_names = setNames(as.list(c("(Intercept)", safe(cols))), c("(Intercept)", cols)))
 }
 
-group_vars <- function(random)
-  unique(unlist(lapply(findbars(as.formula(paste("~", random))), function(b) all.vars(b[[3]]))))
 response_vars <- function(cs) all.vars(as.formula(paste(cs$response, "~ 1")))
 # Slope covariates of the random part that are not grouping factors (e.g. urbanY, post).
 slope_vars <- function(cs) setdiff(all.vars(as.formula(paste("~", cs$random))), group_vars(cs$random))
@@ -256,46 +255,10 @@ objective <- function(m) unname(m@devcomp$cmp[["dev"]])
 conv_msgs <- function(m) as.character(unlist(m@optinfo$conv$lme4$messages))
 converged_of <- function(m) !any(grepl("converge|Hessian|eigenvalue", conv_msgs(m)))
 
-terms_of <- function(m) {
-  cnms <- getME(m, "cnms")
-  raw <- mkReTrms(findbars(formula(m)), model.frame(m), reorder.terms = FALSE)$cnms
-  key <- function(g, cols) paste0(g, "|", paste(cols, collapse = ","))
-  raw_keys <- mapply(key, names(raw), raw)
-  fl <- getME(m, "flist")
-  asg <- attr(fl, "assign")
-  th <- getME(m, "theta")
-  at <- 0
-  lapply(seq_along(cnms), function(i) {
-    q <- length(cnms[[i]])
-    k <- q * (q + 1) / 2
-    out <- list(group = names(cnms)[i], columns = I(cnms[[i]]), n_levels = nlevels(fl[[asg[i]]]),
-                formula_index = match(key(names(cnms)[i], cnms[[i]]), raw_keys) - 1L,
-                theta = I(unname(th[at + seq_len(k)])), theta_names = I(names(th)[at + seq_len(k)]))
-    at <<- at + k
-    out
-  })
-}
-
 varcorr_of <- function(m) {
   vc <- VarCorr(m)
   lapply(vc, function(v) list(columns = I(colnames(v)), cov = unname(matrix(as.numeric(v), nrow(v))),
                               sd = I(unname(attr(v, "stddev")))))
-}
-
-ranef_of <- function(m) {
-  re <- as.data.frame(ranef(m, condVar = TRUE))
-  out <- list()
-  for (g in unique(as.character(re$grpvar))) {
-    r <- re[re$grpvar == g, ]
-    terms <- unique(as.character(r$term))
-    lv <- rownames(ranef(m)[[g]])
-    modes <- sapply(terms, function(t) r$condval[r$term == t][match(lv, as.character(r$grp[r$term == t]))])
-    sds <- sapply(terms, function(t) r$condsd[r$term == t][match(lv, as.character(r$grp[r$term == t]))])
-    out[[g]] <- list(levels = I(lv), columns = I(terms),
-                     modes = unname(matrix(modes, ncol = length(terms))),
-                     sds = unname(matrix(sds, ncol = length(terms))))
-  }
-  out
 }
 
 # The log-likelihood of the saturated model (each mean equal to its observation): lme4's
