@@ -3,9 +3,12 @@
 # offset, logit and probit links, one and several grouping factors (crossed and nested), a
 # random slope, Laplace (nAGQ = 1) and adaptive Gauss-Hermite quadrature (nAGQ = 9, 25).
 #
-#   Rscript tests/reference/glmer_battery.R              (from the repository root; a few minutes)
+#   Rscript tests/reference/glmer_battery.R              (from the repository root; ~15 minutes on
+#                                                         2 cores: the tight fits of Contraception,
+#                                                         VerbAgg and raw grouseticks take 20-60 s each)
 #   Rscript tests/reference/glmer_battery.R --no-time    (one timing run per fit)
-#   Rscript tests/reference/glmer_battery.R --only=cbpp,contraception   (writes glmer_battery_partial.json)
+#   Rscript tests/reference/glmer_battery.R --only=cbpp,contraception [--extras]
+#       (writes glmer_battery_partial.json; --extras adds bad_inputs and marginal)
 #
 # Writes
 #   tests/data/glmm/<dataset>.csv      the rows and columns the models use: the response (0/1 for
@@ -28,26 +31,28 @@
 # Python reads exactly the design lme4 fitted); `formula_factor` is the same model with R's
 # factors, refitted here and checked to reach the same objective. The offset is written in the
 # formula as offset(<column>); the script checks that glmer(..., offset = <column>) gives the
-# same fit. Each fit is also checked against a second optimiser and the
-# objective difference recorded (`check_second`: Nelder-Mead through nloptwrap, tight): a reference whose optimum a second optimiser
-# can improve on says so.
+# same fit. Each fit is also checked against a second optimiser (`check_second`: Nelder-Mead
+# through nloptwrap, tight), its objective minus the reference's recorded: negative would mean
+# the reference is not at the optimum (every case: between +4e-8 and +1e-3, i.e. the reference
+# is the better optimum).
 #
-# WHICH DEVIANCE. lme4 reports three numbers for a glmer fit, and they differ:
-#   objective      m@devcomp$cmp[["dev"]]: the Laplace / AGQ approximation of -2 log L, the
-#                  criterion glmer minimises. For nAGQ = 1 it equals -2 * logLik(m).
-#   minus2loglik   -2 * logLik(m). For nAGQ > 1 logLik(m) is the quadrature approximation,
-#                  also -2 logLik == objective.
-#   deviance       deviance(m): for a glmer fit this is NOT -2 logLik; it is the sum of the
-#                  squared deviance residuals at the conditional modes (devcomp "drsum"),
-#                  the conditional deviance of the GLM given the modes. Recorded because users
-#                  compare with it; the criterion to match is `objective`.
-# ... and for nAGQ > 1 lme4's objective and logLik drop the constants: they are -2 (logLik -
-# saturated logLik), about 84 lower than Laplace on cbpp; `minus2loglik_with_constants` adds
-# them back (objective - 2 * saturated_loglik), comparable across nAGQ.
-# For a binomial with trials, Laplace's logLik includes the log binomial coefficients (lme4's aic()
-# of the binomial family); for a Bernoulli outcome there are none; Poisson includes
-# -log(y!). (The issue quotes cbpp's herd variance 0.41246 and VerbAgg's "deviance 8151.40":
-# the latter is `objective`.)
+# WHICH DEVIANCE. lme4 reports several numbers for a glmer fit, and they differ:
+#   objective      m@devcomp$cmp[["dev"]]: the Laplace / AGQ approximation the fit minimises.
+#                  For nAGQ = 1 it is -2 logLik(m) with every constant (binomial: the log
+#                  binomial coefficients; Poisson: -log y!; a Bernoulli outcome has none).
+#                  For nAGQ > 1 lme4 sums deviance residuals instead, so the objective and
+#                  logLik(m) leave out the saturated model's log-likelihood: they are
+#                  -2 (logLik - saturated), about 84 lower than Laplace on cbpp.
+#   minus2loglik   -2 * logLik(m): equal to the objective for every nAGQ.
+#   minus2loglik_with_constants   objective - 2 * saturated_loglik for nAGQ > 1 (the objective
+#                  for nAGQ = 1): comparable across nAGQ and with other software.
+#   deviance       deviance(m): NOT -2 logLik; the sum of squared deviance residuals at the
+#                  conditional modes (devcomp "drsum"). Recorded because users compare with it.
+# The issue's "VerbAgg deviance 8151.40" is the objective (8151.399720).
+# `converged` is FALSE when lme4's checks print any message on convergence, the gradient, the
+# Hessian or its eigenvalues; on Contraception that is "Model is nearly unidentifiable: very
+# large eigenvalue - Rescale variables?" (I(age^2) is in years squared), a scaling message at a
+# fit a second optimiser does not improve, so read `messages` with the flag.
 #
 # Per fit: objective, minus2loglik, deviance, loglik, AIC, theta with lme4's names, terms in
 # lme4's order (group, columns, levels, theta entries, 0-based place in the formula), fixed
@@ -66,6 +71,8 @@ suppressPackageStartupMessages({
   library(lme4)
   library(jsonlite)
 })
+
+source(file.path("tests", "reference", "lme4_helpers.R"))   # safe, group_vars, terms_of, ranef_of
 
 args <- commandArgs(trailingOnly = TRUE)
 quick_time <- "--no-time" %in% args
@@ -200,7 +207,6 @@ cases <- list(
 only <- sub("^--only=", "", grep("^--only=", args, value = TRUE))
 if (length(only)) cases <- Filter(function(cs) cs$name %in% strsplit(only, ",")[[1]], cases)
 
-safe <- function(x) gsub("[^A-Za-z0-9_]", "_", x)
 fam <- function(cs) if (cs$family == "binomial") binomial(link = cs$link) else poisson(link = cs$link)
 
 design <- function(cs, d) {
@@ -221,8 +227,6 @@ design <- function(cs, d) {
        fixed_names = setNames(as.list(c("(Intercept)", safe(cols))), c("(Intercept)", cols)))
 }
 
-group_vars <- function(random)
-  unique(unlist(lapply(findbars(as.formula(paste("~", random))), function(b) all.vars(b[[3]]))))
 response_vars <- function(cs) all.vars(as.formula(paste(cs$response, "~ 1")))
 # Slope covariates of the random part that are not grouping factors (e.g. urbanY, post).
 slope_vars <- function(cs) setdiff(all.vars(as.formula(paste("~", cs$random))), group_vars(cs$random))
@@ -251,46 +255,10 @@ objective <- function(m) unname(m@devcomp$cmp[["dev"]])
 conv_msgs <- function(m) as.character(unlist(m@optinfo$conv$lme4$messages))
 converged_of <- function(m) !any(grepl("converge|Hessian|eigenvalue", conv_msgs(m)))
 
-terms_of <- function(m) {
-  cnms <- getME(m, "cnms")
-  raw <- mkReTrms(findbars(formula(m)), model.frame(m), reorder.terms = FALSE)$cnms
-  key <- function(g, cols) paste0(g, "|", paste(cols, collapse = ","))
-  raw_keys <- mapply(key, names(raw), raw)
-  fl <- getME(m, "flist")
-  asg <- attr(fl, "assign")
-  th <- getME(m, "theta")
-  at <- 0
-  lapply(seq_along(cnms), function(i) {
-    q <- length(cnms[[i]])
-    k <- q * (q + 1) / 2
-    out <- list(group = names(cnms)[i], columns = I(cnms[[i]]), n_levels = nlevels(fl[[asg[i]]]),
-                formula_index = match(key(names(cnms)[i], cnms[[i]]), raw_keys) - 1L,
-                theta = I(unname(th[at + seq_len(k)])), theta_names = I(names(th)[at + seq_len(k)]))
-    at <<- at + k
-    out
-  })
-}
-
 varcorr_of <- function(m) {
   vc <- VarCorr(m)
   lapply(vc, function(v) list(columns = I(colnames(v)), cov = unname(matrix(as.numeric(v), nrow(v))),
                               sd = I(unname(attr(v, "stddev")))))
-}
-
-ranef_of <- function(m) {
-  re <- as.data.frame(ranef(m, condVar = TRUE))
-  out <- list()
-  for (g in unique(as.character(re$grpvar))) {
-    r <- re[re$grpvar == g, ]
-    terms <- unique(as.character(r$term))
-    lv <- rownames(ranef(m)[[g]])
-    modes <- sapply(terms, function(t) r$condval[r$term == t][match(lv, as.character(r$grp[r$term == t]))])
-    sds <- sapply(terms, function(t) r$condsd[r$term == t][match(lv, as.character(r$grp[r$term == t]))])
-    out[[g]] <- list(levels = I(lv), columns = I(terms),
-                     modes = unname(matrix(modes, ncol = length(terms))),
-                     sds = unname(matrix(sds, ncol = length(terms))))
-  }
-  out
 }
 
 # The log-likelihood of the saturated model (each mean equal to its observation): lme4's

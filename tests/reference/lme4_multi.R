@@ -52,6 +52,8 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
+source(file.path("tests", "reference", "lme4_helpers.R"))   # safe, group_vars, terms_of, ranef_of
+
 args <- commandArgs(trailingOnly = TRUE)
 quick_time <- "--no-time" %in% args
 out_dir <- file.path("tests", "data", "lmm_multi")
@@ -157,7 +159,6 @@ all_cases <- cases
 only <- sub("^--only=", "", grep("^--only=", args, value = TRUE))
 if (length(only)) cases <- Filter(function(cs) cs$name %in% strsplit(only, ",")[[1]], cases)
 
-safe <- function(x) gsub("[^A-Za-z0-9_]", "_", x)
 
 # The numeric design of a case: model.matrix of the fixed part, its columns renamed to be
 # plain identifiers, and the numeric formula that lme4 fits as the reference.
@@ -176,8 +177,6 @@ design <- function(cs, d) {
        fixed_names = setNames(as.list(c("(Intercept)", safe(cols))), c("(Intercept)", cols)))
 }
 
-group_vars <- function(random)
-  unique(unlist(lapply(findbars(as.formula(paste("~", random))), function(b) all.vars(b[[3]]))))
 
 # A case's CSV as Python reads it: grouping factors and the fixed part's factors as character
 # labels (InstEval's numeric ids too), the latter turned back into R factors with R's levels.
@@ -203,47 +202,9 @@ fit_logged <- function(f, d, reml, control, start = NULL) {
   list(m = m, said = said)
 }
 
-terms_of <- function(m) {
-  cnms <- getME(m, "cnms")
-  # Each term's place in the formula as lme4 expands it (findbars: `a/b` gives b:a, then a),
-  # found by fitting nothing: the same terms built without lme4's reordering.
-  raw <- mkReTrms(findbars(formula(m)), model.frame(m), reorder.terms = FALSE)$cnms
-  key <- function(g, cols) paste0(g, "|", paste(cols, collapse = ","))
-  raw_keys <- mapply(key, names(raw), raw)
-  fl <- getME(m, "flist")
-  asg <- attr(fl, "assign")
-  th <- getME(m, "theta")
-  at <- 0
-  lapply(seq_along(cnms), function(i) {
-    q <- length(cnms[[i]])
-    k <- q * (q + 1) / 2
-    out <- list(group = names(cnms)[i], columns = I(cnms[[i]]), n_levels = nlevels(fl[[asg[i]]]),
-                formula_index = match(key(names(cnms)[i], cnms[[i]]), raw_keys) - 1L,
-                theta = I(unname(th[at + seq_len(k)])), theta_names = I(names(th)[at + seq_len(k)]))
-    at <<- at + k
-    out
-  })
-}
-
 varcorr_of <- function(m) {
   vc <- VarCorr(m)
   lapply(vc, function(v) list(columns = I(colnames(v)), cov = unname(matrix(as.numeric(v), nrow(v)))))
-}
-
-ranef_of <- function(m) {
-  re <- as.data.frame(ranef(m, condVar = TRUE))
-  out <- list()
-  for (g in unique(as.character(re$grpvar))) {
-    r <- re[re$grpvar == g, ]
-    terms <- unique(as.character(r$term))
-    lv <- rownames(ranef(m)[[g]])
-    modes <- sapply(terms, function(t) r$condval[r$term == t][match(lv, as.character(r$grp[r$term == t]))])
-    sds <- sapply(terms, function(t) r$condsd[r$term == t][match(lv, as.character(r$grp[r$term == t]))])
-    out[[g]] <- list(levels = I(lv), columns = I(terms),
-                     modes = unname(matrix(modes, ncol = length(terms))),
-                     sds = unname(matrix(sds, ncol = length(terms))))
-  }
-  out
 }
 
 summary_of <- function(m, reml, small) {
