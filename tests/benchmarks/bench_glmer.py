@@ -12,9 +12,9 @@ factors; centred and raw altitude), epil (Poisson with an offset; AGQ 9, a rando
 
 - by lme4 (``Rscript tests/benchmarks/bench_glmer.R``, timed inside R so R's start-up does not
   count; lme4's default control, as an R user runs it),
-- by mixedlm 1.3.0 (PyPI, Rust-backed), in the anchors' venv ``/work/main/.venv-anchors`` through
-  ``bench_glmer_mixedlm.py`` (``python3 -m venv /work/main/.venv-anchors &&
-  /work/main/.venv-anchors/bin/pip install mixedlm``; not a dependency of mixcv),
+- by mixedlm 1.3.0 (PyPI, Rust-backed), in the anchors' venv ``.venv-anchors`` through
+  ``bench_glmer_mixedlm.py`` (``python3 -m venv .venv-anchors &&
+  .venv-anchors/bin/pip install mixedlm``; not a dependency of mixcv),
 - by ``mixcv_core.models.glmer(formula, data, family=..., nAGQ=..., offset=..., weights=...)``
   in this process, on the same CSV: a binomial with trials as the proportion with the trials as
   ``weights`` (the same likelihood as lme4's ``cbind(successes, failures)``), the offset column
@@ -47,7 +47,7 @@ from _timing import median_time  # a sibling module: benchmarks run as scripts f
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 REFERENCE = ROOT / "tests" / "data" / "glmm" / "glmer_battery.json"
-ANCHORS_PYTHON = Path("/work/main/.venv-anchors/bin/python")
+ANCHORS_PYTHON = Path(__file__).resolve().parents[2] / ".venv-anchors" / "bin" / "python"
 CANONICAL = {"binomial": "logit", "poisson": "log"}
 
 
@@ -145,8 +145,8 @@ def main() -> None:
         if args.no_mixedlm:
             mixedlm: dict[str, dict] = {}
         elif not ANCHORS_PYTHON.exists():
-            print(f"mixedlm: {ANCHORS_PYTHON} not found (python3 -m venv /work/main/.venv-anchors && "
-                  "/work/main/.venv-anchors/bin/pip install mixedlm)")
+            print(f"mixedlm: {ANCHORS_PYTHON} not found (python3 -m venv .venv-anchors && "
+                  ".venv-anchors/bin/pip install mixedlm)")
             mixedlm = {}
         else:
             mixedlm = run_subprocess([str(ANCHORS_PYTHON), str(HERE / "bench_glmer_mixedlm.py")], jobs,

@@ -1,6 +1,6 @@
 """The PyPI ``mixedlm`` side of bench_glmer.py, run in the anchors' venv (not mixcv's).
 
-    /work/main/.venv-anchors/bin/python tests/benchmarks/bench_glmer_mixedlm.py JOBS.json
+    .venv-anchors/bin/python tests/benchmarks/bench_glmer_mixedlm.py JOBS.json
 
 Prints one JSON line per job (the jobs bench_glmer.py writes): the median time of ``repeats``
 fits after one untimed warm-up, ``-2 logLik``, the fixed effects and whether mixedlm says it
