@@ -268,7 +268,8 @@ class CrossValidation:
             model_name = model_class if isinstance(model_class, str) else getattr(model_class, "__name__", "")
             model_name = str(model_name).rpartition(".")[2]
         # flexcv tunes a model given a search space even without requires_inner_cv=True.
-        tune = requires_inner_cv or (isinstance(params, Mapping) and bool(params))
+        # (Only a real False is turned into True: any other value reaches the spec, whose rule refuses it.)
+        tune = True if requires_inner_cv is False and isinstance(params, Mapping) and params else requires_inner_cv
         spec = ModelSpec(name=model_name or "model", estimator=model_class, params=params or {},
                          requires_inner_cv=tune, model_kwargs=model_kwargs or {},
                          fit_kwargs=fit_kwargs or {}, add_merf=add_merf, post_processor=post_processor,

@@ -591,7 +591,10 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         try:
             resolve_metrics(metrics)  # type: ignore[arg-type]  # checked there; unknown names now, with the cell's other mistakes
         except MixcvError as exc:
-            raise CellError("metrics", exc.message, at("metrics")) from None
+            # The rule names one metric as metrics['x']; where the cell gave it a key, the cell's own
+            # spelling of that key is metrics.x (a list entry has no key of its own).
+            one = isinstance(metrics_raw, Mapping) and re.fullmatch(r"metrics\[(['\"])(.*)\1\]", exc.field)
+            raise CellError(f"metrics.{one.group(2)}" if one else "metrics", exc.message, at("metrics")) from None
         return metrics
 
     metrics = problems.attempt(make_metrics)
