@@ -78,7 +78,7 @@ def _models(r: Results) -> str:
         items = []
         first = next(iter(fitted.values()), None)
         if first is not None and callable(getattr(first, "summary", None)) and hasattr(first, "fe_params_"):
-            items.append(f"<div>Outer fold {next(iter(fitted))}:</div>{first.summary()._repr_html_()}")
+            items.append(_lmm_summary(r, model, next(iter(fitted)), first))
         if any(hasattr(est, "random_effects_sd_") for est in fitted.values()):
             items.append(_img(r.plot_random_effects(model, fold=next(iter(fitted))), f"{model} random effects"))
         if any(m == model for m, _ in r.histories):
@@ -99,6 +99,19 @@ def _models(r: Results) -> str:
                                                                         "</div>")
         parts.append(f"<details open><summary><b>{html.escape(model)}</b></summary>{''.join(items)}</details>")
     return "".join(parts) or "<div>No model finished a fold.</div>"
+
+
+def _lmm_summary(r: Results, model: str, fold: int, est: Any) -> str:
+    """The LMM's summary of one outer fold, under the data's names, saying which fold it is."""
+    folds = r.to_frame()
+    row = folds[(folds["model"] == model) & (folds["fold"] == fold)]
+    n_folds = len(r._outer)
+    repeat = f" (repeat {int(r.repeats[fold])})" if len(set(r.repeats.tolist())) > 1 else ""
+    rows = f": its {int(row['n_train'].iloc[0])} training rows" if len(row) else ""
+    fitted_on = (f"outer fold {fold} of {n_folds}{repeat}{rows}; each outer fold fits its own model "
+                 "(the coefficients per fold are below for the others)" if n_folds > 1 else f"outer fold {fold}{rows}")
+    summary = est.summary(response=r._data.target_name, groups=r._data.groups_name, fitted_on=fitted_on)
+    return str(summary._repr_html_())
 
 
 def _coefficients(fitted: dict[int, Any]) -> Any:

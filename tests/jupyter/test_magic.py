@@ -388,3 +388,21 @@ def test_the_live_table_says_which_repeat_each_fold_belongs_to():
     page = log[-1]._repr_html_()
     assert page.count("colspan='2' class='mixcv-repeat'") == 3 and "repeat 2</th>" in page
     assert "Ridge: r0 waiting | r0 waiting | r1 waiting" in repr(log[-1])
+
+
+def test_the_explorer_shows_an_lmm_under_the_datas_names_and_says_which_fold():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from mixcv_core.engine import run
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+    from mixcv_jupyter.explorer import Explorer
+    d = pd.read_csv(Path(__file__).parent.parent / "data" / "lmm" / "oxboys.csv")   # nlme's Oxboys
+    spec = ExperimentSpec(DataSpec("height", "Subject", slopes=("age",)), (ModelSpec("LMM", "LinearMixedEffectsModel"),),
+                          outer=SplitSpec("GroupKFold", 3, n_repeats=2))
+    res = run(spec, d, store=False, save_models=True)
+    models = Explorer(res).tab_html("Models")
+    assert "height ~ age + (1 + age | Subject)" in models and "y ~" not in models
+    n_train = int(res.to_frame().query("model == 'LMM' and fold == 0")["n_train"].iloc[0])
+    assert f"Fitted on outer fold 0 of 6 (repeat 0): its {n_train} training rows" in models

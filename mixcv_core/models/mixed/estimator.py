@@ -448,15 +448,31 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         return np.einsum("ij,ij->i", design, B[pos])
 
     # -- reporting -------------------------------------------------------------------------
-    def summary(self, confidence: float = 0.95) -> LMMSummary:
+    def summary(self, confidence: float = 0.95, *, response: str | None = None, groups: str | None = None,
+                fitted_on: str = "") -> LMMSummary:
         """The fit as a researcher reports it, like lme4's ``summary``: fixed effects with
         standard errors, t values and Wald confidence intervals; every term's random-effect
         standard deviations and correlations; the residual; the criterion; the variance
         decomposition (ICC, marginal and conditional R²); convergence and boundary status.
 
         Prints as text; displays as HTML in a notebook.
+
+        Parameters
+        ----------
+        confidence : float, default=0.95
+            Level of the Wald intervals.
+        response, groups : str, optional
+            The target's and the grouping column's names, for a model fitted on arrays (as
+            a cross-validation fits it): the formula then reads ``height ~ age + (1 + age |
+            Subject)``, not ``y ~ ... | group``. By default the names seen in ``fit``.
+        fitted_on : str, optional
+            Which fit this is (``"outer fold 2 of 5: its 150 training rows"``), shown under
+            the formula: a cross-validation fits one model per fold.
         """
         check_is_fitted(self, "fe_params_")
+        # The shorthand's one grouping factor under its real name (a random= formula has its own).
+        rename = ({self.groups_name_: groups} if groups is not None and self.random is None
+                  and getattr(self, "groups_name_", None) is not None else {})
         from scipy.stats import norm
         z = float(norm.ppf(0.5 + confidence / 2))
         fe, se = self.fe_params_, self.bse_
@@ -471,33 +487,36 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
                 corr = cov / np.outer(sd, sd)
             effects = ["(Intercept)" if n == "Intercept" else str(n) for n in cov_frame.index]
             for i, effect in enumerate(effects):
-                row: dict[str, Any] = {"effect": effect, "group": name, "variance": cov[i, i], "std_dev": sd[i]}
+                row: dict[str, Any] = {"effect": effect, "group": rename.get(name, name), "variance": cov[i, i],
+                                       "std_dev": sd[i]}
                 for j in range(i):
                     row[f"corr_{effects[j]}"] = corr[i, j]
                 rows.append(row)
         random = pd.DataFrame(rows).set_index("effect")
         random.index.name = None
         crit = self.reml_criterion_ if self.reml else -2.0 * self.llf_
-        n_levels = self.n_levels_
+        n_levels = {rename.get(k, k): v for k, v in self.n_levels_.items()}
         return LMMSummary(
             title=f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'} "
                   f"(mixcv, {self.backend} solver)",
-            formula=self._formula_text(), fixed=fixed, random=random, residual_variance=self.scale_,
+            formula=self._formula_text(response, groups), fixed=fixed, random=random, residual_variance=self.scale_,
             decomposition=self.variance_decomposition_, icc=self.icc_,
             criterion_name="REML criterion" if self.reml else "-2 log-likelihood", criterion=crit,
             loglik=self.llf_, n_obs=self.n_obs_, n_groups=sum(n_levels.values()), groups_name=", ".join(n_levels),
             convergence=self.convergence_,
             converged=self.converged_, boundary=list(self.boundary_), confidence=confidence, levels=n_levels,
-            icc_by_factor={str(k): float(v) for k, v in self.icc_by_factor_.items()})
+            icc_by_factor={str(rename.get(k, k)): float(v) for k, v in self.icc_by_factor_.items()},
+            fitted_on=fitted_on)
 
-    def _formula_text(self) -> str:
+    def _formula_text(self, response: str | None = None, groups: str | None = None) -> str:
         if self.formula_ is not None:
             return str(self.formula_)
         fixed = " + ".join(format_name(str(c)) for c in self.feature_names_in_) or "1"
+        lhs = format_name(response) if response is not None else self.response_name_
         if self.random is None:
             re_terms = " + ".join(["1"] + [format_name(str(c)) for c in self.slope_names_])
-            return f"{self.response_name_} ~ {fixed} + ({re_terms} | {self.groups_name_})"
-        return f"{self.response_name_} ~ {fixed} + {self.random}"
+            return f"{lhs} ~ {fixed} + ({re_terms} | {format_name(groups) if groups else self.groups_name_})"
+        return f"{lhs} ~ {fixed} + {self.random}"
 
 
 def _theta(lam: np.ndarray) -> np.ndarray:
