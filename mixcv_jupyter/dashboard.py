@@ -102,6 +102,7 @@ class LiveDashboard:
         self._title = ""
         self.repeats: list[int] = []
         self.stopped = False
+        self.theme: str | None = None   # the notebook's theme, read when the run starts
 
     # -- events --------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -113,6 +114,8 @@ class LiveDashboard:
             self.state = {(m, k): "waiting" for m in self.models for k in range(self.n_folds)}
             self.repeats = [int(r) for r in event.spec.outer.repeat_labels(self.n_folds)]
             self._title = event.spec.data.dataset_name or f"{event.n_rows} rows"
+            from .theme import jupyter_theme
+            self.theme = jupyter_theme()
             self._show(self._render(), new=True)
             return
         force = False
@@ -156,11 +159,21 @@ class LiveDashboard:
 
     # -- drawing -------------------------------------------------------------------------
     def _draw_plot(self) -> None:
+        from mixcv_core.results.plots import plot_theme
+
+        t0 = self._clock()
+        with plot_theme(self.theme):   # drawn and saved for the notebook's theme
+            self._png = self._em_figure()
+        now = self._clock()
+        self.draw_seconds += now - t0
+        self.n_draws += 1
+        self._last_draw = now
+
+    def _em_figure(self) -> str:
         from matplotlib.figure import Figure
 
         from mixcv_core.results.report import figure_png
 
-        t0 = self._clock()
         names = sorted({m for m, _ in self.em})
         fig = Figure(figsize=(4.2 * len(names), 3.0), layout="constrained")
         axes = fig.subplots(1, len(names), squeeze=False)[0]
@@ -174,11 +187,7 @@ class LiveDashboard:
         handles, labels = axes[0].get_legend_handles_labels()
         if 0 < len(labels) <= 12:
             fig.legend(handles, labels, loc="outside right center", fontsize=7)   # never over the lines
-        self._png = figure_png(fig, dpi=72)
-        now = self._clock()
-        self.draw_seconds += now - t0
-        self.n_draws += 1
-        self._last_draw = now
+        return figure_png(fig, dpi=72)
 
     def _render(self) -> Rendered:
         done = sum(s.startswith(("done", "failed")) for s in self.state.values())

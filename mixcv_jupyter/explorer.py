@@ -26,6 +26,9 @@ import ipywidgets as w
 
 from mixcv_core.results import Results
 from mixcv_core.results import report as rp
+from mixcv_core.results.plots import plot_theme
+
+from .theme import jupyter_theme
 
 __all__ = ["Explorer", "TABS"]
 
@@ -141,8 +144,10 @@ TABS: dict[str, Callable[[Results], str]] = {
 class Explorer:
     """A `Results` in tabs (see the module docstring). ``Explorer(results).tab_html(name)`` gives a tab's HTML."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(self, results: Results, theme: str | None = "auto") -> None:
         self.results = results
+        # Figures suit the notebook's theme (light text on a dark page); None: a white figure.
+        self.theme = jupyter_theme() if theme == "auto" else theme
         # Full width, and no wider: a wide table then scrolls inside its pane, not the page.
         self._panes = [w.HTML(layout=w.Layout(width="100%", overflow="hidden")) for _ in TABS]
         self.widget = w.Tab(children=self._panes, titles=tuple(TABS), layout=w.Layout(width="100%"))
@@ -151,7 +156,8 @@ class Explorer:
         self.widget.observe(self._opened, "selected_index")
 
     def _wrapped(self, name: str) -> str:
-        body = TABS[name](self.results)
+        with plot_theme(self.theme):
+            body = TABS[name](self.results)
         if name == "Summary":
             return body
         return f"{rp.CSS}<div class='mixcv-report mixcv-tab'>{body}</div>"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,8 +30,46 @@ from .compare import compare_models
 if TYPE_CHECKING:
     from ._run import RunView
 
-__all__ = ["MixcvFigure", "figure_bytes", "plot_metric", "plot_predictions", "plot_convergence", "plot_folds",
+__all__ = ["MixcvFigure", "THEMES", "plot_theme", "figure_bytes", "plot_metric",
+           "plot_predictions", "plot_convergence", "plot_folds",
            "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL"]
+
+_DARK_TEXT, _DARK_LINES = "#d4d4d4", "#8a8a8a"
+#: matplotlib settings per notebook theme. Dark: a transparent figure (the notebook's own
+#: background shows through) with light text, axes and legend, as JupyterLab's dark theme
+#: draws its own text; light: matplotlib's defaults (a white figure, dark text).
+THEMES: dict[str, dict[str, Any]] = {
+    "light": {},
+    "dark": {"figure.facecolor": "none", "axes.facecolor": "none", "savefig.facecolor": "none",
+             "savefig.edgecolor": "none", "text.color": _DARK_TEXT, "axes.labelcolor": _DARK_TEXT,
+             "axes.titlecolor": _DARK_TEXT, "axes.edgecolor": _DARK_LINES, "xtick.color": _DARK_TEXT,
+             "ytick.color": _DARK_TEXT, "xtick.labelcolor": _DARK_TEXT, "ytick.labelcolor": _DARK_TEXT,
+             "grid.color": "#4a4a4a", "legend.facecolor": "#2b2b2b", "legend.edgecolor": _DARK_LINES,
+             "legend.labelcolor": _DARK_TEXT},
+}
+
+
+@contextmanager
+def plot_theme(theme: str | None) -> Iterator[None]:
+    """Figures drawn (and saved) inside this block suit a ``"light"`` or ``"dark"`` notebook.
+
+    ``None`` (the theme is not known) draws with matplotlib's defaults: a white figure,
+    readable on any background. matplotlib reads these settings when a figure, its text
+    and its legend are made and when it is saved, so both happen inside the block.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> with plot_theme("dark"):
+    ...     Figure().add_subplot().set_title("t").get_color()
+    '#d4d4d4'
+    """
+    import matplotlib as mpl
+    if theme is not None and theme not in THEMES:
+        raise SpecError("theme", f"must be one of {sorted(THEMES)} or None, got {theme!r}")
+    with mpl.rc_context(THEMES[theme or "light"]):  # type: ignore[arg-type]  # keys are rcParams' own
+        yield
+
 
 #: Colours of the fold-assignment map: a group's rows in training, held out as known, in test.
 _ROLE_COLOURS = ["#d9d9d9", "#fdae61", "#2c7bb6"]
@@ -220,8 +260,8 @@ def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
     inner = (results.inner or [None])[outer_fold] if results.inner else None
     fig = _figure(9.0 if inner else 6.5, 0.35 * max(len(outer), 3) + 1.6)
     axes = fig.subplots(1, 2 if inner else 1, squeeze=False)[0]
-    cmap = ListedColormap(_ROLE_COLOURS)
-    cmap.set_bad(alpha=0.0)   # rows a fold does not use (none in a plain split): left blank
+    # Rows a fold does not use (none in a plain split): left blank.
+    cmap = ListedColormap(_ROLE_COLOURS).with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     ax = axes[0]
     ax.imshow(np.ma.masked_less(outer, 0), aspect="auto", cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
     if 1 < len(starts) <= 80:   # the groups' edges, while they are wide enough to see
