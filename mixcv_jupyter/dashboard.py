@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mixcv_core.results.plots import GLL_LABEL
+from mixcv_core.results.report import SCROLL_CSS
 from mixcv_core.run.events import (
     EMIteration,
     Event,
@@ -39,7 +40,9 @@ MIN_FOR_ESTIMATE = 3
 _GRID_CSS = ("<style>.mixcv-progress{border-collapse:collapse;margin:4px 0}"
              ".mixcv-progress th,.mixcv-progress td{padding:2px 12px;white-space:nowrap;text-align:left;"
              "border-bottom:1px solid var(--jp-border-color2,#ddd)}"
-             ".mixcv-progress td.mixcv-failed{color:var(--jp-error-color1,#b00020)}</style>")
+             ".mixcv-progress td.mixcv-failed{color:var(--jp-error-color1,#b00020)}"
+             ".mixcv-progress th.mixcv-repeat{text-align:center;border-bottom:2px solid var(--jp-border-color1,#bbb)}"
+             f"{SCROLL_CSS}</style>")
 
 
 def _duration(seconds: float) -> str:
@@ -220,7 +223,7 @@ class LiveDashboard:
                           for k in range(self.n_folds))
             rows.append(f"<tr><th>{html.escape(m)}</th>{tds}</tr>")
         # Scrolls sideways inside the output area when there are many folds (repeats).
-        table = (f"<div style='overflow-x:auto;max-width:100%'>{_GRID_CSS}<table class='mixcv-progress'>"
+        table = (f"{_GRID_CSS}<div class='mixcv-scroll'><table class='mixcv-progress'>"
                  f"{over}<tr><th>model</th>{cells}</tr>{''.join(rows)}</table></div>")
         plot = (f"<div><img class='mixcv-em-live' src='{self._png}'/></div>" if self._png else "")
         body = (f"<div class='mixcv-live' style='font-size:13px'>{head}{bar}{table}{plot}</div>")

@@ -88,11 +88,12 @@ def _models(r: Results) -> str:
             items.append(_img(r.plot_convergence(model), f"{model} EM convergence"))
         if any(m == model for m, _ in r.studies):
             items.append(_img(r.plot_tuning(model), f"{model} tuning"))
-        coefs = _coefficients(fitted)
+        coefs = _coefficients(fitted, r.repeats)
         if coefs is not None:
             items.append("<div>Coefficients per outer fold</div>" + rp.safe_table(coefs.style.format(rp.fmt_number)))
         table = r.to_frame()
-        params = table.loc[(table["model"] == model) & table["best_params"].map(bool), ["fold", "best_params"]]
+        cols = (["repeat"] if table["repeat"].nunique() > 1 else []) + ["fold", "best_params"]
+        params = table.loc[(table["model"] == model) & table["best_params"].map(bool), cols]
         if len(params):
             items.append("<div>Tuned parameters</div>" + rp.safe_table(params.assign(
                 best_params=params["best_params"].map(str)).style.format(escape="html").hide(axis="index")))
@@ -117,8 +118,9 @@ def _lmm_summary(r: Results, model: str, fold: int, est: Any) -> str:
     return str(summary._repr_html_())
 
 
-def _coefficients(fitted: dict[int, Any]) -> Any:
-    """A linear model's coefficients, a column per outer fold (None for other models)."""
+def _coefficients(fitted: dict[int, Any], repeats: Any) -> Any:
+    """A linear model's coefficients, a column per outer fold (None for other models); with
+    repeats, each column says its repeat too."""
     import numpy as np
     import pandas as pd
     cols = {}
@@ -126,7 +128,8 @@ def _coefficients(fitted: dict[int, Any]) -> Any:
         coef, names = getattr(est, "coef_", None), getattr(est, "feature_names_in_", None)
         if coef is None or names is None or hasattr(est, "fe_params_") or np.ndim(coef) != 1:
             return None
-        cols[f"fold {fold}"] = pd.Series(np.asarray(coef, dtype=float), index=[str(n) for n in names])
+        name = f"fold {fold}" + (f" (repeat {int(repeats[fold])})" if len(set(repeats.tolist())) > 1 else "")
+        cols[name] = pd.Series(np.asarray(coef, dtype=float), index=[str(n) for n in names])
     return pd.DataFrame(cols) if cols else None
 
 

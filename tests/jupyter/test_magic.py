@@ -406,3 +406,38 @@ def test_the_explorer_shows_an_lmm_under_the_datas_names_and_says_which_fold():
     assert "height ~ age + (1 + age | Subject)" in models and "y ~" not in models
     n_train = int(res.to_frame().query("model == 'LMM' and fold == 0")["n_train"].iloc[0])
     assert f"Fitted on outer fold 0 of 6 (repeat 0): its {n_train} training rows" in models
+
+
+def test_the_per_fold_wide_tables_say_each_folds_repeat_and_scroll_sideways():
+    import re
+    from pathlib import Path
+
+    import optuna.distributions as od
+    import pandas as pd
+
+    from mixcv_core.engine import run
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec, TuningSpec
+    from mixcv_core.results import report as rp
+    from mixcv_jupyter.explorer import Explorer
+    d = pd.read_csv(Path(__file__).parent.parent / "data" / "sleepstudy.csv")   # lme4's sleepstudy
+    spec = ExperimentSpec(DataSpec("Reaction", "Subject", features=("Days",)),
+                          (ModelSpec("LinearModel", "LinearModel"),
+                           ModelSpec("Ridge", "Ridge", params={"alpha": od.FloatDistribution(0.01, 10, log=True)},
+                                     requires_inner_cv=True)),
+                          outer=SplitSpec("GroupKFold", 3, n_repeats=2), inner=SplitSpec("GroupKFold", 2),
+                          tuning=TuningSpec(2))
+    res = run(spec, d, store=False, save_models=True)
+    tuned = rp.tuned_params_html(res)
+    header = re.findall(r"<th [^>]*>([^<]*)</th>", tuned)[:4]
+    assert header[:3] == ["model", "repeat", "fold"], header
+    # fold 4 is the second repeat's second fold: 3 folds per repeat.
+    assert re.search(r">Ridge</td>\s*<td[^>]*>1</td>\s*<td[^>]*>4</td>", tuned)
+    models = Explorer(res).tab_html("Models")
+    assert "fold 4 (repeat 1)" in models and "fold 0 (repeat 0)" in models
+    for page in (tuned, rp.fold_table_html(res), models):
+        assert "mixcv-scroll" in page
+    assert "::-webkit-scrollbar" in rp.CSS                        # a scrollbar that stays in sight
+    single = run(ExperimentSpec(DataSpec("Reaction", "Subject", features=("Days",)),
+                                (ModelSpec("LinearModel", "LinearModel"),), outer=SplitSpec("GroupKFold", 3)),
+                 d, store=False)
+    assert ">repeat<" not in rp.fold_table_html(single) and ">repeat<" in rp.fold_table_html(res)
