@@ -32,9 +32,15 @@ __all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_p
            "figures_html", "CSS", "SCROLL_CSS", "safe_table", "fmt_number", "fmt_p"]
 
 #: A sideways scrollbar that stays in sight under a wide table: classic (never an overlay that
-#: appears only while scrolling) in Chromium and Safari, thin and coloured in Firefox.
+#: appears only while scrolling) in Chromium and Safari, thin and coloured in Firefox. Chromium
+#: ignores the ::-webkit-scrollbar rules under an inherited scrollbar-color: reset here to auto.
+#: A long table (a row per model and fold) is held to 70% of the window, its header kept in
+#: view: its sideways scrollbar is then on screen, not below the last of 60 rows.
 SCROLL_CSS = """
-.mixcv-scroll {overflow-x: auto; max-width: 100%; padding-bottom: 2px;}
+.mixcv-scroll {overflow: auto; max-width: 100%; max-height: 70vh; padding-bottom: 2px;
+  scrollbar-width: auto; scrollbar-color: auto;}
+.mixcv-scroll thead th {position: sticky; top: 0; z-index: 1;}
+.mixcv-scroll::-webkit-scrollbar {width: 10px;}
 .mixcv-scroll::-webkit-scrollbar {height: 10px;}
 .mixcv-scroll::-webkit-scrollbar-thumb {background: var(--jp-scrollbar-thumb-color, #a0a0a0); border-radius: 5px;}
 .mixcv-scroll::-webkit-scrollbar-track {background: var(--jp-layout-color2, #eee);}
