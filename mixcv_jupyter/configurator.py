@@ -16,6 +16,7 @@ from typing import Any
 
 import ipywidgets as w
 import pandas as pd
+import traitlets
 from optuna.distributions import BaseDistribution
 
 from mixcv_core import MixcvError, Results
@@ -68,8 +69,100 @@ def _msg(text: str = "") -> w.HTML:
     return w.HTML(value=text, layout=w.Layout(margin="0 0 0 8px"))
 
 
+#: A spec field (or a message slot) -> the words the form shows on its control, so every
+#: message says which control it is about, also in the status line far below it.
+_LABELS: dict[str, str] = {
+    "data.target": "target", "target": "target", "data.groups": "groups", "groups": "groups",
+    "data.slopes": "random slopes", "slopes": "random slopes", "data.features": "features", "features": "features",
+    "data.frame": "data", "data.dataset_name": "name",
+    "outer.method": "outer split", "outer": "outer split", "outer.n_splits": "outer folds",
+    "inner.method": "inner split", "inner": "inner split", "inner.n_splits": "inner folds",
+    "outer.n_repeats": "repeats", "repeats": "repeats", "outer.known_holdout": "known holdout",
+    "known_holdout": "known holdout", "tuning.n_trials": "trials", "trials": "trials",
+    "tuning.objective_scorer": "objective", "objective": "objective", "metrics": "metrics",
+    "merf.max_iterations": "EM iterations", "merf.stopping_threshold": "stop early below",
+    "merf.stopping_window": "for iterations", "merf.em_estimators": "EM trees", "merf": "MERF",
+    "seed": "seed", "n_jobs": "n_jobs", "timeout": "timeout (s)", "backend": "run on", "scheduler": "scheduler",
+    "output": "store as", "tracking": "Neptune project", "models": "models",
+}
+
+
+def _label(field: str) -> str:
+    """The form's name for a spec field: ``outer.n_splits`` -> ``outer folds``,
+    ``models['RF'].params['max_depth']`` -> ``model RF, max_depth``."""
+    if field in _LABELS:
+        return _LABELS[field]
+    key = cell_key(field)
+    if key.startswith("models."):
+        _, model, *rest = key.split(".")
+        what = ".".join(rest).replace("fit", "fit args") if rest == ["fit"] else ".".join(rest)
+        return f"model {model}" + (f", {what}" if what else "")
+    return _LABELS.get(key, key)
+
+
 def _set_msg(widget: w.HTML, text: str) -> None:
     widget.value = f"<span style='{_ERROR_STYLE}'>{html.escape(text)}</span>" if text else ""
+
+
+class _CheckList(w.VBox):
+    """Columns as a list of checkboxes, one per column: ``value`` is the ticked ones, in ``options`` order.
+
+    Not a ``SelectMultiple``: there a plain click on one column unselects every other, so
+    dropping one feature (a row number) from twenty took a ctrl-click a newcomer does not
+    know. Each box keeps its own tick: changing ``options`` (another target or groups)
+    keeps the ticks of the columns still offered, so a feature unticked stays unticked.
+    """
+
+    value = traitlets.Tuple()
+    options = traitlets.Tuple()
+    disabled = traitlets.Bool(False)
+
+    def __init__(self, options: list[str], value: tuple[str, ...], css: str) -> None:
+        super().__init__(layout=w.Layout(max_height="160px", overflow="auto", width="360px",
+                                         border="1px solid var(--jp-border-color2, #ddd)", padding="2px 4px"))
+        self._css = css
+        self._boxes: dict[str, w.Checkbox] = {}
+        self._syncing = False
+        self.observe(lambda _: self._rebuild(), "options")
+        self.observe(lambda _: self._show_value(), "value")
+        self.observe(lambda _: self._show_disabled(), "disabled")
+        self.options = tuple(options)
+        self.value = tuple(value)
+
+    def _rebuild(self) -> None:
+        ticked = set(self.value)
+        boxes = {}
+        for name in self.options:
+            box = self._boxes.get(name)
+            if box is None:
+                box = w.Checkbox(value=name in ticked, description=name, indent=False,
+                                 layout=w.Layout(width="auto", margin="0"), disabled=self.disabled)
+                box.add_class(f"{self._css}-{_css(name)}")
+                box.observe(lambda _: self._ticked(), "value")
+            boxes[name] = box
+        self._boxes = boxes
+        self.children = list(boxes.values())
+        self._ticked()   # a column no longer offered is no longer a value
+
+    def _ticked(self) -> None:
+        if not self._syncing:
+            self.value = tuple(n for n, b in self._boxes.items() if b.value)
+
+    def _show_value(self) -> None:
+        wanted = set(self.value)
+        self._syncing = True
+        try:
+            for name, box in self._boxes.items():
+                box.value = name in wanted
+        finally:
+            self._syncing = False
+        shown = tuple(n for n, b in self._boxes.items() if b.value)
+        if shown != self.value:   # a value naming a column not offered: keep only what is shown
+            self.value = shown
+
+    def _show_disabled(self) -> None:
+        for box in self._boxes.values():
+            box.disabled = self.disabled
 
 
 class _ParamRow:
@@ -159,15 +252,15 @@ class _ModelCard:
         for row in self.rows:
             name = row.name.value.strip()
             if not name:
-                _set_msg(row.message, "name the parameter")
+                _set_msg(row.message, "parameter: name the parameter")
                 raise MixcvError(f"models[{self.label!r}]", "a parameter has no name")
             try:
                 value = parse_param(row.value.value, name)
             except MixcvError as exc:
-                _set_msg(row.message, exc.message)
-                raise
+                _set_msg(row.message, f"{name}: {exc.message}")
+                raise MixcvError(f"models[{self.label!r}].params[{name!r}]", exc.message) from None
             if name in params or name in fixed:
-                _set_msg(row.message, "given twice")
+                _set_msg(row.message, f"{name}: given twice")
                 raise MixcvError(f"models[{self.label!r}].params", f"{name!r} is given twice")
             if isinstance(value, BaseDistribution):   # a range: tuned in the inner loop
                 params[name] = value
@@ -175,7 +268,7 @@ class _ModelCard:
                 fixed[name] = value
         fit = parse_param(self.fit.value) if self.fit.value.strip() else {}
         if not isinstance(fit, dict):
-            raise MixcvError(f"models[{self.label!r}].fit_kwargs", "fit args must be written as {name: value}")
+            raise MixcvError(f"models[{self.label!r}].fit_kwargs", "must be written as {name: value}")
         tune = self.tune.value if params else self.tune_without_ranges
         return ModelSpec(name=self.label, estimator=self.estimator.value.strip(), params=params,
                          model_kwargs=fixed, requires_inner_cv=tune, fit_kwargs=fit,
@@ -236,8 +329,8 @@ class Configurator:
         # start from the numeric ones, which is what the user would pick by hand.
         all_numeric = len(numeric) == len(cols)
         self.all_features = w.Checkbox(value=all_numeric, description="features: all other columns", indent=False)
-        self.features = w.SelectMultiple(options=numeric, description="features", rows=5, layout=lw,
-                                         value=() if all_numeric else tuple(numeric), style=wide)
+        self.all_features.add_class("mixcv-all-features")
+        self.features = _CheckList(numeric, tuple(numeric), "mixcv-feature")
         # Splits
         methods = list(SPLIT_METHODS)
         self.outer = w.Dropdown(options=methods, value="KFold", description="outer", layout=w.Layout(width="280px"))
@@ -335,7 +428,9 @@ class Configurator:
         self.cell_button = w.Button(description="Show cell", icon="code")
         self.status = w.HTML()
         self.cell_view = w.Textarea(layout=w.Layout(width="100%", height="220px", display="none"))
-        self.result = w.HTML()
+        self.result = w.HTML()   # the live view while a run goes
+        self.result_box = w.VBox([self.result], layout=w.Layout(width="100%"))   # then the explorer
+        self.explorer: Any = None
         for name in self._MESSAGES:
             setattr(self, f"msg_{name}", _msg())
         self.features_used = w.HTML("")   # the features a valid form would use, shown under the choice
@@ -361,6 +456,7 @@ class Configurator:
         self.target.observe(self._roles_changed, "value")
         self.groups.observe(self._roles_changed, "value")
         self.backend.observe(self._backend_changed, "value")
+        self.all_features.observe(self._all_features_changed, "value")
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.cell_button.on_click(lambda _: self.show_cell())
@@ -401,7 +497,7 @@ class Configurator:
             w.HBox([self.neptune_on, self.neptune_project, self.neptune_mode], layout=wrap),
             w.HBox([self.mlflow_on, self.mlflow_uri], layout=wrap), self.msg_tracking])
         actions = w.VBox([w.HBox([self.output_name, self.msg_output, self.run_button, self.stop_button,
-                                  self.cell_button], layout=wrap), self.status, self.cell_view, self.result])
+                                  self.cell_button], layout=wrap), self.status, self.cell_view, self.result_box])
         return w.VBox([data, splits, models, tuning, tracking, actions], layout=w.Layout(max_width="1000px"))
 
     def _backend_changed(self, change: Any) -> None:
@@ -417,6 +513,14 @@ class Configurator:
             if list(control.options) != options:
                 control.options = options
             control.value = keep
+        if self.all_features.value:   # "all other columns": every column offered is ticked, shown so
+            self.features.value = self.features.options
+
+    def _all_features_changed(self, change: Any) -> None:
+        # Ticked: every column, as the run will use them. Unticked: the same ticks, now editable,
+        # so dropping one column (a row number) is one click.
+        if change["new"]:
+            self.features.value = self.features.options
 
     def _roles_changed(self, change: dict) -> None:
         if self._building:
@@ -479,7 +583,7 @@ class Configurator:
     def _add_model(self, name: str | None = None, estimator: str | None = None) -> _ModelCard:
         name = (name or self.add_model_name.value).strip()
         if not name:
-            self.status.value = "<span style='color:#b00020'>type a model name first</span>"
+            self.status.value = "<span style='color:#b00020'>add model: type a model name first</span>"
             return None  # type: ignore[return-value]
         card = self._card(name)
         if card is None:
@@ -555,7 +659,7 @@ class Configurator:
             self.split_note.value = ""
             self.slopes.value = tuple(d.slopes)
             self.all_features.value = d.features is None
-            self.features.value = tuple(d.features or ())
+            self.features.value = tuple(self.features.options if d.features is None else d.features)
             self.outer.value, self.outer_k.value, self.scale_outer.value = (spec.outer.method, spec.outer.n_splits,
                                                                             spec.outer.scale)
             self.inner.value, self.inner_k.value, self.scale_inner.value = (spec.inner.method, spec.inner.n_splits,
@@ -639,15 +743,16 @@ class Configurator:
                 try:
                     card.spec()
                 except MixcvError as exc:
-                    self.errors[f"models:{card.label}"] = exc.message
-                    _set_msg(card.message, exc.message)
+                    text = f"{_label(exc.field)}: {exc.message}"
+                    self.errors[f"models:{card.label}"] = text
+                    _set_msg(card.message, text)
         self.features.disabled = self.all_features.value
         self._check_data()
         if not self.errors:
             try:
                 spec = self.to_spec()
             except MixcvError as exc:
-                self._error(self._msg_for(exc.field), exc.message)
+                self._error(self._msg_for(exc.field), exc.message, exc.field)
             else:
                 self._check_against_data(spec)
         if not self.output_name.value.isidentifier():
@@ -660,17 +765,19 @@ class Configurator:
                 and not self.neptune_project.value.strip() and not os.environ.get("NEPTUNE_PROJECT")):
             self._error("tracking", "Neptune needs a project (workspace/project), or use offline mode")
         if not any(c.enabled.value for c in self.cards):
-            self.errors["models"] = "tick at least one model"
+            self.errors["models"] = "models: tick at least one model"
         ok = not self.errors
         self.run_button.disabled = not ok
         self.status.value = ("" if ok else "<span style='color:#b00020'>" +
                              html.escape(" · ".join(sorted(set(self.errors.values())))[:400]) + "</span>")
         return ok
 
-    def _error(self, key: str, message: str) -> None:
-        self.errors[key] = message
+    def _error(self, key: str, message: str, field: str | None = None) -> None:
+        """Show ``message`` in the slot ``key``, led by the control's name (``field``'s, or the slot's)."""
+        text = f"{_label(field or key)}: {message}"
+        self.errors[key] = text
         if hasattr(self, f"msg_{key}"):
-            _set_msg(getattr(self, f"msg_{key}"), message)
+            _set_msg(getattr(self, f"msg_{key}"), text)
 
     def _check_data(self) -> None:
         target, groups = self.target.value, self.groups.value
@@ -702,7 +809,7 @@ class Configurator:
         try:
             self._plan = plan_experiment(spec, self.df)  # reused by Run: the splits are made once
         except MixcvError as exc:
-            self._error(self._msg_for(exc.field), exc.message)
+            self._error(self._msg_for(exc.field), exc.message, exc.field)
         else:
             self._show_features(self._plan)
 
@@ -768,6 +875,7 @@ class Configurator:
         self.run_button.disabled = True
         self.stop_button.disabled, self.stop_button.layout.display = False, None
         self.status.value = "running…"
+        self.result_box.children = [self.result]
         dashboard = LiveDashboard(display=lambda obj: _HTMLHandle(self.result, obj))
         try:
             observers: list[Any] = [dashboard]
@@ -782,7 +890,8 @@ class Configurator:
             results = run(spec, self.df, observers=observers, store=store, save_models=self.save_models.value,
                           plan=self._plan, stop=lambda: self._stop_requested)
         except MixcvError as exc:
-            self.status.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
+            said = html.escape(f"{_label(exc.field)}: {exc.message}")
+            self.status.value = f"<span style='color:#b00020'>{said}</span>"
             return None
         finally:
             self.run_button.disabled = False
@@ -799,7 +908,10 @@ class Configurator:
                         f"({sum(o.ok for o in earlier.outcomes)} fits)")
                 name = f"{name}_stopped"
             self.shell.user_ns[name] = results
-        dashboard.finish(results)
+        # The run in the explorer's tabs (its Summary tab is the report), where the live view was.
+        from .explorer import Explorer
+        self.explorer = Explorer(results)
+        self.result_box.children = [self.explorer.widget]
         done = sum(o.ok for o in results.outcomes)
         how = (f"<b>stopped</b>: {done} finished fit(s) kept" if results.status == "interrupted" else results.status)
         self.status.value = f"{how}; results stored as <code>{html.escape(name)}</code>{kept}"

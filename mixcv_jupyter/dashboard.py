@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mixcv_core.results.plots import GLL_LABEL
+from mixcv_core.results.report import SCROLL_CSS
 from mixcv_core.run.events import (
     EMIteration,
     Event,
@@ -39,7 +40,9 @@ MIN_FOR_ESTIMATE = 3
 _GRID_CSS = ("<style>.mixcv-progress{border-collapse:collapse;margin:4px 0}"
              ".mixcv-progress th,.mixcv-progress td{padding:2px 12px;white-space:nowrap;text-align:left;"
              "border-bottom:1px solid var(--jp-border-color2,#ddd)}"
-             ".mixcv-progress td.mixcv-failed{color:var(--jp-error-color1,#b00020)}</style>")
+             ".mixcv-progress td.mixcv-failed{color:var(--jp-error-color1,#b00020)}"
+             ".mixcv-progress th.mixcv-repeat{text-align:center;border-bottom:2px solid var(--jp-border-color1,#bbb)}"
+             f"{SCROLL_CSS}</style>")
 
 
 def _duration(seconds: float) -> str:
@@ -100,6 +103,9 @@ class LiveDashboard:
         self._last_progress = -1e9
         self._png: str | None = None
         self._title = ""
+        self.repeats: list[int] = []
+        self.stopped = False
+        self.theme: str | None = None   # the notebook's theme, read when the run starts
 
     # -- events --------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -109,7 +115,10 @@ class LiveDashboard:
             self.models = list(event.model_names)
             self.n_folds = event.n_folds
             self.state = {(m, k): "waiting" for m in self.models for k in range(self.n_folds)}
+            self.repeats = [int(r) for r in event.spec.outer.repeat_labels(self.n_folds)]
             self._title = event.spec.data.dataset_name or f"{event.n_rows} rows"
+            from .theme import jupyter_theme
+            self.theme = jupyter_theme()
             self._show(self._render(), new=True)
             return
         force = False
@@ -133,6 +142,14 @@ class LiveDashboard:
             self.state[(event.model, event.fold)] = "failed"
             force = True
         elif isinstance(event, RunFinished):
+            if event.results.status != "finished":
+                # Stopped: the fits still waiting or running will not finish; the view says so
+                # and counts per model what did (one model may have finished more folds than another).
+                self.stopped = True
+                for key, s in self.state.items():
+                    if not s.startswith(("done", "failed")):
+                        self.state[key] = "not run"
+                self._show(self._render())
             return
         if force or now - self._last_progress >= self.progress_interval:
             self._last_progress = now
@@ -145,11 +162,21 @@ class LiveDashboard:
 
     # -- drawing -------------------------------------------------------------------------
     def _draw_plot(self) -> None:
+        from mixcv_core.results.plots import plot_theme
+
+        t0 = self._clock()
+        with plot_theme(self.theme):   # drawn and saved for the notebook's theme
+            self._png = self._em_figure()
+        now = self._clock()
+        self.draw_seconds += now - t0
+        self.n_draws += 1
+        self._last_draw = now
+
+    def _em_figure(self) -> str:
         from matplotlib.figure import Figure
 
         from mixcv_core.results.report import figure_png
 
-        t0 = self._clock()
         names = sorted({m for m, _ in self.em})
         fig = Figure(figsize=(4.2 * len(names), 3.0), layout="constrained")
         axes = fig.subplots(1, len(names), squeeze=False)[0]
@@ -163,11 +190,7 @@ class LiveDashboard:
         handles, labels = axes[0].get_legend_handles_labels()
         if 0 < len(labels) <= 12:
             fig.legend(handles, labels, loc="outside right center", fontsize=7)   # never over the lines
-        self._png = figure_png(fig, dpi=72)
-        now = self._clock()
-        self.draw_seconds += now - t0
-        self.n_draws += 1
-        self._last_draw = now
+        return figure_png(fig, dpi=72)
 
     def _render(self) -> Rendered:
         done = sum(s.startswith(("done", "failed")) for s in self.state.values())
@@ -175,26 +198,46 @@ class LiveDashboard:
         elapsed = self._clock() - self.start
         left = self.time_left(done, total, elapsed)
         eta = f" · about {_duration(left)} left" if left is not None else ""
-        head = (f"<b>mixcv</b> — {html.escape(self._title)}: {done}/{total} fits finished · "
-                f"{_duration(elapsed)}{eta}")
+        per_model = self.folds_finished()
+        counts = ", ".join(f"{m} {n}" for m, n in per_model.items())
+        if self.stopped:
+            what = (f"<span style='color:var(--jp-error-color1,#b00020)'>stopped</span>: "
+                    f"the outer folds each model finished, of {self.n_folds}: {html.escape(counts)}")
+            eta = ""
+        else:
+            what = f"{done}/{total} fits finished"
+        head = f"<b>mixcv</b> — {html.escape(self._title)}: {what} · {_duration(elapsed)}{eta}"
         pct = 100.0 * done / total if total else 0.0
         bar = (f"<div style='background:#eee;height:6px;width:100%;max-width:480px;margin:4px 0'>"
                f"<div style='background:#4a90d9;height:6px;width:{pct:.1f}%'></div></div>")
         cells = "".join(f"<th>fold {k}</th>" for k in range(self.n_folds))
+        over = ""
+        if len(set(self.repeats)) > 1:
+            # Folds are numbered across repeats: a row above says which repeat each belongs to.
+            spans = [(r, self.repeats.count(r)) for r in dict.fromkeys(self.repeats)]
+            over = "<tr><th></th>" + "".join(f"<th colspan='{n}' class='mixcv-repeat'>repeat {r}</th>"
+                                              for r, n in spans) + "</tr>"
         rows = []
         for m in self.models:
             tds = "".join(f"<td class='mixcv-{self.state[(m, k)].split()[0]}'>{html.escape(self.state[(m, k)])}</td>"
                           for k in range(self.n_folds))
             rows.append(f"<tr><th>{html.escape(m)}</th>{tds}</tr>")
         # Scrolls sideways inside the output area when there are many folds (repeats).
-        table = (f"<div style='overflow-x:auto;max-width:100%'>{_GRID_CSS}<table class='mixcv-progress'>"
-                 f"<tr><th>model</th>{cells}</tr>{''.join(rows)}</table></div>")
+        table = (f"{_GRID_CSS}<div class='mixcv-scroll'><table class='mixcv-progress'>"
+                 f"{over}<tr><th>model</th>{cells}</tr>{''.join(rows)}</table></div>")
         plot = (f"<div><img class='mixcv-em-live' src='{self._png}'/></div>" if self._png else "")
         body = (f"<div class='mixcv-live' style='font-size:13px'>{head}{bar}{table}{plot}</div>")
-        text = [f"mixcv: {done}/{total} fits finished, {_duration(elapsed)}{eta}"]
+        text = [f"mixcv: stopped; the outer folds each model finished, of {self.n_folds}: {counts}" if self.stopped
+                else f"mixcv: {done}/{total} fits finished, {_duration(elapsed)}{eta}"]
         for m in self.models:
-            text.append(f"  {m}: " + " | ".join(self.state[(m, k)] for k in range(self.n_folds)))
+            text.append(f"  {m}: " + " | ".join(
+                (f"r{self.repeats[k]} " if len(set(self.repeats)) > 1 else "") + self.state[(m, k)]
+                for k in range(self.n_folds)))
         return Rendered(body, "\n".join(text))
+
+    def folds_finished(self) -> dict[str, int]:
+        """Outer folds each model finished (a failed fold is not finished)."""
+        return {m: sum(self.state[(m, k)].startswith("done") for k in range(self.n_folds)) for m in self.models}
 
     def time_left(self, done: int, total: int, elapsed: float) -> float | None:
         """Seconds left, from the pace so far; None until a few fits (``MIN_FOR_ESTIMATE``) have finished.

@@ -26,6 +26,9 @@ import ipywidgets as w
 
 from mixcv_core.results import Results
 from mixcv_core.results import report as rp
+from mixcv_core.results.plots import plot_theme
+
+from .theme import jupyter_theme
 
 __all__ = ["Explorer", "TABS"]
 
@@ -78,18 +81,19 @@ def _models(r: Results) -> str:
         items = []
         first = next(iter(fitted.values()), None)
         if first is not None and callable(getattr(first, "summary", None)) and hasattr(first, "fe_params_"):
-            items.append(f"<div>Outer fold {next(iter(fitted))}:</div>{first.summary()._repr_html_()}")
+            items.append(_lmm_summary(r, model, next(iter(fitted)), first))
         if any(hasattr(est, "random_effects_sd_") for est in fitted.values()):
             items.append(_img(r.plot_random_effects(model, fold=next(iter(fitted))), f"{model} random effects"))
         if any(m == model for m, _ in r.histories):
             items.append(_img(r.plot_convergence(model), f"{model} EM convergence"))
         if any(m == model for m, _ in r.studies):
             items.append(_img(r.plot_tuning(model), f"{model} tuning"))
-        coefs = _coefficients(fitted)
+        coefs = _coefficients(fitted, r.repeats)
         if coefs is not None:
             items.append("<div>Coefficients per outer fold</div>" + rp.safe_table(coefs.style.format(rp.fmt_number)))
         table = r.to_frame()
-        params = table.loc[(table["model"] == model) & table["best_params"].map(bool), ["fold", "best_params"]]
+        cols = (["repeat"] if table["repeat"].nunique() > 1 else []) + ["fold", "best_params"]
+        params = table.loc[(table["model"] == model) & table["best_params"].map(bool), cols]
         if len(params):
             items.append("<div>Tuned parameters</div>" + rp.safe_table(params.assign(
                 best_params=params["best_params"].map(str)).style.format(escape="html").hide(axis="index")))
@@ -101,8 +105,22 @@ def _models(r: Results) -> str:
     return "".join(parts) or "<div>No model finished a fold.</div>"
 
 
-def _coefficients(fitted: dict[int, Any]) -> Any:
-    """A linear model's coefficients, a column per outer fold (None for other models)."""
+def _lmm_summary(r: Results, model: str, fold: int, est: Any) -> str:
+    """The LMM's summary of one outer fold, under the data's names, saying which fold it is."""
+    folds = r.to_frame()
+    row = folds[(folds["model"] == model) & (folds["fold"] == fold)]
+    n_folds = len(r._outer)
+    repeat = f" (repeat {int(r.repeats[fold])})" if len(set(r.repeats.tolist())) > 1 else ""
+    rows = f": its {int(row['n_train'].iloc[0])} training rows" if len(row) else ""
+    fitted_on = (f"outer fold {fold} of {n_folds}{repeat}{rows}; each outer fold fits its own model "
+                 "(the coefficients per fold are below for the others)" if n_folds > 1 else f"outer fold {fold}{rows}")
+    summary = est.summary(response=r._data.target_name, groups=r._data.groups_name, fitted_on=fitted_on)
+    return str(summary._repr_html_())
+
+
+def _coefficients(fitted: dict[int, Any], repeats: Any) -> Any:
+    """A linear model's coefficients, a column per outer fold (None for other models); with
+    repeats, each column says its repeat too."""
     import numpy as np
     import pandas as pd
     cols = {}
@@ -110,7 +128,8 @@ def _coefficients(fitted: dict[int, Any]) -> Any:
         coef, names = getattr(est, "coef_", None), getattr(est, "feature_names_in_", None)
         if coef is None or names is None or hasattr(est, "fe_params_") or np.ndim(coef) != 1:
             return None
-        cols[f"fold {fold}"] = pd.Series(np.asarray(coef, dtype=float), index=[str(n) for n in names])
+        name = f"fold {fold}" + (f" (repeat {int(repeats[fold])})" if len(set(repeats.tolist())) > 1 else "")
+        cols[name] = pd.Series(np.asarray(coef, dtype=float), index=[str(n) for n in names])
     return pd.DataFrame(cols) if cols else None
 
 
@@ -128,8 +147,10 @@ TABS: dict[str, Callable[[Results], str]] = {
 class Explorer:
     """A `Results` in tabs (see the module docstring). ``Explorer(results).tab_html(name)`` gives a tab's HTML."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(self, results: Results, theme: str | None = "auto") -> None:
         self.results = results
+        # Figures suit the notebook's theme (light text on a dark page); None: a white figure.
+        self.theme = jupyter_theme() if theme == "auto" else theme
         # Full width, and no wider: a wide table then scrolls inside its pane, not the page.
         self._panes = [w.HTML(layout=w.Layout(width="100%", overflow="hidden")) for _ in TABS]
         self.widget = w.Tab(children=self._panes, titles=tuple(TABS), layout=w.Layout(width="100%"))
@@ -138,7 +159,8 @@ class Explorer:
         self.widget.observe(self._opened, "selected_index")
 
     def _wrapped(self, name: str) -> str:
-        body = TABS[name](self.results)
+        with plot_theme(self.theme):
+            body = TABS[name](self.results)
         if name == "Summary":
             return body
         return f"{rp.CSS}<div class='mixcv-report mixcv-tab'>{body}</div>"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["LMMSummary", "variance_decomposition"]
+__all__ = ["LMMSummary", "fmt_column", "variance_decomposition"]
 
 
 def variance_decomposition(fixed_part: np.ndarray, random: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -58,16 +58,52 @@ def variance_decomposition(fixed_part: np.ndarray, random: dict[str, tuple[np.nd
     return table
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    if not np.isfinite(x):
-        return "–"
-    return f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:.3e}"
+def fmt_column(values: object, digits: int = 4) -> list[str]:
+    """A column of numbers with one number of decimals, as R's ``format`` prints a column.
+
+    Enough decimals for the smallest value to show ``digits`` significant digits, but at
+    most three more than the largest needs (a near-zero value would otherwise pad every
+    other with zeros); very large or very small columns in scientific notation. A column
+    whose numbers have different decimals ("8.116" above "1.1") reads as if they had
+    different precision.
+
+    Examples
+    --------
+    >>> fmt_column([149.697, 4.13433, 0.316103])
+    ['149.6970', '4.1343', '0.3161']
+    >>> fmt_column([65.86, 1.1, float("nan")])
+    ['65.860', '1.100', '–']
+    """
+    arr = np.asarray(values, dtype=float).ravel()
+    mags = np.abs(arr[np.isfinite(arr) & (arr != 0)])
+    if mags.size == 0:
+        return ["–" if not np.isfinite(v) else "0" for v in arr]
+    big, small = float(mags.max()), float(mags.min())
+    if big >= 1e6 or big < 1e-4:
+        return [f"{v:.{digits - 1}e}" if np.isfinite(v) else "–" for v in arr]
+    need_big = max(digits - 1 - int(np.floor(np.log10(big))), 0)
+    decimals = min(max(digits - 1 - int(np.floor(np.log10(small))), 0), need_big + 3)
+    return [f"{v:.{decimals}f}" if np.isfinite(v) else "–" for v in arr]
 
 
-def _html_table(frame: pd.DataFrame, formatter: object) -> str:
+def _formatted(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """Every numeric column of ``frame`` as text, each with its own common number of decimals
+    (correlations with two, as lme4 prints them)."""
+    out = frame.astype(object)
+    for col in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[col]):
+            values = frame[col].to_numpy(dtype=float)
+            out[col] = ([f"{v:.2f}" if np.isfinite(v) else "" for v in values] if str(col).startswith("corr_")
+                        else fmt_column(values, digits))
+    return out
+
+
+def _html_table(frame: pd.DataFrame) -> str:
     # Names come from the user's columns: escaped in the index and header, not only the cells.
-    styler = frame.style.format(formatter).format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-    return str(styler.to_html())
+    styler = (frame.style.format(escape="html").format_index(escape="html", axis=0)
+              .format_index(escape="html", axis=1))
+    # A wide table (many random effects, their correlations) scrolls inside the output area.
+    return f"<div class='mixcv-scroll'>{styler.to_html()}</div>"
 
 
 @dataclass
@@ -95,23 +131,26 @@ class LMMSummary:
     icc_by_factor: dict[str, float] | None = None   # each factor's share (several factors)
     residual_name: str = "Residual"        # a GLMM's is the link's latent residual
     statistic_name: str = "t value"        # a GLMM's Wald statistic is a z value
+    fitted_on: str = ""           # which fit this is: "outer fold 2 of 5 (repeat 0): its 150 training rows"
 
     def __str__(self) -> str:
-        lines = [self.title, f" Formula: {self.formula}", f"{self.criterion_name} at convergence: "
+        lines = [self.title, f" Formula: {self.formula}"]
+        lines += [f" Fitted on: {self.fitted_on}"] if self.fitted_on else []
+        lines += [f"{self.criterion_name} at convergence: "
                  f"{self.criterion:.4f}   log-likelihood: {self.loglik:.4f}", "", "Random effects:"]
         # lme4's layout: each term's group name on its first row only.
         groups = (list(self.random["group"]) if "group" in self.random.columns
                   else [self.groups_name] * len(self.random))
         shown = [g if i == 0 or groups[i - 1] != g else "" for i, g in enumerate(groups)]
+        variances = [*self.random["variance"], self.residual_variance]
         rnd = pd.DataFrame({"Groups": shown + [self.residual_name],
                             "Name": list(self.random.index) + [""],
-                            "Variance": [_fmt(v) for v in self.random["variance"]] + [_fmt(self.residual_variance)],
-                            "Std.Dev.": [_fmt(v) for v in self.random["std_dev"]]
-                            + [_fmt(float(np.sqrt(self.residual_variance)))]})
+                            "Variance": fmt_column(variances),
+                            "Std.Dev.": fmt_column(np.sqrt(np.clip(variances, 0, None)))})
         corr_cols = [c for c in self.random.columns if c.startswith("corr_")]
         if corr_cols:
-            # lme4's layout: the lower triangle of the correlation matrix, row by row.
-            rnd["Corr"] = [" ".join(_fmt(v, 2) for v in self.random.iloc[i][corr_cols] if np.isfinite(v))
+            # lme4's layout: the lower triangle of the correlation matrix, row by row, two decimals.
+            rnd["Corr"] = [" ".join(f"{v:5.2f}" for v in self.random.iloc[i][corr_cols] if np.isfinite(v))
                            for i in range(len(self.random))] + [""]
         for col in ("Groups", "Name"):   # names left-aligned, numbers right-aligned, as lme4 prints them
             width = max(len(col), *(len(str(v)) for v in rnd[col]))
@@ -122,7 +161,7 @@ class LMMSummary:
         lines += ["", f"Fixed effects (Wald {self.confidence:.0%} confidence intervals):"]
         fx = self.fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error",
                                         "t_value": self.statistic_name, "ci_low": "CI low", "ci_high": "CI high"})
-        lines.append(fx.to_string(float_format=lambda v: _fmt(v, 6)))
+        lines.append(_formatted(fx).to_string())
         d = self.decomposition["share"]
         lines += ["", f"Variance: fixed effects {d['fixed effects']:.1%}, random effects {d['random effects']:.1%}, "
                       f"residual {d['residual']:.1%}; ICC {self.icc:.3f}{self._icc_parts()}; "
@@ -143,19 +182,21 @@ class LMMSummary:
 
     def _repr_html_(self) -> str:
         e = html.escape
-        fixed = _html_table(self.fixed, lambda v: _fmt(v, 6))
-        random = _html_table(self.random, {c: (lambda v: e(str(v))) if c == "group" else _fmt
-                                           for c in self.random.columns})
-        decomposition = _html_table(self.decomposition, {"variance": _fmt, "share": "{:.1%}"})
+        fixed = _html_table(_formatted(self.fixed))
+        random = _html_table(_formatted(self.random))
+        decomposition = _html_table(_formatted(self.decomposition).assign(
+            share=[f"{v:.1%}" for v in self.decomposition["share"]]))
         flag = "" if self.converged else " <b class='mixcv-fail'>(not converged: estimates may be wrong)</b>"
         boundary = (f"<div>Boundary (singular) fit: {e(', '.join(self.boundary))}</div>" if self.boundary else "")
+        fitted_on = f"<div class='mixcv-fitted-on'>Fitted on {e(self.fitted_on)}</div>" if self.fitted_on else ""
         return (f"<div class='mixcv-lmm-summary'><h4>{e(self.title)}</h4><div><code>{e(self.formula)}</code></div>"
+                f"{fitted_on}"
                 f"<div>{e(self.criterion_name)} {self.criterion:.4f}; log-likelihood {self.loglik:.4f}; "
                 f"{self.n_obs} observations; "
                 + e("; ".join(f"{k} levels of {g}"
                               for g, k in (self.levels or {self.groups_name: self.n_groups}).items()))
                 + "</div>"
                 f"<div>Fixed effects (Wald {self.confidence:.0%} intervals)</div>{fixed}"
-                f"<div>Random effects (residual variance {_fmt(self.residual_variance)})</div>{random}"
+                f"<div>Random effects (residual variance {fmt_column([self.residual_variance])[0]})</div>{random}"
                 f"<div>Variance decomposition: ICC {self.icc:.3f}{e(self._icc_parts())}</div>{decomposition}"
                 f"<div>Convergence: {e(self.convergence)}{flag}</div>{boundary}</div>")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,8 +30,46 @@ from .compare import compare_models
 if TYPE_CHECKING:
     from ._run import RunView
 
-__all__ = ["MixcvFigure", "figure_bytes", "plot_metric", "plot_predictions", "plot_convergence", "plot_folds",
+__all__ = ["MixcvFigure", "THEMES", "plot_theme", "figure_bytes", "plot_metric",
+           "plot_predictions", "plot_convergence", "plot_folds",
            "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL"]
+
+_DARK_TEXT, _DARK_LINES = "#d4d4d4", "#8a8a8a"
+#: matplotlib settings per notebook theme. Dark: a transparent figure (the notebook's own
+#: background shows through) with light text, axes and legend, as JupyterLab's dark theme
+#: draws its own text; light: matplotlib's defaults (a white figure, dark text).
+THEMES: dict[str, dict[str, Any]] = {
+    "light": {},
+    "dark": {"figure.facecolor": "none", "axes.facecolor": "none", "savefig.facecolor": "none",
+             "savefig.edgecolor": "none", "text.color": _DARK_TEXT, "axes.labelcolor": _DARK_TEXT,
+             "axes.titlecolor": _DARK_TEXT, "axes.edgecolor": _DARK_LINES, "xtick.color": _DARK_TEXT,
+             "ytick.color": _DARK_TEXT, "xtick.labelcolor": _DARK_TEXT, "ytick.labelcolor": _DARK_TEXT,
+             "grid.color": "#4a4a4a", "legend.facecolor": "#2b2b2b", "legend.edgecolor": _DARK_LINES,
+             "legend.labelcolor": _DARK_TEXT},
+}
+
+
+@contextmanager
+def plot_theme(theme: str | None) -> Iterator[None]:
+    """Figures drawn (and saved) inside this block suit a ``"light"`` or ``"dark"`` notebook.
+
+    ``None`` (the theme is not known) draws with matplotlib's defaults: a white figure,
+    readable on any background. matplotlib reads these settings when a figure, its text
+    and its legend are made and when it is saved, so both happen inside the block.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> with plot_theme("dark"):
+    ...     Figure().add_subplot().set_title("t").get_color()
+    '#d4d4d4'
+    """
+    import matplotlib as mpl
+    if theme is not None and theme not in THEMES:
+        raise SpecError("theme", f"must be one of {sorted(THEMES)} or None, got {theme!r}")
+    with mpl.rc_context(THEMES[theme or "light"]):  # type: ignore[arg-type]  # keys are rcParams' own
+        yield
+
 
 #: Colours of the fold-assignment map: a group's rows in training, held out as known, in test.
 _ROLE_COLOURS = ["#d9d9d9", "#fdae61", "#2c7bb6"]
@@ -173,25 +213,62 @@ def fold_roles(results: RunView) -> tuple[pd.Index, np.ndarray]:
     return labels, roles
 
 
-def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
-    """Which groups are in which fold: the outer folds, and the inner folds of one outer fold.
+def row_roles(results: RunView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's role in each outer fold, rows laid out group by group, for `plot_folds`.
 
-    Left: one row per outer fold, one column per group (sorted by the fold that tests
-    it), blue where the group is tested, orange where rows of it are held out as a known
-    group, grey where it trains. Right (when the run tuned): the same for the inner folds
-    of outer fold ``outer_fold``, over the groups of its training part.
+    Returns ``(grid, starts, labels)``: ``grid`` ``(n_folds, n_rows)`` holds 0 (trains),
+    1 (held out of a known group), 2 (tested) or -1 (unused by that fold), its columns
+    the rows of each group side by side (groups in the order of the fold that tests
+    them) and, within a group and fold, sorted by role, so each cell reads as a bar of
+    the group's rows in each role; ``starts`` the first column of each group, whose
+    labels are ``labels``.
+    """
+    labels, roles = fold_roles(results)
+    groups = results._data.groups
+    codes = pd.Index(labels).get_indexer(groups)
+    order = np.lexsort((np.arange(len(labels)), np.argmax(roles == 2, axis=0)))
+    known = {o.fold: o.known_rows for o in results.outcomes if o.known_rows is not None}
+    n_rows = len(codes)
+    per_row = np.full((len(results._outer), n_rows), -1, dtype=int)
+    for k, (train, test) in enumerate(results._outer):
+        per_row[k, train] = 0
+        if k in known:
+            per_row[k, known[k]] = 1
+        per_row[k, test] = 2
+    position = np.empty(len(labels), dtype=int)
+    position[order] = np.arange(len(labels))
+    by_group = np.argsort(position[codes], kind="stable")   # the rows, group after group
+    sizes = np.bincount(position[codes], minlength=len(labels))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    grid = per_row[:, by_group]
+    for start, size in zip(starts, sizes):   # within a group, each fold's rows by role: a bar per cell
+        grid[:, start:start + size] = np.sort(grid[:, start:start + size], axis=1)
+    return grid, starts, np.asarray(labels[order])
+
+
+def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
+    """Which groups and rows are in which fold: the outer folds, and the inner folds of one outer fold.
+
+    Left: one row per outer fold; across, the data's rows group by group (a group as wide
+    as its rows, groups sorted by the fold that tests them): blue the test rows, orange
+    the rows held out of a known group (``known_holdout``), grey the training rows. A group
+    with rows held out shows both its training and its held-out rows. Right (when the run
+    tuned): the inner folds of outer fold ``outer_fold``, over the groups of its training part.
     """
     from matplotlib.colors import ListedColormap
-    labels, roles = fold_roles(results)
-    order = np.lexsort((np.arange(len(labels)), np.argmax(roles == 2, axis=0)))
+    outer, starts, labels = row_roles(results)
     inner = (results.inner or [None])[outer_fold] if results.inner else None
-    fig = _figure(9.0 if inner else 6.5, 0.35 * max(len(roles), 3) + 1.6)
+    fig = _figure(9.0 if inner else 6.5, 0.35 * max(len(outer), 3) + 1.6)
     axes = fig.subplots(1, 2 if inner else 1, squeeze=False)[0]
-    cmap = ListedColormap(_ROLE_COLOURS)
+    # Rows a fold does not use (none in a plain split): left blank.
+    cmap = ListedColormap(_ROLE_COLOURS).with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     ax = axes[0]
-    ax.imshow(roles[:, order], aspect="auto", cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
-    ax.set_yticks(range(len(roles)), [f"fold {k}" for k in range(len(roles))], fontsize=7)
-    ax.set_xlabel(f"{len(labels)} groups ({results._data.groups_name or 'group'})")
+    ax.imshow(np.ma.masked_less(outer, 0), aspect="auto", cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
+    if 1 < len(starts) <= 80:   # the groups' edges, while they are wide enough to see
+        for x in starts[1:]:
+            ax.axvline(x - 0.5, color="white", linewidth=0.6)
+    ax.set_yticks(range(len(outer)), [f"fold {k}" for k in range(len(outer))], fontsize=7)
+    ax.set_xlabel(f"{len(labels)} groups ({results._data.groups_name or 'group'}), {outer.shape[1]} rows")
     ax.set_xticks([])
     ax.set_title(f"outer split {results.spec.outer.label}", fontsize=9)
     groups = results._data.groups
@@ -210,9 +287,9 @@ def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
         ax2.set_xlabel(f"{len(tr_labels)} training groups of outer fold {outer_fold}")
         ax2.set_title(f"inner split {results.spec.inner.label}", fontsize=9)
     from matplotlib.patches import Patch
-    handles = [Patch(color=_ROLE_COLOURS[0], label="train"), Patch(color=_ROLE_COLOURS[2], label="test")]
-    if (roles == 1).any():
-        handles.insert(1, Patch(color=_ROLE_COLOURS[1], label="known (rows held out)"))
+    handles = [Patch(color=_ROLE_COLOURS[0], label="training rows"), Patch(color=_ROLE_COLOURS[2], label="test rows")]
+    if (outer == 1).any():
+        handles.insert(1, Patch(color=_ROLE_COLOURS[1], label="known-group rows held out"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7)
     return fig
 

@@ -30,7 +30,25 @@ if TYPE_CHECKING:
 
 __all__ = ["render_html", "summary_table", "figure_png", "plan_table", "render_plan_html", "fold_table_html",
            "tuned_params_html", "convergence_html", "problems_html", "comparison_html", "checks_html",
-           "figures_html", "CSS", "safe_table", "fmt_number", "fmt_p"]
+           "figures_html", "CSS", "SCROLL_CSS", "safe_table", "fmt_number", "fmt_p"]
+
+#: A sideways scrollbar that stays in sight under a wide table: classic (never an overlay that
+#: appears only while scrolling) in Chromium and Safari, thin and coloured in Firefox. Chromium
+#: ignores the ::-webkit-scrollbar rules under an inherited scrollbar-color: reset here to auto.
+#: A long table (a row per model and fold) is held to 70% of the window, its header kept in
+#: view: its sideways scrollbar is then on screen, not below the last of 60 rows.
+SCROLL_CSS = """
+.mixcv-scroll {overflow: auto; max-width: 100%; max-height: 70vh; padding-bottom: 2px;
+  scrollbar-width: auto; scrollbar-color: auto;}
+.mixcv-scroll thead th {position: sticky; top: 0; z-index: 1;}
+.mixcv-scroll::-webkit-scrollbar {width: 10px;}
+.mixcv-scroll::-webkit-scrollbar {height: 10px;}
+.mixcv-scroll::-webkit-scrollbar-thumb {background: var(--jp-scrollbar-thumb-color, #a0a0a0); border-radius: 5px;}
+.mixcv-scroll::-webkit-scrollbar-track {background: var(--jp-layout-color2, #eee);}
+@supports not selector(::-webkit-scrollbar) {
+  .mixcv-scroll {scrollbar-width: thin; scrollbar-color: var(--jp-scrollbar-thumb-color, #a0a0a0) transparent;}
+}
+"""
 
 CSS = """
 <style>
@@ -43,8 +61,7 @@ CSS = """
 .mixcv-report th {background: var(--jp-layout-color2, #f4f4f4);}
 .mixcv-report td.mixcv-best {font-weight: bold;}
 .mixcv-report .mixcv-fail {color: var(--jp-error-color1, #b00020);}
-.mixcv-report .mixcv-scroll {overflow-x: auto; max-width: 100%;}
-/* Inside the form and the explorer the report sits in an ipywidgets HTML, a flex item that
+""" + SCROLL_CSS + """/* Inside the form and the explorer the report sits in an ipywidgets HTML, a flex item that
    would grow to the table's width; held to the pane's width, wide tables scroll instead. */
 .mixcv-explorer .widget-html, .mixcv-configurator .widget-html {min-width: 0;}
 .mixcv-explorer .widget-html-content, .mixcv-configurator .widget-html-content {min-width: 0; width: 100%;}
@@ -306,6 +323,8 @@ def fold_table_html(results: RunView) -> str:
         folds = folds.drop(columns=["converged"])
     if not (folds["convergence"].astype(bool)).any():
         folds = folds.drop(columns=["convergence"])
+    if folds["repeat"].nunique() <= 1:
+        folds = folds.drop(columns=["repeat"])   # one repeat: a column of zeros says nothing
     num = folds.select_dtypes("number").columns.drop(["fold", "repeat", "n_train", "n_test", "n_known"],
                                                      errors="ignore")
     return safe_table(folds.style.format({c: fmt_number for c in num}, escape="html").hide(axis="index"))
@@ -313,7 +332,9 @@ def fold_table_html(results: RunView) -> str:
 
 def tuned_params_html(results: RunView) -> str:
     """The parameters the inner loop chose, per model and fold ("" when nothing was tuned)."""
-    bp = results.to_frame()[["model", "fold", "best_params"]]
+    table = results.to_frame()
+    # With repeats, each fold's repeat, next to it: fold 4 is the second repeat's second fold.
+    bp = table[["model"] + (["repeat"] if table["repeat"].nunique() > 1 else []) + ["fold", "best_params"]]
     bp = bp[bp["best_params"].map(bool)]
     if not len(bp):
         return ""

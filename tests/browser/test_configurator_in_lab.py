@@ -37,6 +37,19 @@ def pick_target_groups_and(page, models):
 def test_pick_tick_run_shows_results(lab_server, lab_root, page):
     open_form(lab_server, lab_root, page, "form_run.ipynb")
     pick_target_groups_and(page, ["LinearModel", "LinearMixedEffectsModel"])
+    # Drop one feature with one click on its box; it stays dropped when another control changes.
+    page.click(".mixcv-all-features input[type=checkbox]")
+    page.click(".mixcv-feature-X1 input[type=checkbox]")
+    page.wait_for_function("() => /features \\(4\\): X0, X2, X3, X4/.test("
+                           "(document.querySelector('.mixcv-features-used') || {innerText: ''}).innerText.replace(/\\s+/g, ' '))",
+                           timeout=30_000)
+    page.fill(".mixcv-outer-k input", "3")
+    page.press(".mixcv-outer-k input", "Enter")
+    page.select_option(".mixcv-groups select", "(none)")
+    page.select_option(".mixcv-groups select", "group")
+    page.wait_for_function("() => !document.querySelector('button.mixcv-run').disabled", timeout=30_000)
+    assert not page.is_checked(".mixcv-feature-X1 input[type=checkbox]")
+    assert page.is_checked(".mixcv-feature-X0 input[type=checkbox]")
     run = page.locator("button.mixcv-run")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "configurator_filled.png"), full_page=True)
@@ -45,6 +58,11 @@ def test_pick_tick_run_shows_results(lab_server, lab_root, page):
     report = page.inner_text(".mixcv-configurator .mixcv-report")
     assert "LinearModel" in report and "LinearMixedEffectsModel" in report
     assert "stored as" in page.inner_text(".mixcv-configurator")
+    # The run is shown in the explorer: its tabs, under the form.
+    tabs = page.inner_text(".mixcv-configurator .mixcv-explorer .lm-TabBar")
+    assert all(t in tabs for t in ("Summary", "Per fold", "Plots", "Models", "Checks")), tabs
+    page.click(".mixcv-configurator .mixcv-explorer .lm-TabBar-tab:has-text('Models')")
+    page.wait_for_selector(".mixcv-configurator .mixcv-explorer .mixcv-tab", timeout=60_000)
 
 
 @pytest.mark.browser

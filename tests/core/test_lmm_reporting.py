@@ -173,3 +173,39 @@ def test_a_constant_slope_and_a_text_target_are_named(ortho):
                                       slopes=["one"])
     with pytest.raises(MixcvError, match="y: the target must be numeric"):
         LinearMixedEffectsModel().fit(ortho[["age"]], ortho["Sex"], groups=ortho["Subject"])
+
+
+def test_each_column_of_the_summary_has_one_precision_and_shows_lme4s_values():
+    import re
+    case, _, m = fit("sleepstudy")
+    ref = case["reml"]
+    text = str(m.summary())
+    fixed = text.split("confidence intervals):\n")[1].split("\n\n")[0].splitlines()[1:]
+    rows = {line.split()[0]: line.split()[1:] for line in fixed}
+    for col, values in enumerate((ref["fixef"], ref["se"])):
+        printed = [rows[k][col] for k in ("(Intercept)", "Days")]
+        decimals = {len(p.split(".")[1]) for p in printed}
+        assert len(decimals) == 1, printed                    # one number of decimals per column
+        d = decimals.pop()
+        assert printed == [f"{v:.{d}f}" for v in values.values()], (printed, values)   # lme4's values, so rounded
+    # The random effects' columns too (8.116 above 1.1 read as different precisions).
+    rnd = text.split("Random effects:\n")[1].split("Number of obs")[0]
+    sds = re.findall(r"(\d+\.\d+)\s+(\d+\.\d+)\s*(?:-?0\.\d\d)?\s*\n", rnd)
+    assert len(sds) == 3 and len({len(sd.split(".")[1]) for _, sd in sds}) == 1, rnd
+    cov = np.array(ref["cov_re"])
+    step = 10.0 ** -len(sds[0][1].split(".")[1])
+    assert [float(sd) for _, sd in sds[:2]] == pytest.approx(np.sqrt(np.diag(cov)), abs=step)
+
+
+def test_a_model_fitted_on_arrays_is_summarised_under_the_datas_names_and_says_which_fit_it_is():
+    d = pd.read_csv(DATA / "sleepstudy.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = LinearMixedEffectsModel().fit(d[["Days"]], d["Reaction"].to_numpy(), groups=d["Subject"].to_numpy(),
+                                          slopes=["Days"])
+    assert "Formula: y ~ Days + (1 + Days | group)" in str(m.summary())    # arrays carry no names
+    s = m.summary(response="Reaction", groups="Subject", fitted_on="outer fold 2 of 5: its 144 training rows")
+    text = str(s)
+    assert "Formula: Reaction ~ Days + (1 + Days | Subject)" in text and "groups: Subject, 18" in text
+    assert " Fitted on: outer fold 2 of 5: its 144 training rows" in text
+    assert "Fitted on outer fold 2 of 5" in s._repr_html_() and ">Subject<" in s._repr_html_()

@@ -59,12 +59,26 @@ def test_predicted_against_observed_one_colour_per_fold(res):
 def test_fold_assignment_of_groups_outer_and_inner(res):
     fig = res.plot_folds()
     outer = fig.axes[0].get_images()[0].get_array()
-    assert outer.shape == (N_FOLDS, N_SUBJECTS)
-    assert ((outer == 2).sum(axis=0) == 1).all()          # each subject tested in exactly one fold
-    assert ((outer == 1).sum(axis=0) == N_FOLDS - 1).all()  # ...and held out as known in the others
+    assert outer.shape == (N_FOLDS, len(SLEEP))                 # a column per row, group by group
+    per_subject = outer.reshape(N_FOLDS, N_SUBJECTS, 10)       # sleepstudy: 10 days per subject
+    tested = (per_subject == 2).all(axis=2)
+    assert (tested.sum(axis=0) == 1).all()                    # each subject tested in exactly one fold
+    # ...and in the others it trains on 8 of its 10 days, 2 (known_holdout=0.2) held out as known:
+    # one cell shows the subject's training rows and its held-out rows, side by side.
+    assert ((per_subject == 1).sum(axis=2)[~tested] == 2).all() and ((per_subject == 0).sum(axis=2)[~tested] == 8).all()
     inner = fig.axes[1].get_images()[0].get_array()
     assert inner.shape == (2, N_SUBJECTS - len(np.unique(SLEEP["Subject"][res._outer[0][1]])))
     assert ((inner == 2).sum(axis=0) == 1).all()
+
+
+def test_training_known_holdout_and_test_rows_have_distinct_colours_and_a_legend_each(res):
+    from matplotlib.colors import to_hex
+    fig = res.plot_folds()
+    image = fig.axes[0].get_images()[0]
+    shown = {to_hex(image.cmap(image.norm(v))) for v in (0, 1, 2)}
+    assert len(shown) == 3
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert legend == {"training rows", "known-group rows held out", "test rows"}
 
 
 def test_errors_by_group_one_dot_per_group_and_model(res):

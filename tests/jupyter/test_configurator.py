@@ -126,8 +126,12 @@ def test_run_stores_results_and_shows_them(form):
     form.output_name.value = "from_form"
     res = form.run()
     assert isinstance(res, Results) and form.shell.user_ns["from_form"] is res
-    assert "mixcv-report" in form.result.value and "LinearModel" in form.result.value
     assert "stored as" in form.status.value
+    # The run in the explorer's tabs, where the live view was: the report is its Summary tab.
+    (shown,) = form.result_box.children
+    assert shown is form.explorer.widget and form.explorer.results is res
+    assert "mixcv-report" in form.explorer.tab_html("Summary") and "LinearModel" in form.explorer.tab_html("Summary")
+    assert "Tuned parameters" not in form.result.value   # the live view is gone, not left under the tabs
 
 
 def test_show_cell_parses_back_to_the_form(form):
@@ -275,3 +279,46 @@ def test_a_fit_argument_the_models_fit_does_not_take_shows_on_its_card_and_disab
     assert "did you mean &#x27;sample_weight&#x27;" in rf.message.value and f.run_button.disabled   # escaped HTML
     rf.fit.value = "{sample_weight: null}"
     assert not f.run_button.disabled, f.errors
+
+
+@pytest.mark.parametrize("change,slot,label", [
+    (lambda f: setattr(f.outer_k, "value", 1), "msg_outer", "outer folds: "),
+    (lambda f: setattr(f.inner_k, "value", 1), "msg_inner", "inner folds: "),
+    (lambda f: setattr(f.merf_window, "value", "0"), "msg_merf", "for iterations: "),
+    (lambda f: setattr(f.merf_threshold, "value", "x"), "msg_merf", "stop early below: "),
+    (lambda f: setattr(f.merf_em_estimators, "value", "-1"), "msg_merf", "EM trees: "),
+    (lambda f: setattr(f.timeout, "value", "soon"), "msg_timeout", "timeout (s): "),
+    (lambda f: setattr(f.known_holdout, "value", 2.0), "msg_known_holdout", "known holdout: "),
+    (lambda f: setattr(f.output_name, "value", "1x"), "msg_output", "store as: "),
+    (lambda f: setattr(f.target, "value", None), "msg_target", "target: "),
+    (lambda f: setattr(card(f, "LinearModel").fit, "value", "3"), None, "model LinearModel, fit args: "),
+    (lambda f: (setattr(card(f, "Ridge").enabled, "value", True),
+                setattr(card(f, "Ridge").rows[0].value, "value", "float(9, 1)")), None, "model Ridge, alpha: "),
+])
+def test_every_message_names_its_control_next_to_it_and_in_the_status_line(form, change, slot, label):
+    card(form, "LinearModel").enabled.value = True
+    change(form)
+    shown = getattr(form, slot).value if slot else " ".join(c.message.value for c in form.cards)
+    assert f">{label}" in shown, shown
+    # The status line sits under the whole form: without the name it cannot be placed.
+    assert f">{label}" in form.status.value and form.run_button.disabled
+
+
+def test_a_feature_unticked_stays_unticked_when_other_controls_change(form):
+    card(form, "LinearModel").enabled.value = True
+    form.all_features.value = False
+    # Unticking "all other columns" leaves every column ticked, so dropping one is one click.
+    assert form.features.value == ("X0", "X1", "X2")
+    box = {b.description: b for b in form.features.children}
+    box["X2"].value = False
+    assert form.to_spec().data.features == ("X0", "X1")
+    form.outer_k.value, form.trials.value = 3, 4
+    form.slopes.value = ()
+    form.groups.value = None   # a role change rebuilds the offered columns
+    form.groups.value = "group"
+    assert form.features.value == ("X0", "X1") and form.to_spec().data.features == ("X0", "X1")
+    assert [b.value for b in form.features.children] == [True, True, False]
+    form.target.value = "X0"   # X0 becomes the target: out of the list; y comes in unticked
+    assert form.features.options == ("X1", "X2", "y") and form.features.value == ("X1",)
+    form.all_features.value = True
+    assert form.features.disabled and all(b.value and b.disabled for b in form.features.children)

@@ -7,7 +7,7 @@ from IPython.core.error import UsageError
 
 from mixcv_core import Results
 from mixcv_core.experiment.cell import TOP_KEYS
-from mixcv_core.run.events import EMIteration, FoldFinished, RunStarted, TrialFinished
+from mixcv_core.run.events import EMIteration, FoldFinished, FoldStarted, RunFinished, RunStarted, TrialFinished
 from mixcv_core.synthesizer import generate_grouped_regression
 from mixcv_jupyter.dashboard import LiveDashboard
 
@@ -356,3 +356,88 @@ def test_a_shown_report_is_not_followed_by_the_same_convergence_warning_in_stder
         warnings.simplefilter("always")
         ip.run_cell_magic("mixcv", "-o conv --no-store --quiet", cell)      # no report: the warning is it
     assert [w for w in quiet if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_a_stopped_run_counts_in_the_live_view_the_folds_each_model_finished():
+    from types import SimpleNamespace
+
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec
+    log = []
+    dash = LiveDashboard(display=lambda obj: (log.append(obj), FakeHandle(log))[1], progress_interval=0)
+    spec = ExperimentSpec(DataSpec("y", "g"), (ModelSpec("LinearModel", "LinearModel"), ModelSpec("Ridge", "Ridge")))
+    dash.on_event(RunStarted(spec=spec, n_folds=5, model_names=("LinearModel", "Ridge"), n_rows=10))
+    for k in range(4):
+        dash.on_event(FoldFinished(fold=k, model="LinearModel", metrics={"test_r2": 0.5}, fit_time=0.1))
+    for k in range(2):
+        dash.on_event(FoldFinished(fold=k, model="Ridge", metrics={"test_r2": 0.5}, fit_time=0.1))
+    dash.on_event(FoldStarted(fold=2, model="Ridge"))
+    dash.on_event(RunFinished(results=SimpleNamespace(status="interrupted")))
+    shown = log[-1]
+    assert "the outer folds each model finished, of 5: LinearModel 4, Ridge 2" in shown._repr_html_()
+    assert "stopped; the outer folds each model finished, of 5: LinearModel 4, Ridge 2" in repr(shown)
+    assert "fitting" not in repr(shown) and repr(shown).count("not run") == 4
+
+
+def test_the_live_table_says_which_repeat_each_fold_belongs_to():
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+    log = []
+    dash = LiveDashboard(display=lambda obj: (log.append(obj), FakeHandle(log))[1], progress_interval=0)
+    spec = ExperimentSpec(DataSpec("y", "g"), (ModelSpec("Ridge", "Ridge"),),
+                          outer=SplitSpec("GroupKFold", 2, n_repeats=3))
+    dash.on_event(RunStarted(spec=spec, n_folds=6, model_names=("Ridge",), n_rows=10))
+    page = log[-1]._repr_html_()
+    assert page.count("colspan='2' class='mixcv-repeat'") == 3 and "repeat 2</th>" in page
+    assert "Ridge: r0 waiting | r0 waiting | r1 waiting" in repr(log[-1])
+
+
+def test_the_explorer_shows_an_lmm_under_the_datas_names_and_says_which_fold():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from mixcv_core.engine import run
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+    from mixcv_jupyter.explorer import Explorer
+    d = pd.read_csv(Path(__file__).parent.parent / "data" / "lmm" / "oxboys.csv")   # nlme's Oxboys
+    spec = ExperimentSpec(DataSpec("height", "Subject", slopes=("age",)), (ModelSpec("LMM", "LinearMixedEffectsModel"),),
+                          outer=SplitSpec("GroupKFold", 3, n_repeats=2))
+    res = run(spec, d, store=False, save_models=True)
+    models = Explorer(res).tab_html("Models")
+    assert "height ~ age + (1 + age | Subject)" in models and "y ~" not in models
+    n_train = int(res.to_frame().query("model == 'LMM' and fold == 0")["n_train"].iloc[0])
+    assert f"Fitted on outer fold 0 of 6 (repeat 0): its {n_train} training rows" in models
+
+
+def test_the_per_fold_wide_tables_say_each_folds_repeat_and_scroll_sideways():
+    import re
+    from pathlib import Path
+
+    import optuna.distributions as od
+    import pandas as pd
+
+    from mixcv_core.engine import run
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec, TuningSpec
+    from mixcv_core.results import report as rp
+    from mixcv_jupyter.explorer import Explorer
+    d = pd.read_csv(Path(__file__).parent.parent / "data" / "sleepstudy.csv")   # lme4's sleepstudy
+    spec = ExperimentSpec(DataSpec("Reaction", "Subject", features=("Days",)),
+                          (ModelSpec("LinearModel", "LinearModel"),
+                           ModelSpec("Ridge", "Ridge", params={"alpha": od.FloatDistribution(0.01, 10, log=True)},
+                                     requires_inner_cv=True)),
+                          outer=SplitSpec("GroupKFold", 3, n_repeats=2), inner=SplitSpec("GroupKFold", 2),
+                          tuning=TuningSpec(2))
+    res = run(spec, d, store=False, save_models=True)
+    tuned = rp.tuned_params_html(res)
+    header = re.findall(r"<th [^>]*>([^<]*)</th>", tuned)[:4]
+    assert header[:3] == ["model", "repeat", "fold"], header
+    # fold 4 is the second repeat's second fold: 3 folds per repeat.
+    assert re.search(r">Ridge</td>\s*<td[^>]*>1</td>\s*<td[^>]*>4</td>", tuned)
+    models = Explorer(res).tab_html("Models")
+    assert "fold 4 (repeat 1)" in models and "fold 0 (repeat 0)" in models
+    for page in (tuned, rp.fold_table_html(res), models):
+        assert "mixcv-scroll" in page
+    assert "::-webkit-scrollbar" in rp.CSS                        # a scrollbar that stays in sight
+    single = run(ExperimentSpec(DataSpec("Reaction", "Subject", features=("Days",)),
+                                (ModelSpec("LinearModel", "LinearModel"),), outer=SplitSpec("GroupKFold", 3)),
+                 d, store=False)
+    assert ">repeat<" not in rp.fold_table_html(single) and ">repeat<" in rp.fold_table_html(res)

@@ -163,6 +163,10 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     (['Intercept', 'X0'], True)
     """
 
+    #: Arguments of ``fit`` the native solver itself reads (none for the LMM; the GLMM's
+    #: ``weights`` and ``offset``); any other fit argument would be dropped, so it is refused.
+    _native_fit_arguments: tuple[str, ...] = ()
+
     _backends = ("native", "statsmodels")
     #: The model has a residual variance (a GLMM has none: `design.build_remats`).
     _has_residual = True
@@ -180,8 +184,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         native one would ignore them, so a setting the user believes in would do nothing.
         Raises `SpecError` naming the first argument.
         """
-        if fit_kwargs and "backend" not in tuned and fixed.get("backend", "native") == "native":
-            raise SpecError(next(iter(fit_kwargs)), _NATIVE_TAKES_NO_FIT_ARGUMENTS)
+        dropped = [k for k in fit_kwargs if k not in cls._native_fit_arguments]
+        if dropped and "backend" not in tuned and fixed.get("backend", "native") == "native":
+            raise SpecError(dropped[0], _NATIVE_TAKES_NO_FIT_ARGUMENTS)
 
     def __init__(self, reml: bool = True, predict_known_groups: bool = True,
                  backend: str = "native", method: str | Sequence[str] | None = None,
@@ -218,8 +223,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         """
         if self.backend not in self._backends:
             raise SpecError("backend", f"unknown LMM backend {self.backend!r}; choose one of {self._backends}")
-        if fit_kwargs and self.backend == "native":
-            raise SpecError(next(iter(fit_kwargs)), _NATIVE_TAKES_NO_FIT_ARGUMENTS)
+        dropped = [k for k in fit_kwargs if k not in self._native_fit_arguments]
+        if dropped and self.backend == "native":
+            raise SpecError(dropped[0], _NATIVE_TAKES_NO_FIT_ARGUMENTS)
         Xf = as_frame(X).reset_index(drop=True)
         bad = non_numeric(Xf)
         if bad:
@@ -469,15 +475,31 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         return np.einsum("ij,ij->i", design, B[pos])
 
     # -- reporting -------------------------------------------------------------------------
-    def summary(self, confidence: float = 0.95) -> LMMSummary:
+    def summary(self, confidence: float = 0.95, *, response: str | None = None, groups: str | None = None,
+                fitted_on: str = "") -> LMMSummary:
         """The fit as a researcher reports it, like lme4's ``summary``: fixed effects with
         standard errors, t values and Wald confidence intervals; every term's random-effect
         standard deviations and correlations; the residual; the criterion; the variance
         decomposition (ICC, marginal and conditional R²); convergence and boundary status.
 
         Prints as text; displays as HTML in a notebook.
+
+        Parameters
+        ----------
+        confidence : float, default=0.95
+            Level of the Wald intervals.
+        response, groups : str, optional
+            The target's and the grouping column's names, for a model fitted on arrays (as
+            a cross-validation fits it): the formula then reads ``height ~ age + (1 + age |
+            Subject)``, not ``y ~ ... | group``. By default the names seen in ``fit``.
+        fitted_on : str, optional
+            Which fit this is (``"outer fold 2 of 5: its 150 training rows"``), shown under
+            the formula: a cross-validation fits one model per fold.
         """
         check_is_fitted(self, "fe_params_")
+        # The shorthand's one grouping factor under its real name (a random= formula has its own).
+        rename = ({self.groups_name_: groups} if groups is not None and self.random is None
+                  and getattr(self, "groups_name_", None) is not None else {})
         from scipy.stats import norm
         z = float(norm.ppf(0.5 + confidence / 2))
         fe, se = self.fe_params_, self.bse_
@@ -492,33 +514,36 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
                 corr = cov / np.outer(sd, sd)
             effects = ["(Intercept)" if n == "Intercept" else str(n) for n in cov_frame.index]
             for i, effect in enumerate(effects):
-                row: dict[str, Any] = {"effect": effect, "group": name, "variance": cov[i, i], "std_dev": sd[i]}
+                row: dict[str, Any] = {"effect": effect, "group": rename.get(name, name), "variance": cov[i, i],
+                                       "std_dev": sd[i]}
                 for j in range(i):
                     row[f"corr_{effects[j]}"] = corr[i, j]
                 rows.append(row)
         random = pd.DataFrame(rows).set_index("effect")
         random.index.name = None
         crit = self.reml_criterion_ if self.reml else -2.0 * self.llf_
-        n_levels = self.n_levels_
+        n_levels = {rename.get(k, k): v for k, v in self.n_levels_.items()}
         return LMMSummary(
             title=f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'} "
                   f"(mixcv, {self.backend} solver)",
-            formula=self._formula_text(), fixed=fixed, random=random, residual_variance=self.scale_,
+            formula=self._formula_text(response, groups), fixed=fixed, random=random, residual_variance=self.scale_,
             decomposition=self.variance_decomposition_, icc=self.icc_,
             criterion_name="REML criterion" if self.reml else "-2 log-likelihood", criterion=crit,
             loglik=self.llf_, n_obs=self.n_obs_, n_groups=sum(n_levels.values()), groups_name=", ".join(n_levels),
             convergence=self.convergence_,
             converged=self.converged_, boundary=list(self.boundary_), confidence=confidence, levels=n_levels,
-            icc_by_factor={str(k): float(v) for k, v in self.icc_by_factor_.items()})
+            icc_by_factor={str(rename.get(k, k)): float(v) for k, v in self.icc_by_factor_.items()},
+            fitted_on=fitted_on)
 
-    def _formula_text(self) -> str:
+    def _formula_text(self, response: str | None = None, groups: str | None = None) -> str:
         if self.formula_ is not None:
             return str(self.formula_)
         fixed = " + ".join(format_name(str(c)) for c in self.feature_names_in_) or "1"
+        lhs = format_name(response) if response is not None else self.response_name_
         if self.random is None:
             re_terms = " + ".join(["1"] + [format_name(str(c)) for c in self.slope_names_])
-            return f"{self.response_name_} ~ {fixed} + ({re_terms} | {self.groups_name_})"
-        return f"{self.response_name_} ~ {fixed} + {self.random}"
+            return f"{lhs} ~ {fixed} + ({re_terms} | {format_name(groups) if groups else self.groups_name_})"
+        return f"{lhs} ~ {fixed} + {self.random}"
 
 
 def _theta(lam: np.ndarray) -> np.ndarray:

@@ -100,6 +100,8 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
         self.predict_known_groups = predict_known_groups
         self.max_evals = max_evals
 
+    _native_fit_arguments = ("weights", "offset")
+
     def fit(self, X: Any, y: Any, groups: Any = None, slopes: Any = None,  # type: ignore[override]
             weights: Any = None, offset: Any = None) -> GeneralizedLinearMixedModel:
         """Fit by Laplace (or quadrature).
@@ -203,9 +205,10 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
         p = self.predict_mean(X, groups, slopes, offset)
         return (p > 0.5).astype(int) if self.family_.name == "binomial" else p
 
-    def summary(self, confidence: float = 0.95) -> Any:
+    def summary(self, confidence: float = 0.95, *, response: str | None = None, groups: str | None = None,
+                fitted_on: str = "") -> Any:
         """As `LinearMixedEffectsModel.summary`, titled as glmer's (z values; no residual variance)."""
-        out = super().summary(confidence)
+        out = super().summary(confidence, response=response, groups=groups, fitted_on=fitted_on)
         approx = "Laplace approximation" if self.nAGQ <= 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {self.nAGQ}"
         out.title = (f"Generalized linear mixed model fit by maximum likelihood ({approx}) "
                      f"[{self.family_.name}, {self.family_.link.name} link] (mixcv)")
