@@ -139,7 +139,9 @@ def plot_metric(results: RunView, metric: str = "r2", split: str = "test") -> Mi
         try:
             c = compare_models(results, str(order[0]), str(order[1]), metric, split=split)
             p = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
-            title += f"\n{order[0]} vs {order[1]}: better in {c.wins} of {c.n_folds} folds, corrected t-test {p}"
+            # Equal predictions (to rounding) have no winner: counting "wins" of 1e-16 would claim one.
+            title += (f"\n{order[0]} and {order[1]}: identical predictions" if c.identical else
+                      f"\n{order[0]} vs {order[1]}: better in {c.wins} of {c.n_folds} folds, corrected t-test {p}")
         except SpecError:
             pass
     ax.set_title(title, fontsize=9)

@@ -212,6 +212,8 @@ def test_models_with_equal_predictions_are_called_identical_not_better_in_some_f
     html = res._repr_html_()
     assert "identical predictions" in html and "better in 0 of 6" not in html
     assert bool(res.compare()["identical"].iloc[0]) is True
+    title = res.plot().axes[0].get_title()   # the per-fold figure says the same as the report
+    assert "identical predictions" in title and "better in" not in title
 
 
 def test_different_models_are_not_called_identical():
