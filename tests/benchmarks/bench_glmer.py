@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _timing import median_time  # a sibling module: benchmarks run as scripts from this folder
+from _timing import median_time, reference_cases  # a sibling module: benchmarks run as scripts from this folder
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -126,12 +126,8 @@ def main() -> None:
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--no-mixedlm", action="store_true", help="leave PyPI mixedlm out")
     args = parser.parse_args()
-    ref = json.loads(REFERENCE.read_text())
+    ref, names = reference_cases(REFERENCE, args.cases)
     cases = ref["cases"]
-    names = args.cases.split(",") if args.cases else list(cases)
-    unknown = sorted(set(names) - set(cases))
-    if unknown:
-        raise SystemExit(f"--cases: unknown {unknown}; known: {sorted(cases)}")
     jobs = [job_of(n, cases[n]) for n in names]
 
     glmer, status = load_glmer()

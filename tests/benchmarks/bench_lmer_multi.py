@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _timing import median_time  # a sibling module: benchmarks run as scripts from this folder
+from _timing import median_time, reference_cases  # a sibling module: benchmarks run as scripts from this folder
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -101,12 +101,8 @@ def main() -> None:
     parser.add_argument("--ml", action="store_true", help="ML only")
     parser.add_argument("--reml", action="store_true", help="REML only")
     args = parser.parse_args()
-    ref = json.loads(REFERENCE.read_text())
+    ref, names = reference_cases(REFERENCE, args.cases)
     cases = ref["cases"]
-    names = args.cases.split(",") if args.cases else list(cases)
-    unknown = sorted(set(names) - set(cases))
-    if unknown:
-        raise SystemExit(f"--cases: unknown {unknown}; known: {sorted(cases)}")
     if args.quick:
         names = [n for n in names if cases[n]["n"] <= BIG]
     modes = [m for m in (True, False) if not (args.ml and m) and not (args.reml and not m)]
