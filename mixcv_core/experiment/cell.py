@@ -382,12 +382,6 @@ def _names(value: Any, key: str, line: int | None) -> tuple[str, ...]:
     raise CellError(key, f"expected a column name or a list such as [a, b], got {value!r}", line)
 
 
-def _group_names(value: Any) -> str | list[str]:
-    """``groups: subject`` or ``groups: [a, b]``: a list stays a list of grouping columns (the
-    spec says what it can do with several), it is not one column named "['a', 'b']"."""
-    return [str(v) for v in value] if isinstance(value, list) else str(value)
-
-
 def _model(name: str, entry: Any, lines: dict[str, int]) -> ModelSpec:
     key = f"models.{name}"
     line = lines.get(key)
