@@ -223,9 +223,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         """
         if self.backend not in self._backends:
             raise SpecError("backend", f"unknown LMM backend {self.backend!r}; choose one of {self._backends}")
-        dropped = [k for k in fit_kwargs if k not in self._native_fit_arguments]
-        if dropped and self.backend == "native":
-            raise SpecError(dropped[0], _NATIVE_TAKES_NO_FIT_ARGUMENTS)
+        self.check_fit_kwargs({"backend": self.backend}, (), fit_kwargs)   # the rule the engine asks, for direct calls
         Xf = as_frame(X).reset_index(drop=True)
         bad = non_numeric(Xf)
         if bad:
