@@ -28,6 +28,7 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
 from ...errors import ConvergenceWarning, SpecError, SpecTypeError
+from .._base import as_frame
 from .design import ReMat, build_remats, design_on, fixed_design
 from .estimator import LinearMixedEffectsModel, _factor_labels, _with_intercept
 from .family import Family, get_family
@@ -156,7 +157,7 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
             frame: pd.DataFrame | None = X.reset_index(drop=True)
             exog = Xf.to_numpy(dtype=float)
         else:
-            Xf = as_frame_checked(X)
+            Xf = as_frame(X).reset_index(drop=True)
             frame = None
             exog = _with_intercept(Xf).to_numpy(dtype=float)
         n = len(exog)
@@ -238,11 +239,6 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
         self.latent_residual_ = self.scale_
         super()._set_variance(exog, remats)
         self.scale_ = saved
-
-
-def as_frame_checked(X: Any) -> pd.DataFrame:
-    from .._base import as_frame
-    return as_frame(X).reset_index(drop=True)
 
 
 def _as_mixed(fit: GlmmFit) -> MixedFit:
