@@ -26,7 +26,8 @@ import pandas as pd
 from ...errors import SpecError, SpecTypeError
 from .terms import Factor, RandomTerm
 
-__all__ = ["ReMat", "build_remats", "factor_codes", "lme4_term_names", "fixed_design", "r_column_name"]
+__all__ = ["ReMat", "build_remats", "factor_codes", "lme4_term_names", "fixed_design", "r_column_name",
+           "aliased_columns", "KeptColumns"]
 
 
 @dataclass(eq=False)
@@ -277,8 +278,92 @@ def fixed_design(formula: str, data: pd.DataFrame) -> tuple[pd.Series, pd.DataFr
     return y, X, rhs.model_spec
 
 
+def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """The columns a rank-deficient design loses, as lme4 finds them: positions, in order.
+
+    lme4's ``chkRank.drop.cols`` (R/modular.R) takes R's LINPACK QR, ``qr(X, tol = 1e-7,
+    LAPACK = FALSE)`` (``dqrdc2``), and keeps the first ``rank`` columns of its pivot. That QR
+    pivots only a little: going left to right, a column whose norm, once the columns kept
+    before it are projected out, has fallen below ``tol`` times its original norm is moved
+    to the end. So the kept columns stay in order, and what is dropped is each column that
+    is (to ``tol``) a combination of the columns before it. This is ``dqrdc2`` itself —
+    Householder steps with its norm downdating, recomputed when it loses accuracy (the
+    "9/99" fix) — so a borderline column falls on the same side as in R.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+    tol : float, default=1e-7
+        lme4's tolerance.
+
+    Returns
+    -------
+    list of int
+        The 0-based positions lme4 drops (empty for a full-rank design).
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0, 4.0, 7.0])
+    >>> aliased_columns(np.column_stack([np.ones(4), x, np.zeros(4), 2 * x + 1, x**2]))
+    [2, 3]
+    """
+    a = np.array(X, dtype=float).T.copy()     # row j of a is column j of X (contiguous)
+    p, n = a.shape
+    order = list(range(p))
+    qraux = np.sqrt(np.einsum("ij,ij->i", a, a))
+    work1 = qraux.copy()
+    work2 = np.where(qraux == 0.0, 1.0, qraux)
+    k = p + 1                                  # 1-based, as in dqrdc2: columns k.. are negligible
+    for l in range(min(n, p)):                 # noqa: E741 (dqrdc2's name)
+        # Move negligible columns to the end (the l + 1 >= k test stops the cycling).
+        while l + 1 < k and qraux[l] < work2[l] * tol:
+            perm = [*range(l), *range(l + 1, p), l]
+            a, qraux, work1, work2 = a[perm], qraux[perm], work1[perm], work2[perm]
+            order = [order[i] for i in perm]
+            k -= 1
+        if l == n - 1:
+            break
+        v = a[l, l:]
+        nrm = float(np.sqrt(v @ v))
+        if nrm == 0.0:
+            continue
+        if v[0] != 0.0:
+            nrm = np.copysign(nrm, v[0])
+        v /= nrm
+        v[0] += 1.0
+        rest = a[l + 1:, l:]                   # the later columns, rows l.. (a view)
+        rest -= np.outer(rest @ v / v[0], v)
+        for j in range(l + 1, p):
+            if qraux[j] == 0.0:
+                continue
+            t = max(1.0 - (abs(a[j, l]) / qraux[j]) ** 2, 0.0)
+            if abs(t) < 1e-6:
+                qraux[j] = np.sqrt(a[j, l + 1:] @ a[j, l + 1:])
+                work1[j] = qraux[j]
+            else:
+                qraux[j] *= np.sqrt(t)
+        qraux[l] = v[0]
+        a[l, l] = -nrm
+    rank = min(k - 1, n)
+    return sorted(order[rank:])
+
+
+@dataclass(frozen=True)
+class KeptColumns:
+    """A formula's fixed part after lme4 dropped aliased columns: the formulaic spec and what was kept.
+
+    `design_on` builds the full design on new rows and keeps these columns, so a model that
+    dropped columns predicts with the coefficients it has.
+    """
+
+    spec: object
+    columns: tuple[str, ...]
+
+
 def design_on(spec: object, data: pd.DataFrame) -> pd.DataFrame:
     """The fixed design a formula fit was made with (`fixed_design`'s ``spec``), built on new rows."""
+    if isinstance(spec, KeptColumns):
+        return design_on(spec.spec, data).loc[:, list(spec.columns)]
     if not isinstance(data, pd.DataFrame):
         raise SpecTypeError("X", f"a model fitted from a formula predicts from a DataFrame with the formula's "
                                  f"columns; got {type(data).__name__}")

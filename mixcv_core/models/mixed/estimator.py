@@ -32,7 +32,7 @@ from ...errors import ConvergenceWarning, SpecError, SpecTypeError
 from .._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from .._groups import cluster_codes, conditional_sd
 from ..lmm_summary import LMMSummary, variance_decomposition
-from .design import ReMat, build_remats, design_on
+from .design import ReMat, aliased_columns, build_remats, design_on
 from .fit import MixedFit, fit_mixed, relative_factor, singular_components
 from .terms import Factor, RandomTerm, format_name, parse_random
 
@@ -293,8 +293,13 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         """Fit on a finished fixed design and terms; every way of calling the model ends here."""
         rank = np.linalg.matrix_rank(exog.to_numpy())
         if rank < exog.shape[1]:
+            # Name the columns lme4 would drop (lmer() drops them; here X is the user's own).
+            aliased = [str(exog.columns[j]) for j in aliased_columns(exog.to_numpy(dtype=float))] or ["?"]
             raise SpecError("X", f"the fixed-effects design ({', '.join(map(str, exog.columns))}) has rank {rank} "
-                                 f"< {exog.shape[1]}: some columns are collinear or constant; drop them")
+                                 f"< {exog.shape[1]}: {', '.join(aliased)} "
+                                 f"{'is a combination' if len(aliased) == 1 else 'are combinations'} of the columns "
+                                 "before (a constant column is one of the intercept); drop them, or fit the formula "
+                                 "with lmer(), which drops them as lme4 does")
         if self.backend == "native":
             self._fit_native(exog, yv, remats)
         else:

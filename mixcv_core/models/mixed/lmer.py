@@ -5,10 +5,19 @@ treatment contrasts, interactions, ``- 1``) and its random terms (parsed by mixc
 `terms`); rows with a missing value in any column the formula uses are dropped first, as
 lme4's default ``na.action = na.omit`` does. The result is a fitted
 `LinearMixedEffectsModel` whose ``predict`` takes a data frame like ``data``.
+
+A rank-deficient fixed part is handled as lme4 handles it (``chkRank.drop.cols``, its
+default ``check.rankX = "message+drop.cols"``): the columns that are combinations of the
+columns before them (an empty cell of an interaction, a variable coded twice) are dropped,
+the rest is fitted, and a warning names what was dropped. The estimator form
+``LinearMixedEffectsModel().fit(X, ...)`` keeps refusing such an ``X``, naming the same
+columns: there the columns are the user's own, and dropping them silently would hide a
+mistake in data prepared by hand.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -16,11 +25,11 @@ import numpy as np
 import pandas as pd
 
 from ...errors import SpecError, SpecTypeError
-from .design import build_remats, fixed_design
+from .design import KeptColumns, aliased_columns, build_remats, fixed_design
 from .estimator import LinearMixedEffectsModel
 from .terms import RandomTerm, split_formula
 
-__all__ = ["lmer", "record_formula", "used_columns"]
+__all__ = ["lmer", "record_formula", "used_columns", "drop_aliased"]
 
 M = TypeVar("M", bound=LinearMixedEffectsModel)
 
@@ -59,7 +68,14 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 1
     -------
     LinearMixedEffectsModel
         Fitted; ``fe_params_`` in R's column order and spelling (``Intercept``, ``sexM``...),
-        ``varcorr_`` keyed as lme4's ``VarCorr``, ``formula_`` the formula.
+        ``varcorr_`` keyed as lme4's ``VarCorr``, ``formula_`` the formula,
+        ``aliased_columns_`` the fixed-effect columns dropped as aliased (lme4's
+        ``attr(getME(m, "X"), "col.dropped")``; empty when the design has full rank).
+
+    Warns
+    -----
+    UserWarning
+        When the fixed-effects design is rank deficient, naming the columns dropped.
 
     Raises
     ------
@@ -86,10 +102,30 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, max_evals: int = 1
         raise SpecError("data", f"no row has a value in every column the formula uses ({used})")
     y, X, spec = fixed_design(fixed, rows)
     remats = build_remats(terms, rows, field_name="data")
+    X, spec, aliased = drop_aliased(X, spec)
     model = LinearMixedEffectsModel(reml=REML, max_evals=max_evals,
                                     random=" + ".join(str(t) for t in terms))
     model._fit_design(X, y.to_numpy(), remats, {})
-    return record_formula(model, formula, spec, y, X, len(data) - len(rows))
+    model = record_formula(model, formula, spec, y, X, len(data) - len(rows))
+    model.aliased_columns_ = aliased
+    return model
+
+
+def drop_aliased(X: pd.DataFrame, spec: object) -> tuple[pd.DataFrame, object, list[str]]:
+    """The fixed design without the columns lme4 drops as aliased, the spec that rebuilds it, and their names.
+
+    Warns (lme4's message, with the names lme4 keeps in ``col.dropped``) when it drops any.
+    """
+    drop = aliased_columns(X.to_numpy(dtype=float))
+    if not drop:
+        return X, spec, []
+    names = [str(X.columns[j]) for j in drop]
+    kept = X.drop(columns=names)
+    s = "" if len(names) == 1 else "s"
+    warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {len(names)} column{s} / "
+                  f"coefficient{s}: {', '.join(names)} (each a combination of the columns before it, e.g. an "
+                  "empty cell of an interaction)", UserWarning, stacklevel=3)
+    return kept, KeptColumns(spec, tuple(map(str, kept.columns))), names
 
 
 def record_formula(model: M, formula: str, spec: object, y: pd.Series, X: pd.DataFrame, n_dropped: int) -> M:
