@@ -119,3 +119,11 @@ def test_the_estimator_form_refuses_an_aliased_design_naming_the_columns_lmer_wo
     assert err.value.field == "X"
     assert "sexM:schgendboys, sexM:schgendgirls are combinations of the columns before" in err.value.message
     assert "lmer()" in err.value.message
+
+
+def test_a_design_singular_only_by_its_scales_is_refused_with_rescaling_as_the_way_out(exam):
+    # A tiny but independent column: numerically rank deficient, yet no column is aliased.
+    X = pd.DataFrame({"standLRT": exam["standLRT"], "tiny": 1e-15 * (exam["sex"] == "M")})
+    with pytest.raises(SpecError) as err:
+        LinearMixedEffectsModel().fit(X, exam["normexam"], groups=exam["school"])
+    assert err.value.message.endswith("scales differ too much; rescale them") and "lmer()" not in err.value.message

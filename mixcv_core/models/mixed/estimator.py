@@ -294,12 +294,14 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         rank = np.linalg.matrix_rank(exog.to_numpy())
         if rank < exog.shape[1]:
             # Name the columns lme4 would drop (lmer() drops them; here X is the user's own).
-            aliased = [str(exog.columns[j]) for j in aliased_columns(exog.to_numpy(dtype=float))] or ["?"]
+            aliased = [str(exog.columns[j]) for j in aliased_columns(exog.to_numpy(dtype=float))]
+            why = (f"{', '.join(aliased)} {'is a combination' if len(aliased) == 1 else 'are combinations'} of the "
+                   "columns before (a constant column is one of the intercept); drop them, or fit the formula with "
+                   "lmer(), which drops them as lme4 does" if aliased else
+                   "no column is a combination of the others to lme4's tolerance, so their scales differ too "
+                   "much; rescale them")
             raise SpecError("X", f"the fixed-effects design ({', '.join(map(str, exog.columns))}) has rank {rank} "
-                                 f"< {exog.shape[1]}: {', '.join(aliased)} "
-                                 f"{'is a combination' if len(aliased) == 1 else 'are combinations'} of the columns "
-                                 "before (a constant column is one of the intercept); drop them, or fit the formula "
-                                 "with lmer(), which drops them as lme4 does")
+                                 f"< {exog.shape[1]}: {why}")
         if self.backend == "native":
             self._fit_native(exog, yv, remats)
         else:
