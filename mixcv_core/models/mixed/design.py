@@ -310,15 +310,14 @@ def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     a = np.array(X, dtype=float).T.copy()     # row j of a is column j of X (contiguous)
     p, n = a.shape
     order = list(range(p))
-    qraux = np.sqrt(np.einsum("ij,ij->i", a, a))
-    work1 = qraux.copy()
-    work2 = np.where(qraux == 0.0, 1.0, qraux)
+    qraux = np.sqrt(np.einsum("ij,ij->i", a, a))     # the remaining norms, downdated step by step
+    work2 = np.where(qraux == 0.0, 1.0, qraux)        # the original norms (dqrdc2's work(, 2))
     k = p + 1                                  # 1-based, as in dqrdc2: columns k.. are negligible
     for l in range(min(n, p)):                 # noqa: E741 (dqrdc2's name)
         # Move negligible columns to the end (the l + 1 >= k test stops the cycling).
         while l + 1 < k and qraux[l] < work2[l] * tol:
             perm = [*range(l), *range(l + 1, p), l]
-            a, qraux, work1, work2 = a[perm], qraux[perm], work1[perm], work2[perm]
+            a, qraux, work2 = a[perm], qraux[perm], work2[perm]
             order = [order[i] for i in perm]
             k -= 1
         if l == n - 1:
@@ -333,15 +332,14 @@ def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
         v[0] += 1.0
         rest = a[l + 1:, l:]                   # the later columns, rows l.. (a view)
         rest -= np.outer(rest @ v / v[0], v)
-        for j in range(l + 1, p):
-            if qraux[j] == 0.0:
-                continue
-            t = max(1.0 - (abs(a[j, l]) / qraux[j]) ** 2, 0.0)
-            if abs(t) < 1e-6:
-                qraux[j] = np.sqrt(a[j, l + 1:] @ a[j, l + 1:])
-                work1[j] = qraux[j]
-            else:
-                qraux[j] *= np.sqrt(t)
+        # Downdate the later columns' norms; recompute those that lost accuracy (t < 1e-6).
+        js = np.arange(l + 1, p)
+        js = js[qraux[js] != 0.0]
+        t = np.maximum(1.0 - (np.abs(a[js, l]) / qraux[js]) ** 2, 0.0)
+        lost = t < 1e-6
+        qraux[js[~lost]] *= np.sqrt(t[~lost])
+        redo = js[lost]
+        qraux[redo] = np.sqrt(np.einsum("ij,ij->i", a[redo, l + 1:], a[redo, l + 1:]))
         qraux[l] = v[0]
         a[l, l] = -nrm
     rank = min(k - 1, n)
