@@ -54,19 +54,39 @@ it ends the EM, and the fit is called converged only if the rule above holds too
 ``em_estimators`` trees and the full forest is fitted once at the end, which makes a fit
 cost little more than the final forest.
 
+Several grouping factors (crossed, nested, partially crossed; slopes; ``||``): the model is
+``y = W beta + f(X) + sum_t Z_t b_t + e`` with ``b_tk ~ N(0, D_t)`` independent between terms,
+any random part `LinearMixedEffectsModel` takes (`MERFRegressor`'s ``random=``). Hajjem's
+updates are per cluster because with one factor ``V`` is block diagonal; with crossed factors
+it is not, and no per-cluster formula exists. The EM is the same EM written for the whole
+vector of random effects (Laird & Ware 1982; Hajjem's eqs. 7-9 are its one-factor case):
+
+    E-step   at theta = chol(D_t / sigma^2) per term, the PLS of the linear mixed model on the
+             partial residual ``r = y - f(X)`` (`mixed.conditional.ConditionalSolver`, the
+             blocked Cholesky of `mixed.pls`): GLS ``beta``, conditional modes ``b`` and the
+             diagonal blocks of ``M^-1``, ``M = Lambda'Z'Z Lambda + I``;
+    M-step   ``D_t = mean over levels k of (b_tk b_tk' + Cov(b_tk | y))`` with
+             ``Cov(b_tk | y) = sigma^2 Lambda_t (M^-1)_kk Lambda_t'``, and
+             ``sigma^2 = (|r - W beta - Z b|^2 + tr(Z'Z Cov(b | y))) / n`` with
+             ``tr(Z'Z Cov(b | y)) = sigma^2 (Q - tr M^-1)`` (``Q`` random effects in all).
+
+With one term these are Hajjem's updates exactly (``Lambda M^-1 Lambda' = D M_i^-1 / sigma^2``
+level by level), so one code path serves one factor and many: merf 1.0's updates are still
+reproduced to 1e-8 (tests/core/test_merf.py). ``beta`` is a parameter and ``b`` the missing
+data, so a fixed point is a maximum of the *ML* likelihood (not REML): with a base estimator
+that predicts a constant, MERF's fixed point is lme4's ML fit (tests against lme4 on
+Penicillin, Pastes, sleepstudy). The alternative, refitting the LMM to the residual by
+optimising its profiled criterion at every iteration, was not taken: each iteration would cost
+a full optimisation instead of one PLS solve, and it would stop being an EM (the GLL history,
+the convergence rule and merf 1.0's updates would all change meaning).
+
 Why this is fast: the reference implementation builds and pseudo-inverts the dense
-``n_i x n_i`` matrix ``V_i = Z_i D Z_i' + sigma^2 I`` for every cluster in a Python
-loop. Everything the updates need from ``V_i^-1`` reduces to ``q x q`` algebra
-through the Woodbury identity. With ``G_i = Z_i'Z_i`` and ``M_i = sigma^2 I_q + G_i D``:
-
-- ``Z_i' V_i^-1 r_i = M_i^-1 Z_i' r_i``, so ``b_i = D M_i^-1 Z_i' r_i``;
-- ``Z_i' V_i^-1 Z_i = M_i^-1 G_i``, so ``D - D Z_i'V_i^-1 Z_i D = D - D M_i^-1 G_i D``;
-- ``sigma^2 tr(V_i^-1) = n_i - tr(D M_i^-1 G_i)``.
-
-``M_i`` is invertible whenever ``sigma^2 > 0`` (``G_i D`` has non-negative eigenvalues),
-and needs no inverse of ``D``, which may be singular. Per-cluster sums ``Z_i' r_i``
-come from one ``np.add.reduceat`` over rows sorted by cluster, and the ``K`` small
-systems are solved in one batched ``np.linalg.solve``. No step loops over clusters.
+``n_i x n_i`` matrix ``V_i = Z_i D Z_i' + sigma^2 I`` for every cluster in a Python loop.
+Here ``V^-1`` never appears: the PLS works on ``A = [Z W r]'[Z W r]``, built with sparse
+products (no Python loop over levels), and factors ``M`` blockwise, the largest factor's
+``q x q`` blocks in one batched Cholesky (with one factor that is all there is). The rows are
+touched once per iteration, to form ``A``'s response column; the base estimator's fit
+dominates the time.
 """
 
 from __future__ import annotations
