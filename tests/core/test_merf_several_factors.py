@@ -222,3 +222,51 @@ def test_the_engine_fits_merf_with_the_spec_s_crossed_terms_on_every_fold():
         product = ref.random_effects_["Product"]["Intercept"].loc[d.loc[rows, "Product"]].to_numpy()
         np.testing.assert_allclose(fold["y_pred"].to_numpy(), ref.merf_.predict_fixed(X.loc[rows]) + product,
                                    rtol=1e-10)
+
+
+def test_the_e_step_solver_is_the_dense_conditional_distribution_of_the_random_effects():
+    # Penicillin's crossed design with a slope added to one term, at an arbitrary theta and
+    # response: GLS beta, conditional means and covariances written with dense matrices.
+    from mixcv_core.models.mixed.conditional import ConditionalSolver
+    from mixcv_core.models.mixed.pls import Statistics
+
+    _, d = read("penicillin")
+    rng = np.random.default_rng(0)
+    n = len(d)
+    x = rng.normal(size=n)
+    X = np.column_stack([np.ones(n), x])
+    y = d["diameter"].to_numpy(float) + x
+    codes = [pd.factorize(d["plate"], sort=True)[0], pd.factorize(d["sample"], sort=True)[0]]
+    Zs = [np.column_stack([np.ones(n), x]), np.ones((n, 1))]
+    levels = [24, 6]
+    lams = [np.array([[1.3, 0.0], [0.4, 0.7]]), np.array([[2.1]])]
+    got = ConditionalSolver(X, codes, Zs, levels).solve(y, lams)
+    # Dense: Z = [Z_1 Z_2] level-major, Lambda block diagonal, M = Lambda'Z'Z Lambda + I.
+    Zfull = np.hstack([np.hstack([Z * (c == k)[:, None] for k in range(K)]) for c, Z, K in zip(codes, Zs, levels)])
+    Lam = np.zeros((Zfull.shape[1],) * 2)
+    o = 0
+    for lam, K in zip(lams, levels):
+        for _ in range(K):
+            q = len(lam)
+            Lam[o:o + q, o:o + q] = lam
+            o += q
+    V = Zfull @ Lam @ Lam.T @ Zfull.T + np.eye(n)          # Var(y) / sigma^2
+    beta = np.linalg.solve(X.T @ np.linalg.solve(V, X), X.T @ np.linalg.solve(V, y))
+    M = Lam.T @ Zfull.T @ Zfull @ Lam + np.eye(len(Lam))
+    b = Lam @ np.linalg.solve(M, Lam.T @ Zfull.T @ (y - X @ beta))
+    cov = Lam @ np.linalg.inv(M) @ Lam.T
+    np.testing.assert_allclose(got.beta, beta, rtol=1e-9)
+    np.testing.assert_allclose(np.concatenate([bt.ravel() for bt in got.b]), b, atol=1e-9)
+    o = 0
+    for bt, ct in zip(got.b, got.cov):
+        for k in range(len(bt)):
+            q = bt.shape[1]
+            np.testing.assert_allclose(ct[k], cov[o:o + q, o:o + q], atol=1e-10)
+            o += q
+    np.testing.assert_allclose(got.trace_minv, np.trace(np.linalg.inv(M)), rtol=1e-10)
+    # The response column swapped into the statistics built once is the statistics built anew.
+    solver = ConditionalSolver(X, codes, Zs, levels)
+    fresh = Statistics(X, y, codes, Zs, levels)
+    swapped = solver.statistics(y)
+    for name in ("G", "H", "A_FF", "A_RF", "A_RR"):
+        np.testing.assert_allclose(getattr(swapped, name), getattr(fresh, name), rtol=1e-12, atol=1e-9)

@@ -10,17 +10,21 @@ For ``r = X beta + sum_t Z_t b_t + e`` with ``b_tk ~ N(0, sigma^2 Lambda_t Lambd
   and ``tr(Z'Z Cov(b | r)) = sigma^2 (Q - tr M^-1)`` with ``Q`` random effects in all.
 
 `ConditionalSolver` keeps the terms and the fixed design, and solves for a new response at a
-new theta each call: MERF's E-step (its response, ``y - f(X)``, changes every iteration).
+new theta each call: MERF's E-step (its response, ``y - f(X)``, changes every iteration). The
+blocked ``A = [Z X y]'[Z X y]`` is built once; a new response replaces only its last column
+(``O(n q)`` work), so an iteration costs what one-factor MERF's per-cluster algebra cost.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _batched
+from .._groups import ClusterSums
 from . import pls
 from .pls import PLSSolve, Statistics
 
@@ -90,13 +94,27 @@ class ConditionalSolver:
         p = self.X.shape[1]
         if p:
             self._q, self._r = np.linalg.qr(self.X)
-        self._stats = self._statistics(np.zeros(len(self.X)))   # checks the sizes before any work
-
-    def _statistics(self, y: np.ndarray) -> Statistics:
         o = self.order
-        # ``like``: the same terms on the same rows, so the list of pairs of block R is reused.
-        return Statistics(self.X, y, [self.codes[i] for i in o], [self.Zs[i] for i in o],
-                          [self.levels[i] for i in o], like=getattr(self, "_stats", None))
+        # ``A = [Z X y]'[Z X y]`` is built once with y = 0 (this also checks the sizes before any
+        # work); a new response changes only its last column, ``[Z X]'y`` and ``y'y``.
+        self._base = Statistics(self.X, np.zeros(len(self.X)), [self.codes[i] for i in o], [self.Zs[i] for i in o],
+                                [self.levels[i] for i in o])
+        self._sums = [ClusterSums(self.codes[i], self.levels[i]) for i in o]
+
+    def statistics(self, y: np.ndarray) -> Statistics:
+        """`pls.Statistics` of the terms, ``X`` and the response ``y``, from the ones built once."""
+        st = copy.copy(self._base)
+        o = self.order
+        Zty = [self._sums[pos](self.Zs[i] * y[:, None]) for pos, i in enumerate(o)]    # (K_t, q_t) per term
+        st.H = self._base.H.copy()
+        st.H[..., -1] = Zty[0]
+        st.A_FF = self._base.A_FF.copy()
+        st.A_FF[:-1, -1] = st.A_FF[-1, :-1] = self.X.T @ y
+        st.A_FF[-1, -1] = y @ y
+        if st.m:
+            st.A_RF = self._base.A_RF.copy()
+            st.A_RF[:, -1] = np.concatenate([z.ravel() for z in Zty[1:]])   # level-major, as pls lays out block R
+        return st
 
     def solve(self, y: np.ndarray, lams: Sequence[np.ndarray]) -> Conditional:
         """For the response ``y`` at ``Cov(b_t) = sigma^2 lams[t] lams[t]'`` (``lams[t]``: lower triangular,
@@ -105,7 +123,7 @@ class ConditionalSolver:
         # the squares stay small, which keeps precision when y has a large mean.
         beta_ols = np.linalg.solve(self._r, self._q.T @ y) if self.X.shape[1] else np.zeros(0)
         yr = y - self.X @ beta_ols
-        self._stats = st = self._statistics(yr)
+        st = self.statistics(yr)
         ordered = [np.asarray(lams[i], dtype=float) for i in self.order]
         s = pls.solve(st, ordered)
         blocks = conditional_blocks(st, s)
