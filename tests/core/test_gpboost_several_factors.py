@@ -44,30 +44,24 @@ def direct(d: pd.DataFrame, **model_kwargs) -> tuple:
     return gp, booster
 
 
-def test_crossed_random_intercepts_are_gpboost_s_two_column_group_data(scotssec):
+@pytest.mark.parametrize("random,slopes,names", [
+    ("(1 | primary) + (1 | second)", [], ["error", "primary.Intercept", "second.Intercept"]),
+    # An uncorrelated slope is GPBoost's random coefficient on the factor's column of group_data.
+    ("(1 + verbal || primary) + (1 | second)", ["verbal"],
+     ["error", "primary.Intercept", "second.Intercept", "primary.verbal"]),
+], ids=["intercepts", "slope"])
+def test_several_factors_are_gpboost_s_two_column_group_data(scotssec, random, slopes, names):
     d = scotssec
-    m = GPBoostRegressor(random="(1 | primary) + (1 | second)", **PARAMS).fit(
-        d[["verbal", "sexF"]], d["attain"], groups=d[["primary", "second"]])
-    gp, booster = direct(d)
+    m = GPBoostRegressor(random=random, **PARAMS).fit(d[["verbal", "sexF"]], d["attain"],
+                                                      groups=d[["primary", "second"]])
+    coef = {"group_rand_coef_data": d[slopes].to_numpy(float), "ind_effect_group_rand_coef": [1]} if slopes else {}
+    gp, booster = direct(d, **coef)
     np.testing.assert_allclose(m.cov_pars_.to_numpy(), np.asarray(gp.get_cov_pars(), float).ravel(), rtol=1e-6)
-    assert list(m.cov_pars_.index) == ["error", "primary.Intercept", "second.Intercept"]
+    assert list(m.cov_pars_.index) == names
     rows = d.iloc[:50]
-    expected = booster.predict(data=rows[["verbal", "sexF"]].to_numpy(float),
-                               group_data_pred=rows[["primary", "second"]])["response_mean"]
-    np.testing.assert_allclose(m.predict(rows[["verbal", "sexF"]], groups=rows[["primary", "second"]]), expected,
-                               rtol=1e-6)
-
-
-def test_an_uncorrelated_slope_is_gpboost_s_random_coefficient(scotssec):
-    d = scotssec
-    m = GPBoostRegressor(random="(1 + verbal || primary) + (1 | second)", **PARAMS).fit(
-        d[["verbal", "sexF"]], d["attain"], groups=d[["primary", "second"]])
-    gp, booster = direct(d, group_rand_coef_data=d[["verbal"]].to_numpy(float), ind_effect_group_rand_coef=[1])
-    np.testing.assert_allclose(m.cov_pars_.to_numpy(), np.asarray(gp.get_cov_pars(), float).ravel(), rtol=1e-6)
-    assert list(m.cov_pars_.index) == ["error", "primary.Intercept", "second.Intercept", "primary.verbal"]
-    rows = d.iloc[:50]
+    pred = {"group_rand_coef_data_pred": rows[slopes].to_numpy(float)} if slopes else {}
     expected = booster.predict(data=rows[["verbal", "sexF"]].to_numpy(float), group_data_pred=rows[["primary", "second"]],
-                               group_rand_coef_data_pred=rows[["verbal"]].to_numpy(float))["response_mean"]
+                               **pred)["response_mean"]
     np.testing.assert_allclose(m.predict(rows[["verbal", "sexF"]], groups=rows[["primary", "second"]]), expected,
                                rtol=1e-6)
 
