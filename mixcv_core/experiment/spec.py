@@ -654,7 +654,8 @@ class ExperimentSpec:
             if is_mixed(m.estimator) and "random" not in (param_names(m.estimator_class) or ()):
                 raise SpecError(f"models[{m.name!r}].model",
                                 f"{m.estimator_class.__name__} fits one grouping factor; the random part {text!r} "
-                                "needs LinearMixedEffectsModel (several factors for it come later)")
+                                "needs a model that takes a random part: LinearMixedEffectsModel, GPBoostRegressor, "
+                                "or MERF (add_merf)")
 
     # -- derived views -------------------------------------------------------------
     def merf_models(self) -> tuple[ModelSpec, ...]:

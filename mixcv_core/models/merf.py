@@ -26,11 +26,12 @@ a linear mixed model (and in the spirit of Sigrist's GPBoost, JMLR 2022)::
 Step 2's normal equations, ``W'V^-1 (y - f - W beta) = 0``, contain
 ``sum_i Z_i'V_i^-1 e_i = 0`` for every random effect whose column is in ``W`` (the
 intercept and every slope, which are features), and ``b_i = D Z_i'V_i^-1 e_i``: the BLUPs
-sum to zero by construction. ``V^-1`` never appears: with ``M_i = sigma^2 I + G_i D``,
-``W'V^-1 W = sigma^-2 sum_i (W_i'W_i - C_i' D M_i^-1 C_i)`` with ``C_i = Z_i'W_i``
-(``sigma^-2`` cancels in ``beta``). With a linear base estimator the EM converges to the
-linear mixed model's maximum-likelihood fit. ``beta`` starts at OLS, so the forest models
-what the linear part leaves.
+sum to zero by construction. Steps 2 and 3's ``b`` are one solve of the linear mixed
+model's penalised least squares at the current variances (below), and ``V^-1`` never
+appears. With a linear base estimator the EM converges to the linear mixed model's
+maximum-likelihood fit. ``beta`` starts at OLS, so the forest models what the linear part
+leaves; a column of ``W`` collinear with the others (a feature constant in the training
+rows) gets no coefficient of its own.
 
 When the EM has converged. A forest step is not an M-step: the GLL may rise, and with
 a forest refitted every iteration it need not settle at the 1% level even when the
