@@ -95,7 +95,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -549,7 +549,6 @@ class MERF(BaseEstimator):
             self.gll_history.append(gll)
             self.trained_fe_model = model
             self.trained_b = self._per_term(terms, b)
-            self._fitted = [(t, np.array(bt)) for t, bt in zip(terms, b)]
             if self.linear_fixed_effects:
                 beta = np.zeros(W.shape[1])
                 beta[keep] = beta_k
@@ -598,6 +597,10 @@ class MERF(BaseEstimator):
                 if not light:
                     break
                 final = True    # one more iteration with the full estimator
+        # What prediction needs of each term: its levels and BLUPs, not the training rows (a
+        # fitted model is kept per fold, and travels between processes).
+        self._fitted = [(replace(t, codes=np.zeros(0, dtype=np.int64), Z=np.zeros((0, t.Z.shape[1]))), np.array(bt))
+                        for t, bt in zip(terms, b)]
         self.convergence_by_term_ = changes.table(tol)
         self.stop_reason_ = self._stop_reason(ended, em_iterations, changes, tol, window, threshold)
         self.history_ = pd.DataFrame(rows)
@@ -655,7 +658,7 @@ class MERF(BaseEstimator):
         Rows of clusters unseen in training get the fixed-effects prediction alone.
         """
         check_is_fitted(self, "trained_fe_model")
-        if len(self._fitted) > 1:
+        if isinstance(self.trained_b, dict):
             raise SpecError("clusters", f"the model was fitted with several random-effect terms {self.terms_}; "
                                         "predict with predict_terms(X, frame)")
         n = len(X)

@@ -270,3 +270,17 @@ def test_the_e_step_solver_is_the_dense_conditional_distribution_of_the_random_e
     swapped = solver.statistics(y)
     for name in ("G", "H", "A_FF", "A_RF", "A_RR"):
         np.testing.assert_allclose(getattr(swapped, name), getattr(fresh, name), rtol=1e-12, atol=1e-9)
+
+
+def test_the_one_factor_call_still_scores_validation_rows_at_every_iteration():
+    from mixcv_core.merf import MERF
+
+    d = pd.read_csv(ROOT / "tests" / "data" / "lmm_multi" / "sleepstudy.csv")
+    train, val = d[d["Days"] < 8], d[d["Days"] >= 8]
+    Z = lambda f: np.column_stack([np.ones(len(f)), f["Days"]])  # noqa: E731
+    m = MERF(LinearRegression(), max_iterations=6, tol=None).fit(
+        train[["Days"]], Z(train), train["Subject"], train["Reaction"],
+        X_val=val[["Days"]], Z_val=Z(val), clusters_val=val["Subject"], y_val=val["Reaction"])
+    assert len(m.val_loss_history) == 6
+    mse = np.mean((val["Reaction"].to_numpy() - m.predict(val[["Days"]], Z(val), val["Subject"])) ** 2)
+    np.testing.assert_allclose(m.val_loss_history[-1], mse, rtol=1e-12)
