@@ -635,7 +635,11 @@ class ExperimentSpec:
         self._check_several_factors()
 
     def _check_several_factors(self) -> None:
-        """Models that fit one grouping factor only are refused a random part with several (issue 25)."""
+        """Models that fit one grouping factor only are refused a random part with several (issue 25).
+
+        MERF fits any random part (its EM runs on the mixed-model algebra), and so does every
+        mixed model whose constructor takes ``random`` (the engine hands it the spec's terms).
+        """
         split_by = self.data.split_by
         if split_by and not self.outer.requires_groups:
             raise SpecError("data.split_by", f"the outer split {self.outer.label} ignores groups, so no level of "
@@ -650,10 +654,8 @@ class ExperimentSpec:
             if is_mixed(m.estimator) and "random" not in (param_names(m.estimator_class) or ()):
                 raise SpecError(f"models[{m.name!r}].model",
                                 f"{m.estimator_class.__name__} fits one grouping factor; the random part {text!r} "
-                                "needs LinearMixedEffectsModel (several factors for it come later)")
-        if self.merf_models():
-            raise SpecError("merf", f"MERF fits one grouping factor; the random part {text!r} is not available "
-                                    "to it yet (MERF with several factors comes later)")
+                                "needs a model that takes a random part: LinearMixedEffectsModel, GPBoostRegressor, "
+                                "or MERF (add_merf)")
 
     # -- derived views -------------------------------------------------------------
     def merf_models(self) -> tuple[ModelSpec, ...]:

@@ -25,10 +25,9 @@ def cluster_codes(clusters: Any, n: int, field: str = "clusters") -> tuple[np.nd
     values = clusters.to_numpy() if isinstance(clusters, (pd.Series, pd.Index, pd.DataFrame)) else np.asarray(clusters)
     if values.ndim == 2 and values.shape[1] > 1:
         names = (f" ({', '.join(map(repr, clusters.columns))})" if isinstance(clusters, pd.DataFrame) else "")
-        raise SpecError(field, f"one grouping factor is supported, got {values.shape[1]} columns{names}. Crossed "
-                               "random effects (e.g. subjects and items) are not supported; for nested groups "
-                               "(classes within schools) give one label per innermost group, e.g. "
-                               "df['school'].astype(str) + '/' + df['class'].astype(str)")
+        raise SpecError(field, f"one grouping factor is supported, got {values.shape[1]} columns{names}. For "
+                               "several factors say how they enter with random=, in lme4's syntax: "
+                               "'(1 | subject) + (1 | item)' (crossed), '(1 | school/class)' (nested)")
     if values.ndim != 1:
         raise SpecError(field, f"expected one label per row (1-D), got shape {values.shape}")
     if len(values) != n:

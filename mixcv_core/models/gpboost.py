@@ -7,6 +7,13 @@ of MERF. `GPBoostRegressor` takes groups and random slopes from the experiment l
 other mixed models, so it runs on the same splits, is tuned by Optuna like any model
 (its constructor parameters are its hyperparameters) and is reported side by side.
 
+Several grouping factors (``random=``, lme4's syntax) go to GPBoost's 2-D ``group_data``, one
+column per factor (crossed, nested through ``a/b`` = ``(1 | b:a) + (1 | a)``, interactions):
+a random intercept per factor. GPBoost's grouped random slopes (``group_rand_coef_data``) are
+independent of the intercept and of each other, so a slope is taken as lme4 writes an
+uncorrelated one, ``(1 + x || g)`` or ``(0 + x | g)``; a correlated block such as
+``(1 + x | g)`` is refused before any fit, naming the term (the LMM and MERF fit it).
+
 Needs the optional extra: ``pip install 'mixcv[gpboost]'``. The package is imported
 only when a model is fitted, and the engine checks it is installed before any work
 (`requires`).
@@ -15,15 +22,18 @@ only when a model is fitted, and the engine checks it is installed before any wo
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ..errors import SpecError
+from ..errors import SpecError, SpecTypeError
 from ._base import MixedEffectsRegressor, as_frame
 from ._groups import cluster_codes
+from .mixed.design import build_remats
+from .mixed.estimator import LinearMixedEffectsModel, _factor_labels
+from .mixed.terms import Factor, RandomTerm, parse_random
 
 __all__ = ["GPBoostRegressor"]
 
@@ -57,13 +67,19 @@ class GPBoostRegressor(MixedEffectsRegressor):
         GPBoost's threads (``num_threads``); None: its default.
     params : dict, optional
         Further GPBoost training parameters, passed as they are.
+    random : str, optional
+        Random-effect terms in lme4's syntax, e.g. ``"(1 | subject) + (1 | item)"`` or
+        ``"(1 + days || subject) + (1 | item)"``; ``fit`` then takes ``groups`` as a DataFrame
+        of the grouping columns. Intercepts per factor, and slopes uncorrelated with them
+        (GPBoost's random coefficients); see the module docstring.
 
     Attributes
     ----------
     booster_ : gpboost.Booster
     gp_model_ : gpboost.GPModel
     cov_pars_ : pandas.Series
-        Estimated covariance parameters: the error variance and one variance per random effect.
+        Estimated covariance parameters: the error variance and one variance per random effect
+        (with ``random``: ``"<factor>.Intercept"``, then ``"<factor>.<slope>"``, GPBoost's order).
 
     Examples
     --------
@@ -80,7 +96,7 @@ class GPBoostRegressor(MixedEffectsRegressor):
     def __init__(self, num_boost_round: int = 100, learning_rate: float = 0.1, max_depth: int = 6,
                  min_data_in_leaf: int = 5, num_leaves: int = 31, lambda_l2: float = 0.0,
                  predict_known_groups: bool = True, random_state: int | None = None, n_jobs: int | None = None,
-                 params: dict[str, Any] | None = None) -> None:
+                 params: dict[str, Any] | None = None, random: str | None = None) -> None:
         self.num_boost_round = num_boost_round
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -91,6 +107,7 @@ class GPBoostRegressor(MixedEffectsRegressor):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.params = params
+        self.random = random
 
     def _train_params(self) -> dict[str, Any]:
         p: dict[str, Any] = {"objective": "regression_l2", "learning_rate": self.learning_rate,
@@ -104,18 +121,48 @@ class GPBoostRegressor(MixedEffectsRegressor):
         return p
 
     def fit(self, X: Any, y: Any, groups: Any = None, slopes: Any = None) -> GPBoostRegressor:
-        """Boost ``F`` and estimate the random effects' covariance, GPBoost's way."""
+        """Boost ``F`` and estimate the random effects' covariance, GPBoost's way.
+
+        Raises
+        ------
+        SpecError, SpecTypeError
+            Before any fit: ``random`` with a term GPBoost cannot fit (naming it), ``groups``
+            without a column the terms need, ``slopes`` given with ``random``.
+        """
         if groups is None:
             raise SpecError("groups", "GPBoostRegressor needs groups")
-        gpb = _gpboost()
         Xf = as_frame(X).reset_index(drop=True)
-        codes, labels = cluster_codes(groups, len(Xf), field="groups")
-        S = self._slopes(Xf, slopes)
         yv = np.asarray(y, dtype=float).ravel()
-        model_kwargs: dict[str, Any] = {"group_data": codes, "likelihood": "gaussian"}
-        if S.shape[1]:
-            model_kwargs.update(group_rand_coef_data=S.to_numpy(dtype=float),
-                                ind_effect_group_rand_coef=[1] * S.shape[1])
+        if self.random is None:
+            codes, labels = cluster_codes(groups, len(Xf), field="groups")
+            S = self._slopes(Xf, slopes)
+            group_data = codes
+            coef = S.to_numpy(dtype=float) if S.shape[1] else None
+            self.layout_: _Layout = _Layout([None], [labels], [0] * S.shape[1], [False])
+            names = ["error", "Intercept", *[str(c) for c in S.columns]]
+        else:
+            if slopes is not None:
+                raise SpecError("slopes", "with random=..., the slopes are written in the terms, e.g. "
+                                          "'(1 + days || subject)'; pass slopes=None")
+            layout, slope_terms = _layout(self.random)
+            frame = LinearMixedEffectsModel._frame(Xf, groups, len(yv))
+            remats = build_remats([t for f in layout for t in f.terms], frame, field_name="groups")
+            by_term = {id(r.term): r for r in remats}
+            self.layout_ = _Layout([f.factor for f in layout], [by_term[id(f.terms[0])].levels for f in layout],
+                                   [k for k, _ in slope_terms], [f.intercept is None for f in layout])
+            group_data = np.column_stack([by_term[id(f.terms[0])].codes for f in layout])
+            coef = (np.column_stack([frame[t.columns[0]].to_numpy(dtype=float) for _, t in slope_terms])
+                    if slope_terms else None)
+            self.coef_columns_ = [t.columns[0] for _, t in slope_terms]
+            names = (["error"] + [f"{f.factor}.Intercept" for f in layout if f.intercept is not None]
+                     + [f"{layout[k].factor}.{t.columns[0]}" for k, t in slope_terms])
+        gpb = _gpboost()
+        model_kwargs: dict[str, Any] = {"group_data": group_data, "likelihood": "gaussian"}
+        if coef is not None:
+            model_kwargs.update(group_rand_coef_data=coef,
+                                ind_effect_group_rand_coef=[k + 1 for k in self.layout_.coef_factor])
+            if any(self.layout_.drop_intercept):
+                model_kwargs["drop_intercept_group_rand_effect"] = list(self.layout_.drop_intercept)
         # Said explicitly (also to keep GPBoost from announcing its default on every fit).
         model_kwargs["num_parallel_threads"] = int(self.n_jobs) if self.n_jobs is not None else os.cpu_count() or 1
         self.gp_model_ = gpb.GPModel(**model_kwargs)
@@ -124,9 +171,8 @@ class GPBoostRegressor(MixedEffectsRegressor):
         self.booster_ = gpb.train(params=self._train_params(), train_set=data, gp_model=self.gp_model_,
                                   num_boost_round=self.num_boost_round)
         cov = np.asarray(self.gp_model_.get_cov_pars(), dtype=float).ravel()
-        self.cov_pars_ = pd.Series(cov, index=["error", "Intercept", *[str(c) for c in S.columns]][:len(cov)],
-                                   name="variance")
-        self.labels_ = labels
+        self.cov_pars_ = pd.Series(cov, index=names[:len(cov)], name="variance")
+        self.labels_ = self.layout_.levels[0]
         self.slopes_ = slopes
         self.n_features_in_ = Xf.shape[1]
         self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
@@ -139,14 +185,71 @@ class GPBoostRegressor(MixedEffectsRegressor):
         data = Xf.to_numpy(dtype=float)
         if groups is None or not self.predict_known_groups:
             return np.asarray(self.booster_.predict(data=data, ignore_gp_model=True), dtype=float).ravel()
-        values = groups.to_numpy() if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
-        # Training groups keep their codes; a new group gets a code GPBoost has not seen,
-        # which it predicts with the random effects' prior mean, zero.
-        pos = self.labels_.get_indexer(pd.Index(values))
-        codes = np.where(pos >= 0, pos, len(self.labels_) + 1)
-        kwargs: dict[str, Any] = {"data": data, "group_data_pred": codes}
-        S = self._slopes(Xf, slopes if slopes is not None else self.slopes_)
-        if S.shape[1]:
-            kwargs["group_rand_coef_data_pred"] = S.to_numpy(dtype=float)
+        kwargs: dict[str, Any] = {"data": data}
+        if self.random is None:
+            values = groups.to_numpy() if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
+            # Training groups keep their codes; a new group gets a code GPBoost has not seen,
+            # which it predicts with the random effects' prior mean, zero.
+            pos = self.labels_.get_indexer(pd.Index(values))
+            kwargs["group_data_pred"] = np.where(pos >= 0, pos, len(self.labels_) + 1)
+            S = self._slopes(Xf, slopes if slopes is not None else self.slopes_)
+            if S.shape[1]:
+                kwargs["group_rand_coef_data_pred"] = S.to_numpy(dtype=float)
+        else:
+            frame = LinearMixedEffectsModel._frame(Xf, groups, len(Xf))
+            cols = []
+            for factor, levels in zip(self.layout_.factors, self.layout_.levels):
+                assert factor is not None
+                missing = [c for c in factor.columns if c not in frame.columns]
+                if missing:
+                    raise SpecError("groups", f"the grouping columns {missing} are not in the rows to predict")
+                # A level not seen in training gets a code GPBoost has not seen: zero for that
+                # factor, while the row keeps the BLUPs of its other factors.
+                pos = levels.get_indexer(_factor_labels(frame, factor))
+                cols.append(np.where(pos >= 0, pos, len(levels) + 1))
+            kwargs["group_data_pred"] = np.column_stack(cols)
+            if self.coef_columns_:
+                kwargs["group_rand_coef_data_pred"] = frame[self.coef_columns_].to_numpy(dtype=float)
         pred = self.booster_.predict(**kwargs)
         return np.asarray(pred["response_mean"], dtype=float).ravel()
+
+
+class _Layout(NamedTuple):
+    """How the random part maps onto GPBoost: one ``group_data`` column per factor."""
+
+    factors: list[Factor | None]      # per group_data column (None: the one-factor shorthand)
+    levels: list[pd.Index]            # training levels per column
+    coef_factor: list[int]            # per random coefficient, its group_data column (0-based)
+    drop_intercept: list[bool]        # per column: slopes only, no random intercept
+
+
+class _FactorTerms(NamedTuple):
+    factor: Factor
+    intercept: RandomTerm | None
+    terms: list[RandomTerm]           # the intercept term (if any) first, then the slope terms
+
+
+def _layout(random: str) -> tuple[list[_FactorTerms], list[tuple[int, RandomTerm]]]:
+    """Group the terms by factor, refusing what GPBoost cannot fit (before any data is read)."""
+    if not isinstance(random, str):
+        raise SpecTypeError("random", f"expected lme4 random-effect terms as text such as "
+                                      f"'(1 | subject) + (1 | item)', got {random!r}")
+    factors: dict[Factor, tuple[list[RandomTerm], list[RandomTerm]]] = {}
+    for t in parse_random(random):
+        if len(t.effect_names) > 1:
+            raise SpecError("random", f"term {t}: GPBoost's random slopes are independent of the intercept and "
+                                      "of each other, so it cannot fit this correlated block; write it with '||' "
+                                      f"({str(t).replace(' | ', ' || ')}) for uncorrelated effects, or fit it with "
+                                      "LinearMixedEffectsModel or MERF")
+        intercepts, slopes = factors.setdefault(t.factor, ([], []))
+        (intercepts if t.intercept else slopes).append(t)
+    out, slope_terms = [], []
+    for factor, (intercepts, slopes) in factors.items():
+        if len(intercepts) > 1:
+            raise SpecError("random", f"term {intercepts[1]}: the factor {str(factor)!r} has a random intercept "
+                                      "twice")
+        if len({t.columns[0] for t in slopes}) < len(slopes):
+            raise SpecError("random", f"a random slope of {str(factor)!r} is written twice in {random!r}")
+        out.append(_FactorTerms(factor, intercepts[0] if intercepts else None, intercepts + slopes))
+        slope_terms += [(len(out) - 1, t) for t in slopes]
+    return out, slope_terms

@@ -26,11 +26,12 @@ a linear mixed model (and in the spirit of Sigrist's GPBoost, JMLR 2022)::
 Step 2's normal equations, ``W'V^-1 (y - f - W beta) = 0``, contain
 ``sum_i Z_i'V_i^-1 e_i = 0`` for every random effect whose column is in ``W`` (the
 intercept and every slope, which are features), and ``b_i = D Z_i'V_i^-1 e_i``: the BLUPs
-sum to zero by construction. ``V^-1`` never appears: with ``M_i = sigma^2 I + G_i D``,
-``W'V^-1 W = sigma^-2 sum_i (W_i'W_i - C_i' D M_i^-1 C_i)`` with ``C_i = Z_i'W_i``
-(``sigma^-2`` cancels in ``beta``). With a linear base estimator the EM converges to the
-linear mixed model's maximum-likelihood fit. ``beta`` starts at OLS, so the forest models
-what the linear part leaves.
+sum to zero by construction. Steps 2 and 3's ``b`` are one solve of the linear mixed
+model's penalised least squares at the current variances (below), and ``V^-1`` never
+appears. With a linear base estimator the EM converges to the linear mixed model's
+maximum-likelihood fit. ``beta`` starts at OLS, so the forest models what the linear part
+leaves; a column of ``W`` collinear with the others (a feature constant in the training
+rows) gets no coefficient of its own.
 
 When the EM has converged. A forest step is not an M-step: the GLL may rise, and with
 a forest refitted every iteration it need not settle at the 1% level even when the
@@ -54,26 +55,47 @@ it ends the EM, and the fit is called converged only if the rule above holds too
 ``em_estimators`` trees and the full forest is fitted once at the end, which makes a fit
 cost little more than the final forest.
 
+Several grouping factors (crossed, nested, partially crossed; slopes; ``||``): the model is
+``y = W beta + f(X) + sum_t Z_t b_t + e`` with ``b_tk ~ N(0, D_t)`` independent between terms,
+any random part `LinearMixedEffectsModel` takes (`MERFRegressor`'s ``random=``). Hajjem's
+updates are per cluster because with one factor ``V`` is block diagonal; with crossed factors
+it is not, and no per-cluster formula exists. The EM is the same EM written for the whole
+vector of random effects (Laird & Ware 1982; Hajjem's eqs. 7-9 are its one-factor case):
+
+    E-step   at theta = chol(D_t / sigma^2) per term, the PLS of the linear mixed model on the
+             partial residual ``r = y - f(X)`` (`mixed.conditional.ConditionalSolver`, the
+             blocked Cholesky of `mixed.pls`): GLS ``beta``, conditional modes ``b`` and the
+             diagonal blocks of ``M^-1``, ``M = Lambda'Z'Z Lambda + I``;
+    M-step   ``D_t = mean over levels k of (b_tk b_tk' + Cov(b_tk | y))`` with
+             ``Cov(b_tk | y) = sigma^2 Lambda_t (M^-1)_kk Lambda_t'``, and
+             ``sigma^2 = (|r - W beta - Z b|^2 + tr(Z'Z Cov(b | y))) / n`` with
+             ``tr(Z'Z Cov(b | y)) = sigma^2 (Q - tr M^-1)`` (``Q`` random effects in all).
+
+With one term these are Hajjem's updates exactly (``Lambda M^-1 Lambda' = D M_i^-1 / sigma^2``
+level by level), so one code path serves one factor and many: merf 1.0's updates are still
+reproduced to 1e-8 (tests/core/test_merf.py). ``beta`` is a parameter and ``b`` the missing
+data, so a fixed point is a maximum of the *ML* likelihood (not REML): with a base estimator
+that predicts a constant, MERF's fixed point is lme4's ML fit (tests against lme4 on
+Penicillin, Pastes, sleepstudy). The alternative, refitting the LMM to the residual by
+optimising its profiled criterion at every iteration, was not taken: each iteration would cost
+a full optimisation instead of one PLS solve, and it would stop being an EM (the GLL history,
+the convergence rule and merf 1.0's updates would all change meaning).
+
 Why this is fast: the reference implementation builds and pseudo-inverts the dense
-``n_i x n_i`` matrix ``V_i = Z_i D Z_i' + sigma^2 I`` for every cluster in a Python
-loop. Everything the updates need from ``V_i^-1`` reduces to ``q x q`` algebra
-through the Woodbury identity. With ``G_i = Z_i'Z_i`` and ``M_i = sigma^2 I_q + G_i D``:
-
-- ``Z_i' V_i^-1 r_i = M_i^-1 Z_i' r_i``, so ``b_i = D M_i^-1 Z_i' r_i``;
-- ``Z_i' V_i^-1 Z_i = M_i^-1 G_i``, so ``D - D Z_i'V_i^-1 Z_i D = D - D M_i^-1 G_i D``;
-- ``sigma^2 tr(V_i^-1) = n_i - tr(D M_i^-1 G_i)``.
-
-``M_i`` is invertible whenever ``sigma^2 > 0`` (``G_i D`` has non-negative eigenvalues),
-and needs no inverse of ``D``, which may be singular. Per-cluster sums ``Z_i' r_i``
-come from one ``np.add.reduceat`` over rows sorted by cluster, and the ``K`` small
-systems are solved in one batched ``np.linalg.solve``. No step loops over clusters.
+``n_i x n_i`` matrix ``V_i = Z_i D Z_i' + sigma^2 I`` for every cluster in a Python loop.
+Here ``V^-1`` never appears: the PLS works on ``A = [Z W r]'[Z W r]``, built with sparse
+products (no Python loop over levels), and factors ``M`` blockwise, the largest factor's
+``q x q`` blocks in one batched Cholesky (with one factor that is all there is). The rows are
+touched once per iteration, to form ``A``'s response column; the base estimator's fit
+dominates the time.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -83,8 +105,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..constraints import Real, check
 from ..errors import ConvergenceWarning, SpecError, SpecTypeError
-from ._base import MixedEffectsRegressor
-from ._groups import ClusterSums, cluster_codes
+from ._base import MixedEffectsRegressor, as_frame
+from ._groups import cluster_codes
+from .mixed.conditional import ConditionalSolver
+from .mixed.design import ReMat, build_remats
+from .mixed.estimator import LinearMixedEffectsModel, _factor_labels
+from .mixed.fit import relative_factor
+from .mixed.terms import RandomTerm, parse_random
 
 __all__ = ["MERF", "MERFRegressor"]
 
@@ -111,26 +138,105 @@ _TOL_RULE = Real(0.0, None, closed="neither", none=True)
 _VARIANCE_FLOOR = 1e-6
 
 
-def em_changes(sigma2_old: float, D_old: np.ndarray, b_old: np.ndarray, gll_old: float,
-               sigma2: float, D: np.ndarray, b: np.ndarray, gll: float, n: int) -> tuple[float, float, float]:
-    """How much one EM iteration moved the estimates: the quantities `MERF` judges convergence on.
+@dataclass(frozen=True)
+class _EMTerm:
+    """One random-effect term as the EM sees it."""
 
-    Returns
-    -------
-    variance_change : float
-        Largest relative change of sigma^2 and of each entry of D (scaled by
-        ``sqrt(D_jj D_kk)`` of the earlier iterate, floored at a tiny share of sigma^2).
-    blup_change : float
-        Largest, over random effects, root mean square change over clusters in units of
-        the effect's standard deviation.
-    deviance_change : float
-        ``(gll - gll_old) / n``, signed: positive when the GLL rose.
+    name: str                   # lme4's name of the term (unique), or "group" for merf 1.0's call
+    factor: str                 # its grouping factor (terms of one factor are shown side by side)
+    codes: np.ndarray           # (n,) each row's level
+    levels: pd.Index            # level labels
+    Z: np.ndarray               # (n, q) raw columns
+    effect_names: list[str]
+    term: RandomTerm | None     # None for merf 1.0's call (Z given as a matrix)
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """How much one EM iteration moved the estimates: what `MERF` judges convergence on.
+
+    ``variance``: largest relative change of sigma^2 and of each entry of each D_t (scaled by
+    ``sqrt(D_jj D_kk)`` of the earlier iterate, floored at a tiny share of sigma^2);
+    ``blup``: largest, over every term's random effects, root mean square change over levels
+    in units of the effect's standard deviation; ``deviance``: ``(gll - gll_old) / n``, signed
+    (positive when the GLL rose); ``per_term``: each term's (variance, blup) changes, and
+    ``sigma2`` the residual variance's.
     """
-    floor = _VARIANCE_FLOOR * sigma2_old
-    sd = np.sqrt(np.maximum(np.diag(D_old), floor))
-    var = max(abs(sigma2 - sigma2_old) / sigma2_old, float(np.max(np.abs(D - D_old) / np.outer(sd, sd))))
-    blup = float(np.max(np.sqrt(np.mean((b - b_old) ** 2, axis=0)) / sd)) if len(b) else 0.0
-    return var, blup, (gll - gll_old) / n
+
+    variance: float
+    blup: float
+    deviance: float
+    sigma2: float
+    per_term: dict[str, tuple[float, float]]
+
+    @classmethod
+    def none(cls, terms: list[_EMTerm]) -> _Changes:
+        return cls(np.nan, np.nan, np.nan, np.nan, {t.name: (np.nan, np.nan) for t in terms})
+
+    @classmethod
+    def between(cls, terms: list[_EMTerm], sigma2_old: float, Ds_old: list[np.ndarray], bs_old: list[np.ndarray],
+                gll_old: float, sigma2: float, Ds: list[np.ndarray], bs: list[np.ndarray], gll: float,
+                n: int) -> _Changes:
+        floor = _VARIANCE_FLOOR * sigma2_old
+        per_term = {}
+        for t, D_old, D, b_old, b in zip(terms, Ds_old, Ds, bs_old, bs):
+            sd = np.sqrt(np.maximum(np.diag(D_old), floor))
+            var = float(np.max(np.abs(D - D_old) / np.outer(sd, sd)))
+            blup = float(np.max(np.sqrt(np.mean((b - b_old) ** 2, axis=0)) / sd)) if len(b) else 0.0
+            per_term[t.name] = (var, blup)
+        s2 = abs(sigma2 - sigma2_old) / sigma2_old
+        return cls(max(s2, *(v for v, _ in per_term.values())), max(b for _, b in per_term.values()),
+                   (gll - gll_old) / n, s2, per_term)
+
+    def within(self, tol: float) -> bool:
+        return max(self.variance, abs(self.deviance), self.blup / BLUP_FACTOR) < tol
+
+    def table(self, tol: float) -> pd.DataFrame:
+        """Each term's last changes and whether they are within the rule, and the residual's."""
+        rows = {name: {"variance_change": v, "blup_change": b,
+                       "settled": bool(v < tol and b / BLUP_FACTOR < tol)} for name, (v, b) in self.per_term.items()}
+        rows["residual"] = {"variance_change": self.sigma2, "blup_change": np.nan, "settled": bool(self.sigma2 < tol)}
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _target(y: Any, n: int) -> np.ndarray:
+    yv = np.asarray(y, dtype=float)
+    if yv.ndim == 2 and yv.shape[1] == 1:
+        yv = yv[:, 0]
+    if yv.ndim != 1 or len(yv) != n:
+        raise SpecError("y", f"expected {n} target values in one column, got shape {yv.shape}")
+    if not np.isfinite(yv).all():
+        raise SpecError("y", "contains NaN or infinite values")
+    return yv
+
+
+def _independent_columns(W: np.ndarray) -> np.ndarray:
+    """Columns of ``W`` that are linearly independent (QR with pivoting), in their order.
+
+    A feature constant in the training rows (or collinear with others) has no coefficient of
+    its own; R's ``lm`` reports it as NA, here it gets zero and the others carry the fit.
+    """
+    from scipy.linalg import qr
+    _, R, piv = qr(W, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    rank = int(np.sum(d > d.max() * max(W.shape) * np.finfo(float).eps)) if len(d) else 0
+    return np.sort(piv[:rank])
+
+
+def _random_part(terms: list[_EMTerm], b: list[np.ndarray]) -> np.ndarray:
+    """``sum_t Z_t b_t`` row by row."""
+    out = np.zeros(len(terms[0].codes))
+    for t, bt in zip(terms, b):
+        out += np.einsum("nj,nj->n", t.Z, bt[t.codes])
+    return out
+
+
+def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
+    """The covariance of every random effect, terms side by side (one term: its own D)."""
+    if len(blocks) == 1:
+        return blocks[0].copy()
+    from scipy.linalg import block_diag
+    return np.asarray(block_diag(*blocks), dtype=float)
 
 
 def _linear_design(X: Any, n: int) -> np.ndarray:
@@ -297,7 +403,7 @@ class MERF(BaseEstimator):
 
     def fit(self, X: Any, Z: Any, clusters: Any, y: Any, X_val: Any = None, Z_val: Any = None,
             clusters_val: Any = None, y_val: Any = None) -> MERF:
-        """Fit by EM.
+        """Fit by EM, with one grouping factor (merf 1.0's call).
 
         Parameters
         ----------
@@ -320,19 +426,34 @@ class MERF(BaseEstimator):
         n = len(X)
         Zm = _as_2d_numeric(Z, n, "Z")
         codes, labels = cluster_codes(clusters, n)
-        yv = np.asarray(y, dtype=float)
-        if yv.ndim == 2 and yv.shape[1] == 1:
-            yv = yv[:, 0]
-        if yv.ndim != 1 or len(yv) != n:
-            raise SpecError("y", f"expected {n} target values in one column, got shape {yv.shape}")
-        if not np.isfinite(yv).all():
-            raise SpecError("y", "contains NaN or infinite values")
-        validate = X_val is not None
-        if validate:
+        yv = _target(y, n)
+        validate = None
+        if X_val is not None:
             if y_val is None or Z_val is None or clusters_val is None:
                 raise SpecError("X_val", "validation needs X_val, Z_val, clusters_val and y_val together")
             y_val = np.asarray(y_val, dtype=float).ravel()
 
+            def validate() -> float:
+                return float(np.mean((y_val - self.predict(X_val, Z_val, clusters_val)) ** 2))
+        term = _EMTerm("group", "group", codes, labels, Zm, [f"{j}" for j in range(Zm.shape[1])], None)
+        return self._em(X, yv, [term], validate)
+
+    def fit_terms(self, X: Any, y: Any, remats: Sequence[ReMat]) -> MERF:
+        """Fit by EM with any random-effect terms, realised on the data (`mixed.design.build_remats`).
+
+        Crossed, nested and partially crossed factors, slopes, ``||``: whatever the linear
+        mixed model takes (see the module docstring for the algebra).
+        """
+        self._check_params()
+        yv = _target(y, len(X))
+        if remats and len(remats[0].codes) != len(yv):
+            raise SpecError("groups", f"the random-effect terms have {len(remats[0].codes)} rows but y has {len(yv)}")
+        terms = [_EMTerm(r.name, r.factor_name, r.codes, r.levels, r.Z, list(r.effect_names), r.term)
+                 for r in remats]
+        return self._em(X, yv, terms, None)
+
+    def _em(self, X: Any, yv: np.ndarray, terms: list[_EMTerm], validate: Callable[[], float] | None) -> MERF:
+        n = len(yv)
         from sklearn.ensemble import RandomForestRegressor
         base = self.fixed_effects_model
         if base is None:
@@ -345,26 +466,26 @@ class MERF(BaseEstimator):
                  and trees > self.em_estimators)
         fe_em = clone(fe).set_params(n_estimators=self.em_estimators) if light else fe
 
-        K, q = len(labels), Zm.shape[1]
-        sums = ClusterSums(codes, K)
-        # G_i = Z_i'Z_i never changes: computed once, (K, q, q).
-        G = sums(np.einsum("nj,nk->njk", Zm, Zm))
-        eye_q = np.eye(q)
         if self.linear_fixed_effects:
             W = _linear_design(X, n)
-            WtW = W.T @ W
-            C = sums(np.einsum("nj,nk->njk", Zm, W))                   # Z_i'W_i, (K, q, pw)
-            beta = np.linalg.lstsq(W, yv, rcond=None)[0]                 # start: OLS
-            lin = W @ beta
+            keep = _independent_columns(W)
+            Wk = W[:, keep]
+            beta_k = np.linalg.lstsq(Wk, yv, rcond=None)[0]                # start: OLS
+            lin = Wk @ beta_k
         else:
-            lin = np.zeros(n)
+            W, keep, Wk, beta_k, lin = np.empty((n, 0)), np.zeros(0, dtype=int), np.empty((n, 0)), np.zeros(0), 0.0
+        # Built before any fit: it refuses terms too big for the algebra (naming them) up front.
+        solver = ConditionalSolver(Wk, [t.codes for t in terms], [t.Z for t in terms],
+                                   [len(t.levels) for t in terms])
+        several = len(terms) > 1
 
-        b = np.zeros((K, q))
+        b = [np.zeros((len(t.levels), t.Z.shape[1])) for t in terms]
         sigma2 = 1.0
-        D = np.eye(q)
-        self.b_hat_history = [pd.DataFrame(b.copy(), index=labels)]
+        Ds = [np.eye(t.Z.shape[1]) for t in terms]
+        self.terms_ = [t.name for t in terms]
+        self.b_hat_history: list[Any] = [self._per_term(terms, b)]
         self.sigma2_hat_history = [sigma2]
-        self.D_hat_history = [D.copy()]
+        self.D_hat_history = [_block_diag(Ds)]
         self.gll_history: list[float] = []
         self.val_loss_history: list[float] = []
         rows: list[dict[str, Any]] = []
@@ -374,10 +495,11 @@ class MERF(BaseEstimator):
         self.converged_ = False
         self.gll_rises_: list[tuple[int, float]] = []
         settled = below = 0          # consecutive iterations within tol / below the GLL threshold
-        changes = (np.nan, np.nan, np.nan)
+        changes = _Changes.none(terms)
         ended = ""                   # "converged", "early" or "" (out of iterations)
         final = False
         em_iterations = 0
+        Ds_prev, b_prev, sigma2_prev, gll_prev = Ds, b, sigma2, np.nan
 
         for iteration in range(1, self.max_iterations + 2):
             if iteration > self.max_iterations:
@@ -387,80 +509,80 @@ class MERF(BaseEstimator):
             model = fe if (final or not light) else fe_em
             t0 = time.perf_counter()
             # E-step (Hajjem et al. eq. 6): remove the current random (and linear) part from y.
-            y_star = yv - lin - np.einsum("nj,nj->n", Zm, b[codes])
+            y_star = yv - lin - _random_part(terms, b)
             t1 = time.perf_counter()
             model.fit(X, y_star)
             f_hat = _predict_exactly(model, X)
             t2 = time.perf_counter()
 
-            # M-step (eqs. 7-9) with the previous sigma2 and D, via q x q systems.
-            M = sigma2 * eye_q + G @ D                                 # (K, q, q)
+            # GLS fixed part and conditional modes of every term at the previous sigma2 and D
+            # (eqs. 7 and step 2 of the module docstring): one PLS solve at theta = chol(D / sigma2).
             r = yv - f_hat
-            u = sums(Zm * r[:, None])                                  # Z_i' r_i, (K, q)
+            cond = solver.solve(r, [relative_factor(D / sigma2) for D in Ds])
             if self.linear_fixed_effects:
-                # GLS for the linear part given f: with V_i^-1 = (I - Z_i D M_i^-1 Z_i') / sigma^2,
-                # W'V^-1W = sum_i W_i'W_i - C_i' D M_i^-1 C_i (and likewise W'V^-1 r). Its normal
-                # equations make the BLUPs of every effect in span(W) sum to zero.
-                DMinvC = np.linalg.solve(M, C) if q else C
-                DMinvC = D @ DMinvC
-                DMinvu = D @ np.linalg.solve(M, u[..., None])[..., 0].T  # (q, K)
-                A = WtW - np.einsum("kqi,kqj->ij", C, DMinvC)
-                rhs = W.T @ r - np.einsum("kqi,qk->i", C, DMinvu)
-                beta = np.linalg.lstsq(A, rhs, rcond=None)[0]
-                lin = W @ beta
-                r = r - lin
-                u = u - C @ beta
-            Minv_u = np.linalg.solve(M, u[..., None])[..., 0]
-            Minv_G = np.linalg.solve(M, G)
-            b = Minv_u @ D.T                                           # b_i = D M_i^-1 u_i
-            eps = r - np.einsum("nj,nj->n", Zm, b[codes])
-            tr_DMG = np.einsum("jk,ikj->i", D, Minv_G)                 # tr(D M_i^-1 G_i)
-            sigma2_new = (eps @ eps + sigma2 * tr_DMG.sum()) / n
-            D_new = (b.T @ b + K * D - D @ Minv_G.sum(axis=0) @ D) / K
-            D_new = (D_new + D_new.T) / 2  # symmetric up to rounding; keep it exactly so
-            sigma2, D = float(sigma2_new), D_new
+                beta_k = cond.beta
+                lin = Wk @ beta_k
+            b = cond.b
+            eps = r - lin - _random_part(terms, b)
+            # M-step (eqs. 8-9, for any number of terms): E[e'e | y] = e'e + tr(Z'Z Cov(b | y)),
+            # and tr(Z'Z Cov(b | y)) = sigma^2 (Q - tr M^-1); E[b_tk b_tk' | y] = b b' + Cov.
+            sigma2_new = (eps @ eps + sigma2 * (cond.n_effects - cond.trace_minv)) / n
+            Ds_new = []
+            for bt, cov in zip(b, cond.cov):
+                Dt = (bt.T @ bt + sigma2 * cov.sum(axis=0)) / len(bt)
+                Ds_new.append((Dt + Dt.T) / 2)   # symmetric up to rounding; keep it exactly so
+            sigma2, Ds = float(sigma2_new), Ds_new
 
             # Generalised log-likelihood (the quantity merf 1.0 reports), with the new values.
-            _, logdet_D = np.linalg.slogdet(D)
-            D_pinv = np.linalg.pinv(D)
-            gll = float(eps @ eps / sigma2 + np.einsum("ij,jk,ik->", b, D_pinv, b)
-                        + K * logdet_D + n * np.log(sigma2))
+            gll = float(eps @ eps / sigma2 + n * np.log(sigma2))
+            for bt, Dt in zip(b, Ds):
+                gll += float(np.einsum("ij,jk,ik->", bt, np.linalg.pinv(Dt), bt) + len(bt) * np.linalg.slogdet(Dt)[1])
             t3 = time.perf_counter()
 
             if iteration > 1 and not final:
-                changes = em_changes(self.sigma2_hat_history[-1], self.D_hat_history[-1],
-                                     self.b_hat_history[-1].to_numpy(), self.gll_history[-1], sigma2, D, b, gll, n)
-            b_df = pd.DataFrame(b.copy(), index=labels)
-            self.b_hat_history.append(b_df)
+                changes = _Changes.between(terms, sigma2_prev, Ds_prev, b_prev, gll_prev, sigma2, Ds, b, gll, n)
+            Ds_prev, b_prev, sigma2_prev, gll_prev = Ds, b, sigma2, gll
+            self.b_hat_history.append(self._per_term(terms, b))
             self.sigma2_hat_history.append(sigma2)
-            self.D_hat_history.append(D.copy())
+            D_all = _block_diag(Ds)
+            self.D_hat_history.append(D_all)
             self.gll_history.append(gll)
             self.trained_fe_model = model
-            self.trained_b = b_df.copy()
-            self.fe_linear_ = (pd.Series(beta, index=["Intercept", *_feature_names(X, W.shape[1] - 1)],
-                                         name="fe_linear") if self.linear_fixed_effects else None)
+            self.trained_b = self._per_term(terms, b)
+            if self.linear_fixed_effects:
+                beta = np.zeros(W.shape[1])
+                beta[keep] = beta_k
+                self.fe_linear_: pd.Series | None = pd.Series(
+                    beta, index=["Intercept", *_feature_names(X, W.shape[1] - 1)], name="fe_linear")
+            else:
+                self.fe_linear_ = None
             self.n_iter_ = iteration
-            if validate:
-                pred = self.predict(X_val, Z_val, clusters_val)
-                self.val_loss_history.append(float(np.mean((y_val - pred) ** 2)))
-            row = {"iteration": iteration, "gll": gll, "sigma2": sigma2}
-            row.update({f"D[{j},{k}]": D[j, k] for j in range(q) for k in range(j + 1)})
+            if validate is not None:
+                self.val_loss_history.append(validate())
+            row: dict[str, Any] = {"iteration": iteration, "gll": gll, "sigma2": sigma2}
+            for t, Dt in zip(terms, Ds):
+                at = f"[{t.name}]" if several else ""
+                row.update({f"D{at}[{j},{k}]": Dt[j, k] for j in range(len(Dt)) for k in range(j + 1)})
             if not final:
-                row.update(variance_change=changes[0], blup_change=changes[1], deviance_change=changes[2])
+                row.update(variance_change=changes.variance, blup_change=changes.blup,
+                           deviance_change=changes.deviance)
+                if several:
+                    for name, (var_t, blup_t) in changes.per_term.items():
+                        row[f"variance_change[{name}]"] = var_t
+                        row[f"blup_change[{name}]"] = blup_t
             row.update(fe_time=t2 - t1, em_time=(t1 - t0) + (t3 - t2), full_forest=model is fe)
             rows.append(row)
             if self.callback is not None:
-                self.callback({"iteration": iteration, "gll": gll, "sigma2": sigma2, "D": D.copy()})
+                self.callback({"iteration": iteration, "gll": gll, "sigma2": sigma2, "D": D_all.copy()})
             if final:
                 break
             em_iterations = iteration
             if iteration == 1:
                 continue
-            variance, blups, deviance = changes
-            if deviance > tol:
+            if changes.deviance > tol:
                 # Not an M-step: the forest fits y - Zb by its own criterion, not the likelihood.
-                self.gll_rises_.append((iteration, deviance * n))
-            settled = settled + 1 if max(variance, abs(deviance), blups / BLUP_FACTOR) < tol else 0
+                self.gll_rises_.append((iteration, changes.deviance * n))
+            settled = settled + 1 if changes.within(tol) else 0
             self.converged_ = settled >= window
             if self.converged_ and self.tol is not None:
                 ended = "converged"
@@ -475,22 +597,44 @@ class MERF(BaseEstimator):
                 if not light:
                     break
                 final = True    # one more iteration with the full estimator
+        # What prediction needs of each term: its levels and BLUPs, not the training rows (a
+        # fitted model is kept per fold, and travels between processes).
+        self._fitted = [(replace(t, codes=np.zeros(0, dtype=np.int64), Z=np.zeros((0, t.Z.shape[1]))), np.array(bt))
+                        for t, bt in zip(terms, b)]
+        self.convergence_by_term_ = changes.table(tol)
         self.stop_reason_ = self._stop_reason(ended, em_iterations, changes, tol, window, threshold)
         self.history_ = pd.DataFrame(rows)
-        # How sure each cluster's random effects are (the interval of a random effect): the
-        # conditional sd at the final variance estimates, sigma2 D (sigma2 I + Z_i'Z_i D)^-1.
-        cov = sigma2 * np.einsum("ij,kjl->kil", D, np.linalg.inv(sigma2 * eye_q + G @ D))
-        self.b_sd_ = pd.DataFrame(np.sqrt(np.clip(np.einsum("kii->ki", cov), 0.0, None)), index=labels)
-        self.cluster_counts = pd.Series(sums.counts, index=labels)
+        # How sure each level's random effects are (the interval of a random effect): the
+        # conditional sd at the variance estimates the last E-step used (lme4's condVar).
+        # How sure each level's random effects are (the interval of a random effect): the
+        # conditional sd at the final variance estimates (lme4's condVar), one more PLS solve.
+        final_cov = solver.solve(yv - f_hat, [relative_factor(D / sigma2) for D in Ds]).cov
+        self.b_sd_ = self._per_term(terms, [np.sqrt(np.clip(sigma2 * np.einsum("kii->ki", c), 0.0, None))
+                                            for c in final_cov])
+        self.covs_ = {t.name: pd.DataFrame(Dt, index=t.effect_names, columns=t.effect_names)
+                      for t, Dt in zip(terms, Ds)}
+        counts = [pd.Series(np.bincount(t.codes, minlength=len(t.levels)), index=t.levels) for t in terms]
+        self.cluster_counts = counts[0] if not several else {t.name: c for t, c in zip(terms, counts)}
         self.n_features_in_ = np.asarray(X).shape[1] if np.asarray(X).ndim == 2 else 1
         return self
 
-    def _stop_reason(self, ended: str, at: int, changes: tuple[float, float, float], tol: float, window: int,
+    @staticmethod
+    def _per_term(terms: list[_EMTerm], values: list[np.ndarray]) -> Any:
+        """One term: a DataFrame by level (merf 1.0's form); several: a dict of them by term name."""
+        frames = {t.name: pd.DataFrame(np.array(v), index=t.levels, columns=None if t.term is None else t.effect_names)
+                  for t, v in zip(terms, values)}
+        return next(iter(frames.values())) if len(frames) == 1 else frames
+
+    def _stop_reason(self, ended: str, at: int, changes: _Changes, tol: float, window: int,
                      threshold: float | None) -> str:
         """The sentence that says how the EM ended, for the fold table and the warning."""
-        variance, blups, deviance = changes
-        last = (f"the last iteration changed the variance parameters by {variance:.2%}, the BLUPs by "
-                f"{blups:.3g} sd and the GLL by {abs(deviance):.3g} per row")
+        last = (f"the last iteration changed the variance parameters by {changes.variance:.2%}, the BLUPs by "
+                f"{changes.blup:.3g} sd and the GLL by {abs(changes.deviance):.3g} per row")
+        if len(changes.per_term) > 1:
+            # Which term is still moving, when several are fitted (convergence_by_term_ has them all).
+            last += " (" + "; ".join(f"{name}: variances {v:.2%}, BLUPs {b:.3g} sd"
+                                     for name, (v, b) in changes.per_term.items()) + \
+                f"; residual variance {changes.sigma2:.2%})"
         if self.converged_:
             reason = (f"converged at iteration {at}: the variance parameters changed by less than {tol:.2g} "
                       f"(relative), the BLUPs by less than {BLUP_FACTOR * tol:.2g} sd and the GLL by less than "
@@ -514,6 +658,9 @@ class MERF(BaseEstimator):
         Rows of clusters unseen in training get the fixed-effects prediction alone.
         """
         check_is_fitted(self, "trained_fe_model")
+        if isinstance(self.trained_b, dict):
+            raise SpecError("clusters", f"the model was fitted with several random-effect terms {self.terms_}; "
+                                        "predict with predict_terms(X, frame)")
         n = len(X)
         Zm = _as_2d_numeric(Z, n, "Z")
         if Zm.shape[1] != self.trained_b.shape[1]:
@@ -526,6 +673,24 @@ class MERF(BaseEstimator):
         B = np.vstack([self.trained_b.to_numpy(), np.zeros((1, Zm.shape[1]))])  # row -1: unseen
         return y_hat + np.einsum("nj,nj->n", Zm, B[pos])
 
+    def predict_terms(self, X: Any, frame: pd.DataFrame) -> np.ndarray:
+        """Fixed part plus, for every term fitted by `fit_terms`, the BLUPs of the row's level if it was seen.
+
+        A level not seen in training contributes zero for its term (its random effect's
+        mean); the row keeps the BLUPs of its other, known factors. ``frame`` holds the
+        grouping and slope columns the terms name, one row per row of ``X``.
+        """
+        check_is_fitted(self, "trained_fe_model")
+        out = self.predict_fixed(X)
+        for t, b in self._fitted:
+            assert t.term is not None, "fitted by fit(X, Z, clusters, y): predict with predict(X, Z, clusters)"
+            cols = [np.ones(len(frame))] if t.term.intercept else []
+            cols += [frame[c].to_numpy(dtype=float) for c in t.term.columns]
+            pos = t.levels.get_indexer(_factor_labels(frame, t.term.factor))
+            B = np.vstack([b, np.zeros((1, b.shape[1]))])      # row -1: a level not seen in training
+            out += np.einsum("nj,nj->n", np.column_stack(cols), B[pos])
+        return out
+
     def predict_fixed(self, X: Any) -> np.ndarray:
         """The fixed part alone, ``f(X)`` plus the linear part: the prediction for a new group."""
         check_is_fitted(self, "trained_fe_model")
@@ -536,15 +701,28 @@ class MERF(BaseEstimator):
         return y_hat
 
     def get_bhat_history_df(self) -> pd.DataFrame:
-        """``b_hat_history`` as one frame indexed by (iteration, cluster), as in merf 1.0."""
+        """``b_hat_history`` as one frame indexed by (iteration, cluster), as in merf 1.0; with several
+        terms by (iteration, term, level)."""
+        if isinstance(self.b_hat_history[0], dict):
+            return pd.concat({(i, name): f for i, h in enumerate(self.b_hat_history) for name, f in h.items()},
+                             names=["iteration", "term", "level"])
         return pd.concat(self.b_hat_history, keys=range(len(self.b_hat_history)), names=["iteration", "cluster"])
 
 
 class MERFRegressor(MixedEffectsRegressor):
     """`MERF` behind mixcv's mixed-model convention, ``fit(X, y, groups, slopes)``.
 
-    The random-effects design is a column of ones (random intercept) plus the slope
-    columns. Used by the engine for ``MERF(<model>)``; the fitted `MERF` is ``merf_``.
+    Without ``random``, the random-effects design is a column of ones (random intercept)
+    plus the slope columns, within one grouping factor ``groups``. With ``random`` (lme4's
+    syntax, as `LinearMixedEffectsModel` takes it: ``"(1 + days | subject) + (1 | item)"``,
+    ``"(1 | school/class)"``, ``"(days || subject)"``), any number of crossed, nested or
+    partially crossed factors, and ``groups`` is a DataFrame of the grouping columns (and
+    slope columns not in ``X``). Used by the engine for ``MERF(<model>)``; the fitted
+    `MERF` is ``merf_``.
+
+    Prediction: a row gets the fixed part plus, for each factor, the BLUPs of its level if
+    that level was seen in training, and zero for that factor if not (a new item answered
+    by a known subject keeps the subject's BLUPs).
     """
 
     def __init__(self, fixed_effects_model: Any = None, max_iterations: int = 100,
@@ -552,7 +730,7 @@ class MERFRegressor(MixedEffectsRegressor):
                  gll_early_stop_window: int = DEFAULT_WINDOW,
                  callback: Callable[[dict[str, Any]], None] | None = None,
                  predict_known_groups: bool = True, linear_fixed_effects: bool = True,
-                 em_estimators: int | None = 50, tol: float | None = DEFAULT_TOL) -> None:
+                 em_estimators: int | None = 50, tol: float | None = DEFAULT_TOL, random: str | None = None) -> None:
         self.fixed_effects_model = fixed_effects_model
         self.max_iterations = max_iterations
         self.gll_early_stop_threshold = gll_early_stop_threshold
@@ -562,6 +740,7 @@ class MERFRegressor(MixedEffectsRegressor):
         self.linear_fixed_effects = linear_fixed_effects
         self.em_estimators = em_estimators
         self.tol = tol
+        self.random = random
 
     def _design(self, X: pd.DataFrame, slopes: Any) -> np.ndarray:
         Xf = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
@@ -569,25 +748,66 @@ class MERFRegressor(MixedEffectsRegressor):
         return np.column_stack([np.ones(len(Xf)), S.to_numpy(dtype=float)])
 
     def fit(self, X: Any, y: Any, groups: Any = None, slopes: Any = None) -> MERFRegressor:
+        """Fit MERF's EM.
+
+        Raises
+        ------
+        SpecError, SpecTypeError
+            Before any fit, naming ``random`` (a term that cannot be read), ``groups`` (a
+            column that is not there, a factor with one level...), ``slopes`` or ``y``.
+        """
         if groups is None:
             raise SpecError("groups", "MERF needs groups")
         self.merf_ = MERF(self.fixed_effects_model, self.max_iterations, self.gll_early_stop_threshold,
                           self.gll_early_stop_window, self.callback, self.linear_fixed_effects, self.em_estimators,
                           self.tol)
-        Z = self._design(X, slopes)
-        self.merf_.fit(X, Z, groups, y)
+        if self.random is None:
+            if isinstance(groups, pd.DataFrame) and groups.shape[1] > 1:
+                cols = list(groups.columns)
+                raise SpecError("groups", f"several grouping columns {cols}: say how they enter with random=, "
+                                          f"e.g. random='(1 | {cols[0]}) + (1 | {cols[1]})' (crossed) or "
+                                          f"'(1 | {cols[0]}/{cols[1]})' (nested)")
+            Z = self._design(X, slopes)
+            self.merf_.fit(X, Z, groups, y)
+            Xf = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
+            self.re_names_: list[str] | None = ["Intercept", *[str(c) for c in self._slopes(Xf, slopes).columns]]
+        else:
+            self.merf_.fit_terms(X, y, self._remats(X, groups, slopes, len(X)))
+            self.re_names_ = None
         self.slopes_ = slopes
-        Xf = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
-        self.re_names_ = ["Intercept", *[str(c) for c in self._slopes(Xf, slopes).columns]]
         if not self.merf_.converged_:
             warnings.warn(ConvergenceWarning(f"MERF's EM did not converge: {self.merf_.stop_reason_}"), stacklevel=2)
         return self
 
+    def _frame(self, X: Any, groups: Any, n: int) -> pd.DataFrame:
+        """Where the random part's columns are looked up: X's, then those of ``groups`` (as the LMM does)."""
+        return LinearMixedEffectsModel._frame(as_frame(X).reset_index(drop=True), groups, n)
+
+    def _remats(self, X: Any, groups: Any, slopes: Any, n: int) -> list[ReMat]:
+        if not isinstance(self.random, str):
+            raise SpecTypeError("random", f"expected lme4 random-effect terms as text such as "
+                                          f"'(1 + days | subject) + (1 | item)', got {self.random!r}")
+        terms = parse_random(self.random)
+        if slopes is not None:
+            raise SpecError("slopes", "with random=..., the slopes are written in the terms, e.g. "
+                                      "'(1 + days | subject)'; pass slopes=None")
+        return build_remats(terms, self._frame(X, groups, n), field_name="groups")
+
     def predict(self, X: Any, groups: Any = None, slopes: Any = None) -> np.ndarray:
+        """Fixed part plus the BLUPs of every known level (zero for a level not seen in training)."""
         check_is_fitted(self, "merf_")
         if groups is None or not self.predict_known_groups:
             return self.merf_.predict_fixed(X)
-        return self.merf_.predict(X, self._design(X, slopes if slopes is not None else self.slopes_), groups)
+        if self.random is None:
+            return self.merf_.predict(X, self._design(X, slopes if slopes is not None else self.slopes_), groups)
+        frame = self._frame(X, groups, len(X))
+        needed = {c for t, _ in self.merf_._fitted if t.term is not None
+                  for c in (*t.term.columns, *t.term.factor.columns)}
+        missing = sorted(c for c in needed if c not in frame.columns)
+        if missing:
+            raise SpecError("groups", f"the random terms need the columns {missing}, which are not in the rows to "
+                                      "predict (pass them in groups, or in X)")
+        return self.merf_.predict_terms(X, frame)
 
     # The merf attributes that post-processors and users look for.
     @property
@@ -595,7 +815,7 @@ class MERFRegressor(MixedEffectsRegressor):
         return self.merf_.trained_fe_model
 
     @property
-    def trained_b(self) -> pd.DataFrame:
+    def trained_b(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
         return self.merf_.trained_b
 
     @property
@@ -603,20 +823,53 @@ class MERFRegressor(MixedEffectsRegressor):
         return self.merf_.history_
 
     @property
-    def random_effects_(self) -> pd.DataFrame:
-        """Each group's random effects (intercept, then slopes), as the LMM names them."""
-        return self._named(self.merf_.trained_b)
+    def ranef_(self) -> dict[str, pd.DataFrame]:
+        """Each factor's random effects by level, its terms side by side (lme4's ``ranef``)."""
+        return self._by_factor(self.merf_.trained_b)
 
     @property
-    def random_effects_sd_(self) -> pd.DataFrame:
-        """Their conditional standard deviations at the final variance estimates."""
-        return self._named(self.merf_.b_sd_)
+    def random_effects_(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """Each level's random effects (intercept, then slopes), as the LMM names them: a
+        DataFrame with one grouping factor, a dict of them by factor with several."""
+        out = self.ranef_
+        return next(iter(out.values())) if len(out) == 1 else out
 
-    def _named(self, table: pd.DataFrame) -> pd.DataFrame:
-        out = table.copy()
-        out.columns = self.re_names_
-        out.index.name = "group"
-        return out
+    @property
+    def random_effects_sd_(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """Their conditional standard deviations at the final variance estimates (same shape)."""
+        out = self._by_factor(self.merf_.b_sd_)
+        return next(iter(out.values())) if len(out) == 1 else out
+
+    @property
+    def varcorr_(self) -> dict[str, pd.DataFrame]:
+        """Each term's covariance matrix, keyed as the LMM's ``varcorr_`` (lme4's ``VarCorr`` names)."""
+        if self.re_names_ is None:
+            return dict(self.merf_.covs_)
+        (cov,) = self.merf_.covs_.values()
+        return {"group": pd.DataFrame(cov.to_numpy(), index=self.re_names_, columns=self.re_names_)}
+
+    @property
+    def scale_(self) -> float:
+        """Residual variance sigma^2."""
+        return float(self.merf_.sigma2_hat_history[-1])
+
+    def _by_factor(self, per_term: pd.DataFrame | dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        tables = per_term if isinstance(per_term, dict) else {self.merf_.terms_[0]: per_term}
+        if self.re_names_ is not None:
+            (table,) = tables.values()
+            out = table.copy()
+            out.columns = self.re_names_
+            out.index.name = "group"
+            return {"group": out}
+        factors: dict[str, list[pd.DataFrame]] = {}
+        for t, _ in self.merf_._fitted:
+            factors.setdefault(t.factor, []).append(tables[t.name])
+        result = {}
+        for factor, parts in factors.items():
+            frame = pd.concat(parts, axis=1)
+            frame.index.name = factor
+            result[factor] = frame
+        return result
 
     @property
     def converged_(self) -> bool:

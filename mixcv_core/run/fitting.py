@@ -228,4 +228,5 @@ def build_merf(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str, Any]
         predict_known_groups=spec.predict_known_groups_lmm,
         linear_fixed_effects=spec.merf.linear_fixed_effects,
         em_estimators=spec.merf.em_estimators,
+        random=spec.data.random_terms_text,   # the spec's random part (several factors), as the LMM gets it
     )

@@ -81,15 +81,12 @@ def test_a_spec_with_several_factors_survives_its_dict_form():
     assert ExperimentSpec.from_dict(d) == spec
 
 
-def test_models_that_fit_one_factor_are_refused_a_random_part_with_several():
-    with pytest.raises(MixcvError) as info:
-        ExperimentSpec(data=DataSpec(target="rt", random=RANDOM),
-                       models=(ModelSpec("GPB", "mixcv_core.models.gpboost.GPBoostRegressor"),))
-    assert info.value.field == "models['GPB'].model" and "come later" in info.value.message
-    with pytest.raises(MixcvError) as info:
-        ExperimentSpec(data=DataSpec(target="rt", random=RANDOM),
-                       models=(ModelSpec("Ridge", "Ridge", add_merf=True),))
-    assert info.value.field == "merf" and "comes later" in info.value.message
+def test_merf_and_gpboost_take_a_random_part_with_several_factors():
+    # Refusing models that fit one factor only is tested in test_merf_several_factors.py.
+    spec = ExperimentSpec(data=DataSpec(target="rt", random=RANDOM),
+                          models=(ModelSpec("GPB", "mixcv_core.models.gpboost.GPBoostRegressor"),
+                                  ModelSpec("Ridge", "Ridge", add_merf=True)))
+    assert spec.model_names() == ["GPB", "Ridge", "MERF(Ridge)"]
 
 
 def test_prepare_data_keeps_every_grouping_column_out_of_the_features():

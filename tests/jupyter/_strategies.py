@@ -108,8 +108,8 @@ def executions(draw) -> dict:
 def several_factor_specs(draw):
     """Specs with two grouping factors: an lme4 random part (or an intercept per factor) and a split by factor.
 
-    Models that fit one factor and MERF are left out: the spec refuses them a random part
-    with several factors.
+    Models that fit one factor are left out: the spec refuses them a random part with several
+    factors. MERF variants (which take any random part) are drawn.
     """
     cols = draw(st.lists(names, min_size=4, max_size=6, unique=True))
     target, g1, g2, *features = cols
@@ -121,7 +121,8 @@ def several_factor_specs(draw):
     data = DataSpec(target, (g1, g2), features=tuple(features) if use_features else None, frame=draw(names),
                     random=random, split_by=split_by)
     model_names = draw(st.lists(names, min_size=1, max_size=2, unique=True))
-    models = tuple(ModelSpec(name=n, estimator=draw(st.sampled_from(["LinearMixedEffectsModel", "Ridge"])))
+    models = tuple(ModelSpec(name=n, estimator=draw(st.sampled_from(["LinearMixedEffectsModel", "Ridge"])),
+                             add_merf=draw(st.booleans()))
                    for n in model_names)
     return ExperimentSpec(data=data, models=models,
                           outer=SplitSpec("GroupKFold", draw(st.integers(2, 10)), _field="outer"),

@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ...errors import SpecError
-from .. import _batched
+from .conditional import conditional_blocks
 from .criterion import Criterion
 from .optimize import minimise
 from .pls import PLSSolve, cho_inverse
@@ -229,30 +229,8 @@ def _fit(X: np.ndarray, y: np.ndarray, blocks: list[_Block], reml: bool, max_eva
 
 
 def _conditional_blocks(crit: Criterion, s: PLSSolve) -> list[np.ndarray]:
-    """Diagonal blocks of ``M^-1`` per term (algebra order), ``(K_t, q_t, q_t)``: the conditional
-    covariance of the spherical effects over ``sigma^2``.
-
-    Block 1: ``M11_k^-1 + P_k' C^-1 P_k`` with ``P = Lambda_R'A_R1 Lambda_1 M11^-1``; block R:
-    the diagonal blocks of ``C^-1``.
-    """
-    st = crit.stats
-    m = st.m
-    Minv = _batched.cho_inverse(s.chol1)
-    if not m:
-        return [Minv]
-    assert s.lamR is not None
-    Cinv = cho_inverse(s.LD[:m, :m])
-    W = _batched.left(s.lams[0], Minv)                                    # Lambda_1 M11_k^-1
-    lamR = s.lamR
-    CS = Cinv * np.outer(lamR, lamR) if st.scalar_R else np.asarray(lamR @ (lamR @ Cinv).T)
-    # P_k' C^-1 P_k with P_k = Lambda_R'A_k W_k.
-    extra = np.swapaxes(W, 1, 2) @ st.level_blocks(CS) @ W
-    out = [Minv + extra]
-    for t, (q, k) in enumerate(zip(st.r_q, st.r_levels)):
-        o = st.r_offsets[t]
-        idx = o + np.arange(k)[:, None] * q + np.arange(q)[None, :]
-        out.append(Cinv[idx[:, :, None], idx[:, None, :]])
-    return out
+    """Diagonal blocks of ``M^-1`` per term (algebra order): `conditional.conditional_blocks`."""
+    return conditional_blocks(crit.stats, s)
 
 
 def singular_components(lam: np.ndarray, tol: float = 1e-4) -> list[int]:
