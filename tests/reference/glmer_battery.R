@@ -6,6 +6,10 @@
 #   Rscript tests/reference/glmer_battery.R              (from the repository root; ~15 minutes on
 #                                                         2 cores: the tight fits of Contraception,
 #                                                         VerbAgg and raw grouseticks take 20-60 s each)
+#
+# The one glmer reference of the repository: it replaced glmer_tight.R (whose cases -- cbpp
+# Laplace, AGQ 9 and 25, probit, cbpp as a Poisson rate with an offset, Contraception, a random
+# slope, VerbAgg, grouseticks -- are all here, at the same or a tighter control).
 #   Rscript tests/reference/glmer_battery.R --no-time    (one timing run per fit)
 #   Rscript tests/reference/glmer_battery.R --only=cbpp,contraception [--extras]
 #       (writes glmer_battery_partial.json; --extras adds bad_inputs and marginal)
@@ -20,6 +24,8 @@
 #   tests/data/glmm/glmer_battery.json per case (see below), plus `bad_inputs` (complete
 #       separation, a group whose outcomes are all 0) and `marginal` (population-averaged means
 #       for new groups by numerical integration).
+#   tests/data/glmm/PROVENANCE.md      per CSV: the R package and version it comes from, the
+#       source publication, how the rows and columns were extracted, its size.
 #
 # The reference fit is glmer with bobyqa in both stages (nAGQ = 0 start, then Laplace or AGQ)
 # and a tight tolerance (rhoend 1e-12, maxfun 1e5) AND a tight PIRLS tolerance (tolPwrss 1e-12):
@@ -115,14 +121,15 @@ verbagg <- within(lme4::VerbAgg, {
 })
 guimmun <- within(mlmRev::guImmun, immun <- as.integer(immun == "Y"))
 mmmec <- within(mlmRev::Mmmec, log_expected <- log(expected))
+cbpp <- within(lme4::cbpp, log_size <- log(size))   # the exposure of the Poisson-rate case
 grouse <- lme4::grouseticks
 
 datasets <- list(
-  cbpp = list(data = lme4::cbpp, file = "cbpp.csv",
+  cbpp = list(data = cbpp, file = "cbpp.csv",
     provenance = sprintf(paste("lme4::cbpp (lme4 %s; Lesnoff et al. 2004, Am. J. Vet. Res. 65:1095-1100):",
       "new serological cases of contagious bovine pleuropneumonia in 15 herds of zebu cattle in",
       "Ethiopia over 4 periods; incidence (successes) out of size (herd size at the start of the",
-      "period); 56 rows"), pkg("lme4"))),
+      "period); log_size = log(size), the offset of the Poisson-rate case; 56 rows"), pkg("lme4"))),
   contraception = list(data = contraception, file = "contraception.csv",
     provenance = sprintf(paste("mlmRev::Contraception (mlmRev %s; 1988 Bangladesh Fertility Survey,",
       "Huq & Cleland 1990): contraceptive use of 1,934 women in 60 districts; use coded 1 = Y;",
@@ -170,6 +177,9 @@ cases <- list(
        "adaptive Gauss-Hermite quadrature, 25 nodes (lme4's maximum)", nAGQ = 25L, kind = "trials", trials = "size"),
   case("cbpp_probit", "cbpp", "cbind(incidence, size - incidence)", "period", "(1 | herd)", "binomial", "probit",
        "probit link, binomial with trials", kind = "trials", trials = "size"),
+  case("cbpp_poisson_offset", "cbpp", "incidence", "period", "(1 | herd)", "poisson", "log",
+       "new cases per animal at risk: Poisson with an offset (log herd size)", offset = "log_size",
+       kind = "count"),
   case("contraception", "contraception", "use", "age + I(age^2) + urban + livch", "(1 | district)",
        "binomial", "logit", "Bernoulli; two districts have no user (outcomes all 0)"),
   case("contraception_agq9", "contraception", "use", "age + I(age^2) + urban + livch", "(1 | district)",
@@ -301,6 +311,28 @@ summary_of <- function(m, rows) {
     fitted_population = I(unname(predict(m, re.form = NA, type = "response")[rows])))
 }
 
+# The standard errors a second way: lme4's vcov() inverts a finite-difference Hessian of the
+# deviance in (theta, beta) taken by its deriv12() (step 1e-4, PIRLS restarted from the last
+# modes), which on some fits is off in the third significant digit (grouseticks: the cHEIGHT
+# SE 0.003490, where central differences at any step from 3e-4 to 1e-2 give 0.003439). Here
+# the Hessian is recomputed by plain central differences (4 points per entry, step h = 1e-3)
+# on glmer's own deviance function at the reference optimum.
+se_fd_of <- function(m, f, d, cs, h = 1e-3) {
+  dd <- glmer(f, data = d, family = fam(cs), nAGQ = cs$nAGQ, control = tight, devFunOnly = TRUE)
+  k <- length(getME(m, "theta"))
+  x <- c(getME(m, "theta"), fixef(m))
+  if (any(x[seq_len(k)][getME(m, "lower") == 0] < 2 * h)) return(NULL)   # a variance at the boundary
+  p <- length(x)
+  H <- matrix(0, p, p)
+  for (i in seq_len(p)) for (j in i:p) {
+    ei <- replace(numeric(p), i, h)
+    ej <- replace(numeric(p), j, h)
+    H[i, j] <- H[j, i] <- (dd(x + ei + ej) - dd(x + ei - ej) - dd(x - ei + ej) + dd(x - ei - ej)) / (4 * h^2)
+  }
+  list(h = h, method = "2 * solve(H), H by central differences of glmer's devFunOnly at the optimum",
+       se = as.list(setNames(sqrt(diag(2 * solve(H)))[-seq_len(k)], names(fixef(m)))))
+}
+
 time_fit <- function(f, d, cs, control, reps) {
   t <- replicate(reps, system.time(suppressWarnings(suppressMessages(
     glmer(f, data = d, family = fam(cs), nAGQ = cs$nAGQ, control = control))))[["elapsed"]])
@@ -362,8 +394,9 @@ bad_inputs <- function() {
 # closed forms where they exist (log link: exp(eta + v/2); probit: pnorm(eta / sqrt(1 + v))).
 marginal_means <- function() {
   out <- list()
-  for (nm in intersect(c("cbpp", "contraception", "contraception_slope", "contraception_probit",
-                         "verbagg", "epil", "epil_slope", "grouseticks"), names(models))) {
+  for (nm in intersect(c("cbpp", "cbpp_probit", "cbpp_poisson_offset", "contraception", "contraception_slope",
+                         "contraception_probit", "verbagg", "epil", "epil_slope", "grouseticks", "mmmec",
+                         "guimmun"), names(models))) {
     m <- models[[nm]]
     cs <- Filter(function(x) x$name == nm, cases)[[1]]
     X <- getME(m, "X")
@@ -420,6 +453,29 @@ for (nm in names(frames)) {
   write.csv(d, file.path(out_dir, datasets[[nm]]$file), row.names = FALSE)
 }
 
+# ---- where each CSV comes from, next to it ----
+extraction <- paste(
+  "Each CSV holds the rows of the R dataset in R's order and the columns its models use: the",
+  "response (0/1 for a Bernoulli outcome, successes and trials for a binomial with trials, counts",
+  "for Poisson), the raw factors of the fixed part and the grouping factors as text labels, the",
+  "offset column where a model has one, and the fixed-effect columns as `model.matrix` codes them",
+  "(treatment contrasts, first level the baseline; every character of a column name that is not a",
+  "letter, digit or `_` made `_`, so `I(age^2)` is `I_age_2_`). Written with `write.csv(row.names",
+  "= FALSE)` by `Rscript tests/reference/glmer_battery.R` (run from the repository root), which",
+  "also writes `glmer_battery.json` (lme4's `glmer` fits of these data) and this file.")
+prov <- c("# Provenance of the glmm reference data", "",
+          "Generated by `tests/reference/glmer_battery.R`; do not edit by hand.", "",
+          strwrap(extraction, 100), "",
+          sprintf("Made with %s; lme4 %s, Matrix %s, mlmRev %s, MASS %s, jsonlite %s.", R.version.string, pkg("lme4"),
+                  pkg("Matrix"), pkg("mlmRev"), pkg("MASS"), pkg("jsonlite")), "")
+for (nm in names(frames)) {
+  d <- frames[[nm]]
+  prov <- c(prov, sprintf("## `%s`", datasets[[nm]]$file), "",
+            strwrap(sprintf("%s. The CSV: %d rows; columns %s.", datasets[[nm]]$provenance, nrow(d),
+                            paste0("`", names(d), "`", collapse = ", ")), 100), "")
+}
+writeLines(prov, file.path(out_dir, "PROVENANCE.md"))
+
 # ---- the fits ----
 results <- list()
 models <- list()
@@ -446,6 +502,7 @@ for (cs in cases) {
   s <- summary_of(tf$m, rows)
   s$said <- I(tf$said)
   s$time_tight <- tight_time
+  s$se_fd <- se_fd_of(tf$m, f, d, cs)
   # The same model through R's factors; the offset given as glmer's argument.
   ff <- fit_logged(as.formula(ds$formula_factor), d, cs, tight)$m
   stopifnot(abs(objective(ff) - s$objective) < 1e-6 * abs(s$objective))
