@@ -353,9 +353,9 @@ class Configurator:
                                      "b nested in a, (x || factor) for uncorrelated effects")
         self._auto_random = ""      # the text the form wrote there last (replaced while the user has not edited it)
         self._auto_slopes: tuple[str, ...] = ()   # the slopes it moved into that text, given back if undone
-        self.split_by = w.TagsInput(value=[], allowed_tags=[], allow_duplicates=False, description="new levels of",
+        self.split_by = w.TagsInput(value=[], allowed_tags=[], allow_duplicates=False,
                                     placeholder="empty: the first factor", layout=w.Layout(width="520px"),
-                                    style=wide, tooltip="the grouping factor(s) whose levels the outer test folds "
+                                    tooltip="the grouping factor(s) whose levels the outer test folds "
                                                         "hold new; several: test rows new in each of them")
         # "All other columns" only works when every other column is numeric; otherwise
         # start from the numeric ones, which is what the user would pick by hand.
@@ -505,11 +505,15 @@ class Configurator:
 
     def _layout(self) -> w.VBox:
         wrap = w.Layout(flex_flow="row wrap", align_items="center")
-        self.slopes_row = w.HBox([self.slopes, self.msg_slopes], layout=wrap)
-        self.random_row = w.HBox([self.random, self.msg_random], layout=w.Layout(flex_flow="row wrap",
-                                                                                 align_items="center"))
-        self.split_by_row = w.HBox([self.split_by, self.msg_split_by], layout=w.Layout(flex_flow="row wrap",
-                                                                                       align_items="center"))
+        # Rows shown or hidden by the factors chosen: each its own Layout (``wrap`` is shared, and
+        # hiding it would hide every row that uses it).
+        def own() -> w.Layout:
+            return w.Layout(flex_flow="row wrap", align_items="center")
+        # A TagsInput shows no description: the words go in front of it, aligned like the others'.
+        split_words = w.HTML("<div style='width:102px;text-align:right;padding-right:8px'>new levels of</div>")
+        self.slopes_row = w.HBox([self.slopes, self.msg_slopes], layout=own())
+        self.random_row = w.HBox([self.random, self.msg_random], layout=own())
+        self.split_by_row = w.HBox([split_words, self.split_by, self.msg_split_by], layout=own())
         data = self._section("Data", [
             w.HBox([self.target, self.msg_target], layout=wrap),
             w.HBox([self.groups, self.more_groups, self.msg_groups], layout=wrap),
@@ -887,7 +891,9 @@ class Configurator:
 
     def _error(self, key: str, message: str, field: str | None = None) -> None:
         """Show ``message`` in the slot ``key``, led by the control's name (``field``'s, or the slot's)."""
-        text = f"{_label(field or key)}: {message}"
+        label = _label(field or key)
+        # Some messages name their field already ("random part: unexpected character ..."): once is enough.
+        text = message if message.startswith(f"{label}: ") else f"{label}: {message}"
         self.errors[key] = text
         if hasattr(self, f"msg_{key}"):
             _set_msg(getattr(self, f"msg_{key}"), text)

@@ -54,6 +54,22 @@ def test_a_second_factor_writes_the_random_part_it_implies_with_the_slopes_chose
     assert form.random.value == "" and form.slopes.value == ("nitro",) and form.to_spec().data.groups == "Block"
 
 
+def rows(widget):
+    """Every HBox of the form, depth first."""
+    import ipywidgets as w
+    if isinstance(widget, w.HBox):
+        yield widget
+    for child in getattr(widget, "children", ()):
+        yield from rows(child)
+
+
+def test_hiding_the_slopes_for_a_second_factor_hides_no_other_row(form):
+    form.more_groups.value = ["Variety"]
+    hidden = [r for r in rows(form.widget) if r.layout.display == "none"]
+    assert hidden == [form.slopes_row]    # not the target's, the split's or any row sharing its layout
+    assert not any(r.layout is form.slopes_row.layout for r in rows(form.widget) if r is not form.slopes_row)
+
+
 def test_text_the_user_wrote_in_the_random_part_is_never_replaced(form):
     form.more_groups.value = ["Variety"]
     form.random.value = "(1 | Block/Variety)"
@@ -75,6 +91,7 @@ def test_the_random_part_is_checked_as_typed_next_to_its_field(form, text, words
     form.more_groups.value = ["Variety"]
     form.random.value = text
     assert "random part: " in form.msg_random.value and words in form.msg_random.value, form.msg_random.value
+    assert "random part: random part" not in form.msg_random.value   # the field named once
     assert "<b>" not in form.msg_random.value and "<b>" not in form.status.value
     assert form.run_button.disabled
 
