@@ -36,20 +36,15 @@ def said(results) -> tuple:
             checks[["code", "severity", "message", "evidence"]].to_dict("records") if len(checks) else [])
 
 
-@pytest.fixture(scope="module")
-def penicillin() -> pd.DataFrame:
-    return pd.read_csv(DATA / "penicillin.csv")
-
-
-@pytest.fixture(scope="module")
-def pastes() -> pd.DataFrame:
-    return pd.read_csv(DATA / "pastes.csv")
+def lme4(name: str) -> pd.DataFrame:
+    """One of lme4's datasets as the R script wrote it (small: read where used)."""
+    return pd.read_csv(DATA / f"{name}.csv")
 
 
 @pytest.mark.parametrize("split_by", ["plate", ["plate", "sample"]])
-def test_a_reloaded_run_of_crossed_factors_says_what_the_run_said(penicillin, tmp_path, split_by):
+def test_a_reloaded_run_of_crossed_factors_says_what_the_run_said(tmp_path, split_by):
     store = RunStore(tmp_path)
-    res = run(penicillin, "diameter", ["plate", "sample"], store, split_by=split_by)
+    res = run(lme4("penicillin"), "diameter", ["plate", "sample"], store, split_by=split_by)
     back = store.load(res.run_id)
     pd.testing.assert_frame_equal(back._data.group_frame, res._data.group_frame.reset_index(drop=True))
     assert said(back) == said(res)
@@ -59,18 +54,18 @@ def test_a_reloaded_run_of_crossed_factors_says_what_the_run_said(penicillin, tm
     assert html.escape(back.what_is_new()) in render_html(back)
 
 
-def test_a_reloaded_run_still_warns_of_nested_labels_that_repeat(pastes, tmp_path):
+def test_a_reloaded_run_still_warns_of_nested_labels_that_repeat(tmp_path):
     store = RunStore(tmp_path)
-    res = run(pastes, "strength", ["batch", "cask"], store)
+    res = run(lme4("pastes"), "strength", ["batch", "cask"], store)
     back = store.load(res.run_id)
     assert "nested-labels-repeat" in set(back.checks()["code"])
     assert said(back) == said(res)
 
 
-def test_a_stored_run_without_its_grouping_columns_loads_as_it_ran_before_they_were_kept(penicillin, tmp_path):
+def test_a_stored_run_without_its_grouping_columns_loads_as_it_ran_before_they_were_kept(tmp_path):
     # A format-7 run stored before schema 5 (or one factor): no grouping columns, only the split's labels.
     store = RunStore(tmp_path)
-    res = run(penicillin, "diameter", ["plate", "sample"], store, split_by="plate")
+    res = run(lme4("penicillin"), "diameter", ["plate", "sample"], store, split_by="plate")
     with sqlite3.connect(tmp_path / "runs.sqlite") as con:
         con.execute("UPDATE run_data SET group_frame = NULL")
     back = store.load(res.run_id)
@@ -79,9 +74,9 @@ def test_a_stored_run_without_its_grouping_columns_loads_as_it_ran_before_they_w
     assert "factor-the-split-ignores" not in set(back.checks()["code"])   # it cannot know: silent, not wrong
 
 
-def test_a_read_only_store_of_schema_4_loads_without_the_new_column(penicillin, tmp_path):
+def test_a_read_only_store_of_schema_4_loads_without_the_new_column(tmp_path):
     store = RunStore(tmp_path)
-    res = run(penicillin, "diameter", ["plate", "sample"], store, split_by="plate")
+    res = run(lme4("penicillin"), "diameter", ["plate", "sample"], store, split_by="plate")
     with sqlite3.connect(tmp_path / "runs.sqlite") as con:   # the layout of schema 4, as an older mixcv left it
         con.execute("ALTER TABLE run_data DROP COLUMN group_frame")
         con.execute("PRAGMA user_version = 4")
@@ -89,10 +84,10 @@ def test_a_read_only_store_of_schema_4_loads_without_the_new_column(penicillin, 
     assert back._data.group_frame is None and back.summary.equals(res.summary)
 
 
-def test_damaged_grouping_columns_refuse_that_run_only(penicillin, tmp_path):
+def test_damaged_grouping_columns_refuse_that_run_only(tmp_path):
     from mixcv_core import MixcvError
     store = RunStore(tmp_path)
-    res = run(penicillin, "diameter", ["plate", "sample"], store, split_by="plate")
+    res = run(lme4("penicillin"), "diameter", ["plate", "sample"], store, split_by="plate")
     with sqlite3.connect(tmp_path / "runs.sqlite") as con:
         con.execute("""UPDATE run_data SET group_frame = '{"columns": ["plate", "plate"], "values": []}'""")
     with pytest.raises(MixcvError, match="damaged or was edited") as info:
