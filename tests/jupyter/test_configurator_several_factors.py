@@ -141,3 +141,22 @@ def frame_for(spec):
 def test_a_spec_with_several_factors_goes_to_the_form_and_back_unchanged(spec):
     form = Configurator.from_spec(spec, frame_for(spec), shell=Shell())
     assert form.to_spec() == spec
+
+
+@pytest.mark.parametrize("data", [
+    # sleepstudy's uncorrelated intercept and slope: one factor, two terms
+    dict(groups="Block", random="(1 | Block) + (0 + nitro | Block)", features=("nitro",)),
+    dict(groups="Block", split_by=("Block",), features=("nitro",)),   # one factor, its split said aloud
+    dict(random="(1 | Block/Variety)"),                          # groups taken from the random part
+    dict(groups=("Variety", "Block"), split_by=("Block",)),      # an intercept per factor, split by the second
+])
+def test_the_form_shows_every_spelling_of_the_random_part_and_gives_it_back(data):
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+    spec = ExperimentSpec(data=DataSpec("yield", frame="oats", **data),
+                          models=(ModelSpec("LMM", "LinearMixedEffectsModel"),),
+                          outer=SplitSpec("GroupKFold", 3, _field="outer"))
+    form = Configurator.from_spec(spec, pd.read_csv(OATS), shell=Shell())
+    assert form.to_spec() == spec
+    assert shown(form.random_row) and shown(form.split_by_row) == (len(spec.data.group_columns) > 1
+                                                                    or bool(spec.data.split_by))
+    assert not form.run_button.disabled, form.errors      # and Oats passes the engine's own checks
