@@ -6,6 +6,10 @@ as the user edits, with each message next to its control and **Run** disabled un
 the form is valid. **Show cell** shows the ``%%mixcv`` text that reproduces the form,
 so the form teaches the cell syntax; parameter values are written in that syntax too
 (``int(2, 20)``, ``float(1e-4, 1, log)``, ``choice(a, b)`` or a fixed value).
+
+Several grouping factors (subjects x items, classes in schools) are ``groups`` plus more
+factors as tags; a second factor writes lme4's random part it implies into its field for the
+user to edit, and the split's factors say which of them the test folds hold new levels of.
 """
 
 from __future__ import annotations
@@ -356,7 +360,7 @@ class Configurator:
         self.split_by = w.TagsInput(value=[], allowed_tags=[], allow_duplicates=False,
                                     placeholder="empty: the first factor", layout=w.Layout(width="520px"),
                                     tooltip="the grouping factor(s) whose levels the outer test folds "
-                                                        "hold new; several: test rows new in each of them")
+                                            "hold new; several: test rows new in each of them")
         # "All other columns" only works when every other column is numeric; otherwise
         # start from the numeric ones, which is what the user would pick by hand.
         all_numeric = len(numeric) == len(cols)
@@ -629,7 +633,7 @@ class Configurator:
         self._sync_roles()
         if change["owner"] is self.groups:
             self._switch_splits(change["old"], change["new"])
-            self._prefill_random()
+        self._prefill_random()   # a factor gone (it became the target) leaves the text the form wrote
 
     def _fit_folds_to_groups(self) -> str:
         """Fewer folds when the groups cannot fill them: outer at most one per group, inner at
