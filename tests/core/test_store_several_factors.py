@@ -93,3 +93,13 @@ def test_damaged_grouping_columns_refuse_that_run_only(tmp_path):
     with pytest.raises(MixcvError, match="damaged or was edited") as info:
         store.load(res.run_id)
     assert info.value.field == "store"
+
+
+def test_labels_of_a_second_factor_the_store_cannot_keep_are_refused_before_any_fit(tmp_path):
+    from mixcv_core import MixcvError
+    frame = lme4("penicillin")
+    frame["sample"] = [("s", k % 6) for k in range(len(frame))]   # tuples: JSON would give lists back
+    with pytest.raises(MixcvError) as info:
+        run(frame, "diameter", ["plate", "sample"], RunStore(tmp_path), split_by="plate")
+    assert info.value.field == "store" and "'sample'" in info.value.message and "tuple" in info.value.message
+    assert RunStore(tmp_path).runs().empty    # nothing was started
