@@ -136,7 +136,7 @@ def frame_for(spec):
     return df
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=several_factor_specs())
 def test_a_spec_with_several_factors_goes_to_the_form_and_back_unchanged(spec):
     form = Configurator.from_spec(spec, frame_for(spec), shell=Shell())
