@@ -1,6 +1,7 @@
 """Row labels and group labels stored exactly: what goes into the run store comes back as it was.
 
-A run keeps the data's row index (for the predictions table) and the group labels. JSON
+A run keeps the data's row index (for the predictions table), the group labels and, with
+several grouping factors, every grouping column (for the checks and the report). JSON
 alone would turn a MultiIndex into lists, datetimes into text and tuples into lists, and
 pickle would run code from a store. So each array is written as typed JSON — its kind
 (integer, float, boolean, text, datetime with its time zone), its dtype and its values —
