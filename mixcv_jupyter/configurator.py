@@ -6,6 +6,10 @@ as the user edits, with each message next to its control and **Run** disabled un
 the form is valid. **Show cell** shows the ``%%mixcv`` text that reproduces the form,
 so the form teaches the cell syntax; parameter values are written in that syntax too
 (``int(2, 20)``, ``float(1e-4, 1, log)``, ``choice(a, b)`` or a fixed value).
+
+Several grouping factors (subjects x items, classes in schools) are ``groups`` plus more
+factors as tags; a second factor writes lme4's random part it implies into its field for the
+user to edit, and the split's factors say which of them the test folds hold new levels of.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ def _msg(text: str = "") -> w.HTML:
 _LABELS: dict[str, str] = {
     "data.target": "target", "target": "target", "data.groups": "groups", "groups": "groups",
     "data.slopes": "random slopes", "slopes": "random slopes", "data.features": "features", "features": "features",
+    "data.random": "random part", "random": "random part", "data.split_by": "split by", "split_by": "split by",
     "data.frame": "data", "data.dataset_name": "name",
     "outer.method": "outer split", "outer": "outer split", "outer.n_splits": "outer folds",
     "inner.method": "inner split", "inner": "inner split", "inner.n_splits": "inner folds",
@@ -275,6 +280,16 @@ class _ModelCard:
                          add_merf=self.merf.value, post_processor=self.post.value or None)
 
 
+def _offer(tags: w.TagsInput, allowed: list[str]) -> None:
+    """Let ``tags`` hold only ``allowed`` names, dropping any it holds that are not (a TagsInput
+    refuses a new tag that is not allowed but keeps an old one)."""
+    keep = [t for t in tags.value if t in allowed]
+    if keep != list(tags.value):
+        tags.value = keep
+    if list(tags.allowed_tags) != allowed:
+        tags.allowed_tags = allowed
+
+
 def _css(name: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in name)
 
@@ -313,7 +328,7 @@ class Configurator:
         cols = [str(c) for c in df.columns]
         numeric = [str(c) for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) or
                    pd.api.types.is_bool_dtype(df[c])]
-        self.numeric = numeric
+        self.numeric, self.columns = numeric, cols
         lw = w.Layout(width="360px")
 
         # Data
@@ -323,8 +338,29 @@ class Configurator:
                                  description="groups", layout=lw)
         wide = {"description_width": "110px"}   # "random slopes" must not be clipped
         self.target.style, self.groups.style, self.dataset_name.style = wide, wide, wide
+        # Several grouping factors (subjects x items, pupils in schools): the first is `groups`
+        # above, the others are tags here, in the order typed (the order of the spec's groups).
+        self.more_groups = w.TagsInput(value=[], allowed_tags=cols, allow_duplicates=False,
+                                       placeholder="more grouping factors (crossed or nested)",
+                                       layout=w.Layout(width="360px"),
+                                       tooltip="other grouping columns: items next to subjects, schools above "
+                                               "classes; each gets a random intercept unless the random part says "
+                                               "otherwise")
         self.slopes = w.SelectMultiple(options=numeric, value=(), description="random slopes", rows=4,
                                        layout=lw, style=wide)
+        # lme4's random part. Empty: the shorthand (one factor: intercept + the slopes above;
+        # several: an intercept per factor). Filled in from the factors when a second one is
+        # chosen, so the user edits a correct formula rather than writing one from nothing.
+        self.random = w.Text(value="", description="random part", layout=w.Layout(width="520px"), style=wide,
+                             placeholder="(1 + days | subject) + (1 | item)",
+                             tooltip="random-effect terms in lme4's syntax: (1 + slope | factor), (1 | a/b) for "
+                                     "b nested in a, (x || factor) for uncorrelated effects")
+        self._auto_random = ""      # the text the form wrote there last (replaced while the user has not edited it)
+        self._auto_slopes: tuple[str, ...] = ()   # the slopes it moved into that text, given back if undone
+        self.split_by = w.TagsInput(value=[], allowed_tags=[], allow_duplicates=False,
+                                    placeholder="empty: the first factor", layout=w.Layout(width="520px"),
+                                    tooltip="the grouping factor(s) whose levels the outer test folds "
+                                            "hold new; several: test rows new in each of them")
         # "All other columns" only works when every other column is numeric; otherwise
         # start from the numeric ones, which is what the user would pick by hand.
         all_numeric = len(numeric) == len(cols)
@@ -434,8 +470,9 @@ class Configurator:
         for name in self._MESSAGES:
             setattr(self, f"msg_{name}", _msg())
         self.features_used = w.HTML("")   # the features a valid form would use, shown under the choice
-        for c in (self.target, self.groups, self.slopes, self.features, self.outer, self.inner):
-            c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0]}")
+        for c in (self.target, self.groups, self.more_groups, self.slopes, self.random, self.split_by, self.features,
+                  self.outer, self.inner):
+            c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0].replace('_', '-')}")
         self.outer_k.add_class("mixcv-outer-k")
         self.inner_k.add_class("mixcv-inner-k")
         self.run_button.add_class("mixcv-run")
@@ -443,7 +480,8 @@ class Configurator:
         self.cell_button.add_class("mixcv-show-cell")
         self.widget = self._layout()
         self.widget.add_class("mixcv-configurator")
-        for c in (self.dataset_name, self.target, self.groups, self.slopes, self.all_features, self.features,
+        for c in (self.dataset_name, self.target, self.groups, self.more_groups, self.slopes, self.random,
+                  self.split_by, self.all_features, self.features,
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
                   self.repeats, self.known_holdout, self.break_cv, self.predict_known, self.trials, self.objective,
                   self.metrics, self.merf_all, self.merf_iter,
@@ -455,6 +493,7 @@ class Configurator:
         self.add_model_button.on_click(lambda _: self._add_model())
         self.target.observe(self._roles_changed, "value")
         self.groups.observe(self._roles_changed, "value")
+        self.more_groups.observe(self._factors_changed, "value")
         self.backend.observe(self._backend_changed, "value")
         self.all_features.observe(self._all_features_changed, "value")
         self.run_button.on_click(lambda _: self.start())
@@ -470,10 +509,21 @@ class Configurator:
 
     def _layout(self) -> w.VBox:
         wrap = w.Layout(flex_flow="row wrap", align_items="center")
+        # Rows shown or hidden by the factors chosen: each its own Layout (``wrap`` is shared, and
+        # hiding it would hide every row that uses it).
+        def own() -> w.Layout:
+            return w.Layout(flex_flow="row wrap", align_items="center")
+        # A TagsInput shows no description: the words go in front of it, aligned like the others'.
+        split_words = w.HTML("<div style='width:102px;text-align:right;padding-right:8px'>new levels of</div>")
+        self.slopes_row = w.HBox([self.slopes, self.msg_slopes], layout=own())
+        self.random_row = w.HBox([self.random, self.msg_random], layout=own())
+        self.split_by_row = w.HBox([split_words, self.split_by, self.msg_split_by], layout=own())
         data = self._section("Data", [
             w.HBox([self.target, self.msg_target], layout=wrap),
-            w.HBox([self.groups, self.msg_groups], layout=wrap),
-            w.HBox([self.slopes, self.msg_slopes], layout=wrap),
+            w.HBox([self.groups, self.more_groups, self.msg_groups], layout=wrap),
+            self.slopes_row,
+            self.random_row,
+            self.split_by_row,
             w.HBox([self.all_features, self.features, self.msg_features], layout=wrap),
             self.features_used,
             self.dataset_name])
@@ -504,9 +554,19 @@ class Configurator:
         # The scheduler address means something only for a Dask cluster.
         self.scheduler.layout.display = "" if change["new"] == "dask" else "none"
 
+    def _factors(self) -> tuple[str, ...]:
+        """The grouping factors the form names: ``groups``, then the more factors, in their order."""
+        return () if self.groups.value is None else (self.groups.value, *self.more_groups.value)
+
     def _sync_roles(self) -> None:
-        """Offer as slopes and features only the columns that are neither target nor groups."""
-        taken = {self.target.value, self.groups.value}
+        """Offer as slopes and features only the columns that are neither target nor a grouping factor;
+        as more factors, the columns other than the target and groups; as split factors, the factors."""
+        if self.groups.value is None and self.more_groups.value:
+            self.more_groups.value = []   # more factors need a first one
+        others = [c for c in self.columns if c not in (self.target.value, self.groups.value)]
+        # A TagsInput keeps a tag no longer allowed (it only refuses new ones): drop it first.
+        _offer(self.more_groups, others)
+        taken = {self.target.value, *self._factors()}
         for control in (self.slopes, self.features):
             keep = tuple(c for c in control.value if c not in taken)
             options = [c for c in self.numeric if c not in taken]
@@ -515,6 +575,51 @@ class Configurator:
             control.value = keep
         if self.all_features.value:   # "all other columns": every column offered is ticked, shown so
             self.features.value = self.features.options
+        _offer(self.split_by, list(self._factors()))
+
+    def _implied_random(self, slopes: tuple[str, ...]) -> str:
+        """The random part the factors mean by default: the slopes on the first, an intercept on each."""
+        from mixcv_core.models.mixed.terms import format_name
+        first, *rest = self._factors()
+        effects = " + ".join(["1", *(format_name(s) for s in slopes)])
+        return " + ".join([f"({effects} | {format_name(first)})", *(f"(1 | {format_name(g)})" for g in rest)])
+
+    def _prefill_random(self) -> None:
+        """A second factor chosen: write the random part it implies (with the slopes chosen so far,
+        on the first factor) for the user to edit. Back to one factor: the text the form wrote
+        goes and its slopes come back. Text the user wrote is never replaced."""
+        current = self.random.value.strip()
+        if current and current != self._auto_random:
+            return
+        if len(self._factors()) > 1:
+            slopes = tuple(self.slopes.value) or self._auto_slopes
+            text = self._implied_random(slopes)
+            self._auto_slopes = slopes
+            self.slopes.value = ()   # the slopes are in the text now (the spec takes them in one place)
+            self._auto_random = self.random.value = text
+        elif current:
+            self._auto_random = self.random.value = ""
+            self.slopes.value = tuple(c for c in self._auto_slopes if c in self.slopes.options)
+            self._auto_slopes = ()
+
+    def _show_factors(self) -> None:
+        """Show what the factors chosen make meaningful: more factors once there is one; the random
+        part with any; the split's factors with several; the slopes unless the random part holds them."""
+        several = len(self._factors()) > 1
+        self.more_groups.layout.display = None if self.groups.value is not None else "none"
+        self.slopes_row.layout.display = "none" if several and not self.slopes.value else None
+        self.random_row.layout.display = None if self._factors() or self.random.value else "none"
+        self.split_by_row.layout.display = None if several or self.split_by.value else "none"
+        if self._factors():
+            self.random.placeholder = "empty: " + self._implied_random(tuple(self.slopes.value))
+            self.split_by.placeholder = f"empty: new {self._factors()[0]} levels"
+
+    def _factors_changed(self, change: Any) -> None:
+        if self._building:
+            return
+        self._sync_roles()
+        self._prefill_random()
+        self._validate()
 
     def _all_features_changed(self, change: Any) -> None:
         # Ticked: every column, as the run will use them. Unticked: the same ticks, now editable,
@@ -528,6 +633,7 @@ class Configurator:
         self._sync_roles()
         if change["owner"] is self.groups:
             self._switch_splits(change["old"], change["new"])
+        self._prefill_random()   # a factor gone (it became the target) leaves the text the form wrote
 
     def _fit_folds_to_groups(self) -> str:
         """Fewer folds when the groups cannot fill them: outer at most one per group, inner at
@@ -595,12 +701,19 @@ class Configurator:
         self._validate()
         return card
 
+    def _data_spec(self) -> DataSpec:
+        """The data part of the form (raises the first problem as a `MixcvError`)."""
+        factors = self._factors()
+        features = None if self.all_features.value else tuple(self.features.value)
+        return DataSpec(target=self.target.value, groups=factors[0] if len(factors) == 1 else (factors or None),
+                        slopes=tuple(self.slopes.value), features=features, frame=self.frame_name,
+                        dataset_name=self.dataset_name.value, random=self.random.value.strip() or None,
+                        split_by=tuple(self.split_by.value))
+
     def to_spec(self) -> ExperimentSpec:
         """The experiment the form describes (raises the first problem as a `MixcvError`)."""
         models = [c.spec() for c in self.cards if c.enabled.value]
-        features = None if self.all_features.value else tuple(self.features.value)
-        data = DataSpec(target=self.target.value, groups=self.groups.value, slopes=tuple(self.slopes.value),
-                        features=features, frame=self.frame_name, dataset_name=self.dataset_name.value)
+        data = self._data_spec()
         objective = None
         if self.objective.value.strip():
             objective = import_dotted(self.objective.value.strip(), "tuning.objective_scorer")
@@ -653,9 +766,16 @@ class Configurator:
             d = spec.data
             self.dataset_name.value = d.dataset_name
             self.target.value = d.target
-            self.groups.value = d.groups
+            factors = d.group_columns
+            self.groups.value = factors[0] if factors else None
+            self.more_groups.value, self.split_by.value = [], []
             self.slopes.value, self.features.value = (), ()
-            self._sync_roles()
+            self._sync_roles()   # offers the columns other than target and groups as more factors
+            self.more_groups.value = list(factors[1:])
+            self._sync_roles()   # ...and the factors, now all known, as split factors
+            self.split_by.value = list(d.split_by)
+            self.random.value = d.random or ""
+            self._auto_random, self._auto_slopes = "", ()
             self.split_note.value = ""
             self.slopes.value = tuple(d.slopes)
             self.all_features.value = d.features is None
@@ -717,9 +837,9 @@ class Configurator:
         self._validate()
 
     # -- validation ------------------------------------------------------------------------
-    _MESSAGES = ("target", "groups", "slopes", "features", "outer", "inner", "repeats", "known_holdout", "trials",
-                 "metrics", "merf",
-                 "seed", "n_jobs", "timeout", "backend", "scheduler", "objective", "output", "tracking")
+    _MESSAGES = ("target", "groups", "slopes", "random", "split_by", "features", "outer", "inner", "repeats",
+                 "known_holdout", "trials", "metrics", "merf", "seed", "n_jobs", "timeout", "backend", "scheduler",
+                 "objective", "output", "tracking")
 
     def _msg_for(self, field: str) -> str:
         # The spec's field path -> the cell key (one table, in mixcv_core's cell module)
@@ -733,6 +853,7 @@ class Configurator:
         """Check the whole form; show each problem next to its control; enable Run if valid."""
         if self._building:
             return False
+        self._show_factors()
         self.errors = {}
         for name in self._MESSAGES:
             _set_msg(getattr(self, f"msg_{name}"), "")
@@ -774,7 +895,9 @@ class Configurator:
 
     def _error(self, key: str, message: str, field: str | None = None) -> None:
         """Show ``message`` in the slot ``key``, led by the control's name (``field``'s, or the slot's)."""
-        text = f"{_label(field or key)}: {message}"
+        label = _label(field or key)
+        # Some messages name their field already ("random part: unexpected character ..."): once is enough.
+        text = message if message.startswith(f"{label}: ") else f"{label}: {message}"
         self.errors[key] = text
         if hasattr(self, f"msg_{key}"):
             _set_msg(getattr(self, f"msg_{key}"), text)
@@ -800,6 +923,14 @@ class Configurator:
             if missing:
                 self._error("slopes", f"a random slope is also a fixed effect: tick {', '.join(missing)} under "
                                       "features too (or untick it here)")
+        # The random part and the split's factors are checked as they are typed, whatever else
+        # is still wrong, by the spec's own rules (an lme4 term it cannot read, a factor that is
+        # not among the grouping columns), next to their fields.
+        try:
+            self._data_spec()
+        except MixcvError as exc:
+            if exc.field in ("data.random", "data.split_by"):
+                self._error(self._msg_for(exc.field), exc.message, exc.field)
 
     def _check_against_data(self, spec: ExperimentSpec) -> None:
         # The engine's own check, splits included: the form refuses exactly what a run

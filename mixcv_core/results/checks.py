@@ -287,7 +287,7 @@ def run_checks(results: RunView) -> list[Check]:
 
 # -- several grouping factors (issue 25) ---------------------------------------------------
 def _group_columns(r: RunView) -> pd.DataFrame | None:
-    """Every grouping column of the run (None with one, or for a run loaded from a store)."""
+    """Every grouping column of the run (None with one, or for a run stored before store schema 5)."""
     return r._data.group_frame
 
 

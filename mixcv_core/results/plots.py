@@ -340,11 +340,26 @@ def random_effects(results: RunView, model: str | None = None, fold: int = 0) ->
     if est is None or not hasattr(est, "random_effects_sd_"):
         raise SpecError("model", f"no fitted {model!r} with random effects in fold {fold}; models with them: {names}")
     re, sd = est.random_effects_, est.random_effects_sd_
-    long = re.stack().rename("effect").to_frame().join(sd.stack().rename("sd"))
-    long.index.names = ["group", "term"]
-    out = long.reset_index()
+    if isinstance(re, dict):
+        # Several grouping factors: a table per factor, its terms named with the factor
+        # ("plate: Intercept"), so each panel of the caterpillar holds one factor's levels.
+        parts = []
+        for name in re:
+            part = _long(re[name], sd[name])
+            part["term"] = f"{name}: " + part["term"].astype(str)
+            parts.append(part)
+        out = pd.concat(parts, ignore_index=True)
+    else:
+        out = _long(re, sd)
     out.attrs["model"] = model
     return out
+
+
+def _long(re: pd.DataFrame, sd: pd.DataFrame) -> pd.DataFrame:
+    """Effects and their sds, a row per (group, term)."""
+    long = re.stack().rename("effect").to_frame().join(sd.stack().rename("sd"))
+    long.index.names = ["group", "term"]
+    return long.reset_index()
 
 
 def plot_random_effects(results: RunView, model: str | None = None, fold: int = 0,

@@ -24,7 +24,7 @@ from .factors import what_is_new
 from .plots import plot_convergence, plot_folds, plot_metric
 
 if TYPE_CHECKING:
-    from ..experiment.data import Plan
+    from ..experiment.data import Plan, PreparedData
     from ..experiment.spec import ExperimentSpec
     from ._run import RunView
 
@@ -232,6 +232,16 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
             + "<div>Outer folds</div>" + safe_table(table.style.hide(axis="index")) + "</div>")
 
 
+def _groups_meta(d: PreparedData, n_groups: int) -> str:
+    """The report's words for the grouping: ``24 groups``, or with several factors each one's
+    levels and the random part (``24 plate levels × 6 sample levels; random (1 | plate) + ...``)."""
+    frame = d.group_frame
+    if frame is None or frame.shape[1] < 2:
+        return f"{n_groups} groups" if n_groups else "no groups"
+    levels = " × ".join(f"{frame[c].nunique()} <code>{html.escape(str(c))}</code> levels" for c in frame.columns)
+    return levels + (f"; random <code>{html.escape(d.random)}</code>" if d.random else "")
+
+
 def render_html(results: RunView) -> str:
     """The full HTML report of a run."""
     spec = results.spec
@@ -242,7 +252,7 @@ def render_html(results: RunView) -> str:
     tuned = any(m.tunes for m in spec.models)
     title = html.escape(spec.data.dataset_name or "mixcv run")
     status = results.status
-    meta = [f"{len(d.y)} rows", f"{n_groups} groups" if n_groups else "no groups",
+    meta = [f"{len(d.y)} rows", _groups_meta(d, n_groups),
             f"target <code>{html.escape(str(d.target_name))}</code>",
             f"outer: {html.escape(str(outer))} ({len(results._outer)} folds)"]
     if spec.outer.known_holdout:

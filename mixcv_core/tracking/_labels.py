@@ -1,6 +1,7 @@
 """Row labels and group labels stored exactly: what goes into the run store comes back as it was.
 
-A run keeps the data's row index (for the predictions table) and the group labels. JSON
+A run keeps the data's row index (for the predictions table), the group labels and, with
+several grouping factors, every grouping column (for the checks and the report). JSON
 alone would turn a MultiIndex into lists, datetimes into text and tuples into lists, and
 pickle would run code from a store. So each array is written as typed JSON — its kind
 (integer, float, boolean, text, datetime with its time zone), its dtype and its values —
@@ -18,7 +19,8 @@ import pandas as pd
 
 from ..errors import SpecError
 
-__all__ = ["encode_index", "decode_index", "encode_values", "decode_values", "LABELS_FORMAT"]
+__all__ = ["encode_index", "decode_index", "encode_values", "decode_values", "encode_group_frame",
+           "decode_group_frame", "LABELS_FORMAT"]
 
 #: Version of this encoding, kept in a run's metadata (format 1: plain JSON lists).
 LABELS_FORMAT = 2
@@ -89,3 +91,23 @@ def decode_index(enc: dict[str, Any]) -> pd.Index:
     if enc["kind"] == "multi":
         return pd.MultiIndex.from_arrays([decode_values(level) for level in enc["levels"]], names=enc["names"])
     return pd.Index(decode_values(enc["values"]), name=enc["name"])
+
+
+def encode_group_frame(frame: pd.DataFrame) -> dict[str, Any]:
+    """Every grouping column of a run (several factors), column by column as `encode_values`.
+
+    The names are a list beside the values, not the keys of a mapping, so their order (the
+    order of ``groups``) comes back as it was.
+    """
+    return {"columns": [str(c) for c in frame.columns],
+            "values": [encode_values(frame[c].to_numpy(), f"labels of the grouping column {str(c)!r}")
+                       for c in frame.columns]}
+
+
+def decode_group_frame(enc: dict[str, Any]) -> pd.DataFrame:
+    """The grouping columns `encode_group_frame` wrote, in their order."""
+    columns, values = enc["columns"], enc["values"]
+    if not (isinstance(columns, list) and isinstance(values, list) and len(columns) == len(values)
+            and all(isinstance(c, str) for c in columns) and len(set(columns)) == len(columns)):
+        raise ValueError("its grouping columns are not a list of distinct names with one array each")
+    return pd.DataFrame({c: decode_values(v) for c, v in zip(columns, values, strict=True)})

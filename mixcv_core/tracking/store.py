@@ -50,7 +50,15 @@ from ..outcome import FoldOutcome
 from ..results import Results
 from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
 from ..run.tuning import quiet_optuna
-from ._labels import LABELS_FORMAT, decode_index, decode_values, encode_index, encode_values
+from ._labels import (
+    LABELS_FORMAT,
+    decode_group_frame,
+    decode_index,
+    decode_values,
+    encode_group_frame,
+    encode_index,
+    encode_values,
+)
 
 __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEMA_VERSION"]
 
@@ -58,7 +66,7 @@ __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEM
 #: store written by a newer mixcv (a higher version) is refused on open rather than
 #: misread; an older one is brought up to date by `_MIGRATIONS`. A store without a
 #: version (mixcv 0.1) is version 1.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,7 +74,7 @@ CREATE TABLE IF NOT EXISTS runs (
     dataset TEXT, target TEXT, n_rows INTEGER, n_folds INTEGER, models TEXT, metrics TEXT,
     spec TEXT, cell TEXT, wall_time REAL, error TEXT);
 CREATE TABLE IF NOT EXISTS run_data (
-    run_id TEXT PRIMARY KEY, y BLOB, groups TEXT, row_index TEXT, meta TEXT);
+    run_id TEXT PRIMARY KEY, y BLOB, groups TEXT, row_index TEXT, meta TEXT, group_frame TEXT);
 CREATE TABLE IF NOT EXISTS splits (
     run_id TEXT, fold INTEGER, train BLOB, test BLOB, PRIMARY KEY (run_id, fold));
 CREATE TABLE IF NOT EXISTS folds (
@@ -87,6 +95,7 @@ _MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE folds ADD COLUMN model_sha256 TEXT"],  # checksum of a saved model file
     3: ["ALTER TABLE folds ADD COLUMN known_rows BLOB",     # the known-group holdout's rows
         "ALTER TABLE folds ADD COLUMN y_pred_known BLOB"],  # ...and their predictions
+    4: ["ALTER TABLE run_data ADD COLUMN group_frame TEXT"],  # every grouping column (several factors)
 }
 
 
@@ -209,9 +218,9 @@ class RunStore:
                                      "aside, or record elsewhere: --store DIR or MIXCV_STORE=DIR; or not at all: "
                                      "--no-store or MIXCV_STORE=off") from None
 
-    def _fold_columns(self, con: sqlite3.Connection, names: list[str]) -> str:
+    def _columns(self, con: sqlite3.Connection, table: str, names: list[str]) -> str:
         """``names`` for a SELECT, with NULL for columns an older (read-only, unmigrated) layout lacks."""
-        have = {r[1] for r in con.execute("PRAGMA table_info(folds)")}
+        have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
         return ", ".join(n if n in have else f"NULL AS {n}" for n in names)
 
     def __repr__(self) -> str:
@@ -323,13 +332,15 @@ class RunStore:
             rid = self._resolve(con, run_id)
             run = con.execute("SELECT status, host, pid, spec, wall_time, n_folds FROM runs WHERE id = ?",
                               (rid,)).fetchone()
-            data = con.execute("SELECT y, groups, row_index, meta FROM run_data WHERE run_id = ?", (rid,)).fetchone()
+            data_columns = self._columns(con, "run_data", ["y", "groups", "row_index", "meta", "group_frame"])
+            data = con.execute(f"SELECT {data_columns} FROM run_data WHERE run_id = ?",  # noqa: S608
+                               (rid,)).fetchone()
             splits = con.execute("SELECT fold, train, test FROM splits WHERE run_id = ? ORDER BY fold",
                                  (rid,)).fetchall()
-            columns = self._fold_columns(con, ["model", "fold", "ok", "metrics", "fit_time", "tune_time", "best_params",
-                                               "converged", "error", "traceback", "warnings", "test_rows", "y_pred",
-                                               "insight", "history", "model_file", "convergence", "model_sha256",
-                                               "known_rows", "y_pred_known"])
+            columns = self._columns(con, "folds", [
+                "model", "fold", "ok", "metrics", "fit_time", "tune_time", "best_params", "converged", "error",
+                "traceback", "warnings", "test_rows", "y_pred", "insight", "history", "model_file", "convergence",
+                "model_sha256", "known_rows", "y_pred_known"])
             folds = con.execute(f"SELECT {columns} FROM folds WHERE run_id = ?", (rid,)).fetchall()  # noqa: S608
             trials = con.execute("SELECT model, fold, trial, value, params FROM trials WHERE run_id = ? "
                                  "ORDER BY model, fold, trial", (rid,)).fetchall()
@@ -375,7 +386,7 @@ class RunStore:
             spec = spec.resolve_names()
         _require(data is not None, "its data row is missing")
         assert data is not None   # for the type checker: _require above
-        y, groups, index, meta = data
+        y, groups, index, meta, frame_json = data
         meta = json.loads(meta)
         _require(isinstance(meta, dict), "its data description is not a JSON object")
         if meta.get("labels_format", 1) >= 2:
@@ -389,10 +400,15 @@ class RunStore:
         n = len(y_values)
         _require(y_values.ndim == 1 and len(row_index) == n and (group_labels is None or len(group_labels) == n),
                  "its target, row index and group labels differ in length")
+        # Every grouping column of a run with several factors (the checks and the report read
+        # them); None for one factor and for runs stored before schema 5, as they ran.
+        group_frame = None if frame_json is None else decode_group_frame(json.loads(frame_json))
+        _require(group_frame is None or len(group_frame) == n, "its grouping columns differ in length from its target")
         prepared = PreparedData(
             X=np.empty((n, 0)), y=y_values, groups=group_labels,
             feature_names=list(meta["feature_names"]), slope_names=list(meta["slope_names"]),
-            index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"])
+            index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"],
+            group_frame=group_frame, random=spec.data.random_terms_text, split_by=spec.data.split_factors)
         _require([k for k, _, _ in splits] == list(range(len(splits))) and len(splits) == n_folds,
                  f"it has {len(splits)} stored splits for {n_folds} folds")
         outer = [(_rows(tr, n, "a split"), _rows(te, n, "a split")) for _, tr, te in splits]
@@ -609,7 +625,7 @@ class StoreObserver:
         except SpecError:
             cell = None
         d = e.data
-        index_json, groups_json = self.encode_labels(d)
+        index_json, groups_json, frame_json = self.encode_labels(d)
         self._con = self.store._connect()
         meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
                 "groups_name": d.groups_name, "labels_format": LABELS_FORMAT,
@@ -622,16 +638,18 @@ class StoreObserver:
                     n_folds=e.n_folds, models=_dumps(list(e.model_names)), metrics=_dumps(list(spec.metrics)),
                     spec=spec_json, cell=cell)
             _insert(self._db, "run_data", run_id=self.run_id, y=_npy(d.y), groups=groups_json,
-                    row_index=index_json, meta=_dumps(meta))
+                    row_index=index_json, meta=_dumps(meta), group_frame=frame_json)
             for k, (tr, te) in enumerate(e.outer):
                 _insert(self._db, "splits", run_id=self.run_id, fold=k, train=_npy(tr), test=_npy(te))
 
     @staticmethod
-    def encode_labels(data: PreparedData) -> tuple[str, str | None]:
-        """The row index and group labels as typed JSON; raises `SpecError` (before the run
-        starts, when called by the engine) for labels the store cannot keep exactly."""
+    def encode_labels(data: PreparedData) -> tuple[str, str | None, str | None]:
+        """The row index, the group labels and every grouping column as typed JSON; raises
+        `SpecError` (before the run starts, when called by the engine) for labels the store
+        cannot keep exactly."""
         groups = None if data.groups is None else _dumps(encode_values(data.groups, "group labels"))
-        return _dumps(encode_index(data.index)), groups
+        frame = None if data.group_frame is None else _dumps(encode_group_frame(data.group_frame))
+        return _dumps(encode_index(data.index)), groups, frame
 
     def _fold(self, o: FoldOutcome) -> None:
         model_file = model_sha = None

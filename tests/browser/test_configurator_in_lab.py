@@ -74,3 +74,16 @@ def test_invalid_form_shows_the_message_and_disables_run(lab_server, lab_root, p
     page.press(".mixcv-outer-k input", "Enter")
     page.wait_for_selector("text=needs at least 10 groups, there are 6", timeout=30_000)
     assert page.locator("button.mixcv-run").is_disabled()
+    # A second grouping factor typed as a tag: the random part it implies is written in, and
+    # text typed there is checked as it is typed, the message next to it (escaped: shown, not markup).
+    tags = ".mixcv-more-groups input.jupyter-widget-taginput"
+    page.fill(tags, "X4")
+    page.press(tags, "Tab")   # the tag is added when the input changes (Enter may go to the column list shown)
+    page.wait_for_function("() => document.querySelector('.mixcv-random input').value === "
+                           "'(1 | group) + (1 | X4)'", timeout=30_000)
+    page.fill(".mixcv-random input", "(1 | group) + (1 | <b>z</b>)")
+    page.wait_for_selector("text=random part: unexpected character '<' in '(1 | group) + (1 | <b>z</b>)'",
+                           timeout=30_000)
+    assert page.locator("button.mixcv-run").is_disabled()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "configurator_several_factors.png"), full_page=True)

@@ -141,3 +141,43 @@ def test_diagnostics_upload_every_figure_to_a_neptune_run(grouped):
     assert not any(plain.exists(k) for k in keys)   # flexcv's default: no extended diagnostics
     plain.stop()
     full.stop()
+
+
+def crossed_run(observers=(), run=None):
+    """Penicillin (24 plates x 6 samples, crossed; lme4's data), split by plate."""
+    from mixcv_core.models import LinearMixedEffectsModel
+    frame = pd.read_csv(Path(__file__).parent.parent / "data" / "lmm_multi" / "penicillin.csv")
+    return (CrossValidation().set_data(frame[[]], frame["diameter"], groups=frame[["plate", "sample"]],
+                                       random="(1 | plate) + (1 | sample)", split_by="plate")
+            .set_splits("GroupKFold", n_splits_out=3).add_model(LinearMixedEffectsModel)
+            .set_run(run=run, observers=observers, store=False).perform().get_results())
+
+
+def test_neptune_logs_several_grouping_factors_as_text_a_reader_can_read():
+    import neptune
+    run = neptune.init_run(mode="debug", capture_stdout=False, capture_stderr=False,
+                           capture_hardware_metrics=False)
+    crossed_run(run=run)
+    assert run["parameters/data/groups"].fetch() == "plate, sample"   # not "('plate', 'sample')"
+    assert run["parameters/data/random"].fetch() == "(1 | plate) + (1 | sample)"
+    assert run["parameters/data/split_by"].fetch() == "plate"
+    run.stop()
+
+
+def test_mlflow_logs_several_grouping_factors_as_text_a_reader_can_read(tmp_path):
+    from mlflow.tracking import MlflowClient
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mirror = MlflowMirror(tracking_uri=uri, experiment="crossed")
+    crossed_run(observers=[mirror])
+    params = MlflowClient(tracking_uri=uri).get_run(mirror.run_id).data.params
+    assert (params["data/groups"], params["data/random"], params["data/split_by"]) == \
+        ("plate, sample", "(1 | plate) + (1 | sample)", "plate")
+
+
+def test_one_grouping_factor_is_logged_as_before():
+    from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec
+    from mixcv_core.tracking.mirrors._common import flat_params
+    spec = ExperimentSpec(data=DataSpec("y", "subject", slopes=("days",)), models=(ModelSpec("LM", "LinearModel"),))
+    params = flat_params(spec)
+    assert (params["data/groups"], params["data/slopes"]) == ("subject", "days")
+    assert "data/random" not in params and "data/split_by" not in params

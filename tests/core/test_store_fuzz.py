@@ -21,7 +21,7 @@ from mixcv_core import CrossValidation, MixcvError, RunStore
 COLUMNS = {
     "runs": ["id", "created", "status", "host", "pid", "dataset", "target", "n_rows", "n_folds", "models", "metrics",
              "spec", "cell", "wall_time", "error"],
-    "run_data": ["run_id", "y", "groups", "row_index", "meta"],
+    "run_data": ["run_id", "y", "groups", "row_index", "meta", "group_frame"],
     "splits": ["run_id", "fold", "train", "test"],
     "folds": ["run_id", "model", "fold", "ok", "metrics", "fit_time", "tune_time", "best_params", "converged", "error",
               "traceback", "warnings", "test_rows", "y_pred", "insight", "history", "model_file", "convergence",

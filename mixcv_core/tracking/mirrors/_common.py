@@ -12,14 +12,20 @@ from ...secrets import scrub as _scrub
 
 def flat_params(spec: ExperimentSpec) -> dict[str, str]:
     """The experiment's settings as flat ``name -> text`` pairs (tracker parameters)."""
+    data = spec.data
     out: dict[str, str] = {
-        "data/target": spec.data.target, "data/groups": str(spec.data.groups),
+        # Several grouping factors as a reader writes them ("subject, item"), not a tuple's repr.
+        "data/target": data.target, "data/groups": ", ".join(data.group_columns) if data.groups is not None else "None",
         "data/slopes": ", ".join(spec.data.slopes), "data/name": spec.data.dataset_name or str(spec.data.frame),
         "outer": spec.outer.label, "inner": spec.inner.label,
         "trials": str(spec.tuning.n_trials), "metrics": ", ".join(spec.metrics), "seed": str(spec.seed),
         "n_jobs": str(spec.n_jobs), "merf/iterations": str(spec.merf.max_iterations),
         "merf/all": str(spec.merf.add_merf_global),
     }
+    if data.random_terms_text is not None:   # lme4's random part, as typed (absent for the one-factor shorthand)
+        out["data/random"] = data.random_terms_text
+    if len(data.group_columns) > 1:   # which factors the test folds hold new levels of
+        out["data/split_by"] = ", ".join(data.split_factors)
     from ...experiment.cell import param_text
     for m in spec.models:
         out[f"models/{m.name}/estimator"] = estimator_name(m.estimator)  # type: ignore[arg-type]
