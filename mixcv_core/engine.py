@@ -200,7 +200,11 @@ def _stored_outcomes(spec: ExperimentSpec, plan: Plan, store: RunStore | None,
         now = column_fingerprints(plan.data)
         changed = [f"column {name!r} " + ("is missing" if name not in now else "has other values")
                    for name in recorded if now.get(name) != recorded[name]]
-        changed += [f"column {name!r} is new" for name in now if name not in recorded]
+        # Runs recorded before every grouping factor was fingerprinted hold one "(groups)"
+        # entry; the others cannot be compared with anything, so they are not "new" columns.
+        only_first = sum(name.endswith(" (groups)") for name in recorded) == 1
+        changed += [f"column {name!r} is new" for name in now if name not in recorded
+                    and not (only_first and name.endswith(" (groups)"))]
         if changed:
             raise SpecError("resume", f"run {rid} was made on other data: {'; '.join(changed[:5])}. Resume it "
                                       "with the DataFrame it ran on")

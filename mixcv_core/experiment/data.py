@@ -82,6 +82,12 @@ def column_fingerprints(data: PreparedData) -> dict[str, str]:
     out[f"{data.target_name} (target)"] = digest(data.y)
     if data.groups is not None:
         out[f"{data.groups_name} (groups)"] = digest(data.groups)
+    if data.group_frame is not None:
+        # Every other grouping factor too: a resumed crossed run on a changed second factor
+        # would otherwise mix two designs in one stored run.
+        for name in data.group_frame.columns:
+            if name != data.groups_name:
+                out[f"{name} (groups)"] = digest(data.group_frame[name].to_numpy())
     return out
 
 

@@ -103,3 +103,22 @@ def test_labels_of_a_second_factor_the_store_cannot_keep_are_refused_before_any_
         run(frame, "diameter", ["plate", "sample"], RunStore(tmp_path), split_by="plate")
     assert info.value.field == "store" and "'sample'" in info.value.message and "tuple" in info.value.message
     assert RunStore(tmp_path).runs().empty    # nothing was started
+
+
+def test_resuming_a_crossed_run_refuses_a_changed_second_factor_naming_it(tmp_path):
+    from mixcv_core.engine import run as run_engine
+    from mixcv_core.errors import SpecError
+
+    store = RunStore(tmp_path)
+    frame = lme4("penicillin")
+    cv = (CrossValidation().set_data(frame.drop(columns=["diameter", "plate", "sample"]), frame["diameter"], groups=frame[["plate", "sample"]],
+                                     split_by="plate")
+          .set_splits("GroupKFold", n_splits_out=3).add_model(LinearMixedEffectsModel))
+    stopped = run_engine(cv.to_spec(), cv._frame, store=store, stop=lambda: True)
+    # The split's factor is unchanged, so the folds are the same: only the fingerprint of
+    # the second factor can tell the two designs apart.
+    shuffled = cv._frame.assign(sample=cv._frame["sample"].sample(frac=1.0, random_state=0).to_numpy())
+    with pytest.raises(SpecError, match="resume: run .* other data: column 'sample \\(groups\\)' has other values"):
+        CrossValidation.resume(store, stopped.run_id, shuffled)
+    resumed = CrossValidation.resume(store, stopped.run_id, cv._frame)
+    assert resumed.status == "finished"
