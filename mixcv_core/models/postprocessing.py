@@ -127,6 +127,18 @@ class MERFModelPostProcessor(ModelPostProcessor):
         merf = getattr(model, "merf_", model)   # MERFRegressor wraps a MERF
         if not hasattr(merf, "D_hat_history"):
             return None
+        covs = getattr(model, "varcorr_", None)
+        if isinstance(covs, dict) and len(covs) > 1:
+            # Several terms: each covariance named by its factor and terms, as lme4's VarCorr.
+            rows = {}
+            for factor, cov in covs.items():
+                names = [str(c) for c in cov.columns]
+                for i, a in enumerate(names):
+                    for j in range(i + 1):
+                        key = f"var({a})" if i == j else f"cov({names[j]},{a})"
+                        rows[f"{factor}: {key}"] = float(cov.iloc[i, j])
+            rows["var(residual)"] = float(merf.sigma2_hat_history[-1])
+            return pd.DataFrame({"estimate": pd.Series(rows, dtype=float)})
         D = np.atleast_2d(merf.D_hat_history[-1])
         b = getattr(merf, "trained_b", None)
         terms = [str(c) for c in b.columns] if isinstance(b, pd.DataFrame) else [str(i) for i in range(len(D))]

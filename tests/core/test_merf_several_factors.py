@@ -284,3 +284,17 @@ def test_the_one_factor_call_still_scores_validation_rows_at_every_iteration():
     assert len(m.val_loss_history) == 6
     mse = np.mean((val["Reaction"].to_numpy() - m.predict(val[["Days"]], Z(val), val["Subject"])) ** 2)
     np.testing.assert_allclose(m.val_loss_history[-1], mse, rtol=1e-12)
+
+
+def test_flexcv_s_merf_post_processor_names_each_term_by_its_factor_with_several_factors():
+    from mixcv_core.models.postprocessing import MERFModelPostProcessor
+
+    case, _, m = fit_constant_base("penicillin")
+    table = MERFModelPostProcessor()(m, [])
+    ref = case["ml"]
+    expected = {f"{f}: var({m.varcorr_[f].columns[0]})": v["cov"][0][0]
+                for f, v in ref["varcorr"].items()}
+    for key, value in expected.items():
+        np.testing.assert_allclose(table.loc[key, "estimate"], value, rtol=1e-5)
+    np.testing.assert_allclose(table.loc["var(residual)", "estimate"], ref["sigma2"], rtol=1e-6)
+    assert len(table) == len(expected) + 1
