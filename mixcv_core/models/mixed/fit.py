@@ -20,7 +20,7 @@ from threadpoolctl import ThreadpoolController
 from ...errors import SpecError
 from .. import _batched
 from .criterion import Criterion
-from .optimize import minimise
+from .optimize import minimise, rough_minimum
 from .pls import PLSSolve, cho_inverse
 
 __all__ = ["REBlock", "MixedFit", "fit_mixed", "relative_factor", "singular_components"]
@@ -182,9 +182,9 @@ def _fit(X: np.ndarray, y: np.ndarray, blocks: list[_Block], reml: bool, max_eva
             # orders of magnitude when terms differ (InstEval: departments vs lecturers).
             alone = Criterion(X, y, [blocks[i].codes], [scaled[i][0]], [blocks[i].n_levels], reml)
             start = np.eye(t.q)[t.rows, t.cols]
-            first = minimise(alone, start, max_evals=200)
+            first = rough_minimum(alone, start, max_evals=200)
             pre_evals += alone.n_evals
-            lam = t.lam(np.concatenate([np.zeros(t.offset), first.theta]))
+            lam = t.lam(np.concatenate([np.zeros(t.offset), first]))
         elif theta0 is None:
             lam = np.eye(t.q)
         else:
@@ -237,7 +237,7 @@ def _conditional_blocks(crit: Criterion, s: PLSSolve) -> list[np.ndarray]:
     """
     st = crit.stats
     m = st.m
-    Minv = _batched.cho_inverse(s.chol1)
+    Minv = s.Minv if s.Minv is not None else _batched.cho_inverse(s.chol1)
     if not m:
         return [Minv]
     assert s.lamR is not None
