@@ -217,9 +217,11 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
             coupX = (R1T @ bFR).reshape(K1, q1, p)
             F1 = sol_X - _batched.cho_solve(s.chol1, _batched.left(lam1.T, coupX))
         else:
-            coupX = 0.0
+            coupX = None
             F1 = sol_X
-        Q1 = H_X - st.G @ _batched.left(lam1, F1) - coupX
+        Q1 = H_X - st.G @ _batched.left(lam1, F1)
+        if coupX is not None:
+            Q1 -= coupX
         grads[0] -= 2.0 * _batched.sum_products(_batched.right(F1, Sinv), np.swapaxes(Q1, 1, 2))
         if m:
             QR = st.A_RF[:, :p] - R1 @ _batched.left(lam1, F1).reshape(K1 * q1, p) - st.A_RR @ bFR

@@ -33,7 +33,6 @@ from scipy.linalg import lapack
 
 from ...errors import SpecError
 from .. import _batched
-from .._groups import ClusterSums
 
 #: Largest block R (random effects of every term but the largest) held dense: four copies of
 #: a 12,000 x 12,000 matrix are 4.3 GiB.
@@ -104,11 +103,14 @@ class Statistics:
         q1, K1 = Zs[0].shape[1], int(levels[0])
         self.q1, self.K1 = q1, K1
         self._pair_index: tuple[np.ndarray, ...] | None = None
-        sums = ClusterSums(codes[0], K1)
+        # Sums over each level's rows as one product with the (K1 x n) indicator, held by
+        # columns: one entry per row, so it is built without sorting the rows, and its
+        # product scatters each row once (three times faster than the CSR one on 10^5 rows).
+        sums = sparse.csc_matrix((np.ones(n), np.asarray(codes[0]), np.arange(n + 1)), shape=(K1, n))
         Z1 = Zs[0]
         # Z and [X y] apart: stacking them first held more row-sized copies at once.
-        self.G = np.ascontiguousarray(sums(np.einsum("nj,nk->njk", Z1, Z1)))        # (K1, q1, q1)
-        self.H = np.ascontiguousarray(sums(np.einsum("nj,nk->njk", Z1, F)))         # (K1, q1, p+1)
+        self.G = np.ascontiguousarray((sums @ np.einsum("nj,nk->njk", Z1, Z1).reshape(n, -1)).reshape(K1, q1, q1))
+        self.H = np.ascontiguousarray((sums @ np.einsum("nj,nk->njk", Z1, F).reshape(n, -1)).reshape(K1, q1, p + 1))
         self.A_FF = F.T @ F
         # Block R: the other terms side by side, each level's q_t columns together.
         self.r_q = [Z.shape[1] for Z in Zs[1:]]
