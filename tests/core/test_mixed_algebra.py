@@ -200,6 +200,24 @@ def test_the_rough_start_leaves_the_saddle_that_lbfgs_lands_on():
     assert rough.n_evals < crit.n_evals     # and it is cheaper than the certified fit
 
 
+def test_scalar_terms_on_a_small_block_start_from_the_identity_and_others_from_each_term_alone(monkeypatch):
+    # The one-term starts cost more evaluations than they save when a joint evaluation is as
+    # cheap as a one-term one (scalar terms, small block R); a vector term still gets them.
+    from mixcv_core.models.mixed import fit as fit_module
+    calls: list[int] = []
+    rough = fit_module.rough_minimum
+    monkeypatch.setattr(fit_module, "rough_minimum", lambda crit, *a, **k: calls.append(crit.dim) or rough(crit, *a, **k))
+    for name, starts in [("penicillin crossed", []), ("scotssec partially crossed with a slope", [3, 1])]:
+        calls.clear()
+        X, y, blocks = model(name)
+        assert fit_mixed(X, y, blocks).converged
+        assert calls == starts
+    monkeypatch.setattr(fit_module, "PREFIT_MIN_EFFECTS", 0)
+    calls.clear()
+    X, y, blocks = model("penicillin crossed")
+    assert fit_mixed(X, y, blocks).converged and calls == [1, 1]
+
+
 def test_the_order_of_the_terms_changes_nothing_but_the_order_of_the_output():
     X, y, blocks = model("scotssec partially crossed with a slope")
     fit = fit_mixed(X, y, blocks)
