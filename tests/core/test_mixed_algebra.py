@@ -22,7 +22,7 @@ from mixcv_core import MixcvError
 from mixcv_core.models.mixed import fit_mixed
 from mixcv_core.models.mixed import pls as pls_module
 from mixcv_core.models.mixed.criterion import Criterion
-from mixcv_core.models.mixed.optimize import certify
+from mixcv_core.models.mixed.optimize import certify, minimise, rough_minimum
 
 DATA = Path(__file__).parent.parent / "data" / "lmm_multi"
 
@@ -102,9 +102,21 @@ def per_term(blocks, flat):
     return out
 
 
+# Small A_R1 are multiplied as dense arrays (`pls.DENSE_PRODUCTS`), larger ones as sparse
+# matrices with the pair list: every model here is small, so the sparse route is forced too.
+PRODUCTS = pytest.mark.parametrize("products", ["dense", "sparse"])
+
+
+def use_products(monkeypatch, products: str) -> None:
+    if products == "sparse":
+        monkeypatch.setattr(pls_module, "DENSE_PRODUCTS", 0)
+
+
+@PRODUCTS
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_blocked_criterion_equals_the_dense_one_at_any_theta(name, reml):
+def test_the_blocked_criterion_equals_the_dense_one_at_any_theta(name, reml, products, monkeypatch):
+    use_products(monkeypatch, products)
     X, y, blocks = model(name)
     crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], reml)
     rng = np.random.default_rng(3)
@@ -113,9 +125,11 @@ def test_the_blocked_criterion_equals_the_dense_one_at_any_theta(name, reml):
         np.testing.assert_allclose(crit(theta), dense(X, y, blocks, theta, reml).value, rtol=1e-11)
 
 
+@PRODUCTS
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_exact_gradient_matches_central_differences(name, reml):
+def test_the_exact_gradient_matches_central_differences(name, reml, products, monkeypatch):
+    use_products(monkeypatch, products)
     X, y, blocks = model(name)
     crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], reml)
     theta = np.random.default_rng(4).uniform(0.2, 1.2, crit.dim)
@@ -125,8 +139,10 @@ def test_the_exact_gradient_matches_central_differences(name, reml):
     np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(central).max()))
 
 
+@PRODUCTS
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_fit_reports_the_dense_solution_at_its_theta(name):
+def test_the_fit_reports_the_dense_solution_at_its_theta(name, products, monkeypatch):
+    use_products(monkeypatch, products)
     X, y, blocks = model(name)
     fit = fit_mixed(X, y, blocks, reml=True)
     assert fit.converged, fit.message
@@ -144,7 +160,9 @@ def test_the_fit_reports_the_dense_solution_at_its_theta(name):
 
 def test_without_the_pair_list_the_algebra_gives_the_same_numbers(monkeypatch):
     # Block 1 crossed with most of block R makes the pair list too long; the fallback
-    # (sparse products at each evaluation) must agree with it exactly.
+    # (sparse products at each evaluation) must agree with it exactly. Both on sparse
+    # products: these models are small enough for dense ones, which use neither.
+    monkeypatch.setattr(pls_module, "DENSE_PRODUCTS", 0)
     for name in ["scotssec partially crossed with a slope", "carrots with a slope in the smaller term"]:
         X, y, blocks = model(name)
         args = (X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], True)
@@ -160,10 +178,44 @@ def test_without_the_pair_list_the_algebra_gives_the_same_numbers(monkeypatch):
         v2, g2 = without.value_and_grad(theta)
         fit2 = fit_mixed(X, y, blocks)
         monkeypatch.undo()
+        monkeypatch.setattr(pls_module, "DENSE_PRODUCTS", 0)
         np.testing.assert_allclose(v2, v1, rtol=1e-12)
         np.testing.assert_allclose(g2, g1, rtol=1e-8, atol=1e-9 * np.abs(g1).max())
         for a, b in zip(fit2.b_sd, fit1.b_sd):
             np.testing.assert_allclose(a, b, rtol=1e-7)
+
+
+def test_the_rough_start_leaves_the_saddle_that_lbfgs_lands_on():
+    # Penicillin's plate term alone: from Lambda = 1, L-BFGS-B's first step (unit length,
+    # down the gradient) lands on Lambda = 0 exactly, where the gradient vanishes by
+    # symmetry. The rough start must not stay there: the certified minimum is 0.1535.
+    X, y, blocks = model("penicillin crossed")
+    plate = blocks[0]
+    crit = Criterion(X, y, [plate.codes], [plate.Z], [plate.n_levels], True)
+    best = minimise(crit, np.ones(1), max_evals=200)
+    assert best.converged and best.theta[0] > 0.1
+    rough = Criterion(X, y, [plate.codes], [plate.Z], [plate.n_levels], True)
+    start = rough_minimum(rough, np.ones(1), max_evals=200)
+    np.testing.assert_allclose(start, best.theta, rtol=1e-3)
+    assert rough.n_evals < crit.n_evals     # and it is cheaper than the certified fit
+
+
+def test_scalar_terms_on_a_small_block_start_from_the_identity_and_others_from_each_term_alone(monkeypatch):
+    # The one-term starts cost more evaluations than they save when a joint evaluation is as
+    # cheap as a one-term one (scalar terms, small block R); a vector term still gets them.
+    from mixcv_core.models.mixed import fit as fit_module
+    calls: list[int] = []
+    rough = fit_module.rough_minimum
+    monkeypatch.setattr(fit_module, "rough_minimum", lambda crit, *a, **k: calls.append(crit.dim) or rough(crit, *a, **k))
+    for name, starts in [("penicillin crossed", []), ("scotssec partially crossed with a slope", [3, 1])]:
+        calls.clear()
+        X, y, blocks = model(name)
+        assert fit_mixed(X, y, blocks).converged
+        assert calls == starts
+    monkeypatch.setattr(fit_module, "PREFIT_MIN_EFFECTS", 0)
+    calls.clear()
+    X, y, blocks = model("penicillin crossed")
+    assert fit_mixed(X, y, blocks).converged and calls == [1, 1]
 
 
 def test_the_order_of_the_terms_changes_nothing_but_the_order_of_the_output():

@@ -162,3 +162,38 @@ def test_nesting_is_the_outer_factor_plus_the_interaction(rows):
     codes, _ = factor_codes(d, inner.factor, inner)
     pairs = list(zip(d["klass"], d["school"], strict=True))
     assert len(set(codes)) == len(set(pairs))
+
+
+# -- the shortcut for additive numeric formulas ------------------------------------------------
+@pytest.mark.parametrize("formula,shortcut", [
+    ("Reaction ~ Days", True), ("Reaction ~ 1", True), ("Reaction ~ 1 + Days", True),
+    ("Reaction ~ Days + Days", True), ("Reaction ~ Days + half", True),
+    ("Reaction ~ Days - 1", False), ("Reaction ~ np.log(Days + 1)", False), ("Reaction ~ Days:half", False),
+    ("Reaction ~ who", False), ("Reaction ~ late", False), ("Reaction ~ Days + who", False),
+])
+def test_an_additive_numeric_formula_is_built_as_formulaic_builds_it(formula, shortcut):
+    import formulaic
+
+    from mixcv_core.models.mixed.design import NumericSpec, design_on, r_column_name
+    d = sleep().assign(half=lambda f: f["Days"] / 2, late=lambda f: f["Days"] > 4,
+                       who=lambda f: "s" + f["Subject"].astype(str))
+    y, X, spec = fixed_design(formula, d)
+    assert isinstance(spec, NumericSpec) == shortcut
+    want = formulaic.model_matrix(formula, d, na_action="raise")
+    assert list(X.columns) == [r_column_name(c) for c in want.rhs.columns]
+    np.testing.assert_array_equal(X.to_numpy(), np.asarray(want.rhs, dtype=float))
+    np.testing.assert_array_equal(y.to_numpy(), np.asarray(want.lhs, dtype=float).ravel())
+    assert y.name == str(want.lhs.columns[0])
+    new = d.iloc[::7].reset_index(drop=True)
+    np.testing.assert_array_equal(design_on(spec, new).to_numpy(),
+                                  np.asarray(want.rhs.model_spec.get_model_matrix(new), dtype=float))
+
+
+def test_the_shortcut_design_refuses_new_rows_it_cannot_build_naming_x():
+    from mixcv_core.models.mixed.design import design_on
+    d = sleep()
+    _, _, spec = fixed_design("Reaction ~ Days", d)
+    for rows in (d.drop(columns="Days"), d.assign(Days=np.where(d.index == 2, np.nan, d["Days"]))):
+        with pytest.raises(SpecError) as err:
+            design_on(spec, rows)
+        assert err.value.field == "X" and "Days" in err.value.message

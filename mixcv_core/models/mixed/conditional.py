@@ -39,7 +39,7 @@ def conditional_blocks(st: Statistics, s: PLSSolve) -> list[np.ndarray]:
     the diagonal blocks of ``C^-1``.
     """
     m = st.m
-    Minv = _batched.cho_inverse(s.chol1)
+    Minv = s.Minv if s.Minv is not None else _batched.cho_inverse(s.chol1)   # kept by the solve when it has it
     if not m:
         return [Minv]
     assert s.lamR is not None

@@ -168,14 +168,15 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
     if m:
         assert s.RRu is not None and s.lamR is not None and s.V is not None
         lamR, scalar = s.lamR, st.scalar_R
+        R1, R1T = st.products()
         Cinv = pls.cho_inverse(s.LD[:m, :m])
         uR = np.concatenate([x.ravel() for x in s.u[1:]])
         bR = lamR * uR if scalar else np.asarray(lamR @ uR)
-        coupling = (st.A_R1.T @ bR).reshape(K1, q1)
+        coupling = (R1T @ bR).reshape(K1, q1)
         Ztr[0] = Ztr1 - coupling
-        ZtrR = st.A_RF[:, p] - st.A_RF[:, :p] @ s.beta - st.A_R1 @ b1.ravel() - st.A_RR @ bR
+        ZtrR = st.A_RF[:, p] - st.A_RF[:, :p] @ s.beta - R1 @ b1.ravel() - st.A_RR @ bR
         # Block 1: P_k' C^-1 U_k, summed over levels.
-        Minv = _batched.cho_inverse(s.chol1)
+        Minv = s.Minv if s.Minv is not None else _batched.cho_inverse(s.chol1)
         W = _batched.left(lam1, Minv)                                    # Lambda_1 M11_k^-1
         VG = s.V @ st.G - np.eye(q1)
         # sum_k P_k' C^-1 U_k with P_k = Lambda_R'A_k W_k, U_k = Lambda_R'A_k (V G - I)_k:
@@ -213,15 +214,17 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
             assert Cinv is not None and s.lamR is not None
             FR = Cinv @ s.D[:m, m:m + p]                                   # (m, p)
             bFR = s.lamR[:, None] * FR if st.scalar_R else np.asarray(s.lamR @ FR)
-            coupX = (st.A_R1.T @ bFR).reshape(K1, q1, p)
+            coupX = (R1T @ bFR).reshape(K1, q1, p)
             F1 = sol_X - _batched.cho_solve(s.chol1, _batched.left(lam1.T, coupX))
         else:
-            coupX = 0.0
+            coupX = None
             F1 = sol_X
-        Q1 = H_X - st.G @ _batched.left(lam1, F1) - coupX
+        Q1 = H_X - st.G @ _batched.left(lam1, F1)
+        if coupX is not None:
+            Q1 -= coupX
         grads[0] -= 2.0 * _batched.sum_products(_batched.right(F1, Sinv), np.swapaxes(Q1, 1, 2))
         if m:
-            QR = st.A_RF[:, :p] - st.A_R1 @ _batched.left(lam1, F1).reshape(K1 * q1, p) - st.A_RR @ bFR
+            QR = st.A_RF[:, :p] - R1 @ _batched.left(lam1, F1).reshape(K1 * q1, p) - st.A_RR @ bFR
             for t, (q, k) in enumerate(zip(st.r_q, st.r_levels)):
                 o, e = st.r_offsets[t], st.r_offsets[t + 1]
                 Ft, Qt = FR[o:e].reshape(k, q, p), QR[o:e].reshape(k, q, p)

@@ -34,13 +34,15 @@ from scipy import optimize
 
 from .criterion import Criterion
 
-__all__ = ["Certificate", "Outcome", "certify", "minimise", "NEWTON_DECREMENT_TOL"]
+__all__ = ["Certificate", "Outcome", "certify", "minimise", "rough_minimum", "NEWTON_DECREMENT_TOL"]
 
 #: Largest predicted distance to the minimum (criterion units, i.e. twice the
 #: log-likelihood) at which a point is certified.
 NEWTON_DECREMENT_TOL = 1e-8
 #: L-BFGS-B's relative tolerance on the criterion: the certificate's Newton steps finish the job.
 FTOL = 1e-12
+#: The same for a starting point (`rough_minimum`): its scale matters, not its last digits.
+ROUGH_FTOL = 1e-7
 
 
 @dataclass
@@ -181,6 +183,45 @@ def _snap_to_boundary(crit: Criterion, theta: np.ndarray) -> np.ndarray:
                 if trial_value <= value:
                     theta, value = trial, trial_value
     return theta
+
+
+def rough_minimum(crit: Criterion, theta: np.ndarray, max_evals: int) -> np.ndarray:
+    """A point near the minimum, to start from: L-BFGS-B to a loose tolerance, not certified.
+
+    What a start needs is the scale of each variance (orders of magnitude apart between
+    terms, see `fit`); certifying it (a Hessian, Newton steps) cost more evaluations than
+    the fit it prepares.
+    """
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = crit.value_and_grad(x)
+        if not np.isfinite(value):
+            return np.inf, np.zeros_like(x)
+        return value, grad
+
+    def run(start: np.ndarray) -> tuple[np.ndarray, float]:
+        res = optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
+                                options={"ftol": ROUGH_FTOL, "maxfun": max(1, max_evals - crit.n_evals)})
+        return crit.normalise(np.asarray(res.x, dtype=float)), float(res.fun)
+
+    x, value = run(theta)
+    # L-BFGS-B's first step has unit length along the gradient: from Lambda = 1 it lands on
+    # Lambda = 0 exactly, where the gradient vanishes by symmetry (a saddle, see above). The
+    # columns left at zero are tried at a few fractions of their start, and the optimiser
+    # runs again from the lowest point if one is lower; they stay at zero otherwise.
+    zero = _zero_columns(crit, x, max(1.0, float(np.max(np.abs(x)))))
+    if zero and crit.n_evals + 3 < max_evals:
+        best, best_value = None, value
+        for fraction in (0.03, 0.1, 0.3):
+            trial = x.copy()
+            for term, j in zero:
+                idx = crit.index(term, j)
+                trial[idx] = fraction * theta[idx]
+            trial_value = crit(trial)
+            if trial_value < best_value:
+                best, best_value = trial, trial_value
+        if best is not None:
+            x, value = run(best)
+    return x
 
 
 class _Budget(Exception):
