@@ -49,7 +49,7 @@ from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
 from ..results import Results
 from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
-from ..run.tuning import quiet_optuna
+from ..run.tuning import quiet_optuna, study_direction
 from ._labels import LABELS_FORMAT, decode_index, decode_values, encode_index, encode_values
 
 __all__ = ["RunStore", "StoreObserver", "default_store", "resolve_store", "SCHEMA_VERSION"]
@@ -456,7 +456,7 @@ class RunStore:
                 continue
             study = out.setdefault(model, {}).get(fold)
             if study is None:
-                study = optuna.create_study(direction="minimize", study_name=f"{model} fold {fold}")
+                study = optuna.create_study(direction=study_direction(spec), study_name=f"{model} fold {fold}")
                 out[model][fold] = study
             study.add_trial(optuna.trial.create_trial(params=json.loads(params), distributions=dict(m.params),
                                                       value=value))
