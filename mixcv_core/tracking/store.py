@@ -392,7 +392,8 @@ class RunStore:
         prepared = PreparedData(
             X=np.empty((n, 0)), y=y_values, groups=group_labels,
             feature_names=list(meta["feature_names"]), slope_names=list(meta["slope_names"]),
-            index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"])
+            index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"],
+            task=spec.task or "regression")   # y holds the class codes of a classification (its spec's task)
         _require([k for k, _, _ in splits] == list(range(len(splits))) and len(splits) == n_folds,
                  f"it has {len(splits)} stored splits for {n_folds} folds")
         outer = [(_rows(tr, n, "a split"), _rows(te, n, "a split")) for _, tr, te in splits]
