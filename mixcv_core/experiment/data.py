@@ -20,7 +20,14 @@ from ..errors import SpecError, SpecTypeError
 from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
 from .splits import SPLIT_METHODS, CrossedGroupKFold, compute_splits, make_splitter
-from .target import check_class_folds, check_models_for_classes, check_target_type, encode_target, resolve_task
+from .target import (
+    check_class_folds,
+    check_known_classes,
+    check_models_for_classes,
+    check_target_type,
+    encode_target,
+    resolve_task,
+)
 
 __all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows",
            "column_fingerprints", "several_groups", "attach_groups", "keep_levels_known"]
@@ -305,6 +312,7 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
 
     if classify:   # every fold scored, and learnt, on every class: said before any fit
         check_class_folds(outer, data.y, data.classes, "outer", spec.outer.is_named)
+        check_known_classes(known, data.y, data.classes)
     inner: list[IndexPairs | None] = []
     tunes = any(m.tunes for m in spec.models)
     for k, (train, _test) in enumerate(outer):

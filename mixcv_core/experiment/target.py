@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .spec import ExperimentSpec
 
 __all__ = ["TASKS", "infer_task", "resolve_task", "encode_target", "target_labels", "check_class_folds",
-           "check_models_for_classes"]
+           "check_known_classes", "check_models_for_classes", "check_target_type"]
 
 #: The tasks a spec may name; None in a spec means "infer it from the target".
 TASKS = ("regression", "classification")
@@ -186,6 +186,25 @@ def check_class_folds(pairs: Sequence[tuple[np.ndarray, np.ndarray]], y: np.ndar
                                        f"{_shown(missing)}, so it cannot be scored (or learnt) on every class; use "
                                        "fewer folds, or a split that stratifies the classes (StratifiedGroupKFold, "
                                        "StratifiedKFold)")
+
+
+def check_known_classes(known: Sequence[np.ndarray | None], y: np.ndarray, classes: Sequence[Any]) -> None:
+    """The held-out rows of known groups are scored like a test fold: each needs every class.
+
+    Raises
+    ------
+    SpecError
+        Naming ``outer.known_holdout``, the fold and the class.
+    """
+    for k, rows in enumerate(known):
+        if rows is None:
+            continue
+        present = np.bincount(y[rows].astype(np.int64), minlength=len(classes)) > 0
+        if not present.all():
+            missing = [classes[int(c)] for c in np.flatnonzero(~present)]
+            raise SpecError("outer.known_holdout", f"the rows held out of known groups in outer fold {k} have no "
+                                                   f"rows of class {_shown(missing)}, so they cannot be scored on "
+                                                   "every class; hold out a larger fraction, or use fewer folds")
 
 
 def check_models_for_classes(spec: ExperimentSpec, classes: Sequence[Any]) -> None:

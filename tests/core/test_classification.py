@@ -267,3 +267,13 @@ def test_count_targets_score_the_mean_poisson_deviance():
     for o in res.outcomes:
         want = skm.mean_poisson_deviance(y[o.test_rows], o.y_pred)
         assert frame.loc[frame.fold == o.fold, "test_poisson_deviance"].item() == pytest.approx(want, rel=1e-12)
+
+
+def test_held_out_rows_of_known_groups_without_a_class_are_refused_before_any_fit(contraception):
+    # Every "Y" woman made a district of her own: a group of one row leaves none for the known
+    # holdout (it must keep a row in training), so the held-out rows are all "N".
+    alone = contraception.assign(district=np.where(contraception["use"] == "Y", 1000 + np.arange(len(contraception)),
+                                                   contraception["district"]))
+    spec = _spec(models=(ModelSpec("logit", "LogisticRegression"),))
+    err = _refused("outer.known_holdout", lambda: _no_fit(spec, alone))
+    assert "no rows of class 'Y'" in err.message and "outer fold 0" in err.message

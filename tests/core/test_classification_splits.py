@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedGroupKFold, StratifiedKFold
+from test_splits import grouped_data
 
 from mixcv_core.errors import SpecError
 from mixcv_core.experiment import splits
@@ -20,14 +21,10 @@ PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 @st.composite
 def grouped_classes(draw, min_groups=4):
-    """Groups of 1..12 rows, each with its own share of class 1 (some groups all one class)."""
-    n_groups = draw(st.integers(min_groups, 14))
-    sizes = draw(st.lists(st.integers(1, 12), min_size=n_groups, max_size=n_groups))
-    groups = np.repeat(np.arange(n_groups), sizes)
-    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
-    share = rng.choice([0.0, 0.3, 0.7, 1.0], size=n_groups)[groups]
-    y = (rng.random(len(groups)) < share).astype(float)
-    return groups, y
+    """`grouped_data`'s groups, its target cut at 0 into two classes: groups with a large effect
+    are all one class, others mixed."""
+    groups, y = draw(grouped_data(min_groups))
+    return groups, (y > 0).astype(float)
 
 
 def _class_shares_within(pairs, y, tolerance):
