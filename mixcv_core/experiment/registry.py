@@ -135,7 +135,8 @@ def check_model_task(cls: type, task: str, field: str, model_kwargs: Mapping[str
         family = " (its family is binomial; family='poisson' models counts)" if _default(cls, "family") else ""
         raise SpecError(field, f"{name} is {_NOT_REGRESSORS['classifier']}{hint}{family}; for a target of classes "
                                "set task: classification")
-    if task == "classification" and (kind != "classifier" or not callable(getattr(cls, "predict_proba", None))):
+    # A class that says neither (no scikit-learn mixin) serves a classification by having probabilities.
+    if task == "classification" and (kind == "regressor" or not callable(getattr(cls, "predict_proba", None))):
         twin = name.replace("Regressor", "Classifier")
         hint = f", e.g. {twin!r}" if twin != name and twin in _registry() else \
             " such as 'LogisticRegression', 'RandomForestClassifier' or 'GeneralizedLinearMixedModel'"

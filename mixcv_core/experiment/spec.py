@@ -467,7 +467,8 @@ class TuningSpec:
         Optuna trials per model and outer fold (>= 1).
     objective_scorer : callable or None
         ``f(y_valid, y_pred_valid, y_train, y_pred_train) -> float`` to minimise, or
-        ``f(y_true, y_pred)``; default: see ``metric``.
+        ``f(y_true, y_pred)``; default: see ``metric``. In a classification the
+        predictions it gets are probabilities, as the metrics get them.
     metric : str or None
         A built-in metric to optimise on the validation folds, in its own direction
         (`mixcv_core.metrics.METRIC_INFO`: ``roc_auc`` maximised, ``log_loss`` minimised).

@@ -232,6 +232,15 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
             + "<div>Outer folds</div>" + safe_table(table.style.hide(axis="index")) + "</div>")
 
 
+def _task_note(spec: ExperimentSpec) -> str:
+    """How the target was modelled, for a classification: the class whose probability is predicted."""
+    if spec.task != "classification":
+        return ""
+    if spec.positive_class is None:
+        return " (classification of several classes)"
+    return f" (classification: probability of <code>{html.escape(repr(spec.positive_class))}</code>)"
+
+
 def render_html(results: RunView) -> str:
     """The full HTML report of a run."""
     spec = results.spec
@@ -243,7 +252,7 @@ def render_html(results: RunView) -> str:
     title = html.escape(spec.data.dataset_name or "mixcv run")
     status = results.status
     meta = [f"{len(d.y)} rows", f"{n_groups} groups" if n_groups else "no groups",
-            f"target <code>{html.escape(str(d.target_name))}</code>",
+            f"target <code>{html.escape(str(d.target_name))}</code>" + _task_note(spec),
             f"outer: {html.escape(str(outer))} ({len(results._outer)} folds)"]
     if spec.outer.known_holdout:
         meta.append(f"known-group holdout {spec.outer.known_holdout:g}")

@@ -277,3 +277,8 @@ def test_held_out_rows_of_known_groups_without_a_class_are_refused_before_any_fi
     spec = _spec(models=(ModelSpec("logit", "LogisticRegression"),))
     err = _refused("outer.known_holdout", lambda: _no_fit(spec, alone))
     assert "no rows of class 'Y'" in err.message and "outer fold 0" in err.message
+
+
+def test_the_report_names_the_positive_class(stored):
+    for r in stored:
+        assert "(classification: probability of <code>&#x27;Y&#x27;</code>)" in r._repr_html_()
