@@ -30,7 +30,7 @@ from ..errors import MixcvError, SpecError
 from ..metrics import METRICS, resolve_metrics
 from ..models import postprocessing
 from .registry import dotted_path, estimator_name, import_dotted
-from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from .spec import TASK_DEFAULTS, DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 __all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "parse_param", "param_text",
            "cell_key", "CELL_KEYS", "TOP_KEYS", "MODEL_KEYS", "TOP_KEY_HELP", "MODEL_KEY_HELP", "RANGE_HELP",
@@ -626,8 +626,9 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         spec = ExperimentSpec(
             data=cast(DataSpec, data), models=tuple(cast(list[ModelSpec], models)), outer=cast(SplitSpec, outer),
             inner=cast(SplitSpec, inner), tuning=cast(TuningSpec, tuning), merf=cast(MerfSpec, merf),
-            metrics=resolve_metrics(metrics), predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
-                                                               "predict_known_groups", at("predict_known_groups")),
+            metrics=TASK_DEFAULTS if metrics is None else resolve_metrics(metrics),
+            predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True), "predict_known_groups",
+                                              at("predict_known_groups")),
             seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"),
             timeout=raw.get("timeout"), break_cross_val=raw.get("break_cross_val", False),
             backend=raw.get("backend", "local"), scheduler=raw.get("scheduler"))
@@ -754,7 +755,9 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append(f"objective: {_ref(spec.tuning.objective_scorer, {})}")
     builtin = {name: fn for name, fn in METRICS.items()}
     names = list(spec.metrics)
-    if names != ["r2", "mse", "mae"] or any(spec.metrics[n] is not METRICS.get(n) for n in names):
+    # Metrics left to the task are left out: the cell then gets the defaults of the task it infers.
+    if not spec.metrics_follow_task and (names != ["r2", "mse", "mae"]
+                                         or any(spec.metrics[n] is not METRICS.get(n) for n in names)):
         refs = {n: (n if METRICS.get(n) is fn else _ref(fn, builtin)) for n, fn in spec.metrics.items()}
         if all(r == n or r.rpartition(".")[2] == n for n, r in refs.items()):
             out.append(f"metrics: [{', '.join(refs.values())}]")

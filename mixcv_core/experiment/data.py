@@ -26,6 +26,7 @@ from .target import (
     check_models_for_classes,
     check_target_type,
     encode_target,
+    infer_task,
     resolve_task,
 )
 
@@ -125,7 +126,8 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data",
     """Check ``frame`` against ``spec`` and extract the engine's arrays.
 
     ``experiment`` (its task settled by `resolve_task`): a classification target is coded
-    as classes (`encode_target`); without it, or for regression, the target must be numeric.
+    as classes (`encode_target`), a regression target must be numeric. Without it the task
+    is the one the target suggests (`infer_task`).
 
     Raises
     ------
@@ -171,7 +173,8 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data",
         need(c, "data.slopes")
 
     y_col = frame[spec.target]
-    classify = experiment is not None and experiment.task == "classification"
+    task = experiment.task if experiment is not None and experiment.task else infer_task(y_col)
+    classify = task == "classification"
     if not classify:
         check_target_type(y_col, spec.target)
     bad = non_numeric(frame, features)
@@ -186,8 +189,7 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data",
     X = frame[features].to_numpy(dtype=np.float64, copy=True)
     classes: tuple = ()
     if classify:
-        assert experiment is not None
-        y, classes = encode_target(y_col, experiment)
+        y, classes = encode_target(y_col, spec.target, None if experiment is None else experiment.positive_class)
     else:
         y = y_col.to_numpy(dtype=np.float64, copy=True)
 

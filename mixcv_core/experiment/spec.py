@@ -51,7 +51,7 @@ from .splits import (
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
            "SPEC_FORMAT", "merf_name", "model_spec_from_config",
-           "check_execution", "EXECUTION_SETTINGS", "TASKS"]
+           "check_execution", "EXECUTION_SETTINGS", "TASKS", "TASK_DEFAULTS"]
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).

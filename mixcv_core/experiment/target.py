@@ -135,25 +135,25 @@ def _check_classes(values: pd.Series, labels: list[Any], column: str) -> None:
                                 f"({_shown(labels)}): there is nothing to tell apart")
 
 
-def encode_target(values: pd.Series, spec: ExperimentSpec) -> tuple[np.ndarray, tuple[Any, ...]]:
+def encode_target(values: pd.Series, column: str, positive_class: Any = None) -> tuple[np.ndarray, tuple[Any, ...]]:
     """The target as the engine's numbers, and the class labels in code order.
 
-    Two classes: 1.0 for ``spec.positive_class``, 0.0 for the other (labels returned as
-    ``(negative, positive)``). More: each row's position among the sorted labels.
+    Two classes: 1.0 for ``positive_class`` (None: the larger label), 0.0 for the other
+    (labels returned as ``(negative, positive)``). More: each row's position among the
+    sorted labels.
 
     Raises
     ------
     SpecError
         Missing values (naming ``data.target``); a continuous target (naming ``task``).
     """
-    column = spec.data.target
     if values.isna().any():
         raise SpecError("data.target", f"the target {column!r} has {int(values.isna().sum())} missing values; "
                                        "drop those rows first")
     labels = target_labels(values)
     _check_classes(values, labels, column)
     if len(labels) == 2:
-        positive = _match_label(labels[-1] if spec.positive_class is None else spec.positive_class, labels)
+        positive = _match_label(labels[-1] if positive_class is None else positive_class, labels)
         negative = labels[0] if labels[1] is positive else labels[1]
         coded = (values.map(_plain) == positive).to_numpy(dtype=np.float64)
         return coded, (negative, positive)

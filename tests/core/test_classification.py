@@ -282,3 +282,19 @@ def test_held_out_rows_of_known_groups_without_a_class_are_refused_before_any_fi
 def test_the_report_names_the_positive_class(stored):
     for r in stored:
         assert "(classification: probability of <code>&#x27;Y&#x27;</code>)" in r._repr_html_()
+
+
+def test_the_fluent_builder_and_a_cell_leave_the_metrics_to_the_task_they_infer(contraception):
+    from mixcv_core import CrossValidation
+    from mixcv_core.experiment.cell import parse_cell, spec_to_cell
+    X = contraception[list(FEATURES)]
+    cv = (CrossValidation().set_data(X, contraception["use"], contraception["district"])
+          .set_splits("StratifiedGroupKFold", n_splits_out=3).add_model("LogisticRegression").set_run(store=False)
+          .perform())
+    res = cv.get_results()
+    assert res.spec.task == "classification" and res.metric_names == list(SKLEARN)
+    cell = parse_cell("data: df\ntarget: use\ngroups: district\nmodels: [LogisticRegression, GLMM]\n").spec
+    assert cell.task is None and cell.metrics_follow_task
+    settled = cell.replace(task="classification", positive_class="Y")
+    assert list(settled.metrics) == list(SKLEARN)
+    assert "metrics" not in spec_to_cell(settled)   # the cell leaves them to the task again
