@@ -712,7 +712,8 @@ class ExperimentSpec:
                                              f"this run is {self.task} (its default is "
                                              f"{TUNING_DEFAULT[self.task]!r})")
         for m in self.models:
-            check_model_task(m.estimator_class, self.task, f"models[{m.name!r}].model", m.model_kwargs)
+            if not is_unresolved(m.estimator):   # a stored run's name, only read: its class is judged when re-run
+                check_model_task(m.estimator_class, self.task, f"models[{m.name!r}].model", m.model_kwargs)
         if self.task == "classification":
             for level in (self.outer, self.inner):
                 if level.method == "StratifiedGroupKFold" and level.n_repeats > 1:

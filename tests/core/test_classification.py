@@ -298,3 +298,10 @@ def test_the_fluent_builder_and_a_cell_leave_the_metrics_to_the_task_they_infer(
     settled = cell.replace(task="classification", positive_class="Y")
     assert list(settled.metrics) == list(SKLEARN)
     assert "metrics" not in spec_to_cell(settled)   # the cell leaves them to the task again
+
+
+def test_a_stored_classification_whose_model_module_is_not_imported_still_loads():
+    d = _spec(task="classification", positive_class="Y", models=(ModelSpec("logit", "LogisticRegression"),)).to_dict()
+    d["models"][0]["model"] = "not_imported_here.MyClassifier"
+    spec = ExperimentSpec.from_dict(d, keep_names=True)
+    assert spec.task == "classification" and spec.unresolved_names() == ["models['logit'].model"]
