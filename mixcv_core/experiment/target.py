@@ -90,9 +90,9 @@ def resolve_task(spec: ExperimentSpec, frame: pd.DataFrame) -> ExperimentSpec:
     if isinstance(values, pd.DataFrame):   # duplicate names: prepare_data refuses them, naming the frame
         return spec
     task = spec.task or infer_task(values)
-    if task != "classification":
-        return spec if spec.task == task else spec.replace(task=task)
     labels = target_labels(values)
+    if task != "classification":
+        return spec if spec.task == task else _settled(spec, labels, task=task)
     _check_classes(values, labels, column)
     positive = spec.positive_class
     if len(labels) == 2:
@@ -102,7 +102,20 @@ def resolve_task(spec: ExperimentSpec, frame: pd.DataFrame) -> ExperimentSpec:
                                           f"{len(labels)} ({_shown(labels)}); leave positive_class unset")
     if spec.task == task and spec.positive_class == positive and type(spec.positive_class) is type(positive):
         return spec
-    return spec.replace(task=task, positive_class=positive)
+    return _settled(spec, labels, task=task, positive_class=positive)
+
+
+def _settled(spec: ExperimentSpec, labels: list[Any], **changes: Any) -> ExperimentSpec:
+    """``spec`` with its task written in; a task inferred here is named in what the spec then refuses."""
+    try:
+        return spec.replace(**changes)
+    except SpecError as exc:
+        if spec.task is not None:
+            raise
+        why = (f"it has two values ({_shown(labels)})" if len(labels) == 2 else
+               "its values are labels" if changes["task"] == "classification" else f"it has {len(labels)} values")
+        raise SpecError(exc.field, f"{exc.message} [the task {changes['task']} was inferred from the target "
+                                   f"{spec.data.target!r}: {why}; set task to choose another]") from None
 
 
 def _shown(labels: Sequence[Any], limit: int = 6) -> str:

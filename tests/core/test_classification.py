@@ -305,3 +305,13 @@ def test_a_stored_classification_whose_model_module_is_not_imported_still_loads(
     d["models"][0]["model"] = "not_imported_here.MyClassifier"
     spec = ExperimentSpec.from_dict(d, keep_names=True)
     assert spec.task == "classification" and spec.unresolved_names() == ["models['logit'].model"]
+
+
+def test_a_regressor_on_a_binary_target_is_refused_saying_the_task_was_inferred_and_how_to_choose(contraception):
+    spec = _spec(models=(ModelSpec("forest", "RandomForestRegressor", model_kwargs={"n_estimators": 20, "max_depth": 4}),))
+    err = _refused("models['forest'].model", lambda: _no_fit(spec, contraception))
+    assert "needs a classifier, e.g. 'RandomForestClassifier'" in err.message
+    assert "the task classification was inferred from the target 'use': it has two values ('N', 'Y')" in err.message
+    res = engine.run(spec.replace(task="regression"), contraception.assign(use=contraception["use"] == "Y"),
+                     store=False)   # chosen: a regression of the 0/1 outcome
+    assert res.spec.task == "regression" and res.metric_names == ["r2", "mse", "mae"]
