@@ -315,3 +315,15 @@ def test_a_regressor_on_a_binary_target_is_refused_saying_the_task_was_inferred_
     res = engine.run(spec.replace(task="regression"), contraception.assign(use=contraception["use"] == "Y"),
                      store=False)   # chosen: a regression of the 0/1 outcome
     assert res.spec.task == "regression" and res.metric_names == ["r2", "mse", "mae"]
+
+
+def test_a_cell_sets_the_task_and_the_positive_class_and_writes_them_back():
+    from mixcv_core.experiment.cell import CellError, parse_cell, spec_to_cell
+    text = "data: df\ntarget: use\ngroups: district\ntask: classification\npositive_class: yes\nmodels: [GLMM]\n"
+    spec = parse_cell(text).spec
+    assert spec.task == "classification" and spec.positive_class == "yes"   # a label, not YAML's boolean
+    assert list(spec.metrics) == list(SKLEARN)
+    assert parse_cell(spec_to_cell(spec)).spec == spec
+    with pytest.raises(CellError) as info:
+        parse_cell(text.replace("task: classification", "task: clasification"))
+    assert info.value.field == "task" and info.value.line == 5
