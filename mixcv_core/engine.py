@@ -25,6 +25,7 @@ import pandas as pd
 from .errors import ConvergenceWarning, FoldFailedWarning, SpecError, SpecTypeError, StoreWarning
 from .experiment.data import Plan, column_fingerprints, plan_experiment
 from .experiment.spec import EXECUTION_SETTINGS, ExperimentSpec, ModelSpec
+from .experiment.target import resolve_task
 from .outcome import FoldOutcome
 from .results import Results
 from .run.cluster import connect, run_dask
@@ -92,6 +93,9 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     if not isinstance(spec, ExperimentSpec):
         raise SpecTypeError("spec", f"expected an ExperimentSpec, got {type(spec).__name__}")
     spec = spec.resolve_names()   # a loaded spec's names, now only from modules the user imported
+    # The task and positive class settled from the target, and written into the spec that
+    # is stored and re-run (a task left to the data is inferred once, here).
+    spec = resolve_task(spec, frame)
     if plan is None:
         plan = plan_experiment(spec, frame)
     run_store = resolve_store(store)

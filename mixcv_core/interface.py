@@ -32,7 +32,16 @@ from .engine import run
 from .errors import MixcvError, SpecError, SpecTypeError
 from .experiment.data import assemble_frame, attach_groups, plan_experiment, prepare_data, several_groups
 from .experiment.model_mapping import IGNORED_KEYS, ModelConfigDict, ModelMappingDict, mapping_to_model_specs
-from .experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec, check_execution
+from .experiment.spec import (
+    TASK_DEFAULTS,
+    DataSpec,
+    ExperimentSpec,
+    MerfSpec,
+    ModelSpec,
+    SplitSpec,
+    TuningSpec,
+    check_execution,
+)
 from .experiment.splits import CrossValMethod, Splitter
 from .metrics import MetricsDict, resolve_metrics
 from .results import Results
@@ -426,7 +435,7 @@ class CrossValidation:
         return ExperimentSpec(
             data=self._data, models=tuple(self._models), outer=self._outer, inner=self._inner,
             tuning=self._tuning, merf=self._merf,
-            metrics=self._metrics if self._metrics is not None else resolve_metrics(None),
+            metrics=self._metrics if self._metrics is not None else TASK_DEFAULTS,   # the task's defaults
             predict_known_groups_lmm=self._predict_known_groups_lmm, seed=self._seed, n_jobs=self._n_jobs,
             on_error=self._on_error, timeout=self._timeout, break_cross_val=self._break_cross_val,
             backend=self._backend, scheduler=self._scheduler,

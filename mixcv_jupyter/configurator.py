@@ -320,6 +320,9 @@ class Configurator:
             except ImportError:  # pragma: no cover - ipython is a dependency of mixcv_jupyter
                 shell = None
         self.df, self.shell = df, shell
+        # The task and positive class of a spec the form reopened (no control shows them yet:
+        # None is inferred from the target), so reopening a run keeps what it ran as.
+        self._task: tuple[str | None, Any] = (None, None)
         self.frame_name = name or self._find_name(df) or "df"
         self.results: Results | None = None
         self.errors: dict[str, str] = {}
@@ -734,7 +737,7 @@ class Configurator:
             metrics=list(self.metrics.value) or [],
             predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value,
             on_error=self.on_error.value, timeout=timeout, break_cross_val=self.break_cv.value,
-            backend=self.backend.value, scheduler=scheduler)
+            backend=self.backend.value, scheduler=scheduler, task=self._task[0], positive_class=self._task[1])
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec | Results, df: pd.DataFrame | None = None, shell: Any = None,
@@ -763,6 +766,7 @@ class Configurator:
                 raise MixcvError("metrics", f"custom metric {name!r} cannot be shown in the form")
         self._building = True
         try:
+            self._task = (spec.task, spec.positive_class)
             d = spec.data
             self.dataset_name.value = d.dataset_name
             self.target.value = d.target

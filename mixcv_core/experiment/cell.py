@@ -30,7 +30,7 @@ from ..errors import MixcvError, SpecError
 from ..metrics import METRICS, resolve_metrics
 from ..models import postprocessing
 from .registry import dotted_path, estimator_name, import_dotted
-from .spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+from .spec import TASK_DEFAULTS, DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 __all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "parse_param", "param_text",
            "cell_key", "CELL_KEYS", "TOP_KEYS", "MODEL_KEYS", "TOP_KEY_HELP", "MODEL_KEY_HELP", "RANGE_HELP",
@@ -74,7 +74,10 @@ TOP_KEY_HELP: dict[str, str] = {
     "scale": "standardise features on each training fold: true, false, or {outer: .., inner: ..}",
     "trials": "Optuna trials per model and outer fold (default 100)",
     "objective": "dotted path of a tuning objective to minimise (default: validation MSE)",
-    "metrics": "metric names, e.g. [r2, mse, mae, rmse] (default r2, mse, mae)",
+    "metrics": "metric names, e.g. [r2, mse, mae, rmse] (default: the task's, r2, mse, mae for regression)",
+    "task": "regression or classification (default: inferred from the target; two values or labels: "
+            "classification)",
+    "positive_class": "the class whose probability is predicted, for two classes (default: the larger label)",
     "merf": "MERF settings: {all: true, iterations: 100, threshold: null, window: 2, linear: true, "
             "em_estimators: 50} (the defaults but all; threshold: an early stop on the GLL's relative "
             "change; linear: false is merf 1.0's algorithm)",
@@ -287,6 +290,13 @@ def _to_py(node: Any, path: str, lines: dict[str, int], offset: int, raw: dict[s
 
 
 # -- pieces ------------------------------------------------------------------------------
+def _label(value: Any, written: str | None) -> Any:
+    """A class label as written: YAML 1.1 reads yes/no/on/off as booleans, a label means the text."""
+    if isinstance(value, bool) and written is not None and written.lower() not in ("true", "false"):
+        return written
+    return value
+
+
 def _scalar(text: str) -> Any:
     import yaml
     text = text.strip()
@@ -626,11 +636,13 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
         spec = ExperimentSpec(
             data=cast(DataSpec, data), models=tuple(cast(list[ModelSpec], models)), outer=cast(SplitSpec, outer),
             inner=cast(SplitSpec, inner), tuning=cast(TuningSpec, tuning), merf=cast(MerfSpec, merf),
-            metrics=resolve_metrics(metrics), predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True),
-                                                               "predict_known_groups", at("predict_known_groups")),
+            metrics=TASK_DEFAULTS if metrics is None else resolve_metrics(metrics),
+            predict_known_groups_lmm=_as_bool(raw.get("predict_known_groups", True), "predict_known_groups",
+                                              at("predict_known_groups")),
             seed=raw.get("seed", 42), n_jobs=raw.get("n_jobs", 1), on_error=raw.get("on_error", "keep"),
             timeout=raw.get("timeout"), break_cross_val=raw.get("break_cross_val", False),
-            backend=raw.get("backend", "local"), scheduler=raw.get("scheduler"))
+            backend=raw.get("backend", "local"), scheduler=raw.get("scheduler"),
+            task=raw.get("task"), positive_class=_label(raw.get("positive_class"), written.get("positive_class")))
     except CellError:
         raise
     except MixcvError as exc:
@@ -754,7 +766,9 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append(f"objective: {_ref(spec.tuning.objective_scorer, {})}")
     builtin = {name: fn for name, fn in METRICS.items()}
     names = list(spec.metrics)
-    if names != ["r2", "mse", "mae"] or any(spec.metrics[n] is not METRICS.get(n) for n in names):
+    # Metrics left to the task are left out: the cell then gets the defaults of the task it infers.
+    if not spec.metrics_follow_task and (names != ["r2", "mse", "mae"]
+                                         or any(spec.metrics[n] is not METRICS.get(n) for n in names)):
         refs = {n: (n if METRICS.get(n) is fn else _ref(fn, builtin)) for n, fn in spec.metrics.items()}
         if all(r == n or r.rpartition(".")[2] == n for n, r in refs.items()):
             out.append(f"metrics: [{', '.join(refs.values())}]")
@@ -767,6 +781,10 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
         out.append("merf: {" + ", ".join(parts) + "}")
     if not spec.predict_known_groups_lmm:
         out.append("predict_known_groups: false")
+    if spec.task is not None:
+        out.append(f"task: {spec.task}")
+    if spec.positive_class is not None:
+        out.append(f"positive_class: {_text(spec.positive_class)}")
     out.append(f"seed: {spec.seed}")
     if spec.n_jobs != 1:
         out.append(f"n_jobs: {spec.n_jobs}")

@@ -20,6 +20,15 @@ from ..errors import SpecError, SpecTypeError
 from ..models._base import NUMERIC_HINT, non_numeric
 from .spec import DataSpec, ExperimentSpec
 from .splits import SPLIT_METHODS, CrossedGroupKFold, compute_splits, make_splitter
+from .target import (
+    check_class_folds,
+    check_known_classes,
+    check_models_for_classes,
+    check_target_type,
+    encode_target,
+    infer_task,
+    resolve_task,
+)
 
 __all__ = ["PreparedData", "Plan", "prepare_data", "plan_experiment", "assemble_frame", "known_holdout_rows",
            "column_fingerprints", "several_groups", "attach_groups", "keep_levels_known"]
@@ -44,6 +53,10 @@ class PreparedData:
     group_frame: pd.DataFrame | None = None
     random: str | None = None
     split_by: tuple[str, ...] = ()
+    # Classification (issue 27): y holds class codes (two classes: 1.0 the positive one),
+    # ``classes`` their labels in code order; () for regression.
+    task: str = "regression"
+    classes: tuple = ()
 
     @property
     def slope_idx(self) -> list[int]:
@@ -114,8 +127,13 @@ def _numeric_problem(s: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
 
 
-def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data") -> PreparedData:
+def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data",
+                 experiment: ExperimentSpec | None = None) -> PreparedData:
     """Check ``frame`` against ``spec`` and extract the engine's arrays.
+
+    ``experiment`` (its task settled by `resolve_task`): a classification target is coded
+    as classes (`encode_target`), a regression target must be numeric. Without it the task
+    is the one the target suggests (`infer_task`).
 
     Raises
     ------
@@ -161,8 +179,10 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
         need(c, "data.slopes")
 
     y_col = frame[spec.target]
-    if _numeric_problem(y_col):
-        raise SpecTypeError("data.target", f"the target {spec.target!r} must be numeric, it has dtype {y_col.dtype}")
+    task = experiment.task if experiment is not None and experiment.task else infer_task(y_col)
+    classify = task == "classification"
+    if not classify:
+        check_target_type(y_col, spec.target)
     bad = non_numeric(frame, features)
     if bad:
         field = "data.slopes" if all(c in spec.slopes for c in features if _numeric_problem(frame[c])) else \
@@ -173,7 +193,11 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
     # that edits the DataFrame while a background run (the form's Run button) is going
     # changes neither the later folds nor what is stored.
     X = frame[features].to_numpy(dtype=np.float64, copy=True)
-    y = y_col.to_numpy(dtype=np.float64, copy=True)
+    classes: tuple = ()
+    if classify:
+        y, classes = encode_target(y_col, spec.target, None if experiment is None else experiment.positive_class)
+    else:
+        y = y_col.to_numpy(dtype=np.float64, copy=True)
 
     not_finite = ~np.isfinite(X)
     if not_finite.any():
@@ -232,7 +256,8 @@ def prepare_data(spec: DataSpec, frame: pd.DataFrame, frame_field: str = "data")
                         feature_names=[str(c) for c in features],
                         slope_names=list(spec.slopes), index=frame.index,
                         target_name=spec.target, groups_name=split_col, group_frame=group_frame,
-                        random=spec.random_terms_text, split_by=spec.split_factors)
+                        random=spec.random_terms_text, split_by=spec.split_factors,
+                        task="classification" if classify else "regression", classes=classes)
 
 
 def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
@@ -247,7 +272,11 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
             if importlib.util.find_spec(package) is None:
                 raise SpecError(f"models[{m.name!r}].model", f"{m.estimator_class.__name__} needs the {package} "
                                                              f"package: pip install 'mixcv[{package}]'")
-    data = prepare_data(spec.data, frame)
+    spec = resolve_task(spec, frame)
+    data = prepare_data(spec.data, frame, experiment=spec)
+    classify = data.task == "classification"
+    if classify:
+        check_models_for_classes(spec, data.classes)
     if not data.feature_names:
         # The null model y ~ 1 + (1 | group): only models that fit an intercept alone can run.
         need = [m.name for m in spec.models if not getattr(m.estimator_class, "intercept_only_ok", False)]
@@ -263,7 +292,8 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
     n = len(data.y)
     n_groups = 0 if data.groups is None else len(pd.unique(data.groups))
     _check_split_size(spec.outer.method, spec.outer.n_splits, n, n_groups, "outer", spec.outer.is_named)
-    outer_splitter = make_splitter(spec.outer.method, spec.outer.n_splits, spec.seed, spec.outer.n_repeats)
+    outer_splitter = make_splitter(spec.outer.method, spec.outer.n_splits, spec.seed, spec.outer.n_repeats,
+                                   classes=classify)
     if len(data.split_by) > 1:
         outer = _crossed_outer(spec, data)
     else:
@@ -288,6 +318,9 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
             known.append(held)
             outer[k] = (np.setdiff1d(train, held, assume_unique=True), test)
 
+    if classify:   # every fold scored, and learnt, on every class: said before any fit
+        check_class_folds(outer, data.y, data.classes, "outer", spec.outer.is_named)
+        check_known_classes(known, data.y, data.classes)
     inner: list[IndexPairs | None] = []
     tunes = any(m.tunes for m in spec.models)
     for k, (train, _test) in enumerate(outer):
@@ -298,7 +331,8 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
         n_g = 0 if g_train is None else len(pd.unique(g_train))
         _check_split_size(spec.inner.method, spec.inner.n_splits, len(train), n_g,
                           "inner", spec.inner.is_named, outer_fold=k)
-        splitter = make_splitter(spec.inner.method, spec.inner.n_splits, derive_seed(spec.seed, "inner", k))
+        splitter = make_splitter(spec.inner.method, spec.inner.n_splits, derive_seed(spec.seed, "inner", k),
+                                 classes=classify)
         if len(data.split_by) > 1 and spec.inner.method == "GroupKFold":
             # Tuning validates as the outer split tests: on subjects AND items the fit never saw.
             rel = _crossed_inner(spec, data, train, k)
@@ -306,6 +340,8 @@ def plan_experiment(spec: ExperimentSpec, frame: pd.DataFrame) -> Plan:
             rel = compute_splits(splitter, data.X[train], data.y[train], g_train, "inner.method")
         # Inner indices are kept absolute: a fold task then cannot mix up frames.
         inner.append([(train[tr], train[te]) for tr, te in rel])
+        if classify:
+            check_class_folds(inner[-1] or [], data.y, data.classes, "inner", spec.inner.is_named, outer_fold=k)
     return Plan(data=data, outer=outer, inner=inner, known=known, repeats=repeats)
 
 

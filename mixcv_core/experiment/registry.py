@@ -1,4 +1,5 @@
-"""Names a user may type for models: mixcv's own models, every scikit-learn regressor, dotted paths.
+"""Names a user may type for models: mixcv's own models, every scikit-learn regressor and
+classifier, dotted paths; and which task (regression, classification) a model can serve.
 
 The ``%%mixcv`` magic, the widget form and ``set_models`` all resolve model names
 here, so a name that works in one front end works in all of them.
@@ -19,7 +20,8 @@ from ..errors import SpecError, SpecTypeError
 
 __all__ = ["available_models", "resolve_estimator", "dotted_path", "import_dotted", "estimator_name",
            "param_names", "MOVED_MODULES", "check_parameter_values", "check_fit_arguments",
-           "known_module", "unresolved_name", "is_unresolved", "TRUSTED_PACKAGES"]
+           "known_module", "unresolved_name", "is_unresolved", "TRUSTED_PACKAGES", "check_model_task",
+           "model_kind"]
 
 #: Modules that moved when mixcv_core was cut into layers (format 1 of stored specs
 #: may name them in dotted paths). Old path -> new path; `import_dotted` follows it.
@@ -50,16 +52,19 @@ def _registry() -> dict[str, type]:
 
     from .. import models
 
-    names: dict[str, type] = {name: cls for name, cls in all_estimators(type_filter="regressor")}
+    names: dict[str, type] = {name: cls for name, cls in all_estimators(type_filter=["regressor", "classifier"])}
     for name in models.__all__:
         obj = getattr(models, name)
         if isinstance(obj, type):
             names[name] = obj
+    # lme4's short name for it, as R users write it.
+    names["GLMM"] = models.GeneralizedLinearMixedModel
     return names
 
 
 #: What a scikit-learn estimator that is not a regressor is, by `all_estimators` type filter,
-#: and why a regression run cannot use it.
+#: and why a regression run cannot use it (a classifier can serve a classification run:
+#: `check_model_task`).
 _NOT_REGRESSORS: dict[str, str] = {
     "classifier": "a classifier; this run is regression (mixcv predicts a continuous target), so it needs a "
                   "regressor",
@@ -93,13 +98,60 @@ def _refuse_sklearn(model: str, field: str) -> None:
     raise SpecError(field, f"{model} is {reason}{hint}")
 
 
+def model_kind(cls: type, model_kwargs: Mapping[str, Any] | None = None) -> str:
+    """``"classifier"`` (it predicts class probabilities), ``"regressor"``, or ``"other"``.
+
+    A scikit-learn classifier, or a model with ``predict_proba`` and a ``family`` setting
+    of ``"binomial"`` (the GLMM, whose Poisson family is a regressor of counts).
+    """
+    from sklearn.base import ClassifierMixin, RegressorMixin
+    family = dict(model_kwargs or {}).get("family", _default(cls, "family"))
+    if family is not None:
+        return "classifier" if family == "binomial" and callable(getattr(cls, "predict_proba", None)) else "regressor"
+    if issubclass(cls, ClassifierMixin):
+        return "classifier"
+    if issubclass(cls, RegressorMixin):
+        return "regressor"
+    return "other"
+
+
+def _default(cls: type, name: str) -> Any:
+    try:
+        p = inspect.signature(cls.__init__).parameters.get(name)  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return None
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+
+def check_model_task(cls: type, task: str, field: str, model_kwargs: Mapping[str, Any] | None = None) -> None:
+    """Refuse a model that cannot serve ``task``: a classifier in a regression, a model without
+    class probabilities (``predict_proba``) in a classification. Errors name ``field`` and a
+    counterpart where scikit-learn has one (RandomForestRegressor <-> RandomForestClassifier)."""
+    kind = model_kind(cls, model_kwargs)
+    name = cls.__name__
+    if task == "regression" and kind == "classifier":
+        twin = name.replace("Classifier", "Regressor")
+        hint = f", e.g. {twin!r}" if twin != name and twin in _registry() else " such as 'LinearRegression' or 'Ridge'"
+        family = " (its family is binomial; family='poisson' models counts)" if _default(cls, "family") else ""
+        raise SpecError(field, f"{name} is {_NOT_REGRESSORS['classifier']}{hint}{family}; for a target of classes "
+                               "set task: classification")
+    # A class that says neither (no scikit-learn mixin) serves a classification by having probabilities.
+    if task == "classification" and (kind == "regressor" or not callable(getattr(cls, "predict_proba", None))):
+        twin = name.replace("Regressor", "Classifier")
+        hint = f", e.g. {twin!r}" if twin != name and twin in _registry() else \
+            " such as 'LogisticRegression', 'RandomForestClassifier' or 'GeneralizedLinearMixedModel'"
+        raise SpecError(field, f"{name} does not predict class probabilities (a classifier with predict_proba); "
+                               f"this run is classification, so it needs a classifier{hint}. For a continuous "
+                               "target set task: regression")
+
+
 def available_models() -> list[str]:
     """Model names that can be given by name alone.
 
     Returns
     -------
     list of str
-        mixcv's models and every scikit-learn regressor, sorted.
+        mixcv's models and every scikit-learn regressor and classifier, sorted.
     """
     return sorted(_registry())
 

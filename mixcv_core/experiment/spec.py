@@ -23,12 +23,13 @@ import optuna.distributions as od
 from .._frozen import FrozenMap
 from ..constraints import MAX_SEED, Integer, check, check_function
 from ..errors import SpecError, SpecTypeError
-from ..metrics import METRICS, resolve_metrics
+from ..metrics import METRIC_INFO, METRICS, TUNING_DEFAULT, metric_task, resolve_metrics
 from ..models import is_mixed
 from ..models.merf import MERFRegressor
 from .registry import (
     MOVED_MODULES,
     check_fit_arguments,
+    check_model_task,
     check_parameter_values,
     dotted_path,
     estimator_name,
@@ -38,15 +39,30 @@ from .registry import (
     resolve_estimator,
     unresolved_name,
 )
-from .splits import FixedSplits, Splitter, canonical_method, is_splitter_object, repeat_labels, split_requires_groups
+from .splits import (
+    FixedSplits,
+    Splitter,
+    canonical_method,
+    check_class_group_shuffle,
+    is_splitter_object,
+    repeat_labels,
+    split_requires_groups,
+)
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
            "SPEC_FORMAT", "merf_name", "model_spec_from_config",
-           "check_execution", "EXECUTION_SETTINGS"]
+           "check_execution", "EXECUTION_SETTINGS", "TASKS", "TASK_DEFAULTS"]
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).
-SPEC_FORMAT = 7
+SPEC_FORMAT = 8
+
+#: The tasks a spec may name (`ExperimentSpec.task`); None: inferred from the target.
+TASKS = ("regression", "classification")
+
+#: ``ExperimentSpec.metrics`` left to the task: its defaults (`mixcv_core.metrics.TASK_DEFAULT_METRICS`),
+#: chosen when the task is known. Compared by identity; empty, so never a metric set of its own.
+TASK_DEFAULTS: Mapping[str, Callable[..., float]] = FrozenMap()
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -451,14 +467,27 @@ class TuningSpec:
         Optuna trials per model and outer fold (>= 1).
     objective_scorer : callable or None
         ``f(y_valid, y_pred_valid, y_train, y_pred_train) -> float`` to minimise, or
-        ``f(y_true, y_pred)``; default validation MSE.
+        ``f(y_true, y_pred)``; default: see ``metric``. In a classification the
+        predictions it gets are probabilities, as the metrics get them.
+    metric : str or None
+        A built-in metric to optimise on the validation folds, in its own direction
+        (`mixcv_core.metrics.METRIC_INFO`: ``roc_auc`` maximised, ``log_loss`` minimised).
+        ``None``: the task's default (`mixcv_core.metrics.TUNING_DEFAULT`: the validation MSE
+        for regression, the log loss for classification). Not with ``objective_scorer``.
     """
 
     n_trials: int = 100
     objective_scorer: Callable[..., float] | None = None
+    metric: str | None = None
 
     def __post_init__(self) -> None:
         _set(self, "n_trials", check("tuning.n_trials", self.n_trials))
+        if self.metric is not None:
+            if not isinstance(self.metric, str) or self.metric not in METRIC_INFO:
+                raise SpecError("tuning.metric", f"unknown metric {self.metric!r}; choose one of "
+                                                 f"{', '.join(METRIC_INFO)}")
+            if self.objective_scorer is not None:
+                raise SpecError("tuning.metric", "give tuning a metric or an objective_scorer, not both")
         if self.objective_scorer is not None:
             check_function(self.objective_scorer, "tuning.objective_scorer", ("y_valid", "y_pred_valid"),
                            or_arguments=("y_valid", "y_pred_valid", "y_train", "y_pred_train"))
@@ -562,6 +591,18 @@ class ExperimentSpec:
     break_cross_val : bool
         Run the first outer fold only (flexcv's debugging switch): every split is still
         made and checked, one fold is fitted. Reports say the estimate is of one fold.
+    task : {"regression", "classification"} or None
+        What the target is. ``None`` (default): inferred when the run meets the data
+        (`mixcv_core.experiment.target.resolve_task`): a target of two values (0/1, a bool,
+        two labels) or of text labels is a classification, any other numeric target a
+        regression. Classification models predict probabilities (of the positive class
+        for two classes), and the metrics score those.
+    positive_class : str, int, float, bool or None
+        The class whose probability is predicted, for a target of two classes; ``None``:
+        the larger label (1 of 0/1, True, "yes" of "no"/"yes").
+
+    ``metrics`` left as None are the task's defaults (`mixcv_core.metrics.TASK_DEFAULT_METRICS`),
+    chosen again when the task is inferred.
 
     Examples
     --------
@@ -576,7 +617,7 @@ class ExperimentSpec:
     inner: SplitSpec = field(default_factory=lambda: SplitSpec(_field="inner"))
     tuning: TuningSpec = field(default_factory=TuningSpec)
     merf: MerfSpec = field(default_factory=MerfSpec)
-    metrics: Mapping[str, Callable[..., float]] = field(default_factory=lambda: FrozenMap(resolve_metrics(None)))
+    metrics: Mapping[str, Callable[..., float]] = field(default_factory=lambda: TASK_DEFAULTS)
     predict_known_groups_lmm: bool = True
     seed: int = 42
     n_jobs: int = 1
@@ -585,6 +626,11 @@ class ExperimentSpec:
     break_cross_val: bool = False
     backend: str = "local"
     scheduler: str | None = None
+    task: str | None = None
+    positive_class: str | int | float | bool | None = None
+    # Whether the metrics are the task's defaults, so that a task inferred later brings
+    # its own (`replace` keeps them following). Set from ``metrics``, not given.
+    metrics_follow_task: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, cls in (("data", DataSpec), ("outer", SplitSpec), ("inner", SplitSpec),
@@ -604,7 +650,13 @@ class ExperimentSpec:
         if dupes:
             raise SpecError("models", f"model names must be unique; {dupes} appear twice "
                                       "(give one of them a model_name)")
-        _set(self, "metrics", FrozenMap(resolve_metrics(self.metrics)))
+        if self.task is not None and self.task not in TASKS:
+            raise SpecError("task", f"expected 'regression' or 'classification' (or None: inferred from the "
+                                    f"target), got {self.task!r}")
+        follow = self.metrics is None or self.metrics is TASK_DEFAULTS
+        _set(self, "metrics_follow_task", follow)
+        _set(self, "metrics", FrozenMap(resolve_metrics(None if follow else self.metrics,
+                                                        task=self.task or "regression")))
         for name in ("predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val",
                      "backend", "scheduler"):
             _set(self, name, check(name, getattr(self, name)))
@@ -633,6 +685,52 @@ class ExperimentSpec:
             raise SpecError("data.groups", f"{', '.join(needs_groups)} need(s) a grouping column; "
                                            "set groups (groups= in set_data, 'groups: <column>' in a cell)")
         self._check_several_factors()
+        self._check_task()
+
+    def _check_task(self) -> None:
+        """What the task asks of the positive class, the metrics, tuning and the models (issue 27)."""
+        pc = self.positive_class
+        if isinstance(pc, np.generic):
+            _set(self, "positive_class", pc.item())
+        elif pc is not None and not isinstance(pc, (str, int, float, bool)):
+            raise SpecTypeError("positive_class", f"expected a label of the target (text, a number or a bool), "
+                                                  f"got {type(pc).__name__}")
+        if self.task is None:
+            return
+        if self.task == "regression" and self.positive_class is not None:
+            raise SpecError("positive_class", f"a positive class is for classification; this run is regression "
+                                              f"(positive_class={self.positive_class!r}): leave it unset, or set "
+                                              "task: classification")
+        for name, fn in self.metrics.items():
+            other = metric_task(name) if METRICS.get(name) is fn else None
+            if other is not None and other != self.task:
+                yours = ", ".join(k for k, info in METRIC_INFO.items() if info.task == self.task)
+                raise SpecError("metrics", f"{name!r} is a {other} metric; this run is {self.task}: choose from "
+                                           f"{yours}")
+        if self.tuning.metric is not None and metric_task(self.tuning.metric) != self.task:
+            raise SpecError("tuning.metric", f"{self.tuning.metric!r} is a {metric_task(self.tuning.metric)} metric; "
+                                             f"this run is {self.task} (its default is "
+                                             f"{TUNING_DEFAULT[self.task]!r})")
+        for m in self.models:
+            if not is_unresolved(m.estimator):   # a stored run's name, only read: its class is judged when re-run
+                check_model_task(m.estimator_class, self.task, f"models[{m.name!r}].model", m.model_kwargs)
+        if self.task == "classification":
+            for level in (self.outer, self.inner):
+                if level.method == "StratifiedGroupKFold" and level.n_repeats > 1:
+                    check_class_group_shuffle(f"{level._field}.n_repeats", "repeating StratifiedGroupKFold")
+                elif getattr(level.method, "shuffle", False) and type(level.method).__name__ == "StratifiedGroupKFold":
+                    check_class_group_shuffle(f"{level._field}.method", "StratifiedGroupKFold(shuffle=True)")
+        if self.task == "classification" and self.merf_models():
+            raise SpecError("merf", f"MERF is for a continuous target for now: binary MERF comes in the next step. "
+                                    f"Drop MERF for {', '.join(m.name for m in self.merf_models())} (add_merf / "
+                                    "merf: false), or use GeneralizedLinearMixedModel for grouped binary data")
+
+    @property
+    def tuning_metric(self) -> str | None:
+        """The built-in metric tuning optimises (None: the user's ``objective_scorer``)."""
+        if self.tuning.objective_scorer is not None:
+            return None
+        return self.tuning.metric or TUNING_DEFAULT[self.task or "regression"]
 
     def _check_several_factors(self) -> None:
         """Models that fit one grouping factor only are refused a random part with several (issue 25).
@@ -695,7 +793,13 @@ class ExperimentSpec:
         return ExperimentSpec.from_dict(self.to_dict())
 
     def replace(self, **changes: Any) -> ExperimentSpec:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).
+
+        Metrics that were the task's defaults stay so (a new task brings its own) unless
+        ``metrics`` is among the changes.
+        """
+        if self.metrics_follow_task and "metrics" not in changes:
+            changes["metrics"] = TASK_DEFAULTS
         return replace(self, **changes)
 
     # -- plain-data round trip ----------------------------------------------------
@@ -745,7 +849,7 @@ class ExperimentSpec:
                 raise SpecError(f"models[{m.name!r}].callbacks", "callback objects cannot be written as text")
             return d
 
-        metrics = {}
+        metrics: dict[str, str] = {}
         for name, fn in self.metrics.items():
             metrics[name] = name if METRICS.get(name) is fn else ref(fn, f"metrics[{name!r}]")
         return {
@@ -761,13 +865,15 @@ class ExperimentSpec:
             "models": [model_dict(m) for m in self.models],
             "tuning": {"n_trials": self.tuning.n_trials,
                        "objective_scorer": None if self.tuning.objective_scorer is None
-                       else ref(self.tuning.objective_scorer, "tuning.objective_scorer")},
+                       else ref(self.tuning.objective_scorer, "tuning.objective_scorer"),
+                       "metric": self.tuning.metric},
             "merf": {"add_merf_global": self.merf.add_merf_global, "max_iterations": self.merf.max_iterations,
                      "stopping_threshold": self.merf.stopping_threshold,
                      "stopping_window": self.merf.stopping_window,
                      "linear_fixed_effects": self.merf.linear_fixed_effects,
                      "em_estimators": self.merf.em_estimators},
-            "metrics": metrics,
+            # None: the task's defaults, whichever task is inferred.
+            "metrics": None if self.metrics_follow_task else metrics,
             "predict_known_groups_lmm": self.predict_known_groups_lmm,
             "seed": self.seed,
             "n_jobs": self.n_jobs,
@@ -776,6 +882,8 @@ class ExperimentSpec:
             "break_cross_val": self.break_cross_val,
             "backend": self.backend,
             "scheduler": self.scheduler,
+            "task": self.task,
+            "positive_class": self.positive_class,
         }
 
     @classmethod
@@ -795,7 +903,7 @@ class ExperimentSpec:
         d = upgrade_spec_dict(d)
         known = {"format", "data", "outer", "inner", "models", "tuning", "merf", "metrics",
                  "predict_known_groups_lmm", "seed", "n_jobs", "on_error", "timeout", "break_cross_val",
-                 "backend", "scheduler"}
+                 "backend", "scheduler", "task", "positive_class"}
         unknown = set(d) - known
         if unknown:
             raise SpecError("spec", f"unknown keys {sorted(unknown)}")
@@ -832,7 +940,7 @@ class ExperimentSpec:
             inner=SplitSpec(**(d.get("inner") or {}), _field="inner"),
             tuning=TuningSpec(**tuning),
             merf=MerfSpec(**(d.get("merf") or {})),
-            metrics=metrics or resolve_metrics(None),
+            metrics=metrics or TASK_DEFAULTS,
             predict_known_groups_lmm=d.get("predict_known_groups_lmm", True),
             seed=d.get("seed", 42),
             n_jobs=d.get("n_jobs", 1),
@@ -841,6 +949,8 @@ class ExperimentSpec:
             break_cross_val=d.get("break_cross_val", False),
             backend=d.get("backend", "local"),
             scheduler=d.get("scheduler"),
+            task=d.get("task"),
+            positive_class=d.get("positive_class"),
         )
 
 
@@ -920,10 +1030,18 @@ def _upgrade_6_to_7(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "data": data, "format": 7}
 
 
+def _upgrade_7_to_8(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 8 added the task (classification, issue 27), its positive class and the
+    # metric tuning optimises. Every run before it was a regression tuned on the
+    # validation MSE (or its own scorer), with the metrics it wrote down.
+    tuning = {"metric": None, **(d.get("tuning") or {})}
+    return {**d, "task": "regression", "positive_class": None, "tuning": tuning, "format": 8}
+
+
 #: from-format -> upgrade to the next format.
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5, 5: _upgrade_5_to_6,
-    6: _upgrade_6_to_7}
+    6: _upgrade_6_to_7, 7: _upgrade_7_to_8}
 
 
 def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,14 @@ bin ``y`` first. The engine never has to know which one it is holding.
 
 Continuous targets are stratified as flexcv does it: ``y`` is cut into quantile bins
 (10 by default) and the bins' distribution is preserved across folds, while the
-folds are of course taken on the original rows.
+folds are of course taken on the original rows. A classification target's classes are
+stratified as they are (scikit-learn's ``StratifiedKFold`` and ``StratifiedGroupKFold``):
+`make_splitter` picks these with ``classes=True``.
+
+scikit-learn's ``StratifiedGroupKFold`` shuffled groups wrongly before 1.8 (its shuffle
+did not change which groups were dealt together); the class-stratified group split then
+runs unshuffled, and its repeats, which need the shuffle, are refused
+(`check_class_group_shuffle`).
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.model_selection import (
     BaseCrossValidator,
     GroupKFold,
     KFold,
     RepeatedKFold,
+    RepeatedStratifiedKFold,
     StratifiedGroupKFold,
     StratifiedKFold,
 )
@@ -47,6 +56,9 @@ __all__ = [
     "RepeatedGroupKFold",
     "RepeatedStratifiedGroupKFold",
     "RepeatedContinuousStratifiedKFold",
+    "RepeatedClassStratifiedGroupKFold",
+    "group_shuffle_works",
+    "check_class_group_shuffle",
     "repeat_labels",
     "make_splitter",
     "quantile_bins",
@@ -201,6 +213,54 @@ class RepeatedContinuousStratifiedKFold(_RepeatedSplits):
                          n_splits=n_splits, n_bins=n_bins)
 
 
+#: The first scikit-learn whose StratifiedGroupKFold shuffles correctly (scikit-learn #24656).
+SHUFFLE_FIXED_IN = (1, 8)
+
+
+def _sklearn_version() -> tuple[int, int]:
+    major, minor = sklearn.__version__.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def group_shuffle_works() -> bool:
+    """Whether the installed scikit-learn's ``StratifiedGroupKFold(shuffle=True)`` shuffles correctly (>= 1.8)."""
+    return _sklearn_version() >= SHUFFLE_FIXED_IN
+
+
+def check_class_group_shuffle(field: str, what: str) -> None:
+    """Refuse ``what`` (a shuffled class-stratified group split) on a scikit-learn older than 1.8.
+
+    Raises
+    ------
+    SpecError
+        Naming ``field``, the installed version and the ways out.
+    """
+    if not group_shuffle_works():
+        need = ".".join(map(str, SHUFFLE_FIXED_IN))
+        raise SpecError(field, f"{what} needs StratifiedGroupKFold's shuffle, which is broken in scikit-learn "
+                               f"{sklearn.__version__} (fixed in {need}); upgrade scikit-learn to {need} or later, "
+                               "or use one repeat (unshuffled) or GroupKFold")
+
+
+class RepeatedClassStratifiedGroupKFold(GroupsConsumerMixin, _RepeatedSplits):
+    """scikit-learn's ``StratifiedGroupKFold`` (classes, not bins) repeated with the groups shuffled anew.
+
+    Every group stays whole and every fold keeps the class proportions as well as the
+    groups allow, in every repeat. Needs scikit-learn >= 1.8 (`check_class_group_shuffle`).
+    Parameters as for `RepeatedGroupKFold`.
+    """
+
+    def __init__(self, n_splits: int = 5, n_repeats: int = 10, random_state: int | None = None) -> None:
+        super().__init__(StratifiedGroupKFold, n_repeats=n_repeats, random_state=random_state, n_splits=n_splits)
+
+
+def _class_group_kfold(k: int, seed: int) -> StratifiedGroupKFold:
+    # Unshuffled where the shuffle is broken: a deterministic split rather than a wrong one.
+    if group_shuffle_works():
+        return StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+    return StratifiedGroupKFold(k)
+
+
 def repeat_labels(splitter: object, n_folds: int) -> np.ndarray:
     """Which repeat each of a splitter's ``n_folds`` folds belongs to.
 
@@ -270,6 +330,10 @@ class _Method:
     description: str
     # The same method repeated: (n_splits, n_repeats, seed) -> splitter.
     repeated: Callable[[int, int, int], Any]
+    # For a classification target, the method stratifying classes instead of quantile
+    # bins (one repeat, then repeated); None: the same splitter for both tasks.
+    by_class: Callable[[int, int], BaseCrossValidator] | None = None
+    by_class_repeated: Callable[[int, int, int], Any] | None = None
 
     @property
     def requires_groups(self) -> bool:
@@ -282,16 +346,20 @@ SPLIT_METHODS: dict[str, _Method] = {
                      "shuffled K folds of rows; ignores groups",
                      lambda k, r, seed: RepeatedKFold(n_splits=k, n_repeats=r, random_state=seed)),
     "StratifiedKFold": _Method(lambda k, seed: ContinuousStratifiedKFold(k, random_state=seed),
-                               "K folds with the target's quantile bins balanced",
-                               lambda k, r, seed: RepeatedContinuousStratifiedKFold(k, r, random_state=seed)),
+                               "K folds with the target's quantile bins (classes) balanced",
+                               lambda k, r, seed: RepeatedContinuousStratifiedKFold(k, r, random_state=seed),
+                               lambda k, seed: StratifiedKFold(k, shuffle=True, random_state=seed),
+                               lambda k, r, seed: RepeatedStratifiedKFold(n_splits=k, n_repeats=r, random_state=seed)),
     # One repeat keeps scikit-learn's size-balanced assignment; repeats shuffle the groups,
     # since the size-balanced one is the same every time.
     "GroupKFold": _Method(lambda k, seed: GroupKFold(k),
                           "K folds keeping every group whole, balanced by size",
                           lambda k, r, seed: RepeatedGroupKFold(k, r, random_state=seed)),
     "StratifiedGroupKFold": _Method(lambda k, seed: ContinuousStratifiedGroupKFold(k, random_state=seed),
-                                    "groups kept whole, target quantile bins balanced",
-                                    lambda k, r, seed: RepeatedStratifiedGroupKFold(k, r, random_state=seed)),
+                                    "groups kept whole, target quantile bins (classes) balanced",
+                                    lambda k, r, seed: RepeatedStratifiedGroupKFold(k, r, random_state=seed),
+                                    _class_group_kfold,
+                                    lambda k, r, seed: RepeatedClassStratifiedGroupKFold(k, r, random_state=seed)),
 }
 # flexcv's names for the same continuous-target stratification.
 _ALIASES = {
@@ -355,7 +423,8 @@ def split_requires_groups(method: str | object) -> bool:
     return isinstance(method, GroupsConsumerMixin)
 
 
-def make_splitter(method: str | Splitter, n_splits: int, seed: int, n_repeats: int = 1) -> Splitter:
+def make_splitter(method: str | Splitter, n_splits: int, seed: int, n_repeats: int = 1,
+                  classes: bool = False) -> Splitter:
     """Build the splitter for a method name, or return a splitter object as given.
 
     Parameters
@@ -369,9 +438,15 @@ def make_splitter(method: str | Splitter, n_splits: int, seed: int, n_repeats: i
         Seeds shuffling of named methods.
     n_repeats : int, default=1
         Repeat a named method this many times, reshuffled each time.
+    classes : bool, default=False
+        The target is classes (a classification run): stratified methods balance the
+        classes themselves, not quantile bins.
     """
     if isinstance(method, str):
         named = SPLIT_METHODS[canonical_method(method, "split")]
+        if classes and named.by_class is not None and named.by_class_repeated is not None:
+            return named.by_class(n_splits, seed) if n_repeats == 1 else named.by_class_repeated(n_splits, n_repeats,
+                                                                                                 seed)
         return named.factory(n_splits, seed) if n_repeats == 1 else named.repeated(n_splits, n_repeats, seed)
     return method
 

@@ -234,24 +234,47 @@ def check_not_converged(r: RunView) -> list[Check]:
 
 
 def check_worse_than_mean(r: RunView) -> list[Check]:
+    """Models that predict new test folds worse than the training folds' mean (regression: MSE) or
+    class shares (classification: log loss, the loss tuning minimises) would."""
     d = r._data
+    classify = r.spec.task == "classification"
+    loss, what = (_log_loss, "log loss") if classify else (_squared_error, "MSE")
     baseline = {}
     for k, (train, test) in enumerate(r._outer):
-        baseline[k] = float(np.mean((d.y[test] - d.y[train].mean()) ** 2))
+        baseline[k] = loss(d.y[test], _mean_prediction(d.y[train], len(test), classify, r._data.classes))
     worse = []
     for model in r.model_names:
         mine = [o for o in r.outcomes if o.ok and o.model == model and o.y_pred is not None and o.test_rows is not None]
         if not mine:
             continue
-        mse = np.mean([np.mean((d.y[o.test_rows] - o.y_pred) ** 2) for o in mine])
+        value = np.mean([loss(d.y[o.test_rows], np.asarray(o.y_pred)) for o in mine])
         base = np.mean([baseline[o.fold] for o in mine])
-        if mse > base:
-            worse.append(f"{model}: test MSE {mse:.4g} against {base:.4g}")
+        if value > base:
+            worse.append(f"{model}: test {what} {value:.4g} against {base:.4g}")
     if not worse:
         return []
+    against = "class shares" if classify else "mean"
     return [Check("worse-than-mean", "warning",
-                  f"{len(worse)} model(s) predict new test folds worse than the training folds' mean would",
+                  f"{len(worse)} model(s) predict new test folds worse than the training folds' {against} would",
                   "; ".join(worse))]
+
+
+def _squared_error(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean((y - pred) ** 2))
+
+
+def _log_loss(y: np.ndarray, pred: np.ndarray) -> float:
+    from ..metrics import log_loss
+    return log_loss(y, pred)
+
+
+def _mean_prediction(y_train: np.ndarray, n: int, classify: bool, classes: tuple) -> np.ndarray:
+    """The prediction that knows only the training target: its mean, or its class shares."""
+    if not classify:
+        return np.full(n, y_train.mean())
+    k = max(len(classes), int(y_train.max()) + 1)
+    shares = np.bincount(y_train.astype(np.int64), minlength=k) / len(y_train)
+    return np.full(n, shares[1]) if k == 2 else np.tile(shares, (n, 1))
 
 
 def check_unequal_folds(r: RunView) -> list[Check]:

@@ -242,6 +242,15 @@ def _groups_meta(d: PreparedData, n_groups: int) -> str:
     return levels + (f"; random <code>{html.escape(d.random)}</code>" if d.random else "")
 
 
+def _task_note(spec: ExperimentSpec) -> str:
+    """How the target was modelled, for a classification: the class whose probability is predicted."""
+    if spec.task != "classification":
+        return ""
+    if spec.positive_class is None:
+        return " (classification of several classes)"
+    return f" (classification: probability of <code>{html.escape(repr(spec.positive_class))}</code>)"
+
+
 def render_html(results: RunView) -> str:
     """The full HTML report of a run."""
     spec = results.spec
@@ -253,7 +262,7 @@ def render_html(results: RunView) -> str:
     title = html.escape(spec.data.dataset_name or "mixcv run")
     status = results.status
     meta = [f"{len(d.y)} rows", _groups_meta(d, n_groups),
-            f"target <code>{html.escape(str(d.target_name))}</code>",
+            f"target <code>{html.escape(str(d.target_name))}</code>" + _task_note(spec),
             f"outer: {html.escape(str(outer))} ({len(results._outer)} folds)"]
     if spec.outer.known_holdout:
         meta.append(f"known-group holdout {spec.outer.known_holdout:g}")

@@ -175,8 +175,11 @@ class Results(FlexcvView):
         """Test-fold summary: index (model, metric), columns mean, sd, median, n_folds."""
         return self.summarize("test")
 
-    def best_model(self, metric: str = "mse") -> str:
-        """The model with the best mean test ``metric``."""
+    def best_model(self, metric: str | None = None) -> str:
+        """The model with the best mean test ``metric`` (default: mse when the run has it, else its
+        first metric), in the metric's own direction."""
+        if metric is None:
+            metric = "mse" if "mse" in self.metric_names else self.metric_names[0]
         s = self.summary.xs(metric, level="metric")["mean"]
         return str(s.idxmax() if higher_is_better(metric) else s.idxmin())
 
@@ -221,7 +224,12 @@ class Results(FlexcvView):
 
     @property
     def predictions(self) -> pd.DataFrame:
-        """Out-of-fold predictions: model, repeat, fold, row (the data's index label), group, y_true, y_pred."""
+        """Out-of-fold predictions: model, repeat, fold, row (the data's index label), group, y_true, y_pred.
+
+        Classification: ``y_true`` is the class code (two classes: 1 for the positive class)
+        and ``y_pred`` the predicted probability of the positive class; with more classes
+        ``y_pred`` is the most probable class and ``proba_<k>`` the probability of class ``k``.
+        """
         return self._predictions("test")
 
     @property
@@ -237,10 +245,14 @@ class Results(FlexcvView):
             rows, pred = (o.test_rows, o.y_pred) if which == "test" else (o.known_rows, o.y_pred_known)
             if not o.ok or rows is None:
                 continue
+            pred = np.asarray(pred)
+            columns = {"y_pred": pred} if pred.ndim == 1 else {
+                "y_pred": np.argmax(pred, axis=1).astype(float),
+                **{f"proba_{k}": pred[:, k] for k in range(pred.shape[1])}}
             parts.append(pd.DataFrame({
                 "model": o.model, "repeat": int(repeats[o.fold]), "fold": o.fold, "row": d.index[rows],
                 "group": d.groups[rows] if d.groups is not None else None,
-                "y_true": d.y[rows], "y_pred": pred,
+                "y_true": d.y[rows], **columns,
             }))
         if not parts:
             return pd.DataFrame(columns=["model", "repeat", "fold", "row", "group", "y_true", "y_pred"])

@@ -143,8 +143,13 @@ def fit_estimator(estimator: Any, s: SplitData, fit_kwargs: Mapping[str, Any]) -
 
 
 def predict_estimator(estimator: Any, X: pd.DataFrame, groups: np.ndarray | pd.DataFrame | None,
-                      slope_names: list[str]) -> np.ndarray:
+                      slope_names: list[str], proba: bool = False) -> np.ndarray:
     """Predict; mixed models use random effects for groups they saw in training.
+
+    With ``proba`` (a classification run) the predictions are probabilities: of the
+    positive class (coded 1) for two classes, else the ``(n, K)`` matrix with a column per
+    class code ``0 .. K-1``. Mixed models give rows of groups not seen in training their
+    marginal probability (averaged over the random-effect distribution).
 
     In one thread: an estimator fitted in the task's threads (a forest) would otherwise
     predict in them too, adding its trees in the order the threads finish, and the last
@@ -152,11 +157,20 @@ def predict_estimator(estimator: Any, X: pd.DataFrame, groups: np.ndarray | pd.D
     """
     from joblib import parallel_config
     with parallel_config(n_jobs=1):
+        method = estimator.predict_proba if proba else estimator.predict
         if is_mixed(estimator):
-            pred = estimator.predict(X, groups=groups, slopes=slope_names or None)
+            pred = method(X, groups=groups, slopes=slope_names or None)
         else:
-            pred = estimator.predict(X)
-    return np.asarray(pred, dtype=float).ravel()
+            pred = method(X)
+    if not proba:
+        return np.asarray(pred, dtype=float).ravel()
+    P = np.asarray(pred, dtype=float)
+    # Columns in the estimator's class order; every training part holds every class (checked
+    # when the splits are made), so its classes are the codes 0..K-1.
+    codes = np.asarray(getattr(estimator, "classes_", np.arange(P.shape[1])), dtype=float)
+    if P.shape[1] == 2:
+        return P[:, int(np.flatnonzero(codes == 1.0)[0])].copy()
+    return P[:, np.argsort(codes)]
 
 
 def _n_positional(fn: Callable[..., Any]) -> int:

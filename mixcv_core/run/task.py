@@ -108,10 +108,11 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
                 fit_kwargs["callbacks"] = list(model.callbacks)
             fit_estimator(estimator, s, fit_kwargs)
             fit_time = time.perf_counter() - t0
-            pred_test = predict_estimator(estimator, s.X_test, s.groups_test, s.slope_names)
-            pred_train = predict_estimator(estimator, s.X_train, s.groups_train, s.slope_names)
+            proba = spec.task == "classification"   # probabilities, scored as such (issue 27)
+            pred_test = predict_estimator(estimator, s.X_test, s.groups_test, s.slope_names, proba)
+            pred_train = predict_estimator(estimator, s.X_train, s.groups_train, s.slope_names, proba)
             pred_known = None if s.X_known is None else predict_estimator(estimator, s.X_known, s.groups_known,
-                                                                          s.slope_names)
+                                                                          s.slope_names, proba)
             metrics = _score(spec, s, pred_test, pred_train, pred_known)
             insight, post_processed = _post_process(
                 model, estimator, feature_names,

@@ -2,9 +2,12 @@
 
 Each (outer fold, model) gets its own study with a TPE sampler seeded from the run
 seed and the pair's identity, so the trials do not depend on which process runs them.
-A trial's value is the objective (validation MSE unless the user gave a scorer)
-averaged over the inner folds; the inner folds were made on the outer training rows
-only, and each is scaled on its own training part.
+A trial's value is the objective averaged over the inner folds: the built-in metric
+`ExperimentSpec.tuning_metric` (the validation MSE for regression, the log loss of the
+predicted probabilities for classification, unless another is chosen), optimised in its
+own direction (`mixcv_core.metrics.METRIC_INFO`), or the user's scorer, minimised. The
+inner folds were made on the outer training rows only, and each is scaled on its own
+training part.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -21,7 +24,7 @@ import optuna
 from .._seeding import derive_seed
 from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec, ModelSpec
-from ..metrics import mse_objective
+from ..metrics import METRIC_INFO, mse_objective
 from . import cores
 from .events import Event, TrialFinished, TrialStarted
 from .fitting import (
@@ -33,7 +36,7 @@ from .fitting import (
     split_data,
 )
 
-__all__ = ["tune", "quiet_optuna"]
+__all__ = ["tune", "quiet_optuna", "study_direction"]
 
 
 @contextlib.contextmanager
@@ -46,6 +49,27 @@ def quiet_optuna() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(previous)
+
+
+def _objective(spec: ExperimentSpec) -> tuple[Callable[..., float], Literal["minimize", "maximize"]]:
+    """What a trial is scored by, and whether Optuna maximises or minimises it.
+
+    The regression default stays flexcv's `mse_objective` (minimised); any other built-in
+    metric is its own function, in its own direction.
+    """
+    name = spec.tuning_metric
+    if name is None:   # the user's scorer: a loss, as flexcv's objective_scorer
+        assert spec.tuning.objective_scorer is not None
+        return spec.tuning.objective_scorer, "minimize"
+    if name == "mse":
+        return mse_objective, "minimize"
+    info = METRIC_INFO[name]
+    return info.function, "maximize" if info.greater_is_better else "minimize"
+
+
+def study_direction(spec: ExperimentSpec) -> Literal["minimize", "maximize"]:
+    """``"maximize"`` or ``"minimize"``: how the run's studies were (or are rebuilt) optimised."""
+    return _objective(spec)[1]
 
 
 def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
@@ -77,9 +101,10 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
         If every trial failed (the last error is chained).
     """
     sampler = optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", model.name, fold))
-    study = optuna.create_study(direction="minimize", sampler=sampler,
+    scorer, direction = _objective(spec)
+    study = optuna.create_study(direction=direction, sampler=sampler,
                                 study_name=f"{model.name} fold {fold}")
-    scorer = spec.tuning.objective_scorer or mse_objective
+    proba = spec.task == "classification"
     # Scale each inner fold once, not once per trial.
     splits = [split_data(data, tr, va, spec.inner.scale) for tr, va in inner]
     fit_kwargs = dict(model.fit_kwargs)
@@ -99,9 +124,9 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                 for s in splits:
                     est = build_estimator(model, spec, trial.params, fold)
                     fit_estimator(est, s, fit_kwargs)
-                    pred_valid = predict_estimator(est, s.X_test, s.groups_test, s.slope_names)
-                    pred_train = (predict_estimator(est, s.X_train, s.groups_train, s.slope_names) if with_train
-                                  else None)
+                    pred_valid = predict_estimator(est, s.X_test, s.groups_test, s.slope_names, proba)
+                    pred_train = (predict_estimator(est, s.X_train, s.groups_train, s.slope_names, proba)
+                                  if with_train else None)
                     values.append(call_scorer(scorer, s.y_test, pred_valid, s.y_train, pred_train))
                 value = float(np.mean(values))
                 if not math.isfinite(value):

@@ -49,7 +49,7 @@ from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
 from ..results import Results
 from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
-from ..run.tuning import quiet_optuna
+from ..run.tuning import quiet_optuna, study_direction
 from ._labels import (
     LABELS_FORMAT,
     decode_group_frame,
@@ -408,7 +408,8 @@ class RunStore:
             X=np.empty((n, 0)), y=y_values, groups=group_labels,
             feature_names=list(meta["feature_names"]), slope_names=list(meta["slope_names"]),
             index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"],
-            group_frame=group_frame, random=spec.data.random_terms_text, split_by=spec.data.split_factors)
+            group_frame=group_frame, random=spec.data.random_terms_text, split_by=spec.data.split_factors,
+            task=spec.task or "regression")   # y holds the class codes of a classification (its spec's task)
         _require([k for k, _, _ in splits] == list(range(len(splits))) and len(splits) == n_folds,
                  f"it has {len(splits)} stored splits for {n_folds} folds")
         outer = [(_rows(tr, n, "a split"), _rows(te, n, "a split")) for _, tr, te in splits]
@@ -472,7 +473,7 @@ class RunStore:
                 continue
             study = out.setdefault(model, {}).get(fold)
             if study is None:
-                study = optuna.create_study(direction="minimize", study_name=f"{model} fold {fold}")
+                study = optuna.create_study(direction=study_direction(spec), study_name=f"{model} fold {fold}")
                 out[model][fold] = study
             study.add_trial(optuna.trial.create_trial(params=json.loads(params), distributions=dict(m.params),
                                                       value=value))

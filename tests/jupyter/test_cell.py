@@ -81,8 +81,9 @@ def test_minimal_cell_uses_the_defaults():
     ("data: df\ntarget: y\nmodels:\n  Ridge:\n    alpah: float(0.1, 1)\n", 6, "models.Ridge.alpah",
      "did you mean 'alpha'"),
     ("data: df\ntarget: y\nmodels:\n  Rigde:\n", 5, "models.Rigde", "did you mean 'Ridge'"),
-    ("data: df\ntarget: y\nmodels:\n  LogisticRegression:\n", 5, "models.LogisticRegression",
-     "LogisticRegression is a classifier; this run is regression"),
+    # (a classifier is a model name now: a classification cell uses it; issue 27)
+    ("data: df\ntarget: y\nmodels:\n  StandardScaler:\n", 5, "models.StandardScaler",
+     "StandardScaler is a transformer"),
     ("data: df\ntarget: y\ngroups: [Subject, [a]]\nmodels: [Ridge]\n", 4, "groups", "a list such as [a, b]"),
     ("data: df\ntarget: y\ntrials: 0\nmodels: [Ridge]\n", 4, "trials", ">= 1"),
     ("data: df\ntarget: y\nmerf: {iterations: 0}\nmodels: [Ridge]\n", 4, "merf.iterations", ">= 1"),
