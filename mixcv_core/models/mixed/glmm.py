@@ -30,6 +30,8 @@ from ...errors import SpecError
 from . import pls
 from .family import Family
 from .fit import REBlock, _conditional_blocks, _threadpools, relative_factor, singular_components
+from .laplace_gradient import available as gradient_available
+from .laplace_gradient import laplace_gradient
 from .pirls import Mode, PIRLSError, Problem
 
 __all__ = ["GlmmFit", "fit_glmm", "gh_rule", "NEWTON_DECREMENT_TOL", "MAX_NAGQ"]
@@ -68,21 +70,36 @@ class GlmmFit:
 
 
 class _Objective:
-    """The stage-2 deviance of ``x = (theta, beta)``, PIRLS warm-started from the last modes."""
+    """The deviance to minimise, PIRLS warm-started from the last modes.
 
-    def __init__(self, prob: Problem, nAGQ: int, max_evals: int) -> None:  # noqa: N803 (lme4's name)
-        self.prob, self.nAGQ, self.max_evals = prob, nAGQ, max_evals
-        self.rule = gh_rule(nAGQ) if nAGQ > 1 else None
+    Stage 2 (``joint=False``): ``x = (theta, beta)``, the Laplace or quadrature deviance.
+    Stage 1 (``joint=True``, lme4's ``nAGQ = 0``): ``x = theta``, with ``beta`` found by PIRLS
+    together with the modes. ``exact``: the gradient is `laplace_gradient`'s (scalar terms,
+    canonical link, Laplace), else central differences of the deviance.
+    ``n_evals`` counts PIRLS runs of every stage against one budget, ``max_evals``.
+    """
+
+    def __init__(self, prob: Problem, nAGQ: int, max_evals: int, joint: bool = False,  # noqa: N803 (lme4's name)
+                 n_evals: int = 0) -> None:
+        self.prob, self.nAGQ, self.max_evals, self.joint = prob, nAGQ, max_evals, joint
+        self.rule = gh_rule(nAGQ) if nAGQ > 1 and not joint else None
+        self.exact = self.rule is None and gradient_available(prob)
         self.u: list[np.ndarray] | None = None
-        self.n_evals = 0
+        self.beta: np.ndarray | None = None
+        self.n_evals = n_evals
         # Finite-difference steps per coordinate: theta as it is; a fixed effect in units of
         # its column's root mean square, so age^2 (in the hundreds) gets a step as small.
         rms = np.sqrt((prob.X ** 2).mean(axis=0))
-        self.step_scale = np.concatenate([np.ones(prob.dim), 1.0 / np.maximum(rms, 1e-3)])
+        self.step_scale = np.ones(prob.dim) if joint else np.concatenate([np.ones(prob.dim),
+                                                                          1.0 / np.maximum(rms, 1e-3)])
 
     def mode(self, x: np.ndarray) -> Mode:
         d = self.prob.dim
-        m = self.prob.modes(x[:d], x[d:], u0=self.u)
+        if self.joint:
+            m = self.prob.modes(x, None, u0=self.u, beta0=self.beta)
+            self.beta = m.beta
+        else:
+            m = self.prob.modes(x[:d], x[d:], u0=self.u)
         self.u = m.u
         return m
 
@@ -97,6 +114,19 @@ class _Objective:
             return self.value_of(x, self.mode(np.asarray(x, dtype=float)))
         except PIRLSError:
             return np.inf
+
+    def value_and_grad(self, x: np.ndarray, lower: np.ndarray) -> tuple[float, np.ndarray]:
+        """The deviance and its gradient (one PIRLS run when `exact`, ``1 + 2 len(x)`` otherwise)."""
+        x = np.asarray(x, dtype=float)
+        if not self.exact:
+            return self(x), _gradient(self, x, lower)
+        self.n_evals += 1
+        try:
+            m = self.mode(x)
+        except PIRLSError:
+            return np.inf, np.zeros(len(x))
+        g_theta, g_beta = laplace_gradient(self.prob, m, self.joint)
+        return self.value_of(x, m), np.concatenate([g_theta, g_beta])
 
 
 def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -114,16 +144,29 @@ def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
 
 def _derivatives(f: _Objective, x: np.ndarray, lower: np.ndarray,
                  H_known: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:  # noqa: N803
-    """The deviance, its gradient and Hessian from one finite-difference stencil (1 + 2d + d(d-1)/2 values).
+    """The deviance, its gradient and Hessian at ``x``.
 
-    Central differences (one-sided at the boundary ``theta = 0``) with ``h = 1e-4``: the
-    gradient's error is ``O(h^2)``, well below what the Newton decrement tests. With
-    ``H_known`` (a Hessian from a point a small Newton step away, whose curvature is the same
-    to the accuracy the Newton step and the test need) only the gradient is taken.
+    With the exact gradient: the Hessian from forward differences of it (``len(x)`` more
+    PIRLS runs; the step ``1e-5`` leaves an error of that relative order, which neither the
+    Newton step nor the sign of its eigenvalues notices). Otherwise one finite-difference
+    stencil of the deviance (``1 + 2d + d(d-1)/2`` values): central differences (one-sided
+    at the boundary ``theta = 0``) with ``h = 1e-4``. With ``H_known`` (a Hessian from a
+    point a small Newton step away, whose curvature is the same to the accuracy the Newton
+    step and the test need) only the gradient is taken.
     """
     d = len(x)
-    f0 = f(x)
     hs = 1e-4 * np.maximum(1.0, np.abs(x) / f.step_scale) * f.step_scale
+    if f.exact:
+        f0, g = f.value_and_grad(x, lower)
+        if H_known is not None:
+            return f0, g, H_known
+        H = np.empty((d, d))
+        for j in range(d):
+            e = np.zeros(d)
+            e[j] = hs[j] / 10          # forward: inwards from the boundary theta = 0 too
+            H[:, j] = (f.value_and_grad(x + e, lower)[1] - g) / e[j]
+        return f0, g, (H + H.T) / 2
+    f0 = f(x)
     E = np.eye(d) * hs
     up = np.array([f(x + E[i]) for i in range(d)])
     g = np.empty(d)
@@ -241,44 +284,42 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
         lower_theta[t.offset + np.flatnonzero(t.rows == t.cols)] = 0.0
     theta0 = np.concatenate([np.eye(t.q)[t.rows, t.cols] for t in prob.terms])
     # Stage 1: theta alone, beta in PIRLS.
-    state: dict = {"u": None, "beta": None}
-    evals = [0]
-
-    def stage1(theta: np.ndarray) -> float:
-        evals[0] += 1
-        try:
-            m = prob.modes(theta, None, u0=state["u"], beta0=state["beta"])
-        except PIRLSError:
-            return np.inf
-        state["u"], state["beta"] = m.u, m.beta
-        return prob.laplace(m)
-
+    s1 = _Objective(prob, 0, max_evals, joint=True)
     bounds1 = [(lo if np.isfinite(lo) else None, None) for lo in lower_theta]
-    r1 = optimize.minimize(stage1, theta0, method="L-BFGS-B", bounds=bounds1,
-                           options={"maxfun": max(1, max_evals // 2), "ftol": 1e-12, "gtol": 1e-8})
+    options = {"maxfun": max(1, max_evals // 2), "ftol": 1e-12, "gtol": 1e-8}
+    if s1.exact:
+        r1 = optimize.minimize(lambda t: s1.value_and_grad(t, lower_theta), theta0, jac=True, method="L-BFGS-B",
+                               bounds=bounds1, options=options)
+    else:
+        r1 = optimize.minimize(s1, theta0, method="L-BFGS-B", bounds=bounds1, options=options)
     theta1 = np.maximum(np.asarray(r1.x), lower_theta)
-    m1 = prob.modes(theta1, None)
-    obj = _Objective(prob, nAGQ, max_evals)
+    H: np.ndarray | None
     if nAGQ == 0:
-        x, converged, message, gmax, dec = np.concatenate([theta1, m1.beta]), bool(r1.success), str(r1.message), \
-            float("nan"), float("nan")
+        # lme4's first stage is the fit: certified as stage 2 is, over theta (beta is profiled).
+        theta1, converged, message, gmax, dec, _ = _certify(s1, theta1, lower_theta, d)
+        obj = s1
+        x = np.concatenate([theta1, s1.mode(theta1).beta])
         H = None
     else:
-        obj.u = m1.u
+        obj = _Objective(prob, nAGQ, max_evals, n_evals=s1.n_evals)
+        obj.u = s1.mode(theta1).u
+        assert s1.beta is not None
         lower = np.concatenate([lower_theta, np.full(p, -np.inf)])
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-        x0 = np.concatenate([theta1, m1.beta])
-        # Stage 1's optimum is close to stage 2's: Newton on the finite-difference Hessian
-        # from there; where that fails (curvature not yet positive), a quasi-Newton run first.
+        x0 = np.concatenate([theta1, s1.beta])
+        obj.n_evals = s1.n_evals
+        # Stage 1's optimum is close to stage 2's: Newton on the Hessian from there; where
+        # that fails (curvature not yet positive), a quasi-Newton run first.
         x, converged, message, gmax, dec, H = _certify(obj, x0, lower, d)
         if not converged and obj.n_evals < max_evals:
-            r2 = optimize.minimize(obj, x, jac=lambda x: _gradient(obj, x, lower), method="L-BFGS-B", bounds=bounds,
-                                   options={"maxfun": max(1, (max_evals - obj.n_evals) // (2 * len(x) + 1)),
-                                            "ftol": 1e-13, "gtol": 1e-9})
+            per_eval = 1 if obj.exact else 2 * len(x) + 1
+            r2 = optimize.minimize(lambda x: obj.value_and_grad(x, lower), x, jac=True, method="L-BFGS-B",
+                                   bounds=bounds, options={"maxfun": max(1, (max_evals - obj.n_evals) // per_eval),
+                                                           "ftol": 1e-13, "gtol": 1e-9})
             x = np.maximum(np.asarray(r2.x), lower)
             x, converged, message, gmax, dec, H = _certify(obj, x, lower, d)
-    mode = obj.mode(x) if nAGQ else prob.modes(x[:d], x[d:])
-    value = obj.value_of(x, mode) if nAGQ else prob.laplace(mode)
+    mode = obj.mode(x[:d] if obj.joint else x)
+    value = obj.value_of(x, mode)
     theta, beta = x[:d], x[d:]
     beta_cov = _beta_cov(prob, mode, H, d)
     lams = prob.lams(theta)
@@ -294,7 +335,7 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
         boundary += [(i, j) for j in singular_components(relative_factor(lam @ lam.T))]
     return GlmmFit(beta=beta, beta_cov=beta_cov, theta=theta, covs=covs, b=bs, b_sd=sds, criterion=value,
                    llf=-value / 2.0, nAGQ=nAGQ, converged=converged, message=message, boundary=boundary,
-                   n_evals=evals[0] + obj.n_evals, gradient_max=gmax, newton_decrement=dec)
+                   n_evals=obj.n_evals, gradient_max=gmax, newton_decrement=dec)
 
 
 def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_steps: int = 12) -> tuple[

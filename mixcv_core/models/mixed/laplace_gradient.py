@@ -1,0 +1,152 @@
+"""The exact gradient of the Laplace deviance of a GLMM, for scalar random-effect terms and a canonical link.
+
+lme4 differentiates nothing: bobyqa optimises the deviance by its values. Finite
+differences cost ``2d`` deviance evaluations (each a PIRLS run) per gradient; the gradient
+below costs one extra solve with the factor PIRLS already has.
+
+The Laplace deviance at ``phi`` (``theta`` and, in lme4's second stage, ``beta``) is
+
+    D = aic(mu(eta)) + ||u||^2 + log det M,    M = I + Lambda'Z'WZ Lambda,
+    eta = offset + X beta + Z Lambda u,        u = u(phi) the conditional mode.
+
+At the mode ``aic + ||u||^2`` is stationary in ``u`` (PIRLS's fixed point), so only
+``log det M`` feels ``du/dphi``. With ``h_i = (Z Lambda M^-1 Lambda'Z')_ii`` (the rows'
+leverages) and ``a_i = h_i dw_i/deta_i``, ``d log det M / d eta_i = a_i``. The implicit
+function theorem on the mode's equation ``Lambda'Z' r(eta) = u`` (``r_i = wt_i (y_i - mu_i)``
+for a canonical link, whose observed and expected information agree, so ``M`` is also
+the Hessian of the penalised deviance over two) gives ``du/dphi`` through ``M^-1``; one
+adjoint solve ``M v = Lambda'Z'a`` replaces the ``d`` solves. With
+``t = -2 r + a - W Z Lambda v``:
+
+    dD/dbeta    = X't
+    dD/dtheta_k = (Z E_k u)'t + (Z E_k v)'r + 2 tr(M^-1 Lambda'Z'WZ E_k)
+
+(``E_k`` selects term ``k``; for a scalar term ``theta_k`` is its ``lambda``). The trace and
+the leverages need only the entries of ``M^-1`` where a row has levels, which the blocked
+factor of `pls` gives: block 1's diagonal ``M11^-1 + P C^-1 P'``, the cross block
+``-P C^-1`` and ``C^-1`` (``C`` the Schur complement of block R, ``P = M11^-1 M_1R``).
+In lme4's first stage (``nAGQ = 0``, ``beta`` solved jointly with ``u``) the same holds with
+``(u, beta)`` for ``u``: the adjoint system is the joint one (``X`` included), and the
+deviance is a function of ``theta`` alone.
+
+Vector terms (slopes) and the probit link (whose observed information is not ``W``) are
+left to finite differences: `available` says which.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from . import pls
+from .pirls import Mode, Problem
+
+__all__ = ["available", "laplace_gradient"]
+
+#: Largest ``K1 x m`` dense cross block of ``M^-1`` the gradient builds (doubles).
+MAX_CROSS = 20_000_000
+
+
+def available(prob: Problem) -> bool:
+    """Is the exact gradient defined here for this problem (scalar terms, canonical link, block small enough)?"""
+    canonical = (prob.family.name, prob.family.link.name) in (("binomial", "logit"), ("poisson", "log"))
+    m = sum(prob.levels[1:])
+    return canonical and all(Z.shape[1] == 1 for Z in prob.Zs) and prob.levels[0] * m <= MAX_CROSS
+
+
+def _weights(prob: Problem, mode: Mode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Working weights ``w``, their derivative in ``eta`` and ``r = wt (y - mu)``, canonical links."""
+    mu, wt = mode.mu, prob.wt
+    if prob.family.name == "binomial":
+        w = wt * mu * (1.0 - mu)
+        dw = w * (1.0 - 2.0 * mu)
+    else:
+        w = wt * mu
+        dw = w
+    return w, dw, wt * (prob.y - mu)
+
+
+def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(dD/dtheta, dD/dbeta)`` at ``mode`` (``dD/dbeta`` empty when ``joint``: beta is then profiled).
+
+    ``theta`` in lme4's layout (the formula's order of terms), as `Problem.lams` reads it.
+    """
+    st, s = mode.stats, mode.solve
+    lam = [float(x[0, 0]) for x in s.lams]                  # algebra order
+    z = [Z[:, 0] for Z in prob.Zs]
+    codes = prob.codes
+    K1, m = st.K1, st.m
+    w, dw, r = _weights(prob, mode)
+    M11 = s.chol1[:, 0, 0] ** 2
+    c0 = codes[0]
+    zl = [lt * zt for lt, zt in zip(lam, z)]
+    inv_m = 1.0 / M11[c0]
+    # e[k]_i = z_k,i sum_t' lambda_t' z_t',i (M^-1)[level of i in k, level of i in t']
+    if m:
+        lamR = np.asarray(s.lamR, dtype=float)
+        Cinv = pls.cho_inverse(s.LD[:m, :m])
+        B = st.A_R1.toarray() * (lamR[:, None] * lam[0])       # Lambda_R A_R1 lambda_1, (m, K1)
+        Y = B.T @ Cinv                                          # B' C^-1 = M11 P C^-1, (K1, m)
+        S11 = 1.0 / M11 + (Y * B.T).sum(axis=1) / M11 ** 2      # diag of M11^-1 + P C^-1 P'
+        rp = [st.r_offsets[t] + codes[t + 1] for t in range(len(codes) - 1)]
+        cross = [-Y[c0, p] * inv_m for p in rp]             # (M^-1)[block 1, R term t] per row
+        e = [z[0] * (S11[c0] * zl[0] + sum(cx * zt for cx, zt in zip(cross, zl[1:])))]
+        for t, p in enumerate(rp):
+            acc = cross[t] * zl[0]
+            for t2, p2 in enumerate(rp):
+                acc = acc + Cinv[p, p2] * zl[t2 + 1]
+            e.append(z[t + 1] * acc)
+    else:
+        e = [z[0] * zl[0] * inv_m]
+    h = sum(lt * et for lt, et in zip(lam, e))
+    trace = np.array([float(w @ et) for et in e])
+    a = h * dw
+    # Adjoint: M v = Lambda'Z'a (joint: with X, the system of (u, beta)).
+    b1 = lam[0] * np.bincount(c0, weights=z[0] * a, minlength=K1)
+    bR = np.concatenate([lam[t] * np.bincount(codes[t], weights=z[t] * a, minlength=prob.levels[t])
+                         for t in range(1, len(codes))]) if m else np.zeros(0)
+    bX = prob.X.T @ a if joint else np.zeros(0)
+    v1, vR, vX = _solve(st, s, lam[0], M11, b1, bR, bX)
+    Zv = zl[0] * v1[c0]
+    vs = [v1]
+    for t in range(1, len(codes)):
+        vt = vR[st.r_offsets[t - 1]:st.r_offsets[t]]
+        vs.append(vt)
+        Zv = Zv + zl[t] * vt[codes[t]]
+    if joint:
+        Zv = Zv + prob.X @ vX
+    tvec = -2.0 * r + a - w * Zv
+    g_alg = np.array([float((z[t] * mode.u[t][codes[t], 0]) @ tvec + (z[t] * vs[t][codes[t]]) @ r) + 2.0 * trace[t]
+                      for t in range(len(codes))])
+    g_theta = np.empty(len(codes))
+    for pos, i in enumerate(prob.order):
+        g_theta[prob.terms[i].offset] = g_alg[pos]
+    return g_theta, (np.zeros(0) if joint else prob.X.T @ tvec)
+
+
+def _solve(st: pls.Statistics, s: pls.PLSSolve, lam1: float, M11: np.ndarray, b1: np.ndarray, bR: np.ndarray,
+           bX: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[M11 M1R M1X; MR1 MRR MRX; MX1 MXR MXX] x = b`` with the blocked factor of `pls.solve` (scalar block 1).
+
+    Block 1 is eliminated level by level (``M11`` diagonal), the rest goes through ``LD``,
+    the Cholesky factor of the Schur complement over ``[R, X]``.
+    """
+    m, p = st.m, len(bX)
+    y1 = b1 / M11
+    parts = []
+    lamR = np.asarray(s.lamR, dtype=float) if m else np.zeros(0)
+    if m:
+        parts.append(bR - lamR * (st.A_R1 @ (lam1 * y1)))
+    if p:
+        parts.append(bX - (lam1 * y1) @ st.H[:, 0, :p])
+    if parts:
+        x = linalg.cho_solve((s.LD, True), np.concatenate(parts), check_finite=False)
+    else:
+        x = np.zeros(0)
+    xR, xX = x[:m], x[m:]
+    back = np.zeros(len(b1))
+    if m:
+        back += st.A_R1.T @ (lamR * xR)
+    if p:
+        back += st.H[:, 0, :p] @ xX
+    return (b1 - lam1 * back) / M11, xR, xX
