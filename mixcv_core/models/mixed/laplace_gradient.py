@@ -36,7 +36,7 @@ left to finite differences: `available` says which.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, sparse
 
 from . import pls
 from .pirls import Mode, Problem
@@ -85,9 +85,13 @@ def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
     if m:
         lamR = np.asarray(s.lamR, dtype=float)
         Cinv = pls.cho_inverse(s.LD[:m, :m])
-        B = st.A_R1.toarray() * (lamR[:, None] * lam[0])       # Lambda_R A_R1 lambda_1, (m, K1)
-        Y = B.T @ Cinv                                          # B' C^-1 = M11 P C^-1, (K1, m)
-        S11 = 1.0 / M11 + (Y * B.T).sum(axis=1) / M11 ** 2      # diag of M11^-1 + P C^-1 P'
+        # B = Lambda_R A_R1 lambda_1 (m, K1), kept sparse: a level of block 1 meets few of block R's.
+        A = st.A_R1.tocoo() if hasattr(st.A_R1, "tocoo") else sparse.coo_matrix(st.A_R1)
+        b_data = A.data * lamR[A.row] * lam[0]
+        B = sparse.csr_matrix((b_data, (A.row, A.col)), shape=(m, K1))
+        Y = np.asarray(B.T @ Cinv)                               # B' C^-1 = M11 P C^-1, (K1, m)
+        # diag of M11^-1 + P C^-1 P'
+        S11 = 1.0 / M11 + np.bincount(A.col, weights=Y[A.col, A.row] * b_data, minlength=K1) / M11 ** 2
         rp = [st.r_offsets[t] + codes[t + 1] for t in range(len(codes) - 1)]
         cross = [-Y[c0, p] * inv_m for p in rp]             # (M^-1)[block 1, R term t] per row
         e = [z[0] * (S11[c0] * zl[0] + sum(cx * zt for cx, zt in zip(cross, zl[1:])))]
