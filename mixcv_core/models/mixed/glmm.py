@@ -87,6 +87,8 @@ class _Objective:
         self.u: list[np.ndarray] | None = None
         self.beta: np.ndarray | None = None
         self.n_evals = n_evals
+        self.failure: str | None = None      # PIRLS's last failure, for the message of a fit it spoilt
+        self.best: tuple[float, np.ndarray | None] = (np.inf, None)
         # Finite-difference steps per coordinate: theta as it is; a fixed effect in units of
         # its column's root mean square, so age^2 (in the hundreds) gets a step as small.
         rms = np.sqrt((prob.X ** 2).mean(axis=0))
@@ -108,11 +110,18 @@ class _Objective:
             return self.prob.laplace(m)
         return self.prob.agq(x[:self.prob.dim], m, *self.rule)
 
+    def _seen(self, x: np.ndarray, value: float) -> float:
+        if value < self.best[0]:
+            self.best = (value, np.array(x, dtype=float))
+        return value
+
     def __call__(self, x: np.ndarray) -> float:
         self.n_evals += 1
         try:
-            return self.value_of(x, self.mode(np.asarray(x, dtype=float)))
-        except PIRLSError:
+            return self._seen(x, self.value_of(x, self.mode(np.asarray(x, dtype=float))))
+        except PIRLSError as exc:
+            # An infinite deviance sends the optimiser back; the cause is kept for the message.
+            self.failure = str(exc)
             return np.inf
 
     def value_and_grad(self, x: np.ndarray, lower: np.ndarray) -> tuple[float, np.ndarray]:
@@ -123,10 +132,11 @@ class _Objective:
         self.n_evals += 1
         try:
             m = self.mode(x)
-        except PIRLSError:
+        except PIRLSError as exc:
+            self.failure = str(exc)
             return np.inf, np.zeros(len(x))
         g_theta, g_beta = laplace_gradient(self.prob, m, self.joint)
-        return self.value_of(x, m), np.concatenate([g_theta, g_beta])
+        return self._seen(x, self.value_of(x, m)), np.concatenate([g_theta, g_beta])
 
 
 def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -265,7 +275,8 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
     SpecError
         Bad input, naming it (separation, a constant response, ``nAGQ`` for a model it does not fit).
     PIRLSError
-        The modes could not be found at the starting values.
+        The modes could not be found at the starting values (step halving exhausted, a
+        singular weighted step, a deviance that is not finite), the message naming the cause.
     """
     X, y, wt, off = _check(X, y, blocks, weights, offset, family, nAGQ, names)
     # As `fit_mixed`: every BLAS call is on small matrices, where threads only add their
@@ -286,6 +297,14 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
     theta0 = np.concatenate([np.eye(t.q)[t.rows, t.cols] for t in prob.terms])
     # Stage 1: theta alone, beta in PIRLS.
     s1 = _Objective(prob, 0, max_evals, joint=True)
+    try:
+        s1.n_evals += 1
+        s1.mode(theta0)
+    except PIRLSError as exc:
+        # Where the optimiser meets a failing point later it steps back (the deviance is
+        # infinite there); at the start there is nowhere to step back to.
+        raise PIRLSError(f"no conditional modes at the starting values (relative covariances the identity, fixed "
+                         f"effects those of the GLM without random effects): {exc}") from None
     bounds1 = [(lo if np.isfinite(lo) else None, None) for lo in lower_theta]
     # For nAGQ = 0 this is the fit; otherwise only the start of stage 2's Newton steps,
     # which need no more than a few digits of it.
@@ -296,6 +315,9 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
     else:
         r1 = optimize.minimize(s1, theta0, method="L-BFGS-B", bounds=bounds1, options=options)
     theta1 = np.maximum(np.asarray(r1.x), lower_theta)
+    if s1.best[1] is not None and not float(r1.fun) <= s1.best[0]:
+        # L-BFGS-B can end on a point where PIRLS failed (an infinite value): the best point seen instead.
+        theta1 = np.maximum(s1.best[1], lower_theta)
     H: np.ndarray | None
     if nAGQ == 0:
         # lme4's first stage is the fit: certified as stage 2 is, over theta (beta is profiled).
@@ -321,7 +343,11 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
                                                            "ftol": 1e-13, "gtol": 1e-9})
             x = np.maximum(np.asarray(r2.x), lower)
             x, converged, message, gmax, dec, H = _certify(obj, x, lower, d)
-    mode = obj.mode(x[:d] if obj.joint else x)
+    try:
+        mode = obj.mode(x[:d] if obj.joint else x)
+    except PIRLSError as exc:
+        raise PIRLSError(f"no conditional modes at the point the optimiser returned (theta = {x[:d]}): {exc}") \
+            from None
     value = obj.value_of(x, mode)
     theta, beta = x[:d], x[d:]
     beta_cov = _beta_cov(prob, mode, H, d)
@@ -372,6 +398,9 @@ def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_step
             if not fresh and prev is not None:
                 H = _bfgs(H, x - prev[0], g - prev[1])
         known = None
+        if not (np.isfinite(f0) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return x, False, ("not certified: the deviance could not be evaluated at or around this point "
+                              f"({obj.failure})"), gmax, dec, None
         at_bound = (x <= lower + 1e-8) & (g >= 0)       # a zero variance held by the boundary
         free = ~at_bound
         gf, Hf = g[free], H[np.ix_(free, free)]

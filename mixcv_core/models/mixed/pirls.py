@@ -295,7 +295,7 @@ class Problem:
             raise PIRLSError("the penalised deviance is not finite at the starting values")
         for it in range(1, MAX_ITER + 1):  # noqa: B007 (it is reported in the Mode)
             st = self.weighted(eta, mu, self.offset if joint else fixed_part, joint)
-            s = pls.solve(st, lams)
+            s = self._solve(st, lams, mu)
             u_new, b_new = s.u, (s.beta if joint else b)
             fac, accepted = 1.0, False
             for _ in range(MAX_HALVINGS + 1):
@@ -322,9 +322,21 @@ class Problem:
         # L at the modes' own working weights (lme4's is one step behind, a difference of
         # the order of the convergence tolerance).
         st = self.weighted(eta, mu, self.offset if joint else fixed_part, joint)
-        s = pls.solve(st, lams)
+        s = self._solve(st, lams, mu)
         return Mode(stats=st, u=u, beta=b, eta=eta, mu=mu, dev_resid=dr, sqrL=sum(float((x * x).sum()) for x in u),
                     ldL2=s.logdet_L, solve=s, iterations=it)
+
+    def _solve(self, st: Statistics, lams: list[np.ndarray], mu: np.ndarray) -> PLSSolve:
+        """`pls.solve`, its failure said as what it means here: the working weights made ``X'WX`` singular."""
+        try:
+            return pls.solve(st, lams)
+        except np.linalg.LinAlgError:
+            w = self.wt * self.family.link.mu_eta(self.family.link.link(mu)) ** 2 / self.family.variance(mu)
+            w = w[self.wt > 0]
+            raise PIRLSError(f"the weighted least-squares step is singular: the working weights span "
+                             f"{w.min():.3g} to {w.max():.3g} (fitted means {mu.min():.3g} to {mu.max():.3g}), so "
+                             "the fixed effects are not determined at these values; an offset or weights on an "
+                             "absurd scale, or a response the model cannot reach, does this") from None
 
     def _glm_start(self) -> np.ndarray:
         """Starting fixed effects: a few IRLS steps of the GLM without random effects."""
@@ -332,18 +344,27 @@ class Problem:
         mu = (self.wt * self.y + 0.5) / (self.wt + 1.0) if fam.name == "binomial" else self.y + 0.1
         eta = fam.link.link(mu)
         b = np.zeros(self.p)
-        for _ in range(25):
-            d = fam.link.mu_eta(eta)
-            w = self.wt * d * d / fam.variance(mu)
-            z = eta - self.offset + (self.y - mu) / d
-            Xw = X * w[:, None]
-            b_new = np.linalg.solve(X.T @ Xw, Xw.T @ z)
-            eta = self.offset + X @ b_new
-            mu = fam.mu(eta)
-            if np.max(np.abs(b_new - b)) < 1e-8:
+        # An absurd offset overflows here; the check below says so instead of numpy's warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(25):
+                d = fam.link.mu_eta(eta)
+                w = self.wt * d * d / fam.variance(mu)
+                z = eta - self.offset + (self.y - mu) / d
+                Xw = X * w[:, None]
+                try:
+                    b_new = np.linalg.solve(X.T @ Xw, Xw.T @ z)
+                except np.linalg.LinAlgError:
+                    b_new = np.full(self.p, np.nan)
+                if not np.all(np.isfinite(b_new)):
+                    raise PIRLSError("the GLM without random effects that gives the starting fixed effects has no "
+                                     f"finite solution (working weights {np.nanmin(w):.3g} to {np.nanmax(w):.3g}); "
+                                     "an offset or weights on an absurd scale does this")
+                eta = self.offset + X @ b_new
+                mu = fam.mu(eta)
+                if np.max(np.abs(b_new - b)) < 1e-8:
+                    b = b_new
+                    break
                 b = b_new
-                break
-            b = b_new
         return b
 
     def laplace(self, mode: Mode) -> float:

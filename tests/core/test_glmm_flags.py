@@ -1,0 +1,197 @@
+"""The GLMM's claims (issue 26, item 3): ``converged_`` only at a certified optimum, PIRLS failures named.
+
+The optimum that ``converged_`` claims is checked against a plain implementation written here
+(dense matrices, Fisher scoring, ``scipy.optimize``; nothing of mixcv's algebra): the Laplace
+deviance of cbpp (binomial with trials, one random intercept) in lme4's two forms, ``nAGQ = 0``
+(beta found with the modes, theta optimised) and ``nAGQ = 1`` (theta and beta optimised). The
+fit's exact gradient (`laplace_gradient`) is checked against central differences of the
+deviance, on crossed (VerbAgg) and three-factor (grouseticks) data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize, special, stats
+
+from mixcv_core.errors import ConvergenceWarning
+from mixcv_core.models import glmer
+from mixcv_core.models.mixed.family import get_family
+from mixcv_core.models.mixed.laplace_gradient import available, laplace_gradient
+from mixcv_core.models.mixed.pirls import PIRLSError, Problem
+
+DATA = Path(__file__).parent.parent / "data" / "glmm"
+CBPP = "cbind(incidence, size - incidence) ~ period2 + period3 + period4 + (1 | herd)"
+
+
+def cbpp() -> pd.DataFrame:
+    return pd.read_csv(DATA / "cbpp.csv", dtype={"herd": str})
+
+
+class PlainCbpp:
+    """lme4's Laplace deviance of cbpp, written out densely: ``-2 log L(mu) + ||u||^2 + log det(I + t^2 Z'WZ)``."""
+
+    def __init__(self) -> None:
+        d = cbpp()
+        self.X = np.column_stack([np.ones(len(d)), d[["period2", "period3", "period4"]].to_numpy(float)])
+        codes, _ = pd.factorize(d["herd"])
+        self.Z = np.eye(codes.max() + 1)[codes]
+        self.k, self.m = d["incidence"].to_numpy(float), d["size"].to_numpy(float)
+
+    def deviance(self, theta: float, beta: np.ndarray | None) -> tuple[float, np.ndarray]:
+        """At ``(theta, beta)``; ``beta=None``: beta found jointly with the modes (nAGQ = 0). Returns beta too."""
+        q, p = self.Z.shape[1], self.X.shape[1]
+        joint = beta is None
+        A = np.hstack([theta * self.Z, self.X]) if joint else theta * self.Z
+        fixed = np.zeros(len(self.k)) if joint else self.X @ beta
+        penalty = np.diag(np.r_[np.ones(q), np.zeros(p if joint else 0)])
+        gamma = np.zeros(A.shape[1])
+        y = self.k / self.m
+        for _ in range(200):                        # Fisher scoring = Newton for the logit
+            eta = fixed + A @ gamma
+            mu = special.expit(eta)
+            w = self.m * mu * (1 - mu)
+            new = np.linalg.solve(A.T @ (w[:, None] * A) + penalty, A.T @ (w * (A @ gamma) + self.m * (y - mu)))
+            done = np.max(np.abs(new - gamma)) < 1e-13
+            gamma = new
+            if done:
+                break
+        mu = special.expit(fixed + A @ gamma)
+        w = self.m * mu * (1 - mu)
+        u = gamma[:q]
+        logdet = np.linalg.slogdet(np.eye(q) + theta ** 2 * self.Z.T @ (w[:, None] * self.Z))[1]
+        dev = -2 * stats.binom.logpmf(self.k, self.m, mu).sum() + u @ u + logdet
+        return float(dev), (gamma[q:] if joint else beta)
+
+    def optimum(self, nagq: int) -> tuple[float, np.ndarray]:
+        """The minimum and its ``(theta, beta)``, by scipy from the nAGQ = 0 optimum."""
+        r0 = optimize.minimize_scalar(lambda t: self.deviance(t, None)[0], bounds=(0.05, 3.0), method="bounded",
+                                      options={"xatol": 1e-10})
+        beta0 = self.deviance(r0.x, None)[1]
+        if nagq == 0:
+            return float(r0.fun), np.r_[r0.x, beta0]
+        r1 = optimize.minimize(lambda x: self.deviance(x[0], x[1:])[0], np.r_[r0.x, beta0], method="BFGS",
+                               options={"gtol": 1e-8})
+        return float(r1.fun), np.asarray(r1.x)
+
+
+@pytest.fixture(scope="module")
+def plain() -> PlainCbpp:
+    return PlainCbpp()
+
+
+def fit(budget: int, nagq: int) -> tuple[object, list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        m = glmer(CBPP, cbpp(), nAGQ=nagq, max_evals=budget)
+    return m, said
+
+
+@pytest.mark.parametrize("nagq", [0, 1])
+def test_a_converged_fit_is_the_optimum_of_a_plain_implementation(plain, nagq):
+    value, x = plain.optimum(nagq)
+    m, said = fit(20_000, nagq)
+    assert m.converged_ and m.glmm_fit_.newton_decrement <= 1e-9, m.convergence_
+    assert not any(issubclass(w.category, ConvergenceWarning) for w in said)
+    np.testing.assert_allclose(m.deviance_, value, rtol=1e-7)
+    np.testing.assert_allclose(np.r_[m.theta_, m.fe_params_.to_numpy()], x, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("nagq", [0, 1])
+def test_converged_is_claimed_exactly_where_the_deviance_is_at_the_plain_optimum(plain, nagq):
+    # From a budget that stops the fit in its first stage up to one that lets it finish: every
+    # fit that says converged is at the optimum; every fit short of it says it is not, and warns.
+    value, _ = plain.optimum(nagq)
+    outcomes = []
+    for budget in (3, 6, 9, 12, 16, 20, 25, 30, 40, 60):
+        m, said = fit(budget, nagq)
+        at_optimum = abs(m.deviance_ - value) <= 1e-7 * value
+        warned = any(issubclass(w.category, ConvergenceWarning) for w in said)
+        if m.converged_:
+            assert at_optimum and not warned, (budget, m.deviance_, value)
+        else:
+            assert warned and "did not converge" in str(m.convergence_ or "") + "".join(str(w.message) for w in said)
+        if not at_optimum:
+            assert not m.converged_
+        outcomes.append(bool(m.converged_))
+    assert outcomes[0] is False and outcomes[-1] is True
+
+
+@pytest.mark.parametrize("nagq", [0, 1])
+def test_a_fit_stopped_at_its_budget_says_so(nagq):
+    with pytest.warns(ConvergenceWarning, match="limit of 4 deviance evaluations"):
+        m = glmer(CBPP, cbpp(), nAGQ=nagq, max_evals=4)
+    assert not m.converged_
+
+
+def test_pirls_step_halving_exhausted_is_an_error_naming_it():
+    # A Poisson offset of 30 (log exposure e^30) on every other row: no Fisher step lowers the
+    # penalised deviance, even halved ten times. lme4 1.1-31 on the same data and offset:
+    # "(maxstephalfit) PIRLS step-halvings failed to reduce deviance in pwrssUpdate".
+    d = cbpp()
+    offset = np.where(np.arange(len(d)) % 2 == 0, 30.0, 0.0)
+    with pytest.raises(PIRLSError, match="step halving exhausted after 10 halvings"):
+        glmer("incidence ~ period2 + period3 + period4 + (1 | herd)", d, family="poisson", offset=offset)
+
+
+@pytest.mark.parametrize("offset, cause", [(100.0, "weighted least-squares step is singular"),
+                                           (800.0, "GLM without random effects that gives the starting fixed effects has no finite")])
+def test_an_absurd_offset_is_an_error_naming_the_cause_at_the_starting_values(offset, cause):
+    d = cbpp()
+    off = np.where(np.arange(len(d)) % 2 == 0, offset, 0.0)
+    with pytest.raises(PIRLSError, match="no conditional modes at the starting values") as err:
+        glmer("incidence ~ period2 + period3 + period4 + (1 | herd)", d, family="poisson", offset=off)
+    assert cause in str(err.value)
+
+
+def problem(name: str) -> Problem:
+    if name == "verbagg":
+        d = pd.read_csv(DATA / "verbagg.csv", dtype={"id": str, "item": str}).iloc[:3000]
+        X = np.column_stack([np.ones(len(d)), d[["Anger", "GenderM", "btypescold"]]])
+        codes = [pd.factorize(d[c])[0] for c in ("id", "item")]
+        y, fam = d["r2"].to_numpy(float), get_family("binomial")
+    else:
+        d = pd.read_csv(DATA / "grouseticks.csv", dtype={c: str for c in ("BROOD", "INDEX", "LOCATION")})
+        X = np.column_stack([np.ones(len(d)), d[["YEAR96", "YEAR97"]], (d["HEIGHT"] - d["HEIGHT"].mean()) / 50])
+        codes = [pd.factorize(d[c])[0] for c in ("BROOD", "INDEX", "LOCATION")]
+        y, fam = d["TICKS"].to_numpy(float), get_family("poisson")
+    n = len(y)
+    return Problem(X, y, np.ones(n), np.zeros(n), codes, [np.ones((n, 1))] * len(codes),
+                   [c.max() + 1 for c in codes], fam)
+
+
+@pytest.mark.parametrize("name", ["verbagg", "grouseticks"])
+@pytest.mark.parametrize("joint", [True, False])
+def test_the_exact_gradient_is_the_central_difference_of_the_deviance(name, joint):
+    prob = problem(name)
+    assert available(prob)
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(0.4, 1.2, prob.dim)
+    beta = prob.modes(theta, None).beta + rng.normal(0, 0.05, prob.p)
+    x = theta if joint else np.r_[theta, beta]
+
+    def deviance(x):
+        return prob.laplace(prob.modes(x[:prob.dim], None if joint else x[prob.dim:]))
+
+    g_theta, g_beta = laplace_gradient(prob, prob.modes(theta, None if joint else beta), joint)
+    h = 1e-5
+    central = [(deviance(x + h * e) - deviance(x - h * e)) / (2 * h) for e in np.eye(len(x))]
+    np.testing.assert_allclose(np.r_[g_theta, g_beta], central, rtol=1e-6, atol=1e-5)
+
+
+def test_the_scalar_reweighting_by_pairs_gives_the_sparse_products_numbers():
+    # grouseticks: block 1 (INDEX, one row per level) meets two levels of block R per row, so
+    # A_R1 V A_1R goes through the list of pairs, not the dense product.
+    fast, slow = problem("grouseticks"), problem("grouseticks")
+    assert fast._reweight is not None and fast._reweight.scalar and not fast._reweight.dense
+    slow._reweight = None
+    theta, beta = np.array([0.9, 0.7, 0.5]), np.array([0.5, 1.1, -1.0, -0.8])
+    for b in (beta, None):
+        a, s = fast.modes(theta, b), slow.modes(theta, b)
+        np.testing.assert_allclose(fast.laplace(a), slow.laplace(s), rtol=1e-12)
+        for ua, us in zip(a.u, s.u):
+            np.testing.assert_allclose(ua, us, rtol=1e-8, atol=1e-10)
