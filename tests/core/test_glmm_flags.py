@@ -195,3 +195,24 @@ def test_the_scalar_reweighting_by_pairs_gives_the_sparse_products_numbers():
         np.testing.assert_allclose(fast.laplace(a), slow.laplace(s), rtol=1e-12)
         for ua, us in zip(a.u, s.u):
             np.testing.assert_allclose(ua, us, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "binomial", "poisson"])
+def test_the_bound_response_gives_scipy_s_log_likelihood_and_the_family_s_deviance_residuals(family):
+    # PIRLS evaluates these through `Response` (constants computed once): minus twice scipy's
+    # log-likelihood, and the deviance residuals of the family's plain formulas.
+    rng = np.random.default_rng(3)
+    n = 200
+    if family == "poisson":
+        y, wt, mu = rng.poisson(3, n).astype(float), np.ones(n), rng.uniform(0.5, 6, n)
+        ll = stats.poisson.logpmf(y, mu).sum()
+    else:
+        wt = np.ones(n) if family == "bernoulli" else rng.integers(0, 9, n).astype(float)
+        k = rng.binomial(wt.astype(int), 0.4).astype(float)
+        y = np.where(wt > 0, k / np.maximum(wt, 1), 0.0)
+        mu = rng.uniform(0.05, 0.95, n)
+        ll = stats.binom.logpmf(k, wt, mu)[wt > 0].sum()
+    fam = get_family("poisson" if family == "poisson" else "binomial")
+    r = fam.for_response(y, wt)
+    np.testing.assert_allclose(r.aic(mu), -2 * ll, rtol=1e-12)
+    np.testing.assert_allclose(r.dev_resid(mu), fam.dev_resid(y, mu, wt), rtol=1e-12, atol=1e-12)

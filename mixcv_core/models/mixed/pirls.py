@@ -217,6 +217,7 @@ class Problem:
                  codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray], levels: Sequence[int],
                  family: Family) -> None:
         self.X, self.y, self.wt, self.offset, self.family = X, y, wt, offset, family
+        self.response = family.for_response(y, wt)
         self.n, self.p = X.shape
         self.terms: list[TermShape] = pls.term_shapes([Z.shape[1] for Z in Zs], levels)
         self.dim = sum(t.size for t in self.terms)
@@ -254,7 +255,7 @@ class Problem:
 
     def _pdev(self, eta: np.ndarray, u: Sequence[np.ndarray]) -> tuple[float, np.ndarray, np.ndarray]:
         mu = self.family.mu(eta)
-        dr = self.family.dev_resid(self.y, mu, self.wt)
+        dr = self.response.dev_resid(mu)
         return float(dr.sum() + sum(float((x * x).sum()) for x in u)), mu, dr
 
     def weighted(self, eta: np.ndarray, mu: np.ndarray, fixed: np.ndarray, with_X: bool) -> Statistics:
@@ -369,7 +370,7 @@ class Problem:
 
     def laplace(self, mode: Mode) -> float:
         """lme4's Laplace deviance: ``log|L|^2 + ||u||^2 - 2 log-likelihood`` (``glmResp::Laplace``)."""
-        return mode.ldL2 + mode.sqrL + self.family.aic(self.y, mode.mu, self.wt)
+        return mode.ldL2 + mode.sqrL + self.response.aic(mode.mu)
 
     def agq(self, theta: np.ndarray, mode: Mode, nodes: np.ndarray, weights: np.ndarray) -> float:
         """lme4's adaptive Gauss-Hermite deviance for one scalar term (``glmerAGQ``, ``src/external.cpp``).
@@ -388,7 +389,7 @@ class Problem:
         for j, (z, w) in enumerate(zip(nodes, weights)):
             u = u0 + z * sd
             mu = self.family.mu(base + Z[:, 0] * lam * u[c])
-            devc = u ** 2 + np.bincount(c, weights=self.family.dev_resid(self.y, mu, self.wt), minlength=K)
+            devc = u ** 2 + np.bincount(c, weights=self.response.dev_resid(mu), minlength=K)
             log_terms[j] = np.log(w) + z * z / 2 - (devc - devc0) / 2
         top = log_terms.max(axis=0)
         log_mult = top + np.log(np.exp(log_terms - top).sum(axis=0))
