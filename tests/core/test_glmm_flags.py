@@ -149,6 +149,13 @@ def test_an_absurd_offset_is_an_error_naming_the_cause_at_the_starting_values(of
 
 
 def problem(name: str) -> Problem:
+    if name == "contraception_slope":
+        d = pd.read_csv(DATA / "contraception.csv", dtype={"district": str})
+        X = np.column_stack([np.ones(len(d)), d[["age", "urbanY"]]])
+        codes = [pd.factorize(d["district"])[0]]
+        Z = np.column_stack([np.ones(len(d)), d["urbanY"]])
+        return Problem(X, d["use"].to_numpy(float), np.ones(len(d)), np.zeros(len(d)), codes, [Z],
+                       [codes[0].max() + 1], get_family("binomial"))
     if name == "verbagg":
         d = pd.read_csv(DATA / "verbagg.csv", dtype={"id": str, "item": str}).iloc[:3000]
         X = np.column_stack([np.ones(len(d)), d[["Anger", "GenderM", "btypescold"]]])
@@ -164,13 +171,16 @@ def problem(name: str) -> Problem:
                    [c.max() + 1 for c in codes], fam)
 
 
-@pytest.mark.parametrize("name", ["verbagg", "grouseticks"])
+@pytest.mark.parametrize("name", ["verbagg", "grouseticks", "contraception_slope"])
 @pytest.mark.parametrize("joint", [True, False])
 def test_the_exact_gradient_is_the_central_difference_of_the_deviance(name, joint):
+    # Crossed scalar terms, three scalar terms, one term with a correlated slope.
     prob = problem(name)
     assert available(prob)
     rng = np.random.default_rng(1)
     theta = rng.uniform(0.4, 1.2, prob.dim)
+    if name == "contraception_slope":
+        theta[1] = -theta[1]            # the off-diagonal of Lambda: a negative correlation
     beta = prob.modes(theta, None).beta + rng.normal(0, 0.05, prob.p)
     x = theta if joint else np.r_[theta, beta]
 

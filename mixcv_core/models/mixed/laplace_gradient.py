@@ -29,8 +29,9 @@ In lme4's first stage (``nAGQ = 0``, ``beta`` solved jointly with ``u``) the sam
 ``(u, beta)`` for ``u``: the adjoint system is the joint one (``X`` included), and the
 deviance is a function of ``theta`` alone.
 
-Vector terms (slopes) and the probit link (whose observed information is not ``W``) are
-left to finite differences: `available` says which.
+One vector term (intercept and slopes on one factor) is handled too (`_one_vector_term`);
+several terms with a vector one, quadrature (nAGQ > 1) and the probit link (whose observed
+information is not ``W``) are left to finite differences: `available` says which.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg, sparse
 
+from .. import _batched
 from . import pls
 from .pirls import Mode, Problem
 
@@ -51,7 +53,8 @@ def available(prob: Problem) -> bool:
     """Is the exact gradient defined here for this problem (scalar terms, canonical link, block small enough)?"""
     canonical = (prob.family.name, prob.family.link.name) in (("binomial", "logit"), ("poisson", "log"))
     m = sum(prob.levels[1:])
-    return canonical and all(Z.shape[1] == 1 for Z in prob.Zs) and prob.levels[0] * m <= MAX_CROSS
+    scalar = all(Z.shape[1] == 1 for Z in prob.Zs) and prob.levels[0] * m <= MAX_CROSS
+    return canonical and (scalar or len(prob.Zs) == 1)
 
 
 def _weights(prob: Problem, mode: Mode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,6 +74,8 @@ def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
 
     ``theta`` in lme4's layout (the formula's order of terms), as `Problem.lams` reads it.
     """
+    if mode.u[0].shape[1] > 1:
+        return _one_vector_term(prob, mode, joint)
     st, s = mode.stats, mode.solve
     lam = [float(x[0, 0]) for x in s.lams]                  # algebra order
     z = [Z[:, 0] for Z in prob.Zs]
@@ -126,6 +131,51 @@ def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
     for pos, i in enumerate(prob.order):
         g_theta[prob.terms[i].offset] = g_alg[pos]
     return g_theta, (np.zeros(0) if joint else prob.X.T @ tvec)
+
+
+def _one_vector_term(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The same gradient for one term of ``q > 1`` columns (intercept and slopes): ``M`` block diagonal.
+
+    With ``Lambda`` lower triangular, ``E_ab = d Lambda / d theta_ab`` has a single 1 at ``(a, b)``:
+    the trace is ``sum_i w_i z_ia psi_ib`` with ``psi_i = M_k^-1 Lambda'z_i`` (``k`` the row's level),
+    the leverage ``h_i = (Lambda'z_i)'psi_i``.
+    """
+    st, s = mode.stats, mode.solve
+    lam1 = s.lams[0]
+    Z, c = prob.Zs[0], prob.codes[0]
+    K1 = st.K1
+    w, dw, r = _weights(prob, mode)
+    Minv = _batched.cho_inverse(s.chol1)                                 # (K1, q, q)
+    Vz = Z @ lam1                                                        # rows: (Lambda'z_i)'
+    psi = np.einsum("ijk,ik->ij", Minv[c], Vz)
+    h = np.einsum("ij,ij->i", Vz, psi)
+    trace = (Z * w[:, None]).T @ psi                                     # [a, b]
+    a = h * dw
+    b1 = _level_sums(c, Z * a[:, None], K1) @ lam1                      # Lambda'Z'a per level
+    p = prob.p if joint else 0
+    y1 = _batched.cho_solve(s.chol1, b1[..., None])[..., 0]
+    vX = np.zeros(0)
+    if p:
+        HX = st.H[..., :p]                                               # (K1, q, p): Z_k'W X
+        rhs = prob.X.T @ a - np.einsum("kq,kqp->p", y1 @ lam1.T, HX)
+        vX = linalg.cho_solve((s.LD, True), rhs, check_finite=False)
+        b1 = b1 - (HX @ vX) @ lam1
+    v1 = _batched.cho_solve(s.chol1, b1[..., None])[..., 0]
+    Zv = np.einsum("ij,ij->i", Z, (v1 @ lam1.T)[c])
+    if p:
+        Zv = Zv + prob.X @ vX
+    tvec = -2.0 * r + a - w * Zv
+    u1 = mode.u[0]
+    G = (Z * tvec[:, None]).T @ u1[c] + (Z * r[:, None]).T @ v1[c] + 2.0 * trace
+    term = prob.terms[0]
+    g_theta = G[term.rows, term.cols]
+    return g_theta, (np.zeros(0) if joint else prob.X.T @ tvec)
+
+
+def _level_sums(codes: np.ndarray, values: np.ndarray, n_levels: int) -> np.ndarray:
+    """Column sums of ``values`` per level, ``(n_levels, columns)``."""
+    return np.column_stack([np.bincount(codes, weights=values[:, j], minlength=n_levels)
+                            for j in range(values.shape[1])])
 
 
 def _solve(st: pls.Statistics, s: pls.PLSSolve, lam1: float, M11: np.ndarray, b1: np.ndarray, bR: np.ndarray,
