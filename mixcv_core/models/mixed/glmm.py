@@ -8,13 +8,20 @@ Two stages, as lme4 (``R/lmer.R``, ``glmer``; ``vignettes/glmer.Rnw``):
    and ``nAGQ > 1``, lme4's adaptive Gauss-Hermite deviance) minimised over ``(theta, beta)``
    from the first stage's optimum.
 
-There is no closed-form gradient: it is taken by central differences of the deviance, which
-is smooth (the modes are converged to ~1e-12, and the deviance is stationary in them).
-After L-BFGS-B, `_certify` computes the Hessian from differences of that gradient and takes
-Newton steps until the predicted decrease ``g'H^-1 g/2`` is below `NEWTON_DECREMENT_TOL`;
-``converged`` is True only there, with the Hessian positive definite on the coordinates
-off the boundary (a zero variance is the boundary ``theta = 0``, where the gradient must
-point outwards).
+The gradient is exact where `laplace_gradient` defines it (the Laplace deviance of scalar
+terms, or of one term with slopes, with a canonical link: one adjoint solve per evaluation);
+elsewhere (quadrature, probit, several terms with slopes) it is taken by central differences
+of the deviance, which is smooth (the modes are converged to ~1e-10, and the deviance is
+stationary in them). `_certify` then takes Newton steps (the Hessian by differences at the
+start, BFGS updates between, a fresh one by differences for the claim) until the predicted
+decrease ``g'H^-1 g/2`` is below `NEWTON_DECREMENT_TOL`; ``converged`` is True only there,
+with the Hessian positive definite on the coordinates off the boundary (a zero variance is
+the boundary ``theta = 0``, where the gradient must point outwards). ``nAGQ = 0`` is
+certified the same way over theta (beta is profiled by PIRLS there).
+
+A point where PIRLS fails (`pirls.PIRLSError`: step halving exhausted, a singular weighted
+step) has an infinite deviance, which sends the optimiser back; failing at the starting
+values, or at the point returned, is an error naming the cause.
 """
 
 from __future__ import annotations

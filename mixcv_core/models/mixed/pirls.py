@@ -6,9 +6,11 @@ MixedModels.jl's ``pirls!``: at given ``theta`` (and ``beta``, or with ``beta`` 
 spherical random effects ``u`` (``b = Lambda u``) by Fisher scoring. Each iteration is one
 *weighted* penalised least-squares problem: the working response and the columns of
 ``Z`` (and ``X``) scaled by the square roots of the working weights, solved by the
-blocked algebra of `pls` unchanged (its ``A = [Z X y]'[Z X y]`` is simply rebuilt from the
-scaled rows at each iteration). A step that does not lower the penalised deviance is
-halved; if ten halvings do not help, `PIRLSError` says so rather than return the point.
+blocked algebra of `pls` unchanged. Its ``A = [Z X y]'W[Z X y]`` changes in values only,
+never in pattern, so `_Reweighter` rebuilds it from fixed index arrays (one ``bincount``
+per block) rather than from sparse products. A step that does not lower the penalised
+deviance is halved; if ten halvings do not help, `PIRLSError` says so rather than return
+the point (as a singular weighted step does).
 """
 
 from __future__ import annotations
