@@ -95,6 +95,7 @@ class _Objective:
         self.beta: np.ndarray | None = None
         self.n_evals = n_evals
         self.failure: str | None = None      # PIRLS's last failure, for the message of a fit it spoilt
+        self.n_failures = 0
         self.best: tuple[float, np.ndarray | None] = (np.inf, None)
         # Finite-difference steps per coordinate: theta as it is; a fixed effect in units of
         # its column's root mean square, so age^2 (in the hundreds) gets a step as small.
@@ -129,6 +130,7 @@ class _Objective:
         except PIRLSError as exc:
             # An infinite deviance sends the optimiser back; the cause is kept for the message.
             self.failure = str(exc)
+            self.n_failures += 1
             return np.inf
 
     def value_and_grad(self, x: np.ndarray, lower: np.ndarray) -> tuple[float, np.ndarray]:
@@ -141,6 +143,7 @@ class _Objective:
             m = self.mode(x)
         except PIRLSError as exc:
             self.failure = str(exc)
+            self.n_failures += 1
             return np.inf, np.zeros(len(x))
         g_theta, g_beta = laplace_gradient(self.prob, m, self.joint)
         return self._seen(x, self.value_of(x, m)), np.concatenate([g_theta, g_beta])
@@ -315,7 +318,7 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
     bounds1 = [(lo if np.isfinite(lo) else None, None) for lo in lower_theta]
     # For nAGQ = 0 this is the fit; otherwise only the start of stage 2's Newton steps,
     # which need no more than a few digits of it.
-    options = {"maxfun": max(1, max_evals // 2), "ftol": 1e-12 if nAGQ == 0 else 1e-7, "gtol": 1e-8}
+    options = {"maxfun": max(1, max_evals // 2), "ftol": 1e-12 if nAGQ == 0 or not s1.exact else 1e-7, "gtol": 1e-8}
     if s1.exact:
         r1 = optimize.minimize(lambda t: s1.value_and_grad(t, lower_theta), theta0, jac=True, method="L-BFGS-B",
                                bounds=bounds1, options=options)
@@ -325,6 +328,15 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
     if s1.best[1] is not None and not float(r1.fun) <= s1.best[0]:
         # L-BFGS-B can end on a point where PIRLS failed (an infinite value): the best point seen instead.
         theta1 = np.maximum(s1.best[1], lower_theta)
+    for _ in range(3):
+        # A zero variance where the deviance falls into the interior: the deviance is even in
+        # theta there, so its gradient vanishes and L-BFGS-B stops on a saddle. Out, and again.
+        inside = _off_zero(s1, theta1, lower_theta)
+        if inside is None:
+            break
+        r1 = optimize.minimize(s1.value_and_grad if s1.exact else s1, inside, jac=s1.exact or None,
+                               method="L-BFGS-B", bounds=bounds1, options=options, args=(lower_theta,) * s1.exact)
+        theta1 = np.maximum(np.asarray(r1.x), lower_theta)
     H: np.ndarray | None
     if nAGQ == 0:
         # lme4's first stage is the fit: certified as stage 2 is, over theta (beta is profiled).
@@ -356,6 +368,10 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
         raise PIRLSError(f"no conditional modes at the point the optimiser returned (theta = {x[:d]}): {exc}") \
             from None
     value = obj.value_of(x, mode)
+    failures = s1.n_failures + (obj.n_failures if obj is not s1 else 0)
+    if not converged and failures:
+        last = obj.failure if obj.failure is not None else s1.failure
+        message += f" (PIRLS failed at {failures} of the {obj.n_evals} points tried: {last})"
     theta, beta = x[:d], x[d:]
     beta_cov = _beta_cov(prob, mode, H, d)
     lams = prob.lams(theta)
@@ -408,7 +424,9 @@ def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_step
         if not (np.isfinite(f0) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
             return x, False, ("not certified: the deviance could not be evaluated at or around this point "
                               f"({obj.failure})"), gmax, dec, None
-        at_bound = (x <= lower + 1e-8) & (g >= 0)       # a zero variance held by the boundary
+        # A zero variance held by the boundary: the gradient points outwards, and the deviance
+        # does not curve down into the interior (at theta = 0 it is even: the gradient is 0 there).
+        at_bound = (x <= lower + 1e-8) & (g >= 0) & (np.diag(H) >= 0)
         free = ~at_bound
         gf, Hf = g[free], H[np.ix_(free, free)]
         gmax = float(np.max(np.abs(gf), initial=0.0))
@@ -416,6 +434,12 @@ def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_step
         if w[0] <= 1e-10 * max(1.0, float(w[-1])):
             if not fresh:
                 H = None
+                continue
+            lower_point = _descend(obj, x, lower, f0, free, Hf)
+            if lower_point is not None:
+                # A saddle (or a zero variance the deviance falls away from): out along the
+                # most negative curvature, and Newton again from there.
+                x, H, prev = lower_point, None, None
                 continue
             return x, False, "not certified: the Hessian of the deviance is not positive definite here", gmax, dec, H
         step = np.linalg.solve(Hf, gf)
@@ -445,6 +469,39 @@ def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_step
                 continue
             return x, False, f"not certified: stalled {dec:.2g} above the predicted minimum", gmax, dec, H
     return x, False, f"not certified: predicted decrease {dec:.2g} after {max_steps} Newton steps", gmax, dec, H
+
+
+def _descend(obj: _Objective, x: np.ndarray, lower: np.ndarray, f0: float, free: np.ndarray,
+             Hf: np.ndarray) -> np.ndarray | None:  # noqa: N803
+    """A lower point along the eigenvector of ``Hf``'s most negative eigenvalue (either sign), or None."""
+    w, V = np.linalg.eigh(Hf)
+    if w[0] >= 0:
+        return None
+    direction = np.zeros(len(x))
+    direction[free] = V[:, 0]
+    scale = max(1.0, float(np.max(np.abs(x[:len(x)]))))
+    for step in (1e-2, 0.1, 0.3):
+        for sign in (1.0, -1.0):
+            trial = np.maximum(x + sign * step * scale * direction, lower)
+            if obj(trial) < f0 - 1e-10 * abs(f0):
+                return trial
+    return None
+
+
+def _off_zero(obj: _Objective, theta: np.ndarray, lower: np.ndarray) -> np.ndarray | None:
+    """A point with a lower deviance than ``theta``, one of its zero variances made positive, or None."""
+    zero = np.flatnonzero((lower == 0) & (theta <= 1e-8))
+    if not len(zero):
+        return None
+    f0 = obj(theta)
+    scale = max(1.0, float(np.max(np.abs(theta))))
+    for j in zero:
+        for t in (0.01, 0.1, 0.3, 1.0):
+            trial = theta.copy()
+            trial[j] = t * scale
+            if obj(trial) < f0 - 1e-10 * abs(f0):
+                return trial
+    return None
 
 
 def _bfgs(H: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:  # noqa: N803
