@@ -160,6 +160,12 @@ def problem(name: str) -> Problem:
         Z = np.column_stack([np.ones(len(d)), d["urbanY"]])
         return Problem(X, d["use"].to_numpy(float), np.ones(len(d)), np.zeros(len(d)), codes, [Z],
                        [codes[0].max() + 1], get_family("binomial"))
+    if name == "cbpp_probit":
+        d = cbpp()
+        X = np.column_stack([np.ones(len(d)), d[["period2", "period3", "period4"]]])
+        codes = [pd.factorize(d["herd"])[0]]
+        return Problem(X, (d["incidence"] / d["size"]).to_numpy(), d["size"].to_numpy(float), np.zeros(len(d)),
+                       codes, [np.ones((len(d), 1))], [codes[0].max() + 1], get_family("binomial", "probit"))
     if name == "verbagg":
         d = pd.read_csv(DATA / "verbagg.csv", dtype={"id": str, "item": str}).iloc[:3000]
         X = np.column_stack([np.ones(len(d)), d[["Anger", "GenderM", "btypescold"]]])
@@ -175,10 +181,11 @@ def problem(name: str) -> Problem:
                    [c.max() + 1 for c in codes], fam)
 
 
-@pytest.mark.parametrize("name", ["verbagg", "grouseticks", "contraception_slope"])
+@pytest.mark.parametrize("name", ["verbagg", "grouseticks", "contraception_slope", "cbpp_probit"])
 @pytest.mark.parametrize("joint", [True, False])
 def test_the_exact_gradient_is_the_central_difference_of_the_deviance(name, joint):
-    # Crossed scalar terms, three scalar terms, one term with a correlated slope.
+    # Crossed scalar terms, three scalar terms, one term with a correlated slope, and the
+    # probit link (whose observed information differs from PIRLS's weights).
     prob = problem(name)
     assert available(prob)
     rng = np.random.default_rng(1)

@@ -9,8 +9,8 @@ Two stages, as lme4 (``R/lmer.R``, ``glmer``; ``vignettes/glmer.Rnw``):
    from the first stage's optimum.
 
 The gradient is exact where `laplace_gradient` defines it (the Laplace deviance of scalar
-terms, or of one term with slopes, with a canonical link: one adjoint solve per evaluation);
-elsewhere (quadrature, probit, several terms with slopes) it is taken by central differences
+terms, or of one term with slopes; logit, probit or log link: one adjoint solve per evaluation);
+elsewhere (quadrature, several terms with slopes) it is taken by central differences
 of the deviance, which is smooth (the modes are converged to ~1e-10, and the deviance is
 stationary in them). `_certify` then takes Newton steps (the Hessian by differences at the
 start, BFGS updates between, a fresh one by differences for the claim) until the predicted
@@ -82,7 +82,7 @@ class _Objective:
     Stage 2 (``joint=False``): ``x = (theta, beta)``, the Laplace or quadrature deviance.
     Stage 1 (``joint=True``, lme4's ``nAGQ = 0``): ``x = theta``, with ``beta`` found by PIRLS
     together with the modes. ``exact``: the gradient is `laplace_gradient`'s (scalar terms,
-    canonical link, Laplace), else central differences of the deviance.
+    or one term, Laplace), else central differences of the deviance.
     ``n_evals`` counts PIRLS runs of every stage against one budget, ``max_evals``.
     """
 
@@ -145,7 +145,11 @@ class _Objective:
             self.failure = str(exc)
             self.n_failures += 1
             return np.inf, np.zeros(len(x))
-        g_theta, g_beta = laplace_gradient(self.prob, m, self.joint)
+        try:
+            g_theta, g_beta = laplace_gradient(self.prob, m, self.joint)
+        except np.linalg.LinAlgError:
+            # The probit's observed information is not positive here: differences instead.
+            return self._seen(x, self.value_of(x, m)), _gradient(self, x, lower)
         return self._seen(x, self.value_of(x, m)), np.concatenate([g_theta, g_beta])
 
 

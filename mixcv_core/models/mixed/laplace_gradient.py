@@ -1,4 +1,4 @@
-"""The exact gradient of the Laplace deviance of a GLMM, for scalar random-effect terms and a canonical link.
+"""The exact gradient of the Laplace deviance of a GLMM (scalar random-effect terms, or one term with slopes).
 
 lme4 differentiates nothing: bobyqa optimises the deviance by its values. Finite
 differences cost ``2d`` deviance evaluations (each a PIRLS run) per gradient; the gradient
@@ -12,11 +12,12 @@ The Laplace deviance at ``phi`` (``theta`` and, in lme4's second stage, ``beta``
 At the mode ``aic + ||u||^2`` is stationary in ``u`` (PIRLS's fixed point), so only
 ``log det M`` feels ``du/dphi``. With ``h_i = (Z Lambda M^-1 Lambda'Z')_ii`` (the rows'
 leverages) and ``a_i = h_i dw_i/deta_i``, ``d log det M / d eta_i = a_i``. The implicit
-function theorem on the mode's equation ``Lambda'Z' r(eta) = u`` (``r_i = wt_i (y_i - mu_i)``
-for a canonical link, whose observed and expected information agree, so ``M`` is also
-the Hessian of the penalised deviance over two) gives ``du/dphi`` through ``M^-1``; one
-adjoint solve ``M v = Lambda'Z'a`` replaces the ``d`` solves. With
-``t = -2 r + a - W Z Lambda v``:
+function theorem on the mode's equation ``Lambda'Z' r(eta) = u`` (``r_i`` the score,
+``wt_i (y_i - mu_i)`` for a canonical link) gives ``du/dphi`` through
+``M~ = I + Lambda'Z'W~Z Lambda``, ``W~`` the *observed* information ``-dr/deta`` (the same as
+PIRLS's expected ``W`` for the logit and log links, not for the probit, which costs one more
+factorisation); one adjoint solve ``M~ v = Lambda'Z'a`` replaces the ``d`` solves. With
+``t = -2 r + a - W~ Z Lambda v``:
 
     dD/dbeta    = X't
     dD/dtheta_k = (Z E_k u)'t + (Z E_k v)'r + 2 tr(M^-1 Lambda'Z'WZ E_k)
@@ -30,8 +31,8 @@ In lme4's first stage (``nAGQ = 0``, ``beta`` solved jointly with ``u``) the sam
 deviance is a function of ``theta`` alone.
 
 One vector term (intercept and slopes on one factor) is handled too (`_one_vector_term`);
-several terms with a vector one, quadrature (nAGQ > 1) and the probit link (whose observed
-information is not ``W``) are left to finite differences: `available` says which.
+several terms with a vector one, and quadrature (nAGQ > 1), are left to finite differences:
+`available` says which.
 """
 
 from __future__ import annotations
@@ -50,23 +51,52 @@ MAX_CROSS = 20_000_000
 
 
 def available(prob: Problem) -> bool:
-    """Is the exact gradient defined here for this problem (scalar terms, canonical link, block small enough)?"""
-    canonical = (prob.family.name, prob.family.link.name) in (("binomial", "logit"), ("poisson", "log"))
+    """Is the exact gradient defined here for this problem (scalar terms with a cross block small enough, or one term)?"""
     m = sum(prob.levels[1:])
     scalar = all(Z.shape[1] == 1 for Z in prob.Zs) and prob.levels[0] * m <= MAX_CROSS
-    return canonical and (scalar or len(prob.Zs) == 1)
+    return scalar or len(prob.Zs) == 1
 
 
-def _weights(prob: Problem, mode: Mode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Working weights ``w``, their derivative in ``eta`` and ``r = wt (y - mu)``, canonical links."""
-    mu, wt = mode.mu, prob.wt
-    if prob.family.name == "binomial":
+def _weights(prob: Problem, mode: Mode) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Working weights ``w``, their derivative in ``eta``, the score ``r`` and the observed information.
+
+    ``r = wt (y - mu) mu_eta / V`` (minus half the derivative of the deviance residual in
+    eta), ``w = wt mu_eta^2 / V`` (expected information, what PIRLS and ``L`` use) and
+    ``-dr/deta`` (observed information, what the modes' implicit derivative needs): for a
+    canonical link the two informations are the same; for the probit they differ by
+    ``wt (y - mu) phi (eta V + phi (1 - 2 mu)) / V^2``.
+    """
+    mu, wt, y = mode.mu, prob.wt, prob.y
+    if prob.family.link.name == "logit":
         w = wt * mu * (1.0 - mu)
-        dw = w * (1.0 - 2.0 * mu)
-    else:
+        return w, w * (1.0 - 2.0 * mu), wt * (y - mu), w
+    if prob.family.link.name == "log":
         w = wt * mu
-        dw = w
-    return w, dw, wt * (prob.y - mu)
+        return w, w, wt * (y - mu), w
+    eta = mode.eta                                      # probit: mu = Phi(eta), mu_eta = phi(eta)
+    phi = prob.family.link.mu_eta(eta)
+    V = mu * (1.0 - mu)
+    w = wt * phi * phi / V
+    bend = eta * V + phi * (1.0 - 2.0 * mu)
+    dw = -w * (eta * V + bend) / V                      # d/deta of wt phi^2 / V, phi' = -eta phi
+    r = wt * (y - mu) * phi / V
+    observed = w + wt * (y - mu) * phi * bend / (V * V)
+    return w, dw, r, observed
+
+
+def _adjoint_system(prob: Problem, mode: Mode, w: np.ndarray, observed: np.ndarray,
+                    joint: bool) -> tuple[pls.Statistics, pls.PLSSolve]:
+    """The factor of ``I + Lambda'Z'W~Z Lambda`` (with ``X`` when joint), ``W~`` the observed information.
+
+    PIRLS's own factor when the two informations agree (canonical links), else one more
+    weighted problem.
+    """
+    if observed is w:
+        return mode.stats, mode.solve
+    if np.any(observed <= 0):
+        raise np.linalg.LinAlgError("the observed information is not positive")
+    st = prob.statistics(np.sqrt(observed), np.zeros(len(w)), joint)
+    return st, pls.solve(st, mode.solve.lams)
 
 
 def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +111,7 @@ def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
     z = [Z[:, 0] for Z in prob.Zs]
     codes = prob.codes
     K1, m = st.K1, st.m
-    w, dw, r = _weights(prob, mode)
+    w, dw, r, observed = _weights(prob, mode)
     M11 = s.chol1[:, 0, 0] ** 2
     c0 = codes[0]
     zl = [lt * zt for lt, zt in zip(lam, z)]
@@ -115,7 +145,8 @@ def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
     bR = np.concatenate([lam[t] * np.bincount(codes[t], weights=z[t] * a, minlength=prob.levels[t])
                          for t in range(1, len(codes))]) if m else np.zeros(0)
     bX = prob.X.T @ a if joint else np.zeros(0)
-    v1, vR, vX = _solve(st, s, lam[0], M11, b1, bR, bX)
+    st_a, s_a = _adjoint_system(prob, mode, w, observed, joint)
+    v1, vR, vX = _solve(st_a, s_a, lam[0], s_a.chol1[:, 0, 0] ** 2, b1, bR, bX)
     Zv = zl[0] * v1[c0]
     vs = [v1]
     for t in range(1, len(codes)):
@@ -124,7 +155,7 @@ def laplace_gradient(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
         Zv = Zv + zl[t] * vt[codes[t]]
     if joint:
         Zv = Zv + prob.X @ vX
-    tvec = -2.0 * r + a - w * Zv
+    tvec = -2.0 * r + a - observed * Zv
     g_alg = np.array([float((z[t] * mode.u[t][codes[t], 0]) @ tvec + (z[t] * vs[t][codes[t]]) @ r) + 2.0 * trace[t]
                       for t in range(len(codes))])
     g_theta = np.empty(len(codes))
@@ -144,7 +175,7 @@ def _one_vector_term(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
     lam1 = s.lams[0]
     Z, c = prob.Zs[0], prob.codes[0]
     K1 = st.K1
-    w, dw, r = _weights(prob, mode)
+    w, dw, r, observed = _weights(prob, mode)
     Minv = _batched.cho_inverse(s.chol1)                                 # (K1, q, q)
     Vz = Z @ lam1                                                        # rows: (Lambda'z_i)'
     psi = np.einsum("ijk,ik->ij", Minv[c], Vz)
@@ -153,18 +184,19 @@ def _one_vector_term(prob: Problem, mode: Mode, joint: bool) -> tuple[np.ndarray
     a = h * dw
     b1 = _level_sums(c, Z * a[:, None], K1) @ lam1                      # Lambda'Z'a per level
     p = prob.p if joint else 0
-    y1 = _batched.cho_solve(s.chol1, b1[..., None])[..., 0]
+    st_a, s_a = _adjoint_system(prob, mode, w, observed, joint)
+    y1 = _batched.cho_solve(s_a.chol1, b1[..., None])[..., 0]
     vX = np.zeros(0)
     if p:
-        HX = st.H[..., :p]                                               # (K1, q, p): Z_k'W X
+        HX = st_a.H[..., :p]                                             # (K1, q, p): Z_k'W~ X
         rhs = prob.X.T @ a - np.einsum("kq,kqp->p", y1 @ lam1.T, HX)
-        vX = linalg.cho_solve((s.LD, True), rhs, check_finite=False)
+        vX = linalg.cho_solve((s_a.LD, True), rhs, check_finite=False)
         b1 = b1 - (HX @ vX) @ lam1
-    v1 = _batched.cho_solve(s.chol1, b1[..., None])[..., 0]
+    v1 = _batched.cho_solve(s_a.chol1, b1[..., None])[..., 0]
     Zv = np.einsum("ij,ij->i", Z, (v1 @ lam1.T)[c])
     if p:
         Zv = Zv + prob.X @ vX
-    tvec = -2.0 * r + a - w * Zv
+    tvec = -2.0 * r + a - observed * Zv
     u1 = mode.u[0]
     G = (Z * tvec[:, None]).T @ u1[c] + (Z * r[:, None]).T @ v1[c] + 2.0 * trace
     term = prob.terms[0]

@@ -267,6 +267,10 @@ class Problem:
         sw = np.sqrt(self.wt * d * d / fam.variance(mu))
         # Working response minus the part held fixed (the offset, and X beta when beta is held).
         zeta = eta - fixed + (self.y - mu) / d
+        return self.statistics(sw, zeta, with_X)
+
+    def statistics(self, sw: np.ndarray, zeta: np.ndarray, with_X: bool) -> Statistics:
+        """The PLS problem with rows scaled by ``sw`` (any weights' square roots) and working response ``zeta``."""
         if self._reweight is not None:
             return self._reweight(self.X if with_X else self._empty, zeta, sw)
         X = self.X * sw[:, None] if with_X else self._empty
