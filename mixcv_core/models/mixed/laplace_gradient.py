@@ -51,7 +51,7 @@ MAX_CROSS = 20_000_000
 
 
 def available(prob: Problem) -> bool:
-    """Is the exact gradient defined here for this problem (scalar terms with a cross block small enough, or one term)?"""
+    """Is the exact gradient defined for this problem (scalar terms with a small enough cross block, or one term)?"""
     m = sum(prob.levels[1:])
     scalar = all(Z.shape[1] == 1 for Z in prob.Zs) and prob.levels[0] * m <= MAX_CROSS
     return scalar or len(prob.Zs) == 1
