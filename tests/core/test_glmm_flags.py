@@ -248,3 +248,24 @@ def test_a_first_stage_stopped_on_the_zero_variance_saddle_is_moved_off_it():
     m = glmer("use ~ age + I_age_2_ + urbanY + livch1 + livch2 + livch3_ + (1 | district)", d, link="probit")
     assert m.converged_ and m.theta_[0] > 0.1
     np.testing.assert_allclose(m.deviance_, 2372.16447227775, rtol=1e-6)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_the_quadrature_gradient_is_the_central_difference_of_the_quadrature_deviance(link):
+    from mixcv_core.models.mixed.glmm import gh_rule
+    from mixcv_core.models.mixed.laplace_gradient import agq_gradient
+
+    d = cbpp()
+    X = np.column_stack([np.ones(len(d)), d[["period2", "period3", "period4"]]])
+    codes = [pd.factorize(d["herd"])[0]]
+    prob = Problem(X, (d["incidence"] / d["size"]).to_numpy(), d["size"].to_numpy(float), np.zeros(len(d)), codes,
+                   [np.ones((len(d), 1))], [codes[0].max() + 1], get_family("binomial", link))
+    rule = gh_rule(9)
+    theta = np.array([0.7])
+    x = np.r_[theta, prob.modes(theta, None).beta + 0.03]
+
+    def deviance(x):
+        return prob.agq(x[:1], prob.modes(x[:1], x[1:]), *rule)
+
+    central = [(deviance(x + 1e-5 * e) - deviance(x - 1e-5 * e)) / 2e-5 for e in np.eye(len(x))]
+    np.testing.assert_allclose(agq_gradient(prob, prob.modes(x[:1], x[1:]), *rule), central, rtol=1e-6, atol=1e-6)

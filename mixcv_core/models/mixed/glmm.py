@@ -9,8 +9,9 @@ Two stages, as lme4 (``R/lmer.R``, ``glmer``; ``vignettes/glmer.Rnw``):
    from the first stage's optimum.
 
 The gradient is exact where `laplace_gradient` defines it (the Laplace deviance of scalar
-terms, or of one term with slopes; logit, probit or log link: one adjoint solve per evaluation);
-elsewhere (quadrature, several terms with slopes) it is taken by central differences
+terms, or of one term with slopes; logit, probit or log link: one adjoint solve per evaluation;
+and of lme4's quadrature deviance, `agq_gradient`); elsewhere (several terms, one of them
+with slopes) it is taken by central differences
 of the deviance, which is smooth (the modes are converged to ~1e-10, and the deviance is
 stationary in them). `_certify` then takes Newton steps (the Hessian by differences at the
 start, BFGS updates between, a fresh one by differences for the claim) until the predicted
@@ -37,8 +38,8 @@ from ...errors import SpecError
 from . import pls
 from .family import Family
 from .fit import REBlock, _conditional_blocks, _threadpools, relative_factor, singular_components
+from .laplace_gradient import agq_gradient, laplace_gradient
 from .laplace_gradient import available as gradient_available
-from .laplace_gradient import laplace_gradient
 from .pirls import Mode, PIRLSError, Problem
 
 __all__ = ["GlmmFit", "fit_glmm", "gh_rule", "NEWTON_DECREMENT_TOL", "MAX_NAGQ"]
@@ -82,7 +83,7 @@ class _Objective:
     Stage 2 (``joint=False``): ``x = (theta, beta)``, the Laplace or quadrature deviance.
     Stage 1 (``joint=True``, lme4's ``nAGQ = 0``): ``x = theta``, with ``beta`` found by PIRLS
     together with the modes. ``exact``: the gradient is `laplace_gradient`'s (scalar terms,
-    or one term, Laplace), else central differences of the deviance.
+    or one term) or `agq_gradient`'s (quadrature), else central differences of the deviance.
     ``n_evals`` counts PIRLS runs of every stage against one budget, ``max_evals``.
     """
 
@@ -90,7 +91,7 @@ class _Objective:
                  n_evals: int = 0) -> None:
         self.prob, self.nAGQ, self.max_evals, self.joint = prob, nAGQ, max_evals, joint
         self.rule = gh_rule(nAGQ) if nAGQ > 1 and not joint else None
-        self.exact = self.rule is None and gradient_available(prob)
+        self.exact = gradient_available(prob)
         self.u: list[np.ndarray] | None = None
         self.beta: np.ndarray | None = None
         self.n_evals = n_evals
@@ -146,6 +147,8 @@ class _Objective:
             self.n_failures += 1
             return np.inf, np.zeros(len(x))
         try:
+            if self.rule is not None:
+                return self._seen(x, self.value_of(x, m)), agq_gradient(self.prob, m, *self.rule)
             g_theta, g_beta = laplace_gradient(self.prob, m, self.joint)
         except np.linalg.LinAlgError:
             # The probit's observed information is not positive here: differences instead.

@@ -236,3 +236,63 @@ def _solve(st: pls.Statistics, s: pls.PLSSolve, lam1: float, M11: np.ndarray, b1
     if p:
         back += st.H[:, 0, :p] @ xX
     return (b1 - lam1 * back) / M11, xR, xX
+
+
+def agq_gradient(prob: Problem, mode: Mode, nodes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``dD/d(theta, beta)`` of lme4's adaptive Gauss-Hermite deviance (`Problem.agq`), one scalar term.
+
+    ``D = sum_k [log L_k^2 - 2 log sum_j w_j exp(z_j^2/2 - devc_kj/2)]`` with
+    ``devc_kj = u_kj^2 + sum_(i in k) devres_i(base_i + z_i lambda u_kj)``,
+    ``u_kj = u0_k + z_j / L_k`` and ``L_k^2 = 1 + lambda^2 sum_(i in k) w_i z_i^2``: the mode ``u0_k``
+    moves with the parameters by the implicit function theorem on its own level's equation
+    (``M`` is diagonal), the scale ``1/L_k`` through the weights at the mode. Each node's
+    ``devc_kj`` is differentiated with both, and weighted by its share ``pi_kj`` of the sum.
+    """
+    (c,), (Zm,), (K,) = prob.codes, prob.Zs, prob.levels
+    z = Zm[:, 0]
+    lam = float(mode.solve.lams[0][0, 0])
+    u0 = mode.u[0][:, 0]
+    n, p = prob.X.shape
+    P = 1 + p
+    w, dw, r, observed = _weights(prob, mode)
+    dbase = np.zeros((n, P))
+    dbase[:, 1:] = prob.X
+    e0 = np.zeros(P)
+    e0[0] = 1.0
+
+    def level_sum(values: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.bincount(c, weights=values[:, j], minlength=K) for j in range(values.shape[1])])
+
+    G = np.bincount(c, weights=w * z * z, minlength=K)
+    L2 = 1.0 + lam * lam * G
+    Mt = 1.0 + lam * lam * np.bincount(c, weights=observed * z * z, minlength=K)
+    # du0/dphi from lambda sum z r(eta) = u0 at the mode
+    dF = -lam * level_sum((observed * z)[:, None] * (dbase + np.outer(z * u0[c], e0)))
+    dF[:, 0] += np.bincount(c, weights=z * r, minlength=K)
+    du0 = dF / Mt[:, None]
+    deta = dbase + (z * lam)[:, None] * du0[c] + np.outer(z * u0[c], e0)
+    dL2 = lam * lam * level_sum((dw * z * z)[:, None] * deta)
+    dL2[:, 0] += 2.0 * lam * G
+    sd = 1.0 / np.sqrt(L2)
+    dsd = -(sd / (2.0 * L2))[:, None] * dL2
+    base = mode.eta - z * lam * u0[c]
+    fam = prob.family
+    logs, ddevc = [], []
+    for zj, wj in zip(nodes, weights):
+        u = u0 + zj * sd
+        eta = base + z * lam * u[c]
+        mu = fam.mu(eta)
+        devc = u * u + np.bincount(c, weights=prob.response.dev_resid(mu), minlength=K)
+        logs.append(np.log(wj) + zj * zj / 2 - devc / 2)
+        du = du0 + zj * dsd
+        de = dbase + (z * lam)[:, None] * du[c] + np.outer(z * u[c], e0)
+        d = fam.link.mu_eta(eta)
+        score = prob.wt * (prob.y - mu) * d / fam.variance(mu)
+        ddevc.append(2.0 * u[:, None] * du + level_sum((-2.0 * score)[:, None] * de))
+    L = np.array(logs)                                      # (nodes, K)
+    pi = np.exp(L - L.max(axis=0))
+    pi /= pi.sum(axis=0)
+    grad = (dL2 / L2[:, None]).sum(axis=0)
+    for j in range(len(nodes)):
+        grad += pi[j] @ ddevc[j]
+    return grad
