@@ -204,18 +204,26 @@ def test_the_exact_gradient_is_the_central_difference_of_the_deviance(name, join
     np.testing.assert_allclose(np.r_[g_theta, g_beta], central, rtol=1e-6, atol=1e-5)
 
 
-def test_the_scalar_reweighting_by_pairs_gives_the_sparse_products_numbers():
+@pytest.mark.parametrize("name, dense", [("grouseticks", False), ("verbagg", True)])
+def test_the_scalar_reweighting_gives_the_sparse_products_numbers(name, dense):
     # grouseticks: block 1 (INDEX, one row per level) meets two levels of block R per row, so
-    # A_R1 V A_1R goes through the list of pairs, not the dense product.
-    fast, slow = problem("grouseticks"), problem("grouseticks")
-    assert fast._reweight is not None and fast._reweight.scalar and not fast._reweight.dense
+    # A_R1 V A_1R goes through the list of pairs; VerbAgg: every subject meets every item, so
+    # through the dense product. Both against the general path (sparse products of scaled rows),
+    # for the modes, the deviance and the conditional variances.
+    from mixcv_core.models.mixed.glmm import _conditional
+
+    fast, slow = problem(name), problem(name)
+    assert fast._reweight is not None and fast._reweight.scalar and fast._reweight.dense == dense
     slow._reweight = None
-    theta, beta = np.array([0.9, 0.7, 0.5]), np.array([0.5, 1.1, -1.0, -0.8])
+    theta = np.array([0.9, 0.7, 0.5]) if name == "grouseticks" else np.array([1.2, 0.6])
+    beta = slow.modes(theta, None).beta + 0.05
     for b in (beta, None):
         a, s = fast.modes(theta, b), slow.modes(theta, b)
         np.testing.assert_allclose(fast.laplace(a), slow.laplace(s), rtol=1e-12)
         for ua, us in zip(a.u, s.u):
             np.testing.assert_allclose(ua, us, rtol=1e-8, atol=1e-10)
+        for ca, cs in zip(_conditional(a), _conditional(s)):
+            np.testing.assert_allclose(ca, cs, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "binomial", "poisson"])
