@@ -260,8 +260,10 @@ def agq_gradient(prob: Problem, mode: Mode, nodes: np.ndarray, weights: np.ndarr
     e0 = np.zeros(P)
     e0[0] = 1.0
 
+    S = sparse.csr_matrix((np.ones(n), (c, np.arange(n))), shape=(K, n))     # sums over each level's rows
+
     def level_sum(values: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.bincount(c, weights=values[:, j], minlength=K) for j in range(values.shape[1])])
+        return np.asarray(S @ values)
 
     G = np.bincount(c, weights=w * z * z, minlength=K)
     L2 = 1.0 + lam * lam * G
@@ -277,22 +279,24 @@ def agq_gradient(prob: Problem, mode: Mode, nodes: np.ndarray, weights: np.ndarr
     dsd = -(sd / (2.0 * L2))[:, None] * dL2
     base = mode.eta - z * lam * u0[c]
     fam = prob.family
-    logs, ddevc = [], []
-    for zj, wj in zip(nodes, weights):
-        u = u0 + zj * sd
-        eta = base + z * lam * u[c]
+    J = len(nodes)
+    logs = np.empty((J, K))
+    ddevc = np.empty((J, K, P))
+    # The nodes together, in chunks of a few million numbers (nodes x rows x parameters).
+    for js in np.array_split(np.arange(J), max(1, int(np.ceil(J * n * P / 2e6)))):
+        zj = nodes[js]
+        u = u0[None, :] + zj[:, None] * sd[None, :]                    # (j, K)
+        uc = u[:, c]                                                     # (j, n)
+        eta = base[None, :] + z * lam * uc
         mu = fam.mu(eta)
-        devc = u * u + np.bincount(c, weights=prob.response.dev_resid(mu), minlength=K)
-        logs.append(np.log(wj) + zj * zj / 2 - devc / 2)
-        du = du0 + zj * dsd
-        de = dbase + (z * lam)[:, None] * du[c] + np.outer(z * u[c], e0)
+        devc = u * u + level_sum(prob.response.dev_resid(mu).T).T
+        logs[js] = np.log(weights[js])[:, None] + (zj * zj / 2)[:, None] - devc / 2
+        du = du0[None] + zj[:, None, None] * dsd[None]                   # (j, K, P)
+        de = dbase[None] + (z * lam)[None, :, None] * du[:, c, :] + (z[None, :] * uc)[..., None] * e0
         d = fam.link.mu_eta(eta)
         score = prob.wt * (prob.y - mu) * d / fam.variance(mu)
-        ddevc.append(2.0 * u[:, None] * du + level_sum((-2.0 * score)[:, None] * de))
-    L = np.array(logs)                                      # (nodes, K)
-    pi = np.exp(L - L.max(axis=0))
+        per_row = ((-2.0 * score)[..., None] * de).transpose(1, 0, 2).reshape(n, -1)
+        ddevc[js] = 2.0 * u[..., None] * du + level_sum(per_row).reshape(K, len(js), P).transpose(1, 0, 2)
+    pi = np.exp(logs - logs.max(axis=0))
     pi /= pi.sum(axis=0)
-    grad = (dL2 / L2[:, None]).sum(axis=0)
-    for j in range(len(nodes)):
-        grad += pi[j] @ ddevc[j]
-    return grad
+    return (dL2 / L2[:, None]).sum(axis=0) + np.einsum("jk,jkp->p", pi, ddevc)
