@@ -20,7 +20,11 @@ factors; centred and raw altitude), epil (Poisson with an offset; AGQ 9, a rando
   ``weights`` (the same likelihood as lme4's ``cbind(successes, failures)``), the offset column
   as ``offset=``.
 
-Prints per case: rows, levels, nAGQ, each tool's median time, the ratios lme4/mixcv and
+    .venv/bin/python tests/benchmarks/bench_glmer.py --repeats 3 --others /tmp/others.json
+                                    # lme4 and mixedlm run once (at the same time), then reused
+
+Prints per case: rows, levels, nAGQ, each tool's median CPU time (R: user + system of the R
+process; mixedlm: all its threads; mixcv: one BLAS thread, in this process), the ratios lme4/mixcv and
 mixedlm/mixcv (above 1: mixcv is faster), and each tool's ``-2 log L`` minus the reference's
 (lme4 with bobyqa, rhoend 1e-12 and tolPwrss 1e-12; negative: a better optimum). For nAGQ > 1
 lme4's objective leaves out the saturated model's constants; every figure here is put on the
@@ -34,20 +38,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from _timing import median_time, reference_cases  # a sibling module: benchmarks run as scripts from this folder
+from threadpoolctl import threadpool_limits
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 REFERENCE = ROOT / "tests" / "data" / "glmm" / "glmer_battery.json"
-ANCHORS_PYTHON = Path(__file__).resolve().parents[2] / ".venv-anchors" / "bin" / "python"
+ANCHORS_PYTHON = Path(os.environ.get("MIXCV_ANCHORS_PYTHON", ROOT / ".venv-anchors" / "bin" / "python"))
 CANONICAL = {"binomial": "logit", "poisson": "log"}
 
 
@@ -67,12 +75,12 @@ def python_formula(case: dict) -> str:
     return f"{lhs} ~ {rhs}"
 
 
-def job_of(name: str, case: dict) -> dict:
+def job_of(name: str, case: dict, repeats: int | None = None) -> dict:
     resp = case["response"]
     trials = resp["kind"] == "trials"
     return {"name": name, "csv": case["csv"], "formula": case["formula"], "formula_py": python_formula(case),
             "family": case["family"], "link": case["link"], "nAGQ": case["nAGQ"],
-            "repeats": 5 if case["n"] > 2000 else 11,
+            "repeats": repeats or (5 if case["n"] > 2000 else 11),
             "character": [*case["group_columns"], *case["factor_levels"]],
             "trials": resp["trials"] if trials else None,
             "successes": resp["columns"][0] if trials else None, "offset": case.get("offset")}
@@ -85,14 +93,18 @@ def read_case(job: dict) -> pd.DataFrame:
     return data
 
 
-def run_subprocess(cmd: list[str], jobs: list[dict], tmp: Path, who: str) -> dict[str, dict]:
+def start_subprocess(cmd: list[str], jobs: list[dict], tmp: Path, who: str) -> tuple[subprocess.Popen, str]:
     path = tmp / f"{who}.json"
     path.write_text(json.dumps(jobs))
-    proc = subprocess.run([*cmd, str(path)], capture_output=True, text=True, check=False, cwd=ROOT)
+    return subprocess.Popen([*cmd, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT), who
+
+
+def collect(proc: subprocess.Popen, who: str) -> dict[str, dict]:
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        print(f"{who} failed:", proc.stderr.strip()[-800:])
-    return {rec["name"]: rec for rec in (json.loads(line) for line in proc.stdout.splitlines()
-                                         if line.startswith("{"))}
+        print(f"{who} failed:", err.strip()[-800:])
+    return {rec["name"]: rec for rec in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
 
 
 def run_mixcv(glmer: Callable[..., Any], job: dict) -> dict:
@@ -104,11 +116,24 @@ def run_mixcv(glmer: Callable[..., Any], job: dict) -> dict:
         kwargs["weights"] = data[job["trials"]].to_numpy(float)
     if job["offset"]:
         kwargs["offset"] = data[job["offset"]].to_numpy(float)
+    cpu: list[float] = []
+
+    def timed() -> Any:
+        t = time.process_time()
+        out = glmer(job["formula_py"], data, **kwargs)
+        cpu.append(time.process_time() - t)
+        return out
+
     try:
-        seconds, m = median_time(lambda: glmer(job["formula_py"], data, **kwargs), job["repeats"])
+        # One BLAS thread (fit_glmm limits it too): CPU time is then the work done, which a
+        # machine shared with other jobs inflates less than the wall clock.
+        with threadpool_limits(limits=1):
+            glmer(job["formula_py"], data, **kwargs)          # warm-up, as the R side does
+            seconds, m = median_time(timed, job["repeats"])
     except Exception as exc:  # noqa: BLE001 - a benchmark reports a failing fit and goes on
         return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"time": seconds, "minus2loglik": -2.0 * float(m.llf_), "converged": bool(m.converged_)}
+    return {"time": statistics.median(cpu), "wall": seconds, "minus2loglik": -2.0 * float(m.llf_),
+            "converged": bool(m.converged_)}
 
 
 def distance(value: float | None, fit: dict) -> str:
@@ -125,34 +150,50 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--no-mixedlm", action="store_true", help="leave PyPI mixedlm out")
+    parser.add_argument("--repeats", type=int, help="timed fits per case and tool (default: 5 above 2,000 rows, "
+                                                      "else 11)")
+    parser.add_argument("--others", type=Path, help="a JSON file of lme4's and mixedlm's results: read when it "
+                                                     "exists (only mixcv is run), else written after running them")
     args = parser.parse_args()
     ref, names = reference_cases(REFERENCE, args.cases)
     cases = ref["cases"]
-    jobs = [job_of(n, cases[n]) for n in names]
+    jobs = [job_of(n, cases[n], args.repeats) for n in names]
 
     glmer, status = load_glmer()
     print(f"mixcv: {status}")
-    with tempfile.TemporaryDirectory() as tmp:
-        if shutil.which("Rscript") is None:
-            print("lme4: Rscript not found (Debian: apt-get install r-base-core r-cran-lme4)")
-            lme4 = {}
-        else:
-            lme4 = run_subprocess(["Rscript", str(HERE / "bench_glmer.R")], jobs, Path(tmp), "lme4")
-        if args.no_mixedlm:
-            mixedlm: dict[str, dict] = {}
-        elif not ANCHORS_PYTHON.exists():
-            print(f"mixedlm: {ANCHORS_PYTHON} not found (python3 -m venv .venv-anchors && "
-                  ".venv-anchors/bin/pip install mixedlm)")
-            mixedlm = {}
-        else:
-            mixedlm = run_subprocess([str(ANCHORS_PYTHON), str(HERE / "bench_glmer_mixedlm.py")], jobs,
-                                     Path(tmp), "mixedlm")
+    if args.others is not None and args.others.exists():
+        others = json.loads(args.others.read_text())
+        lme4, mixedlm = others["lme4"], others["mixedlm"]
+        print(f"lme4 and mixedlm: results read from {args.others}")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            # Both at once: their own clocks (R's system.time, mixedlm's perf_counter) time them.
+            running = []
+            if shutil.which("Rscript") is None:
+                print("lme4: Rscript not found (Debian: apt-get install r-base-core r-cran-lme4)")
+            else:
+                running.append(start_subprocess(["Rscript", str(HERE / "bench_glmer.R")], jobs, Path(tmp), "lme4"))
+            if args.no_mixedlm:
+                pass
+            elif not ANCHORS_PYTHON.exists():
+                print(f"mixedlm: {ANCHORS_PYTHON} not found (python3 -m venv .venv-anchors && "
+                      ".venv-anchors/bin/pip install mixedlm, or set MIXCV_ANCHORS_PYTHON)")
+            else:
+                running.append(start_subprocess([str(ANCHORS_PYTHON), str(HERE / "bench_glmer_mixedlm.py")], jobs,
+                                                Path(tmp), "mixedlm"))
+            results = {who: collect(proc, who) for proc, who in running}
+        lme4, mixedlm = results.get("lme4", {}), results.get("mixedlm", {})
+        if args.others is not None:
+            args.others.write_text(json.dumps({"lme4": lme4, "mixedlm": mixedlm}, indent=1))
     first = next(iter(lme4.values()), {})
     mfirst = next((r for r in mixedlm.values() if "mixedlm" in r), {})
     print(f"lme4 {first.get('lme4', '-')} on {first.get('r', 'R not run')}, default control; "
           f"mixedlm {mfirst.get('mixedlm', '-')}; reference: lme4 {ref['meta']['lme4']}, {ref['meta']['optimizer']}")
+    print("times: median CPU seconds of each process (R: user + system; mixedlm: all its threads; mixcv: one BLAS "
+          "thread), which a loaded machine inflates less than wall time; ratios above 1: mixcv is faster")
     print(f"{'case':<22} {'rows':>5} {'levels':<12} {'AGQ':>3} | {'lme4 s':>7} {'mixedlm s':>9} {'mixcv s':>8} "
-          f"{'lme4/mx':>8} {'mlm/mx':>7} | {'-2LL-ref lme4':>13} {'mixedlm':>10} {'mixcv':>10} | conv l/m/x")
+          f"{'lme4/mx':>8} {'mlm/mx':>7} {'mx wall':>7} | {'-2LL-ref lme4':>13} {'mixedlm':>10} {'mixcv':>10} "
+          "| conv l/m/x")
     for job in jobs:
         case = cases[job["name"]]
         fit = case["fit"]
@@ -172,7 +213,8 @@ def main() -> None:
         d_mx = distance(mx.get("minus2loglik"), fit)
         conv = "/".join("-" if "converged" not in x else ("yes" if x["converged"] else "NO") for x in (r, ml, mx))
         print(f"{job['name']:<22} {case['n']:>5} {levels:<12} {case['nAGQ']:>3} | {t(r, 7)} {t(ml, 9)} {t(mx, 8)} "
-              f"{ratio(r, mx, 8)} {ratio(ml, mx, 7)} | {d_r:>13} {d_ml:>10} {d_mx:>10} | {conv}", flush=True)
+              f"{ratio(r, mx, 8)} {ratio(ml, mx, 7)} {mx.get('wall', float('nan')):7.3f} | {d_r:>13} {d_ml:>10} "
+              f"{d_mx:>10} | {conv}", flush=True)
         for side, rec in (("lme4", r), ("mixedlm", ml), ("mixcv", mx)):
             if "error" in rec:
                 print(f"    {side} failed: {rec['error']}")

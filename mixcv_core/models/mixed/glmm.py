@@ -8,13 +8,21 @@ Two stages, as lme4 (``R/lmer.R``, ``glmer``; ``vignettes/glmer.Rnw``):
    and ``nAGQ > 1``, lme4's adaptive Gauss-Hermite deviance) minimised over ``(theta, beta)``
    from the first stage's optimum.
 
-There is no closed-form gradient: it is taken by central differences of the deviance, which
-is smooth (the modes are converged to ~1e-12, and the deviance is stationary in them).
-After L-BFGS-B, `_certify` computes the Hessian from differences of that gradient and takes
-Newton steps until the predicted decrease ``g'H^-1 g/2`` is below `NEWTON_DECREMENT_TOL`;
-``converged`` is True only there, with the Hessian positive definite on the coordinates
-off the boundary (a zero variance is the boundary ``theta = 0``, where the gradient must
-point outwards).
+The gradient is exact where `laplace_gradient` defines it (the Laplace deviance of scalar
+terms, or of one term with slopes; logit, probit or log link: one adjoint solve per evaluation;
+and of lme4's quadrature deviance, `agq_gradient`); elsewhere (several terms, one of them
+with slopes) it is taken by central differences
+of the deviance, which is smooth (the modes are converged to ~1e-10, and the deviance is
+stationary in them). `_certify` then takes Newton steps (the Hessian by differences at the
+start, BFGS updates between, a fresh one by differences for the claim) until the predicted
+decrease ``g'H^-1 g/2`` is below `NEWTON_DECREMENT_TOL`; ``converged`` is True only there,
+with the Hessian positive definite on the coordinates off the boundary (a zero variance is
+the boundary ``theta = 0``, where the gradient must point outwards). ``nAGQ = 0`` is
+certified the same way over theta (beta is profiled by PIRLS there).
+
+A point where PIRLS fails (`pirls.PIRLSError`: step halving exhausted, a singular weighted
+step) has an infinite deviance, which sends the optimiser back; failing at the starting
+values, or at the point returned, is an error naming the cause.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from ...errors import SpecError
 from . import pls
 from .family import Family
 from .fit import REBlock, _conditional_blocks, _threadpools, relative_factor, singular_components
+from .laplace_gradient import agq_gradient, laplace_gradient
+from .laplace_gradient import available as gradient_available
 from .pirls import Mode, PIRLSError, Problem
 
 __all__ = ["GlmmFit", "fit_glmm", "gh_rule", "NEWTON_DECREMENT_TOL", "MAX_NAGQ"]
@@ -68,21 +78,39 @@ class GlmmFit:
 
 
 class _Objective:
-    """The stage-2 deviance of ``x = (theta, beta)``, PIRLS warm-started from the last modes."""
+    """The deviance to minimise, PIRLS warm-started from the last modes.
 
-    def __init__(self, prob: Problem, nAGQ: int, max_evals: int) -> None:  # noqa: N803 (lme4's name)
-        self.prob, self.nAGQ, self.max_evals = prob, nAGQ, max_evals
-        self.rule = gh_rule(nAGQ) if nAGQ > 1 else None
+    Stage 2 (``joint=False``): ``x = (theta, beta)``, the Laplace or quadrature deviance.
+    Stage 1 (``joint=True``, lme4's ``nAGQ = 0``): ``x = theta``, with ``beta`` found by PIRLS
+    together with the modes. ``exact``: the gradient is `laplace_gradient`'s (scalar terms,
+    or one term) or `agq_gradient`'s (quadrature), else central differences of the deviance.
+    ``n_evals`` counts PIRLS runs of every stage against one budget, ``max_evals``.
+    """
+
+    def __init__(self, prob: Problem, nAGQ: int, max_evals: int, joint: bool = False,  # noqa: N803 (lme4's name)
+                 n_evals: int = 0) -> None:
+        self.prob, self.nAGQ, self.max_evals, self.joint = prob, nAGQ, max_evals, joint
+        self.rule = gh_rule(nAGQ) if nAGQ > 1 and not joint else None
+        self.exact = gradient_available(prob)
         self.u: list[np.ndarray] | None = None
-        self.n_evals = 0
+        self.beta: np.ndarray | None = None
+        self.n_evals = n_evals
+        self.failure: str | None = None      # PIRLS's last failure, for the message of a fit it spoilt
+        self.n_failures = 0
+        self.best: tuple[float, np.ndarray | None] = (np.inf, None)
         # Finite-difference steps per coordinate: theta as it is; a fixed effect in units of
         # its column's root mean square, so age^2 (in the hundreds) gets a step as small.
         rms = np.sqrt((prob.X ** 2).mean(axis=0))
-        self.step_scale = np.concatenate([np.ones(prob.dim), 1.0 / np.maximum(rms, 1e-3)])
+        self.step_scale = np.ones(prob.dim) if joint else np.concatenate([np.ones(prob.dim),
+                                                                          1.0 / np.maximum(rms, 1e-3)])
 
     def mode(self, x: np.ndarray) -> Mode:
         d = self.prob.dim
-        m = self.prob.modes(x[:d], x[d:], u0=self.u)
+        if self.joint:
+            m = self.prob.modes(x, None, u0=self.u, beta0=self.beta)
+            self.beta = m.beta
+        else:
+            m = self.prob.modes(x[:d], x[d:], u0=self.u)
         self.u = m.u
         return m
 
@@ -91,12 +119,41 @@ class _Objective:
             return self.prob.laplace(m)
         return self.prob.agq(x[:self.prob.dim], m, *self.rule)
 
+    def _seen(self, x: np.ndarray, value: float) -> float:
+        if value < self.best[0]:
+            self.best = (value, np.array(x, dtype=float))
+        return value
+
     def __call__(self, x: np.ndarray) -> float:
         self.n_evals += 1
         try:
-            return self.value_of(x, self.mode(np.asarray(x, dtype=float)))
-        except PIRLSError:
+            return self._seen(x, self.value_of(x, self.mode(np.asarray(x, dtype=float))))
+        except PIRLSError as exc:
+            # An infinite deviance sends the optimiser back; the cause is kept for the message.
+            self.failure = str(exc)
+            self.n_failures += 1
             return np.inf
+
+    def value_and_grad(self, x: np.ndarray, lower: np.ndarray) -> tuple[float, np.ndarray]:
+        """The deviance and its gradient (one PIRLS run when `exact`, ``1 + 2 len(x)`` otherwise)."""
+        x = np.asarray(x, dtype=float)
+        if not self.exact:
+            return self(x), _gradient(self, x, lower)
+        self.n_evals += 1
+        try:
+            m = self.mode(x)
+        except PIRLSError as exc:
+            self.failure = str(exc)
+            self.n_failures += 1
+            return np.inf, np.zeros(len(x))
+        try:
+            if self.rule is not None:
+                return self._seen(x, self.value_of(x, m)), agq_gradient(self.prob, m, *self.rule)
+            g_theta, g_beta = laplace_gradient(self.prob, m, self.joint)
+        except np.linalg.LinAlgError:
+            # The probit's observed information is not positive here: differences instead.
+            return self._seen(x, self.value_of(x, m)), _gradient(self, x, lower)
+        return self._seen(x, self.value_of(x, m)), np.concatenate([g_theta, g_beta])
 
 
 def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -112,18 +169,32 @@ def _gradient(f: _Objective, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return g
 
 
-def _derivatives(f: _Objective, x: np.ndarray, lower: np.ndarray,
-                 H_known: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:  # noqa: N803
-    """The deviance, its gradient and Hessian from one finite-difference stencil (1 + 2d + d(d-1)/2 values).
+def _derivatives(f: _Objective, x: np.ndarray, lower: np.ndarray, H_known: np.ndarray | None = None,  # noqa: N803
+                 known: tuple[float, np.ndarray] | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """The deviance, its gradient and Hessian at ``x``.
 
-    Central differences (one-sided at the boundary ``theta = 0``) with ``h = 1e-4``: the
-    gradient's error is ``O(h^2)``, well below what the Newton decrement tests. With
-    ``H_known`` (a Hessian from a point a small Newton step away, whose curvature is the same
-    to the accuracy the Newton step and the test need) only the gradient is taken.
+    With the exact gradient: the Hessian from forward differences of it (``len(x)`` more
+    PIRLS runs; the step ``1e-5`` leaves an error of that relative order, which neither the
+    Newton step nor the sign of its eigenvalues notices). Otherwise one finite-difference
+    stencil of the deviance (``1 + 2d + d(d-1)/2`` values): central differences (one-sided
+    at the boundary ``theta = 0``) with ``h = 1e-4``. With ``H_known`` (a Hessian from a
+    point a small Newton step away, whose curvature is the same to the accuracy the Newton
+    step and the test need) only the gradient is taken; ``known``: the value and exact
+    gradient at ``x``, already computed.
     """
     d = len(x)
-    f0 = f(x)
     hs = 1e-4 * np.maximum(1.0, np.abs(x) / f.step_scale) * f.step_scale
+    if f.exact:
+        f0, g = known if known is not None else f.value_and_grad(x, lower)
+        if H_known is not None:
+            return f0, g, H_known
+        H = np.empty((d, d))
+        for j in range(d):
+            e = np.zeros(d)
+            e[j] = hs[j] / 10          # forward: inwards from the boundary theta = 0 too
+            H[:, j] = (f.value_and_grad(x + e, lower)[1] - g) / e[j]
+        return f0, g, (H + H.T) / 2
+    f0 = f(x)
     E = np.eye(d) * hs
     up = np.array([f(x + E[i]) for i in range(d)])
     g = np.empty(d)
@@ -221,7 +292,8 @@ def fit_glmm(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], family: Fa
     SpecError
         Bad input, naming it (separation, a constant response, ``nAGQ`` for a model it does not fit).
     PIRLSError
-        The modes could not be found at the starting values.
+        The modes could not be found at the starting values (step halving exhausted, a
+        singular weighted step, a deviance that is not finite), the message naming the cause.
     """
     X, y, wt, off = _check(X, y, blocks, weights, offset, family, nAGQ, names)
     # As `fit_mixed`: every BLAS call is on small matrices, where threads only add their
@@ -241,44 +313,72 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
         lower_theta[t.offset + np.flatnonzero(t.rows == t.cols)] = 0.0
     theta0 = np.concatenate([np.eye(t.q)[t.rows, t.cols] for t in prob.terms])
     # Stage 1: theta alone, beta in PIRLS.
-    state: dict = {"u": None, "beta": None}
-    evals = [0]
-
-    def stage1(theta: np.ndarray) -> float:
-        evals[0] += 1
-        try:
-            m = prob.modes(theta, None, u0=state["u"], beta0=state["beta"])
-        except PIRLSError:
-            return np.inf
-        state["u"], state["beta"] = m.u, m.beta
-        return prob.laplace(m)
-
+    s1 = _Objective(prob, 0, max_evals, joint=True)
+    try:
+        s1.n_evals += 1
+        s1.mode(theta0)
+    except PIRLSError as exc:
+        # Where the optimiser meets a failing point later it steps back (the deviance is
+        # infinite there); at the start there is nowhere to step back to.
+        raise PIRLSError(f"no conditional modes at the starting values (relative covariances the identity, fixed "
+                         f"effects those of the GLM without random effects): {exc}") from None
     bounds1 = [(lo if np.isfinite(lo) else None, None) for lo in lower_theta]
-    r1 = optimize.minimize(stage1, theta0, method="L-BFGS-B", bounds=bounds1,
-                           options={"maxfun": max(1, max_evals // 2), "ftol": 1e-12, "gtol": 1e-8})
+    # For nAGQ = 0 this is the fit; otherwise only the start of stage 2's Newton steps,
+    # which need no more than a few digits of it.
+    options = {"maxfun": max(1, max_evals // 2), "ftol": 1e-12 if nAGQ == 0 or not s1.exact else 1e-7, "gtol": 1e-8}
+    if s1.exact:
+        r1 = optimize.minimize(lambda t: s1.value_and_grad(t, lower_theta), theta0, jac=True, method="L-BFGS-B",
+                               bounds=bounds1, options=options)
+    else:
+        r1 = optimize.minimize(s1, theta0, method="L-BFGS-B", bounds=bounds1, options=options)
     theta1 = np.maximum(np.asarray(r1.x), lower_theta)
-    m1 = prob.modes(theta1, None)
-    obj = _Objective(prob, nAGQ, max_evals)
+    if s1.best[1] is not None and not float(r1.fun) <= s1.best[0]:
+        # L-BFGS-B can end on a point where PIRLS failed (an infinite value): the best point seen instead.
+        theta1 = np.maximum(s1.best[1], lower_theta)
+    for _ in range(3):
+        # A zero variance where the deviance falls into the interior: the deviance is even in
+        # theta there, so its gradient vanishes and L-BFGS-B stops on a saddle. Out, and again.
+        inside = _off_zero(s1, theta1, lower_theta)
+        if inside is None:
+            break
+        r1 = optimize.minimize(s1.value_and_grad if s1.exact else s1, inside, jac=s1.exact or None,
+                               method="L-BFGS-B", bounds=bounds1, options=options, args=(lower_theta,) * s1.exact)
+        theta1 = np.maximum(np.asarray(r1.x), lower_theta)
+    H: np.ndarray | None
     if nAGQ == 0:
-        x, converged, message, gmax, dec = np.concatenate([theta1, m1.beta]), bool(r1.success), str(r1.message), \
-            float("nan"), float("nan")
+        # lme4's first stage is the fit: certified as stage 2 is, over theta (beta is profiled).
+        theta1, converged, message, gmax, dec, _ = _certify(s1, theta1, lower_theta, d)
+        obj = s1
+        x = np.concatenate([theta1, s1.mode(theta1).beta])
         H = None
     else:
-        obj.u = m1.u
+        obj = _Objective(prob, nAGQ, max_evals, n_evals=s1.n_evals)
+        obj.u = s1.mode(theta1).u
+        assert s1.beta is not None
         lower = np.concatenate([lower_theta, np.full(p, -np.inf)])
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-        x0 = np.concatenate([theta1, m1.beta])
-        # Stage 1's optimum is close to stage 2's: Newton on the finite-difference Hessian
-        # from there; where that fails (curvature not yet positive), a quasi-Newton run first.
+        x0 = np.concatenate([theta1, s1.beta])
+        obj.n_evals = s1.n_evals
+        # Stage 1's optimum is close to stage 2's: Newton on the Hessian from there; where
+        # that fails (curvature not yet positive), a quasi-Newton run first.
         x, converged, message, gmax, dec, H = _certify(obj, x0, lower, d)
         if not converged and obj.n_evals < max_evals:
-            r2 = optimize.minimize(obj, x, jac=lambda x: _gradient(obj, x, lower), method="L-BFGS-B", bounds=bounds,
-                                   options={"maxfun": max(1, (max_evals - obj.n_evals) // (2 * len(x) + 1)),
-                                            "ftol": 1e-13, "gtol": 1e-9})
+            per_eval = 1 if obj.exact else 2 * len(x) + 1
+            r2 = optimize.minimize(lambda x: obj.value_and_grad(x, lower), x, jac=True, method="L-BFGS-B",
+                                   bounds=bounds, options={"maxfun": max(1, (max_evals - obj.n_evals) // per_eval),
+                                                           "ftol": 1e-13, "gtol": 1e-9})
             x = np.maximum(np.asarray(r2.x), lower)
             x, converged, message, gmax, dec, H = _certify(obj, x, lower, d)
-    mode = obj.mode(x) if nAGQ else prob.modes(x[:d], x[d:])
-    value = obj.value_of(x, mode) if nAGQ else prob.laplace(mode)
+    try:
+        mode = obj.mode(x[:d] if obj.joint else x)
+    except PIRLSError as exc:
+        raise PIRLSError(f"no conditional modes at the point the optimiser returned (theta = {x[:d]}): {exc}") \
+            from None
+    value = obj.value_of(x, mode)
+    failures = s1.n_failures + (obj.n_failures if obj is not s1 else 0)
+    if not converged and failures:
+        last = obj.failure if obj.failure is not None else s1.failure
+        message += f" (PIRLS failed at {failures} of the {obj.n_evals} points tried: {last})"
     theta, beta = x[:d], x[d:]
     beta_cov = _beta_cov(prob, mode, H, d)
     lams = prob.lams(theta)
@@ -294,49 +394,130 @@ def _fit(X: np.ndarray, y: np.ndarray, wt: np.ndarray, off: np.ndarray, blocks: 
         boundary += [(i, j) for j in singular_components(relative_factor(lam @ lam.T))]
     return GlmmFit(beta=beta, beta_cov=beta_cov, theta=theta, covs=covs, b=bs, b_sd=sds, criterion=value,
                    llf=-value / 2.0, nAGQ=nAGQ, converged=converged, message=message, boundary=boundary,
-                   n_evals=evals[0] + obj.n_evals, gradient_max=gmax, newton_decrement=dec)
+                   n_evals=obj.n_evals, gradient_max=gmax, newton_decrement=dec)
 
 
-def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_steps: int = 12) -> tuple[
+def _certify(obj: _Objective, x: np.ndarray, lower: np.ndarray, d: int, max_steps: int = 20) -> tuple[
         np.ndarray, bool, str, float, float, np.ndarray | None]:
-    """Newton steps on the finite-difference Hessian until the predicted decrease is negligible.
+    """Newton steps until the predicted decrease is negligible, certified on a Hessian taken by differences.
+
+    The Hessian is taken by differences (`_derivatives`) at the first point; the Newton
+    steps that follow update it by BFGS from the gradients alone, which converges
+    superlinearly for a fraction of the cost. The claim is made only on a Hessian taken by
+    differences at the point itself, or at the point one full Newton step of predicted
+    decrease below 1e-6 before it (same curvature to the accuracy the test needs): when the
+    updated one says "done", it is taken afresh and the test repeated.
 
     Returns the point, whether it is certified (Hessian positive definite off the boundary
     and Newton decrement below `NEWTON_DECREMENT_TOL`), a message, the largest gradient
     entry off the boundary, the decrement and the Hessian.
     """
-    H = None
+    H: np.ndarray | None = None
     gmax, dec = np.inf, np.inf
-    reuse = False
+    fresh = False          # H was taken by differences here (or one tiny Newton step before)
+    prev: tuple[np.ndarray, np.ndarray] | None = None
+    known: tuple[float, np.ndarray] | None = None
     for _ in range(max_steps):
         if obj.n_evals >= obj.max_evals:
             return x, False, f"stopped at the limit of {obj.max_evals} deviance evaluations", gmax, dec, H
-        # Within 1e-6 of the minimum the curvature is that of the last point (a short Newton
-        # step away): only the gradient is new.
-        f0, g, H = _derivatives(obj, x, lower, H if reuse else None)
-        at_bound = (x <= lower + 1e-8) & (g >= 0)       # a zero variance held by the boundary
+        if H is None:
+            f0, g, H = _derivatives(obj, x, lower, known=known)
+            fresh = True
+        else:
+            f0, g = known if known is not None else obj.value_and_grad(x, lower)
+            if not fresh and prev is not None:
+                H = _bfgs(H, x - prev[0], g - prev[1])
+        known = None
+        if not (np.isfinite(f0) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return x, False, ("not certified: the deviance could not be evaluated at or around this point "
+                              f"({obj.failure})"), gmax, dec, None
+        # A zero variance held by the boundary: the gradient points outwards, and the deviance
+        # does not curve down into the interior (at theta = 0 it is even: the gradient is 0 there).
+        at_bound = (x <= lower + 1e-8) & (g >= 0) & (np.diag(H) >= 0)
         free = ~at_bound
         gf, Hf = g[free], H[np.ix_(free, free)]
         gmax = float(np.max(np.abs(gf), initial=0.0))
         w = np.linalg.eigvalsh(Hf) if free.any() else np.ones(1)
         if w[0] <= 1e-10 * max(1.0, float(w[-1])):
+            if not fresh:
+                H = None
+                continue
+            lower_point = _descend(obj, x, lower, f0, free, Hf)
+            if lower_point is not None:
+                # A saddle (or a zero variance the deviance falls away from): out along the
+                # most negative curvature, and Newton again from there.
+                x, H, prev = lower_point, None, None
+                continue
             return x, False, "not certified: the Hessian of the deviance is not positive definite here", gmax, dec, H
         step = np.linalg.solve(Hf, gf)
         dec = float(gf @ step / 2)
         if dec <= NEWTON_DECREMENT_TOL:
+            if not fresh:
+                H = None          # the claim needs the curvature measured here
+                continue
             message = "optimum" if not at_bound[:d].any() else "optimum on the boundary (a zero variance)"
             return x, True, message, gmax, dec, H
         for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
             trial = x.copy()
             trial[free] -= t * step
             trial = np.maximum(trial, lower)
-            if obj(trial) < f0:
+            # With the exact gradient it comes with the value: the accepted point's is kept.
+            cand = obj.value_and_grad(trial, lower) if obj.exact else None
+            f_trial = cand[0] if cand is not None else obj(trial)
+            if f_trial < f0:
+                prev, known = (x, g), cand
                 x = trial
-                reuse = t == 1.0 and dec < 1e-6
+                # Within 1e-6 of the minimum the curvature is that of this point.
+                fresh = fresh and t == 1.0 and dec < 1e-6
                 break
         else:
+            if not fresh:
+                H = None
+                continue
             return x, False, f"not certified: stalled {dec:.2g} above the predicted minimum", gmax, dec, H
     return x, False, f"not certified: predicted decrease {dec:.2g} after {max_steps} Newton steps", gmax, dec, H
+
+
+def _descend(obj: _Objective, x: np.ndarray, lower: np.ndarray, f0: float, free: np.ndarray,
+             Hf: np.ndarray) -> np.ndarray | None:  # noqa: N803
+    """A lower point along the eigenvector of ``Hf``'s most negative eigenvalue (either sign), or None."""
+    w, V = np.linalg.eigh(Hf)
+    if w[0] >= 0:
+        return None
+    direction = np.zeros(len(x))
+    direction[free] = V[:, 0]
+    scale = max(1.0, float(np.max(np.abs(x[:len(x)]))))
+    for step in (1e-2, 0.1, 0.3):
+        for sign in (1.0, -1.0):
+            trial = np.maximum(x + sign * step * scale * direction, lower)
+            if obj(trial) < f0 - 1e-10 * abs(f0):
+                return trial
+    return None
+
+
+def _off_zero(obj: _Objective, theta: np.ndarray, lower: np.ndarray) -> np.ndarray | None:
+    """A point with a lower deviance than ``theta``, one of its zero variances made positive, or None."""
+    zero = np.flatnonzero((lower == 0) & (theta <= 1e-8))
+    if not len(zero):
+        return None
+    f0 = obj(theta)
+    scale = max(1.0, float(np.max(np.abs(theta))))
+    for j in zero:
+        for t in (0.01, 0.1, 0.3, 1.0):
+            trial = theta.copy()
+            trial[j] = t * scale
+            if obj(trial) < f0 - 1e-10 * abs(f0):
+                return trial
+    return None
+
+
+def _bfgs(H: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:  # noqa: N803
+    """The BFGS update of a Hessian approximation (skipped when the curvature ``s'y`` is not positive)."""
+    sy = float(s @ y)
+    if sy <= 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(y)):
+        return H
+    Hs = H @ s
+    return H - np.outer(Hs, Hs) / float(s @ Hs) + np.outer(y, y) / sy
 
 
 def _beta_cov(prob: Problem, mode: Mode, H: np.ndarray | None, d: int) -> np.ndarray:
