@@ -16,6 +16,7 @@ step (`pirls`) then reports it rather than returning it as a fit.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -131,6 +132,13 @@ class Family:
         else:
             if np.any(y < 0):
                 raise SpecError(field, "a Poisson response must be a non-negative count")
+            fractional = int(np.sum(np.abs(y - np.round(y)) > 1e-8))
+            if fractional:
+                # glmer goes on with R's warning "non-integer x" from dpois: the log-likelihood of a
+                # non-integer count is not a Poisson probability, so llf_ and AIC mean little.
+                warnings.warn(f"{field}: {fractional} non-integer value(s) in a Poisson response (counts "
+                              "are whole numbers); the fit goes on as glmer's does, but its log-likelihood "
+                              "is not a Poisson probability", UserWarning, stacklevel=3)
 
 
 FAMILIES: dict[str, tuple[str, ...]] = {"binomial": ("logit", "probit"), "poisson": ("log",)}

@@ -321,6 +321,11 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", nAGQ: int 
             s, f = (np.asarray(rows.eval(a.strip()), dtype=float) for a in args)
         except Exception as err:   # pandas' eval names the unknown column
             raise SpecError("formula", f"the response {lhs.strip()!r} cannot be computed: {err}") from err
+        for name, part in (("successes", s), ("failures", f)):
+            bad = int(np.sum(part < 0))
+            if bad:
+                raise SpecError("formula", f"cbind()'s {name} {args[0 if name == 'successes' else 1].strip()!r} "
+                                           f"are negative in {bad} row(s); both must be non-negative counts")
         trials = s + f
         rows["__glmer_y__"] = np.divide(s, trials, out=np.zeros_like(s), where=trials > 0)
         wt = trials if wt is None else wt * trials
