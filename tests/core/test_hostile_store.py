@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from mixcv_core import CrossValidation, MixcvError, RunStore
 from mixcv_core.experiment.cell import parse_cell
+from mixcv_core.metrics import TASK_DEFAULT_METRICS
 
 
 def _run(grouped, store, **run):
@@ -54,7 +55,9 @@ def test_loading_a_stored_run_imports_no_module_its_spec_names(grouped, tmp_path
 
     def plant(spec):
         spec["models"][0]["model"] = "planted_module.Evil"
-        spec["metrics"]["odd"] = "planted_module.evil_metric"
+        # A run whose metrics follow its task stores them as null: plant a table of them.
+        spec["metrics"] = {**(spec["metrics"] or {m: m for m in TASK_DEFAULT_METRICS["regression"]}),
+                           "odd": "planted_module.evil_metric"}
     _edit_spec(store, res.run_id, plant)
     back = store.load(res.run_id)
     assert not planted.exists() and "planted_module" not in sys.modules
