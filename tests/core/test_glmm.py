@@ -142,7 +142,11 @@ def test_mixcv_gives_glmer_s_deviance_estimates_modes_and_fitted_means_on(name):
 # lme4's vcov() SEs, except where its finite-difference step is off (documented in the R script):
 # grouseticks' cHEIGHT SE is 0.003490 in vcov(m), 0.003439 by central differences at any step
 # from 3e-4 to 1e-2 on glmer's own deviance function -- mixcv's 0.003438 is the latter.
-LME4_SE_OFF = {"grouseticks": ["cHEIGHT"]}
+# grouseticks with raw altitude, which lme4 reports as not converged and "nearly unidentifiable"
+# (an eigenvalue ratio its rescaling advice is about): vcov's intercept and HEIGHT SEs are 0.9%
+# and 1.2% above the plain central differences (1.6013, 0.0034363); mixcv's Hessian, differences
+# of the exact gradient, gives 1.5992 and 0.0034385 -- within 0.15% of the differences.
+LME4_SE_OFF = {"grouseticks": ["cHEIGHT"], "grouseticks_raw": ["(Intercept)", "HEIGHT"]}
 
 
 def reference_se(name: str) -> dict[str, float]:
@@ -538,4 +542,6 @@ def test_the_readme_s_cbpp_table_prints_glmer_s_and_mixcv_s_numbers():
             decimals = [len(x.split(".")[1]) for x in re.findall(r"-?\d+\.\d+", printed)]
             assert len(numbers) == len(side), (label, printed)
             for value, shown, places in zip(side, numbers, decimals):
-                assert shown == round(float(value), places), (label, printed, value)
+                # The printed digits are the value rounded (0.6 of the last place: an SE from a
+                # differenced Hessian may sit on a rounding boundary, 0.4274350 -> 0.42743 or 4).
+                assert abs(shown - float(value)) <= 0.6 * 10.0 ** -places, (label, printed, value)

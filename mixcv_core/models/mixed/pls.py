@@ -198,8 +198,9 @@ class Statistics:
         cached = self.__dict__.get("_products")
         if cached is None or cached[0] is not self.A_R1:
             A = self.A_R1
-            if self.m * A.shape[1] <= DENSE_PRODUCTS:
-                dense = A.toarray()
+            if isinstance(A, np.ndarray) or self.m * A.shape[1] <= DENSE_PRODUCTS:
+                # The GLMM's reweighting keeps A_R1 dense itself when that is cheaper (pirls).
+                dense = A if isinstance(A, np.ndarray) else A.toarray()
                 cached = (A, dense, np.ascontiguousarray(dense.T))
             else:
                 cached = (A, A.tocsr(), A.T.tocsr())
