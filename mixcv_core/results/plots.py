@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MixcvFigure", "THEMES", "plot_theme", "figure_bytes", "plot_metric",
            "plot_predictions", "plot_convergence", "plot_folds",
-           "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL"]
+           "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL", "class_balance"]
 
 _DARK_TEXT, _DARK_LINES = "#d4d4d4", "#8a8a8a"
 #: matplotlib settings per notebook theme. Dark: a transparent figure (the notebook's own
@@ -269,7 +269,16 @@ def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
     if 1 < len(starts) <= 80:   # the groups' edges, while they are wide enough to see
         for x in starts[1:]:
             ax.axvline(x - 0.5, color="white", linewidth=0.6)
-    ax.set_yticks(range(len(outer)), [f"fold {k}" for k in range(len(outer))], fontsize=7)
+    ticks = [f"fold {k}" for k in range(len(outer))]
+    if results.spec.task == "classification" and len(results._data.classes) == 2:
+        # The class balance of each test fold next to its name: a fold far from the overall
+        # share scores its models on a different problem (and AUC on few rows of a class).
+        balance = class_balance(results)
+        ticks = [f"{t} · {share:.0%}" for t, share in zip(ticks, balance["test_share"])]
+        positive = repr(results._data.classes[1])
+        ax.set_ylabel(f"share of {positive} in the test rows\n(all rows: {np.mean(results._data.y == 1):.0%})",
+                      fontsize=7)
+    ax.set_yticks(range(len(outer)), ticks, fontsize=7)
     ax.set_xlabel(f"{len(labels)} groups ({results._data.groups_name or 'group'}), {outer.shape[1]} rows")
     ax.set_xticks([])
     ax.set_title(f"outer split {results.spec.outer.label}", fontsize=9)
@@ -294,6 +303,28 @@ def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
         handles.insert(1, Patch(color=_ROLE_COLOURS[1], label="known-group rows held out"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7)
     return fig
+
+
+def class_balance(results: RunView) -> pd.DataFrame:
+    """Rows of each class in each outer fold's training and test parts (a classification run).
+
+    One row per outer fold: ``n_train_<label>`` and ``n_test_<label>`` for each class label,
+    and, with two classes, ``test_share`` and ``train_share``, the share of the positive class.
+    """
+    classes = results._data.classes
+    if results.spec.task != "classification":
+        raise SpecError("task", "the class balance needs a classification run; this one is a regression")
+    y = results._data.y.astype(np.int64)
+    rows = []
+    for train, test in results._outer:
+        row: dict[str, float] = {}
+        for part, idx in (("train", train), ("test", test)):
+            counts = np.bincount(y[idx], minlength=len(classes))
+            row.update({f"n_{part}_{label}": int(c) for label, c in zip(classes, counts)})
+            if len(classes) == 2:
+                row[f"{part}_share"] = counts[1] / max(len(idx), 1)
+        rows.append(row)
+    return pd.DataFrame(rows).rename_axis("fold")
 
 
 def group_errors(results: RunView) -> pd.DataFrame:
