@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from ..errors import SpecError
-from .plots import MixcvFigure, _figure
+from .plots import MixcvFigure, _figure, positive_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -134,11 +134,6 @@ def calibration_table(results: RunView, n_bins: int = 10, strategy: str = "unifo
     return pd.DataFrame(rows, columns=["model", "bin", "mean_predicted", "fraction_positive", "count"])
 
 
-def _positive(results: RunView) -> str:
-    # Code 1 is the positive class (`experiment.target.encode_target`).
-    return repr(results._data.classes[1])
-
-
 def _per_fold_spread(table: pd.DataFrame, model: str, score: Callable[[pd.DataFrame], float]) -> str:
     """``pooled value; per fold mean ± sd`` of one model's score, for the legend."""
     own = table[table["model"] == model]
@@ -185,7 +180,7 @@ def plot_roc(results: RunView, model: str | None = None, split: str = "test") ->
     table = roc_points(results, model, split)
     fig, ax = _draw_curves(table, "fpr", "tpr", lambda t: skm.auc(t["fpr"], t["tpr"]), "AUC",
                            f"ROC, {'new groups' if split == 'test' else 'known groups'}: pooled over folds (bold), "
-                           f"each fold (faint); positive class {_positive(results)}", steps=False)
+                           f"each fold (faint); positive class {positive_label(results)}", steps=False)
     ax.plot([0, 1], [0, 1], ":", color="0.5", lw=0.8)   # chance
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate (recall)")
@@ -199,7 +194,7 @@ def plot_precision_recall(results: RunView, model: str | None = None, split: str
     table = precision_recall_points(results, model, split)
     fig, ax = _draw_curves(table, "recall", "precision", _average_precision, "AP",
                            f"precision-recall, {'new groups' if split == 'test' else 'known groups'}: pooled "
-                           f"(bold), each fold (faint); positive class {_positive(results)}", steps=True)
+                           f"(bold), each fold (faint); positive class {positive_label(results)}", steps=True)
     ax.axhline(float(np.mean(results._data.y == 1)), ls=":", color="0.5", lw=0.8)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
@@ -225,10 +220,10 @@ def plot_calibration(results: RunView, n_bins: int = 10, strategy: str = "unifor
         bottom.bar(own["mean_predicted"] + (i - (len(models) - 1) / 2) * width, own["count"], width=width,
                    color=f"C{i % 10}")
     top.plot([0, 1], [0, 1], ":", color="0.5", lw=0.8)
-    top.set_ylabel(f"observed share of {_positive(results)}")
+    top.set_ylabel(f"observed share of {positive_label(results)}")
     top.set_title(f"calibration ({n_bins} {strategy} bins, pooled over outer test folds)", fontsize=9)
     top.legend(loc="upper left", fontsize=7)
-    bottom.set_xlabel(f"mean predicted probability of {_positive(results)}")
+    bottom.set_xlabel(f"mean predicted probability of {positive_label(results)}")
     bottom.set_ylabel("rows per bin")
     bottom.set_xlim(-0.01, 1.01)
     return fig

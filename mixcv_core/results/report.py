@@ -22,7 +22,7 @@ from .checks import CHECKS, row_id_checks, run_checks
 from .classification import plot_calibration, plot_roc
 from .compare import compare_all, compare_models
 from .factors import mixed_model_names, what_is_new
-from .plots import plot_convergence, plot_folds, plot_metric
+from .plots import is_binary_classification, plot_convergence, plot_folds, plot_metric
 
 if TYPE_CHECKING:
     from ..experiment.data import Plan, PreparedData
@@ -457,7 +457,7 @@ def figures_html(results: RunView) -> str:
         figs.append(("per-fold scores", plot_metric(results, results.metric_names[0], "test")))
     if results._data.groups is not None:
         figs.append(("groups in folds", plot_folds(results, 0)))
-    if results.spec.task == "classification" and len(results._data.classes) == 2 and results.model_names:
+    if is_binary_classification(results) and results.model_names:
         # The curves say what one AUC or log loss cannot: where the ranking fails, and whether
         # a probability of 0.3 means 30 %.
         figs.append(("ROC curves", plot_roc(results)))

@@ -368,7 +368,7 @@ class Results(FlexcvView):
         return plots.plot_folds(self, outer_fold)
 
     def plot_group_errors(self, top: int = 25) -> Figure:
-        """Mean absolute out-of-fold error per group and model, the hardest groups first."""
+        """Mean out-of-fold error (log loss for a binary classification) per group and model, hardest first."""
         return plots.plot_group_errors(self, top)
 
     def plot_random_effects(self, model: str | None = None, fold: int = 0, level: float = 0.95) -> Figure:
@@ -408,7 +408,8 @@ class Results(FlexcvView):
         return plots.class_balance(self)
 
     def group_errors(self) -> pd.DataFrame:
-        """Mean absolute out-of-fold error per group (rows) and model (columns)."""
+        """Mean out-of-fold error per group (rows) and model (columns): absolute error, or log loss for
+        a binary classification."""
         return plots.group_errors(self)
 
     def random_effects(self, model: str | None = None, fold: int = 0) -> pd.DataFrame:

@@ -245,3 +245,28 @@ def test_column_and_model_names_with_html_are_escaped_in_the_classification_repo
                   "", res._repr_html_())
     assert "<img" not in page and "&lt;img" in page
     assert 'alt="ROC curves"' in res._repr_html_()
+
+
+def test_the_error_by_group_of_a_classification_is_each_districts_log_loss(stored, contraception):
+    res, loaded = stored
+    for r in (res, loaded):
+        table = r.group_errors()
+        pred = r.predictions
+        for model in ("logit", "glmm"):
+            p = pred[pred.model == model]
+            want = {g: skm.log_loss(part["y_true"].astype(int), part["y_pred"], labels=[0, 1])
+                    for g, part in p.groupby("group")}
+            np.testing.assert_allclose(table[model].loc[list(want)], list(want.values()), rtol=1e-10)
+        assert r.plot_group_errors().axes[0].get_xlabel() == "mean log loss (out of fold)"
+
+
+def test_a_run_stored_before_its_labels_were_kept_names_classes_by_their_codes(stored):
+    import copy
+    import dataclasses
+    loaded = copy.copy(stored[1])   # the module's run stays as it was for the other tests
+    loaded._data = dataclasses.replace(loaded._data, classes=())   # as read from a run without "classes" meta
+    checks = loaded.checks().set_index("code")
+    assert "(2 all 0, 1 all 1;" in checks.loc["groups-all-one-class", "evidence"]
+    assert list(loaded.class_balance().columns[:2]) == ["n_train_0", "n_train_1"]
+    assert "class 1" in loaded.plot_roc().axes[0].get_title()
+    assert 'alt="ROC curves"' in loaded._repr_html_()
