@@ -105,13 +105,16 @@ def test_a_regression_run_raises_neither_classification_check():
 
 
 # -- curves -----------------------------------------------------------------------------------
-def _pooled_and_folds(r, model, split="test"):
-    pred = r.predictions if split == "test" else r.known_predictions
-    p = pred[pred["model"] == model]
-    yield None, p["y_true"].to_numpy(dtype=int), p["y_pred"].to_numpy()
+def _pooled_and_folds(r, model, frame, split="test"):
+    """(fold, y, probability of "Y") from the stored outcomes and the data's own labels: first
+    every fold's rows together (fold None), then each fold."""
+    y_all = _y(frame)
+    parts = []
     for o in sorted((o for o in r.outcomes if o.model == model), key=lambda o: o.fold):
         rows, prob = (o.test_rows, o.y_pred) if split == "test" else (o.known_rows, o.y_pred_known)
-        yield o.fold, r._data.y[rows].astype(int), prob
+        parts.append((o.fold, y_all[rows], prob))
+    yield None, np.concatenate([y for _, y, _ in parts]), np.concatenate([p for _, _, p in parts])
+    yield from parts
 
 
 @pytest.mark.parametrize("split", ["test", "known"])
@@ -123,11 +126,8 @@ def test_roc_and_precision_recall_points_equal_scikit_learns_curves_pooled_and_p
         roc, pr = r.roc_points(split=split), r.precision_recall_points(split=split)
         for model in ("logit", "glmm"):
             curves = 0
-            for fold, y, p in _pooled_and_folds(r, model, split):
-                # the stored codes are the labels' own: 1 for "Y"
-                if fold is not None:
-                    o = next(o for o in r.outcomes if o.model == model and o.fold == fold)
-                    assert np.array_equal(y, y_all[o.test_rows if split == "test" else o.known_rows])
+            assert np.array_equal(r._data.y, y_all)   # the stored codes are the labels' own: 1 for "Y"
+            for fold, y, p in _pooled_and_folds(r, model, contraception, split):
                 pick = (roc.model == model) & (roc.fold.isna() if fold is None else roc.fold == fold)
                 fpr, tpr, thr = skm.roc_curve(y, p)
                 np.testing.assert_array_equal(roc.loc[pick, "fpr"], fpr)
@@ -142,12 +142,12 @@ def test_roc_and_precision_recall_points_equal_scikit_learns_curves_pooled_and_p
             assert curves == 5   # pooled + 4 folds
 
 
-def test_the_roc_legend_gives_the_pooled_auc_and_the_fold_spread_as_scikit_learn_computes_them(stored):
+def test_the_roc_legend_gives_the_pooled_auc_and_the_fold_spread_as_scikit_learn_computes_them(stored, contraception):
     res, _ = stored
     fig = res.plot_roc()
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     for model, label in zip(("logit", "glmm"), labels):
-        parts = list(_pooled_and_folds(res, model))
+        parts = list(_pooled_and_folds(res, model, contraception))
         pooled = skm.roc_auc_score(parts[0][1], parts[0][2])
         folds = [skm.roc_auc_score(y, p) for _, y, p in parts[1:]]
         assert label == f"{model} (AUC {pooled:.3f}, folds {np.mean(folds):.3f} ± {np.std(folds, ddof=1):.3f})"
@@ -155,18 +155,18 @@ def test_the_roc_legend_gives_the_pooled_auc_and_the_fold_spread_as_scikit_learn
     assert len(lines) == 2 * 5 + 1   # per model: 4 faint folds and the pooled curve; the chance line
     fig = res.plot_precision_recall()
     label = fig.axes[0].get_legend().get_texts()[0].get_text()
-    parts = list(_pooled_and_folds(res, "logit"))
+    parts = list(_pooled_and_folds(res, "logit", contraception))
     ap = skm.average_precision_score(parts[0][1], parts[0][2])
     assert label.startswith(f"logit (AP {ap:.3f}, folds ")
 
 
 @pytest.mark.parametrize("strategy", ["uniform", "quantile"])
-def test_calibration_bins_equal_calibration_curves_with_their_counts(stored, strategy):
+def test_calibration_bins_equal_calibration_curves_with_their_counts(stored, contraception, strategy):
     res, loaded = stored
     for r in (res, loaded):
         table = r.calibration_table(n_bins=8, strategy=strategy)
         for model in ("logit", "glmm"):
-            _, y, p = next(_pooled_and_folds(r, model))
+            _, y, p = next(_pooled_and_folds(r, model, contraception))
             frac, mean = calibration_curve(y, p, n_bins=8, strategy=strategy)
             own = table[table.model == model]
             np.testing.assert_allclose(own["fraction_positive"], frac, rtol=1e-12)
