@@ -60,6 +60,9 @@ class RunView(Protocol):
     def predictions(self) -> pd.DataFrame: ...
 
     @property
+    def known_predictions(self) -> pd.DataFrame: ...
+
+    @property
     def failures(self) -> pd.DataFrame: ...
 
     @property

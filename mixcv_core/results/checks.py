@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiment.data import PreparedData
-from .factors import plural
+from .factors import mixed_model_names, plural
 
 if TYPE_CHECKING:
     from ._run import RunView
@@ -389,3 +389,67 @@ def check_one_level_per_row(r: RunView) -> list[Check]:
 
 # Appended, not spliced into the list above: one place to see what issue 25 added.
 CHECKS += [check_factor_the_split_ignores, check_nested_labels_repeat, check_one_level_per_row]
+
+
+# -- classification (issue 27) ------------------------------------------------------------
+#: A class with less than this share of the rows is "rare".
+RARE_CLASS = 0.10
+
+
+def _class_label(r: RunView, code: int) -> str:
+    classes = r._data.classes
+    return repr(classes[code]) if code < len(classes) else str(code)
+
+
+def check_rare_class(r: RunView) -> list[Check]:
+    """A class below `RARE_CLASS` of the rows: accuracy says little, and a fold's AUC rests on a few rows."""
+    if r.spec.task != "classification":
+        return []
+    y = r._data.y.astype(np.int64)
+    k = max(len(r._data.classes), int(y.max()) + 1)
+    counts = np.bincount(y, minlength=k)
+    shares = counts / len(y)
+    return [Check("rare-class", "warning",
+                  f"the class {_class_label(r, c)} is rare: accuracy rewards never predicting it (predicting the "
+                  "other class is right for most rows), and each test fold's AUC and average precision rest on its "
+                  "few rows there; read log loss, balanced accuracy and average precision, and use a "
+                  "class-stratified split (StratifiedGroupKFold)",
+                  f"{shares[c]:.1%} of the rows ({counts[c]} of {len(y)}) are of class "
+                  f"{_class_label(r, c)}; below {RARE_CLASS:.0%}")
+            for c in range(k) if shares[c] < RARE_CLASS]
+
+
+def check_groups_all_one_class(r: RunView) -> list[Check]:
+    """Groups whose rows are all of one class: separation at the group level.
+
+    A group whose outcomes are all 1 (or all 0) has a likelihood that keeps growing as its
+    random effect goes to +inf (-inf): only the random-effect distribution holds the
+    estimate back, so it sits far out in the tail, its known-group probabilities near 0
+    or 1, and it pulls the estimated random-effect variance up for every group.
+    """
+    d = r._data
+    if r.spec.task != "classification" or d.groups is None:
+        return []
+    frame = pd.DataFrame({"g": d.groups, "y": d.y})
+    per_group = frame.groupby("g", sort=False)["y"].agg(["nunique", "size", "first"])
+    pure = per_group[per_group["nunique"] == 1]
+    if pure.empty:
+        return []
+    mixed = [m for m in r.model_names if m in mixed_model_names(r)]
+    name = r._data.groups_name or "group"
+    by_class = ", ".join(f"{int(n)} all {_class_label(r, int(c))}" for c, n in pure["first"].value_counts().items())
+    shown = ", ".join(str(g) for g in pure.index[:8]) + (" ..." if len(pure) > 8 else "")
+    what = (f"in {', '.join(mixed)} their random effects run away" if mixed
+            else "a mixed model's random effects for them would run away")
+    return [Check("groups-all-one-class", "warning" if mixed else "note",
+                  f"{len(pure)} {plural(name) if len(pure) > 1 else name} have all their rows in one class: "
+                  f"{what} (toward ±infinity, held back only by the random-effect distribution), so their "
+                  "known-group probabilities sit near 0 or 1 and they inflate the random-effect variance for "
+                  "every group. A stronger prior on the random effects is not available: merge those groups "
+                  "with similar ones or drop them, or rely on the marginal (new-group) predictions",
+                  f"{name} {shown} ({by_class}; {int(pure['size'].sum())} rows); "
+                  f"{len(per_group) - len(pure)} of {len(per_group)} {plural(name)} hold both classes")]
+
+
+# A test fold without a class is refused before any fit (`experiment.target.check_class_folds`).
+CHECKS += [check_rare_class, check_groups_all_one_class]

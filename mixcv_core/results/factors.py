@@ -16,7 +16,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from ._run import RunView
 
-__all__ = ["what_is_new", "unused_rows", "plural"]
+__all__ = ["what_is_new", "unused_rows", "plural", "mixed_model_names"]
 
 
 def plural(name: str) -> str:
@@ -64,3 +64,11 @@ def what_is_new(results: RunView) -> str | None:
         line += (f"; rows that mix a held-out level with a training one are used for neither "
                  f"({unused.mean():.0f} per fold on average, {int(unused.sum())} in all)")
     return line
+
+
+def mixed_model_names(results: RunView) -> set[str]:
+    """The run's models with random effects: mixed models by class, and every MERF variant."""
+    from ..models import is_mixed
+    spec = results.spec
+    names = {m.name for m in spec.models if is_mixed(m.estimator_class)}
+    return names | {n for m in spec.merf_models() for n in spec.task_names(m)[1:]}

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MixcvFigure", "THEMES", "plot_theme", "figure_bytes", "plot_metric",
            "plot_predictions", "plot_convergence", "plot_folds",
-           "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL"]
+           "plot_group_errors", "plot_random_effects", "plot_tuning", "GLL_LABEL", "class_balance",
+           "is_binary_classification", "positive_label"]
 
 _DARK_TEXT, _DARK_LINES = "#d4d4d4", "#8a8a8a"
 #: matplotlib settings per notebook theme. Dark: a transparent figure (the notebook's own
@@ -101,6 +102,20 @@ class MixcvFigure(Figure):
                 text.set_parse_math(False)
             super().draw(renderer)
 
+
+
+def is_binary_classification(results: RunView) -> bool:
+    """A classification of two classes (a run stored before its labels were kept: its codes are 0 and 1)."""
+    if results.spec.task != "classification":
+        return False
+    classes = results._data.classes
+    return len(classes) == 2 if classes else bool(np.all(results._data.y <= 1))
+
+
+def positive_label(results: RunView) -> str:
+    """The positive class of a binary run, as the figures name it (code 1 when the labels were not kept)."""
+    classes = results._data.classes
+    return repr(classes[1]) if len(classes) == 2 else "class 1"
 
 
 def _figure(width: float, height: float) -> MixcvFigure:
@@ -269,7 +284,15 @@ def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
     if 1 < len(starts) <= 80:   # the groups' edges, while they are wide enough to see
         for x in starts[1:]:
             ax.axvline(x - 0.5, color="white", linewidth=0.6)
-    ax.set_yticks(range(len(outer)), [f"fold {k}" for k in range(len(outer))], fontsize=7)
+    ticks = [f"fold {k}" for k in range(len(outer))]
+    if is_binary_classification(results):
+        # The class balance of each test fold next to its name: a fold far from the overall
+        # share scores its models on a different problem (and AUC on few rows of a class).
+        balance = class_balance(results)
+        ticks = [f"{t} · {share:.0%}" for t, share in zip(ticks, balance["test_share"])]
+        overall = float(np.mean(results._data.y == 1))
+        ax.set_ylabel(f"share of {positive_label(results)} in the test rows\n(all rows: {overall:.0%})", fontsize=7)
+    ax.set_yticks(range(len(outer)), ticks, fontsize=7)
     ax.set_xlabel(f"{len(labels)} groups ({results._data.groups_name or 'group'}), {outer.shape[1]} rows")
     ax.set_xticks([])
     ax.set_title(f"outer split {results.spec.outer.label}", fontsize=9)
@@ -296,18 +319,49 @@ def plot_folds(results: RunView, outer_fold: int = 0) -> MixcvFigure:
     return fig
 
 
+def class_balance(results: RunView) -> pd.DataFrame:
+    """Rows of each class in each outer fold's training and test parts (a classification run).
+
+    One row per outer fold: ``n_train_<label>`` and ``n_test_<label>`` for each class label,
+    and, with two classes, ``test_share`` and ``train_share``, the share of the positive class.
+    """
+    if results.spec.task != "classification":
+        raise SpecError("task", "the class balance needs a classification run; this one is a regression")
+    y = results._data.y.astype(np.int64)
+    # A run stored before the labels were kept names its classes by their codes.
+    classes = results._data.classes or tuple(range(int(y.max()) + 1))
+    rows = []
+    for train, test in results._outer:
+        row: dict[str, float] = {}
+        for part, idx in (("train", train), ("test", test)):
+            counts = np.bincount(y[idx], minlength=len(classes))
+            row.update({f"n_{part}_{label}": int(c) for label, c in zip(classes, counts)})
+            if len(classes) == 2:
+                row[f"{part}_share"] = counts[1] / max(len(idx), 1)
+        rows.append(row)
+    return pd.DataFrame(rows).rename_axis("fold")
+
+
 def group_errors(results: RunView) -> pd.DataFrame:
-    """Mean absolute out-of-fold error per model and group (rows: groups, columns: models)."""
+    """Mean out-of-fold error per model and group (rows: groups, columns: models): the absolute
+    error of a regression, the log loss of a binary classification (the absolute distance of a
+    probability from the outcome would rank a confident mistake no worse than two hesitant ones)."""
     pred = results.predictions
     if pred["group"].isna().all():
         raise SpecError("data.groups", "errors by group need groups; this run has none")
-    pred = pred.assign(abs_error=(pred["y_true"] - pred["y_pred"]).abs())
-    return pred.pivot_table(index="group", columns="model", values="abs_error", aggfunc="mean").reindex(
-        columns=results.model_names)
+    if is_binary_classification(results):
+        # The same clipping as scikit-learn's log_loss: a probability of exactly 0 or 1 costs a finite amount.
+        eps = np.finfo(np.float64).eps
+        p = pred["y_pred"].to_numpy(dtype=float).clip(eps, 1 - eps)
+        error = -np.where(pred["y_true"].to_numpy() == 1, np.log(p), np.log1p(-p))
+    else:
+        error = (pred["y_true"] - pred["y_pred"]).abs().to_numpy()
+    return pred.assign(error=error).pivot_table(index="group", columns="model", values="error",
+                                                aggfunc="mean").reindex(columns=results.model_names)
 
 
 def plot_group_errors(results: RunView, top: int = 25) -> MixcvFigure:
-    """Which groups are hard: mean absolute out-of-fold error per group, worst first.
+    """Which groups are hard: mean out-of-fold error per group (`group_errors`), worst first.
 
     One row per group (the ``top`` hardest by the mean over models), one dot per model.
     """
@@ -321,7 +375,7 @@ def plot_group_errors(results: RunView, top: int = 25) -> MixcvFigure:
         ax.plot(shown[m].to_numpy(dtype=float), y, "o", ms=4, color=f"C{i % 10}", label=m)
     ax.set_yticks(y, [str(g) for g in shown.index], fontsize=7)
     ax.set_ylabel(str(results._data.groups_name or "group"))
-    ax.set_xlabel("mean absolute error (out of fold)")
+    ax.set_xlabel(f"mean {'log loss' if is_binary_classification(results) else 'absolute error'} (out of fold)")
     more = f", {len(shown)} hardest of {len(table)}" if len(table) > len(shown) else ""
     ax.set_title(f"error by group{more}", fontsize=9)
     fig.legend(loc="outside right center", fontsize=7)

@@ -19,9 +19,10 @@ from ..errors import SpecError
 from ..experiment.spec import merf_name
 from ..metrics import higher_is_better, metric_label
 from .checks import CHECKS, row_id_checks, run_checks
+from .classification import plot_calibration, plot_roc
 from .compare import compare_all, compare_models
-from .factors import what_is_new
-from .plots import plot_convergence, plot_folds, plot_metric
+from .factors import mixed_model_names, what_is_new
+from .plots import is_binary_classification, plot_convergence, plot_folds, plot_metric
 
 if TYPE_CHECKING:
     from ..experiment.data import Plan, PreparedData
@@ -156,9 +157,7 @@ def where_mixed_models_help(results: RunView) -> str | None:
     label = metric_label(metric)
     pairs = ", ".join(f"{m} {fmt_number(new[m])} → {fmt_number(known[m])}" for m in gain.index)
     top = str(gain.idxmax())
-    from ..models import is_mixed
-    mixed = {m.name for m in results.spec.models if is_mixed(m.estimator_class)}
-    mixed |= {n for m in results.spec.merf_models() for n in results.spec.task_names(m)[1:]}
+    mixed = mixed_model_names(results)
     if top in mixed and gain[top] > 0:
         verdict = (f"{top} gains most from knowing the group: its random effects help for groups it has seen; "
                    "for new groups it has the fixed part only")
@@ -451,12 +450,18 @@ def checks_html(results: RunView) -> str:
 
 
 def figures_html(results: RunView) -> str:
-    """The most telling figures: per-fold scores (with the comparison) and the fold map."""
+    """The most telling figures: per-fold scores (with the comparison), the fold map and, for a
+    binary classification, the ROC curves and the calibration plot."""
     figs = []
     if len(results._outer) >= 2:
         figs.append(("per-fold scores", plot_metric(results, results.metric_names[0], "test")))
     if results._data.groups is not None:
         figs.append(("groups in folds", plot_folds(results, 0)))
+    if is_binary_classification(results) and results.model_names:
+        # The curves say what one AUC or log loss cannot: where the ranking fails, and whether
+        # a probability of 0.3 means 30 %.
+        figs.append(("ROC curves", plot_roc(results)))
+        figs.append(("calibration", plot_calibration(results)))
     if not figs:
         return ""
     imgs = "".join(f'<img class="mixcv-figure" alt="{html.escape(name)}" src="{figure_png(fig)}"/>'

@@ -22,7 +22,7 @@ from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
-from . import checks, compare, factors, plots, report
+from . import checks, classification, compare, factors, plots, report
 from .flexcv_view import FlexcvView
 
 if TYPE_CHECKING:
@@ -368,7 +368,7 @@ class Results(FlexcvView):
         return plots.plot_folds(self, outer_fold)
 
     def plot_group_errors(self, top: int = 25) -> Figure:
-        """Mean absolute out-of-fold error per group and model, the hardest groups first."""
+        """Mean out-of-fold error (log loss for a binary classification) per group and model, hardest first."""
         return plots.plot_group_errors(self, top)
 
     def plot_random_effects(self, model: str | None = None, fold: int = 0, level: float = 0.95) -> Figure:
@@ -379,8 +379,37 @@ class Results(FlexcvView):
         """The inner loop's Optuna history per outer fold."""
         return plots.plot_tuning(self, model)
 
+    def plot_roc(self, model: str | None = None, split: str = "test") -> Figure:
+        """ROC curves per model pooled over the outer test folds, each fold's own faint (binary classification)."""
+        return classification.plot_roc(self, model, split)
+
+    def plot_precision_recall(self, model: str | None = None, split: str = "test") -> Figure:
+        """Precision-recall curves per model, pooled and per fold (binary classification)."""
+        return classification.plot_precision_recall(self, model, split)
+
+    def plot_calibration(self, n_bins: int = 10, strategy: str = "uniform", split: str = "test") -> Figure:
+        """A reliability diagram per model on the pooled out-of-fold probabilities, with rows per bin."""
+        return classification.plot_calibration(self, n_bins, strategy, split)
+
+    def roc_points(self, model: str | None = None, split: str = "test") -> pd.DataFrame:
+        """The points of `plot_roc`: model, fold (<NA> pooled), fpr, tpr, threshold."""
+        return classification.roc_points(self, model, split)
+
+    def precision_recall_points(self, model: str | None = None, split: str = "test") -> pd.DataFrame:
+        """The points of `plot_precision_recall`: model, fold (<NA> pooled), precision, recall, threshold."""
+        return classification.precision_recall_points(self, model, split)
+
+    def calibration_table(self, n_bins: int = 10, strategy: str = "uniform", split: str = "test") -> pd.DataFrame:
+        """The bins of `plot_calibration`: model, bin, mean_predicted, fraction_positive, count."""
+        return classification.calibration_table(self, n_bins, strategy, split)
+
+    def class_balance(self) -> pd.DataFrame:
+        """Rows of each class in each outer fold's training and test parts (shown by `plot_folds`)."""
+        return plots.class_balance(self)
+
     def group_errors(self) -> pd.DataFrame:
-        """Mean absolute out-of-fold error per group (rows) and model (columns)."""
+        """Mean out-of-fold error per group (rows) and model (columns): absolute error, or log loss for
+        a binary classification."""
         return plots.group_errors(self)
 
     def random_effects(self, model: str | None = None, fold: int = 0) -> pd.DataFrame:

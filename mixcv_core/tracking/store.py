@@ -409,7 +409,9 @@ class RunStore:
             feature_names=list(meta["feature_names"]), slope_names=list(meta["slope_names"]),
             index=row_index, target_name=meta["target_name"], groups_name=meta["groups_name"],
             group_frame=group_frame, random=spec.data.random_terms_text, split_by=spec.data.split_factors,
-            task=spec.task or "regression")   # y holds the class codes of a classification (its spec's task)
+            # y holds the class codes of a classification (its spec's task), the labels in code order
+            task=spec.task or "regression",
+            classes=tuple(decode_values(meta["classes"]).tolist()) if "classes" in meta else ())
         _require([k for k, _, _ in splits] == list(range(len(splits))) and len(splits) == n_folds,
                  f"it has {len(splits)} stored splits for {n_folds} folds")
         outer = [(_rows(tr, n, "a split"), _rows(te, n, "a split")) for _, tr, te in splits]
@@ -631,6 +633,11 @@ class StoreObserver:
         meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
                 "groups_name": d.groups_name, "labels_format": LABELS_FORMAT,
                 "columns": column_fingerprints(d)}
+        if d.classes:
+            # The class labels in code order (the figures and checks name them); labels of mixed
+            # types the encoding cannot keep exactly are left out, and a loaded run shows codes.
+            with contextlib.suppress(SpecError):
+                meta["classes"] = encode_values(list(d.classes), "class labels")
         now = time.time()
         with self._db:
             _insert(self._db, "runs", id=self.run_id, created=now, updated=now, status="running",
