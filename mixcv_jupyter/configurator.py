@@ -427,7 +427,7 @@ class Configurator:
         self.add_model_button = w.Button(description="add model", icon="plus")
         # Tuning
         self.trials = _bounded("tuning.n_trials", 20, "trials", "180px")
-        self.objective = w.Text(description="objective", placeholder="default: validation MSE (dotted path)",
+        self.objective = w.Text(description="objective", placeholder="or a scorer of your own (dotted path)",
                                 layout=lw)
         # Tuning's metric (TuningSpec.metric) and the metrics reported: the task's own, as
         # METRIC_INFO says (a binary target is never offered r2); filled by `_sync_task`.
