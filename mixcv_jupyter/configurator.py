@@ -510,7 +510,7 @@ class Configurator:
             setattr(self, f"msg_{name}", _msg())
         self.features_used = w.HTML("")   # the features a valid form would use, shown under the choice
         for c in (self.target, self.groups, self.more_groups, self.slopes, self.random, self.split_by, self.features,
-                  self.outer, self.inner):
+                  self.outer, self.inner, self.task, self.positive_class, self.tuning_metric, self.metrics):
             c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0].replace('_', '-')}")
         self.outer_k.add_class("mixcv-outer-k")
         self.inner_k.add_class("mixcv-inner-k")
