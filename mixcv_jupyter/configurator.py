@@ -35,11 +35,13 @@ from mixcv_core.experiment.registry import (
 )
 from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 from mixcv_core.experiment.splits import SPLIT_METHODS
-from mixcv_core.metrics import DEFAULT_METRICS, METRICS
+from mixcv_core.experiment.target import TASKS, infer_task, target_labels
+from mixcv_core.metrics import METRIC_INFO, METRICS, TASK_DEFAULT_METRICS, TUNING_DEFAULT, metric_label
 
-__all__ = ["Configurator", "COMMON_MODELS"]
+__all__ = ["Configurator", "COMMON_MODELS", "CLASSIFIER_MODELS"]
 
 # Shown as ready-made cards; any other registered model can be added by name.
+# Regression's cards; a classification shows CLASSIFIER_MODELS instead.
 COMMON_MODELS: dict[str, dict[str, str]] = {
     "LinearModel": {},
     "LinearMixedEffectsModel": {},
@@ -49,6 +51,17 @@ COMMON_MODELS: dict[str, dict[str, str]] = {
     "Ridge": {"alpha": "float(0.001, 100.0, log)"},
     "Lasso": {"alpha": "float(0.0001, 10.0, log)"},
 }
+#: The cards a classification shows (a binary target, or task: classification): each predicts
+#: class probabilities, which every classification metric reads.
+CLASSIFIER_MODELS: dict[str, dict[str, str]] = {
+    "LogisticRegression": {"C": "float(0.001, 100.0, log)"},
+    "GeneralizedLinearMixedModel": {},
+    "RandomForestClassifier": {"n_estimators": "100", "max_depth": "int(2, 20)", "min_samples_leaf": "int(1, 20)"},
+    "HistGradientBoostingClassifier": {"learning_rate": "float(0.01, 0.3, log)", "max_depth": "int(2, 10)"},
+}
+#: A target of text labels is offered as a target when it has at most this many: more are an
+#: identifier or free text, not classes.
+_MAX_TEXT_CLASSES = 20
 #: A row split and its group variant: what choosing (or clearing) groups switches between.
 _GROUP_VARIANT = {"KFold": "GroupKFold", "StratifiedKFold": "StratifiedGroupKFold"}
 _POST = ["", "LinearModelPostProcessor", "LMERModelPostProcessor", "RandomForestModelPostProcessor"]
@@ -89,6 +102,7 @@ _LABELS: dict[str, str] = {
     "merf.stopping_window": "for iterations", "merf.em_estimators": "EM trees", "merf": "MERF",
     "seed": "seed", "n_jobs": "n_jobs", "timeout": "timeout (s)", "backend": "run on", "scheduler": "scheduler",
     "output": "store as", "tracking": "Neptune project", "models": "models",
+    "task": "task", "positive_class": "positive class", "tuning.metric": "tune for", "tuning": "tune for",
 }
 
 
@@ -191,8 +205,10 @@ class _ModelCard:
     """A model: enabled, its estimator, MERF, post-processor, tuning and parameters."""
 
     def __init__(self, name: str, estimator: str, params: dict[str, str], form: Configurator,
-                 enabled: bool = False) -> None:
+                 enabled: bool = False, task: str | None = None) -> None:
         self.form = form
+        # The task whose ready-made card this is (None: a model the user added, shown for any).
+        self.task = task
         self.enabled = w.Checkbox(value=enabled, description=name, indent=False,
                                   layout=w.Layout(width="280px"))
         self.enabled.add_class("mixcv-model-enable")
@@ -320,9 +336,7 @@ class Configurator:
             except ImportError:  # pragma: no cover - ipython is a dependency of mixcv_jupyter
                 shell = None
         self.df, self.shell = df, shell
-        # The task and positive class of a spec the form reopened (no control shows them yet:
-        # None is inferred from the target), so reopening a run keeps what it ran as.
-        self._task: tuple[str | None, Any] = (None, None)
+        self._facts: dict[str, tuple[str, list[Any]]] = {}   # target column -> (its task, its labels)
         self.frame_name = name or self._find_name(df) or "df"
         self.results: Results | None = None
         self.errors: dict[str, str] = {}
@@ -336,7 +350,20 @@ class Configurator:
 
         # Data
         self.dataset_name = w.Text(description="name", placeholder="a label for reports", layout=lw)
-        self.target = w.Dropdown(options=numeric, value=None, description="target", layout=lw)
+        # A target is a number, or a column of a few text labels (a classification: "Y"/"N").
+        targets = [str(c) for c in df.columns if str(c) in numeric or
+                   2 <= df[c].nunique() <= _MAX_TEXT_CLASSES]
+        self.target = w.Dropdown(options=targets, value=None, description="target", layout=lw)
+        # The task: "auto" is the spec's None (inferred from the target, and said next to it).
+        self.task = w.Dropdown(options=[("task: auto", "auto")] + [(f"task: {t}", t) for t in TASKS],
+                               value="auto", layout=w.Layout(width="200px"),
+                               tooltip="auto: a target of two values or of text labels is a classification, "
+                                       "any other a regression")
+        self.task_note = w.HTML("")
+        self.positive_class = w.Dropdown(options=[("positive class: auto", None)], value=None,
+                                         layout=w.Layout(width="260px", display="none"),
+                                         tooltip="the class whose probability is predicted (two classes); "
+                                                 "auto: the larger label")
         self.groups = w.Dropdown(options=[("(none)", None)] + [(c, c) for c in cols], value=None,
                                  description="groups", layout=lw)
         wide = {"description_width": "110px"}   # "random slopes" must not be clipped
@@ -391,17 +418,26 @@ class Configurator:
             tooltip="share of each training group's rows held out and scored as known groups (0: none); "
                     + RULES["outer.known_holdout"].describe())
         # Models
-        self.cards: list[_ModelCard] = [_ModelCard(n, n, dict(p), self) for n, p in COMMON_MODELS.items()]
+        self.cards: list[_ModelCard] = [_ModelCard(n, n, dict(p), self, task=task)
+                                        for task, models in (("regression", COMMON_MODELS),
+                                                             ("classification", CLASSIFIER_MODELS))
+                                        for n, p in models.items()]
         self.cards_box = w.VBox([c.box for c in self.cards])
         self.add_model_name = w.Combobox(options=available_models(), placeholder="any model: name or dotted path",
                                          ensure_option=False, layout=w.Layout(width="330px"))
         self.add_model_button = w.Button(description="add model", icon="plus")
         # Tuning
         self.trials = _bounded("tuning.n_trials", 20, "trials", "180px")
-        self.objective = w.Text(description="objective", placeholder="default: validation MSE (dotted path)",
+        self.objective = w.Text(description="objective", placeholder="or a scorer of your own (dotted path)",
                                 layout=lw)
-        self.metrics = w.SelectMultiple(options=list(METRICS), value=DEFAULT_METRICS, description="metrics",
-                                        rows=4, layout=w.Layout(width="260px"))
+        # Tuning's metric (TuningSpec.metric) and the metrics reported: the task's own, as
+        # METRIC_INFO says (a binary target is never offered r2); filled by `_sync_task`.
+        self.tuning_metric = w.Dropdown(options=[("tune for: default", "")], value="", layout=w.Layout(width="260px"),
+                                        tooltip="the validation metric tuning optimises, in its own direction")
+        self.metrics = w.SelectMultiple(options=list(TASK_DEFAULT_METRICS["regression"]),
+                                        value=TASK_DEFAULT_METRICS["regression"], description="metrics",
+                                        rows=6, layout=w.Layout(width="260px"))
+        self._metrics_task = "regression"   # the task the metric choices are for
         self.merf_all = w.Checkbox(value=False, description="MERF for every model", indent=False)
         self.merf_iter = _bounded("merf.max_iterations", 100, "EM iterations", "200px",
                                   style={"description_width": "initial"})
@@ -474,7 +510,7 @@ class Configurator:
             setattr(self, f"msg_{name}", _msg())
         self.features_used = w.HTML("")   # the features a valid form would use, shown under the choice
         for c in (self.target, self.groups, self.more_groups, self.slopes, self.random, self.split_by, self.features,
-                  self.outer, self.inner):
+                  self.outer, self.inner, self.task, self.positive_class, self.tuning_metric, self.metrics):
             c.add_class(f"mixcv-{[k for k, v in vars(self).items() if v is c][0].replace('_', '-')}")
         self.outer_k.add_class("mixcv-outer-k")
         self.inner_k.add_class("mixcv-inner-k")
@@ -487,7 +523,7 @@ class Configurator:
                   self.split_by, self.all_features, self.features,
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
                   self.repeats, self.known_holdout, self.break_cv, self.predict_known, self.trials, self.objective,
-                  self.metrics, self.merf_all, self.merf_iter,
+                  self.metrics, self.positive_class, self.tuning_metric, self.merf_all, self.merf_iter,
                   self.merf_threshold, self.merf_window, self.merf_linear, self.merf_em_estimators, self.seed,
                   self.n_jobs, self.on_error, self.timeout, self.backend, self.scheduler, self.output_name,
                   self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
@@ -495,6 +531,9 @@ class Configurator:
             c.observe(lambda _: self._validate(), "value")
         self.add_model_button.on_click(lambda _: self._add_model())
         self.target.observe(self._roles_changed, "value")
+        self.target.observe(self._task_changed, "value")
+        self.task.observe(self._task_changed, "value")
+        self.positive_class.observe(self._task_changed, "value")
         self.groups.observe(self._roles_changed, "value")
         self.more_groups.observe(self._factors_changed, "value")
         self.backend.observe(self._backend_changed, "value")
@@ -502,6 +541,7 @@ class Configurator:
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.cell_button.on_click(lambda _: self.show_cell())
+        self._sync_task()
         self._building = False
         self._validate()
 
@@ -523,6 +563,8 @@ class Configurator:
         self.split_by_row = w.HBox([split_words, self.split_by, self.msg_split_by], layout=own())
         data = self._section("Data", [
             w.HBox([self.target, self.msg_target], layout=wrap),
+            w.HBox([self.task, self.positive_class, self.task_note, self.msg_task, self.msg_positive_class],
+                   layout=wrap),
             w.HBox([self.groups, self.more_groups, self.msg_groups], layout=wrap),
             self.slopes_row,
             self.random_row,
@@ -537,7 +579,8 @@ class Configurator:
             self.split_note, self.predict_known])
         models = self._section("Models", [self.cards_box, w.HBox([self.add_model_name, self.add_model_button])])
         tuning = self._section("Tuning and MERF", [
-            w.HBox([self.trials, self.msg_trials, self.objective, self.msg_objective], layout=wrap),
+            w.HBox([self.trials, self.msg_trials, self.tuning_metric, self.msg_tuning, self.objective,
+                    self.msg_objective], layout=wrap),
             w.HBox([self.metrics, self.msg_metrics], layout=wrap),
             w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.merf_linear,
                     self.merf_em_estimators, self.msg_merf],
@@ -552,6 +595,102 @@ class Configurator:
         actions = w.VBox([w.HBox([self.output_name, self.msg_output, self.run_button, self.stop_button,
                                   self.cell_button], layout=wrap), self.status, self.cell_view, self.result_box])
         return w.VBox([data, splits, models, tuning, tracking, actions], layout=w.Layout(max_width="1000px"))
+
+    # -- the task --------------------------------------------------------------------------
+    def _target_facts(self) -> tuple[str, list[Any]] | None:
+        """The task the target calls for (`mixcv_core.experiment.target.infer_task`, as the engine
+        infers it) and its sorted labels; None with no target. Kept per column: the form asks on
+        every edit, and the labels of a large frame take a pass over it."""
+        name = self.target.value
+        if name is None:
+            return None
+        if name not in self._facts:
+            column = next(c for c in self.df.columns if str(c) == name)   # a column named 3 is offered as "3"
+            values = self.df[column]
+            if isinstance(values, pd.DataFrame):   # duplicate names: the plan refuses them, naming the frame
+                return None
+            self._facts[name] = (infer_task(values), target_labels(values))
+        return self._facts[name]
+
+    def effective_task(self) -> str:
+        """The task a run from the form would have: the one chosen, else the one the target calls
+        for; regression with no target."""
+        if self.task.value != "auto":
+            return str(self.task.value)
+        facts = self._target_facts()
+        return "regression" if facts is None else facts[0]
+
+    def _task_changed(self, change: Any) -> None:
+        if self._building:
+            return
+        self._sync_task()
+        self._validate()
+
+    def _sync_task(self) -> None:
+        """Fit the task's controls to the target and the task chosen: what "auto" inferred, the positive
+        class (two classes), the metrics and tuning metrics of the task, the model cards of the task."""
+        task, facts = self.effective_task(), self._target_facts()
+        labels = [] if facts is None or task != "classification" else facts[1]
+        # The positive class: offered for two classes, "auto" being the larger label (as the engine picks).
+        if len(labels) == 2:
+            options = [(f"positive class: auto ({labels[-1]})", None)] + [(f"positive class: {v}", v) for v in labels]
+            self._set_options(self.positive_class, options)
+            self.positive_class.layout.display = None
+        else:
+            self._set_options(self.positive_class, [("positive class: auto", None)])
+            self.positive_class.layout.display = "none"
+        self._offer_metrics(task)
+
+    def _show_task(self) -> None:
+        """Say what "auto" inferred, and show the ready-made cards of the task (those of the other
+        task hidden unless ticked: a ticked one says on its card why it cannot run)."""
+        task, facts = self.effective_task(), self._target_facts()
+        note = ""
+        if self.task.value == "auto" and facts is not None:
+            labels = facts[1]
+            n = len(labels)
+            why = f"{n} values" if n == 2 or task == "regression" else f"text labels, {n} classes"
+            if n == 2 and task == "classification":
+                positive = labels[-1] if self.positive_class.value is None else self.positive_class.value
+                why += f"; positive class {positive}"
+            note = f"{task} (inferred: {why})"
+        self.task_note.value = (f"<span class='mixcv-task-note' style='font-size:12px'>{html.escape(note)}</span>"
+                                if note else "")
+        for card in self.cards:
+            other = card.task is not None and card.task != task and not card.enabled.value
+            card.box.layout.display = "none" if other else None
+
+    @staticmethod
+    def _set_options(control: w.Dropdown, options: list[tuple[str, Any]]) -> None:
+        """New options for a dropdown, keeping its value when it is still offered (else the first)."""
+        if list(control.options) == options:
+            return
+        value = control.value
+        control.options = options
+        values = [v for _, v in options]
+        control.value = value if any(type(v) is type(value) and v == value for v in values) else values[0]
+
+    def _offer_metrics(self, task: str, keep: tuple[str, ...] = ()) -> None:
+        """Offer the task's metrics (its defaults first) and tuning metrics; ``keep`` names metrics a
+        reopened spec holds, offered whatever their task (the spec's own check then speaks)."""
+        own = [n for n in TASK_DEFAULT_METRICS[task]] + [n for n, i in METRIC_INFO.items()
+                                                           if i.task == task and n not in TASK_DEFAULT_METRICS[task]]
+        options = own + [n for n in keep if n not in own]
+        chosen = tuple(n for n in (keep or self.metrics.value) if n in options)
+        if task != self._metrics_task and not keep:
+            # Another task: its defaults, unless some chosen metrics are the new task's too.
+            chosen = chosen or TASK_DEFAULT_METRICS[task]
+        if list(self.metrics.options) != options:
+            self.metrics.value = ()
+            self.metrics.options = options
+        self.metrics.value = chosen
+        self._metrics_task = task
+        default = TUNING_DEFAULT[task]
+        tuning = [(f"tune for: default ({metric_label(default)}, "
+                   f"{'max' if METRIC_INFO[default].greater_is_better else 'min'})", "")]
+        tuning += [(f"tune for: {metric_label(n)} ({'max' if METRIC_INFO[n].greater_is_better else 'min'})", n)
+                   for n in own]
+        self._set_options(self.tuning_metric, tuning)
 
     def _backend_changed(self, change: Any) -> None:
         # The scheduler address means something only for a Dask cluster.
@@ -731,13 +870,14 @@ class Configurator:
             outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, self.repeats.value,
                             self.known_holdout.value, _field="outer"),
             inner=SplitSpec(self.inner.value, self.inner_k.value, self.scale_inner.value, _field="inner"),
-            tuning=TuningSpec(self.trials.value, objective),
+            tuning=TuningSpec(self.trials.value, objective, self.tuning_metric.value or None),
             merf=MerfSpec(self.merf_all.value, self.merf_iter.value, threshold, window, self.merf_linear.value,
                           em_estimators),
             metrics=list(self.metrics.value) or [],
             predict_known_groups_lmm=self.predict_known.value, seed=self.seed.value, n_jobs=self.n_jobs.value,
             on_error=self.on_error.value, timeout=timeout, break_cross_val=self.break_cv.value,
-            backend=self.backend.value, scheduler=scheduler, task=self._task[0], positive_class=self._task[1])
+            backend=self.backend.value, scheduler=scheduler,
+            task=None if self.task.value == "auto" else self.task.value, positive_class=self.positive_class.value)
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec | Results, df: pd.DataFrame | None = None, shell: Any = None,
@@ -766,10 +906,16 @@ class Configurator:
                 raise MixcvError("metrics", f"custom metric {name!r} cannot be shown in the form")
         self._building = True
         try:
-            self._task = (spec.task, spec.positive_class)
             d = spec.data
             self.dataset_name.value = d.dataset_name
             self.target.value = d.target
+            self.task.value = spec.task or "auto"
+            self._sync_task()
+            pc = spec.positive_class
+            if pc is not None and not any(type(v) is type(pc) and v == pc for _, v in self.positive_class.options):
+                # A label written as text ("1" of a 0/1 target): kept as written; the spec reads it.
+                self.positive_class.options = [*self.positive_class.options, (f"positive class: {pc}", pc)]
+            self.positive_class.value = pc
             factors = d.group_columns
             self.groups.value = factors[0] if factors else None
             self.more_groups.value, self.split_by.value = [], []
@@ -794,7 +940,11 @@ class Configurator:
             self.trials.value = spec.tuning.n_trials
             obj = spec.tuning.objective_scorer
             self.objective.value = "" if obj is None else f"{obj.__module__}.{obj.__qualname__}"
-            self.metrics.value = tuple(spec.metrics)
+            self._offer_metrics(self.effective_task(), keep=tuple(spec.metrics))
+            metric = spec.tuning.metric or ""
+            if metric not in [v for _, v in self.tuning_metric.options]:
+                self.tuning_metric.options = [*self.tuning_metric.options, (f"tune for: {metric}", metric)]
+            self.tuning_metric.value = metric
             m = spec.merf
             self.merf_all.value, self.merf_iter.value = m.add_merf_global, m.max_iterations
             self.merf_threshold.value = "" if m.stopping_threshold is None else repr(m.stopping_threshold)
@@ -841,9 +991,10 @@ class Configurator:
         self._validate()
 
     # -- validation ------------------------------------------------------------------------
-    _MESSAGES = ("target", "groups", "slopes", "random", "split_by", "features", "outer", "inner", "repeats",
+    _MESSAGES = ("target", "task", "positive_class", "groups", "slopes", "random", "split_by", "features", "outer",
+                 "inner", "repeats",
                  "known_holdout", "trials", "metrics", "merf", "seed", "n_jobs", "timeout", "backend", "scheduler",
-                 "objective", "output", "tracking")
+                 "objective", "tuning", "output", "tracking")
 
     def _msg_for(self, field: str) -> str:
         # The spec's field path -> the cell key (one table, in mixcv_core's cell module)
@@ -858,6 +1009,7 @@ class Configurator:
         if self._building:
             return False
         self._show_factors()
+        self._show_task()
         self.errors = {}
         for name in self._MESSAGES:
             _set_msg(getattr(self, f"msg_{name}"), "")

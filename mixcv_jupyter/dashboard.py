@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mixcv_core.metrics import higher_is_better, metric_label
 from mixcv_core.results.plots import GLL_LABEL
 from mixcv_core.results.report import SCROLL_CSS
 from mixcv_core.run.events import (
@@ -106,6 +107,9 @@ class LiveDashboard:
         self.repeats: list[int] = []
         self.stopped = False
         self.theme: str | None = None   # the notebook's theme, read when the run starts
+        # The metric a finished fold shows: the run's first (r2 for a regression by default,
+        # ROC AUC for a classification), with its direction, as `METRIC_INFO` says.
+        self.metric = "r2"
 
     # -- events --------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -117,6 +121,7 @@ class LiveDashboard:
             self.state = {(m, k): "waiting" for m in self.models for k in range(self.n_folds)}
             self.repeats = [int(r) for r in event.spec.outer.repeat_labels(self.n_folds)]
             self._title = event.spec.data.dataset_name or f"{event.n_rows} rows"
+            self.metric = next(iter(event.spec.metrics), "r2")
             from .theme import jupyter_theme
             self.theme = jupyter_theme()
             self._show(self._render(), new=True)
@@ -133,9 +138,9 @@ class LiveDashboard:
                 self._draw_plot()
                 force = True
         elif isinstance(event, FoldFinished):
-            score = event.metrics.get("test_r2")
+            score = event.metrics.get(f"test_{self.metric}")
             unconverged = event.outcome is not None and event.outcome.converged is False
-            self.state[(event.model, event.fold)] = ("done" + (f" · r² {score:.3f}" if score is not None else "")
+            self.state[(event.model, event.fold)] = ("done" + (f" · {self._score(score)}" if score is not None else "")
                                                      + (" · not converged" if unconverged else ""))
             force = True
         elif isinstance(event, FoldFailed):
@@ -154,6 +159,11 @@ class LiveDashboard:
         if force or now - self._last_progress >= self.progress_interval:
             self._last_progress = now
             self._show(self._render())
+
+    def _score(self, value: float) -> str:
+        """``log loss 0.612 ↓``: the metric's name as reports write it, its value, and which way is better."""
+        arrow = "↑" if higher_is_better(self.metric) else "↓"
+        return f"{metric_label(self.metric)} {value:.3f} {arrow}"
 
     def _may_draw(self, now: float) -> bool:
         elapsed = now - self.start

