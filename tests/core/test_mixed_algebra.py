@@ -19,7 +19,7 @@ import pytest
 from scipy import linalg
 
 from mixcv_core import MixcvError
-from mixcv_core.models.mixed import fit_mixed
+from mixcv_core.models.mixed import banded, fit_mixed
 from mixcv_core.models.mixed import pls as pls_module
 from mixcv_core.models.mixed.criterion import Criterion
 from mixcv_core.models.mixed.optimize import certify, minimise, rough_minimum
@@ -28,7 +28,8 @@ DATA = Path(__file__).parent.parent / "data" / "lmm_multi"
 
 
 def term(frame: pd.DataFrame, factor: str, columns: list[str]) -> SimpleNamespace:
-    labels = frame[factor.split(":")].astype(str).agg(":".join, axis=1)
+    # One factor read as it is (a row-wise join takes seconds on STAR's and InstEval's rows).
+    labels = frame[factor].astype(str) if ":" not in factor else frame[factor.split(":")].astype(str).agg(":".join, axis=1)
     codes, levels = pd.factorize(labels, sort=True)
     Z = np.column_stack([np.ones(len(frame)) if c == "1" else frame[c].to_numpy(float) for c in columns])
     return SimpleNamespace(codes=codes.astype(np.intp), n_levels=len(levels), Z=Z)
@@ -112,26 +113,50 @@ def use_products(monkeypatch, products: str) -> None:
         monkeypatch.setattr(pls_module, "DENSE_PRODUCTS", 0)
 
 
+# Block R is factored densely, or by blocks after reordering (`banded`) when it is large and
+# sparse; these models are small and would all take the dense route, so the other is forced
+# too, with blocks of one level each (several blocks even on small data).
+ROUTES = pytest.mark.parametrize("route", ["dense R", "banded R"])
+
+
+def use_route(monkeypatch, route: str) -> None:
+    if route == "banded R":
+        monkeypatch.setattr(banded, "MIN_SIZE", 0)
+        monkeypatch.setattr(banded, "MAX_WORK_SHARE", np.inf)
+        monkeypatch.setattr(banded, "MAX_PAIRS_SHARE", np.inf)
+        monkeypatch.setattr(banded, "MIN_BLOCK", 1)
+
+
+def criterion(X, y, blocks, reml, route="dense R") -> Criterion:
+    crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], reml)
+    assert (crit.band is not None) == (route == "banded R")
+    return crit
+
+
+@ROUTES
 @PRODUCTS
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_blocked_criterion_equals_the_dense_one_at_any_theta(name, reml, products, monkeypatch):
+def test_the_blocked_criterion_equals_the_dense_one_at_any_theta(name, reml, products, route, monkeypatch):
     use_products(monkeypatch, products)
+    use_route(monkeypatch, route)
     X, y, blocks = model(name)
-    crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], reml)
+    crit = criterion(X, y, blocks, reml, route)
     rng = np.random.default_rng(3)
     for _ in range(3):
         theta = rng.uniform(-0.5, 1.5, crit.dim)
         np.testing.assert_allclose(crit(theta), dense(X, y, blocks, theta, reml).value, rtol=1e-11)
 
 
+@ROUTES
 @PRODUCTS
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_exact_gradient_matches_central_differences(name, reml, products, monkeypatch):
+def test_the_exact_gradient_matches_central_differences(name, reml, products, route, monkeypatch):
     use_products(monkeypatch, products)
+    use_route(monkeypatch, route)
     X, y, blocks = model(name)
-    crit = Criterion(X, y, [b.codes for b in blocks], [b.Z for b in blocks], [b.n_levels for b in blocks], reml)
+    crit = criterion(X, y, blocks, reml, route)
     theta = np.random.default_rng(4).uniform(0.2, 1.2, crit.dim)
     _, grad = crit.value_and_grad(theta)
     h = 1e-5
@@ -139,10 +164,12 @@ def test_the_exact_gradient_matches_central_differences(name, reml, products, mo
     np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(central).max()))
 
 
+@ROUTES
 @PRODUCTS
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_fit_reports_the_dense_solution_at_its_theta(name, products, monkeypatch):
+def test_the_fit_reports_the_dense_solution_at_its_theta(name, products, route, monkeypatch):
     use_products(monkeypatch, products)
+    use_route(monkeypatch, route)
     X, y, blocks = model(name)
     fit = fit_mixed(X, y, blocks, reml=True)
     assert fit.converged, fit.message
@@ -272,6 +299,77 @@ def test_bad_input_is_refused_naming_the_argument(change, field):
     with pytest.raises(MixcvError) as info:
         fit_mixed(*change(X, y, blocks))
     assert info.value.field == field
+
+
+def star(schools: int | None = None, slope: bool = False):
+    """mlmRev's STAR (pupils in classes of teachers within schools, partially crossed), or its first schools."""
+    frame = pd.read_csv(DATA / "star.csv.gz", dtype={"id": str, "tch": str, "sch": str})
+    if schools is not None:
+        frame = frame[frame["sch"].isin(sorted(frame["sch"].unique())[:schools])]
+    X = design(frame, ["yrs", "cltypereg", "cltypereg_A"])
+    terms = [term(frame, "id", ["1", "yrs"] if slope else ["1"]), term(frame, "tch", ["1"]), term(frame, "sch", ["1"])]
+    return X, frame["math"].to_numpy(float), terms
+
+
+@pytest.mark.parametrize("slope", [False, True], ids=["intercepts", "slope"])
+def test_on_part_of_star_the_banded_route_equals_the_dense_reference(slope, monkeypatch):
+    # Ten schools: block R (their teachers and the schools) is small, so the size threshold
+    # is lowered; the thresholds of the pattern stay, and the reordered pattern must make
+    # several blocks for the test to mean anything.
+    monkeypatch.setattr(banded, "MIN_SIZE", 0)
+    X, y, blocks = star(10, slope)
+    for reml in (True, False):
+        crit = criterion(X, y, blocks, reml, "banded R")
+        assert len(crit.band.blocks) >= 3
+        theta = np.random.default_rng(6).uniform(0.2, 1.5, crit.dim)
+        np.testing.assert_allclose(crit(theta), dense(X, y, blocks, theta, reml).value, rtol=1e-11)
+        value, grad = crit.value_and_grad(theta)
+        h = 1e-5
+        central = np.array([(crit(theta + h * e) - crit(theta - h * e)) / (2 * h) for e in np.eye(crit.dim)])
+        np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * np.abs(central).max())
+
+
+def test_the_block_factor_gives_the_dense_inverse_on_its_pattern_its_solves_and_its_log_determinant(monkeypatch):
+    monkeypatch.setattr(banded, "MIN_SIZE", 0)
+    X, y, blocks = star(10, True)
+    crit = criterion(X, y, blocks, True, "banded R")
+    m = crit.stats.m
+    s = crit.solve(np.array([1.2, -0.3, 0.5, 0.9, 0.7]), banded=True)
+    C = s.D[:m, :m]
+    assert s.band is not None
+    inverse = np.linalg.inv(C)
+    selected = s.band.selected_inverse(m)
+    on = selected != 0
+    assert on[C != 0].all()                       # every entry where C is nonzero is given
+    np.testing.assert_allclose(selected[on], inverse[on], rtol=1e-10, atol=1e-13 * np.abs(inverse).max())
+    B = np.random.default_rng(7).normal(size=(m, 3))
+    np.testing.assert_allclose(s.band.solve(B), np.linalg.solve(C, B), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(s.band.logdet, np.linalg.slogdet(C)[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("slope", [False, True], ids=["intercepts", "slope"])
+def test_on_the_whole_of_star_the_banded_route_is_chosen_and_equals_the_dense_one(slope):
+    # The default thresholds: STAR's 1,454 teachers and schools are 99% zeros after block 1
+    # is eliminated, and the plan must take them by blocks; criterion and gradient agree with
+    # the dense factor to rounding.
+    X, y, blocks = star(None, slope)
+    for reml in (True, False):
+        crit = criterion(X, y, blocks, reml, "banded R")
+        theta = np.random.default_rng(8).uniform(0.3, 1.5, crit.dim)
+        value, grad = crit.value_and_grad(theta)
+        plan, crit.band, crit._last = crit.band, None, None
+        value_dense, grad_dense = crit.value_and_grad(theta)
+        assert plan is not None
+        np.testing.assert_allclose(value, value_dense, rtol=1e-10)
+        np.testing.assert_allclose(grad, grad_dense, rtol=1e-10, atol=1e-10 * np.abs(grad_dense).max())
+
+
+def test_a_fully_crossed_second_factor_keeps_the_dense_route():
+    # InstEval: students rate dozens of lecturers, so block R fills in; no plan is made.
+    frame = pd.read_csv(DATA / "insteval.csv.gz", dtype={"s": str, "d": str, "dept": str})
+    blocks = [term(frame, "s", ["1"]), term(frame, "d", ["1"]), term(frame, "dept", ["1"])]
+    assert banded.plan([blocks[1].codes, blocks[2].codes], [1, 1], [blocks[1].n_levels, blocks[2].n_levels],
+                       blocks[0].codes, blocks[0].n_levels) is None
 
 
 def test_a_second_factor_too_large_for_the_dense_block_is_refused_before_the_fit():

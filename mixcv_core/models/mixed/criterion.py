@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import _batched
-from . import pls
+from . import banded, pls
 from .pls import PLSSolve, Statistics, TermShape
 
 __all__ = ["Criterion"]
@@ -61,6 +61,13 @@ class Criterion:
         yr = y - X @ self.beta_ols
         self.stats = Statistics(X, yr, [codes[i] for i in self.order], [Zs[i] for i in self.order],
                                 [levels[i] for i in self.order])
+        # Block R by blocks when its pattern is narrow after reordering (`banded`); decided
+        # once, here, from the codes. The optimiser's evaluations take it; `solve` stays
+        # dense, so what is read from the final solve (the whole ``LD``) is as before.
+        r_order = self.order[1:]
+        self.band = banded.plan([codes[i] for i in r_order], [Zs[i].shape[1] for i in r_order],
+                                [levels[i] for i in r_order], codes[self.order[0]],
+                                levels[self.order[0]]) if len(levels) > 1 else None
         self.n_evals = 0
         self.dof = n - p if reml else n
         self._last: tuple[bytes, float, np.ndarray] | None = None
@@ -89,9 +96,10 @@ class Criterion:
         return out
 
     # -- evaluation --------------------------------------------------------------------
-    def solve(self, theta: np.ndarray, gradient: bool = False) -> PLSSolve:
+    def solve(self, theta: np.ndarray, gradient: bool = False, banded: bool = False) -> PLSSolve:
+        """`pls.solve` at theta; ``banded``: through the block-tridiagonal factor when there is a plan."""
         lams = self.lams(theta)
-        return pls.solve(self.stats, [lams[i] for i in self.order], gradient)
+        return pls.solve(self.stats, [lams[i] for i in self.order], gradient, self.band if banded else None)
 
     def value_of(self, s: PLSSolve) -> float:
         if not s.pwrss > 0:
@@ -105,7 +113,7 @@ class Criterion:
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1
         try:
-            return self.value_of(self.solve(np.asarray(theta, dtype=float)))
+            return self.value_of(self.solve(np.asarray(theta, dtype=float), banded=True))
         except np.linalg.LinAlgError:
             return np.inf
 
@@ -118,7 +126,7 @@ class Criterion:
         nan_grad = np.full(self.dim, np.nan)
         self.n_evals += 1
         try:
-            s = self.solve(theta, gradient=True)
+            s = self.solve(theta, gradient=True, banded=True)
         except np.linalg.LinAlgError:
             return np.inf, nan_grad
         value = self.value_of(s)
@@ -169,7 +177,9 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
         assert s.RRu is not None and s.lamR is not None and s.V is not None
         lamR, scalar = s.lamR, st.scalar_R
         R1, R1T = st.products()
-        Cinv = pls.cho_inverse(s.LD[:m, :m])
+        # C^-1 is read only where C can be nonzero (see the uses below), so the block
+        # factor's selected inverse serves as well as the dense one.
+        Cinv = s.band.selected_inverse(m) if s.band is not None else pls.cho_inverse(s.LD[:m, :m])
         uR = np.concatenate([x.ravel() for x in s.u[1:]])
         bR = lamR * uR if scalar else np.asarray(lamR @ uR)
         coupling = (R1T @ bR).reshape(K1, q1)
@@ -207,12 +217,12 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
         # d r^2 / d Lambda_t[r, c] = -2 sum_j Ztr_j[r] u_j[c]; stored transposed ([c, r]).
         grads[t] += dof * (-2.0 * us[t].T @ Ztr[t]) / s.pwrss
     if reml and p:
-        LX = s.LD[m:, m:]
+        LX = s.RX
         Sinv = pls.cho_inverse(LX)
         sol_X = s.sol1[..., :p]
         if m:
             assert Cinv is not None and s.lamR is not None
-            FR = Cinv @ s.D[:m, m:m + p]                                   # (m, p)
+            FR = s.band.solve(s.D[:m, m:m + p]) if s.band is not None else Cinv @ s.D[:m, m:m + p]   # (m, p)
             bFR = s.lamR[:, None] * FR if st.scalar_R else np.asarray(s.lamR @ FR)
             coupX = (R1T @ bFR).reshape(K1, q1, p)
             F1 = sol_X - _batched.cho_solve(s.chol1, _batched.left(lam1.T, coupX))

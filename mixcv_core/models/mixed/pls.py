@@ -33,6 +33,7 @@ from scipy.linalg import lapack
 
 from ...errors import SpecError
 from .. import _batched
+from . import banded
 
 #: Largest block R (random effects of every term but the largest) held dense: four copies of
 #: a 12,000 x 12,000 matrix are 4.3 GiB.
@@ -267,7 +268,8 @@ class PLSSolve:
     LtH: np.ndarray            # (K1, q1, p+1) Lambda_1' Z_1k'[X y]
     LtG: np.ndarray            # (K1, q1, q1) Lambda_1' Z_1k'Z_1k
     WG: np.ndarray | None      # (K1, q1, q1) M11_k^-1 Lambda_1' Z_1k'Z_1k (when solved for the gradient)
-    LD: np.ndarray             # (m+p, m+p) lower Cholesky factor of D without its y row
+    LD: np.ndarray             # (m+p, m+p) lower Cholesky factor of D without its y row; (p, p) R_X alone
+                               # when block R was factored by blocks (``band``)
     D: np.ndarray              # (m+p+1, m+p+1) the Schur complement over [R, X, y]
     beta: np.ndarray           # (p,)
     u: list[np.ndarray]        # spherical random effects per term (K_t, q_t), algebra order
@@ -278,6 +280,15 @@ class PLSSolve:
     lamR: np.ndarray | sparse.csr_matrix | None = None   # Lambda_R (see `_lambda_R`)
     V: np.ndarray | None = None        # (K1, q1, q1) Lambda_1 M11_k^-1 Lambda_1'
     Minv: np.ndarray | None = None     # (K1, q1, q1) M11_k^-1 (when block R is not empty)
+    band: banded.Factor | None = None  # block R's block-tridiagonal factor, when `solve` was given a plan
+
+    @property
+    def RX(self) -> np.ndarray:
+        """``R_X``: the lower Cholesky factor of the fixed effects' block, whichever route made it."""
+        if self.band is not None:
+            return self.LD
+        m = len(self.LD) - len(self.beta)
+        return self.LD[m:, m:]
 
 
 def _lambda_R(stats: Statistics, lams: Sequence[np.ndarray]) -> np.ndarray | sparse.csr_matrix:
@@ -308,8 +319,13 @@ def _block_diag(blocks: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix((blocks.ravel(), (rows, cols)), shape=(K * q, K * q))
 
 
-def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False) -> PLSSolve:
+def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False,
+          band: banded.Plan | None = None) -> PLSSolve:
     """Factor ``Lambda'Z'Z Lambda + I`` at the given ``Lambda_t`` and solve the PLS problem.
+
+    With ``band`` (`banded.plan` of block R), block R is factored by blocks instead of
+    densely; the result is the same to rounding, but its ``LD`` holds ``R_X`` alone (see
+    `PLSSolve`).
 
     Raises
     ------
@@ -357,7 +373,23 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False)
         D[:m, m:] = RF
         D[m:, :m] = RF.T
     n_lead = m + p
-    if n_lead:
+    fac = None
+    if band is not None and m:
+        fac = banded.factor(D, band)
+        W = fac.forward(D[:m, m:])                                      # L_RR^-1 D_RF, block by block
+        Wst = np.concatenate(W)
+        S = D[m:, m:] - Wst.T @ Wst                                     # D_FF after eliminating block R
+        if p:
+            LD, info = lapack.dpotrf(S[:p, :p], lower=1, clean=1)
+            if info != 0 or not np.all(np.diag(LD) > 0):
+                raise np.linalg.LinAlgError("matrix is not positive definite")
+            ly_X = lapack.dtrtrs(LD, S[:p, p], lower=1)[0]
+            beta = lapack.dtrtrs(LD, ly_X, lower=1, trans=1)[0]
+        else:
+            LD, ly_X, beta = np.zeros((0, 0)), np.zeros(0), np.zeros(0)
+        pwrss = float(S[p, p] - ly_X @ ly_X)
+        diag = np.diag(LD)
+    elif n_lead:
         # LAPACK directly (dpotrf, dtrtrs): the one dense factorisation per evaluation, and
         # with one term a (p x p) one, where scipy.linalg's checks would cost more than it.
         LD, info = lapack.dpotrf(D[:n_lead, :n_lead], lower=1, clean=1)
@@ -368,12 +400,16 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False)
         beta = lapack.dtrtrs(LD[m:, m:], ly[m:], lower=1, trans=1)[0] if p else np.zeros(0)
     else:
         LD, diag, ly, beta = np.zeros((0, 0)), np.zeros(0), np.zeros(0), np.zeros(0)
-    pwrss = float(D[-1, -1] - ly @ ly)
+    if fac is None:
+        pwrss = float(D[-1, -1] - ly @ ly)
     u: list[np.ndarray] = []
     RRu_out, lamR_out, V_out, Minv_out = None, None, None, None
     if m:
         RRu_out, lamR_out, V_out, Minv_out = RRu, lamR, V, Minv
-        uR = lapack.dtrtrs(LD[:m, :m], ly[:m] - LD[m:, :m].T @ beta, lower=1, trans=1)[0]
+        if fac is not None:
+            uR = fac.backward([w[:, p] - w[:, :p] @ beta for w in W], m)
+        else:
+            uR = lapack.dtrtrs(LD[:m, :m], ly[:m] - LD[m:, :m].T @ beta, lower=1, trans=1)[0]
         bR = (lamR * uR) if stats.scalar_R else np.asarray(lamR @ uR)
         coupling = (R1T @ bR).reshape(K1, q1)                           # Z_1'Z_R b_R per level
         rhs = sol1[..., p] - sol1[..., :p] @ beta - _batched.cho_solve(chol1, (coupling @ lam1)[..., None])[..., 0]
@@ -382,11 +418,15 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False)
             u.append(uR[stats.r_offsets[t]:stats.r_offsets[t + 1]].reshape(k, q))
     else:
         u.append(sol1[..., p] - sol1[..., :p] @ beta)
-    logdet_L = _batched.logdet(chol1) + float(2.0 * np.log(diag[:m]).sum())
-    logdet_RX = float(2.0 * np.log(diag[m:]).sum())
+    if fac is not None:
+        logdet_L = _batched.logdet(chol1) + fac.logdet
+        logdet_RX = float(2.0 * np.log(diag).sum())
+    else:
+        logdet_L = _batched.logdet(chol1) + float(2.0 * np.log(diag[:m]).sum())
+        logdet_RX = float(2.0 * np.log(diag[m:]).sum())
     return PLSSolve(lams=list(lams), chol1=chol1, sol1=sol1, LtH=LtH, LtG=LtG, WG=WG, LD=LD, D=D, beta=beta, u=u,
                     pwrss=pwrss, logdet_L=logdet_L, logdet_RX=logdet_RX, RRu=RRu_out, lamR=lamR_out, V=V_out,
-                    Minv=Minv_out)
+                    Minv=Minv_out, band=fac)
 
 
 def cho_inverse(L: np.ndarray) -> np.ndarray:
