@@ -334,14 +334,26 @@ def test_the_block_factor_gives_the_dense_inverse_on_its_pattern_its_solves_and_
     X, y, blocks = star(10, True)
     crit = criterion(X, y, blocks, True, "banded R")
     m = crit.stats.m
-    s = crit.solve(np.array([1.2, -0.3, 0.5, 0.9, 0.7]), banded=True)
-    C = s.D[:m, :m]
-    assert s.band is not None
+    theta = np.array([1.2, -0.3, 0.5, 0.9, 0.7])
+    s = crit.solve(theta, banded=True)
+    C = crit.solve(theta).D[:m, :m]               # the dense route's block R
+    assert s.band is not None and s.layout is not None
+    lay = s.layout
+    # Block R held packed on the pattern: the same entries as the dense one, and no nonzero
+    # of the dense one left out.
+    packed_C = s.RRu * s.lamIJ
+    packed_C[lay.on_diagonal] += 1.0
+    np.testing.assert_allclose(packed_C, C[lay.rows, lay.cols], rtol=1e-12, atol=1e-12 * np.abs(C).max())
+    covered = np.zeros((m, m), dtype=bool)
+    covered[lay.rows, lay.cols] = covered[lay.cols, lay.rows] = True
+    assert not C[~covered].any()
     inverse = np.linalg.inv(C)
     selected = s.band.selected_inverse(m)
     on = selected != 0
     assert on[C != 0].all()                       # every entry where C is nonzero is given
     np.testing.assert_allclose(selected[on], inverse[on], rtol=1e-10, atol=1e-13 * np.abs(inverse).max())
+    np.testing.assert_allclose(s.band.selected_inverse_packed(lay), inverse[lay.rows, lay.cols], rtol=1e-10,
+                               atol=1e-13 * np.abs(inverse).max())
     B = np.random.default_rng(7).normal(size=(m, 3))
     np.testing.assert_allclose(s.band.solve(B), np.linalg.solve(C, B), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(s.band.logdet, np.linalg.slogdet(C)[1], rtol=1e-12)

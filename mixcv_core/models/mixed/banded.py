@@ -25,15 +25,16 @@ from the pattern, whether that pays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-__all__ = ["Plan", "Factor", "plan", "factor"]
+__all__ = ["Plan", "Layout", "Factor", "plan", "factor", "factor_packed", "layout"]
 
 #: Smallest block R worth a plan: below it the dense factor takes well under a millisecond.
 MIN_SIZE = 400
@@ -52,6 +53,80 @@ class Plan:
     """The ordering and the blocks, fixed at set-up: ``blocks[k]`` are the original indices of block k."""
 
     blocks: list[np.ndarray]
+
+    @cached_property
+    def layout(self) -> Layout:
+        """The packed layout of the pattern (`layout`), made on first use."""
+        return layout(self)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The entries of an ``m x m`` symmetric matrix on a plan's pattern, packed in one vector.
+
+    The packed vector holds, block after block, the diagonal block ``(k, k)`` (both
+    triangles, row-major) and then the block ``(k, k+1)`` above it (row-major); ``(k+1, k)``
+    is its transpose and is not stored. Every entry of the pattern then has one place (two
+    within a diagonal block), and the blocks are views of the vector, so the factor reads
+    them without a gather. ``rows[j], cols[j]``: the original row and column of place ``j``.
+    """
+
+    m: int
+    diag: list[slice]           # place of the block (k, k)
+    off: list[slice]            # place of the block (k, k+1)
+    rows: np.ndarray
+    cols: np.ndarray
+    on_diagonal: np.ndarray     # places of the entries (i, i)
+    is_off: np.ndarray          # places in an off-diagonal block (bool)
+    block_of: np.ndarray        # per original index, its block
+    local: np.ndarray           # per original index, its place in its block
+    sizes: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def place(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The place of entry ``(a, b)`` (or of ``(b, a)`` across blocks), for entries on the pattern."""
+        ka, kb = self.block_of[a], self.block_of[b]
+        if np.any(np.abs(ka - kb) > 1):
+            raise ValueError("entry outside the plan's pattern")
+        swap = ka > kb
+        a, b = np.where(swap, b, a), np.where(swap, a, b)
+        ka, kb = np.minimum(ka, kb), np.maximum(ka, kb)
+        la, lb = self.local[a], self.local[b]
+        start_d = np.array([s.start for s in self.diag])
+        start_o = np.array([s.start for s in self.off] + [0])
+        return np.where(ka == kb, start_d[ka] + la * self.sizes[ka] + lb,
+                        start_o[ka] + la * self.sizes[np.minimum(kb, len(self.sizes) - 1)] + lb)
+
+
+def layout(p: Plan) -> Layout:
+    """The packed layout of a plan's pattern (see `Layout`)."""
+    blocks = p.blocks
+    m = int(sum(len(b) for b in blocks))
+    sizes = np.array([len(b) for b in blocks])
+    diag, off, Is, Js = [], [], [], []
+    pos = 0
+    block_of, local = np.empty(m, dtype=np.intp), np.empty(m, dtype=np.intp)
+    for k, idx in enumerate(blocks):
+        block_of[idx], local[idx] = k, np.arange(len(idx))
+        diag.append(slice(pos, pos + len(idx) ** 2))
+        pos += len(idx) ** 2
+        Is.append(np.repeat(idx, len(idx)))
+        Js.append(np.tile(idx, len(idx)))
+        if k + 1 < len(blocks):
+            nxt = blocks[k + 1]
+            off.append(slice(pos, pos + len(idx) * len(nxt)))
+            pos += len(idx) * len(nxt)
+            Is.append(np.repeat(idx, len(nxt)))
+            Js.append(np.tile(nxt, len(idx)))
+    rows, cols = np.concatenate(Is), np.concatenate(Js)
+    is_off = np.zeros(pos, dtype=bool)
+    for sl in off:
+        is_off[sl] = True
+    on_diagonal = np.flatnonzero((rows == cols) & ~is_off)
+    return Layout(m, diag, off, rows, cols, on_diagonal, is_off, block_of, local, sizes)
 
 
 def plan(codes: Sequence[np.ndarray], qs: Sequence[int], levels: Sequence[int], codes1: np.ndarray,
@@ -161,19 +236,35 @@ class Factor:
 
     def selected_inverse(self, m: int) -> np.ndarray:
         """``C^-1`` on the blocks' pattern (diagonal and neighbouring blocks), zero elsewhere, (m, m)."""
-        blocks, nb = self.plan.blocks, len(self.diag)
+        blocks = self.plan.blocks
         out = np.zeros((m, m))
+        for k, Z, Zsub in self._takahashi():
+            out[np.ix_(blocks[k], blocks[k])] = Z
+            if Zsub is not None:
+                out[np.ix_(blocks[k + 1], blocks[k])] = Zsub
+                out[np.ix_(blocks[k], blocks[k + 1])] = Zsub.T
+        return out
+
+    def selected_inverse_packed(self, lay: Layout) -> np.ndarray:
+        """``C^-1`` on the pattern, packed as `Layout` says (no ``m x m`` array formed)."""
+        out = np.empty(lay.size)
+        for k, Z, Zsub in self._takahashi():
+            out[lay.diag[k]] = Z.ravel()
+            if Zsub is not None:
+                out[lay.off[k]] = Zsub.T.ravel()
+        return out
+
+    def _takahashi(self) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """Per block k, last first: ``Z_kk`` and ``Z_{k+1,k}`` (None for the last block)."""
+        nb = len(self.diag)
         Z = _cho_inverse(self.diag[-1])
-        out[np.ix_(blocks[-1], blocks[-1])] = Z
+        yield nb - 1, Z, None
         for k in range(nb - 2, -1, -1):
             # T_k = L_{k+1,k} L_kk^-1, as (L_kk^-T L_{k+1,k}')'.
             T = lapack.dtrtrs(self.diag[k], self.sub[k].T, lower=1, trans=1)[0].T
             Zsub = -(Z @ T)
             Z = _cho_inverse(self.diag[k]) - T.T @ Zsub
-            out[np.ix_(blocks[k], blocks[k])] = Z
-            out[np.ix_(blocks[k + 1], blocks[k])] = Zsub
-            out[np.ix_(blocks[k], blocks[k + 1])] = Zsub.T
-        return out
+            yield k, Z, Zsub
 
 
 def factor(C: np.ndarray, p: Plan) -> Factor:
@@ -184,20 +275,32 @@ def factor(C: np.ndarray, p: Plan) -> Factor:
     numpy.linalg.LinAlgError
         ``C`` is not positive definite.
     """
+    blocks = p.blocks
+    return _factor(p, lambda k: C[np.ix_(blocks[k], blocks[k])], lambda k: C[np.ix_(blocks[k], blocks[k + 1])])
+
+
+def factor_packed(c: np.ndarray, p: Plan, lay: Layout) -> Factor:
+    """Factor the symmetric matrix held packed in ``c`` (see `Layout`); raises as `factor`."""
+    sizes = lay.sizes
+    return _factor(p, lambda k: c[lay.diag[k]].reshape(sizes[k], sizes[k]),
+                   lambda k: c[lay.off[k]].reshape(sizes[k], sizes[k + 1]))
+
+
+def _factor(p: Plan, diag_block: Callable[[int], np.ndarray], off_block: Callable[[int], np.ndarray]) -> Factor:
     diag: list[np.ndarray] = []
     sub: list[np.ndarray] = []
-    blocks = p.blocks
-    for k, idx in enumerate(blocks):
-        Ckk = C[np.ix_(idx, idx)]
+    nb = len(p.blocks)
+    for k in range(nb):
+        Ckk = diag_block(k)
         if k:
-            Ckk -= sub[-1] @ sub[-1].T
+            Ckk = Ckk - sub[-1] @ sub[-1].T
         L, info = lapack.dpotrf(Ckk, lower=1, clean=1)
         if info != 0 or not np.all(np.diag(L) > 0):
             raise np.linalg.LinAlgError("matrix is not positive definite")
         diag.append(L)
-        if k + 1 < len(blocks):
+        if k + 1 < nb:
             # L_{k+1,k} = C_{k+1,k} L_kk^-T, as (L_kk^-1 C_{k,k+1})'.
-            sub.append(lapack.dtrtrs(L, C[np.ix_(idx, blocks[k + 1])], lower=1)[0].T)
+            sub.append(lapack.dtrtrs(L, off_block(k), lower=1)[0].T)
     return Factor(p, diag, sub)
 
 
@@ -205,5 +308,7 @@ def _cho_inverse(L: np.ndarray) -> np.ndarray:
     inv, info = lapack.dpotri(L, lower=1)
     if info != 0:
         raise np.linalg.LinAlgError("dpotri failed")
-    full = np.tril(inv) + np.tril(inv, -1).T
+    # dpotri fills the lower triangle; the upper one is L's, zero (dpotrf's clean=1).
+    full = inv + inv.T
+    full.flat[::len(full) + 1] *= 0.5
     return full

@@ -179,23 +179,42 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
         R1, R1T = st.products()
         # C^-1 is read only where C can be nonzero (see the uses below), so the block
         # factor's selected inverse serves as well as the dense one.
-        Cinv = s.band.selected_inverse(m) if s.band is not None else pls.cho_inverse(s.LD[:m, :m])
+        lay = s.layout
+        if lay is not None:
+            assert s.band is not None
+            Cinv = s.band.selected_inverse_packed(lay)                    # packed like RRu
+            A_RR = st.packed(lay)[3]                                      # sparse
+        else:
+            Cinv = s.band.selected_inverse(m) if s.band is not None else pls.cho_inverse(s.LD[:m, :m])
+            A_RR = st.A_RR
         uR = np.concatenate([x.ravel() for x in s.u[1:]])
         bR = lamR * uR if scalar else np.asarray(lamR @ uR)
         coupling = (R1T @ bR).reshape(K1, q1)
         Ztr[0] = Ztr1 - coupling
-        ZtrR = st.A_RF[:, p] - st.A_RF[:, :p] @ s.beta - R1 @ b1.ravel() - st.A_RR @ bR
+        ZtrR = st.A_RF[:, p] - st.A_RF[:, :p] @ s.beta - R1 @ b1.ravel() - A_RR @ bR
         # Block 1: P_k' C^-1 U_k, summed over levels.
         Minv = s.Minv if s.Minv is not None else _batched.cho_inverse(s.chol1)
         W = _batched.left(lam1, Minv)                                    # Lambda_1 M11_k^-1
         VG = s.V @ st.G - np.eye(q1)
         # sum_k P_k' C^-1 U_k with P_k = Lambda_R'A_k W_k, U_k = Lambda_R'A_k (V G - I)_k:
         # W_k' (A_k' CS A_k) (V G - I)_k with CS = Lambda_R C^-1 Lambda_R'.
-        CS = Cinv * np.outer(lamR, lamR) if scalar else np.asarray(lamR @ (lamR @ Cinv).T)
-        block = (np.swapaxes(W, 1, 2) @ st.level_blocks(CS) @ VG).sum(axis=0)
+        if lay is not None:
+            assert s.lamIJ is not None
+            levels = st.level_blocks_packed(Cinv * s.lamIJ, lay)
+        else:
+            CS = Cinv * np.outer(lamR, lamR) if scalar else np.asarray(lamR @ (lamR @ Cinv).T)
+            levels = st.level_blocks(CS)
+        block = (np.swapaxes(W, 1, 2) @ levels @ VG).sum(axis=0)
         N[0] = N[0] + block
         # Block R: diagonal blocks of C^-1 Lambda_R' RRu.
-        if scalar:
+        if lay is not None:
+            # Packed: a place (i, j) adds to row i with Lambda_j and, off the diagonal blocks
+            # (where (j, i) is not stored), to row j with Lambda_i.
+            prod = Cinv * s.RRu
+            off = lay.is_off
+            row = np.bincount(lay.rows, prod * lamR[lay.cols], minlength=m) \
+                + np.bincount(lay.cols[off], prod[off] * lamR[lay.rows[off]], minlength=m)
+        elif scalar:
             row = (Cinv * s.RRu) @ lamR                                    # diag(C^-1 Lambda_R RRu)
         else:
             CL = np.asarray((lamR @ Cinv).T)
@@ -222,7 +241,8 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
         sol_X = s.sol1[..., :p]
         if m:
             assert Cinv is not None and s.lamR is not None
-            FR = s.band.solve(s.D[:m, m:m + p]) if s.band is not None else Cinv @ s.D[:m, m:m + p]   # (m, p)
+            DRX = s.RF[:, :p] if s.RF is not None else s.D[:m, m:m + p]
+            FR = s.band.solve(DRX) if s.band is not None else Cinv @ DRX   # (m, p)
             bFR = s.lamR[:, None] * FR if st.scalar_R else np.asarray(s.lamR @ FR)
             coupX = (R1T @ bFR).reshape(K1, q1, p)
             F1 = sol_X - _batched.cho_solve(s.chol1, _batched.left(lam1.T, coupX))
@@ -234,7 +254,7 @@ def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarr
             Q1 -= coupX
         grads[0] -= 2.0 * _batched.sum_products(_batched.right(F1, Sinv), np.swapaxes(Q1, 1, 2))
         if m:
-            QR = st.A_RF[:, :p] - R1 @ _batched.left(lam1, F1).reshape(K1 * q1, p) - st.A_RR @ bFR
+            QR = st.A_RF[:, :p] - R1 @ _batched.left(lam1, F1).reshape(K1 * q1, p) - A_RR @ bFR
             for t, (q, k) in enumerate(zip(st.r_q, st.r_levels)):
                 o, e = st.r_offsets[t], st.r_offsets[t + 1]
                 Ft, Qt = FR[o:e].reshape(k, q, p), QR[o:e].reshape(k, q, p)

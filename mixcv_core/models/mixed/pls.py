@@ -242,6 +242,37 @@ class Statistics:
             np.add.at(out, (level, a, b), coo.data * Yt[level * q1 + a, coo.row])
         return out
 
+    def packed(self, lay: banded.Layout) -> tuple[np.ndarray, sparse.csc_matrix, sparse.csr_matrix, sparse.csr_matrix]:
+        """For block R packed on a plan's pattern (`banded.Layout`): ``A_RR`` there, the pairs and ``A_RR`` sparse.
+
+        The list of pairs (`_pair_map`) with each pair's entry ``(i, i')`` sent to its place in
+        the packed vector, and its transpose; every pair lies on the pattern, which holds every
+        two levels of block R that share a level of block 1. Made once per layout and kept.
+        """
+        cached = self.__dict__.get("_packed")
+        if cached is None or cached[0] is not lay or cached[1] is not self._pairs:
+            assert self._pairs is not None
+            pairs = self._pairs
+            places = lay.place(pairs.indices // self.m, pairs.indices % self.m)
+            P = sparse.csc_matrix((pairs.data, places, pairs.indptr), shape=(lay.size, pairs.shape[1]))
+            cached = (lay, pairs, (self.A_RR[lay.rows, lay.cols], P, P.T.tocsr(), sparse.csr_matrix(self.A_RR)))
+            self.__dict__["_packed"] = cached
+        return cached[2]
+
+    def eliminated_packed(self, V: np.ndarray, lay: banded.Layout) -> np.ndarray:
+        """`eliminated` on the pattern only, packed as ``lay`` says."""
+        low = self.packed(lay)[1] @ V.ravel()
+        # A pair's entry went to one place; within a diagonal block the matrix is low + low'.
+        for sl, b in zip(lay.diag, lay.sizes):
+            block = low[sl].reshape(b, b)
+            block += block.T.copy()
+        return low
+
+    def level_blocks_packed(self, CS: np.ndarray, lay: banded.Layout) -> np.ndarray:
+        """`level_blocks` of a symmetric matrix given packed on ``lay``."""
+        low = (self.packed(lay)[2] @ CS).reshape(self.K1, self.q1, self.q1)
+        return low + np.swapaxes(low, 1, 2)
+
     def eliminated(self, V: np.ndarray) -> np.ndarray:
         """``A_R1 BD(V) A_1R`` (dense ``m x m``) for a ``(K1, q1, q1)`` stack ``V`` of symmetric matrices."""
         R1, R1T = self.products()
@@ -281,6 +312,10 @@ class PLSSolve:
     V: np.ndarray | None = None        # (K1, q1, q1) Lambda_1 M11_k^-1 Lambda_1'
     Minv: np.ndarray | None = None     # (K1, q1, q1) M11_k^-1 (when block R is not empty)
     band: banded.Factor | None = None  # block R's block-tridiagonal factor, when `solve` was given a plan
+    layout: banded.Layout | None = None   # when block R was held packed on the plan's pattern: then RRu is
+                                          # packed, D is (p+1, p+1) (D_FF) and RF holds D_RF
+    RF: np.ndarray | None = None          # (m, p+1) Lambda_R'(A_RF - A_R1 M11^-1-part), packed route only
+    lamIJ: np.ndarray | None = None       # Lambda_R[i] Lambda_R[j] per packed place, packed route only
 
     @property
     def RX(self) -> np.ndarray:
@@ -347,18 +382,34 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False,
         sol1, WG = both[..., :p1], both[..., p1:]
     else:
         sol1, WG = _batched.cho_solve(chol1, LtH), None                   # M11^-1 Lambda_1'H
-    D = np.empty((m + p1, m + p1))
+    # With a plan, scalar terms in block R and the list of pairs, block R is held only on the
+    # plan's pattern, packed (`banded.Layout`): no m x m array is formed at all.
+    lay = band.layout if band is not None and m and stats.scalar_R and stats._pairs is not None else None
     # [X y] after eliminating block 1: A_FF - sum_k H_k' Lambda_1 M11_k^-1 Lambda_1' H_k.
-    D[m:, m:] = stats.A_FF - LtH.reshape(K1 * q1, p1).T @ sol1.reshape(K1 * q1, p1)
+    DFF = stats.A_FF - LtH.reshape(K1 * q1, p1).T @ sol1.reshape(K1 * q1, p1)
+    if lay is not None:
+        D = DFF
+    else:
+        D = np.empty((m + p1, m + p1))
+        D[m:, m:] = DFF
+    RF, C, lamIJ = None, None, None
     if m:
         lamR = _lambda_R(stats, lams[1:])
         R1, R1T = stats.products()
         # V_k = Lambda_1 M11_k^-1 Lambda_1'; eliminating block 1 subtracts A_R1 V A_1R.
         Minv = _batched.cho_inverse(chol1)
         V = _batched.right(_batched.left(lam1, Minv), lam1.T)
+        RF = stats.A_RF - R1 @ _batched.left(lam1, sol1).reshape(K1 * q1, p1)
+    if lay is not None:
+        assert isinstance(lamR, np.ndarray)
+        RRu = stats.packed(lay)[0] - stats.eliminated_packed(V, lay)
+        lamIJ = lamR[lay.rows] * lamR[lay.cols]
+        C = RRu * lamIJ
+        C[lay.on_diagonal] += 1.0
+        RF *= lamR[:, None]
+    elif m:
         RRu = stats.eliminated(V)
         np.subtract(stats.A_RR, RRu, out=RRu)
-        RF = stats.A_RF - R1 @ _batched.left(lam1, sol1).reshape(K1 * q1, p1)
         RR = D[:m, :m]
         if stats.scalar_R:
             assert isinstance(lamR, np.ndarray)
@@ -375,10 +426,15 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False,
     n_lead = m + p
     fac = None
     if band is not None and m:
-        fac = banded.factor(D, band)
-        W = fac.forward(D[:m, m:])                                      # L_RR^-1 D_RF, block by block
+        if lay is not None:
+            assert C is not None and RF is not None
+            fac = banded.factor_packed(C, band, lay)
+            W = fac.forward(RF)                                         # L_RR^-1 D_RF, block by block
+        else:
+            fac = banded.factor(D, band)
+            W = fac.forward(D[:m, m:])
         Wst = np.concatenate(W)
-        S = D[m:, m:] - Wst.T @ Wst                                     # D_FF after eliminating block R
+        S = DFF - Wst.T @ Wst                                           # D_FF after eliminating block R
         if p:
             LD, info = lapack.dpotrf(S[:p, :p], lower=1, clean=1)
             if info != 0 or not np.all(np.diag(LD) > 0):
@@ -426,7 +482,7 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False,
         logdet_RX = float(2.0 * np.log(diag[m:]).sum())
     return PLSSolve(lams=list(lams), chol1=chol1, sol1=sol1, LtH=LtH, LtG=LtG, WG=WG, LD=LD, D=D, beta=beta, u=u,
                     pwrss=pwrss, logdet_L=logdet_L, logdet_RX=logdet_RX, RRu=RRu_out, lamR=lamR_out, V=V_out,
-                    Minv=Minv_out, band=fac)
+                    Minv=Minv_out, band=fac, layout=lay, RF=RF if lay is not None else None, lamIJ=lamIJ)
 
 
 def cho_inverse(L: np.ndarray) -> np.ndarray:
