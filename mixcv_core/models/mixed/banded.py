@@ -34,7 +34,7 @@ from scipy import sparse
 from scipy.linalg import lapack
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-__all__ = ["Plan", "Layout", "Factor", "plan", "factor", "factor_packed", "layout"]
+__all__ = ["Plan", "Layout", "Factor", "plan", "factor", "factor_packed", "layout", "cho_inverse"]
 
 #: Smallest block R worth a plan: below it the dense factor takes well under a millisecond.
 MIN_SIZE = 400
@@ -257,13 +257,13 @@ class Factor:
     def _takahashi(self) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         """Per block k, last first: ``Z_kk`` and ``Z_{k+1,k}`` (None for the last block)."""
         nb = len(self.diag)
-        Z = _cho_inverse(self.diag[-1])
+        Z = cho_inverse(self.diag[-1])
         yield nb - 1, Z, None
         for k in range(nb - 2, -1, -1):
             # T_k = L_{k+1,k} L_kk^-1, as (L_kk^-T L_{k+1,k}')'.
             T = lapack.dtrtrs(self.diag[k], self.sub[k].T, lower=1, trans=1)[0].T
             Zsub = -(Z @ T)
-            Z = _cho_inverse(self.diag[k]) - T.T @ Zsub
+            Z = cho_inverse(self.diag[k]) - T.T @ Zsub
             yield k, Z, Zsub
 
 
@@ -304,7 +304,8 @@ def _factor(p: Plan, diag_block: Callable[[int], np.ndarray], off_block: Callabl
     return Factor(p, diag, sub)
 
 
-def _cho_inverse(L: np.ndarray) -> np.ndarray:
+def cho_inverse(L: np.ndarray) -> np.ndarray:
+    """``(L L')^-1`` from a lower Cholesky factor (LAPACK dpotri), both triangles filled."""
     inv, info = lapack.dpotri(L, lower=1)
     if info != 0:
         raise np.linalg.LinAlgError("dpotri failed")

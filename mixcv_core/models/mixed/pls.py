@@ -487,14 +487,7 @@ def solve(stats: Statistics, lams: Sequence[np.ndarray], gradient: bool = False,
 
 def cho_inverse(L: np.ndarray) -> np.ndarray:
     """``(L L')^-1`` from a lower Cholesky factor (LAPACK dpotri), both triangles filled."""
-    inv, info = lapack.dpotri(L, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("dpotri failed")
-    # dpotri fills the lower triangle; the upper one is L's, zero (dpotrf's clean=1), so the
-    # sum with the transpose is the full inverse with its diagonal counted twice.
-    full = inv + inv.T
-    full.flat[::len(full) + 1] *= 0.5
-    return full
+    return banded.cho_inverse(L)
 
 
 def right_blocks(A: sparse.csr_matrix, blocks: np.ndarray) -> sparse.csr_matrix:
