@@ -359,6 +359,19 @@ def test_the_block_factor_gives_the_dense_inverse_on_its_pattern_its_solves_and_
     np.testing.assert_allclose(s.band.logdet, np.linalg.slogdet(C)[1], rtol=1e-12)
 
 
+def test_the_packed_layout_places_each_entry_of_the_pattern_once_and_refuses_one_outside_it():
+    # Three blocks of two: entries of neighbouring blocks share one place whichever way round.
+    lay = banded.layout(banded.Plan([np.array([0, 1]), np.array([2, 3]), np.array([4, 5])]))
+    assert lay.size == 3 * 4 + 2 * 4
+    places = lay.place(lay.rows, lay.cols)
+    np.testing.assert_array_equal(places, np.arange(lay.size))
+    np.testing.assert_array_equal(lay.place(lay.cols, lay.rows)[lay.is_off], places[lay.is_off])
+    np.testing.assert_array_equal(lay.rows[lay.on_diagonal], lay.cols[lay.on_diagonal])
+    assert len(lay.on_diagonal) == 6
+    with pytest.raises(ValueError, match="outside the plan's pattern"):
+        lay.place(np.array([0]), np.array([5]))
+
+
 @pytest.mark.parametrize("slope", [False, True], ids=["intercepts", "slope"])
 def test_on_the_whole_of_star_the_banded_route_is_chosen_and_equals_the_dense_one(slope):
     # The default thresholds: STAR's 1,454 teachers and schools are 99% zeros after block 1
@@ -369,6 +382,7 @@ def test_on_the_whole_of_star_the_banded_route_is_chosen_and_equals_the_dense_on
         crit = criterion(X, y, blocks, reml, "banded R")
         theta = np.random.default_rng(8).uniform(0.3, 1.5, crit.dim)
         value, grad = crit.value_and_grad(theta)
+        assert crit.solve(theta, banded=True).layout is not None      # block R held packed, no m x m array
         plan, crit.band, crit._last = crit.band, None, None
         value_dense, grad_dense = crit.value_and_grad(theta)
         assert plan is not None

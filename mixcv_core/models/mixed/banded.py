@@ -21,6 +21,11 @@ outside the blocks), computed with dense LAPACK on blocks of the band's width, a
 
 The cost is ``O(sum_k b_k^3)`` against ``m^3`` for the dense factor; `plan` decides once,
 from the pattern, whether that pays.
+
+With scalar terms in block R, `pls.solve` and the gradient hold every ``m x m`` quantity
+(``A_RR - A_R1 V A_1R``, ``C``, ``C^-1``) only on the blocks, packed in one vector
+(`Layout`): forming, scaling and reading dense ``m x m`` arrays cost more per evaluation
+than the factor itself once the factor was by blocks.
 """
 
 from __future__ import annotations
