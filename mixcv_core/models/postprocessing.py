@@ -115,6 +115,12 @@ class SVRModelPostProcessor(ModelPostProcessor):
         return table.sort_values("importance", ascending=False)
 
 
+def _cov_rows(terms: Sequence[str], cov: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """The lower triangle of ``cov`` named ``var(a)`` / ``cov(b,a)`` by its terms."""
+    return {prefix + (f"var({a})" if i == j else f"cov({terms[j]},{a})"): float(cov[i, j])
+            for i, a in enumerate(terms) for j in range(i + 1)}
+
+
 class MERFModelPostProcessor(ModelPostProcessor):
     """MERF's final variance components: the random effects' covariance ``D`` and the
     residual variance (Hajjem et al. 2014, the EM's last ``D_hat`` and ``sigma2_hat``).
@@ -128,17 +134,18 @@ class MERFModelPostProcessor(ModelPostProcessor):
         if not hasattr(merf, "D_hat_history"):
             return None
         covs = getattr(model, "varcorr_", None)
+        rows: dict[str, float] = {}
         if isinstance(covs, dict) and len(covs) > 1:
             # Several terms: each covariance named by its factor and terms, as lme4's VarCorr.
-            rows = {}
             for factor, cov in covs.items():
-                names = [str(c) for c in cov.columns]
-                for i, a in enumerate(names):
-                    for j in range(i + 1):
-                        key = f"var({a})" if i == j else f"cov({names[j]},{a})"
-                        rows[f"{factor}: {key}"] = float(cov.iloc[i, j])
-            rows["var(residual)"] = float(merf.sigma2_hat_history[-1])
-            return pd.DataFrame({"estimate": pd.Series(rows, dtype=float)})
+                rows.update(_cov_rows([str(c) for c in cov.columns], cov.to_numpy(), f"{factor}: "))
+        else:
+            D = np.atleast_2d(merf.D_hat_history[-1])
+            b = getattr(merf, "trained_b", None)
+            terms = [str(c) for c in b.columns] if isinstance(b, pd.DataFrame) else [str(i) for i in range(len(D))]
+            rows.update(_cov_rows(terms, D))
+        rows["var(residual)"] = float(merf.sigma2_hat_history[-1])
+        return pd.DataFrame({"estimate": pd.Series(rows, dtype=float)})
         D = np.atleast_2d(merf.D_hat_history[-1])
         b = getattr(merf, "trained_b", None)
         terms = [str(c) for c in b.columns] if isinstance(b, pd.DataFrame) else [str(i) for i in range(len(D))]
