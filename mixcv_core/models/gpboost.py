@@ -18,7 +18,7 @@ uncorrelated one, ``(1 + x || g)`` or ``(0 + x | g)``; a correlated block such a
 (``bernoulli_logit``, or ``bernoulli_probit``), ``P(y = 1) = g^-1(F(X) + Z b)``, the covariance
 parameters estimated by GPBoost's Laplace approximation (as lme4's ``glmer`` with nAGQ = 1).
 Its probabilities are GPBoost's predictive means of the response, which integrate the inverse
-link over the latent predictive distribution ``N(F + mu, v)`` (Sigrist 2022, section 2.3):
+link over the latent predictive distribution ``N(F + mu, v)`` (its ``predict`` with ``pred_latent=False``):
 
 - a row of a group seen in training: ``mu, v`` the posterior mean and variance of the group's
   effect given its training rows (GPBoost's answer, returned as it is);
