@@ -753,7 +753,7 @@ class ExperimentSpec:
                 raise SpecError(f"models[{m.name!r}].model",
                                 f"{m.estimator_class.__name__} fits one grouping factor; the random part {text!r} "
                                 "needs a model that takes a random part: LinearMixedEffectsModel, GPBoostRegressor, "
-                                "or MERF (add_merf)")
+                                "or MERF (add_merf); for classes GeneralizedLinearMixedModel or GPBoostClassifier")
 
     # -- derived views -------------------------------------------------------------
     def merf_models(self) -> tuple[ModelSpec, ...]:

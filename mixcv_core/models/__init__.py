@@ -13,10 +13,10 @@ engine: a MERF fit reports its EM iterations through a plain callback.
 from __future__ import annotations
 
 from ._base import MixedEffectsRegressor, is_mixed
-from .gpboost import GPBoostRegressor
+from .gpboost import GPBoostClassifier, GPBoostRegressor
 from .linear import LinearModel
 from .linear_mixed import LinearMixedEffectsModel
 from .mixed import GeneralizedLinearMixedModel, glmer, lmer
 
-__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "MixedEffectsRegressor", "is_mixed", "lmer",
-           "glmer", "GeneralizedLinearMixedModel"]
+__all__ = ["LinearModel", "LinearMixedEffectsModel", "GPBoostRegressor", "GPBoostClassifier", "MixedEffectsRegressor",
+           "is_mixed", "lmer", "glmer", "GeneralizedLinearMixedModel"]
