@@ -34,7 +34,7 @@ from .estimator import LinearMixedEffectsModel, _factor_labels, _with_intercept
 from .family import Family, get_family
 from .fit import MixedFit
 from .glmm import GlmmFit, fit_glmm, gh_rule
-from .lmer import record_formula, used_columns
+from .lmer import drop_aliased, record_formula, used_columns
 from .terms import split_formula
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "marginal_mean"]
@@ -284,6 +284,12 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", nAGQ: int 
     weights : column name or array, optional (prior weights; binomial: trials for a proportion).
     link : optional, the family's link (default canonical).
 
+    Returns
+    -------
+    GeneralizedLinearMixedModel
+        Fitted; ``aliased_columns_`` names the fixed-effect columns dropped as aliased
+        (lme4's ``col.dropped``), with lme4's warning, as `lmer` does.
+
     Raises
     ------
     SpecError, SpecTypeError
@@ -350,7 +356,12 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", nAGQ: int 
         raise SpecError("data", f"no row has a value in every column the formula uses ({used})")
     y, X, spec = fixed_design(fixed, rows)
     remats = build_remats(terms, rows, field_name="data", residual=False)
+    # As glmer: aliased columns (an empty cell of an interaction, a variable coded twice) are
+    # dropped with lme4's message, or the PIRLS normal equations would be singular.
+    X, spec, aliased = drop_aliased(X, spec)
     model = GeneralizedLinearMixedModel(family=family, link=link, nAGQ=nAGQ,
                                         random=" + ".join(str(t) for t in terms), max_evals=max_evals)
     model._fit_design(X, y.to_numpy(), remats, {"weights": wt, "offset": off})
-    return record_formula(model, formula, spec, y, X, int((~keep).sum()))
+    model = record_formula(model, formula, spec, y, X, int((~keep).sum()))
+    model.aliased_columns_ = aliased
+    return model
