@@ -22,8 +22,8 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the mixcv magics with an IPython shell."""
-    from .magic import MixcvMagics
-    ipython.register_magics(MixcvMagics)
+    from .magic import MixcvMagic
+    ipython.register_magics(MixcvMagic)
     # Results show as the explorer (tabs) in this notebook; the engine stays free of widgets.
     from mixcv_core.results import Results
 
