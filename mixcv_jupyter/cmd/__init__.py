@@ -22,6 +22,7 @@ from .models import COMMAND as MODELS
 from .resume import COMMAND as RESUME
 from .run import CELL_PARSER, run_cell
 from .runs import COMMAND as RUNS
+from .settings import COMMAND as SETTINGS
 from .show import COMMAND as SHOW
 from .spec import COMMAND as SPEC
 from .splits import COMMAND as SPLITS
@@ -31,7 +32,8 @@ __all__ = ["CELL_PARSER", "COMMANDS", "Command", "DEFAULT_OUTPUT", "check_output
            "run_cell", "usage"]
 
 #: Every ``%mixcv`` subcommand, in the order help lists them.
-COMMANDS: dict[str, Command] = {c.name: c for c in (HELP, MODELS, SPLITS, UI, RUNS, LOAD, RESUME, SPEC, SHOW)}
+COMMANDS: dict[str, Command] = {c.name: c for c in (HELP, MODELS, SPLITS, UI, RUNS, LOAD, RESUME, SPEC, SHOW,
+                                                      SETTINGS)}
 
 
 def help_text() -> str:

@@ -20,6 +20,8 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from mixcv_core import MixcvError, Results
 
+from ..settings import resolve, store_folder
+
 if TYPE_CHECKING:
     from ..magic import MixcvMagic
 
@@ -110,16 +112,20 @@ def check_output_name(name: str, user_ns: dict[str, Any]) -> str:
     return name
 
 
-def open_store(folder: str | None) -> Any:
-    """The run store in ``folder``, or the default one; `UsageError` when it cannot be opened."""
-    from mixcv_core.tracking.store import RunStore, default_store
+def open_store(magic: MixcvMagic, folder: str | None) -> Any:
+    """The run store in ``folder``, or the one the store setting names; `UsageError` when it
+    cannot be opened or the setting switches it off."""
+    from mixcv_core.tracking.store import RunStore
+    if not folder:
+        chosen = resolve(magic)["store"]
+        where = store_folder(chosen.value)
+        if where is False:
+            raise UsageError(f"the run store is switched off ({chosen.where} = {chosen.value!r}); give --store DIR")
+        folder = str(where)
     try:
-        store = RunStore(folder) if folder else default_store()
+        return RunStore(folder)
     except MixcvError as exc:
         raise UsageError(str(exc)) from None
-    if store is None:
-        raise UsageError("the run store is switched off (MIXCV_STORE=off); give --store DIR")
-    return store
 
 
 def results_named(magic: MixcvMagic, name: str) -> Results:

@@ -20,7 +20,7 @@ __all__ = ["COMMAND"]
 def _load(magic: MixcvMagic, args: argparse.Namespace) -> None:
     name = check_output_name(args.output, magic.shell.user_ns)
     try:
-        results = open_store(args.store).load(args.run_id, models=args.models)
+        results = open_store(magic, args.store).load(args.run_id, models=args.models)
     except MixcvError as exc:
         raise UsageError(str(exc)) from None
     magic.shell.user_ns[name] = results

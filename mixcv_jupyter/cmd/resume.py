@@ -21,7 +21,7 @@ __all__ = ["COMMAND"]
 def _resume(magic: MixcvMagic, args: argparse.Namespace) -> Any:
     from mixcv_core import CrossValidation
     name = check_output_name(args.output, magic.shell.user_ns)
-    store = open_store(args.store)
+    store = open_store(magic, args.store)
     try:
         stored = store.load(args.run_id)
         frame_name = stored.spec.data.frame

@@ -9,6 +9,7 @@ naming the cell line and key, all of them at once (an IPython ``UsageError``, no
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from IPython.core.error import UsageError
 from mixcv_core import ConvergenceWarning, MixcvError
 from mixcv_core.experiment.cell import CellError, ParsedCell, parse_cell, spec_to_cell
 
+from ..settings import SETTINGS, Resolved, resolve, store_folder
 from ._common import DEFAULT_OUTPUT, check_output_name, new_parser, parse
 
 if TYPE_CHECKING:
@@ -31,7 +33,9 @@ CELL_PARSER.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="NAME
                          help=f"variable that receives the Results (default: {DEFAULT_OUTPUT})")
 CELL_PARSER.add_argument("--dry-run", action="store_true",
                          help="check everything and show the plan (folds, models, number of fits) without fitting")
-CELL_PARSER.add_argument("--quiet", action="store_true", help="no live progress; say only how the run ended")
+CELL_PARSER.add_argument("--quiet", action=argparse.BooleanOptionalAction, default=None,
+                         help="no live progress; say only how the run ended (--no-quiet: the live view even when "
+                              "the quiet setting is on)")
 CELL_PARSER.add_argument("--n-jobs", type=int, default=None, metavar="N",
                          help="outer folds in N parallel processes, -1 for all cores (overrides n_jobs)")
 CELL_PARSER.add_argument("--backend", default=None, choices=("local", "dask"),
@@ -40,7 +44,8 @@ CELL_PARSER.add_argument("--backend", default=None, choices=("local", "dask"),
 CELL_PARSER.add_argument("--scheduler", default=None, metavar="ADDRESS",
                          help="a Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (implies --backend dask)")
 CELL_PARSER.add_argument("--store", default=None, metavar="DIR",
-                         help="run store folder (default: $MIXCV_STORE or ./.mixcv)")
+                         help="run store folder (default: the store setting: MixcvMagic.store, $MIXCV_STORE, "
+                              "[tool.mixcv] in pyproject.toml, else ./.mixcv)")
 CELL_PARSER.add_argument("--no-store", action="store_true", help="do not record the run in the run store")
 CELL_PARSER.add_argument("--save-models", action="store_true", help="also store the fitted models")
 CELL_PARSER.add_argument("--neptune", default=None, metavar="PROJECT",
@@ -66,16 +71,20 @@ def run_cell(magic: MixcvMagic, line: str, cell: str) -> None:
     except CellError as exc:
         raise UsageError(str(exc)) from None
     frame = _frame(shell.user_ns, parsed)
+    settings = resolve(magic, {"option": _options(args), "cell": _cell_values(parsed)})
     spec = parsed.spec
-    overrides = {"n_jobs": args.n_jobs, "backend": "dask" if args.scheduler else args.backend,
-                 "scheduler": args.scheduler}
-    for name, value in overrides.items():
-        if value is None:
-            continue
+    for name in ("n_jobs", "backend", "seed"):   # the settings that are part of the experiment
+        chosen = settings[name]
+        if chosen.source != "cell" and getattr(spec, name) != chosen.value:
+            try:
+                spec = spec.replace(**{name: chosen.value})
+            except MixcvError as exc:
+                raise UsageError(f"{chosen.where}: {exc.message}") from None
+    if args.scheduler is not None:
         try:
-            spec = spec.replace(**{name: value})
+            spec = spec.replace(scheduler=args.scheduler)
         except MixcvError as exc:
-            raise UsageError(f"--{name.replace('_', '-')}: {exc.message}") from None
+            raise UsageError(f"--scheduler: {exc.message}") from None
 
     from mixcv_core.experiment.data import plan_experiment
     try:
@@ -94,14 +103,15 @@ def run_cell(magic: MixcvMagic, line: str, cell: str) -> None:
         return None
 
     from mixcv_core.engine import run
-    live = not args.quiet and _kernel_frontend(shell)
+    quiet = settings["quiet"].value
+    live = not quiet and _kernel_frontend(shell)
     dashboard = None
     observers: list[Any] = []
     if live:
         from ..dashboard import LiveDashboard
-        dashboard = LiveDashboard()
+        dashboard = LiveDashboard(progress_interval=settings["refresh"].value)
         observers.append(dashboard)
-    store = False if args.no_store else args.store
+    store = store_folder(settings["store"].value)
     observers.extend(_mirrors(args))
     try:
         with warnings.catch_warnings():
@@ -118,7 +128,7 @@ def run_cell(magic: MixcvMagic, line: str, cell: str) -> None:
         # Loud even with --quiet: the store holds less than the notebook does.
         print(f"\x1b[31mmixcv: the run store did not record all of this run: {results.record_error}\x1b[0m",
               file=sys.stderr)
-    if args.quiet:
+    if quiet:
         print(f"mixcv: {results.status}; results stored as {args.output!r}")
     elif dashboard is not None:
         dashboard.finish(results)
@@ -126,6 +136,22 @@ def run_cell(magic: MixcvMagic, line: str, cell: str) -> None:
         print(repr(results))
         print(f"(results stored as {args.output!r})")
     return None
+
+
+def _options(args: argparse.Namespace) -> dict[str, Resolved]:
+    """The settings the ``%%mixcv`` line gives, each with the option that gave it."""
+    given = {"n_jobs": args.n_jobs, "backend": "dask" if args.scheduler else args.backend,
+             "store": "off" if args.no_store else args.store, "quiet": args.quiet}
+    flags = {"backend": "--scheduler" if args.scheduler else "--backend",
+             "store": "--no-store" if args.no_store else "--store"}
+    return {name: Resolved(value, "option", flags.get(name) or SETTINGS[name].option or name)
+            for name, value in given.items() if value is not None}
+
+
+def _cell_values(parsed: ParsedCell) -> dict[str, Resolved]:
+    """The settings the cell body writes (``n_jobs: 4``), each with its line."""
+    return {name: Resolved(getattr(parsed.spec, s.cell_key), "cell", f"line {parsed.lines[s.cell_key]}, {s.cell_key}")
+            for name, s in SETTINGS.items() if s.cell_key is not None and s.cell_key in parsed.lines}
 
 
 def _mirrors(args: Any) -> list[Any]:

@@ -14,7 +14,7 @@ __all__ = ["COMMAND"]
 
 
 def _runs(magic: MixcvMagic, args: argparse.Namespace) -> Any:
-    return open_store(args.store or args.folder).runs()
+    return open_store(magic, args.store or args.folder).runs()
 
 
 COMMAND = command("runs", "the runs in the run store, newest first", _runs,
