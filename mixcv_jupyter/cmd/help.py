@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mixcv_core.experiment.cell import CELL_EXAMPLE, MODEL_KEY_HELP, RANGE_HELP, TOP_KEY_HELP
 
+from ..settings import SETTINGS, env_name, precedence_text
 from ._common import Command, command, rendered, usage
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def render_help(cell_parser: argparse.ArgumentParser, commands: Mapping[str, Com
     model_keys = _table(list(MODEL_KEY_HELP.items()))
     options = _table(_option_rows(cell_parser))
     subcommands = _table([(usage(c.parser), c.summary) for c in commands.values()])
+    settings = _table([(name, f"{s.help} (default {s.default!r}; ${env_name(name)})") for name, s in SETTINGS.items()])
     example = "\n".join(f"  {line}" for line in CELL_EXAMPLE.rstrip().splitlines())
     return f"""\
 mixcv: nested cross validation for grouped data, written in a cell.
@@ -79,6 +81,11 @@ Options of %%mixcv
 
 Subcommands
 {subcommands}
+
+Settings: %config MixcvMagic.<name> = value, a MIXCV_<NAME> variable or <name> = value under
+[tool.mixcv] in pyproject.toml (%mixcv settings shows them); the first that gives a value wins:
+  {precedence_text()}
+{settings}
 
 Read more: the README (In JupyterLab, Runs that last), notebooks/quickstart.ipynb and
 notebooks/runs_and_tracking.ipynb; in Python, help(mixcv_core.CrossValidation).

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from .conftest import ARTIFACTS, open_notebook
+from .conftest import ARTIFACTS, open_notebook, write_notebook
 
 SLEEPSTUDY = Path(__file__).parents[1] / "data" / "sleepstudy.csv"   # lme4's sleepstudy
 SETUP = f"""%load_ext mixcv_jupyter
@@ -18,10 +17,7 @@ CELL = "%%mixcv\ndata: sleep\ntarget: "
 
 @pytest.mark.browser
 def test_tab_after_target_shows_the_frames_columns_in_the_completer(lab_server, lab_root, page):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(CELL)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, lab_root / "completion.ipynb")
+    write_notebook(lab_root, "completion.ipynb", SETUP, CELL)
     open_notebook(page, lab_server, "completion.ipynb")
 
     # Run the first cell only (the frame must exist in the kernel), and wait until it has.

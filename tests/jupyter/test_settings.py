@@ -50,6 +50,13 @@ def test_every_setting_is_a_config_trait_of_mixcv_magic(ip, capsys):
         assert f"MixcvMagic.{name}=" in listed and env_name(name) in listed
 
 
+def test_help_lists_every_setting_with_its_variable_and_the_order(ip):
+    text = repr(ip.run_line_magic("mixcv", "help"))
+    for name in SETTINGS:
+        assert f"\n  {name} " in text and env_name(name) in text
+    assert " ".join(precedence_text().split()) in " ".join(text.split())
+
+
 def test_defaults_are_the_experiments_own(ip):
     chosen = resolve(magic_of(ip), environ={})
     spec = ExperimentSpec(DataSpec("y"), (ModelSpec("Ridge", "Ridge"),))
