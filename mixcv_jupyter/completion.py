@@ -17,6 +17,7 @@ a line under a model entry                  its reserved keys and the model's pa
 a model parameter's value                   the range forms ``int(``, ``float(``, ``choice(``;
                                             ``log``, ``step=`` inside one
 a line under ``merf:``                      MERF's settings
+``backend: |``, ``task: |``, ``metrics: |``  the words the key's rule accepts; metric names
 ==========================================  =============================================
 
 Inside a ``%%mixcv`` body the matcher silences IPython's other matchers (a cell is not
@@ -36,7 +37,7 @@ from typing import Any
 import pandas as pd
 from IPython.core.completer import CompletionContext, SimpleCompletion, SimpleMatcherResult, context_matcher
 
-from mixcv_core.experiment.cell import COLUMN_KEYS, MERF_KEYS, MODEL_KEYS, SPLIT_KEYS, TOP_KEYS, param_text
+from mixcv_core.experiment.cell import CELL_KEYS, COLUMN_KEYS, MERF_KEYS, MODEL_KEYS, SPLIT_KEYS, TOP_KEYS, param_text
 
 __all__ = ["Suggestions", "suggest", "make_matcher", "MATCHER_ID"]
 
@@ -144,6 +145,23 @@ def _split_names() -> list[str]:
     return list(describe_methods())
 
 
+def _choices(key: str) -> tuple[str, ...]:
+    """The words a top-level key takes, from the rule that checks it (`mixcv_core.constraints`):
+    ``backend: local|dask``, ``on_error: keep|raise``, ``true``/``false``; and tasks, metrics."""
+    from mixcv_core.constraints import RULES, Boolean, Options
+    from mixcv_core.experiment.spec import TASKS
+    from mixcv_core.metrics import METRICS
+    if key == "task":
+        return TASKS
+    if key == "metrics":
+        return tuple(METRICS)
+    field = {k: f for f, k in CELL_KEYS.items()}.get(key, key)
+    rule = RULES.get(field)
+    if isinstance(rule, Options):
+        return rule.options
+    return ("true", "false") if isinstance(rule, Boolean) else ()
+
+
 def _values(path: tuple[str, ...], value: str, lines: Sequence[str],
             namespace: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Completions for the value of the key at ``path``, typed so far as ``value``."""
@@ -152,12 +170,14 @@ def _values(path: tuple[str, ...], value: str, lines: Sequence[str],
         if key == "data":
             return [(f, "frame") for f in _frames(namespace)]
         if key in COLUMN_KEYS:
-            return [(c, "column") for c in _frame_columns(lines, namespace)]
+            # A list names each column once; lme4 terms may name one in several terms.
+            listed = set() if key == "random" else set(re.findall(r"[^\s\[\],]+(?=\s*,)", value))
+            return [(c, "column") for c in _frame_columns(lines, namespace) if c not in listed]
         if key in SPLIT_KEYS:
             return [(s, "split") for s in _split_names()]
         if key == "models":
             return [(m, "model") for m in _model_names()]
-        return []
+        return [(v, "value") for v in _choices(key)]
     if len(path) == 3 and path[0] == "models":
         key = path[2]
         if key == "model":

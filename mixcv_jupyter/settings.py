@@ -41,6 +41,7 @@ from IPython.core.error import UsageError
 
 from mixcv_core import MixcvError
 from mixcv_core.constraints import RULES, Boolean, Integer, Real, Rule
+from mixcv_core.errors import SpecTypeError
 from mixcv_core.experiment.spec import ExperimentSpec
 
 __all__ = ["Setting", "SETTINGS", "PRECEDENCE", "CONFIG_CLASS", "ENV_PREFIX", "Resolved", "resolve", "env_name",
@@ -67,7 +68,6 @@ class _Folder(Rule):
 
     def check(self, value: Any, field: str) -> Any:
         if not isinstance(value, str):
-            from mixcv_core.errors import SpecTypeError
             raise SpecTypeError(field, f"expected {self.describe()}, got {value!r} ({type(value).__name__})")
         return value
 

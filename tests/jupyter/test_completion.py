@@ -52,7 +52,8 @@ def test_after_target_the_frames_columns_are_offered_and_replace_what_was_typed(
 @pytest.mark.parametrize("form,typed", [("{key}: ", ""), ("{key}: [Days, ", ""), ("{key}:\n  - Su", "Su")])
 def test_every_key_that_names_columns_offers_the_frames_columns(ip, key, form, typed):
     found = texts(ip, f"%%mixcv\ndata: sleep\n{form.format(key=key)}")
-    assert found == [c for c in COLUMNS if c.startswith(typed)]
+    listed = {"Days"} if "[Days, " in form and key != "random" else set()   # a list names a column once
+    assert found == [c for c in COLUMNS if c.startswith(typed) and c not in listed]
 
 
 def test_the_data_line_may_come_after_the_cursor(ip):
@@ -119,6 +120,16 @@ def test_split_keys_offer_the_split_methods(ip):
     for key in SPLIT_KEYS:
         assert texts(ip, f"%%mixcv\n{key}: ") == list(SPLIT_METHODS)
     assert texts(ip, "%%mixcv\nouter: Strat") == ["StratifiedKFold", "StratifiedGroupKFold"]
+
+
+def test_keys_with_a_fixed_set_of_words_offer_them_from_their_rules(ip):
+    from mixcv_core.constraints import BACKENDS, ON_ERROR
+    from mixcv_core.metrics import METRICS
+    assert texts(ip, "%%mixcv\nbackend: ") == list(BACKENDS)
+    assert texts(ip, "%%mixcv\non_error: ") == list(ON_ERROR)
+    assert texts(ip, "%%mixcv\npredict_known_groups: ") == ["true", "false"]
+    assert texts(ip, "%%mixcv\ntask: c") == ["classification"]
+    assert texts(ip, "%%mixcv\nmetrics: [r2, ") == [m for m in METRICS]
 
 
 @pytest.mark.parametrize("body", ["trials: ", "name: pr", "seed: 4", "# a comment pr", "data: sleep # pr",
@@ -197,11 +208,16 @@ def test_arbitrary_text_never_raises_from_suggest(body, where):
         assert before.endswith(found.fragment)
 
 
+# IPython's completer itself (IPCompleter._extract_code, before any matcher runs) raises on a
+# token of whitespace other than space, tab and newline, such as U+001F: left out here.
+_ipython_safe = _cell_text.map(lambda t: "".join(c for c in t if not c.isspace() or c in " \t\n"))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_cell_text, where=st.floats(0, 1))
+@given(body=_ipython_safe, where=st.floats(0, 1))
 def test_arbitrary_cells_complete_through_ipython_without_error(ip, capsys, body, where):
     text = "%%mixcv\n" + body
     offset = len("%%mixcv\n") + int(where * len(body))
     for c in complete(ip, text, offset):
-        assert c.type in ("key", "column", "frame", "model", "parameter", "split", "range")
+        assert c.type in ("key", "column", "frame", "model", "parameter", "split", "range", "value")
     assert "Traceback" not in capsys.readouterr().err
