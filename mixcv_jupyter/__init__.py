@@ -1,7 +1,7 @@
 """mixcv_jupyter: the Jupyter front end of mixcv.
 
 ``%load_ext mixcv_jupyter`` registers the ``%%mixcv`` cell magic and the ``%mixcv`` line
-magic (run ``%mixcv?`` for help). It can also be loaded through IPython's
+magic (run ``%mixcv?`` for help), and completion inside ``%%mixcv`` cells. It can also be loaded through IPython's
 configuration: ``c.InteractiveShellApp.extensions = ["mixcv_jupyter"]``.
 """
 
@@ -22,8 +22,11 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the mixcv magics with an IPython shell."""
-    from .magic import MixcvMagics
-    ipython.register_magics(MixcvMagics)
+    from .magic import MixcvMagic
+    ipython.register_magics(MixcvMagic)
+    # Completion inside %%mixcv cells (IPython's matcher API v2; nothing changes elsewhere).
+    from .completion import register
+    register(ipython)
     # Results show as the explorer (tabs) in this notebook; the engine stays free of widgets.
     from mixcv_core.results import Results
 
@@ -35,5 +38,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Remove the mixcv magics again."""
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("mixcv", None)
+    from .completion import unregister
+    unregister(ipython)
     from mixcv_core.results import Results
     ipython.display_formatter.mimebundle_formatter.type_printers.pop(Results, None)

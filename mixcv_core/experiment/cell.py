@@ -33,7 +33,8 @@ from .registry import dotted_path, estimator_name, import_dotted
 from .spec import TASK_DEFAULTS, DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
 
 __all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "parse_param", "param_text",
-           "cell_key", "CELL_KEYS", "TOP_KEYS", "MODEL_KEYS", "TOP_KEY_HELP", "MODEL_KEY_HELP", "RANGE_HELP",
+           "cell_key", "CELL_KEYS",
+           "COLUMN_KEYS", "SPLIT_KEYS", "TOP_KEYS", "MODEL_KEYS", "TOP_KEY_HELP", "MODEL_KEY_HELP", "RANGE_HELP",
            "CELL_EXAMPLE"]
 
 CELL_EXAMPLE = """\
@@ -220,6 +221,11 @@ CELL_KEYS: dict[str, str] = {
     "outer.scale": "scale", "inner.scale": "scale", "predict_known_groups_lmm": "predict_known_groups",
     "outer.n_repeats": "repeats", "outer.known_holdout": "known_holdout",
 }
+#: Keys whose value names columns of the cell's DataFrame (one, a list, or lme4 terms for
+#: random): the keys that set the `DataSpec`'s column fields, read by editors' completion.
+COLUMN_KEYS = tuple(key for f, key in CELL_KEYS.items() if f.startswith("data.") and f != "data.frame")
+#: Keys whose value is a split method, e.g. GroupKFold(5).
+SPLIT_KEYS = tuple(dict.fromkeys(key for f, key in CELL_KEYS.items() if f.endswith(".method")))
 
 
 # -- YAML with line numbers ------------------------------------------------------------

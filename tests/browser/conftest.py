@@ -85,6 +85,15 @@ def page(browser, request):
     context.close()
 
 
+def write_notebook(lab_root: Path, name: str, *cells: str) -> None:
+    """A notebook of code ``cells`` on the Python 3 kernel, saved in the lab's folder."""
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab_root / name)
+
+
 def open_notebook(page, base: str, name: str) -> None:
     """Open a notebook and wait until its kernel has really answered (BROWSER.md, steps 1-2)."""
     # ?reset: start from an empty workspace, or JupyterLab reopens the notebooks of earlier

@@ -220,7 +220,7 @@ def test_tracker_options(ip, tmp_path, monkeypatch):
 # -- help and options, written once ----------------------------------------------------
 def test_help_is_written_for_a_researcher_and_lists_every_option_and_subcommand(ip):
     from mixcv_core.experiment.cell import TOP_KEYS
-    from mixcv_jupyter.commands import CELL_PARSER, COMMANDS
+    from mixcv_jupyter.cmd import CELL_PARSER, COMMANDS
     text = repr(ip.run_line_magic("mixcv", "help"))
     for action in CELL_PARSER._actions:
         for flag in action.option_strings:
@@ -238,7 +238,7 @@ def test_help_is_written_for_a_researcher_and_lists_every_option_and_subcommand(
 
 
 def test_the_magic_docstring_is_the_same_help():
-    from mixcv_jupyter.commands import help_text
+    from mixcv_jupyter.cmd import help_text
     from mixcv_jupyter.magic import MixcvMagics
     assert MixcvMagics.mixcv.__doc__ == help_text()
 
@@ -334,7 +334,7 @@ def test_resume_line_magic_finishes_an_interrupted_run(ip, tmp_path, capsys):
 
 
 def test_the_backend_option_lists_and_explains_its_values_in_help():
-    from mixcv_jupyter.commands import CELL_PARSER
+    from mixcv_jupyter.cmd import CELL_PARSER
     text = " ".join(CELL_PARSER.format_help().split())
     assert "--backend {local,dask}" in text
     assert "local (worker processes on this machine, the default) or dask (a Dask cluster" in text
@@ -344,7 +344,7 @@ def test_a_shown_report_is_not_followed_by_the_same_convergence_warning_in_stder
     import warnings
 
     from mixcv_core import ConvergenceWarning
-    from mixcv_jupyter import magic
+    from mixcv_jupyter.cmd import run as magic
     cell = CELL.replace("merf: {iterations: 3}", "merf: {iterations: 1}")   # MERF cannot converge in one
     monkeypatch.setattr(magic, "_kernel_frontend", lambda shell: True)       # the report is displayed
     with warnings.catch_warnings(record=True) as shown:
