@@ -223,6 +223,11 @@ def _show(magics: MixcvMagics, args: argparse.Namespace) -> Any:
     return Explorer(_results(magics, args.name))
 
 
+def _export(magics: MixcvMagics, args: argparse.Namespace) -> None:
+    from .export import export_command
+    export_command(magics.shell.user_ns, args.name, args.path, lambda: _store(args.store))
+
+
 def _command(name: str, summary: str, run: Callable[[MixcvMagics, argparse.Namespace], Any],
              *arguments: tuple[tuple[str, ...], dict[str, Any]]) -> Command:
     parser = _parser(f"%mixcv {name}", summary)
@@ -257,6 +262,11 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                                    "help": f"variable for the Results (default: {DEFAULT_OUTPUT})"}), _STORE),
     _command("spec", "print the %%mixcv cell that reproduces results", _spec, _NAME),
     _command("show", "open results in the explorer: summary, folds, comparison, plots, models, checks", _show, _NAME),
+    _command("export", "write a run to a file, chosen by its extension: report.html (self-contained), methods.md, "
+             "methods.tex (+ .bib), tables.tex (booktabs)", _export,
+             (("name",), {"metavar": "NAME", "help": "a stored run's id (or a unique start), or a Results variable"}),
+             (("path",), {"metavar": "FILE", "help": "report.html, methods.md, methods.txt, methods.tex, tables.tex"}),
+             _STORE),
 )}
 
 

@@ -659,7 +659,9 @@ def bibtex(keys: Iterable[str]) -> str:
 
 # -- rendering -----------------------------------------------------------------------------
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  # Typeset as ¡ ¿ and an em dash in LaTeX's default OT1 encoding.
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 # Characters our own sentences use that LaTeX's default font encoding cannot typeset as text.
 _LATEX_TEXT = {"²": r"\textsuperscript{2}", "−": "--", "–": "--", "×": r"$\times$", "±": r"$\pm$"}
 
