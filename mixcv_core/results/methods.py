@@ -312,7 +312,7 @@ def _design_sentences(results: RunView, software: Mapping[str, str]) -> list[Sen
     n_outer = len(results._outer)
     outer = _split_phrase(spec.outer, spec, "outer", software, n_outer)
     out.append(Sentence("outer", ("Performance was estimated by nested cross-validation. The outer loop was ", *outer,
-                                  f", giving {n_outer} outer folds.")))
+                                  f", giving {_count(n_outer, 'outer fold')}.")))
     groups = spec.data.group_columns
     factors = spec.data.split_factors
     if spec.outer.requires_groups and factors:
@@ -521,7 +521,8 @@ def _model_sentences(results: RunView) -> list[Sentence]:
             out.append(Sentence("lmm", (
                 Code(m.name), " was a linear mixed model with random part ", Code(random), ", fitted by ", crit,
                 " with ", *how, _known_levels(spec, s, "lmm"),
-                *_converged_clause(results, m.name, "the optimum was certified (gradient and Hessian checked)"), "."),
+                *_converged_clause(results, m.name, "the optimum was certified (gradient and Hessian checked)" if native
+                                   else "statsmodels reported convergence"), "."),
                 model=m.name))
         elif issubclass(cls, GPBoostRegressor):
             out.append(Sentence("gpboost", (
@@ -566,7 +567,7 @@ def _evaluation_sentences(results: RunView) -> list[Sentence]:
                      "highest)")
     if "rmse" in metrics:
         parts.append("; the RMSE over folds is the square root of the mean MSE")
-    parts.append(f"; we report the mean and standard deviation over the {n} outer folds.")
+    parts.append(f"; we report the mean and standard deviation over the {_count(n, 'outer fold')}.")
     out = [Sentence("metrics", tuple(parts))]
     if len(results.model_names) >= 2 and n >= 2:
         out.append(Sentence("comparison", (

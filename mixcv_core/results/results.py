@@ -49,6 +49,10 @@ class Results(FlexcvView):
         Seconds for the whole run.
     run_id : str or None
         The run's id in the run store (`mixcv_core.store`), if it was stored.
+    software : dict of str to str
+        The versions of the libraries the run used (mixcv, scikit-learn, Optuna, numpy,
+        scipy, pandas, and the models' own packages), for `methods`; ``{}`` for a run
+        stored before mixcv recorded them.
     """
 
     def __init__(self, spec: ExperimentSpec, outcomes: Sequence[FoldOutcome], data: PreparedData,

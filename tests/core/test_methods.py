@@ -109,6 +109,27 @@ def test_a_model_with_fixed_settings_is_listed_with_them(lmm_run):
     assert "OLS (mixcv's LinearModel" in text
 
 
+def test_failed_fits_are_counted_and_left_out_of_the_convergence_counts(lmm_run):
+    import dataclasses
+    first = next(o for o in lmm_run.outcomes if o.model == "LMM")
+    outcomes = [dataclasses.replace(o, ok=False, error="boom") if o is first else o for o in lmm_run.outcomes]
+    broken = type(lmm_run)(lmm_run.spec, outcomes, lmm_run._data, lmm_run._outer, software=lmm_run.software)
+    t = _topics(broken)
+    assert "1 of 12 fits failed and are left out of the estimates (LMM: 1); 11 fits are reported." in t["failures"]
+    assert " in 5 of 5 outer fits" in t["lmm"][0]
+    assert "failures" not in _topics(lmm_run) and "status" not in _topics(lmm_run)
+
+
+def test_a_row_wise_split_of_grouped_data_says_its_scores_are_for_known_groups(sleep):
+    spec = ExperimentSpec(DataSpec(target="Reaction", groups="Subject"), models=(ModelSpec("OLS", "LinearModel"),),
+                          outer=SplitSpec("KFold", n_splits=4, _field="outer"), break_cross_val=True, seed=3)
+    res = engine.run(spec, sleep, store=False)
+    t = _topics(res)
+    assert "4-fold split of the rows (KFold), shuffled (seed 3), giving 1 outer fold." in t["outer"][0]
+    assert "ignored the grouping" in t["meaning"][0] and "new rows of known Subjects" in t["meaning"][0]
+    assert "Only the first outer fold was fitted" in t["status"][0]
+
+
 def test_a_run_stored_before_versions_were_kept_says_so_instead_of_guessing(lmm_run):
     old = type(lmm_run)(lmm_run.spec, lmm_run.outcomes, lmm_run._data, lmm_run._outer, software={})
     (text,) = _topics(old)["software"]
