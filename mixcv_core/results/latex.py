@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..metrics import metric_label
 from .compare import compare_all
-from .methods import latex_escape
+from .prose import latex_escape
 
 if TYPE_CHECKING:
     from ._run import RunView

@@ -1,4 +1,4 @@
-"""The methods paragraph of a run, written from the run itself: `methods_sentences`, `render_methods`.
+"""The methods paragraph of a run, written from the run itself: `methods_sentences`.
 
 A reviewer checks the methods section hardest: which factor a test fold holds out, whether
 tuning saw the test fold, how many fits converged, which test compared the models. This
@@ -8,160 +8,32 @@ versions recorded when the run started) — so a run reloaded from the store is 
 exactly as one still in memory, and nothing is said that the run did not do (no tuning
 sentence without tuning, no MERF citation without MERF).
 
-Each sentence is a `Sentence`: a topic (for tests and for readers of the parts) and a tuple
-of parts — plain text, `Code` (a user's name: a column, a model, a parameter value) and
-`Cite` (keys of `REFERENCES`). `render_methods` writes the parts as plain text, Markdown,
-LaTeX or HTML, escaping user strings for each; citations are data (`REFERENCES`: key,
-short form, full reference, BibTeX), so a paper's bibliography is one `bibtex` call away.
+The sentences are data (`prose.Sentence`: a topic and parts, user strings marked as
+`prose.Code`, citations as `prose.Cite` of `citations.REFERENCES` keys); `prose.render_methods`
+writes them as text, Markdown, LaTeX or HTML.
 """
 
 from __future__ import annotations
 
-import html
 import importlib.metadata
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna.distributions as od
 
-from ..errors import SpecError
 from ..experiment.registry import dotted_path, is_unresolved
 from ..experiment.spec import ExperimentSpec, ModelSpec, SplitSpec, merf_name
 from ..experiment.splits import SHUFFLE_FIXED_IN, FixedSplits
 from ..metrics import METRIC_INFO, metric_label
 from ..models import GeneralizedLinearMixedModel, GPBoostRegressor, LinearMixedEffectsModel, is_mixed
 from .factors import plural
+from .prose import Cite, Code, Part, Sentence
 
 if TYPE_CHECKING:
     from ._run import RunView
 
-__all__ = ["Reference", "REFERENCES", "Code", "Cite", "Sentence", "FORMATS", "methods_sentences",
-           "render_methods", "cited_keys", "bibtex", "software_versions"]
-
-#: What `render_methods` writes.
-FORMATS = ("text", "markdown", "latex", "html")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """One work the methods paragraph may cite."""
-
-    key: str        # the BibTeX key (``\\cite{key}`` in LaTeX)
-    short: str      # how the text cites it: "Pedregosa et al. 2011"
-    text: str       # the full reference, for a reference list
-    bibtex: str
-
-
-def _ref(key: str, short: str, text: str, kind: str, **fields: str) -> Reference:
-    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items())
-    return Reference(key, short, text, f"@{kind}{{{key},\n{body}\n}}")
-
-
-#: Every citation the paragraph can make, by key: the data `bibtex` and the reference lists are written from.
-REFERENCES: dict[str, Reference] = {r.key: r for r in (
-    _ref("pedregosa2011", "Pedregosa et al. 2011",
-         "Pedregosa, F., Varoquaux, G., Gramfort, A., et al. (2011). Scikit-learn: Machine learning in Python. "
-         "Journal of Machine Learning Research, 12, 2825-2830.",
-         "article", author="Pedregosa, F. and Varoquaux, G. and Gramfort, A. and Michel, V. and Thirion, B. and "
-                           "Grisel, O. and Blondel, M. and Prettenhofer, P. and Weiss, R. and Dubourg, V. and "
-                           "Vanderplas, J. and Passos, A. and Cournapeau, D. and Brucher, M. and Perrot, M. and "
-                           "Duchesnay, E.",
-         title="Scikit-learn: Machine Learning in {P}ython", journal="Journal of Machine Learning Research",
-         volume="12", pages="2825--2830", year="2011"),
-    _ref("akiba2019", "Akiba et al. 2019",
-         "Akiba, T., Sano, S., Yanase, T., Ohta, T., & Koyama, M. (2019). Optuna: A next-generation hyperparameter "
-         "optimization framework. Proceedings of the 25th ACM SIGKDD International Conference on Knowledge "
-         "Discovery & Data Mining, 2623-2631. https://doi.org/10.1145/3292500.3330701",
-         "inproceedings", author="Akiba, Takuya and Sano, Shotaro and Yanase, Toshihiko and Ohta, Takeru and "
-                                 "Koyama, Masanori",
-         title="Optuna: A Next-generation Hyperparameter Optimization Framework",
-         booktitle="Proceedings of the 25th ACM SIGKDD International Conference on Knowledge Discovery \\& "
-                   "Data Mining", pages="2623--2631", year="2019", doi="10.1145/3292500.3330701"),
-    _ref("bates2015", "Bates et al. 2015",
-         "Bates, D., Mächler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models using lme4. "
-         "Journal of Statistical Software, 67(1), 1-48. https://doi.org/10.18637/jss.v067.i01",
-         "article", author="Bates, Douglas and M{\\\"a}chler, Martin and Bolker, Ben and Walker, Steve",
-         title="Fitting Linear Mixed-Effects Models Using {lme4}", journal="Journal of Statistical Software",
-         volume="67", number="1", pages="1--48", year="2015", doi="10.18637/jss.v067.i01"),
-    _ref("hajjem2014", "Hajjem et al. 2014",
-         "Hajjem, A., Bellavance, F., & Larocque, D. (2014). Mixed-effects random forest for clustered data. "
-         "Journal of Statistical Computation and Simulation, 84(6), 1313-1328. "
-         "https://doi.org/10.1080/00949655.2012.741599",
-         "article", author="Hajjem, Ahlem and Bellavance, Fran{\\c{c}}ois and Larocque, Denis",
-         title="Mixed-effects random forest for clustered data",
-         journal="Journal of Statistical Computation and Simulation", volume="84", number="6",
-         pages="1313--1328", year="2014", doi="10.1080/00949655.2012.741599"),
-    _ref("pellagatti2021", "Pellagatti et al. 2021",
-         "Pellagatti, M., Masci, C., Ieva, F., & Paganoni, A. M. (2021). Generalized mixed-effects random forest: "
-         "A flexible approach to predict university student dropout. Statistical Analysis and Data Mining, "
-         "14(3), 241-257. https://doi.org/10.1002/sam.11505",
-         "article", author="Pellagatti, Massimo and Masci, Chiara and Ieva, Francesca and Paganoni, Anna M.",
-         title="Generalized mixed-effects random forest: A flexible approach to predict university student dropout",
-         journal="Statistical Analysis and Data Mining", volume="14", number="3", pages="241--257", year="2021",
-         doi="10.1002/sam.11505"),
-    _ref("nadeau2003", "Nadeau & Bengio 2003",
-         "Nadeau, C., & Bengio, Y. (2003). Inference for the generalization error. Machine Learning, 52(3), "
-         "239-281. https://doi.org/10.1023/A:1024068626366",
-         "article", author="Nadeau, Claude and Bengio, Yoshua", title="Inference for the Generalization Error",
-         journal="Machine Learning", volume="52", number="3", pages="239--281", year="2003",
-         doi="10.1023/A:1024068626366"),
-    _ref("bouckaert2004", "Bouckaert & Frank 2004",
-         "Bouckaert, R. R., & Frank, E. (2004). Evaluating the replicability of significance tests for comparing "
-         "learning algorithms. Advances in Knowledge Discovery and Data Mining (PAKDD 2004), LNCS 3056, 3-12. "
-         "https://doi.org/10.1007/978-3-540-24775-3_3",
-         "inproceedings", author="Bouckaert, Remco R. and Frank, Eibe",
-         title="Evaluating the Replicability of Significance Tests for Comparing Learning Algorithms",
-         booktitle="Advances in Knowledge Discovery and Data Mining (PAKDD 2004)", series="LNCS",
-         volume="3056", pages="3--12", year="2004", doi="10.1007/978-3-540-24775-3_3"),
-    _ref("holm1979", "Holm 1979",
-         "Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian Journal of "
-         "Statistics, 6(2), 65-70.",
-         "article", author="Holm, Sture", title="A Simple Sequentially Rejective Multiple Test Procedure",
-         journal="Scandinavian Journal of Statistics", volume="6", number="2", pages="65--70", year="1979"),
-    _ref("sigrist2022", "Sigrist 2022",
-         "Sigrist, F. (2022). Gaussian process boosting. Journal of Machine Learning Research, 23(232), 1-46.",
-         "article", author="Sigrist, Fabio", title="Gaussian Process Boosting",
-         journal="Journal of Machine Learning Research", volume="23", number="232", pages="1--46", year="2022"),
-)}
-
-
-# -- the parts of a sentence ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Code:
-    """A name or value that came from the user (column, model, parameter): shown as code, escaped."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Cite:
-    """A parenthetical citation of one or more `REFERENCES` keys."""
-
-    keys: tuple[str, ...]
-
-
-Part = str | Code | Cite
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """One sentence of the paragraph: its topic and its parts (text, `Code`, `Cite`).
-
-    Topics: ``data``, ``outer``, ``meaning``, ``known``, ``inner``, ``scaling``, ``tuning``,
-    ``search_space``, ``models``, ``lmm``, ``glmm``, ``gpboost``, ``merf``, ``metrics``,
-    ``comparison``, ``seeds``, ``status``, ``failures``, ``software``.
-    """
-
-    topic: str
-    parts: tuple[Part, ...]
-    #: For `Sentence`s about one model: its result name.
-    model: str | None = field(default=None, compare=False)
-
-    @property
-    def text(self) -> str:
-        return _render_parts(self.parts, "text")
+__all__ = ["methods_sentences", "software_versions", "recorded_software"]
 
 
 # -- software ---------------------------------------------------------------------------------
@@ -182,6 +54,8 @@ def software_versions(spec: ExperimentSpec) -> dict[str, str]:
     for m in spec.models:
         top = _module(m).split(".")[0]
         names.append(_DISTRIBUTION.get(top, top))
+        if not is_unresolved(m.estimator) and issubclass(m.estimator_class, GPBoostRegressor):
+            names.append("gpboost")   # mixcv's wrapper; the boosting and the random effects are GPBoost's
         backend = m.model_kwargs.get("backend")
         if is_mixed(m.estimator) and (backend == "statsmodels" or "backend" in m.params):
             names.append("statsmodels")
@@ -641,88 +515,3 @@ def methods_sentences(results: RunView) -> list[Sentence]:
                  *_model_sentences(results), *_evaluation_sentences(results), *_status_sentences(results),
                  _software_sentence(results, software)]
     return sentences
-
-
-#: Paragraph breaks: a new paragraph starts at these topics.
-_PARAGRAPHS = ("data", "models", "metrics", "software")
-
-
-def cited_keys(sentences: Sequence[Sentence]) -> list[str]:
-    """The `REFERENCES` keys the sentences cite, in order of first citation."""
-    keys = [k for s in sentences for p in s.parts if isinstance(p, Cite) for k in p.keys]
-    return list(dict.fromkeys(keys))
-
-
-def bibtex(keys: Iterable[str]) -> str:
-    """The BibTeX entries of ``keys`` (`REFERENCES`), one after the other."""
-    return "\n\n".join(REFERENCES[k].bibtex for k in keys) + "\n"
-
-
-# -- rendering -----------------------------------------------------------------------------
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  # Typeset as ¡ ¿ and an em dash in LaTeX's default OT1 encoding.
-                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
-# Characters our own sentences use that LaTeX's default font encoding cannot typeset as text.
-_LATEX_TEXT = {"²": r"\textsuperscript{2}", "−": "--", "–": "--", "×": r"$\times$", "±": r"$\pm$"}
-
-
-def latex_escape(text: str) -> str:
-    """``text`` with every LaTeX special character escaped (user strings cannot inject commands)."""
-    return "".join(_LATEX_SPECIAL.get(ch, _LATEX_TEXT.get(ch, ch)) for ch in text)
-
-
-def _markdown_code(text: str) -> str:
-    # A backtick inside code needs a longer fence, and a space when it starts or ends the text.
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|])")
-
-
-def _render_part(p: Part, fmt: str) -> str:
-    if isinstance(p, Cite):
-        if fmt == "latex":
-            return r"\cite{" + ",".join(p.keys) + "}"
-        return "(" + "; ".join(REFERENCES[k].short for k in p.keys) + ")"
-    if isinstance(p, Code):
-        return {"text": p.text, "markdown": _markdown_code(p.text),
-                "latex": r"\texttt{" + latex_escape(p.text) + "}",
-                "html": f"<code>{html.escape(p.text)}</code>"}[fmt]
-    return {"text": p, "markdown": _MARKDOWN_SPECIAL.sub(r"\\\1", p), "latex": latex_escape(p),
-            "html": html.escape(p)}[fmt]
-
-
-def _render_parts(parts: Iterable[Part], fmt: str) -> str:
-    return "".join(_render_part(p, fmt) for p in parts)
-
-
-def render_methods(sentences: Sequence[Sentence], fmt: str = "text", references: bool = True) -> str:
-    """The sentences as paragraphs in ``fmt`` (`FORMATS`), then the references cited.
-
-    ``text`` and ``markdown`` end with the reference list; ``latex`` cites with ``\\cite{key}``
-    (the entries: `bibtex`); ``html`` is a ``<div>`` of ``<p>``s and a list.
-    """
-    if fmt not in FORMATS:
-        raise SpecError("format", f"expected one of {', '.join(map(repr, FORMATS))}, got {fmt!r}")
-    paragraphs: list[list[str]] = []
-    for s in sentences:
-        if not paragraphs or s.topic in _PARAGRAPHS and paragraphs[-1]:
-            paragraphs.append([])
-        paragraphs[-1].append(_render_parts(s.parts, fmt))
-    keys = cited_keys(sentences) if references else []
-    if fmt == "html":
-        body = "".join(f"<p>{' '.join(p)}</p>" for p in paragraphs)
-        refs = ("<p><b>References</b></p><ul>" + "".join(f"<li>{html.escape(REFERENCES[k].text)}</li>"
-                                                          for k in keys) + "</ul>") if keys else ""
-        return f'<div class="mixcv-methods">{body}{refs}</div>'
-    text = "\n\n".join(" ".join(p) for p in paragraphs)
-    if not keys or fmt == "latex":
-        return text + "\n"
-    if fmt == "markdown":
-        refs = "\n".join("- " + _render_part(REFERENCES[k].text, "markdown") for k in keys)
-        return f"{text}\n\n**References**\n\n{refs}\n"
-    refs = "\n".join(REFERENCES[k].text for k in keys)
-    return f"{text}\n\nReferences\n{refs}\n"

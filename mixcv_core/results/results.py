@@ -23,8 +23,10 @@ from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
 from . import checks, classification, compare, factors, plots, report
+from .citations import REFERENCES
 from .flexcv_view import FlexcvView
-from .methods import FORMATS, methods_sentences, render_methods, software_versions
+from .methods import methods_sentences, software_versions
+from .prose import FORMATS, cited_keys, render_methods
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -380,7 +382,6 @@ class Results(FlexcvView):
 
     def citations(self) -> pd.DataFrame:
         """The works `methods` cites: key (BibTeX), cite (as in the text), reference, bibtex."""
-        from .methods import REFERENCES, cited_keys
         keys = cited_keys(methods_sentences(self))
         return pd.DataFrame([{"key": k, "cite": REFERENCES[k].short, "reference": REFERENCES[k].text,
                               "bibtex": REFERENCES[k].bibtex} for k in keys],

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SpecError
-from .methods import methods_sentences, render_methods
+from .methods import methods_sentences
 from .plots import plot_predictions, plot_tuning
+from .prose import render_methods
 from .report import figure_png, render_html
 
 if TYPE_CHECKING:

@@ -18,7 +18,9 @@ from _crossed import crossed
 from mixcv_core import engine
 from mixcv_core.errors import SpecError
 from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
-from mixcv_core.results.methods import REFERENCES, bibtex, cited_keys, latex_escape, methods_sentences
+from mixcv_core.results.citations import REFERENCES, bibtex
+from mixcv_core.results.methods import methods_sentences
+from mixcv_core.results.prose import cited_keys, latex_escape
 from mixcv_core.tracking.store import RunStore
 
 
@@ -318,3 +320,19 @@ def test_citations_are_the_works_cited_with_bibtex_entries_of_their_keys(lmm_run
     for key, entry in zip(table["key"], table["bibtex"]):
         assert entry.startswith("@") and f"{{{key}," in entry and entry == REFERENCES[key].bibtex
     assert bibtex(keys).count("@") == len(keys)
+
+
+def test_software_lists_the_mixed_model_libraries_a_spec_uses_and_only_those():
+    import importlib.metadata
+
+    from mixcv_core.results.methods import software_versions
+    data = DataSpec(target="y", groups="g")
+    plain = software_versions(ExperimentSpec(data, models=(ModelSpec("OLS", "LinearModel"),)))
+    assert plain["scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert plain["optuna"] == importlib.metadata.version("optuna") and "statsmodels" not in plain
+    sm = software_versions(ExperimentSpec(data, models=(
+        ModelSpec("LMM", "LinearMixedEffectsModel", model_kwargs={"backend": "statsmodels"}),)))
+    assert sm["statsmodels"] == importlib.metadata.version("statsmodels")
+    pytest.importorskip("gpboost")
+    gp = software_versions(ExperimentSpec(data, models=(ModelSpec("GP", "GPBoostRegressor"),)))
+    assert gp["gpboost"] == importlib.metadata.version("gpboost") and "statsmodels" not in gp
