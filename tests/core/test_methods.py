@@ -336,3 +336,40 @@ def test_software_lists_the_mixed_model_libraries_a_spec_uses_and_only_those():
     pytest.importorskip("gpboost")
     gp = software_versions(ExperimentSpec(data, models=(ModelSpec("GP", "GPBoostRegressor"),)))
     assert gp["gpboost"] == importlib.metadata.version("gpboost") and "statsmodels" not in gp
+
+
+def median_abs(y_valid, y_pred_valid):
+    """A user's objective (module level: its dotted path is what the paragraph names)."""
+    import numpy as np
+    return float(np.median(np.abs(np.asarray(y_valid) - np.asarray(y_pred_valid))))
+
+
+def test_splitter_objects_fixed_splits_a_users_objective_and_gpboost_are_named_as_run(sleep):
+    from sklearn.model_selection import LeaveOneGroupOut
+    data = DataSpec(target="Reaction", groups="Subject", features=("Days",))
+    logo = engine.run(ExperimentSpec(data, models=(ModelSpec("OLS", "LinearModel"),),
+                                     outer=SplitSpec(LeaveOneGroupOut(), _field="outer")), sleep, store=False)
+    assert "a user-supplied splitter, LeaveOneGroupOut, giving 18 folds" in _topics(logo)["outer"][0]
+    assert "performance for new Subjects" in _topics(logo)["meaning"][0]   # it consumes groups
+
+    pairs = [(list(range(0, 90)), list(range(90, 180))), (list(range(90, 180)), list(range(0, 90)))]
+    fixed = engine.run(ExperimentSpec(data, models=(ModelSpec("OLS", "LinearModel"),),
+                                      outer=SplitSpec(pairs, _field="outer")), sleep, store=False)
+    assert "2 fixed train/test index pairs given by the user, giving 2 outer folds" in _topics(fixed)["outer"][0]
+
+    tuned = engine.run(ExperimentSpec(
+        data, models=(ModelSpec("ridge", "Ridge", requires_inner_cv=True,
+                                params={"alpha": od.CategoricalDistribution([0.1, 10.0])}),),
+        outer=SplitSpec("GroupKFold", 3, _field="outer"), inner=SplitSpec("GroupKFold", 2, _field="inner"),
+        tuning=TuningSpec(n_trials=2, objective_scorer=median_abs)), sleep, store=False)
+    t = _topics(tuned)
+    assert f"the user's objective {__name__}.median_abs, minimised" in t["tuning"][0]
+    assert "alpha: one of 0.1 or 10.0" in t["search_space"][0]
+
+    pytest.importorskip("gpboost")
+    gp = engine.run(ExperimentSpec(data, models=(ModelSpec("GP", "GPBoostRegressor",
+                                                           model_kwargs={"num_boost_round": 5}),),
+                                   outer=SplitSpec("GroupKFold", 3, _field="outer")), sleep, store=False)
+    (text,) = _topics(gp)["gpboost"]
+    assert "GPBoost (Sigrist 2022)" in text and "random part (1 | Subject)" in text
+    assert f"gpboost {gp.software['gpboost']} (Sigrist 2022)" in _topics(gp)["software"][0]
