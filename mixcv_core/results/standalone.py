@@ -31,7 +31,7 @@ _PAGE_CSS = """
 body {font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1100px;
   padding: 0 16px; color: #222; background: #fff;}
 h2, h3 {font-weight: 600;}
-.mixcv-methods p {font-size: 14px; line-height: 1.5; max-width: 900px;}
+.mixcv-methods p, .mixcv-methods li {font-size: 14px; line-height: 1.5; max-width: 900px;}
 .mixcv-methods code, .mixcv-report code {font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.92em;}
 .mixcv-more img {max-width: 100%; margin: 4px 8px 4px 0;}
 """

@@ -373,3 +373,10 @@ def test_splitter_objects_fixed_splits_a_users_objective_and_gpboost_are_named_a
     (text,) = _topics(gp)["gpboost"]
     assert "GPBoost (Sigrist 2022)" in text and "random part (1 | Subject)" in text
     assert f"gpboost {gp.software['gpboost']} (Sigrist 2022)" in _topics(gp)["software"][0]
+
+
+def test_an_interrupted_run_says_how_many_of_its_fits_ended(lmm_run):
+    cut = type(lmm_run)(lmm_run.spec, lmm_run.outcomes[:5], lmm_run._data, lmm_run._outer, status="interrupted",
+                        software=lmm_run.software)
+    (status,) = _topics(cut)["status"]
+    assert status == "The run was interrupted: 5 of 12 fits ended, and the estimates use those."
