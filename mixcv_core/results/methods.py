@@ -16,6 +16,7 @@ writes them as text, Markdown, LaTeX or HTML.
 from __future__ import annotations
 
 import importlib.metadata
+import platform
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -46,7 +47,7 @@ _DISTRIBUTION = {"sklearn": "scikit-learn", "mixcv_core": "mixcv"}
 def software_versions(spec: ExperimentSpec) -> dict[str, str]:
     """The versions of the libraries ``spec`` runs on, as installed now (recorded when a run starts).
 
-    mixcv, scikit-learn, Optuna, numpy, scipy and pandas always; statsmodels for an LMM on its
+    Python, mixcv, scikit-learn, Optuna, numpy, scipy and pandas always; statsmodels for an LMM on its
     statsmodels backend; the package of every model from outside scikit-learn and mixcv
     (gpboost, xgboost...). A package whose version cannot be read is left out.
     """
@@ -59,7 +60,7 @@ def software_versions(spec: ExperimentSpec) -> dict[str, str]:
         backend = m.model_kwargs.get("backend")
         if is_mixed(m.estimator) and (backend == "statsmodels" or "backend" in m.params):
             names.append("statsmodels")
-    out = {}
+    out = {"python": platform.python_version()}
     for name in dict.fromkeys(names):
         try:
             out[name] = importlib.metadata.version(name)
@@ -477,6 +478,11 @@ def _status_sentences(results: RunView) -> list[Sentence]:
     return out
 
 
+#: How a paper writes each distribution's name.
+_DISPLAY = {"optuna": "Optuna", "numpy": "NumPy", "scipy": "SciPy", "gpboost": "GPBoost", "xgboost": "XGBoost",
+            "lightgbm": "LightGBM"}
+
+
 def _software_sentence(results: RunView, software: Mapping[str, str]) -> Sentence:
     spec = results.spec
     if not software:
@@ -486,15 +492,17 @@ def _software_sentence(results: RunView, software: Mapping[str, str]) -> Sentenc
     tuned = any(m.tunes for m in spec.models)
     if tuned:
         cites["optuna"] = ("akiba2019",)
-    shown = [name for name in software if name != "mixcv" and (name != "optuna" or tuned)]
+    # Optuna is installed with mixcv but used only to tune: named only when the run tuned.
+    shown = [name for name in software if name not in ("mixcv", "python") and (name != "optuna" or tuned)]
     items: list[list[Part]] = []
     for name in shown:
-        item: list[Part] = [f"{name} {software[name]}"]
+        item: list[Part] = [f"{_DISPLAY.get(name, name)} {software[name]}"]
         if name in cites:
             item += [" ", Cite(cites[name])]
         items.append(item)
     head = f"mixcv {software['mixcv']}" if "mixcv" in software else "mixcv"
-    return Sentence("software", (f"The analysis was run with {head} (Python) on ", *_join(items), "."))
+    python = f" on Python {software['python']}" if "python" in software else ""
+    return Sentence("software", (f"The analysis was run with {head}{python}, using ", *_join(items), "."))
 
 
 def recorded_software(results: RunView) -> dict[str, str]:

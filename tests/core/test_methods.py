@@ -100,9 +100,9 @@ def test_the_comparison_the_seed_and_the_software_are_those_of_the_run(lmm_run):
     assert "seed 11 " in t["seeds"][0]
     software = lmm_run.software
     assert software["scikit-learn"] and software["mixcv"]
-    for name in ("scikit-learn", "numpy", "scipy"):
-        assert f"{name} {software[name]}" in t["software"][0]
-    assert f"mixcv {software['mixcv']}" in t["software"][0]
+    for name, shown in (("scikit-learn", "scikit-learn"), ("numpy", "NumPy"), ("scipy", "SciPy")):
+        assert f"{shown} {software[name]}" in t["software"][0]
+    assert f"mixcv {software['mixcv']} on Python {software['python']}, using" in t["software"][0]
 
 
 def test_a_model_with_fixed_settings_is_listed_with_them(lmm_run):
@@ -324,11 +324,13 @@ def test_citations_are_the_works_cited_with_bibtex_entries_of_their_keys(lmm_run
 
 def test_software_lists_the_mixed_model_libraries_a_spec_uses_and_only_those():
     import importlib.metadata
+    import platform
 
     from mixcv_core.results.methods import software_versions
     data = DataSpec(target="y", groups="g")
     plain = software_versions(ExperimentSpec(data, models=(ModelSpec("OLS", "LinearModel"),)))
     assert plain["scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert plain["python"] == platform.python_version()
     assert plain["optuna"] == importlib.metadata.version("optuna") and "statsmodels" not in plain
     sm = software_versions(ExperimentSpec(data, models=(
         ModelSpec("LMM", "LinearMixedEffectsModel", model_kwargs={"backend": "statsmodels"}),)))
@@ -372,7 +374,7 @@ def test_splitter_objects_fixed_splits_a_users_objective_and_gpboost_are_named_a
                                    outer=SplitSpec("GroupKFold", 3, _field="outer")), sleep, store=False)
     (text,) = _topics(gp)["gpboost"]
     assert "GPBoost (Sigrist 2022)" in text and "random part (1 | Subject)" in text
-    assert f"gpboost {gp.software['gpboost']} (Sigrist 2022)" in _topics(gp)["software"][0]
+    assert f"GPBoost {gp.software['gpboost']} (Sigrist 2022)" in _topics(gp)["software"][0]
 
 
 def test_an_interrupted_run_says_how_many_of_its_fits_ended(lmm_run):
