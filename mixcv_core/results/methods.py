@@ -381,6 +381,8 @@ def _model_sentences(results: RunView) -> list[Sentence]:
             nagq = s.get("nAGQ", 1)
             approx = ("the Laplace approximation" if nagq == 1 else f"adaptive Gauss-Hermite quadrature with {nagq} "
                       "points" if nagq and nagq > 1 else "lme4's first stage only (nAGQ = 0)")
+            if "nAGQ" in m.params:   # a tuned setting has no one value to state
+                approx = "the Laplace approximation or adaptive Gauss-Hermite quadrature (nAGQ tuned)"
             link = s.get("link") or {"binomial": "logit", "poisson": "log"}.get(str(s.get("family")), "")
             out.append(Sentence("glmm", (
                 Code(m.name), f" was a generalised linear mixed model ({s.get('family')} family, {link} link) with "
@@ -391,6 +393,8 @@ def _model_sentences(results: RunView) -> list[Sentence]:
         elif issubclass(cls, LinearMixedEffectsModel):
             native = s.get("backend", "native") == "native"
             crit = "restricted maximum likelihood (REML)" if s.get("reml", True) else "maximum likelihood (ML)"
+            if "reml" in m.params:
+                crit = "REML or ML (tuned)"
             how: list[Part] = (["mixcv's solver of lme4's profiled criterion ", Cite(("bates2015",))] if native
                                else ["statsmodels' ", Code("MixedLM")])
             out.append(Sentence("lmm", (

@@ -382,3 +382,14 @@ def test_an_interrupted_run_says_how_many_of_its_fits_ended(lmm_run):
                         software=lmm_run.software)
     (status,) = _topics(cut)["status"]
     assert status == "The run was interrupted: 5 of 12 fits ended, and the estimates use those."
+
+
+def test_a_tuned_lmm_setting_is_said_to_be_tuned_not_given_its_default(sleep):
+    spec = ExperimentSpec(DataSpec(target="Reaction", groups="Subject", slopes=("Days",)),
+                          models=(ModelSpec("LMM", "LinearMixedEffectsModel", requires_inner_cv=True,
+                                            params={"reml": od.CategoricalDistribution([True, False])}),),
+                          outer=SplitSpec("GroupKFold", 3, _field="outer"), inner=SplitSpec("GroupKFold", 2,
+                                                                                            _field="inner"),
+                          tuning=TuningSpec(n_trials=2))
+    (lmm,) = _topics(engine.run(spec, sleep, store=False))["lmm"]
+    assert "fitted by REML or ML (tuned)" in lmm and "restricted maximum likelihood" not in lmm
