@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,10 @@ from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
 from . import checks, classification, compare, factors, plots, report
+from .citations import REFERENCES
 from .flexcv_view import FlexcvView
+from .methods import methods_sentences, software_versions
+from .prose import FORMATS, cited_keys, render_methods
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,11 +51,15 @@ class Results(FlexcvView):
         Seconds for the whole run.
     run_id : str or None
         The run's id in the run store (`mixcv_core.store`), if it was stored.
+    software : dict of str to str
+        The versions of the libraries the run used (mixcv, scikit-learn, Optuna, numpy,
+        scipy, pandas, and the models' own packages), for `methods`; ``{}`` for a run
+        stored before mixcv recorded them.
     """
 
     def __init__(self, spec: ExperimentSpec, outcomes: Sequence[FoldOutcome], data: PreparedData,
                  outer: Sequence[tuple[np.ndarray, np.ndarray]], status: str = "finished",
-                 wall_time: float = float("nan")) -> None:
+                 wall_time: float = float("nan"), software: Mapping[str, str] | None = None) -> None:
         self.spec = spec
         self.outcomes = list(outcomes)
         self.status = status
@@ -67,6 +74,9 @@ class Results(FlexcvView):
         #: when the store failed part-way; `record_error` then says why).
         self.recorded: bool = False
         self.record_error: str | None = None
+        #: The versions of the libraries the run used (`methods.software_versions`), read
+        #: when it ran; a stored run brings back those recorded when it started ({}: none were).
+        self.software: dict[str, str] = dict(software_versions(spec) if software is None else software)
 
     # -- tables ----------------------------------------------------------------------
     @property
@@ -338,6 +348,71 @@ class Results(FlexcvView):
         if path is not None:
             Path(path).write_text(text)
         return text
+
+    def methods(self, format: str = "text", references: bool = True) -> str:  # noqa: A002 - the word users type
+        """The methods paragraph of this run, for a paper: the design exactly as it ran.
+
+        Outer and inner splits (method, k, repeats, shuffling and seeds), the factor a test
+        fold holds out and what the scores therefore estimate, the known-group holdout,
+        tuning (sampler, trials, each model's search space, the objective and its
+        direction), every model with its fixed settings, the mixed models' and MERF's
+        settings with how many of their fits converged, the metrics, the comparison test,
+        the seed, and the software with versions and citations. Every value comes from the
+        run (a run loaded from the store gives the same text).
+
+        Parameters
+        ----------
+        format : {"text", "markdown", "latex", "html"}
+            LaTeX cites with ``\\cite{key}``: `citations` gives the BibTeX entries.
+        references : bool, default=True
+            End with the list of works cited (text, Markdown, HTML).
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        SpecError
+            An unknown ``format``, naming the valid ones.
+        """
+        if format not in FORMATS:
+            raise SpecError("format", f"expected one of {', '.join(map(repr, FORMATS))}, got {format!r}")
+        return render_methods(methods_sentences(self), format, references)
+
+    def citations(self) -> pd.DataFrame:
+        """The works `methods` cites: key (BibTeX), cite (as in the text), reference, bibtex."""
+        keys = cited_keys(methods_sentences(self))
+        return pd.DataFrame([{"key": k, "cite": REFERENCES[k].short, "reference": REFERENCES[k].text,
+                              "bibtex": REFERENCES[k].bibtex} for k in keys],
+                            columns=["key", "cite", "reference", "bibtex"])
+
+    def to_latex(self, split: str = "test", digits: int = 3, label: str = "tab:mixcv") -> str:
+        """The summary and (two models or more) the comparison as booktabs LaTeX tables.
+
+        Written by pandas' ``Styler.to_latex(hrules=True)`` with captions and labels
+        (``<label>-summary``, ``<label>-comparison``); model names and other user strings are
+        escaped for LaTeX. The document needs ``\\usepackage{booktabs}``.
+
+        Parameters
+        ----------
+        split : {"test", "known", "train"}
+        digits : int, default=3
+            Decimals of the scores.
+        label : str, default="tab:mixcv"
+        """
+        from .latex import tables_latex
+        return tables_latex(self, split, digits, label)
+
+    def save_report(self, path: str | Path) -> Path:
+        """Write the whole run to one self-contained HTML file and return its path.
+
+        The report (summary, comparison, checks, per-fold table), every figure as an
+        embedded PNG and the methods paragraph with its references: the file needs no
+        network, notebook or mixcv to open.
+        """
+        from .standalone import save_report
+        return save_report(self, path)
 
     # -- display ---------------------------------------------------------------------
     def _repr_html_(self) -> str:

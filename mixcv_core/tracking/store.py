@@ -48,6 +48,7 @@ from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better
 from ..outcome import FoldOutcome
 from ..results import Results
+from ..results.methods import software_versions
 from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished, RunStarted, TrialFinished
 from ..run.tuning import quiet_optuna, study_direction
 from ._labels import (
@@ -443,8 +444,11 @@ class RunStore:
                 warnings=[str(w) for w in json.loads(warns or "[]")], error=str(error or ""), traceback=str(tb or "")))
         rank = spec.result_rank()
         outcomes.sort(key=lambda o: (o.fold, rank[o.model]))
+        software = meta.get("software") or {}
+        _require(isinstance(software, dict), "its recorded software versions are not a JSON object")
         res = Results(spec=spec, outcomes=outcomes, data=prepared, outer=outer, status=self._status(status, host, pid),
-                      wall_time=float(wall_time) if wall_time is not None else float("nan"))
+                      wall_time=float(wall_time) if wall_time is not None else float("nan"),
+                      software={str(k): str(v) for k, v in software.items()})
         res.run_id = rid
         return res
 
@@ -632,7 +636,9 @@ class StoreObserver:
         self._con = self.store._connect()
         meta = {"feature_names": d.feature_names, "slope_names": d.slope_names, "target_name": d.target_name,
                 "groups_name": d.groups_name, "labels_format": LABELS_FORMAT,
-                "columns": column_fingerprints(d)}
+                "columns": column_fingerprints(d),
+                # The versions the run is made with, for its methods paragraph (`Results.methods`).
+                "software": software_versions(spec)}
         if d.classes:
             # The class labels in code order (the figures and checks name them); labels of mixed
             # types the encoding cannot keep exactly are left out, and a loaded run shows codes.

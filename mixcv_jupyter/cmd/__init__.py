@@ -15,6 +15,7 @@ errors, ``%mixcv help`` and the magic's docstring follow from the table.
 from __future__ import annotations
 
 from ._common import DEFAULT_OUTPUT, Command, check_output_name, parse, usage
+from .export import COMMAND as EXPORT
 from .help import COMMAND as HELP
 from .help import render_help
 from .load import COMMAND as LOAD
@@ -33,7 +34,7 @@ __all__ = ["CELL_PARSER", "COMMANDS", "Command", "DEFAULT_OUTPUT", "check_output
 
 #: Every ``%mixcv`` subcommand, in the order help lists them.
 COMMANDS: dict[str, Command] = {c.name: c for c in (HELP, MODELS, SPLITS, UI, RUNS, LOAD, RESUME, SPEC, SHOW,
-                                                      SETTINGS)}
+                                                      EXPORT, SETTINGS)}
 
 
 def help_text() -> str:

@@ -117,3 +117,12 @@ def test_crossed_effects_fits_lmer_and_cross_validates_new_students_new_lecturer
     both = said.index(next(line for line in said if line.startswith("new students and lecturers:")))
     assert "used for neither" in said[both]
     assert all("not distinguishable" in line for line in said[both + 1:both + 3])
+
+
+@pytest.mark.notebook
+def test_the_tracking_guide_exports_a_stored_run_and_prints_its_methods():
+    cells = code_cells("runs_and_tracking.ipynb")
+    cell = next(c for c in cells if "%mixcv export" in c.source)
+    text = shown(cell)
+    assert text.count("exported to") == 2 and "report.html" in text and "methods.md" in text
+    assert "Hajjem et al. 2014" in text and "group 4-fold split (GroupKFold) by group" in text
