@@ -43,6 +43,7 @@ from .experiment.spec import (
     check_execution,
 )
 from .experiment.splits import CrossValMethod, Splitter
+from .experiment.target import check_target_type, check_task_fields, settle_task
 from .metrics import MetricsDict, resolve_metrics
 from .results import Results
 from .run.events import Event, Observer
@@ -105,13 +106,16 @@ class CrossValidation:
         self._store: RunStore | str | Path | bool | None = None
         self._save_models = False
         self._results: Results | None = None
+        self._task: str | None = None
+        self._positive_class: str | int | float | bool | None = None
 
     # -- data --------------------------------------------------------------------------
     def set_data(self, X: pd.DataFrame, y: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
                  slopes: pd.DataFrame | pd.Series | list[str] | str | None = None,
                  target_name: str = "", dataset_name: str = "", random: str | None = None,
-                 split_by: str | list[str] | None = None) -> CrossValidation:
-        """Set the features, target, groups and random-slope columns.
+                 split_by: str | list[str] | None = None, *, task: str | None = None,
+                 positive_class: str | int | float | bool | None = None) -> CrossValidation:
+        """Set the features, target, groups and random-slope columns, and what the target is.
 
         Parameters
         ----------
@@ -138,6 +142,14 @@ class CrossValidation:
         split_by : str or list of str, optional
             The grouping column(s) whose levels the outer test folds hold new; default the
             first. ``["subject", "item"]``: new subjects and new items in every test fold.
+        task : {"classification", "regression"}, optional
+            What ``y`` is. Default: inferred from ``y`` when the run starts — two values (0/1,
+            a bool, two labels) or text labels make a classification, other numbers a
+            regression. ``"regression"`` runs a 0/1 target as numbers (a linear probability
+            model); ``"classification"`` a numeric target of whole-number classes.
+        positive_class : str, int, float or bool, optional
+            For a target of two classes, the class whose probability is predicted (a label of
+            ``y``: ``"Y"``, ``1``); default the larger label.
 
         Raises
         ------
@@ -145,6 +157,20 @@ class CrossValidation:
             Naming ``X``, ``y``, ``groups``, ``slopes``, ``random`` or ``split_by``: wrong
             types, different lengths, NaN or infinite values, non-numeric features, a single
             group, a random part that cannot be read or names a column not in ``groups``.
+            Naming ``task``: not one of the two, or a classification of a continuous ``y``
+            or of one class. Naming ``positive_class``: not a label of ``y``, set for more
+            than two classes or for a regression.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> X = pd.DataFrame({"age": [31, 45, 27, 52, 38, 29]})
+        >>> use = pd.Series(["Y", "N", "Y", "N", "N", "Y"], name="use")
+        >>> cv = CrossValidation().set_data(X, use, positive_class="Y")
+        >>> CrossValidation().set_data(X, use, positive_class="yes")
+        Traceback (most recent call last):
+        ...
+        mixcv_core.errors.SpecError: positive_class: 'yes' is not a label of the target; its labels are 'N', 'Y'
         """
         if not isinstance(target_name, str):
             raise SpecTypeError("target_name", f"expected a string, got {target_name!r}")
@@ -171,7 +197,17 @@ class CrossValidation:
                             dataset_name=dataset_name, random=random,
                             split_by=(split_by,) if isinstance(split_by, str) else tuple(split_by or ()))
             prepare_data(data, frame)
+            positive_class = check_task_fields(task, positive_class)
+            # The task and positive class against y now, not at perform(): labels called a
+            # regression, a continuous y called a classification, a positive class that is
+            # not one of y's labels.
+            if task == "regression":
+                check_target_type(frame[data.target], data.target)
+            _, positive = settle_task(frame[data.target], data.target, task, positive_class)
         self._frame, self._data = frame, data
+        # What the spec gets: the task as given (None: inferred when the run starts) and the
+        # positive class as y's own label (a "1" given for 0/1 is 1).
+        self._task, self._positive_class = task, positive if positive_class is not None else None
         return self
 
     # -- splits ------------------------------------------------------------------------
@@ -438,7 +474,7 @@ class CrossValidation:
             metrics=self._metrics if self._metrics is not None else TASK_DEFAULTS,   # the task's defaults
             predict_known_groups_lmm=self._predict_known_groups_lmm, seed=self._seed, n_jobs=self._n_jobs,
             on_error=self._on_error, timeout=self._timeout, break_cross_val=self._break_cross_val,
-            backend=self._backend, scheduler=self._scheduler,
+            backend=self._backend, scheduler=self._scheduler, task=self._task, positive_class=self._positive_class,
         )
 
     def _all_observers(self) -> list[Observer | Callable[[Event], None]]:

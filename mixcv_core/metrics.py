@@ -25,7 +25,8 @@ from .constraints import check_function
 from .errors import SpecError, SpecTypeError
 
 __all__ = ["METRICS", "METRIC_INFO", "MetricInfo", "DEFAULT_METRICS", "TASK_DEFAULT_METRICS", "TUNING_DEFAULT",
-           "MetricsDict", "resolve_metrics", "mse_objective", "higher_is_better", "metric_label", "metric_task"]
+           "MetricsDict", "resolve_metrics", "mse_objective", "higher_is_better", "metric_label", "metric_task",
+           "predicted_class"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -40,7 +41,7 @@ def _labels(y_pred: np.ndarray) -> list[int]:
     return list(range(y_pred.shape[1])) if np.ndim(y_pred) == 2 else [0, 1]
 
 
-def _predicted_class(y_pred: np.ndarray) -> np.ndarray:
+def predicted_class(y_pred: np.ndarray) -> np.ndarray:
     """The most probable class (ties to the lower class, as ``predict`` of scikit-learn's classifiers)."""
     p = np.asarray(y_pred, dtype=float)
     return np.argmax(p, axis=1) if p.ndim == 2 else (p > 0.5).astype(int)
@@ -67,12 +68,12 @@ def brier(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Share of rows whose most probable class is the observed one."""
-    return float(skm.accuracy_score(np.asarray(y_true).astype(int), _predicted_class(y_pred)))
+    return float(skm.accuracy_score(np.asarray(y_true).astype(int), predicted_class(y_pred)))
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Accuracy averaged over the classes (a rare class counts as much as a common one)."""
-    return float(skm.balanced_accuracy_score(np.asarray(y_true).astype(int), _predicted_class(y_pred)))
+    return float(skm.balanced_accuracy_score(np.asarray(y_true).astype(int), predicted_class(y_pred)))
 
 
 def average_precision(y_true: np.ndarray, y_pred: np.ndarray) -> float:

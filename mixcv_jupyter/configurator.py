@@ -1124,14 +1124,17 @@ class Configurator:
 
     def start(self) -> None:
         """Run in a background thread (what the Run button does), so the kernel stays free to
-        hear the Stop button; `run` is the same, in the foreground."""
-        import threading
+        hear the Stop button; `run` is the same, in the foreground.
+
+        The thread's output (warnings, a fit's prints) goes where this call's goes: under the
+        cell that called it, or with the Run click's (`mixcv_jupyter.threads`), under
+        ipykernel 6.29 and 7 alike."""
+        from .threads import start_thread
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop_requested = False
         self.stop_button.disabled, self.stop_button.layout.display = False, None   # at once, before the thread
-        self._thread = threading.Thread(target=self._run_reporting_errors, name="mixcv-form-run", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run_reporting_errors, "mixcv-form-run", shell=self.shell)
 
     def _run_reporting_errors(self) -> None:
         try:

@@ -33,7 +33,7 @@ from mixcv_core.run.events import (
     TrialFinished,
 )
 
-__all__ = ["LiveDashboard", "Rendered", "MIN_FOR_ESTIMATE"]
+__all__ = ["LiveDashboard", "Rendered", "MIN_FOR_ESTIMATE", "shown_metric"]
 
 #: Fits that must have finished before the live view estimates the time left.
 MIN_FOR_ESTIMATE = 3
@@ -54,6 +54,21 @@ def _duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60} s"
     return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def shown_metric(spec: Any) -> str:
+    """The metric the live view shows per finished fold: the one tuning optimises.
+
+    `ExperimentSpec.tuning_metric` (``TuningSpec.metric``, else the task's default: MSE for a
+    regression, log loss for a classification), when the run reports it as a test column;
+    else (a scorer of the user's own, or a tuning metric not among the reported ones) the
+    run's first reported metric, which the folds do carry.
+    """
+    reported = list(spec.metrics)
+    tuned = spec.tuning_metric
+    if tuned is not None and tuned in reported:
+        return str(tuned)
+    return reported[0] if reported else "r2"
 
 
 class Rendered:
@@ -107,9 +122,10 @@ class LiveDashboard:
         self.repeats: list[int] = []
         self.stopped = False
         self.theme: str | None = None   # the notebook's theme, read when the run starts
-        # The metric a finished fold shows: the run's first (r2 for a regression by default,
-        # ROC AUC for a classification), with its direction, as `METRIC_INFO` says.
+        # The metric a finished fold shows, with its direction as `METRIC_INFO` says: the one
+        # tuning optimises (`shown_metric`), so the grid speaks of what the run is after.
         self.metric = "r2"
+        self.tuned = False   # whether that metric is the one tuning optimises
 
     # -- events --------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -121,7 +137,8 @@ class LiveDashboard:
             self.state = {(m, k): "waiting" for m in self.models for k in range(self.n_folds)}
             self.repeats = [int(r) for r in event.spec.outer.repeat_labels(self.n_folds)]
             self._title = event.spec.data.dataset_name or f"{event.n_rows} rows"
-            self.metric = next(iter(event.spec.metrics), "r2")
+            self.metric = shown_metric(event.spec)
+            self.tuned = self.metric == event.spec.tuning_metric
             from .theme import jupyter_theme
             self.theme = jupyter_theme()
             self._show(self._render(), new=True)
@@ -217,6 +234,10 @@ class LiveDashboard:
         else:
             what = f"{done}/{total} fits finished"
         head = f"<b>mixcv</b> — {html.escape(self._title)}: {what} · {_duration(elapsed)}{eta}"
+        better = "higher" if higher_is_better(self.metric) else "lower"
+        shows = (f"each finished fit shows its test {metric_label(self.metric)} ({better} is better)"
+                 + (", the metric tuning optimises" if self.tuned else ""))
+        head += f"<div class='mixcv-live-metric' style='font-size:12px'>{html.escape(shows)}</div>"
         pct = 100.0 * done / total if total else 0.0
         bar = (f"<div style='background:#eee;height:6px;width:100%;max-width:480px;margin:4px 0'>"
                f"<div style='background:#4a90d9;height:6px;width:{pct:.1f}%'></div></div>")
@@ -238,7 +259,7 @@ class LiveDashboard:
         plot = (f"<div><img class='mixcv-em-live' src='{self._png}'/></div>" if self._png else "")
         body = (f"<div class='mixcv-live' style='font-size:13px'>{head}{bar}{table}{plot}</div>")
         text = [f"mixcv: stopped; the outer folds each model finished, of {self.n_folds}: {counts}" if self.stopped
-                else f"mixcv: {done}/{total} fits finished, {_duration(elapsed)}{eta}"]
+                else f"mixcv: {done}/{total} fits finished, {_duration(elapsed)}{eta}", f"  ({shows})"]
         for m in self.models:
             text.append(f"  {m}: " + " | ".join(
                 (f"r{self.repeats[k]} " if len(set(self.repeats)) > 1 else "") + self.state[(m, k)]

@@ -48,6 +48,7 @@ from .splits import (
     repeat_labels,
     split_requires_groups,
 )
+from .target import TASKS, check_task_fields
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
            "SPEC_FORMAT", "merf_name", "model_spec_from_config",
@@ -57,8 +58,6 @@ __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "Expe
 #: this version and upgrades every earlier one (see `_UPGRADES`).
 SPEC_FORMAT = 8
 
-#: The tasks a spec may name (`ExperimentSpec.task`); None: inferred from the target.
-TASKS = ("regression", "classification")
 
 #: ``ExperimentSpec.metrics`` left to the task: its defaults (`mixcv_core.metrics.TASK_DEFAULT_METRICS`),
 #: chosen when the task is known. Compared by identity; empty, so never a metric set of its own.
@@ -651,8 +650,7 @@ class ExperimentSpec:
             raise SpecError("models", f"model names must be unique; {dupes} appear twice "
                                       "(give one of them a model_name)")
         if self.task is not None and self.task not in TASKS:
-            raise SpecError("task", f"expected 'regression' or 'classification' (or None: inferred from the "
-                                    f"target), got {self.task!r}")
+            check_task_fields(self.task, None)   # refused, naming task, before the metrics are chosen for it
         follow = self.metrics is None or self.metrics is TASK_DEFAULTS
         _set(self, "metrics_follow_task", follow)
         _set(self, "metrics", FrozenMap(resolve_metrics(None if follow else self.metrics,
@@ -689,18 +687,9 @@ class ExperimentSpec:
 
     def _check_task(self) -> None:
         """What the task asks of the positive class, the metrics, tuning and the models (issue 27)."""
-        pc = self.positive_class
-        if isinstance(pc, np.generic):
-            _set(self, "positive_class", pc.item())
-        elif pc is not None and not isinstance(pc, (str, int, float, bool)):
-            raise SpecTypeError("positive_class", f"expected a label of the target (text, a number or a bool), "
-                                                  f"got {type(pc).__name__}")
+        _set(self, "positive_class", check_task_fields(self.task, self.positive_class))
         if self.task is None:
             return
-        if self.task == "regression" and self.positive_class is not None:
-            raise SpecError("positive_class", f"a positive class is for classification; this run is regression "
-                                              f"(positive_class={self.positive_class!r}): leave it unset, or set "
-                                              "task: classification")
         for name, fn in self.metrics.items():
             other = metric_task(name) if METRICS.get(name) is fn else None
             if other is not None and other != self.task:

@@ -27,8 +27,9 @@ from ..models import is_mixed
 if TYPE_CHECKING:
     from .spec import ExperimentSpec
 
-__all__ = ["TASKS", "infer_task", "resolve_task", "encode_target", "target_labels", "check_class_folds",
-           "check_known_classes", "check_models_for_classes", "check_target_type"]
+__all__ = ["TASKS", "check_task_fields", "infer_task", "resolve_task", "settle_task", "encode_target",
+           "target_labels", "check_class_folds", "check_known_classes", "check_models_for_classes",
+           "check_target_type"]
 
 #: The tasks a spec may name; None in a spec means "infer it from the target".
 TASKS = ("regression", "classification")
@@ -37,6 +38,32 @@ TASKS = ("regression", "classification")
 def _plain(value: Any) -> Any:
     """A label as a plain Python value (JSON-able: numpy's scalars are not)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def check_task_fields(task: Any, positive_class: Any) -> Any:
+    """``task`` and ``positive_class`` checked as far as they can be without the data.
+
+    Returns the positive class as a plain Python value (a numpy scalar's ``item()``).
+
+    Raises
+    ------
+    SpecError, SpecTypeError
+        Naming ``task`` (not one of `TASKS`) or ``positive_class`` (not a label-like value,
+        or set for a regression).
+    """
+    if task is not None and task not in TASKS:
+        raise SpecError("task", f"expected 'regression' or 'classification' (or None: inferred from the "
+                                f"target), got {task!r}")
+    if isinstance(positive_class, np.generic):
+        positive_class = positive_class.item()
+    elif positive_class is not None and not isinstance(positive_class, (str, int, float, bool)):
+        raise SpecTypeError("positive_class", f"expected a label of the target (text, a number or a bool), "
+                                              f"got {type(positive_class).__name__}")
+    if task == "regression" and positive_class is not None:
+        raise SpecError("positive_class", f"a positive class is for classification; this run is regression "
+                                          f"(positive_class={positive_class!r}): leave it unset, or set "
+                                          "task: classification")
+    return positive_class
 
 
 def target_labels(values: pd.Series) -> list[Any]:
@@ -89,20 +116,40 @@ def resolve_task(spec: ExperimentSpec, frame: pd.DataFrame) -> ExperimentSpec:
     values = frame[column]
     if isinstance(values, pd.DataFrame):   # duplicate names: prepare_data refuses them, naming the frame
         return spec
-    task = spec.task or infer_task(values)
     labels = target_labels(values)
+    task, positive = settle_task(values, column, spec.task, spec.positive_class, labels=labels)
     if task != "classification":
         return spec if spec.task == task else _settled(spec, labels, task=task)
+    if spec.task == task and spec.positive_class == positive and type(spec.positive_class) is type(positive):
+        return spec
+    return _settled(spec, labels, task=task, positive_class=positive)
+
+
+def settle_task(values: pd.Series, column: str, task: str | None = None, positive_class: Any = None,
+                labels: list[Any] | None = None) -> tuple[str, Any]:
+    """The task a target is run as and, for two classes, its positive class (the target's own label).
+
+    ``task`` None: inferred (`infer_task`); ``positive_class`` None: the larger of two labels.
+    For a regression the positive class is returned as given (the spec refuses one that is set).
+
+    Raises
+    ------
+    SpecError
+        Naming ``task`` (a classification of a continuous target, or of a single class) or
+        ``positive_class`` (not a label of the target, or set for more than two classes).
+    """
+    task = task or infer_task(values)
+    if task != "classification":
+        return task, positive_class
+    labels = target_labels(values) if labels is None else labels
     _check_classes(values, labels, column)
-    positive = spec.positive_class
+    positive = positive_class
     if len(labels) == 2:
         positive = labels[-1] if positive is None else _match_label(positive, labels)
     elif positive is not None:
         raise SpecError("positive_class", f"a positive class is for a target of two classes; {column!r} has "
                                           f"{len(labels)} ({_shown(labels)}); leave positive_class unset")
-    if spec.task == task and spec.positive_class == positive and type(spec.positive_class) is type(positive):
-        return spec
-    return _settled(spec, labels, task=task, positive_class=positive)
+    return task, positive
 
 
 def _settled(spec: ExperimentSpec, labels: list[Any], **changes: Any) -> ExperimentSpec:

@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec
-from ..metrics import higher_is_better
+from ..metrics import higher_is_better, predicted_class
 from ..outcome import FoldOutcome
 from . import checks, classification, compare, factors, plots, report
 from .citations import REFERENCES
@@ -239,6 +239,9 @@ class Results(FlexcvView):
         Classification: ``y_true`` is the class code (two classes: 1 for the positive class)
         and ``y_pred`` the predicted probability of the positive class; with more classes
         ``y_pred`` is the most probable class and ``proba_<k>`` the probability of class ``k``.
+        ``y_true_label`` and ``y_pred_label`` name those classes by the target's own labels
+        (the predicted one: the most probable, as accuracy counts it); a run stored before its
+        labels were kept has codes only.
         """
         return self._predictions("test")
 
@@ -250,6 +253,8 @@ class Results(FlexcvView):
     def _predictions(self, which: str) -> pd.DataFrame:
         d = self._data
         repeats = self.repeats
+        # The target's own labels by class code (an object array: 0 and "one" stay as they are).
+        labels = np.array(list(d.classes) + [None], dtype=object)[:-1] if d.classes else None
         parts = []
         for o in self.outcomes:
             rows, pred = (o.test_rows, o.y_pred) if which == "test" else (o.known_rows, o.y_pred_known)
@@ -259,6 +264,9 @@ class Results(FlexcvView):
             columns = {"y_pred": pred} if pred.ndim == 1 else {
                 "y_pred": np.argmax(pred, axis=1).astype(float),
                 **{f"proba_{k}": pred[:, k] for k in range(pred.shape[1])}}
+            if labels is not None:
+                columns["y_true_label"] = labels[d.y[rows].astype(np.int64)]
+                columns["y_pred_label"] = labels[predicted_class(pred)]
             parts.append(pd.DataFrame({
                 "model": o.model, "repeat": int(repeats[o.fold]), "fold": o.fold, "row": d.index[rows],
                 "group": d.groups[rows] if d.groups is not None else None,

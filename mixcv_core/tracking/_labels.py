@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import SpecError
 
 __all__ = ["encode_index", "decode_index", "encode_values", "decode_values", "encode_group_frame",
-           "decode_group_frame", "LABELS_FORMAT"]
+           "decode_group_frame", "encode_classes", "decode_classes", "LABELS_FORMAT"]
 
 #: Version of this encoding, kept in a run's metadata (format 1: plain JSON lists).
 LABELS_FORMAT = 2
@@ -111,3 +111,31 @@ def decode_group_frame(enc: dict[str, Any]) -> pd.DataFrame:
             and all(isinstance(c, str) for c in columns) and len(set(columns)) == len(columns)):
         raise ValueError("its grouping columns are not a list of distinct names with one array each")
     return pd.DataFrame({c: decode_values(v) for c, v in zip(columns, values, strict=True)})
+
+
+def encode_classes(classes: tuple[Any, ...]) -> dict[str, Any]:
+    """A classification's labels, in code order, as typed JSON: the ``classes`` entry of a run's metadata.
+
+    Labels of one Python type are one array (`encode_values`). A target may mix types (``0``,
+    ``"one"``, ``"many"``, sorted by their text; ``0`` and ``1.5``) where a column of groups may
+    not, so such labels are kept one by one, each with its own type, under ``classes_each``: a
+    mixcv that predates it finds no labels there and shows codes, as it always did.
+
+    Raises
+    ------
+    SpecError
+        A label that is not a number, text, a bool or a date (a tuple, an object).
+    """
+    if len({type(c) for c in classes}) == 1:
+        return {"classes": encode_values(list(classes), "class labels")}
+    # Not one array: pandas would make floats of 0 and 1.5 and 0.0 would come back.
+    return {"classes_each": [encode_values([c], "class labels") for c in classes]}
+
+
+def decode_classes(meta: dict[str, Any]) -> tuple[Any, ...]:
+    """The labels `encode_classes` wrote into ``meta`` (``()``: none kept, the run shows codes)."""
+    if "classes" in meta:
+        return tuple(decode_values(meta["classes"]).tolist())
+    if "classes_each" in meta:
+        return tuple(decode_values(enc).tolist()[0] for enc in meta["classes_each"])
+    return ()

