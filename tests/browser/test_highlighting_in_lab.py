@@ -1,4 +1,4 @@
-"""The prebuilt labextension in a real JupyterLab: a %%mixcv cell is highlighted as YAML.
+"""The prebuilt labextension in a real JupyterLab and Notebook 7: a %%mixcv cell is highlighted as YAML.
 
 The reference is JupyterLab's own rendering of the same text in its file editor, which the
 extension leaves alone: a ``.yaml`` file (YAML mode) and a ``.py`` file (Python mode). A cell
@@ -74,30 +74,37 @@ def _file_tokens(page, path: str):
 
 def _cell_tokens(page, index: int, until=lambda tokens: True):
     read = lambda: page.evaluate(  # noqa: E731
-        f"(i) => ({TOKENS_JS})(document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')[i])", index)
+        f"(i) => ({TOKENS_JS})(document.querySelectorAll('.jp-Notebook .jp-Cell')[i])", index)
     return _settled(read, until)
 
 
-@pytest.mark.browser
-def test_a_mixcv_cell_shows_yaml_and_a_python_cell_stays_python(lab_server, lab_root, page):
+def _write_files(root) -> None:
+    """Each text as a .yaml and a .py file (the references) and all three as cells of a notebook."""
     for name, text in {"spec.yaml": MIXCV_CELL, "spec.py": MIXCV_CELL, "plain.yaml": PYTHON_CELL,
                        "plain.py": PYTHON_CELL, "body.yaml": "%%mixcv\n" + BODY, "body.py": BODY}.items():
-        (lab_root / name).write_text(text)
+        (root / name).write_text(text)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(MIXCV_CELL), nbformat.v4.new_code_cell(PYTHON_CELL),
                 nbformat.v4.new_code_cell(BODY)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python", "codemirror_mode": {"name": "ipython", "version": 3}}
-    nbformat.write(nb, lab_root / "highlight.ipynb")
+    nbformat.write(nb, root / "highlight.ipynb")
 
-    page.goto(lab_server + "lab?reset")
-    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp.restored !== undefined")
+
+def _assert_active(page) -> None:
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.restored !== undefined", timeout=60_000)
     page.evaluate("() => window.jupyterapp.restored")
     installed = page.evaluate(f"() => window.jupyterapp.hasPlugin('{PLUGIN}')"
                               f" && window.jupyterapp.isPluginActivated('{PLUGIN}')")
-    assert installed, ("the mixcv-jupyter labextension is not active in this JupyterLab: it is installed into"
+    assert installed, ("the mixcv-jupyter labextension is not active here: it is installed into"
                        " <prefix>/share/jupyter/labextensions by `pip install [-e] .` (.ci/setup does this)")
+
+
+@pytest.mark.browser
+def test_a_mixcv_cell_shows_yaml_and_a_python_cell_stays_python(lab_server, lab_root, page):
+    _write_files(lab_root)
+    page.goto(lab_server + "lab?reset")
+    _assert_active(page)
 
     # JupyterLab's own highlighting of each text as a YAML file and as a Python file.
     ref = {name: _file_tokens(page, name) for name in
@@ -123,3 +130,22 @@ def test_a_mixcv_cell_shows_yaml_and_a_python_cell_stays_python(lab_server, lab_
     page.keyboard.press("Shift+ArrowDown")
     page.keyboard.press("Delete")
     assert _cell_tokens(page, 2, until=lambda t: t == ref["body.py"]) == ref["body.py"]
+
+
+@pytest.mark.browser
+def test_notebook_7_highlights_a_mixcv_cell_as_yaml_too(notebook_server, lab_root, page):
+    _write_files(lab_root)
+    # Notebook 7 opens a file in its own editor page, and a notebook in another.
+    ref = {}
+    for name in ("spec.yaml", "spec.py", "plain.py"):
+        page.goto(notebook_server + "edit/" + name)
+        page.wait_for_selector(".jp-FileEditor .cm-line", timeout=60_000)
+        read = lambda: page.evaluate(f"() => ({TOKENS_JS})(document.querySelector('.jp-FileEditor'))")  # noqa: E731
+        ref[name] = _settled(read, until=lambda t: any(cls for line in t for _, cls in line))
+    assert ref["spec.yaml"] != ref["spec.py"]
+
+    page.goto(notebook_server + "notebooks/highlight.ipynb")
+    _assert_active(page)
+    page.wait_for_selector(".jp-Notebook .jp-Cell .cm-line", timeout=60_000)
+    assert _cell_tokens(page, 0, until=lambda t: t == ref["spec.yaml"]) == ref["spec.yaml"]
+    assert _cell_tokens(page, 1, until=lambda t: t == ref["plain.py"]) == ref["plain.py"]
