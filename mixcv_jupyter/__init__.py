@@ -20,6 +20,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mixcv_jupyter' has no attribute {name!r}")
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension lives, for ``jupyter labextension develop``.
+
+    pip installs it by itself (pyproject.toml's shared-data); this hook lets a developer link
+    the bundle that ``npm run build`` rewrites instead, so a rebuild needs no reinstall.
+    """
+    return [{"src": "labextension", "dest": "mixcv-jupyter"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the mixcv magics with an IPython shell."""
     from .magic import MixcvMagic

@@ -30,17 +30,18 @@ def lab_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("lab")
 
 
-@pytest.fixture(scope="session")
-def lab_server(lab_root):
-    """JupyterLab on loopback with no token; yields its base URL."""
+def _serve(app: str, root: Path, name: str):
+    """Start ``python -m app`` (jupyterlab or notebook) on loopback with no token; yield its base URL."""
     port = _free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(lab_root / ".jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(lab_root / ".jupyter-runtime")}
-    log = open(lab_root / "server.log", "w")  # noqa: SIM115 - closed below
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config"),
+           "JUPYTER_RUNTIME_DIR": str(root / ".jupyter-runtime")}
+    log_path = root / f"{name}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    expose = "LabApp" if app == "jupyterlab" else "JupyterNotebookApp"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
+        [sys.executable, "-m", app, "--allow-root", "--no-browser", "--ip", "127.0.0.1",
          "--port", str(port), "--ServerApp.token=", "--ServerApp.password=",
-         f"--ServerApp.root_dir={lab_root}", "--LabApp.expose_app_in_browser=True"],
+         f"--ServerApp.root_dir={root}", f"--{expose}.expose_app_in_browser=True"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 90
@@ -51,8 +52,7 @@ def lab_server(lab_root):
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError("JupyterLab did not start:\n"
-                                   + (lab_root / "server.log").read_text()[-3000:]) from None
+                raise RuntimeError(f"{app} did not start:\n" + log_path.read_text()[-3000:]) from None
             time.sleep(0.3)
     yield base
     proc.terminate()
@@ -61,6 +61,18 @@ def lab_server(lab_root):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def lab_server(lab_root):
+    """JupyterLab on loopback with no token; yields its base URL."""
+    yield from _serve("jupyterlab", lab_root, "server")
+
+
+@pytest.fixture(scope="session")
+def notebook_server(lab_root):
+    """Jupyter Notebook 7 on the same root, for what must work there too; yields its base URL."""
+    yield from _serve("notebook", lab_root, "notebook-server")
 
 
 @pytest.fixture(scope="session")
