@@ -58,6 +58,7 @@ CLASSIFIER_MODELS: dict[str, dict[str, str]] = {
     "GeneralizedLinearMixedModel": {},
     "RandomForestClassifier": {"n_estimators": "100", "max_depth": "int(2, 20)", "min_samples_leaf": "int(1, 20)"},
     "HistGradientBoostingClassifier": {"learning_rate": "float(0.01, 0.3, log)", "max_depth": "int(2, 10)"},
+    "GPBoostClassifier": {"learning_rate": "float(0.01, 0.3, log)", "num_boost_round": "int(20, 300)"},
 }
 #: A target of text labels is offered as a target when it has at most this many: more are an
 #: identifier or free text, not classes.
