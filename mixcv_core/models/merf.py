@@ -425,7 +425,8 @@ class MERF(BaseEstimator):
                                 f"expected a regressor instance with fit and predict, got {fe!r}")
 
     def fit(self, X: Any, Z: Any, clusters: Any, y: Any, X_val: Any = None, Z_val: Any = None,
-            clusters_val: Any = None, y_val: Any = None, sample_weight: Any = None) -> MERF:
+            clusters_val: Any = None, y_val: Any = None, sample_weight: Any = None,
+            start: MERF | None = None) -> MERF:
         """Fit by EM, with one grouping factor (merf 1.0's call).
 
         Parameters
@@ -441,6 +442,8 @@ class MERF(BaseEstimator):
             Validation data; its MSE per iteration goes to ``val_loss_history``.
         sample_weight : array-like, shape (n,), optional
             Precision weights: row ``i``'s error has variance ``sigma^2 / w_i`` (see `fit_terms`).
+        start : MERF, optional
+            A fit on the same clusters whose estimates start the EM (see `fit_terms`).
 
         Raises
         ------
@@ -462,9 +465,10 @@ class MERF(BaseEstimator):
             def validate() -> float:
                 return float(np.mean((y_val - self.predict(X_val, Z_val, clusters_val)) ** 2))
         term = _EMTerm("group", "group", codes, labels, Zm, [f"{j}" for j in range(Zm.shape[1])], None)
-        return self._em(X, yv, [term], validate, weights)
+        return self._em(X, yv, [term], validate, weights, start)
 
-    def fit_terms(self, X: Any, y: Any, remats: Sequence[ReMat], sample_weight: Any = None) -> MERF:
+    def fit_terms(self, X: Any, y: Any, remats: Sequence[ReMat], sample_weight: Any = None,
+                  start: MERF | None = None) -> MERF:
         """Fit by EM with any random-effect terms, realised on the data (`mixed.design.build_remats`).
 
         Crossed, nested and partially crossed factors, slopes, ``||``: whatever the linear
@@ -475,7 +479,9 @@ class MERF(BaseEstimator):
         ``fit`` takes one (``weighted_base_`` says whether it did), and the GLS/conditional
         step is the unweighted one on rows scaled by ``sqrt(w)`` (``sqrt(w) r = sqrt(w) W beta
         + sqrt(w) Z b + N(0, sigma^2)``). Binary MERF's working responses come this way
-        (`merf_binary`).
+        (`merf_binary`). ``start``: a MERF fitted on the same terms, whose random effects,
+        covariances and residual variance start the EM (binary MERF's outer loop, where the
+        working response moves little between calls).
         """
         self._check_params()
         yv = _target(y, len(X))
@@ -484,10 +490,10 @@ class MERF(BaseEstimator):
             raise SpecError("groups", f"the random-effect terms have {len(remats[0].codes)} rows but y has {len(yv)}")
         terms = [_EMTerm(r.name, r.factor_name, r.codes, r.levels, r.Z, list(r.effect_names), r.term)
                  for r in remats]
-        return self._em(X, yv, terms, None, weights)
+        return self._em(X, yv, terms, None, weights, start)
 
     def _em(self, X: Any, yv: np.ndarray, terms: list[_EMTerm], validate: Callable[[], float] | None,
-            weights: np.ndarray | None = None) -> MERF:
+            weights: np.ndarray | None = None, start: MERF | None = None) -> MERF:
         n = len(yv)
         # Precision weights enter the algebra as rows scaled by sqrt(w) (`fit_terms`); 1 without.
         root = np.ones(n) if weights is None else np.sqrt(weights)
@@ -521,6 +527,11 @@ class MERF(BaseEstimator):
         b = [np.zeros((len(t.levels), t.Z.shape[1])) for t in terms]
         sigma2 = 1.0
         Ds = [np.eye(t.Z.shape[1]) for t in terms]
+        if start is not None:
+            # Same terms, same levels (binary MERF refits on the same training rows): its estimates.
+            b = [np.array(bt) for _, bt in start._fitted]
+            Ds = [start.covs_[t.name].to_numpy() for t in terms]
+            sigma2 = float(start.sigma2_hat_history[-1])
         self.terms_ = [t.name for t in terms]
         self.b_hat_history: list[Any] = [self._per_term(terms, b)]
         self.sigma2_hat_history = [sigma2]
@@ -810,8 +821,10 @@ class MERFRegressor(MixedEffectsRegressor):
         S = self._slopes(Xf, slopes)
         return np.column_stack([np.ones(len(Xf)), S.to_numpy(dtype=float)])
 
-    def fit(self, X: Any, y: Any, groups: Any = None, slopes: Any = None, sample_weight: Any = None) -> MERFRegressor:
-        """Fit MERF's EM (``sample_weight``: precision weights, see `MERF.fit_terms`).
+    def fit(self, X: Any, y: Any, groups: Any = None, slopes: Any = None, sample_weight: Any = None,
+            start: MERFRegressor | None = None) -> MERFRegressor:
+        """Fit MERF's EM (``sample_weight``: precision weights; ``start``: an earlier fit on the same
+        groups whose estimates start the EM; see `MERF.fit_terms`).
 
         Raises
         ------
@@ -831,11 +844,12 @@ class MERFRegressor(MixedEffectsRegressor):
                                           f"e.g. random='(1 | {cols[0]}) + (1 | {cols[1]})' (crossed) or "
                                           f"'(1 | {cols[0]}/{cols[1]})' (nested)")
             Z = self._design(X, slopes)
-            self.merf_.fit(X, Z, groups, y, sample_weight=sample_weight)
+            self.merf_.fit(X, Z, groups, y, sample_weight=sample_weight, start=None if start is None else start.merf_)
             Xf = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
             self.re_names_: list[str] | None = ["Intercept", *[str(c) for c in self._slopes(Xf, slopes).columns]]
         else:
-            self.merf_.fit_terms(X, y, self._remats(X, groups, slopes, len(X)), sample_weight=sample_weight)
+            self.merf_.fit_terms(X, y, self._remats(X, groups, slopes, len(X)), sample_weight=sample_weight,
+                                 start=None if start is None else start.merf_)
             self.re_names_ = None
         self.slopes_ = slopes
         if not self.merf_.converged_:
