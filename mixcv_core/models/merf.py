@@ -529,9 +529,10 @@ class MERF(BaseEstimator):
         Ds = [np.eye(t.Z.shape[1]) for t in terms]
         if start is not None:
             # Same terms, same levels (binary MERF refits on the same training rows): its estimates.
-            b = [np.array(bt) for _, bt in start._fitted]
-            Ds = [start.covs_[t.name].to_numpy() for t in terms]
-            sigma2 = float(start.sigma2_hat_history[-1])
+            earlier: Any = start      # a fitted MERF: its attributes are set by fit
+            b = [np.array(bt) for _, bt in earlier._fitted]
+            Ds = [earlier.covs_[t.name].to_numpy() for t in terms]
+            sigma2 = float(earlier.sigma2_hat_history[-1])
         self.terms_ = [t.name for t in terms]
         self.b_hat_history: list[Any] = [self._per_term(terms, b)]
         self.sigma2_hat_history = [sigma2]

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import special
-from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
+from sklearn.base import ClassifierMixin, clone, is_classifier
 from sklearn.utils.validation import check_is_fitted
 
 from ..constraints import Integer, Real
@@ -56,6 +56,7 @@ from .mixed.family import get_family
 from .mixed.glmer import marginal_mean
 
 __all__ = ["MERFClassifier", "COUNTERPARTS", "Counterpart", "regression_counterpart", "check_binary_base",
+           "counterpart_note",
            "DEFAULT_OUTER_TOL"]
 
 #: The outer loop's tolerance on the root mean square change of ``eta`` (logit scale). A forest
@@ -124,6 +125,20 @@ def check_binary_base(cls: type, field_name: str) -> None:
         raise SpecError(field_name, f"binary MERF fits its base model on the logit scale, so a classifier needs a "
                                     f"regression counterpart; {cls.__name__} has none. Use one of {known}, or a "
                                     "regressor (e.g. RandomForestRegressor)")
+
+
+def counterpart_note(cls: type) -> str:
+    """One sentence for the report: which regressor fits a classifier's working-scale steps, what is left out."""
+    spec = COUNTERPARTS.get(_key(cls))
+    if spec is None:
+        return f"{cls.__name__} is fitted on the logit scale as it is"
+    target = spec.regressor.split(":")[1]
+    moved = [*(f"{k} as {new}" for k, (new, _) in spec.translate.items()), *(spec.carry or ())]
+    carried = ("its parameters (the tuned ones of each fold too) carried over" if spec.carry is None and not
+               spec.translate else "carrying " + ", ".join(moved))
+    left = f"; left out, with no regression meaning: {', '.join(spec.drop)}" if spec.drop else \
+        ("; its other parameters have no regression meaning" if spec.carry is not None else "")
+    return f"{cls.__name__} is fitted on the logit scale as {target}, {carried}{left}"
 
 
 def regression_counterpart(model: Any, field_name: str = "fixed_effects_model") -> tuple[Any, dict[str, Any],
@@ -225,7 +240,8 @@ class MERFClassifier(ClassifierMixin, MixedEffectsRegressor):
                  gll_early_stop_threshold: float | None = None, gll_early_stop_window: int = DEFAULT_WINDOW,
                  callback: Callable[[dict[str, Any]], None] | None = None, predict_known_groups: bool = True,
                  linear_fixed_effects: bool = True, em_estimators: int | None = 50, tol: float | None = DEFAULT_TOL,
-                 random: str | None = None, outer_max_iterations: int = 30, outer_tol: float = DEFAULT_OUTER_TOL) -> None:
+                 random: str | None = None, outer_max_iterations: int = 30,
+                 outer_tol: float = DEFAULT_OUTER_TOL) -> None:
         self.fixed_effects_model = fixed_effects_model
         self.max_iterations = max_iterations
         self.gll_early_stop_threshold = gll_early_stop_threshold

@@ -218,8 +218,8 @@ def test_several_classes_work_with_logistic_regression_and_are_refused_for_the_g
 @pytest.mark.parametrize("kw,field,words", [
     ({"models": (ModelSpec("forest", "RandomForestRegressor"),)}, "models['forest'].model",
      "needs a classifier, e.g. 'RandomForestClassifier'"),
-    ({"models": (ModelSpec("forest", "RandomForestClassifier", add_merf=True),)}, "merf",
-     "binary MERF comes in the next step"),
+    ({"models": (ModelSpec("nb", "GaussianNB", add_merf=True),)}, "models['nb'].model",
+     "GaussianNB has none"),
     ({"metrics": ["roc_auc", "r2"]}, "metrics", "'r2' is a regression metric"),
     ({"tuning": TuningSpec(metric="mse")}, "tuning.metric", "default is 'log_loss'"),
     ({"models": (ModelSpec("glmm", "GLMM", model_kwargs={"family": "poisson"}),)}, "models['glmm'].model",

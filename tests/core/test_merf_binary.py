@@ -25,8 +25,12 @@ import pandas as pd
 import pytest
 from scipy import integrate, special
 from sklearn.base import clone
-from sklearn.ensemble import (GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier,
-                              RandomForestRegressor)
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import log_loss
 from sklearn.naive_bayes import GaussianNB
