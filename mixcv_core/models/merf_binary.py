@@ -67,6 +67,8 @@ __all__ = ["MERFClassifier", "COUNTERPARTS", "Counterpart", "regression_counterp
 #: the logit scale is at most 1.25 percentage points of probability. With a linear base PQL
 #: converges geometrically: pass a small ``outer_tol`` for a tight fit (the glmmPQL tests use 1e-7).
 DEFAULT_OUTER_TOL = 0.05
+#: EM iterations at most per PQL iteration while eta is still moving (see `MERFClassifier.fit`).
+EARLY_EM_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,12 @@ class MERFClassifier(ClassifierMixin, MixedEffectsRegressor):
             var = mu * (1 - mu)
             z = eta + (y01 - mu) / var
             w = prior * var
-            inner = MERFRegressor(reg, self.max_iterations, self.gll_early_stop_threshold,
+            # While eta is still moving the working response will change again, so its EM need not
+            # converge: a few steps, warm-started, move eta as far (PQL alternates single updates,
+            # Breslow & Clayton 1993). Once eta has settled, the EM runs to its own convergence,
+            # so the fit called converged ends with a converged EM.
+            steps = self.max_iterations if settled else min(self.max_iterations, EARLY_EM_STEPS)
+            inner = MERFRegressor(reg, steps, self.gll_early_stop_threshold,
                                   self.gll_early_stop_window, None, True, self.linear_fixed_effects,
                                   self.em_estimators, self.tol, self.random)
             with warnings.catch_warnings():
