@@ -117,3 +117,16 @@ def test_crossed_effects_fits_lmer_and_cross_validates_new_students_new_lecturer
     both = said.index(next(line for line in said if line.startswith("new students and lecturers:")))
     assert "used for neither" in said[both]
     assert all("not distinguishable" in line for line in said[both + 1:both + 3])
+
+
+@pytest.mark.notebook
+def test_binary_outcomes_compares_glmm_and_binary_merf_on_new_and_known_districts_with_calibration():
+    cells = code_cells("binary_outcomes.ipynb")
+    text = "".join(shown(c) for c in cells)
+    for model in ("LogisticRegression", "GeneralizedLinearMixedModel", "RandomForestClassifier",
+                  "MERF(RandomForestClassifier)"):
+        assert model in text
+    assert "is binary MERF" in text and "as RandomForestRegressor" in text      # the report's note
+    assert "known-group rows" in text and "log loss" in text                    # the comparisons
+    images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2                                                     # calibration, convergence
