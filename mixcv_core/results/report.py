@@ -19,7 +19,7 @@ from ..errors import SpecError
 from ..experiment.registry import is_unresolved
 from ..experiment.spec import merf_name
 from ..metrics import higher_is_better, metric_label
-from ..models.merf_binary import counterpart_note
+from ..models.merf_binary import MERFClassifier, counterpart_note
 from .checks import CHECKS, row_id_checks, run_checks
 from .classification import plot_calibration, plot_roc
 from .compare import compare_all, compare_models
@@ -217,6 +217,8 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
         fits = n_folds * (1 + (spec.tuning.n_trials * spec.inner.n_splits if m.tunes else 0))
         # MERF fits its base model once per EM iteration (plus the final full forest): at most this many.
         em = n_folds * (spec.merf.max_iterations + 1) if m in spec.merf_models() else 0
+        if spec.task == "classification":
+            em *= MERFClassifier().outer_max_iterations    # binary MERF: one EM per PQL iteration, at most
         models.append({"model": m.name, "estimator": m.estimator_class.__name__, "tuned": tuned,
                        "fixed": ", ".join(f"{k}={v!r}" for k, v in m.model_kwargs.items()) or "—",
                        "merf": "yes" if em else "", "fits": fits, "MERF fits (at most)": em or "—"})

@@ -81,3 +81,12 @@ def test_merf_on_a_target_of_several_classes_is_refused_naming_merf_and_the_numb
         engine.run(spec, contraception)
     assert info.value.field == "models['forest'].merf"
     assert "MERF(forest) is binary MERF" in str(info.value) and "4 classes" in str(info.value)
+
+
+def test_the_dry_run_counts_binary_merfs_base_fits_as_one_em_per_pql_iteration(contraception):
+    from mixcv_core.experiment.data import plan_experiment
+    from mixcv_core.results.report import render_plan_html
+    spec = _spec((ModelSpec("forest", "RandomForestClassifier", add_merf=True),)).replace(task="classification")
+    html = render_plan_html(spec, plan_experiment(spec, contraception))
+    at_most = 3 * (spec.merf.max_iterations + 1) * MERFClassifier().outer_max_iterations
+    assert f'class="data row0 col6" >{at_most}</td>' in html
