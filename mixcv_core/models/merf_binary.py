@@ -50,7 +50,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..constraints import Integer, Real
 from ..errors import ConvergenceWarning, SpecError, SpecTypeError
-from ._base import MixedEffectsRegressor
+from ._base import MixedEffectsRegressor, is_mixed
 from .merf import DEFAULT_TOL, DEFAULT_WINDOW, MERFRegressor, _weights
 from .mixed.family import get_family
 from .mixed.glmer import marginal_mean
@@ -120,8 +120,13 @@ def _key(cls: type) -> str:
 
 
 def check_binary_base(cls: type, field_name: str) -> None:
-    """Refuse, naming ``field_name``, a classifier with no regression counterpart in `COUNTERPARTS`."""
+    """Refuse, naming ``field_name``, a classifier with no regression counterpart in `COUNTERPARTS`, and a
+    mixed model (its random effects would compete with MERF's, and its fit needs the groups MERF keeps)."""
     from sklearn.base import ClassifierMixin as _Classifier
+    if is_mixed(cls):
+        raise SpecError(field_name, f"{cls.__name__} has random effects of its own; binary MERF fits a model of the "
+                                    "fixed part only (a forest, boosting, a linear model). Use "
+                                    f"{cls.__name__} on its own, or MERF around a classifier")
     if issubclass(cls, _Classifier) and _key(cls) not in COUNTERPARTS:
         known = ", ".join(k.split(":")[1] for k in COUNTERPARTS)
         raise SpecError(field_name, f"binary MERF fits its base model on the logit scale, so a classifier needs a "
@@ -297,6 +302,8 @@ class MERFClassifier(ClassifierMixin, MixedEffectsRegressor):
         if base is not None and not all(callable(getattr(base, m, None)) for m in ("fit", "predict")):
             raise SpecTypeError("fixed_effects_model", f"expected a regressor or classifier instance with fit and "
                                                        f"predict, got {base!r}")
+        if base is not None:
+            check_binary_base(type(base), "fixed_effects_model")
         if base is not None and is_classifier(base):
             reg, self.carried_params_, self.dropped_params_ = regression_counterpart(base)
             self.counterpart_: str | None = type(reg).__name__

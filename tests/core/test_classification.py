@@ -217,6 +217,8 @@ def test_several_classes_work_with_logistic_regression_and_are_refused_for_the_g
      "needs a classifier, e.g. 'RandomForestClassifier'"),
     ({"models": (ModelSpec("nb", "GaussianNB", add_merf=True),)}, "models['nb'].model",
      "GaussianNB has none"),
+    ({"models": (ModelSpec("glmm", "GeneralizedLinearMixedModel", add_merf=True),)}, "models['glmm'].model",
+     "has random effects of its own"),
     ({"metrics": ["roc_auc", "r2"]}, "metrics", "'r2' is a regression metric"),
     ({"tuning": TuningSpec(metric="mse")}, "tuning.metric", "default is 'log_loss'"),
     ({"models": (ModelSpec("glmm", "GLMM", model_kwargs={"family": "poisson"}),)}, "models['glmm'].model",

@@ -37,6 +37,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 
 from mixcv_core.errors import ConvergenceWarning, MixcvError
+from mixcv_core.models import GeneralizedLinearMixedModel
 from mixcv_core.models.merf_binary import COUNTERPARTS, MERFClassifier, regression_counterpart
 
 DATA = Path(__file__).parent.parent / "data"
@@ -195,6 +196,8 @@ def test_bad_input_is_refused_naming_the_field_before_any_fit():
 
     field, text = field_of(lambda: MERFClassifier(GaussianNB()).fit(X, d["y"], groups=g))
     assert field == "fixed_effects_model" and "GaussianNB" in text
+    field, text = field_of(lambda: MERFClassifier(GeneralizedLinearMixedModel()).fit(X, d["y"], groups=g))
+    assert field == "fixed_effects_model" and "random effects of its own" in text
     field, text = field_of(lambda: MERFClassifier(LinearRegression()).fit(X, np.arange(len(d)) % 3, groups=g))
     assert field == "y" and "3" in text
     assert field_of(lambda: MERFClassifier(LinearRegression(), outer_tol=0).fit(X, d["y"], groups=g))[0] == "outer_tol"
