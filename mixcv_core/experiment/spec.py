@@ -26,6 +26,7 @@ from ..errors import SpecError, SpecTypeError
 from ..metrics import METRIC_INFO, METRICS, TUNING_DEFAULT, metric_task, resolve_metrics
 from ..models import is_mixed
 from ..models.merf import MERFRegressor
+from ..models.merf_binary import check_binary_base
 from .registry import (
     MOVED_MODULES,
     check_fit_arguments,
@@ -709,10 +710,11 @@ class ExperimentSpec:
                     check_class_group_shuffle(f"{level._field}.n_repeats", "repeating StratifiedGroupKFold")
                 elif getattr(level.method, "shuffle", False) and type(level.method).__name__ == "StratifiedGroupKFold":
                     check_class_group_shuffle(f"{level._field}.method", "StratifiedGroupKFold(shuffle=True)")
-        if self.task == "classification" and self.merf_models():
-            raise SpecError("merf", f"MERF is for a continuous target for now: binary MERF comes in the next step. "
-                                    f"Drop MERF for {', '.join(m.name for m in self.merf_models())} (add_merf / "
-                                    "merf: false), or use GeneralizedLinearMixedModel for grouped binary data")
+        if self.task == "classification":
+            # Binary MERF fits its base on the logit scale: a classifier needs a regression counterpart.
+            for m in self.merf_models():
+                if not is_unresolved(m.estimator):
+                    check_binary_base(m.estimator_class, f"models[{m.name!r}].model")
 
     @property
     def tuning_metric(self) -> str | None:

@@ -278,6 +278,11 @@ def check_models_for_classes(spec: ExperimentSpec, classes: Sequence[Any]) -> No
                             f"{spec.data.target!r} has {len(classes)} classes ({_shown(list(classes))}). Use a "
                             "scikit-learn classifier (e.g. LogisticRegression) for several classes, or make the "
                             "target two classes")
+    for m in spec.merf_models():
+        raise SpecError(f"models[{m.name!r}].merf",
+                        f"MERF({m.name}) is binary MERF, for a target of two classes; the target "
+                        f"{spec.data.target!r} has {len(classes)} classes ({_shown(list(classes))}). Drop MERF for "
+                        f"{m.name} (add_merf / merf: false), or make the target two classes")
 
 
 def check_target_type(values: pd.Series, column: str) -> None:

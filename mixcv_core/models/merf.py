@@ -101,7 +101,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ..constraints import Real, check
 from ..errors import ConvergenceWarning, SpecError, SpecTypeError
@@ -208,6 +208,29 @@ def _target(y: Any, n: int) -> np.ndarray:
     if not np.isfinite(yv).all():
         raise SpecError("y", "contains NaN or infinite values")
     return yv
+
+
+def _weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    """Precision weights, checked: n finite values >= 0, not all zero (None: unweighted)."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise SpecTypeError("sample_weight", "expected numbers, one per row") from None
+    if len(w) != n:
+        raise SpecError("sample_weight", f"expected {n} weights (one per row), got {len(w)}")
+    if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
+        raise SpecError("sample_weight", "weights must be finite and >= 0, with at least one above 0")
+    return w
+
+
+def _unseen_variance(Z: np.ndarray, pos: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """``z' D z`` for rows whose level was not seen (``pos == -1``), 0 for the others."""
+    out = np.zeros(len(Z))
+    new = pos < 0
+    out[new] = np.einsum("ij,jk,ik->i", Z[new], D, Z[new])
+    return out
 
 
 def _independent_columns(W: np.ndarray) -> np.ndarray:
@@ -402,7 +425,8 @@ class MERF(BaseEstimator):
                                 f"expected a regressor instance with fit and predict, got {fe!r}")
 
     def fit(self, X: Any, Z: Any, clusters: Any, y: Any, X_val: Any = None, Z_val: Any = None,
-            clusters_val: Any = None, y_val: Any = None) -> MERF:
+            clusters_val: Any = None, y_val: Any = None, sample_weight: Any = None,
+            start: MERF | None = None) -> MERF:
         """Fit by EM, with one grouping factor (merf 1.0's call).
 
         Parameters
@@ -416,6 +440,10 @@ class MERF(BaseEstimator):
         y : array-like, shape (n,)
         X_val, Z_val, clusters_val, y_val : optional
             Validation data; its MSE per iteration goes to ``val_loss_history``.
+        sample_weight : array-like, shape (n,), optional
+            Precision weights: row ``i``'s error has variance ``sigma^2 / w_i`` (see `fit_terms`).
+        start : MERF, optional
+            A fit on the same clusters whose estimates start the EM (see `fit_terms`).
 
         Raises
         ------
@@ -427,6 +455,7 @@ class MERF(BaseEstimator):
         Zm = _as_2d_numeric(Z, n, "Z")
         codes, labels = cluster_codes(clusters, n)
         yv = _target(y, n)
+        weights = _weights(sample_weight, n)
         validate = None
         if X_val is not None:
             if y_val is None or Z_val is None or clusters_val is None:
@@ -436,24 +465,38 @@ class MERF(BaseEstimator):
             def validate() -> float:
                 return float(np.mean((y_val - self.predict(X_val, Z_val, clusters_val)) ** 2))
         term = _EMTerm("group", "group", codes, labels, Zm, [f"{j}" for j in range(Zm.shape[1])], None)
-        return self._em(X, yv, [term], validate)
+        return self._em(X, yv, [term], validate, weights, start)
 
-    def fit_terms(self, X: Any, y: Any, remats: Sequence[ReMat]) -> MERF:
+    def fit_terms(self, X: Any, y: Any, remats: Sequence[ReMat], sample_weight: Any = None,
+                  start: MERF | None = None) -> MERF:
         """Fit by EM with any random-effect terms, realised on the data (`mixed.design.build_remats`).
 
         Crossed, nested and partially crossed factors, slopes, ``||``: whatever the linear
         mixed model takes (see the module docstring for the algebra).
+
+        ``sample_weight``: precision weights, ``e_i ~ N(0, sigma^2 / w_i)`` (nlme's
+        ``varFixed(~1/w)``): the base estimator gets them as its ``sample_weight`` when its
+        ``fit`` takes one (``weighted_base_`` says whether it did), and the GLS/conditional
+        step is the unweighted one on rows scaled by ``sqrt(w)`` (``sqrt(w) r = sqrt(w) W beta
+        + sqrt(w) Z b + N(0, sigma^2)``). Binary MERF's working responses come this way
+        (`merf_binary`). ``start``: a MERF fitted on the same terms, whose random effects,
+        covariances and residual variance start the EM (binary MERF's outer loop, where the
+        working response moves little between calls).
         """
         self._check_params()
         yv = _target(y, len(X))
+        weights = _weights(sample_weight, len(yv))
         if remats and len(remats[0].codes) != len(yv):
             raise SpecError("groups", f"the random-effect terms have {len(remats[0].codes)} rows but y has {len(yv)}")
         terms = [_EMTerm(r.name, r.factor_name, r.codes, r.levels, r.Z, list(r.effect_names), r.term)
                  for r in remats]
-        return self._em(X, yv, terms, None)
+        return self._em(X, yv, terms, None, weights, start)
 
-    def _em(self, X: Any, yv: np.ndarray, terms: list[_EMTerm], validate: Callable[[], float] | None) -> MERF:
+    def _em(self, X: Any, yv: np.ndarray, terms: list[_EMTerm], validate: Callable[[], float] | None,
+            weights: np.ndarray | None = None, start: MERF | None = None) -> MERF:
         n = len(yv)
+        # Precision weights enter the algebra as rows scaled by sqrt(w) (`fit_terms`); 1 without.
+        root = np.ones(n) if weights is None else np.sqrt(weights)
         from sklearn.ensemble import RandomForestRegressor
         base = self.fixed_effects_model
         if base is None:
@@ -465,23 +508,31 @@ class MERF(BaseEstimator):
         light = (self.linear_fixed_effects and self.em_estimators is not None and isinstance(trees, int)
                  and trees > self.em_estimators)
         fe_em = clone(fe).set_params(n_estimators=self.em_estimators) if light else fe
+        self.weighted_base_ = weights is not None and has_fit_parameter(fe, "sample_weight")
+        fit_kw = {"sample_weight": weights} if self.weighted_base_ else {}
 
         if self.linear_fixed_effects:
             W = _linear_design(X, n)
             keep = _independent_columns(W)
             Wk = W[:, keep]
-            beta_k = np.linalg.lstsq(Wk, yv, rcond=None)[0]                # start: OLS
+            beta_k = np.linalg.lstsq(Wk * root[:, None], yv * root, rcond=None)[0]   # start: (weighted) OLS
             lin = Wk @ beta_k
         else:
             W, keep, Wk, beta_k, lin = np.empty((n, 0)), np.zeros(0, dtype=int), np.empty((n, 0)), np.zeros(0), 0.0
         # Built before any fit: it refuses terms too big for the algebra (naming them) up front.
-        solver = ConditionalSolver(Wk, [t.codes for t in terms], [t.Z for t in terms],
+        solver = ConditionalSolver(Wk * root[:, None], [t.codes for t in terms], [t.Z * root[:, None] for t in terms],
                                    [len(t.levels) for t in terms])
         several = len(terms) > 1
 
         b = [np.zeros((len(t.levels), t.Z.shape[1])) for t in terms]
         sigma2 = 1.0
         Ds = [np.eye(t.Z.shape[1]) for t in terms]
+        if start is not None:
+            # Same terms, same levels (binary MERF refits on the same training rows): its estimates.
+            earlier: Any = start      # a fitted MERF: its attributes are set by fit
+            b = [np.array(bt) for _, bt in earlier._fitted]
+            Ds = [earlier.covs_[t.name].to_numpy() for t in terms]
+            sigma2 = float(earlier.sigma2_hat_history[-1])
         self.terms_ = [t.name for t in terms]
         self.b_hat_history: list[Any] = [self._per_term(terms, b)]
         self.sigma2_hat_history = [sigma2]
@@ -511,19 +562,19 @@ class MERF(BaseEstimator):
             # E-step (Hajjem et al. eq. 6): remove the current random (and linear) part from y.
             y_star = yv - lin - _random_part(terms, b)
             t1 = time.perf_counter()
-            model.fit(X, y_star)
+            model.fit(X, y_star, **fit_kw)
             f_hat = _predict_exactly(model, X)
             t2 = time.perf_counter()
 
             # GLS fixed part and conditional modes of every term at the previous sigma2 and D
             # (eqs. 7 and step 2 of the module docstring): one PLS solve at theta = chol(D / sigma2).
             r = yv - f_hat
-            cond = solver.solve(r, [relative_factor(D / sigma2) for D in Ds])
+            cond = solver.solve(r * root, [relative_factor(D / sigma2) for D in Ds])
             if self.linear_fixed_effects:
                 beta_k = cond.beta
                 lin = Wk @ beta_k
             b = cond.b
-            eps = r - lin - _random_part(terms, b)
+            eps = (r - lin - _random_part(terms, b)) * root
             # M-step (eqs. 8-9, for any number of terms): E[e'e | y] = e'e + tr(Z'Z Cov(b | y)),
             # and tr(Z'Z Cov(b | y)) = sigma^2 (Q - tr M^-1); E[b_tk b_tk' | y] = b b' + Cov.
             sigma2_new = (eps @ eps + sigma2 * (cond.n_effects - cond.trace_minv)) / n
@@ -605,10 +656,8 @@ class MERF(BaseEstimator):
         self.stop_reason_ = self._stop_reason(ended, em_iterations, changes, tol, window, threshold)
         self.history_ = pd.DataFrame(rows)
         # How sure each level's random effects are (the interval of a random effect): the
-        # conditional sd at the variance estimates the last E-step used (lme4's condVar).
-        # How sure each level's random effects are (the interval of a random effect): the
         # conditional sd at the final variance estimates (lme4's condVar), one more PLS solve.
-        final_cov = solver.solve(yv - f_hat, [relative_factor(D / sigma2) for D in Ds]).cov
+        final_cov = solver.solve((yv - f_hat) * root, [relative_factor(D / sigma2) for D in Ds]).cov
         self.b_sd_ = self._per_term(terms, [np.sqrt(np.clip(sigma2 * np.einsum("kii->ki", c), 0.0, None))
                                             for c in final_cov])
         self.covs_ = {t.name: pd.DataFrame(Dt, index=t.effect_names, columns=t.effect_names)
@@ -657,6 +706,17 @@ class MERF(BaseEstimator):
 
         Rows of clusters unseen in training get the fixed-effects prediction alone.
         """
+        return self._known(X, Z, clusters)[0]
+
+    def predict_parts(self, X: Any, Z: Any, clusters: Any) -> tuple[np.ndarray, np.ndarray]:
+        """`predict`, and per row the variance ``z' D z`` of the random part it left out (a cluster
+        unseen in training; 0 for a known one): what a marginal mean over new clusters needs."""
+        y_hat, Zm, pos = self._known(X, Z, clusters)
+        (D,) = self.covs_.values()
+        return y_hat, _unseen_variance(Zm, pos, D.to_numpy())
+
+    def _known(self, X: Any, Z: Any, clusters: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`predict` (during the EM too, for validation rows), the rows' Z and their clusters' positions."""
         check_is_fitted(self, "trained_fe_model")
         if isinstance(self.trained_b, dict):
             raise SpecError("clusters", f"the model was fitted with several random-effect terms {self.terms_}; "
@@ -671,7 +731,7 @@ class MERF(BaseEstimator):
         y_hat = self.predict_fixed(X)
         pos = self.trained_b.index.get_indexer(pd.Index(values))
         B = np.vstack([self.trained_b.to_numpy(), np.zeros((1, Zm.shape[1]))])  # row -1: unseen
-        return y_hat + np.einsum("nj,nj->n", Zm, B[pos])
+        return y_hat + np.einsum("nj,nj->n", Zm, B[pos]), Zm, pos
 
     def predict_terms(self, X: Any, frame: pd.DataFrame) -> np.ndarray:
         """Fixed part plus, for every term fitted by `fit_terms`, the BLUPs of the row's level if it was seen.
@@ -680,16 +740,27 @@ class MERF(BaseEstimator):
         mean); the row keeps the BLUPs of its other, known factors. ``frame`` holds the
         grouping and slope columns the terms name, one row per row of ``X``.
         """
+        return self.predict_terms_parts(X, frame)[0]
+
+    def predict_terms_parts(self, X: Any, frame: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+        """`predict_terms`, and per row the variance of the random part it left out: ``z_t' D_t z_t``
+        summed over the terms whose level the row's was not seen in training. ``frame`` None: no
+        level is known (every term left out; its slope columns are looked up in ``X``)."""
         check_is_fitted(self, "trained_fe_model")
         out = self.predict_fixed(X)
+        s2 = np.zeros(len(out))
+        source = as_frame(X).reset_index(drop=True) if frame is None else frame
         for t, b in self._fitted:
             assert t.term is not None, "fitted by fit(X, Z, clusters, y): predict with predict(X, Z, clusters)"
-            cols = [np.ones(len(frame))] if t.term.intercept else []
-            cols += [frame[c].to_numpy(dtype=float) for c in t.term.columns]
-            pos = t.levels.get_indexer(_factor_labels(frame, t.term.factor))
+            cols = [np.ones(len(source))] if t.term.intercept else []
+            cols += [source[c].to_numpy(dtype=float) for c in t.term.columns]
+            Zt = np.column_stack(cols)
+            pos = (np.full(len(source), -1) if frame is None
+                   else t.levels.get_indexer(_factor_labels(frame, t.term.factor)))
             B = np.vstack([b, np.zeros((1, b.shape[1]))])      # row -1: a level not seen in training
-            out += np.einsum("nj,nj->n", np.column_stack(cols), B[pos])
-        return out
+            out += np.einsum("nj,nj->n", Zt, B[pos])
+            s2 += _unseen_variance(Zt, pos, self.covs_[t.name].to_numpy())
+        return out, s2
 
     def predict_fixed(self, X: Any) -> np.ndarray:
         """The fixed part alone, ``f(X)`` plus the linear part: the prediction for a new group."""
@@ -707,6 +778,10 @@ class MERF(BaseEstimator):
             return pd.concat({(i, name): f for i, h in enumerate(self.b_hat_history) for name, f in h.items()},
                              names=["iteration", "term", "level"])
         return pd.concat(self.b_hat_history, keys=range(len(self.b_hat_history)), names=["iteration", "cluster"])
+
+
+#: A label no training cluster has: every row predicted as of a new cluster.
+_NO_LEVEL = object()
 
 
 class MERFRegressor(MixedEffectsRegressor):
@@ -747,8 +822,10 @@ class MERFRegressor(MixedEffectsRegressor):
         S = self._slopes(Xf, slopes)
         return np.column_stack([np.ones(len(Xf)), S.to_numpy(dtype=float)])
 
-    def fit(self, X: Any, y: Any, groups: Any = None, slopes: Any = None) -> MERFRegressor:
-        """Fit MERF's EM.
+    def fit(self, X: Any, y: Any, groups: Any = None, slopes: Any = None, sample_weight: Any = None,
+            start: MERFRegressor | None = None) -> MERFRegressor:
+        """Fit MERF's EM (``sample_weight``: precision weights; ``start``: an earlier fit on the same
+        groups whose estimates start the EM; see `MERF.fit_terms`).
 
         Raises
         ------
@@ -768,11 +845,12 @@ class MERFRegressor(MixedEffectsRegressor):
                                           f"e.g. random='(1 | {cols[0]}) + (1 | {cols[1]})' (crossed) or "
                                           f"'(1 | {cols[0]}/{cols[1]})' (nested)")
             Z = self._design(X, slopes)
-            self.merf_.fit(X, Z, groups, y)
+            self.merf_.fit(X, Z, groups, y, sample_weight=sample_weight, start=None if start is None else start.merf_)
             Xf = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
             self.re_names_: list[str] | None = ["Intercept", *[str(c) for c in self._slopes(Xf, slopes).columns]]
         else:
-            self.merf_.fit_terms(X, y, self._remats(X, groups, slopes, len(X)))
+            self.merf_.fit_terms(X, y, self._remats(X, groups, slopes, len(X)), sample_weight=sample_weight,
+                                 start=None if start is None else start.merf_)
             self.re_names_ = None
         self.slopes_ = slopes
         if not self.merf_.converged_:
@@ -798,8 +876,19 @@ class MERFRegressor(MixedEffectsRegressor):
         check_is_fitted(self, "merf_")
         if groups is None or not self.predict_known_groups:
             return self.merf_.predict_fixed(X)
+        return self.predict_parts(X, groups, slopes)[0]
+
+    def predict_parts(self, X: Any, groups: Any = None, slopes: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """`predict`, and per row the variance of the random part it left out (levels not seen in
+        training; every term without ``groups`` or with ``predict_known_groups=False``)."""
+        check_is_fitted(self, "merf_")
+        use_groups = groups is not None and self.predict_known_groups
         if self.random is None:
-            return self.merf_.predict(X, self._design(X, slopes if slopes is not None else self.slopes_), groups)
+            Z = self._design(X, slopes if slopes is not None else self.slopes_)
+            labels = groups if use_groups else np.full(len(X), _NO_LEVEL, dtype=object)
+            return self.merf_.predict_parts(X, Z, labels)
+        if not use_groups:
+            return self.merf_.predict_terms_parts(X, None)
         frame = self._frame(X, groups, len(X))
         needed = {c for t, _ in self.merf_._fitted if t.term is not None
                   for c in (*t.term.columns, *t.term.factor.columns)}
@@ -807,7 +896,7 @@ class MERFRegressor(MixedEffectsRegressor):
         if missing:
             raise SpecError("groups", f"the random terms need the columns {missing}, which are not in the rows to "
                                       "predict (pass them in groups, or in X)")
-        return self.merf_.predict_terms(X, frame)
+        return self.merf_.predict_terms_parts(X, frame)
 
     # The merf attributes that post-processors and users look for.
     @property

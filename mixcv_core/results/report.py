@@ -16,8 +16,10 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from ..errors import SpecError
+from ..experiment.registry import is_unresolved
 from ..experiment.spec import merf_name
 from ..metrics import higher_is_better, metric_label
+from ..models.merf_binary import MERFClassifier, counterpart_note
 from .checks import CHECKS, row_id_checks, run_checks
 from .classification import plot_calibration, plot_roc
 from .compare import compare_all, compare_models
@@ -215,6 +217,8 @@ def render_plan_html(spec: ExperimentSpec, plan: Plan) -> str:
         fits = n_folds * (1 + (spec.tuning.n_trials * spec.inner.n_splits if m.tunes else 0))
         # MERF fits its base model once per EM iteration (plus the final full forest): at most this many.
         em = n_folds * (spec.merf.max_iterations + 1) if m in spec.merf_models() else 0
+        if spec.task == "classification":
+            em *= MERFClassifier().outer_max_iterations    # binary MERF: one EM per PQL iteration, at most
         models.append({"model": m.name, "estimator": m.estimator_class.__name__, "tuned": tuned,
                        "fixed": ", ".join(f"{k}={v!r}" for k, v in m.model_kwargs.items()) or "—",
                        "merf": "yes" if em else "", "fits": fits, "MERF fits (at most)": em or "—"})
@@ -315,6 +319,7 @@ def render_html(results: RunView) -> str:
         line = where_mixed_models_help(results)
         if line:
             parts.append(f'<div class="mixcv-known">{html.escape(line)}</div>')
+        parts.append(binary_merf_html(results))
         parts.append(comparison_html(results))
         parts.append(checks_html(results))
         parts.append(figures_html(results))
@@ -365,6 +370,17 @@ def tuned_params_html(results: RunView) -> str:
     note = "".join(f"<div class='mixcv-meta'>{html.escape(merf_name(n))} reuses {html.escape(n)}'s tuned "
                    "parameters of the same fold (it is not tuned separately)</div>" for n in reused)
     return safe_table(bp.style.format(escape="html").hide(axis="index")) + note
+
+
+def binary_merf_html(results: RunView) -> str:
+    """What binary MERF did with each base model (classification runs with MERF; "" otherwise)."""
+    spec = results.spec
+    if spec.task != "classification":
+        return ""
+    lines = [f"{merf_name(m.name)} is binary MERF (penalised quasi-likelihood around the EM; new groups get the "
+             f"probability averaged over the random effects): {counterpart_note(m.estimator_class)}"
+             for m in spec.merf_models() if not is_unresolved(m.estimator)]
+    return "".join(f"<div class='mixcv-meta mixcv-binary-merf'>{html.escape(line)}</div>" for line in lines)
 
 
 def convergence_html(results: RunView) -> str:

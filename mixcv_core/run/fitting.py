@@ -24,6 +24,7 @@ from ..experiment.registry import param_names
 from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..models import is_mixed
 from ..models.merf import MERFRegressor
+from ..models.merf_binary import MERFClassifier
 from .events import EMIteration, Event
 
 __all__ = ["SplitData", "split_data", "build_estimator", "build_merf", "fit_estimator", "predict_estimator",
@@ -227,13 +228,15 @@ class _EMReporter:
 
 
 def build_merf(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str, Any], fold: int, name: str,
-               emit: Callable[[Event], None]) -> MERFRegressor:
+               emit: Callable[[Event], None]) -> MERFRegressor | MERFClassifier:
     """The engine's ``MERF(<model>)`` for one fold: the tuned base estimator inside EM.
 
     The model knows nothing of the engine: it is handed a callback, which turns each EM
-    iteration into an `EMIteration` event.
+    iteration into an `EMIteration` event. A classification run gets binary MERF
+    (`MERFClassifier`), whose callback fires once per PQL iteration (each a whole EM).
     """
-    return MERFRegressor(
+    cls = MERFClassifier if spec.task == "classification" else MERFRegressor
+    return cls(
         fixed_effects_model=build_estimator(model, spec, params, fold),
         max_iterations=spec.merf.max_iterations,
         gll_early_stop_threshold=spec.merf.stopping_threshold,

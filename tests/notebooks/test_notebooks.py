@@ -126,3 +126,16 @@ def test_the_tracking_guide_exports_a_stored_run_and_prints_its_methods():
     text = shown(cell)
     assert text.count("exported to") == 2 and "report.html" in text and "methods.md" in text
     assert "Hajjem et al. 2014" in text and "group 4-fold split (GroupKFold) by group" in text
+
+
+@pytest.mark.notebook
+def test_binary_outcomes_compares_glmm_and_binary_merf_on_new_and_known_districts_with_calibration():
+    cells = code_cells("binary_outcomes.ipynb")
+    text = "".join(shown(c) for c in cells)
+    for model in ("LogisticRegression", "GeneralizedLinearMixedModel", "RandomForestClassifier",
+                  "MERF(RandomForestClassifier)"):
+        assert model in text
+    assert "is binary MERF" in text and "as RandomForestRegressor" in text      # the report's note
+    assert "known-group rows" in text and "log loss" in text                    # the comparisons
+    images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2                                                     # calibration, convergence
