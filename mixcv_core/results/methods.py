@@ -27,9 +27,12 @@ from ..experiment.registry import dotted_path, is_unresolved
 from ..experiment.spec import ExperimentSpec, ModelSpec, SplitSpec, merf_name
 from ..experiment.splits import SHUFFLE_FIXED_IN, FixedSplits
 from ..metrics import METRIC_INFO, metric_label
-from ..models import GeneralizedLinearMixedModel, GPBoostRegressor, LinearMixedEffectsModel, is_mixed
+from ..models import GeneralizedLinearMixedModel, GPBoostClassifier, GPBoostRegressor, LinearMixedEffectsModel, is_mixed
 from .factors import plural
 from .prose import Cite, Code, Part, Sentence
+
+#: GPBoost's adapters: boosting with grouped random effects, for a continuous or a binary outcome.
+_GPBOOST = (GPBoostRegressor, GPBoostClassifier)
 
 if TYPE_CHECKING:
     from ._run import RunView
@@ -55,7 +58,7 @@ def software_versions(spec: ExperimentSpec) -> dict[str, str]:
     for m in spec.models:
         top = _module(m).split(".")[0]
         names.append(_DISTRIBUTION.get(top, top))
-        if not is_unresolved(m.estimator) and issubclass(m.estimator_class, GPBoostRegressor):
+        if not is_unresolved(m.estimator) and issubclass(m.estimator_class, _GPBOOST):
             names.append("gpboost")   # mixcv's wrapper; the boosting and the random effects are GPBoost's
         backend = m.model_kwargs.get("backend")
         if is_mixed(m.estimator) and (backend == "statsmodels" or "backend" in m.params):
@@ -349,7 +352,9 @@ def _known_levels(spec: ExperimentSpec, settings: Mapping[str, Any], kind: str) 
     known = settings.get("predict_known_groups", spec.predict_known_groups_lmm)
     if "predict_known_groups" not in settings:
         known = spec.predict_known_groups_lmm
-    new = ("the marginal mean over the random-effect distribution" if kind == "glmm"
+    # Every mixed model of a classification (GLMM, GPBoost's Bernoulli likelihood, binary MERF)
+    # gives a new level the marginal probability, not the plug-in at zero.
+    new = ("the marginal mean over the random-effect distribution" if kind == "glmm" or spec.task == "classification"
            else "the fixed part only (random effects of zero)")
     if known:
         return f"; rows of levels seen in training were predicted with their conditional modes, new levels with {new}"
@@ -403,7 +408,7 @@ def _model_sentences(results: RunView) -> list[Sentence]:
                 *_converged_clause(results, m.name, "the optimum was certified (gradient and Hessian checked)" if native
                                    else "statsmodels reported convergence"), "."),
                 model=m.name))
-        elif issubclass(cls, GPBoostRegressor):
+        elif issubclass(cls, _GPBOOST):
             out.append(Sentence("gpboost", (
                 Code(m.name), " was gradient-boosted trees with grouped random effects (GPBoost ",
                 Cite(("sigrist2022",)), ") and random part ", Code(random), _known_levels(spec, s, "lmm"), "."),
@@ -424,6 +429,10 @@ def _model_sentences(results: RunView) -> list[Sentence]:
         if mf.stopping_threshold is not None:
             parts.append(f", and an early stop when the relative change of the generalised log-likelihood stayed "
                          f"below {_num(mf.stopping_threshold)} for {mf.stopping_window or 1} iterations")
+        if spec.task == "classification":
+            parts.append("; for the binary outcome the EM ran inside a penalised quasi-likelihood loop on the "
+                         "logit scale (working responses and weights, binary MERF), a base classifier fitted "
+                         "there as its regression counterpart with its (tuned) parameters")
         parts.append(_known_levels(spec, {}, "lmm"))
         counts = [(n, *_convergence(results, n)) for n in names]
         counts = [c for c in counts if c[2]]

@@ -255,6 +255,28 @@ def test_the_glmm_sentence_states_family_link_approximation_and_converged_fits(g
     assert "ROC AUC" in metrics and "log loss" in metrics and "predicted probabilities" in metrics
 
 
+def test_binary_merf_and_gpboost_for_classes_are_described_as_what_they_are(contraception, store):
+    spec = ExperimentSpec(DataSpec(target="use", groups="district", features=("age", "urban")),
+                          models=(ModelSpec("forest", "RandomForestClassifier",
+                                            model_kwargs={"n_estimators": 5, "max_depth": 3}, add_merf=True),
+                                  ModelSpec("gpb", "GPBoostClassifier", model_kwargs={"num_boost_round": 5})),
+                          outer=SplitSpec("StratifiedGroupKFold", n_splits=2, _field="outer"),
+                          merf=MerfSpec(max_iterations=2, em_estimators=None), seed=3)
+    with pytest.warns(Warning):   # two EM iterations: not converged, and said so
+        res = _stored(spec, contraception, store)
+    t = _topics(res)
+    (merf,) = t["merf"]
+    assert "penalised quasi-likelihood loop on the logit scale" in merf and "regression counterpart" in merf
+    assert "(Hajjem et al. 2014; Pellagatti et al. 2021)" in merf
+    ok, n = _converged(res, "MERF(forest)")
+    assert f"the EM converged in {ok} of {n} outer fits of MERF(forest)" in merf and n == 2
+    (gpb,) = t["gpboost"]
+    assert "gpb was gradient-boosted trees with grouped random effects (GPBoost" in gpb
+    for text in (merf, gpb):   # new districts get the marginal probability, not the plug-in at zero
+        assert "new levels with the marginal mean over the random-effect distribution" in text
+        assert "random effects of zero" not in text
+
+
 # -- several grouping factors -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def crossed_run(store):
