@@ -417,7 +417,33 @@ def dotted_path(obj: type | Callable[..., object]) -> str:
 def estimator_name(cls: type) -> str:
     """How a model class is written in specs, cells and forms: its registered name when it
     has one (``RandomForestRegressor``), its dotted path otherwise."""
-    return cls.__name__ if _registry().get(cls.__name__) is cls else dotted_path(cls)
+    return cls.__name__ if _is_registered(cls) else dotted_path(cls)
+
+
+def _is_registered(cls: type) -> bool:
+    """Whether ``_registry()[cls.__name__] is cls``, without building the registry when it can be told.
+
+    The registry walks every scikit-learn module (`all_estimators` imports them all: seconds in a
+    fresh process), and the store writes each run's spec through `estimator_name`. A class is in
+    the registry under its own name only if it is one of mixcv's listed models (they take
+    precedence) or a concrete scikit-learn regressor or classifier that a public scikit-learn
+    module exposes by that name — which is what `all_estimators` collects. A scikit-learn class
+    that fails that test is looked up in the registry itself.
+    """
+    from .. import models
+    name, root = cls.__name__, cls.__module__.split(".")[0]
+    if name in models.__all__:
+        return getattr(models, name) is cls
+    if root != "sklearn":   # every registered class is scikit-learn's or mixcv's (tested)
+        return False
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    parts = cls.__module__.split(".")
+    public = ".".join(parts[:next((i for i, p in enumerate(parts) if p.startswith("_")), len(parts))])
+    exposed = getattr(sys.modules.get(public) or importlib.import_module(public), name, None) is cls
+    if (exposed and not name.startswith("_") and issubclass(cls, BaseEstimator)
+            and issubclass(cls, (RegressorMixin, ClassifierMixin)) and not getattr(cls, "__abstractmethods__", None)):
+        return True
+    return _registry().get(name) is cls
 
 
 def param_names(cls: type) -> set[str] | None:
