@@ -47,3 +47,13 @@ def test_naming_a_scikit_learn_model_does_not_walk_every_scikit_learn_module():
             "'sklearn.cluster' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["RandomForestRegressor", "0", "False"]
+
+
+def test_parameter_names_are_read_once_per_class_and_handed_out_as_fresh_sets():
+    from sklearn.ensemble import ExtraTreesRegressor
+    registry._param_names.cache_clear()
+    first = registry.param_names(ExtraTreesRegressor)
+    assert first == set(ExtraTreesRegressor().get_params())
+    first.add("not_a_parameter")   # a caller's change must not reach the cache
+    assert registry.param_names(ExtraTreesRegressor) == set(ExtraTreesRegressor().get_params())
+    assert registry._param_names.cache_info().hits == 1
