@@ -113,13 +113,14 @@ def _instevall(n: int) -> Any:
 
 def experiment(case: str, quick: bool) -> tuple[Any, list[type]]:
     """A CrossValidation for ``case``, not yet performed, and the estimator classes it fits."""
+    sys.path.insert(0, str(HERE))   # sibling benchmarks, also when imported from elsewhere
     import optuna
     from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 
     from mixcv_core import CrossValidation
     from mixcv_core.models import LinearMixedEffectsModel, LinearModel
     from mixcv_core.models.merf import MERFRegressor
-    from mixcv_core.synthesizer import generate_grouped_regression, generate_regression
+    from mixcv_core.synthesizer import generate_regression
 
     if case == "seed":
         X, y, group, slopes = generate_regression(3, 50, n_slopes=1, noise_level=9.1e-2, random_seed=42)
@@ -129,20 +130,10 @@ def experiment(case: str, quick: bool) -> tuple[Any, list[type]]:
               .add_model(model_class=RandomForestRegressor, requires_inner_cv=True, params=params)
               .set_merf(True, em_max_iterations=5))
         return cv, [RandomForestRegressor, MERFRegressor]
-    if case == "large":
-        n_groups = 30 if quick else 100
-        X, y, group, slopes = generate_grouped_regression(n_groups, 100, n_slopes=1, noise_level=0.5, random_seed=42)
-        params = {"max_depth": optuna.distributions.IntDistribution(2, 20),
-                  "min_samples_leaf": optuna.distributions.IntDistribution(1, 20),
-                  "n_estimators": optuna.distributions.CategoricalDistribution([20])}
-        cv = (CrossValidation().set_data(X, y, group, slopes)
-              .set_splits(split_out="GroupKFold", split_in="GroupKFold", n_splits_out=5, n_splits_in=3)
-              .add_model(model_class=RandomForestRegressor, requires_inner_cv=True, params=params, add_merf=True)
-              .add_model(LinearMixedEffectsModel, add_merf=False)
-              .set_inner_cv(5 if quick else 20).set_merf(False, em_max_iterations=20))
-        return cv, [RandomForestRegressor, MERFRegressor, LinearMixedEffectsModel]
+    if case == "large":   # bench_vs_flexcv's, as mixcv runs it by default
+        from bench_vs_flexcv import experiment as versus_flexcv
+        return versus_flexcv("mixcv", "large", quick), [RandomForestRegressor, MERFRegressor, LinearMixedEffectsModel]
     if case == "math":
-        sys.path.insert(0, str(HERE))
         from bench_threads import data
         frame = data(quick)
         feats = ["SES", "MEANSES", "Minority", "Sex"]
