@@ -208,8 +208,17 @@ def resolve_metrics(metrics: Mapping[str, Metric | str] | Sequence[str | Metric]
 
 def mse_objective(y_valid: np.ndarray, y_pred_valid: np.ndarray,
                   y_train: np.ndarray | None = None, y_pred_train: np.ndarray | None = None) -> float:
-    """Default tuning objective: validation mean squared error (minimised)."""
-    return float(skm.mean_squared_error(y_valid, y_pred_valid))
+    """Default tuning objective: validation mean squared error (minimised).
+
+    Written in NumPy, not through scikit-learn's ``mean_squared_error``: it is called once per
+    inner fold of every trial, and the input validation around that one mean cost more than
+    the mean itself (a tenth of a small run's time outside the fits). A NaN prediction gives
+    NaN, which the tuning loop refuses as it refuses any non-finite objective.
+    """
+    y, p = np.asarray(y_valid, dtype=float).ravel(), np.asarray(y_pred_valid, dtype=float).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"mse_objective: {y.size} targets but {p.size} predictions")
+    return float(np.mean((y - p) ** 2))
 
 
 # It takes flexcv's four arguments but reads the validation ones only: the inner loop

@@ -21,9 +21,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
-
-import optuna.distributions as od
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..constraints import check
 from ..errors import MixcvError, SpecError
@@ -31,6 +29,9 @@ from ..metrics import METRICS, resolve_metrics
 from ..models import postprocessing
 from .registry import dotted_path, estimator_name, import_dotted
 from .spec import TASK_DEFAULTS, DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec, TuningSpec
+
+if TYPE_CHECKING:
+    import optuna.distributions as od
 
 __all__ = ["CellError", "ParsedCell", "parse_cell", "spec_to_cell", "parse_param", "param_text",
            "cell_key", "CELL_KEYS",
@@ -319,6 +320,7 @@ def _parse_range(text: str, key: str, line: int | None) -> od.BaseDistribution |
     m = _RANGE_RE.match(text)
     if not m:
         return None
+    import optuna.distributions as od  # imported for a search space, not with mixcv_core
     kind, body = m.group(1), m.group(2)
     parts = [p.strip() for p in body.split(",")] if body.strip() else []
     if kind == "choice":
@@ -670,6 +672,7 @@ def parse_param(text: str, key: str = "value") -> od.BaseDistribution | Any:
 
 def param_text(value: Any) -> str:
     """The cell text of a parameter value or range; `parse_param` reads it back."""
+    import optuna.distributions as od
     if isinstance(value, od.BaseDistribution):
         return _range_text(value)
     return _text(value)
@@ -700,6 +703,7 @@ def _text(value: Any) -> str:
 
 
 def _range_text(d: od.BaseDistribution) -> str:
+    import optuna.distributions as od
     if isinstance(d, od.IntDistribution):
         extra = (", log" if d.log else "") + (f", step={d.step}" if d.step != 1 else "")
         return f"int({d.low}, {d.high}{extra})"

@@ -31,13 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import optuna.distributions as od
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError, SpecTypeError
 from .registry import import_dotted, resolve_estimator
 from .spec import ModelSpec, model_spec_from_config
+
+if TYPE_CHECKING:
+    import optuna.distributions as od
 
 __all__ = ["ModelConfigDict", "ModelMappingDict", "read_mapping_from_yaml_string",
            "read_mapping_from_yaml_file", "mapping_to_model_specs", "IGNORED_KEYS"]
@@ -72,6 +73,7 @@ class ModelMappingDict(dict):
 
 
 def _loader() -> type:
+    import optuna.distributions as od  # imported when a mapping is read, not with mixcv_core
     import yaml
 
     # A subclass, so registering the tags does not change yaml.SafeLoader for everyone.

@@ -417,7 +417,33 @@ def dotted_path(obj: type | Callable[..., object]) -> str:
 def estimator_name(cls: type) -> str:
     """How a model class is written in specs, cells and forms: its registered name when it
     has one (``RandomForestRegressor``), its dotted path otherwise."""
-    return cls.__name__ if _registry().get(cls.__name__) is cls else dotted_path(cls)
+    return cls.__name__ if _is_registered(cls) else dotted_path(cls)
+
+
+def _is_registered(cls: type) -> bool:
+    """Whether ``_registry()[cls.__name__] is cls``, without building the registry when it can be told.
+
+    The registry walks every scikit-learn module (`all_estimators` imports them all: seconds in a
+    fresh process), and the store writes each run's spec through `estimator_name`. A class is in
+    the registry under its own name only if it is one of mixcv's listed models (they take
+    precedence) or a concrete scikit-learn regressor or classifier that a public scikit-learn
+    module exposes by that name — which is what `all_estimators` collects. A scikit-learn class
+    that fails that test is looked up in the registry itself.
+    """
+    from .. import models
+    name, root = cls.__name__, cls.__module__.split(".")[0]
+    if name in models.__all__:
+        return getattr(models, name) is cls
+    if root != "sklearn":   # every registered class is scikit-learn's or mixcv's (tested)
+        return False
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    parts = cls.__module__.split(".")
+    public = ".".join(parts[:next((i for i, p in enumerate(parts) if p.startswith("_")), len(parts))])
+    exposed = getattr(sys.modules.get(public) or importlib.import_module(public), name, None) is cls
+    if (exposed and not name.startswith("_") and issubclass(cls, BaseEstimator)
+            and issubclass(cls, (RegressorMixin, ClassifierMixin)) and not getattr(cls, "__abstractmethods__", None)):
+        return True
+    return _registry().get(name) is cls
 
 
 def param_names(cls: type) -> set[str] | None:
@@ -428,15 +454,23 @@ def param_names(cls: type) -> set[str] | None:
     instance's ``get_params()``, as scikit-learn's ``clone`` and ``set_params`` see them;
     None if it cannot be made without arguments.
     """
+    names = _param_names(cls)
+    return None if names is None else set(names)
+
+
+@lru_cache(maxsize=256)
+def _param_names(cls: type) -> frozenset[str] | None:
+    # Cached per class: every fit of a run builds its estimator through this (a signature
+    # inspection each time was a tenth of a small run's time outside the fits).
     if _takes_var_keyword(cls):
         try:
-            return set(cls().get_params())
+            return frozenset(cls().get_params())
         except Exception:  # noqa: BLE001 - a class that needs arguments: its names cannot be known
             return None
     getter = getattr(cls, "_get_param_names", None)
     if getter is not None:
         try:
-            return set(getter())
+            return frozenset(getter())
         except Exception:  # noqa: BLE001, S110 - a broken third-party class; fall back to inspect
             pass
     try:
@@ -445,7 +479,7 @@ def param_names(cls: type) -> set[str] | None:
         return None
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
-    return {n for n in sig.parameters if n != "self"}
+    return frozenset(n for n in sig.parameters if n != "self")
 
 
 def _takes_var_keyword(cls: type) -> bool:

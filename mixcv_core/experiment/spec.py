@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna.distributions as od
 
 from .._frozen import FrozenMap
 from ..constraints import MAX_SEED, Integer, check, check_function
@@ -50,6 +49,9 @@ from .splits import (
     split_requires_groups,
 )
 from .target import TASKS, check_task_fields
+
+if TYPE_CHECKING:
+    import optuna.distributions as od
 
 __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "ExperimentSpec", "MAX_SEED",
            "SPEC_FORMAT", "merf_name", "model_spec_from_config",
@@ -381,6 +383,8 @@ class ModelSpec:
                 if not isinstance(key, str):
                     raise SpecTypeError(f"{f}.{attr}", f"keys must be parameter names, got {key!r}")
             _set(self, attr, FrozenMap(value))
+        if self.params:   # optuna is imported for a search space, not with mixcv_core
+            import optuna.distributions as od
         for key, dist in self.params.items():
             if not isinstance(dist, od.BaseDistribution):
                 raise SpecTypeError(
@@ -825,6 +829,7 @@ class ExperimentSpec:
                 est_name = ref(m.estimator_class, f"models[{m.name!r}].model")
             d: dict[str, Any] = {"name": m.name, "model": est_name}
             if m.params:
+                import optuna.distributions as od
                 d["params"] = {k: json.loads(od.distribution_to_json(v)) for k, v in m.params.items()}
             if m.requires_inner_cv:
                 d["requires_inner_cv"] = True
@@ -909,6 +914,7 @@ class ExperimentSpec:
 
         def model(md: Mapping[str, Any]) -> ModelSpec:
             md = dict(md)
+            import optuna.distributions as od
             params = {k: od.json_to_distribution(json.dumps(v)) for k, v in (md.pop("params", None) or {}).items()}
             estimator = md.pop("model", None)
             fld = f"models[{md.get('name')!r}]"
@@ -948,6 +954,7 @@ class ExperimentSpec:
 def _values_of(dist: od.BaseDistribution) -> list[Any]:
     """The values a distribution may give that can be checked one by one: every choice, or
     the two ends of a range."""
+    import optuna.distributions as od
     if isinstance(dist, od.CategoricalDistribution):
         return list(dist.choices)
     if isinstance(dist, (od.IntDistribution, od.FloatDistribution)):

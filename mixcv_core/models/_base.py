@@ -8,6 +8,7 @@ follows the scikit-learn contract, so ``clone``, ``get_params`` and ``set_params
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,15 @@ NUMERIC_HINT = "Encode categories first, e.g. with pandas.get_dummies"
 
 def non_numeric(frame: pd.DataFrame, columns: list[Any] | None = None) -> list[str]:
     """The columns of ``frame`` (all, or ``columns``) that are not numeric, as ``'name' (dtype)``."""
-    cols = list(frame.columns) if columns is None else columns
-    return [f"{c!r} ({frame[c].dtype})" for c in cols
-            if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    # The dtypes in one read: selecting each column builds a Series (an index look-up and an
+    # object per column), a fixed cost of every mixed-model fit.
+    pairs: Iterable[tuple[Any, Any]]
+    if columns is None:
+        pairs = zip(frame.columns, frame.dtypes, strict=True)
+    else:
+        pairs = ((c, frame[c].dtype) for c in columns)
+    return [f"{c!r} ({dtype})" for c, dtype in pairs
+            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))]
 
 
 def as_frame(X: Any, prefix: str = "x") -> pd.DataFrame:

@@ -53,9 +53,9 @@ def variance_decomposition(fixed_part: np.ndarray, random: dict[str, tuple[np.nd
     if len(parts) > 1:
         names += [f"random effects: {f}" for f in parts]
         values += list(parts.values())
-    table = pd.DataFrame({"variance": values}, index=pd.Index(names, name="component"))
-    table["share"] = table["variance"] / total
-    return table
+    variance = np.asarray(values, dtype=float)
+    # Built in one go (adding a column afterwards cost as much as the whole decomposition).
+    return pd.DataFrame({"variance": variance, "share": variance / total}, index=pd.Index(names, name="component"))
 
 
 def fmt_column(values: object, digits: int = 4) -> list[str]:

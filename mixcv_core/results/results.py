@@ -22,7 +22,8 @@ from ..experiment.data import PreparedData
 from ..experiment.spec import ExperimentSpec
 from ..metrics import higher_is_better, predicted_class
 from ..outcome import FoldOutcome
-from . import checks, classification, compare, factors, plots, report
+from . import checks, compare, factors
+from ._later import Later
 from .citations import REFERENCES
 from .flexcv_view import FlexcvView
 from .methods import methods_sentences, software_versions
@@ -30,6 +31,10 @@ from .prose import FORMATS, cited_keys, render_methods
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from . import classification, plots, report
+else:   # figures and the HTML report import matplotlib and jinja2: when first drawn, not with mixcv_core
+    classification, plots, report = (Later(f"{__package__}.{m}") for m in ("classification", "plots", "report"))
 
 __all__ = ["Results"]
 

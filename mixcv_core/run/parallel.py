@@ -45,7 +45,8 @@ from .events import Event, FoldFailed, FoldFinished
 from .task import run_task
 from .tuning import quiet_optuna
 
-__all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "fail_missing", "exit_with_parent"]
+__all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "fail_missing", "exit_with_parent",
+           "task_cost", "longest_first"]
 
 _STARTED = "__mixcv_task_started__"
 
@@ -171,6 +172,34 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+def task_cost(spec: ExperimentSpec, plan: Plan, fold: int, model: ModelSpec) -> float:
+    """A rough estimate of a task's work: training rows times the fits it makes.
+
+    The outer fit, ``n_trials`` fits per inner fold when the model is tuned (on a share
+    ``1 - 1/folds`` of the rows), and one base-model fit per EM iteration for its MERF
+    variant. Only the order of the estimates matters (`longest_first`).
+    """
+    rows = float(len(plan.outer[fold][0]))
+    fits = 1.0
+    inner = plan.inner[fold]
+    if model.tunes and inner:
+        fits += spec.tuning.n_trials * len(inner) * (1.0 - 1.0 / max(len(inner), 2))
+    fits += spec.merf.max_iterations * (len(spec.task_names(model)) - 1)
+    return rows * fits
+
+
+def longest_first(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]]) -> list[int]:
+    """Task indices in the order they are started: the costliest first (ties in task order).
+
+    With tasks of unequal size (a tuned forest and its MERF next to an LMM), starting
+    them in fold-major order can leave the longest for last, and one worker running it
+    while the others idle. Outcomes are still assembled by task index, so the order
+    changes when results arrive, never what they are.
+    """
+    cost = [task_cost(spec, plan, k, m) for k, m in tasks]
+    return sorted(range(len(tasks)), key=lambda i: (-cost[i], i))
+
+
 def worker_threads(workers: int) -> int:
     """Native threads each of ``workers`` processes may use: workers x threads <= cores."""
     from joblib import cpu_count
@@ -231,7 +260,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     with manager, contextlib.ExitStack() as cleanup:
         cleanup.callback(shared.remove)
         q = manager.Queue()
-        todo = list(range(len(tasks)))
+        todo = longest_first(spec, plan, tasks)
         futures: dict = {}
         retried: set[int] = set()
 

@@ -16,10 +16,9 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import optuna
 
 from .._seeding import derive_seed
 from ..experiment.data import PreparedData
@@ -35,6 +34,9 @@ from .fitting import (
     scorer_uses_train,
     split_data,
 )
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["tune", "quiet_optuna", "study_direction"]
 
@@ -100,6 +102,7 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
     RuntimeError
         If every trial failed (the last error is chained).
     """
+    import optuna  # with the first study, not with mixcv_core
     sampler = optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", model.name, fold))
     scorer, direction = _objective(spec)
     study = optuna.create_study(direction=direction, sampler=sampler,

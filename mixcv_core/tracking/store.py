@@ -581,14 +581,9 @@ class StoreObserver:
             with self._db:
                 self._db.execute("UPDATE runs SET status = ?, updated = ?, wall_time = ? WHERE id = ?",
                                   (res.status, time.time(), res.wall_time, self.run_id))
-            if res.histories:
-                try:
-                    fig = res.plot_convergence()
-                    d = self.store.run_dir(self._rid)
-                    d.mkdir(parents=True, exist_ok=True)
-                    fig.savefig(d / "convergence.png", dpi=100)
-                except Exception:  # noqa: BLE001, S110 - a figure is a convenience; the data are stored
-                    pass
+            # No figure is drawn here: the EM histories are stored as data (with each fold), and
+            # `store.load(run_id).plot_convergence()` draws them when someone looks — a PNG per
+            # run cost a fifth of a small run's time (matplotlib's import and rendering).
             self._db.close()
             self._con = None
 

@@ -2,6 +2,13 @@
 
     tests/benchmarks/run.sh bench_lmm.py            # full grid (about 2 minutes)
     tests/benchmarks/run.sh bench_lmm.py --quick    # 10^3 and 10^4 rows
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_lmm.py --small [--repeats N]
+
+``--small``: 1,000 rows in 10, 100 and 300 groups, where a fit's fixed cost (checks, names,
+summaries) weighs most: CPU time per fit (``time.process_time``, BLAS held to one thread,
+median of N rounds of 10 fits) of the native LMM, statsmodels' MixedLM and PyPI ``mixedlm``
+(imported here, or run in ``.venv-anchors`` when only that venv has it), with the ratios
+mixedlm / mixcv and statsmodels / mixcv (above 1: mixcv is faster).
 
 Model: y ~ x1 + ... + x5 + (1 + x1 | g), REML, on generated data with unbalanced
 groups, at rows x groups in {10^3, 10^4, 10^5} x {10, 100, 1000}, plus 10^5 rows in
@@ -18,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -142,10 +151,103 @@ def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-3 * np.abs(b).max())))
 
 
+SMALL_GROUPS = (10, 100, 300)
+
+#: Run by the anchors' interpreter when mixedlm is not importable here: CPU ms per fit for each group count.
+MIXEDLM_CHILD = r"""
+import json, statistics, sys, time
+import numpy as np, pandas as pd
+import mixedlm
+n_groups, repeats = json.loads(sys.argv[1]), int(sys.argv[2])
+out = {}
+for k in n_groups:
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, k, 1000)
+    X = rng.normal(size=(1000, 5))
+    b = rng.normal(0, [1.0, 0.5], (k, 2))
+    y = X @ [1.0, -1.0, 0.5, 2.0, 0.0] + b[g, 0] + b[g, 1] * X[:, 0] + rng.normal(0, 1, 1000)
+    d = pd.DataFrame(X, columns=["x1", "x2", "x3", "x4", "x5"]).assign(y=y, g=g.astype(str))
+    fit = lambda: mixedlm.lmer("y ~ x1 + x2 + x3 + x4 + x5 + (1 + x1 | g)", d)
+    fit()
+    times = []
+    for _ in range(repeats):
+        t = time.process_time()
+        for _ in range(10):
+            fit()
+        times.append((time.process_time() - t) / 10)
+    out[k] = statistics.median(times)
+print(json.dumps(out))
+"""
+
+
+def cpu_per_fit(fit, repeats: int) -> float:
+    """Median over ``repeats`` rounds of the CPU seconds per fit (10 fits a round, after one warm-up)."""
+    fit()
+    def ten() -> None:
+        for _ in range(10):
+            fit()
+    return median_time(ten, repeats, clock=time.process_time)[0] / 10
+
+
+def mixedlm_small(repeats: int) -> dict[int, float] | None:
+    try:
+        import mixedlm  # noqa: F401
+    except ImportError:
+        # $MIXCV_ANCHORS_PYTHON, else .venv-anchors next to this checkout or next to the running venv.
+        candidates = [Path(os.environ.get("MIXCV_ANCHORS_PYTHON", "/nonexistent")),
+                      *(root / ".venv-anchors" / "bin" / "python"
+                        for root in (Path(__file__).resolve().parents[2], Path(sys.executable).parents[2]))]
+        anchors = next((c for c in candidates if c.exists()), None)
+        if anchors is None:
+            return None
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        proc = subprocess.run([str(anchors), "-c", MIXEDLM_CHILD, json.dumps(list(SMALL_GROUPS)), str(repeats)],
+                              capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            print("mixedlm failed:", proc.stderr.strip()[-300:])
+            return None
+        return {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    out = {}
+    for k in SMALL_GROUPS:
+        d = make_data(1000, k)
+        out[k] = cpu_per_fit(lambda d=d: mixedlm.lmer("y ~ x1 + x2 + x3 + x4 + x5 + (1 + x1 | g)",
+                                                      d.assign(g=d["g"].astype(str))), repeats)
+    return out
+
+
+def small(repeats: int) -> None:
+    """1,000 rows: CPU time per fit, mixcv against mixedlm and statsmodels, one BLAS thread."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+    from threadpoolctl import threadpool_limits
+    ml = mixedlm_small(repeats)
+    print(f"1,000 rows, y ~ x1..x5 + (1 + x1 | g), REML; CPU ms per fit (median of {repeats} x 10 fits), "
+          "one BLAS thread; the machine may be loaded")
+    print(f"{'groups':>6} | {'mixcv':>7} {'statsm.':>8} {'mixedlm':>8} | {'sm/mixcv':>8} {'mixedlm/mixcv':>13}")
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in SMALL_GROUPS:
+            d = make_data(1000, k)
+            t_nat = cpu_per_fit(lambda d=d: LinearMixedEffectsModel().fit(d[FEATURES], d["y"], groups=d["g"],
+                                                                          slopes=["x1"]), repeats)
+            exog = np.column_stack([np.ones(len(d)), d[FEATURES]])
+            ere = np.column_stack([np.ones(len(d)), d["x1"]])
+            t_sm = cpu_per_fit(lambda d=d, exog=exog, ere=ere: MixedLM(d["y"].to_numpy(), exog, groups=d["g"].to_numpy(),
+                                                                       exog_re=ere).fit(reml=True), repeats)
+            t_ml = None if ml is None else ml.get(k)
+            ml_text = f"{t_ml * 1e3:8.2f}" if t_ml else f"{'-':>8}"
+            ratio = f"{t_ml / t_nat:12.2f}x" if t_ml else f"{'-':>13}"
+            print(f"{k:>6} | {t_nat * 1e3:7.2f} {t_sm * 1e3:8.2f} {ml_text} | {t_sm / t_nat:7.2f}x {ratio}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--small", action="store_true", help="1,000 rows: CPU per fit against mixedlm")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    if args.small:
+        small(args.repeats)
+        return
     rows = [1_000, 10_000] + ([] if args.quick else [100_000])
     grid = [(n, k) for n in rows for k in (10, 100, 1000)] + ([] if args.quick else [(100_000, 10_000)])
     frames = {key: make_data(*key) for key in grid}

@@ -224,7 +224,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         if self.backend not in self._backends:
             raise SpecError("backend", f"unknown LMM backend {self.backend!r}; choose one of {self._backends}")
         self.check_fit_kwargs({"backend": self.backend}, (), fit_kwargs)   # the rule the engine asks, for direct calls
-        Xf = as_frame(X).reset_index(drop=True)
+        Xf = as_frame(X)
+        if not Xf.index.equals(pd.RangeIndex(len(Xf))):   # positions, as y and groups are read (no copy otherwise)
+            Xf = Xf.reset_index(drop=True)
         bad = non_numeric(Xf)
         if bad:
             raise SpecTypeError("X", f"features must be numeric; {', '.join(bad)} are not. {NUMERIC_HINT}")
@@ -260,20 +262,33 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         """``groups``/``slopes`` as one term ``(1 + slopes | groups)``, checked as they always were."""
         if groups is None:
             raise SpecError("groups", "LinearMixedEffectsModel needs groups")
-        Z = self._slopes(Xf, slopes).reset_index(drop=True)
-        bad = non_numeric(Z)
-        if bad:
-            raise SpecTypeError("slopes", f"random slopes must be numeric; {', '.join(bad)} are not. {NUMERIC_HINT}")
+        names = [slopes] if isinstance(slopes, str) else slopes
+        if (isinstance(names, (list, tuple)) and all(isinstance(s, str) for s in names) and Xf.columns.is_unique
+                and all(s in Xf.columns for s in names)):
+            # Columns of X (already checked numeric): read from its float block, not selected as
+            # a new frame (a fixed cost of every fit, as large as a small fit's algebra).
+            columns: list[Any] = list(names)
+            values = Xf.to_numpy(dtype=float)[:, Xf.columns.get_indexer(columns)]
+        else:
+            Z = self._slopes(Xf, slopes)
+            bad = non_numeric(Z)
+            if bad:
+                raise SpecTypeError("slopes", f"random slopes must be numeric; {', '.join(bad)} are not. "
+                                              f"{NUMERIC_HINT}")
+            columns, values = list(Z.columns), Z.to_numpy(dtype=float)
         codes, labels = cluster_codes(groups, len(yv), field="groups")
-        constant = [c for c in Z.columns if np.ptp(Z[c].to_numpy(dtype=float)) == 0]
+        design = np.empty((len(values), values.shape[1] + 1))   # [1, slopes], as floats
+        design[:, 0] = 1.0
+        design[:, 1:] = values
+        constant = [c for c, col in zip(columns, values.T, strict=True) if np.ptp(col) == 0]
         if constant:
             raise SpecError("slopes", f"the slope column(s) {constant} are constant: a random slope needs values that "
                                       "vary (a constant is already the random intercept)")
         name = str(groups.name) if isinstance(groups, pd.Series) and groups.name is not None else "group"
-        term = RandomTerm(True, tuple(str(c) for c in Z.columns), Factor(column=name))
-        self.slope_names_ = list(Z.columns)
+        term = RandomTerm(True, tuple(str(c) for c in columns), Factor(column=name))
+        self.slope_names_ = columns
         remat = ReMat(term=term, name=term.name, codes=codes, n_levels=len(labels), levels=labels,
-                      Z=_with_intercept(Z).to_numpy(dtype=float), effect_names=["Intercept", *map(str, Z.columns)])
+                      Z=design, effect_names=["Intercept", *map(str, columns)])
         return [remat], name
 
     @staticmethod
@@ -350,7 +365,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.ranef_, sds, covs = {}, {}, {}
         for factor in dict.fromkeys(r.factor_name for r in remats):
             idx = [i for i, r in enumerate(remats) if r.factor_name == factor]
-            names = [n for i in idx for n in remats[i].effect_names]
+            # Each index built once and shared (an Index is immutable): building them was a fixed
+            # cost of every fit.
+            names = pd.Index([n for i in idx for n in remats[i].effect_names])
             index = pd.Index(remats[idx[0]].levels, name="group" if shorthand else factor)
             self.ranef_[factor] = pd.DataFrame(np.hstack([fit.b[i] for i in idx]), index=index, columns=names)
             sds[factor] = pd.DataFrame(np.hstack([fit.b_sd[i] for i in idx]), index=index, columns=names)
