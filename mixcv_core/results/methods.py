@@ -21,8 +21,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import optuna.distributions as od
-
 from ..experiment.registry import dotted_path, is_unresolved
 from ..experiment.spec import ExperimentSpec, ModelSpec, SplitSpec, merf_name
 from ..experiment.splits import SHUFFLE_FIXED_IN, FixedSplits
@@ -35,6 +33,8 @@ from .prose import Cite, Code, Part, Sentence
 _GPBOOST = (GPBoostRegressor, GPBoostClassifier)
 
 if TYPE_CHECKING:
+    import optuna.distributions as od
+
     from ._run import RunView
 
 __all__ = ["methods_sentences", "software_versions", "recorded_software"]
@@ -233,6 +233,7 @@ def _design_sentences(results: RunView, software: Mapping[str, str]) -> list[Sen
 
 
 def _distribution(dist: od.BaseDistribution) -> list[Part]:
+    import optuna.distributions as od  # only a tuned run has distributions; import mixcv_core stays light
     if isinstance(dist, od.CategoricalDistribution):
         return ["one of ", *_codes([repr(c) for c in dist.choices], "or")]
     if isinstance(dist, od.IntDistribution):
