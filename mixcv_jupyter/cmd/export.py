@@ -18,8 +18,8 @@ def _export(magic: MixcvMagic, args: argparse.Namespace) -> None:
     export_command(magic.shell.user_ns, args.name, args.path, lambda: open_store(magic, args.store))
 
 
+_NAME = (("name",), {"metavar": "NAME", "help": "a stored run's id (or a unique start), or a Results variable"})
+_FILE = (("path",), {"metavar": "FILE", "help": "report.html, methods.md, methods.txt, methods.tex, tables.tex"})
+
 COMMAND = command("export", "write a run to a file, chosen by its extension: report.html (self-contained), "
-                  "methods.md, methods.tex (+ .bib), tables.tex (booktabs)", _export,
-                  (("name",), {"metavar": "NAME", "help": "a stored run's id (or a unique start), or a Results variable"}),
-                  (("path",), {"metavar": "FILE", "help": "report.html, methods.md, methods.txt, methods.tex, tables.tex"}),
-                  STORE)
+                  "methods.md, methods.tex (+ .bib), tables.tex (booktabs)", _export, _NAME, _FILE, STORE)
