@@ -139,3 +139,8 @@ def test_binary_outcomes_compares_glmm_and_binary_merf_on_new_and_known_district
     assert "known-group rows" in text and "log loss" in text                    # the comparisons
     images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 2                                                     # calibration, convergence
+    # Written up from the run: the methods paragraph, the export and completion of the frame's columns.
+    assert "penalised quasi-likelihood" in text and "Pellagatti et al. 2021" in text
+    assert "contraception_report.html" in text and "exported to" in text
+    completion = shown(next(c for c in cells if "Completer.completions" in c.source))
+    assert all(f"'{col}'" in completion for col in ("use", "district", "age", "urban", "children"))
