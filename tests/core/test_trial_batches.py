@@ -179,3 +179,15 @@ def test_the_batch_round_trips_through_the_cell_the_spec_dict_and_the_run_store(
     res = _cv(2, store=store).set_inner_cv(n_trials=2, trial_batch=2).perform().get_results()
     back = store.load(res.run_id)
     assert back.spec.tuning.batch == 2 and back.spec == res.spec
+
+
+def test_all_cores_for_fewer_tasks_than_cores_start_one_worker_per_task_with_a_larger_share(monkeypatch):
+    # n_jobs=-1 on four cores with two tasks: two workers of two cores each (which their
+    # batches of trials use), not four workers of one core with two of them idle.
+    import joblib
+    from _helpers import RecordsThreads
+    monkeypatch.setattr(joblib, "cpu_count", lambda *a, **k: 4)
+    res = (CrossValidation().set_data(SLEEP[["Days"]], SLEEP["Reaction"], SLEEP["Subject"])
+           .set_splits("GroupKFold", n_splits_out=2).add_model(RecordsThreads)
+           .set_run(n_jobs=-1, store=False).perform().get_results())
+    assert [est.omp_env_ for est in res.models.values()] == ["2", "2"]
