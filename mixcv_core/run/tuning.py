@@ -42,7 +42,7 @@ from .fitting import (
     split_data,
 )
 
-__all__ = ["tune", "quiet_optuna", "study_direction", "evaluate_side_by_side"]
+__all__ = ["tune", "quiet_optuna", "study_direction", "evaluate_side_by_side", "SideBySide"]
 
 T = TypeVar("T")
 
@@ -118,9 +118,15 @@ def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequen
         return list(pool.map(one, batch))
 
 
+#: How a batch of trials is evaluated: ``(evaluate, batch of params, training rows) -> results in
+#: the batch's order`` (`evaluate_side_by_side`, or the Dask backend's spread over idle workers).
+SideBySide = Callable[[Callable[[dict[str, Any]], Any], Sequence[dict[str, Any]], int], list[Any]]
+
+
 def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
          inner: Sequence[tuple[np.ndarray, np.ndarray]], fold: int,
-         emit: Callable[[Event], None]) -> tuple[dict[str, Any], optuna.Study]:
+         emit: Callable[[Event], None], side_by_side: SideBySide | None = None
+         ) -> tuple[dict[str, Any], optuna.Study]:
     """Run ``spec.tuning.n_trials`` Optuna trials for ``model``, in batches, and return the best params.
 
     Parameters
@@ -135,6 +141,9 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
         The outer fold (for seeds and events).
     emit : callable
         Receives `TrialStarted`/`TrialFinished` events.
+    side_by_side : callable, optional
+        Evaluates a batch of trials (default `evaluate_side_by_side`: threads on the task's
+        cores). Whatever evaluates them, they are asked and told here, in order.
 
     Returns
     -------
@@ -195,7 +204,9 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                       for _ in range(min(batch, n_trials - len(study.trials)))]
             for trial in trials:
                 emit(TrialStarted(fold=fold, model=model.name, trial=trial.number))
-            results = evaluate_side_by_side(evaluate, [dict(t.params) for t in trials], n_rows)
+            batch_params = [dict(t.params) for t in trials]
+            results = (evaluate_side_by_side if side_by_side is None or len(trials) == 1 else side_by_side)(
+                evaluate, batch_params, n_rows)
             for trial, result in zip(trials, results):
                 if isinstance(result, BaseException):
                     if spec.on_error == "raise":

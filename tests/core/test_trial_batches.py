@@ -191,3 +191,24 @@ def test_all_cores_for_fewer_tasks_than_cores_start_one_worker_per_task_with_a_l
            .set_splits("GroupKFold", n_splits_out=2).add_model(RecordsThreads)
            .set_run(n_jobs=-1, store=False).perform().get_results())
     assert [est.omp_env_ for est in res.models.values()] == ["2", "2"]
+
+
+def test_on_dask_a_task_alone_spreads_its_batches_over_the_idle_workers_with_the_serial_results(tmp_path):
+    pytest.importorskip("distributed", reason="the Dask backend is tested with mixcv[dask] installed")
+    from _helpers import LeavesItsPid
+
+    def cv(folder, **run_settings):
+        return (CrossValidation().set_data(SLEEP[["Days"]], SLEEP["Reaction"], SLEEP["Subject"])
+                .set_splits("GroupKFold", "GroupKFold", n_splits_out=3, n_splits_in=2, break_cross_val=True)
+                .add_model(LeavesItsPid, requires_inner_cv=True, params={"alpha": FloatDistribution(0.5, 1.5)},
+                           model_kwargs={"folder": str(folder)})
+                .set_inner_cv(n_trials=12, trial_batch=4).set_run(store=False, **run_settings))
+
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "dask").mkdir()
+    serial = cv(tmp_path / "serial").perform().get_results()
+    spread = cv(tmp_path / "dask", backend="dask", n_jobs=2).perform().get_results()
+    _same(spread, serial)
+    pids = {p.name.split("-")[0] for p in (tmp_path / "dask").iterdir()}
+    # One task, two worker processes: the trials ran on both (and the outer fit on one).
+    assert len(pids) == 2, pids
