@@ -94,8 +94,10 @@ def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequen
     share. With one core, or one trial, the trials run here, one after the other, as
     before batches. Either way the results come back in the order of ``batch``.
 
-    The fits must not hold the interpreter lock throughout to gain from this; forests,
-    gradient boosting and the linear algebra of the mixed models release it.
+    The fits gain only where they release the interpreter lock: scikit-learn's tree
+    builder (a forest with ``n_jobs=1``) and BLAS do; an estimator that is mostly Python
+    (gradient boosting's stage loop, measured) runs its trials one after the other in
+    effect. Trials sent to Dask's idle workers (other processes) have no such limit.
     """
     share = cores.available()
     n_threads = min(len(batch), share)
@@ -103,17 +105,19 @@ def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequen
         return [evaluate(params) for params in batch]
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
     per_trial = max(1, share // n_threads)
+    # Inspecting the loaded native libraries takes milliseconds: once per batch, not per trial.
+    native = ThreadpoolController()
 
     def one(params: dict[str, Any]) -> T:
         # A new thread starts from the defaults (joblib's config is per thread, the cores
         # limit a context variable, OpenMP's thread count a per-thread setting): the
         # trial's share is set again here. The BLAS pools are one per process, capped below.
-        with cores.limit(per_trial), cores.for_fit(n_rows), threadpool_limits(limits=per_trial, user_api="openmp"):
+        with cores.limit(per_trial), cores.for_fit(n_rows), native.limit(limits=per_trial, user_api="openmp"):
             return evaluate(params)
 
-    with threadpool_limits(limits=per_trial, user_api="blas"), \
+    with native.limit(limits=per_trial, user_api="blas"), \
             ThreadPoolExecutor(n_threads, thread_name_prefix="mixcv-trial") as pool:
         return list(pool.map(one, batch))
 

@@ -212,3 +212,24 @@ def test_on_dask_a_task_alone_spreads_its_batches_over_the_idle_workers_with_the
     pids = {p.name.split("-")[0] for p in (tmp_path / "dask").iterdir()}
     # One task, two worker processes: the trials ran on both (and the outer fit on one).
     assert len(pids) == 2, pids
+
+
+@pytest.mark.parametrize("on_error", ["keep", "raise"])
+def test_a_failing_trial_in_a_batch_fails_alone_or_raises_its_own_error(on_error):
+    from _helpers import FailsForBigAlpha
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+    cv = (CrossValidation().set_data(SLEEP[["Days"]], SLEEP["Reaction"], SLEEP["Subject"])
+          .set_splits("GroupKFold", "GroupKFold", n_splits_out=2, n_splits_in=2)
+          .add_model(FailsForBigAlpha, requires_inner_cv=True, params={"alpha": CategoricalDistribution([0.5, 5.0])})
+          .set_inner_cv(n_trials=6, trial_batch=3).set_run(store=False, on_error=on_error))
+    if on_error == "raise":
+        with pytest.raises(ValueError, match="alpha=5.0 is too large"):
+            cv.perform()
+        return
+    with pytest.warns(Warning, match="tuning trials failed"):
+        res = cv.perform().get_results()
+    for study in res.studies.values():
+        states = [(t.params["alpha"], t.state) for t in study.trials]
+        assert all(state == (TrialState.FAIL if alpha == 5.0 else TrialState.COMPLETE) for alpha, state in states)
+        assert study.best_params == {"alpha": 0.5}
