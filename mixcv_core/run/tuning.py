@@ -95,9 +95,10 @@ def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequen
     before batches. Either way the results come back in the order of ``batch``.
 
     The fits gain only where they release the interpreter lock: scikit-learn's tree
-    builder (a forest with ``n_jobs=1``) and BLAS do; an estimator that is mostly Python
-    (gradient boosting's stage loop, measured) runs its trials one after the other in
-    effect. Trials sent to Dask's idle workers (other processes) have no such limit.
+    builder (a forest with ``n_jobs=1``) and BLAS do; the trials of an estimator that is
+    mostly Python code run one after the other in effect (not measured here: the machine
+    these were written on gave one process no more than one core). Trials sent to Dask's
+    idle workers (other processes) have no such limit.
     """
     share = cores.available()
     n_threads = min(len(batch), share)
