@@ -173,9 +173,9 @@ def main() -> None:
     except ImportError:
         pass
     for label, n_jobs, one_fold, timeout, backend in configurations:
-        # Untimed, one trial: starts the worker pool or cluster (and imports in its workers),
-        # which the timed runs then reuse, so neither batch size pays for it.
-        experiment(d, 1, 1, n_jobs, one_fold, timeout, backend).perform()
+        # Untimed, one batch: starts the worker pool or cluster and imports the model in every
+        # worker that takes a trial, which the timed runs then reuse, so neither pays for it.
+        experiment(d, args.batch, args.batch, n_jobs, one_fold, timeout, backend).perform()
         walls = {}
         for batch in (1, args.batch):
             wall, cpu, kids, load, res = timed(experiment(d, batch, args.trials, n_jobs, one_fold, timeout, backend))
