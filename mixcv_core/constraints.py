@@ -233,6 +233,7 @@ RULES: dict[str, Rule] = {
     "outer.known_holdout": Real(0.0, 0.5),
     "inner.scale": Boolean(),
     "tuning.n_trials": Integer(1),
+    "tuning.batch": Integer(1),
     "merf.add_merf_global": Boolean(),
     "merf.max_iterations": Integer(1),
     "merf.stopping_threshold": Real(0.0, None, closed="neither", none=True),

@@ -61,7 +61,7 @@ class NotPerformedError(MixcvError, RuntimeError):
 #: engine's errors name spec fields; a setter's errors name its own arguments.
 ARGUMENTS: dict[str, str] = {
     "data.features": "X", "data.target": "y", "data.groups": "groups", "data.slopes": "slopes",
-    "data.random": "random", "data.split_by": "split_by", "seed": "random_seed",
+    "data.random": "random", "data.split_by": "split_by", "seed": "random_seed", "tuning.batch": "trial_batch",
 }
 
 
@@ -254,14 +254,17 @@ class CrossValidation:
         self._break_cross_val = check("break_cross_val", break_cross_val)
         return self
 
-    def set_inner_cv(self, n_trials: int = 100, objective_scorer: Callable[..., float] | None = None
-                     ) -> CrossValidation:
+    def set_inner_cv(self, n_trials: int = 100, objective_scorer: Callable[..., float] | None = None,
+                     trial_batch: int = 1) -> CrossValidation:
         """Set the tuning budget (Optuna trials per model and outer fold) and objective.
 
         ``objective_scorer(y_valid, y_pred_valid, y_train, y_pred_train) -> float`` (or the
-        two-argument form) is minimised; the default is validation MSE.
+        two-argument form) is minimised; the default is validation MSE. ``trial_batch``:
+        trials asked at once and evaluated side by side on a task's idle cores
+        (`TuningSpec.batch`); the results depend on it, never on ``n_jobs``.
         """
-        self._tuning = TuningSpec(n_trials=n_trials, objective_scorer=objective_scorer)
+        with _as_arguments():
+            self._tuning = TuningSpec(n_trials=n_trials, objective_scorer=objective_scorer, batch=trial_batch)
         return self
 
     # -- models ------------------------------------------------------------------------

@@ -76,6 +76,8 @@ TOP_KEY_HELP: dict[str, str] = {
     "scale": "standardise features on each training fold: true, false, or {outer: .., inner: ..}",
     "trials": "Optuna trials per model and outer fold (default 100)",
     "objective": "dotted path of a tuning objective to minimise (default: validation MSE)",
+    "trial_batch": "trials asked at once and evaluated side by side on a task's idle cores; fixed here, so "
+                   "results do not depend on n_jobs (default 1: one at a time)",
     "metrics": "metric names, e.g. [r2, mse, mae, rmse] (default: the task's, r2, mse, mae for regression)",
     "task": "regression or classification (default: inferred from the target; two values or labels: "
             "classification)",
@@ -218,6 +220,7 @@ CELL_KEYS: dict[str, str] = {
     "data.target": "target", "data.groups": "groups", "data.slopes": "slopes", "data.features": "features",
     "data.random": "random", "data.split_by": "split_by",
     "data.frame": "data", "tuning.n_trials": "trials", "tuning.objective_scorer": "objective",
+    "tuning.batch": "trial_batch",
     "outer.method": "outer", "outer.n_splits": "outer", "inner.method": "inner", "inner.n_splits": "inner",
     "outer.scale": "scale", "inner.scale": "scale", "predict_known_groups_lmm": "predict_known_groups",
     "outer.n_repeats": "repeats", "outer.known_holdout": "known_holdout",
@@ -559,9 +562,10 @@ def parse_cell(text: str, line_offset: int = 1) -> ParsedCell:
             trials = raw.get("trials", 100)
             objective = raw.get("objective")
             scorer = None if objective is None else import_dotted(str(objective), "objective")
-            return TuningSpec(n_trials=trials, objective_scorer=scorer)  # type: ignore[arg-type]  # checked there
+            return TuningSpec(n_trials=trials, objective_scorer=scorer,  # type: ignore[arg-type]  # checked there
+                              batch=raw.get("trial_batch", 1))
         except MixcvError as exc:
-            k = "objective" if "objective" in exc.field else "trials"
+            k = cell_key(exc.field) if exc.field in CELL_KEYS else "objective"
             raise CellError(k, exc.message, at(k)) from None
 
     tuning = problems.attempt(make_tuning)
@@ -774,6 +778,8 @@ def spec_to_cell(spec: ExperimentSpec) -> str:
     out.append(f"trials: {spec.tuning.n_trials}")
     if spec.tuning.objective_scorer is not None:
         out.append(f"objective: {_ref(spec.tuning.objective_scorer, {})}")
+    if spec.tuning.batch != 1:
+        out.append(f"trial_batch: {spec.tuning.batch}")
     builtin = {name: fn for name, fn in METRICS.items()}
     names = list(spec.metrics)
     # Metrics left to the task are left out: the cell then gets the defaults of the task it infers.

@@ -59,7 +59,7 @@ __all__ = ["DataSpec", "SplitSpec", "ModelSpec", "TuningSpec", "MerfSpec", "Expe
 
 #: Version of the dict form written by `ExperimentSpec.to_dict`. `from_dict` reads
 #: this version and upgrades every earlier one (see `_UPGRADES`).
-SPEC_FORMAT = 8
+SPEC_FORMAT = 9
 
 
 #: ``ExperimentSpec.metrics`` left to the task: its defaults (`mixcv_core.metrics.TASK_DEFAULT_METRICS`),
@@ -478,14 +478,22 @@ class TuningSpec:
         (`mixcv_core.metrics.METRIC_INFO`: ``roc_auc`` maximised, ``log_loss`` minimised).
         ``None``: the task's default (`mixcv_core.metrics.TUNING_DEFAULT`: the validation MSE
         for regression, the log loss for classification). Not with ``objective_scorer``.
+    batch : int
+        Trials asked of the sampler at once (>= 1), evaluated side by side on the cores a
+        task has to itself, and told in the order asked (TPE with its constant-liar
+        option). Fixed here, not by the number of workers, so a seed gives the same
+        trials and results for any ``n_jobs`` and backend; a batch of k gives different
+        (equally valid) trials than one at a time. Default 1: one trial at a time.
     """
 
     n_trials: int = 100
     objective_scorer: Callable[..., float] | None = None
     metric: str | None = None
+    batch: int = 1
 
     def __post_init__(self) -> None:
         _set(self, "n_trials", check("tuning.n_trials", self.n_trials))
+        _set(self, "batch", check("tuning.batch", self.batch))
         if self.metric is not None:
             if not isinstance(self.metric, str) or self.metric not in METRIC_INFO:
                 raise SpecError("tuning.metric", f"unknown metric {self.metric!r}; choose one of "
@@ -862,7 +870,7 @@ class ExperimentSpec:
             "tuning": {"n_trials": self.tuning.n_trials,
                        "objective_scorer": None if self.tuning.objective_scorer is None
                        else ref(self.tuning.objective_scorer, "tuning.objective_scorer"),
-                       "metric": self.tuning.metric},
+                       "metric": self.tuning.metric, "batch": self.tuning.batch},
             "merf": {"add_merf_global": self.merf.add_merf_global, "max_iterations": self.merf.max_iterations,
                      "stopping_threshold": self.merf.stopping_threshold,
                      "stopping_window": self.merf.stopping_window,
@@ -1036,10 +1044,18 @@ def _upgrade_7_to_8(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "task": "regression", "positive_class": None, "tuning": tuning, "format": 8}
 
 
+def _upgrade_8_to_9(d: dict[str, Any]) -> dict[str, Any]:
+    # Format 9 added batches of tuning trials (issue 29); runs before it told each trial
+    # before asking the next. A newer reader's batch must not reach an older mixcv, which
+    # would re-run it one trial at a time with other results: hence a format of its own.
+    tuning = {"batch": 1, **(d.get("tuning") or {})}
+    return {**d, "tuning": tuning, "format": 9}
+
+
 #: from-format -> upgrade to the next format.
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5, 5: _upgrade_5_to_6,
-    6: _upgrade_6_to_7, 7: _upgrade_7_to_8}
+    6: _upgrade_6_to_7, 7: _upgrade_7_to_8, 8: _upgrade_8_to_9}
 
 
 def upgrade_spec_dict(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,10 @@ How the parts travel
 - Each worker's native thread pools get its cores divided by its threads
   (threadpoolctl, inside the task), so workers x threads never exceed the cores of a
   worker's machine.
+- With fewer tasks than worker threads, a task's batches of tuning trials are submitted
+  from the task (``worker_client``, which secedes it while it waits) and run on the
+  idle threads, each trial in its thread's share of the cores; the task asks and tells
+  them, in order, so the study is the one a serial run makes.
 
 What Dask cannot do that local processes can: stop a task inside native code (its
 workers run tasks in threads), so a time limit is refused with this backend; and a task
@@ -206,21 +210,71 @@ def connect(spec: ExperimentSpec) -> tuple[Any, bool]:
 
 
 # -- on a worker --------------------------------------------------------------------------
+def _task_cores(threads_by_host: dict[str, int]) -> int:
+    """The cores of one task thread of this worker: its machine's cores over the task threads there."""
+    from distributed import get_worker
+    from joblib import cpu_count
+
+    worker = get_worker()
+    sharing = threads_by_host.get(worker.ip, worker.state.nthreads)
+    return max(1, cpu_count() // max(sharing, 1))
+
+
+def _dask_trial(evaluate: Callable[[dict[str, Any]], Any], params: dict[str, Any], n_rows: int,
+                threads_by_host: dict[str, int]) -> Any:
+    """One tuning trial of a task's batch, on whichever worker thread the scheduler chose, in its share of the cores."""
+    import warnings
+
+    from threadpoolctl import threadpool_limits
+
+    threads = _task_cores(threads_by_host)
+    with warnings.catch_warnings(), threadpool_limits(limits=threads), cores.limit(threads), \
+            cores.for_fit(n_rows), quiet_optuna():
+        warnings.simplefilter("ignore")   # as in the task: trial warnings would repeat n_trials times
+        return evaluate(params)
+
+
+class _TrialsOnTheCluster:
+    """A task's batches of trials sent to the cluster's idle worker threads (`mixcv_core.run.tuning.SideBySide`).
+
+    The task secedes from its worker thread while it waits (``worker_client``), so the
+    thread it held runs trials too and no thread is idle or doubly used. The trial's
+    data (the scaled inner folds, inside ``evaluate``) goes to the cluster once per
+    task, not once per trial. The batch was asked before and is told after, in order, by
+    the task: where a trial ran changes nothing in the study.
+    """
+
+    def __init__(self, threads_by_host: dict[str, int]) -> None:
+        self.threads_by_host = threads_by_host
+        self._shipped: tuple[Any, Any] | None = None   # (evaluate, its future on the cluster)
+
+    def __call__(self, evaluate: Callable[[dict[str, Any]], Any], batch: Sequence[dict[str, Any]],
+                 n_rows: int) -> list[Any]:
+        from distributed import worker_client
+
+        with worker_client() as client:
+            if self._shipped is None or self._shipped[0] is not evaluate:
+                self._shipped = (evaluate, client.scatter(evaluate, hash=False))
+            futures = [client.submit(_dask_trial, self._shipped[1], params, n_rows, self.threads_by_host, pure=False)
+                       for params in batch]
+            return list(client.gather(futures))
+
+
 def _dask_task(spec: ExperimentSpec, model: ModelSpec, data: Any, outer: Any, inner: Any, fold: int, known: Any,
-               topic: str, threads_by_host: dict[str, int]) -> list[bytes]:
+               topic: str, threads_by_host: dict[str, int], spread: bool = False) -> list[bytes]:
     """One (fold, model) task on a Dask worker: progress published live, outcomes returned.
 
     ``threads_by_host``: the task threads of all workers on each machine of the cluster
     when the run started; this task's native pools get its machine's cores divided by
-    them (a worker that joined later: by its own threads).
+    them (a worker that joined later: by its own threads). ``spread``: the run has fewer
+    tasks than worker threads, so batches of tuning trials go to the idle ones.
     """
     from distributed import get_worker
-    from joblib import cpu_count
     from threadpoolctl import threadpool_limits
 
     worker = get_worker()
-    sharing = threads_by_host.get(worker.ip, worker.state.nthreads)
-    threads = max(1, cpu_count() // max(sharing, 1))
+    threads = _task_cores(threads_by_host)
+    side_by_side = _TrialsOnTheCluster(threads_by_host) if spread and spec.tuning.batch > 1 else None
     finished: list[Event] = []
 
     def emit(event: Event) -> None:
@@ -230,7 +284,7 @@ def _dask_task(spec: ExperimentSpec, model: ModelSpec, data: Any, outer: Any, in
             worker.log_event(topic, cloudpickle.dumps(event))
 
     with threadpool_limits(limits=threads), cores.limit(threads), quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, emit, known)
+        run_task(spec, model, data, outer, inner, fold, emit, known, side_by_side)
     return [pack(e, spec) for e in finished]
 
 
@@ -284,13 +338,17 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
         threads_by_host: dict[str, int] = {}
         for info in client.scheduler_info(n_workers=-1)["workers"].values():
             threads_by_host[info["host"]] = threads_by_host.get(info["host"], 0) + info["nthreads"]
+        # Fewer tasks than worker threads (3 outer folds on 8 workers): the tasks' batches of
+        # trials keep the others busy.
+        spread = len(tasks) < sum(threads_by_host.values())
         def submit(i: int, attempt: str = "") -> Any:
             nonlocal data
             if data.status != "finished":   # every worker holding it died
                 data = client.scatter(plan.data, broadcast=True, hash=False)
             k, m = tasks[i]
             future = client.submit(_dask_task, spec, m, data, plan.outer[k], plan.inner[k], k, plan.known_rows(k),
-                                   topic, threads_by_host, pure=False, key=f"mixcv-task-{i}{attempt}-{topic}")
+                                   topic, threads_by_host, spread, pure=False,
+                                   key=f"mixcv-task-{i}{attempt}-{topic}")
             futures[future] = i
             return future
 

@@ -221,7 +221,9 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
 
-    workers = cpu_count() if n_jobs == -1 else min(n_jobs, len(tasks))
+    # No more workers than tasks: each then gets a larger share of the cores, which a task's
+    # batches of tuning trials use side by side (`mixcv_core.run.tuning.evaluate_side_by_side`).
+    workers = min(cpu_count() if n_jobs == -1 else n_jobs, len(tasks))
     threads = worker_threads(workers)
     task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
     me = os.getpid()

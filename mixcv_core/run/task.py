@@ -27,7 +27,7 @@ from ..secrets import scrub
 from . import cores
 from .events import Event, FoldFailed, FoldFinished, FoldStarted
 from .fitting import SplitData, build_estimator, build_merf, fit_estimator, predict_estimator, split_data
-from .tuning import tune
+from .tuning import SideBySide, tune
 
 __all__ = ["run_task"]
 
@@ -155,13 +155,15 @@ def _tuning_notes(study: Any, n_trials: int) -> tuple[str, ...]:
 
 def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
              outer: tuple[np.ndarray, np.ndarray], inner: list[tuple[np.ndarray, np.ndarray]] | None,
-             fold: int, emit: Callable[[Event], None], known: np.ndarray | None = None) -> list[FoldOutcome]:
+             fold: int, emit: Callable[[Event], None], known: np.ndarray | None = None,
+             side_by_side: SideBySide | None = None) -> list[FoldOutcome]:
     """Tune (if asked), fit and score ``model`` on outer fold ``fold``; then its MERF variant.
 
     Returns one `FoldOutcome` for the model and, when MERF is on for it, one for
     ``MERF(<name>)``, which reuses the base model's tuned parameters. ``known``: rows of
     groups in training held out of it (the outer split's known holdout), scored as
-    ``known_<metric>``; ``outer``'s training rows already exclude them.
+    ``known_<metric>``; ``outer``'s training rows already exclude them. ``side_by_side``:
+    how batches of tuning trials are evaluated (`mixcv_core.run.tuning.tune`).
     """
     train, test = outer
     s = split_data(data, train, test, spec.outer.scale, known)
@@ -173,7 +175,7 @@ def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
-                best_params, study = tune(model, spec, data, inner or [], fold, emit)
+                best_params, study = tune(model, spec, data, inner or [], fold, emit, side_by_side)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a tuning failure fails this task's folds only
             if spec.on_error == "raise":
                 raise

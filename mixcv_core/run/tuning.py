@@ -8,6 +8,12 @@ predicted probabilities for classification, unless another is chosen), optimised
 own direction (`mixcv_core.metrics.METRIC_INFO`), or the user's scorer, minimised. The
 inner folds were made on the outer training rows only, and each is scaled on its own
 training part.
+
+Trials come in batches of ``spec.tuning.batch``: asked of the sampler together, evaluated
+side by side on the task's cores (`evaluate_side_by_side`), told in the order asked. What
+the sampler sees at each ask depends on the batch size only, never on how many threads,
+processes or Dask workers evaluated the batch, so a seed fixes the trials for any
+``n_jobs`` and backend; a batch of one is the one-trial-at-a-time loop.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
@@ -38,7 +44,9 @@ from .fitting import (
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["tune", "quiet_optuna", "study_direction"]
+__all__ = ["tune", "quiet_optuna", "study_direction", "evaluate_side_by_side", "SideBySide"]
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -74,10 +82,59 @@ def study_direction(spec: ExperimentSpec) -> Literal["minimize", "maximize"]:
     return _objective(spec)[1]
 
 
+def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequence[dict[str, Any]],
+                          n_rows: int) -> list[T]:
+    """``[evaluate(params) for params in batch]``, the trials side by side on the task's cores.
+
+    Threads inside the task, never more processes: a worker of the local pool cannot
+    start workers of its own, and threads reach every backend alike (inline, worker
+    processes, Dask). The task's core share (`mixcv_core.run.cores.available`: the machine
+    for an inline run, ``cores // workers`` for a worker process, which the pool sizes by
+    the tasks there are, the machine's cores over its task threads on Dask) is split
+    between the trials: each fit gets ``share // threads`` cores for its joblib threads,
+    and the native BLAS/OpenMP pools as many, so threads x native threads stay within the
+    share. With one core, or one trial, the trials run here, one after the other, as
+    before batches. Either way the results come back in the order of ``batch``.
+
+    The fits gain only where they release the interpreter lock: scikit-learn's tree
+    builder (a forest with ``n_jobs=1``) and BLAS do; the trials of an estimator that is
+    mostly Python code run one after the other in effect (not measured here: the machine
+    these were written on gave one process no more than one core). Trials sent to Dask's
+    idle workers (other processes) have no such limit.
+    """
+    share = cores.available()
+    n_threads = min(len(batch), share)
+    if n_threads <= 1:
+        return [evaluate(params) for params in batch]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import ThreadpoolController
+    per_trial = max(1, share // n_threads)
+    # Inspecting the loaded native libraries takes milliseconds: once per batch, not per trial.
+    native = ThreadpoolController()
+
+    def one(params: dict[str, Any]) -> T:
+        # A new thread starts from the defaults (joblib's config is per thread, the cores
+        # limit a context variable, OpenMP's thread count a per-thread setting): the
+        # trial's share is set again here. The BLAS pools are one per process, capped below.
+        with cores.limit(per_trial), cores.for_fit(n_rows), native.limit(limits=per_trial, user_api="openmp"):
+            return evaluate(params)
+
+    with native.limit(limits=per_trial, user_api="blas"), \
+            ThreadPoolExecutor(n_threads, thread_name_prefix="mixcv-trial") as pool:
+        return list(pool.map(one, batch))
+
+
+#: How a batch of trials is evaluated: ``(evaluate, batch of params, training rows) -> results in
+#: the batch's order`` (`evaluate_side_by_side`, or the Dask backend's spread over idle workers).
+SideBySide = Callable[[Callable[[dict[str, Any]], Any], Sequence[dict[str, Any]], int], list[Any]]
+
+
 def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
          inner: Sequence[tuple[np.ndarray, np.ndarray]], fold: int,
-         emit: Callable[[Event], None]) -> tuple[dict[str, Any], optuna.Study]:
-    """Run ``spec.tuning.n_trials`` Optuna trials for ``model`` and return the best params.
+         emit: Callable[[Event], None], side_by_side: SideBySide | None = None
+         ) -> tuple[dict[str, Any], optuna.Study]:
+    """Run ``spec.tuning.n_trials`` Optuna trials for ``model``, in batches, and return the best params.
 
     Parameters
     ----------
@@ -91,6 +148,9 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
         The outer fold (for seeds and events).
     emit : callable
         Receives `TrialStarted`/`TrialFinished` events.
+    side_by_side : callable, optional
+        Evaluates a batch of trials (default `evaluate_side_by_side`: threads on the task's
+        cores). Whatever evaluates them, they are asked and told here, in order.
 
     Returns
     -------
@@ -103,7 +163,12 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
         If every trial failed (the last error is chained).
     """
     import optuna  # with the first study, not with mixcv_core
-    sampler = optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", model.name, fold))
+    batch = spec.tuning.batch
+    # With batches, the trials asked but not yet told count as lies (their params with the
+    # worst value so far), so a batch's k trials spread out instead of repeating one point.
+    # One trial at a time keeps today's sampler: nothing is ever pending when one is asked.
+    sampler = optuna.samplers.TPESampler(seed=derive_seed(spec.seed, "tpe", model.name, fold),
+                                         constant_liar=batch > 1)
     scorer, direction = _objective(spec)
     study = optuna.create_study(direction=direction, sampler=sampler,
                                 study_name=f"{model.name} fold {fold}")
@@ -114,37 +179,54 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
     # Predicting every inner training set costs as much as predicting its validation
     # set, for nothing when the objective reads only the latter.
     with_train = scorer_uses_train(scorer)
+    n_rows = len(splits[0].y_train) if splits else 0
+
+    def evaluate(params: dict[str, Any]) -> float | BaseException:
+        """The objective of one trial's params over the inner folds, or what it raised."""
+        try:
+            values = []
+            for s in splits:
+                est = build_estimator(model, spec, params, fold)
+                fit_estimator(est, s, fit_kwargs)
+                pred_valid = predict_estimator(est, s.X_test, s.groups_test, s.slope_names, proba)
+                pred_train = (predict_estimator(est, s.X_train, s.groups_train, s.slope_names, proba)
+                              if with_train else None)
+                values.append(call_scorer(scorer, s.y_test, pred_valid, s.y_train, pred_train))
+            value = float(np.mean(values))
+            if not math.isfinite(value):
+                raise ValueError(f"the objective was {value}")
+            return value
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
+            return exc
+
     n_trials = spec.tuning.n_trials
     last_error: BaseException | None = None
     # An estimator that parallelises itself through joblib (a forest, n_jobs left at None)
     # gets the task's cores inside each fit (`mixcv_core.run.cores.for_fit`).
-    with cores.for_fit(len(splits[0].y_train) if splits else 0), quiet_optuna():
-        for _ in range(n_trials):
-            trial = study.ask(fixed_distributions=dict(model.params))
-            emit(TrialStarted(fold=fold, model=model.name, trial=trial.number))
-            try:
-                values = []
-                for s in splits:
-                    est = build_estimator(model, spec, trial.params, fold)
-                    fit_estimator(est, s, fit_kwargs)
-                    pred_valid = predict_estimator(est, s.X_test, s.groups_test, s.slope_names, proba)
-                    pred_train = (predict_estimator(est, s.X_train, s.groups_train, s.slope_names, proba)
-                                  if with_train else None)
-                    values.append(call_scorer(scorer, s.y_test, pred_valid, s.y_train, pred_train))
-                value = float(np.mean(values))
-                if not math.isfinite(value):
-                    raise ValueError(f"the objective was {value}")
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a bad corner of the search space fails one trial only
-                if spec.on_error == "raise":
-                    raise
-                last_error = exc
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=math.nan,
+    with cores.for_fit(n_rows), quiet_optuna():
+        while len(study.trials) < n_trials:
+            # Ask the whole batch before any of it is evaluated, tell it in the order asked:
+            # the sampler sees the same history at every ask whatever evaluates the trials,
+            # so the study depends on the seed and the batch size only.
+            trials = [study.ask(fixed_distributions=dict(model.params))
+                      for _ in range(min(batch, n_trials - len(study.trials)))]
+            for trial in trials:
+                emit(TrialStarted(fold=fold, model=model.name, trial=trial.number))
+            batch_params = [dict(t.params) for t in trials]
+            results = (evaluate_side_by_side if side_by_side is None or len(trials) == 1 else side_by_side)(
+                evaluate, batch_params, n_rows)
+            for trial, result in zip(trials, results):
+                if isinstance(result, BaseException):
+                    if spec.on_error == "raise":
+                        raise result
+                    last_error = result
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    value = math.nan
+                else:
+                    value = result
+                    study.tell(trial, value)
+                emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=value,
                                    params=dict(trial.params), n_trials=n_trials))
-                continue
-            study.tell(trial, value)
-            emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=value,
-                               params=dict(trial.params), n_trials=n_trials))
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if last_error is not None:   # kept with the study, so the fold can say so (a silent gap otherwise)
         study.set_user_attr("failed_trials", len(study.trials) - len(completed))

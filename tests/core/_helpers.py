@@ -95,3 +95,23 @@ class FailsForBigAlpha(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return np.full(len(X), self.mean_)
+
+
+class LeavesItsPid(RegressorMixin, BaseEstimator):
+    """Predicts ``alpha`` x the training mean; each fit leaves a file named for its process in ``folder``."""
+
+    def __init__(self, alpha: float = 1.0, folder: str = "", delay: float = 0.2):
+        self.alpha = alpha
+        self.folder = folder
+        self.delay = delay
+
+    def fit(self, X, y):
+        import uuid
+        if self.folder:
+            open(os.path.join(self.folder, f"{os.getpid()}-{uuid.uuid4().hex}"), "w").close()
+        time.sleep(self.delay)   # long enough for the scheduler to hand the next trial to another worker
+        self.mean_ = float(np.mean(y)) * self.alpha
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)

@@ -65,6 +65,7 @@ SETTERS = {
     "outer.known_holdout": lambda v: CrossValidation().set_splits(known_holdout=v),
     "inner.scale": lambda v: CrossValidation().set_splits(scale_in=v),
     "tuning.n_trials": lambda v: CrossValidation().set_inner_cv(n_trials=v),
+    "tuning.batch": lambda v: CrossValidation().set_inner_cv(trial_batch=v),
     "merf.add_merf_global": lambda v: CrossValidation().set_merf(add_merf_global=v),
     "merf.max_iterations": lambda v: CrossValidation().set_merf(em_max_iterations=v),
     "merf.stopping_threshold": lambda v: CrossValidation().set_merf(em_stopping_threshold=v),

@@ -27,7 +27,8 @@ def test_a_spec_dict_written_by_mixcv_0_1_loads_and_is_upgraded():
     assert spec.models[0].post_processor is LinearModelPostProcessor
     assert spec.outer.label == "GroupKFold(3)" and spec.on_error == "keep"
     again = spec.to_dict()
-    assert again["format"] == SPEC_FORMAT == 8
+    assert again["format"] == SPEC_FORMAT == 9
+    assert spec.tuning.batch == 1   # format 9: one trial at a time before it
     assert spec.task == "regression" and spec.positive_class is None   # format 8: every run before it regressed
     assert spec.data.random is None and spec.data.split_by == ()   # format 7: one factor, held out, before it
     assert spec.backend == "local" and spec.scheduler is None   # format 6: run on this machine before it
@@ -41,7 +42,7 @@ def test_a_format_6_spec_of_one_grouping_factor_loads_with_no_random_part_and_sp
     d = {"format": 6, "data": {"target": "y", "groups": "g", "slopes": ["x"], "features": ["x"]},
          "outer": {"method": "GroupKFold", "n_splits": 3}, "models": [{"name": "LMM", "model": "LinearMixedEffectsModel"}]}
     up = upgrade_spec_dict(d)
-    assert up["format"] == 8 and up["data"]["random"] is None and up["data"]["split_by"] == []
+    assert up["format"] == 9 and up["data"]["random"] is None and up["data"]["split_by"] == []
     spec = ExperimentSpec.from_dict(d)
     assert spec.data.random_terms_text is None and spec.data.split_factors == ("g",)
     assert ExperimentSpec.from_dict(spec.to_dict()) == spec

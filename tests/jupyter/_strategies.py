@@ -80,7 +80,7 @@ def experiment_specs(draw):
                         0.0 if groups is None else draw(st.one_of(st.just(0.0), st.floats(1e-6, 0.5))),
                         _field="outer"),
         inner=SplitSpec(draw(st.sampled_from(methods)), draw(st.integers(2, 10)), draw(st.booleans()), _field="inner"),
-        tuning=TuningSpec(draw(st.integers(1, 1000))),
+        tuning=TuningSpec(draw(st.integers(1, 1000)), batch=draw(st.integers(1, 8))),
         merf=MerfSpec(draw(st.booleans()), draw(st.integers(1, 500)),
                       draw(st.one_of(st.none(), st.floats(1e-12, 1.0))), draw(st.one_of(st.none(), st.integers(1, 9))),
                       draw(st.booleans()), draw(st.one_of(st.none(), st.integers(1, 500)))),
