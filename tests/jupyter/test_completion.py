@@ -75,9 +75,10 @@ def test_data_offers_the_notebooks_data_frames_only(ip):
 def test_a_new_line_offers_the_cell_keys_not_yet_written(ip):
     found = texts(ip, "%%mixcv\ndata: sleep\ntarget: Reaction\n")
     assert found == [f"{k}: " for k in TOP_KEYS if k not in ("data", "target")]
-    assert texts(ip, "%%mixcv\ntr") == ["trials: "]
+    assert texts(ip, "%%mixcv\ntr") == ["trials: ", "trial_batch: "]
+    assert texts(ip, "%%mixcv\ntrials: 5\ntr") == ["trial_batch: "]   # a key written is not offered again
     # Renaming a key whose colon is already there inserts the name alone.
-    assert texts(ip, "%%mixcv\ntr: 5", len("%%mixcv\ntr")) == ["trials"]
+    assert texts(ip, "%%mixcv\ntria: 5", len("%%mixcv\ntria")) == ["trials", "trial_batch"]
 
 
 def test_under_merf_its_settings_are_offered(ip):
