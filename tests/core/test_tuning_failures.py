@@ -93,8 +93,9 @@ def test_a_misspelt_fit_argument_in_a_cell_is_refused_naming_its_line_and_the_ar
     # The native LMM would drop them: only the statsmodels backend's fit takes any.
     ("LinearMixedEffectsModel", {"maxiter": 500}, False, "maxiter", "native backend takes no fit arguments"),
     (WeighsRows, {"weighting": "by_grup"}, False, "weighting", "is not a value"),
-    # MERF(<model>) is fitted with the model's fit arguments too, and its fit takes none.
-    ("RandomForestRegressor", {"sample_weight": None}, True, "sample_weight", "MERF(m)"),
+    # MERF(<model>) is fitted with the model's fit arguments too, and its fit takes sample_weight
+    # (binary MERF's working weights) but not the base model's validation set.
+    ("HistGradientBoostingRegressor", {"X_val": None}, True, "X_val", "MERF(m)"),
 ])
 def test_a_fit_argument_every_fit_would_refuse_is_refused_before_any_fit_naming_the_field(
         grouped, model, fit_kwargs, merf, field, says):
