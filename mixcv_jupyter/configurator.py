@@ -98,6 +98,7 @@ _LABELS: dict[str, str] = {
     "inner.method": "inner split", "inner": "inner split", "inner.n_splits": "inner folds",
     "outer.n_repeats": "repeats", "repeats": "repeats", "outer.known_holdout": "known holdout",
     "known_holdout": "known holdout", "tuning.n_trials": "trials", "trials": "trials",
+    "tuning.batch": "trial batch", "trial_batch": "trial batch",
     "tuning.objective_scorer": "objective", "objective": "objective", "metrics": "metrics",
     "merf.max_iterations": "EM iterations", "merf.stopping_threshold": "stop early below",
     "merf.stopping_window": "for iterations", "merf.em_estimators": "EM trees", "merf": "MERF",
@@ -429,6 +430,10 @@ class Configurator:
         self.add_model_button = w.Button(description="add model", icon="plus")
         # Tuning
         self.trials = _bounded("tuning.n_trials", 20, "trials", "180px")
+        # Trials asked at once (TuningSpec.batch): part of the spec, so a seed fixes the trials
+        # for any n_jobs; 1 is one trial at a time.
+        self.trial_batch = _bounded("tuning.batch", 1, "trial batch", "180px",
+                                    tooltip="trials asked at once and evaluated side by side on idle cores")
         self.objective = w.Text(description="objective", placeholder="or a scorer of your own (dotted path)",
                                 layout=lw)
         # Tuning's metric (TuningSpec.metric) and the metrics reported: the task's own, as
@@ -523,8 +528,8 @@ class Configurator:
         for c in (self.dataset_name, self.target, self.groups, self.more_groups, self.slopes, self.random,
                   self.split_by, self.all_features, self.features,
                   self.outer, self.outer_k, self.inner, self.inner_k, self.scale_outer, self.scale_inner,
-                  self.repeats, self.known_holdout, self.break_cv, self.predict_known, self.trials, self.objective,
-                  self.metrics, self.positive_class, self.tuning_metric, self.merf_all, self.merf_iter,
+                  self.repeats, self.known_holdout, self.break_cv, self.predict_known, self.trials, self.trial_batch,
+                  self.objective, self.metrics, self.positive_class, self.tuning_metric, self.merf_all, self.merf_iter,
                   self.merf_threshold, self.merf_window, self.merf_linear, self.merf_em_estimators, self.seed,
                   self.n_jobs, self.on_error, self.timeout, self.backend, self.scheduler, self.output_name,
                   self.store_dir, self.no_store, self.neptune_on, self.neptune_project, self.neptune_mode,
@@ -580,8 +585,8 @@ class Configurator:
             self.split_note, self.predict_known])
         models = self._section("Models", [self.cards_box, w.HBox([self.add_model_name, self.add_model_button])])
         tuning = self._section("Tuning and MERF", [
-            w.HBox([self.trials, self.msg_trials, self.tuning_metric, self.msg_tuning, self.objective,
-                    self.msg_objective], layout=wrap),
+            w.HBox([self.trials, self.msg_trials, self.trial_batch, self.msg_trial_batch, self.tuning_metric,
+                    self.msg_tuning, self.objective, self.msg_objective], layout=wrap),
             w.HBox([self.metrics, self.msg_metrics], layout=wrap),
             w.HBox([self.merf_all, self.merf_iter, self.merf_threshold, self.merf_window, self.merf_linear,
                     self.merf_em_estimators, self.msg_merf],
@@ -871,7 +876,8 @@ class Configurator:
             outer=SplitSpec(self.outer.value, self.outer_k.value, self.scale_outer.value, self.repeats.value,
                             self.known_holdout.value, _field="outer"),
             inner=SplitSpec(self.inner.value, self.inner_k.value, self.scale_inner.value, _field="inner"),
-            tuning=TuningSpec(self.trials.value, objective, self.tuning_metric.value or None),
+            tuning=TuningSpec(self.trials.value, objective, self.tuning_metric.value or None,
+                              batch=self.trial_batch.value),
             merf=MerfSpec(self.merf_all.value, self.merf_iter.value, threshold, window, self.merf_linear.value,
                           em_estimators),
             metrics=list(self.metrics.value) or [],
@@ -939,6 +945,7 @@ class Configurator:
             self.break_cv.value = spec.break_cross_val
             self.predict_known.value = spec.predict_known_groups_lmm
             self.trials.value = spec.tuning.n_trials
+            self.trial_batch.value = spec.tuning.batch
             obj = spec.tuning.objective_scorer
             self.objective.value = "" if obj is None else f"{obj.__module__}.{obj.__qualname__}"
             self._offer_metrics(self.effective_task(), keep=tuple(spec.metrics))
@@ -993,9 +1000,8 @@ class Configurator:
 
     # -- validation ------------------------------------------------------------------------
     _MESSAGES = ("target", "task", "positive_class", "groups", "slopes", "random", "split_by", "features", "outer",
-                 "inner", "repeats",
-                 "known_holdout", "trials", "metrics", "merf", "seed", "n_jobs", "timeout", "backend", "scheduler",
-                 "objective", "tuning", "output", "tracking")
+                 "inner", "repeats", "known_holdout", "trials", "trial_batch", "metrics", "merf", "seed", "n_jobs",
+                 "timeout", "backend", "scheduler", "objective", "tuning", "output", "tracking")
 
     def _msg_for(self, field: str) -> str:
         # The spec's field path -> the cell key (one table, in mixcv_core's cell module)

@@ -122,3 +122,25 @@ def run_all(page) -> None:
     """Start running every cell and return at once (the command's promise resolves only
     when all cells have finished, and awaiting it would miss everything shown meanwhile)."""
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
+#: How long the first widget of a notebook may take to appear: a kernel started on a loaded CI
+#: machine imports mixcv, pandas and ipywidgets first (60 s was once not enough).
+WIDGET_TIMEOUT = 150
+
+
+def wait_for_widget(page, lab_root: Path, selector: str, timeout: float = WIDGET_TIMEOUT) -> None:
+    """Wait for ``selector`` (a widget a cell displays); on timeout fail saying why, not just
+    "timeout": what the cells printed (a traceback; nothing at all if the kernel never ran them)
+    and the end of JupyterLab's log (a kernel that died or never started)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.wait_for_selector(selector, timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        outputs = page.evaluate("() => Array.from(document.querySelectorAll('.jp-Cell .jp-OutputArea'))"
+                                ".map(e => e.innerText).join('\\n---\\n')")
+        log = lab_root / "server.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no server log)"
+        pytest.fail(f"{selector} did not appear within {timeout} s.\n"
+                    f"cell output:\n{outputs or '(none)'}\n\nJupyterLab's log, last lines:\n{tail}")
+

@@ -8,20 +8,14 @@ import time
 
 import nbformat
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from .conftest import ARTIFACTS, open_notebook, run_all
+from .conftest import ARTIFACTS, open_notebook, run_all, wait_for_widget
 
 SETUP = """from mixcv_core.synthesizer import generate_grouped_regression
 from mixcv_jupyter import Configurator
 X, y, group, slopes = generate_grouped_regression(6, 20, n_slopes=1, noise_level=0.5, random_seed=0)
 df = X.assign(y=y, group=group)
 Configurator(df)"""
-
-
-#: Seconds the form may take to appear: a kernel starting and importing mixcv on a loaded CI
-#: machine took over 60 s once (it passed locally in a few).
-FORM_TIMEOUT = 150
 
 
 def open_form(lab_server, lab_root, page, name, setup=SETUP):
@@ -31,17 +25,7 @@ def open_form(lab_server, lab_root, page, name, setup=SETUP):
     nbformat.write(nb, lab_root / name)
     open_notebook(page, lab_server, name)
     run_all(page)
-    try:
-        page.wait_for_selector(".mixcv-configurator .mixcv-target select", timeout=FORM_TIMEOUT * 1000)
-    except PlaywrightTimeout:
-        # Say why, not just "timeout": what the cell printed (a traceback, nothing at all if the
-        # kernel never ran it) and the end of JupyterLab's log (a kernel that died or never started).
-        outputs = page.evaluate("() => Array.from(document.querySelectorAll('.jp-Cell .jp-OutputArea'))"
-                                ".map(e => e.innerText).join('\\n---\\n')")
-        log = lab_root / "server.log"
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no server log)"
-        pytest.fail(f"the form did not appear within {FORM_TIMEOUT} s.\n"
-                    f"cell output:\n{outputs or '(none)'}\n\nJupyterLab's log, last lines:\n{tail}")
+    wait_for_widget(page, lab_root, ".mixcv-configurator .mixcv-target select")
 
 
 def pick_target_groups_and(page, models):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from .conftest import ARTIFACTS, open_notebook, run_all
+from .conftest import ARTIFACTS, open_notebook, run_all, wait_for_widget
 
 
 def _notebook(lab_root, name, *cells):
@@ -34,7 +34,7 @@ def test_the_form_hides_the_target_from_slopes_and_switches_to_group_splits(lab_
     _notebook(lab_root, "guesses.ipynb", DATA + "\nConfigurator(ortho)")
     open_notebook(page, lab_server, "guesses.ipynb")
     run_all(page)
-    page.wait_for_selector(".mixcv-configurator .mixcv-target select", timeout=60_000)
+    wait_for_widget(page, lab_root, ".mixcv-configurator .mixcv-target select")
     page.select_option(".mixcv-target select", "distance")
     page.wait_for_function("""() => ![...document.querySelectorAll('.mixcv-slopes select option')]
                                       .some(o => o.textContent === 'distance')""", timeout=30_000)
@@ -71,6 +71,7 @@ def test_stop_interrupts_a_run_and_keeps_the_finished_folds(lab_server, lab_root
     _notebook(lab_root, "stop.ipynb", STOPPABLE)
     open_notebook(page, lab_server, "stop.ipynb")
     run_all(page)
+    wait_for_widget(page, lab_root, "button.mixcv-run")
     page.wait_for_function("() => { const b = document.querySelector('button.mixcv-run'); return b && !b.disabled; }",
                            timeout=60_000)
     page.click("button.mixcv-run")

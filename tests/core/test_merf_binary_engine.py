@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 
 from mixcv_core import engine
 from mixcv_core.errors import MixcvError
-from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, SplitSpec
+from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, MerfSpec, ModelSpec, SplitSpec
 from mixcv_core.models.merf_binary import MERFClassifier
 from mixcv_core.results.report import render_html
 from mixcv_core.run.events import EMIteration
@@ -29,16 +29,19 @@ def contraception() -> pd.DataFrame:
 
 
 def _spec(models, target="use") -> ExperimentSpec:
+    # Three EM steps per PQL iteration: what is checked here is the wiring, not the fit (the fit
+    # is checked against glmmPQL in test_merf_binary.py); the default 100 took 27 s of the suite.
     return ExperimentSpec(DataSpec(target=target, groups="district", features=FEATURES), models=models,
                           outer=SplitSpec("StratifiedGroupKFold", n_splits=3, known_holdout=0.2, scale=False,
-                                          _field="outer"))
+                                          _field="outer"),
+                          merf=MerfSpec(max_iterations=3))
 
 
 @pytest.fixture(scope="module")
 def run(contraception):
     events = []
     forest = ModelSpec("forest", "RandomForestClassifier", add_merf=True,
-                       model_kwargs={"n_estimators": 40, "min_samples_leaf": 20, "criterion": "entropy"})
+                       model_kwargs={"n_estimators": 15, "min_samples_leaf": 20, "criterion": "entropy"})
     res = engine.run(_spec((forest,)), contraception, observers=[events.append])
     return res, events
 

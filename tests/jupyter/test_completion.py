@@ -23,10 +23,16 @@ COLUMNS = [str(c) for c in SLEEP.columns]
 def ip(ipython_shell):
     shell = ipython_shell
     shell.run_line_magic("load_ext", "mixcv_jupyter")
+    # The shell is shared by the whole session: frames other test modules left in it (a ``df``)
+    # are set aside while these tests run, so the namespace holds exactly the frames named here.
+    others = {k: v for k, v in shell.user_ns.items() if isinstance(v, pd.DataFrame)}
+    for name in others:
+        del shell.user_ns[name]
     shell.user_ns.update(sleep=SLEEP, sleep_copy=SLEEP.copy(), _hidden=SLEEP, a_list=[1, 2])
     yield shell
     for name in ("sleep", "sleep_copy", "_hidden", "a_list"):
         shell.user_ns.pop(name, None)
+    shell.user_ns.update(others)
 
 
 def complete(ip, text: str, offset: int | None = None) -> list:

@@ -74,6 +74,7 @@ def test_values_become_the_spec(form):
     (lambda f: setattr(f.groups, "value", None), "msg_slopes", "random slopes need a groups column"),
     # Never clamped silently: the value stays as typed and the rule says what is wrong.
     (lambda f: setattr(f.trials, "value", 0), "msg_trials", "must be an integer &gt;= 1, got 0"),
+    (lambda f: setattr(f.trial_batch, "value", 0), "msg_trial_batch", "must be an integer &gt;= 1, got 0"),
     (lambda f: setattr(f.outer_k, "value", 1), "msg_outer", "must be an integer &gt;= 2, got 1"),
     (lambda f: setattr(f.repeats, "value", 0), "msg_repeats", "must be an integer &gt;= 1, got 0"),
     (lambda f: setattr(f.timeout, "value", "-5"), "msg_timeout", "must be a number &gt; 0.0"),
