@@ -302,10 +302,11 @@ def _offer(tags: w.TagsInput, allowed: list[str]) -> None:
     """Let ``tags`` hold only ``allowed`` names, dropping any it holds that are not (a TagsInput
     refuses a new tag that is not allowed but keeps an old one)."""
     keep = [t for t in tags.value if t in allowed]
-    if keep != list(tags.value):
-        tags.value = keep
-    if list(tags.allowed_tags) != allowed:
-        tags.allowed_tags = allowed
+    with tags.hold_sync():   # one message: a view never sees the value and the allowed tags disagree
+        if keep != list(tags.value):
+            tags.value = keep
+        if list(tags.allowed_tags) != allowed:
+            tags.allowed_tags = allowed
 
 
 def _css(name: str) -> str:
@@ -672,9 +673,12 @@ class Configurator:
         if list(control.options) == options:
             return
         value = control.value
-        control.options = options
         values = [v for _, v in options]
-        control.value = value if any(type(v) is type(value) and v == value for v in values) else values[0]
+        # Options and the chosen index in one message: a view rendered between two messages
+        # would hold an index of the old options (a selection widget syncs its index).
+        with control.hold_sync():
+            control.options = options
+            control.value = value if any(type(v) is type(value) and v == value for v in values) else values[0]
 
     def _offer_metrics(self, task: str, keep: tuple[str, ...] = ()) -> None:
         """Offer the task's metrics (its defaults first) and tuning metrics; ``keep`` names metrics a
@@ -686,10 +690,11 @@ class Configurator:
         if task != self._metrics_task and not keep:
             # Another task: its defaults, unless some chosen metrics are the new task's too.
             chosen = chosen or TASK_DEFAULT_METRICS[task]
-        if list(self.metrics.options) != options:
-            self.metrics.value = ()
-            self.metrics.options = options
-        self.metrics.value = chosen
+        with self.metrics.hold_sync():
+            if list(self.metrics.options) != options:
+                self.metrics.value = ()
+                self.metrics.options = options
+            self.metrics.value = chosen
         self._metrics_task = task
         default = TUNING_DEFAULT[task]
         tuning = [(f"tune for: default ({metric_label(default)}, "
@@ -718,9 +723,10 @@ class Configurator:
         for control in (self.slopes, self.features):
             keep = tuple(c for c in control.value if c not in taken)
             options = [c for c in self.numeric if c not in taken]
-            if list(control.options) != options:
-                control.options = options
-            control.value = keep
+            with control.hold_sync():
+                if list(control.options) != options:
+                    control.options = options
+                control.value = keep
         if self.all_features.value:   # "all other columns": every column offered is ticked, shown so
             self.features.value = self.features.options
         _offer(self.split_by, list(self._factors()))
@@ -919,10 +925,11 @@ class Configurator:
             self.task.value = spec.task or "auto"
             self._sync_task()
             pc = spec.positive_class
-            if pc is not None and not any(type(v) is type(pc) and v == pc for _, v in self.positive_class.options):
-                # A label written as text ("1" of a 0/1 target): kept as written; the spec reads it.
-                self.positive_class.options = [*self.positive_class.options, (f"positive class: {pc}", pc)]
-            self.positive_class.value = pc
+            with self.positive_class.hold_sync():
+                if pc is not None and not any(type(v) is type(pc) and v == pc for _, v in self.positive_class.options):
+                    # A label written as text ("1" of a 0/1 target): kept as written; the spec reads it.
+                    self.positive_class.options = [*self.positive_class.options, (f"positive class: {pc}", pc)]
+                self.positive_class.value = pc
             factors = d.group_columns
             self.groups.value = factors[0] if factors else None
             self.more_groups.value, self.split_by.value = [], []
@@ -950,9 +957,10 @@ class Configurator:
             self.objective.value = "" if obj is None else f"{obj.__module__}.{obj.__qualname__}"
             self._offer_metrics(self.effective_task(), keep=tuple(spec.metrics))
             metric = spec.tuning.metric or ""
-            if metric not in [v for _, v in self.tuning_metric.options]:
-                self.tuning_metric.options = [*self.tuning_metric.options, (f"tune for: {metric}", metric)]
-            self.tuning_metric.value = metric
+            with self.tuning_metric.hold_sync():
+                if metric not in [v for _, v in self.tuning_metric.options]:
+                    self.tuning_metric.options = [*self.tuning_metric.options, (f"tune for: {metric}", metric)]
+                self.tuning_metric.value = metric
             m = spec.merf
             self.merf_all.value, self.merf_iter.value = m.add_merf_global, m.max_iterations
             self.merf_threshold.value = "" if m.stopping_threshold is None else repr(m.stopping_threshold)

@@ -239,7 +239,7 @@ class _TrialsOnTheCluster:
 
     The task secedes from its worker thread while it waits (``worker_client``), so the
     thread it held runs trials too and no thread is idle or doubly used. The trial's
-    data (the scaled inner folds, inside ``evaluate``) goes to the cluster once per
+    data (the scaled inner folds, inside ``evaluate``) goes to every worker once per
     task, not once per trial. The batch was asked before and is told after, in order, by
     the task: where a trial ran changes nothing in the study.
     """
@@ -254,7 +254,9 @@ class _TrialsOnTheCluster:
 
         with worker_client() as client:
             if self._shipped is None or self._shipped[0] is not evaluate:
-                self._shipped = (evaluate, client.scatter(evaluate, hash=False))
+                # To every worker: a copy held by this task's worker alone would draw every
+                # trial there (the scheduler places a task next to its data), not to the idle ones.
+                self._shipped = (evaluate, client.scatter(evaluate, hash=False, broadcast=True))
             futures = [client.submit(_dask_trial, self._shipped[1], params, n_rows, self.threads_by_host, pure=False)
                        for params in batch]
             return list(client.gather(futures))

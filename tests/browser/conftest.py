@@ -90,6 +90,10 @@ def browser():
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
+    # The browser's own errors, for a failure message (wait_for_widget) to show.
+    pg.console_errors = []  # type: ignore[attr-defined]
+    pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
     yield pg
     ARTIFACTS.mkdir(exist_ok=True)
     # A screenshot of every run, passed or failed, for a person to look at.
@@ -137,10 +141,17 @@ def wait_for_widget(page, lab_root: Path, selector: str, timeout: float = WIDGET
     try:
         page.wait_for_selector(selector, timeout=timeout * 1000)
     except PlaywrightTimeout:
+        # A widget view that failed shows "Click to show javascript error.": click each so its
+        # message is in the text read below.
+        page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea *')]
+            .filter(e => e.children.length === 0 && /Click to show javascript error/.test(e.textContent))
+            .forEach(e => e.click())""")
         outputs = page.evaluate("() => Array.from(document.querySelectorAll('.jp-Cell .jp-OutputArea'))"
                                 ".map(e => e.innerText).join('\\n---\\n')")
         log = lab_root / "server.log"
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no server log)"
+        errors = "\n".join(getattr(page, "console_errors", [])[-20:]) or "(none)"
         pytest.fail(f"{selector} did not appear within {timeout} s.\n"
-                    f"cell output:\n{outputs or '(none)'}\n\nJupyterLab's log, last lines:\n{tail}")
+                    f"cell output:\n{outputs or '(none)'}\n\nbrowser console errors:\n{errors}\n\n"
+                    f"JupyterLab's log, last lines:\n{tail}")
 
