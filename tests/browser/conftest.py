@@ -122,10 +122,27 @@ def open_notebook(page, base: str, name: str) -> None:
         await w.sessionContext.session.kernel.info; }""")
 
 
+#: JavaScript: true once the notebook's first code cell was sent to the kernel (its prompt shows
+#: an execution count, or "*" while it waits or runs).
+_STARTED = """() => { const p = window.jupyterapp.shell.currentWidget;
+    const c = p && p.content.widgets.find(c => c.model.type === 'code');
+    const prompt = c && c.node.querySelector('.jp-InputPrompt');
+    return !!(c && (c.model.sharedModel.execution_count || (prompt && /\\[[*0-9]/.test(prompt.textContent)))); }"""
+
+
 def run_all(page) -> None:
-    """Start running every cell and return at once (the command's promise resolves only
-    when all cells have finished, and awaiting it would miss everything shown meanwhile)."""
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    """Start running every cell and return once the first has been sent to the kernel, not when
+    all have finished (awaiting the command would miss everything shown meanwhile).
+
+    The panel open_notebook waited for is activated first: the command runs on whatever
+    JupyterLab takes as current, and in CI it once ran nothing at all (no prompt, no output for
+    150 s). If the cells have not started within 30 s that is a failure of its own, said here
+    rather than as a widget that never appeared.
+    """
+    page.evaluate("""() => { const p = window.jupyterapp.shell.currentWidget;
+        window.jupyterapp.shell.activateById(p.id);
+        window.jupyterapp.commands.execute('notebook:run-all-cells'); }""")
+    page.wait_for_function(_STARTED, timeout=30_000, polling=250)
 
 
 #: How long the first widget of a notebook may take to appear: a kernel started on a loaded CI
