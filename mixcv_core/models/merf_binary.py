@@ -122,12 +122,11 @@ def _key(cls: type) -> str:
 def check_binary_base(cls: type, field_name: str) -> None:
     """Refuse, naming ``field_name``, a classifier with no regression counterpart in `COUNTERPARTS`, and a
     mixed model (its random effects would compete with MERF's, and its fit needs the groups MERF keeps)."""
-    from sklearn.base import ClassifierMixin as _Classifier
     if is_mixed(cls):
         raise SpecError(field_name, f"{cls.__name__} has random effects of its own; binary MERF fits a model of the "
                                     "fixed part only (a forest, boosting, a linear model). Use "
                                     f"{cls.__name__} on its own, or MERF around a classifier")
-    if issubclass(cls, _Classifier) and _key(cls) not in COUNTERPARTS:
+    if issubclass(cls, ClassifierMixin) and _key(cls) not in COUNTERPARTS:
         known = ", ".join(k.split(":")[1] for k in COUNTERPARTS)
         raise SpecError(field_name, f"binary MERF fits its base model on the logit scale, so a classifier needs a "
                                     f"regression counterpart; {cls.__name__} has none. Use one of {known}, or a "

@@ -351,8 +351,6 @@ def _random_part(spec: ExperimentSpec) -> str:
 
 def _known_levels(spec: ExperimentSpec, settings: Mapping[str, Any], kind: str) -> str:
     known = settings.get("predict_known_groups", spec.predict_known_groups_lmm)
-    if "predict_known_groups" not in settings:
-        known = spec.predict_known_groups_lmm
     # Every mixed model of a classification (GLMM, GPBoost's Bernoulli likelihood, binary MERF)
     # gives a new level the marginal probability, not the plug-in at zero.
     new = ("the marginal mean over the random-effect distribution" if kind == "glmm" or spec.task == "classification"
