@@ -15,7 +15,7 @@ __all__ = ["load_ipython_extension", "unload_ipython_extension", "Configurator"]
 def __getattr__(name: str) -> Any:
     # The form pulls in ipywidgets; import it only when asked for.
     if name == "Configurator":
-        from .configurator import Configurator
+        from .form import Configurator
         return Configurator
     raise AttributeError(f"module 'mixcv_jupyter' has no attribute {name!r}")
 

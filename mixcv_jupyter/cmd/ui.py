@@ -19,7 +19,7 @@ __all__ = ["COMMAND"]
 
 
 def _ui(magic: MixcvMagic, args: argparse.Namespace) -> Any:
-    from ..configurator import Configurator
+    from ..form import Configurator
     obj = magic.shell.user_ns.get(args.name)
     if isinstance(obj, Results):
         try:

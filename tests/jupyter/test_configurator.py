@@ -323,3 +323,18 @@ def test_a_feature_unticked_stays_unticked_when_other_controls_change(form):
     assert form.features.options == ("X1", "X2", "y") and form.features.value == ("X1",)
     form.all_features.value = True
     assert form.features.disabled and all(b.value and b.disabled for b in form.features.children)
+
+
+def test_the_forms_former_module_still_gives_its_public_names():
+    from mixcv_jupyter import configurator, form
+    assert set(configurator.__all__) == set(form.__all__) == {"Configurator", "COMMON_MODELS", "CLASSIFIER_MODELS"}
+    assert all(getattr(configurator, name) is getattr(form, name) for name in form.__all__)
+
+
+def test_a_panels_controls_are_reached_on_the_form_by_their_names_but_not_its_private_state(form):
+    assert form.target is form.data.target and form.outer_k is form.splits.outer_k
+    assert form.msg_random is form.data.msg_random and form.cards is form.models.cards
+    with pytest.raises(AttributeError, match="_auto_random"):
+        form._auto_random  # noqa: B018 - the access is the test
+    with pytest.raises(AttributeError, match="no_such_control"):
+        form.no_such_control  # noqa: B018

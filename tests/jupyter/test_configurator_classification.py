@@ -17,8 +17,8 @@ from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec, Spli
 from mixcv_core.metrics import METRIC_INFO, TASK_DEFAULT_METRICS
 from mixcv_core.run.events import FoldFinished, RunStarted
 from mixcv_jupyter import Configurator
-from mixcv_jupyter.configurator import CLASSIFIER_MODELS, COMMON_MODELS
 from mixcv_jupyter.dashboard import LiveDashboard
+from mixcv_jupyter.form import CLASSIFIER_MODELS, COMMON_MODELS
 
 CLASSIFICATION = [n for n, i in METRIC_INFO.items() if i.task == "classification"]
 
