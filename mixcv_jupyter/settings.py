@@ -24,6 +24,9 @@ Every value is checked by its rule (`mixcv_core.constraints`) where it is read, 
 names the place it came from (``$MIXCV_N_JOBS: must be ...``); a setting name that is not
 one — in ``%config``, in ``[tool.mixcv]``, or a ``MIXCV_*`` variable close to a setting's
 — is refused with the nearest valid name.
+
+The form (`mixcv_jupyter.form`) has no cell: it opens with what sources 3 to 6 give for the
+settings it shows, and what the user then chooses in it wins for that run (`FORM_PRECEDENCE`).
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ from mixcv_core.constraints import RULES, Boolean, Integer, Real, Rule
 from mixcv_core.errors import SpecTypeError
 from mixcv_core.experiment.spec import ExperimentSpec
 
-__all__ = ["Setting", "SETTINGS", "PRECEDENCE", "CONFIG_CLASS", "ENV_PREFIX", "Resolved", "resolve", "env_name",
-           "find_pyproject", "store_folder", "STORE_OFF",
+__all__ = ["Setting", "SETTINGS", "PRECEDENCE", "FORM_PRECEDENCE", "CONFIG_CLASS", "ENV_PREFIX", "Resolved",
+           "SettingError", "resolve", "env_name", "find_pyproject", "store_folder", "STORE_OFF",
            "SOURCE_NAMES", "precedence_text"]
 
 #: The traitlets class name: ``%config MixcvMagic.<name>``.
@@ -53,10 +56,13 @@ CONFIG_CLASS = "MixcvMagic"
 ENV_PREFIX = "MIXCV_"
 #: Where a value may come from, strongest first: the first source that gives one wins.
 PRECEDENCE = ("option", "cell", "config", "environment", "pyproject", "default")
+#: The order in the form: its control (what the user chose there), then the sources `resolve`
+#: reads when the form opens (a form has no %%mixcv line or cell).
+FORM_PRECEDENCE = ("form", "config", "environment", "pyproject", "default")
 #: How each source is written, for help and the README (`precedence_text`).
 SOURCE_NAMES = {"option": "%%mixcv option", "cell": "cell key", "config": "%config MixcvMagic",
                 "environment": "MIXCV_* variable", "pyproject": "[tool.mixcv] in pyproject.toml",
-                "default": "default"}
+                "default": "default", "form": "the form's control"}
 #: Values of the store setting that switch recording off (as ``$MIXCV_STORE`` in `mixcv_core.tracking.store`).
 STORE_OFF = ("off", "none", "0", "false", "")
 #: Other ``MIXCV_*`` variables mixcv reads, which are not settings of the magic.
@@ -110,9 +116,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
 )}
 
 
-def precedence_text() -> str:
-    """The order of precedence in words: ``%%mixcv option > cell key > ...``."""
-    return " > ".join(SOURCE_NAMES[source] for source in PRECEDENCE)
+def precedence_text(order: tuple[str, ...] = PRECEDENCE) -> str:
+    """The order of precedence in words: ``%%mixcv option > cell key > ...`` (or the form's, given
+    `FORM_PRECEDENCE`)."""
+    return " > ".join(SOURCE_NAMES[source] for source in order)
 
 
 def env_name(name: str) -> str:
@@ -135,6 +142,16 @@ def _nearest(word: str, names: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+class SettingError(UsageError):
+    """A value a setting's rule refuses, written where ``where`` says: the message names that place
+    (``$MIXCV_N_JOBS: expected ...``); ``setting`` names the setting, so a form can show the
+    message next to its control."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 def _unknown(where: str, word: str, names: list[str]) -> UsageError:
     return UsageError(f"{where}: no setting named {word!r}{_nearest(word, names)}; the settings are "
                       f"{', '.join(names)}")
@@ -144,7 +161,7 @@ def _checked(setting: Setting, value: Any, where: str) -> Any:
     try:
         return setting.rule.check(value, setting.name)
     except MixcvError as exc:
-        raise UsageError(f"{where}: {exc.message}") from None
+        raise SettingError(setting.name, f"{where}: {exc.message}") from None
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -156,14 +173,15 @@ def _from_text(setting: Setting, text: str, where: str) -> Any:
     try:
         if isinstance(rule, Boolean):
             if word.lower() not in _TRUE + _FALSE:
-                raise UsageError(f"{where}: expected true or false (also 1/0, yes/no, on/off), got {text!r}")
+                raise SettingError(setting.name,
+                                   f"{where}: expected true or false (also 1/0, yes/no, on/off), got {text!r}")
             return word.lower() in _TRUE
         if isinstance(rule, Integer):
             return int(word)
         if isinstance(rule, Real):
             return float(word)
     except ValueError:
-        raise UsageError(f"{where}: expected {rule.describe()}, got {text!r}") from None
+        raise SettingError(setting.name, f"{where}: expected {rule.describe()}, got {text!r}") from None
     return text
 
 

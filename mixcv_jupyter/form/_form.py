@@ -3,7 +3,8 @@
 Each panel (`_data`, `_splits`, `_models`, `_tuning`, `_run`, `_tracking`) holds its controls and
 keeps its own choices consistent; this module does what spans panels — the target's task
 choosing the metrics and model cards, groups switching the splits — checks the whole form after
-every edit, and runs it. Reading the form into a spec and back is `_spec`'s.
+every edit, and runs it. Reading the form into a spec and back is `_spec`'s; the magic's
+settings it opens with are `_settings`'.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from mixcv_core import MixcvError, Results
 from mixcv_core.experiment.cell import spec_to_cell
 from mixcv_core.experiment.spec import ExperimentSpec
 
+from ..settings import store_folder
 from ._controls import ERROR_STYLE, message_slot, section, show_message
 from ._data import DataPanel
 from ._labels import label, slot_for
 from ._models import ModelCard, ModelsPanel
 from ._run import RunPanel
+from ._settings import read_settings
 from ._spec import check_showable, data_spec, model_spec, show_spec, to_spec
 from ._splits import SplitsPanel
 from ._tracking import TrackingPanel
@@ -112,6 +115,10 @@ class Configurator:
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.cell_button.on_click(lambda _: self.show_cell())
+        # The magic's settings as defaults, read once as the form opens: a choice made in the form
+        # then wins for its runs.
+        self.settings = read_settings(shell)
+        self._show_settings()
         self._sync_task()
         self._building = False
         self._validate()
@@ -135,6 +142,20 @@ class Configurator:
                        section("Tuning and MERF", self.tuning.rows() + self.run_options.rows()),
                        section("Tracking", self.tracking.rows()), actions],
                       layout=w.Layout(max_width="1000px"))
+
+    def _show_settings(self) -> None:
+        """Start the controls of the magic's settings at their values (`_settings`)."""
+        run, settings = self.run_options, self.settings
+        run.seed.value, run.n_jobs.value = settings.value("seed"), settings.value("n_jobs")
+        run.backend.value = settings.value("backend")
+        run.settings_note.value = settings.note()
+        store = settings.chosen.get("store")
+        if store is not None and store.source != "default":   # else empty: the engine's default folder
+            folder = store_folder(store.value)
+            if folder is False:
+                self.tracking.no_store.value = True
+            else:
+                self.tracking.store_dir.value = str(folder)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -263,6 +284,8 @@ class Configurator:
         if not self.output_name.value.isidentifier():
             self._error("output", "not a valid variable name")
         self.tracking.check(self._error)
+        if self.settings.error:   # a setting's bad value, said as the magic says it (its source first)
+            self._say(self.settings.slot or "settings", self.settings.error)
         if not any(c.enabled.value for c in self.models.cards):
             self.errors["models"] = "models: tick at least one model"
         ok = not self.errors
@@ -275,7 +298,10 @@ class Configurator:
         """Show ``message`` in the slot ``key``, led by the control's name (``field``'s, or the slot's)."""
         name = label(field or key)
         # Some messages name their field already ("random part: unexpected character ..."): once is enough.
-        text = message if message.startswith(f"{name}: ") else f"{name}: {message}"
+        self._say(key, message if message.startswith(f"{name}: ") else f"{name}: {message}")
+
+    def _say(self, key: str, text: str) -> None:
+        """Record ``text`` as the problem ``key`` and show it in the slot of that name, if any."""
         self.errors[key] = text
         if key in self.messages:
             show_message(self.messages[key], text)
@@ -370,7 +396,8 @@ class Configurator:
         self.stop_button.disabled, self.stop_button.layout.display = False, None
         self.status.value = "running…"
         self.result_box.children = [self.result]
-        dashboard = LiveDashboard(display=lambda obj: _HTMLHandle(self.result, obj))
+        dashboard = LiveDashboard(display=lambda obj: _HTMLHandle(self.result, obj),
+                                  progress_interval=self.settings.value("refresh"))
         try:
             observers: list[Any] = [dashboard, *self.tracking.mirrors()]
             results = run(spec, self.df, observers=observers, store=self.tracking.store(),

@@ -45,6 +45,8 @@ class RunPanel:
         self.break_cv = w.Checkbox(value=False, description="first fold only (debug)", indent=False,
                                    layout=w.Layout(width="190px"),
                                    tooltip="fit the first outer fold only: a debugging run, not an estimate")
+        # Which of these came from the magic's settings, and from where (`_settings`).
+        self.settings_note = w.HTML("")
         self.msg_seed, self.msg_n_jobs, self.msg_timeout, self.msg_backend, self.msg_scheduler = (
             message_slot() for _ in self.SLOTS)
         for c in (self.seed, self.n_jobs, self.on_error, self.timeout, self.backend, self.scheduler, self.break_cv):
@@ -56,7 +58,8 @@ class RunPanel:
         wrap = w.Layout(flex_flow="row wrap", align_items="center")
         return [w.HBox([self.seed, self.msg_seed, self.n_jobs, self.msg_n_jobs, self.on_error, self.timeout,
                         self.msg_timeout, self.break_cv], layout=wrap),
-                w.HBox([self.backend, self.scheduler, self.msg_backend, self.msg_scheduler], layout=wrap)]
+                w.HBox([self.backend, self.scheduler, self.msg_backend, self.msg_scheduler, self.settings_note],
+                       layout=wrap)]
 
     def _backend_changed(self, change: Any) -> None:
         # The scheduler address means something only for a Dask cluster.

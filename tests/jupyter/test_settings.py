@@ -1,14 +1,27 @@
 """The magic's settings: each source (%%mixcv option, cell key, %config, MIXCV_* variables,
-[tool.mixcv] in pyproject.toml, defaults), their order, and misspelt names in every source."""
+[tool.mixcv] in pyproject.toml, defaults), their order, and misspelt names in every source; and the
+form, which opens with them (a choice made in the form wins for its run, a bad value is said in the
+form as the magic says it)."""
 
 from __future__ import annotations
+
+import html
 
 import pytest
 from IPython.core.error import UsageError
 
 from mixcv_core.experiment.spec import DataSpec, ExperimentSpec, ModelSpec
 from mixcv_core.synthesizer import generate_grouped_regression
-from mixcv_jupyter.settings import PRECEDENCE, SETTINGS, Resolved, env_name, precedence_text, resolve
+from mixcv_jupyter import Configurator
+from mixcv_jupyter.settings import (
+    FORM_PRECEDENCE,
+    PRECEDENCE,
+    SETTINGS,
+    Resolved,
+    env_name,
+    precedence_text,
+    resolve,
+)
 
 CELL = "data: df\ntarget: y\ngroups: group\nouter: GroupKFold(2)\ninner: GroupKFold(2)\nmodels: [LinearModel]\n"
 
@@ -223,3 +236,108 @@ def test_a_setting_that_conflicts_with_the_cell_names_its_source(ip, monkeypatch
     monkeypatch.setenv("MIXCV_BACKEND", "dask")
     with pytest.raises(UsageError, match=r"\$MIXCV_BACKEND: a time limit needs local worker processes"):
         ip.run_cell_magic("mixcv", "--dry-run", CELL + "timeout: 5\n")
+
+
+# -- the form opens with the settings -------------------------------------------------------
+def ready(form):
+    """Fill the form as a person would for the smallest valid run: y by group, LinearModel, 2 folds."""
+    form.target.value, form.groups.value = "y", "group"
+    form.outer_k.value = form.inner_k.value = 2
+    next(c for c in form.cards if c.label == "LinearModel").enabled.value = True
+    form.trials.value = 1
+    return form
+
+
+def test_the_form_opens_with_each_setting_from_the_first_source_that_gives_it(ip, tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.mixcv]\nseed = 9\nn_jobs = 2\nbackend = 'dask'\n")
+    monkeypatch.setenv("MIXCV_SEED", "5")
+    monkeypatch.setenv("MIXCV_N_JOBS", "3")
+    ip.run_line_magic("config", "MixcvMagic.seed = 7")
+    form = ip.run_line_magic("mixcv", "ui df")
+    # seed: %config (7) over the environment (5) and pyproject (9); n_jobs: the environment (3) over
+    # pyproject (2); backend: pyproject over the default (local).
+    assert (form.seed.value, form.n_jobs.value, form.backend.value) == (7, 3, "dask")
+    spec = ready(form).to_spec()
+    assert (spec.seed, spec.n_jobs, spec.backend) == (7, 3, "dask")
+    note = html.unescape(form.settings_note.value)
+    assert "seed 7 (%config MixcvMagic.seed)" in note and "n_jobs 3 ($MIXCV_N_JOBS)" in note
+    assert f"backend dask ({tmp_path / 'pyproject.toml'} [tool.mixcv] backend)" in note
+    assert form.scheduler.layout.display != "none"      # a Dask backend shows its scheduler's field
+
+
+def test_a_form_made_in_python_reads_the_settings_of_its_shell_too(ip, monkeypatch):
+    ip.run_line_magic("config", "MixcvMagic.n_jobs = 2")
+    form = Configurator(ip.user_ns["df"], shell=ip)
+    note = html.unescape(form.settings_note.value)
+    assert form.n_jobs.value == 2 and "n_jobs 2 (%config MixcvMagic.n_jobs)" in note
+    assert form.seed.value == 42 and "seed" not in note     # a default is not said to come from anywhere
+
+
+def test_the_store_setting_fills_the_store_folder_or_ticks_do_not_record(ip, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXCV_STORE", "off")
+    assert ip.run_line_magic("mixcv", "ui df").no_store.value
+    ip.run_line_magic("config", f"MixcvMagic.store = '{tmp_path / 'runs'}'")    # %config before the environment
+    form = ip.run_line_magic("mixcv", "ui df")
+    assert not form.no_store.value and form.store_dir.value == str(tmp_path / "runs")
+    monkeypatch.delenv("MIXCV_STORE")
+    ip.run_line_magic("config", "MixcvMagic.store = None")
+    assert ip.run_line_magic("mixcv", "ui df").store_dir.value == ""   # the default: the engine's own folder
+
+
+def test_what_the_user_sets_in_the_form_wins_for_its_run(ip, tmp_path, monkeypatch):
+    from mixcv_core.tracking.store import RunStore
+    monkeypatch.setenv("MIXCV_N_JOBS", "2")
+    monkeypatch.setenv("MIXCV_STORE", str(tmp_path / "from_env"))
+    form = ready(ip.run_line_magic("mixcv", "ui df"))
+    assert form.n_jobs.value == 2
+    form.n_jobs.value = 1
+    form.store_dir.value = str(tmp_path / "from_form")
+    results = form.run()
+    assert results is not None and results.spec.n_jobs == 1, form.status.value
+    assert RunStore(tmp_path / "from_form").runs()["id"].tolist() == [results.run_id]
+    assert not (tmp_path / "from_env").exists()
+
+
+def test_the_refresh_setting_reaches_the_forms_live_view(ip, monkeypatch):
+    from mixcv_jupyter import dashboard
+    made = []
+
+    class Recording(dashboard.LiveDashboard):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(dashboard, "LiveDashboard", Recording)
+    monkeypatch.setenv("MIXCV_REFRESH", "1.5")
+    form = ready(ip.run_line_magic("mixcv", "ui df"))
+    form.no_store.value = True
+    assert form.run() is not None
+    assert [d.progress_interval for d in made] == [1.5]
+
+
+@pytest.mark.parametrize("variable,text,slot", [
+    ("MIXCV_N_JOBS", "two", "n_jobs"),
+    ("MIXCV_N_JOBS", "0", "n_jobs"),
+    ("MIXCV_BACKEND", "dsk", "backend"),
+    ("MIXCV_SEED", "-1", "seed"),
+    ("MIXCV_QUIET", "maybe", None),      # a setting without a control: said in the status line
+])
+def test_a_bad_environment_value_is_said_in_the_form_as_the_magic_says_it(ip, monkeypatch, variable, text, slot):
+    monkeypatch.setenv(variable, text)
+    with pytest.raises(UsageError) as refused:
+        ip.run_cell_magic("mixcv", "--dry-run", CELL)
+    said = str(refused.value)
+    assert said.startswith(f"${variable}: ")
+    form = ready(ip.run_line_magic("mixcv", "ui df"))    # opens: no traceback
+    assert said in form.errors.values()
+    assert html.escape(said) in form.status.value and form.run_button.disabled
+    if slot is not None:
+        assert html.escape(said) in getattr(form, f"msg_{slot}").value
+    form.n_jobs.value = 1                                # a choice in the form does not make it go away
+    assert form.run() is None and form.results is None
+
+
+def test_the_readme_states_the_forms_order():
+    from pathlib import Path
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert precedence_text(FORM_PRECEDENCE) in readme
