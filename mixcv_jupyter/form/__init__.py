@@ -13,8 +13,9 @@ user to edit, and the split's factors say which of them the test folds hold new 
 
 One module per panel, lowest first: ``_controls`` and ``_labels`` (shared pieces), then
 ``_data``, ``_splits``, ``_models``, ``_tuning``, ``_run`` and ``_tracking`` (each panel's
-controls, knowing nothing of the others), ``_spec`` (controls <-> `ExperimentSpec`), and
-``_form`` (the `Configurator` that composes the panels, keeps them consistent and runs).
+controls, knowing nothing of the others) and ``_settings`` (the magic's settings the form opens
+with), ``_spec`` (controls <-> `ExperimentSpec`), and ``_form`` (the `Configurator` that composes
+the panels, keeps them consistent and runs).
 """
 
 from __future__ import annotations

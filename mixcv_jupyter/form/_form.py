@@ -39,7 +39,9 @@ class Configurator:
 
     The form's parts are panels: ``data``, ``splits``, ``models``, ``tuning``, ``run_options``
     and ``tracking``. Their controls are also reached on the form by name (``form.target``,
-    ``form.outer_k``, ``form.msg_random``).
+    ``form.outer_k``, ``form.msg_random``). The seed, n_jobs, backend and run store start at the
+    magic's settings (``%config MixcvMagic``, ``MIXCV_*``, ``[tool.mixcv]``), read when the form
+    opens (``form.settings``); a bad one is shown in the form, with Run disabled.
 
     Parameters
     ----------
