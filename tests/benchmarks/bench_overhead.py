@@ -184,7 +184,9 @@ def profile(case: str, quick: bool) -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     cv, classes = experiment(case, quick)
-    cv = cv.set_run(store=False, n_jobs=1)
+    cv = cv.set_run(n_jobs=1)   # the default store, as in `child`: its writes are overhead too
+    os.environ.pop("MIXCV_STORE", None)
+    os.chdir(tempfile.mkdtemp(prefix="mixcv-overhead-"))
     prof = cProfile.Profile(time.process_time)
     with threadpool_limits(1), EstimatorClock(classes, profiler=prof) as clock:
         c0 = time.process_time()
