@@ -1,6 +1,6 @@
 """mixcv against flexcv 24.0b0 on the same experiments, side by side in one run.
 
-    tests/benchmarks/run.sh bench_vs_flexcv.py [--quick]
+    tests/benchmarks/run.sh bench_vs_flexcv.py [--quick] [--cases seed|large|seed,large]
 
 Two experiments, the same data for both libraries (seeded):
 
@@ -110,7 +110,10 @@ def child(lib: str, case: str, quick: bool) -> None:
 def main() -> None:
     quick = "--quick" in sys.argv
     print("Each line: a fresh process; time of perform(); peak PSS of the process and its workers; mean test R².")
-    for case in ("seed", "large"):
+    cases = tuple(sys.argv[sys.argv.index("--cases") + 1].split(",")) if "--cases" in sys.argv else ("seed", "large")
+    for case in cases:
+        if case not in MODELS:
+            raise SystemExit(f"unknown case {case!r}; known: {', '.join(MODELS)}")
         rows = {}
         for lib, label in WAYS:
             if case == "seed" and lib == "mixcv2":
