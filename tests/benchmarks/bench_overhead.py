@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -303,6 +304,7 @@ def child_parallel(case: str, quick: bool, n_jobs: int) -> None:
         cv.perform()
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     r = reported(folder)
+    shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps({"wall": wall, "cpu_parent": cpu, "cpu_workers": r["process_cpu"], "cpu_worker_startup":
                       r["startup_cpu"], "est_cpu": r["cpu"],
                       "est_wall": r["wall"],
@@ -322,7 +324,8 @@ def profile(case: str, quick: bool) -> None:
     cv, classes = experiment(case, quick)
     cv = cv.set_run(n_jobs=1)   # the default store, as in `child`: its writes are overhead too
     os.environ.pop("MIXCV_STORE", None)
-    os.chdir(tempfile.mkdtemp(prefix="mixcv-overhead-"))
+    scratch = tempfile.TemporaryDirectory(prefix="mixcv-overhead-")   # removed when this process ends
+    os.chdir(scratch.name)
     prof = cProfile.Profile(time.process_time)
     with threadpool_limits(1), EstimatorClock(classes, profiler=prof) as clock:
         c0 = time.process_time()
@@ -333,6 +336,8 @@ def profile(case: str, quick: bool) -> None:
     print(f"{case}: perform {cpu:.2f} s CPU (the profiler's own cost included), inside estimators {clock.cpu:.2f} s "
           f"({clock.calls} calls)")
     pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+    os.chdir(HERE)
+    scratch.cleanup()
 
 
 def main() -> None:
