@@ -19,6 +19,7 @@ import importlib.metadata
 import platform
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..experiment.registry import dotted_path, is_unresolved
@@ -65,11 +66,30 @@ def software_versions(spec: ExperimentSpec) -> dict[str, str]:
             names.append("statsmodels")
     out = {"python": platform.python_version()}
     for name in dict.fromkeys(names):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+        version = _installed_version(name)
+        if version is not None:
+            out[name] = version
     return out
+
+
+@cache
+def _installed_version(name: str) -> str | None:
+    # Read once per process (a run reads them twice: its stored record, its Results). A package
+    # upgraded since stays at the version first read, the one this process imported and runs on.
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    # The Version field of the metadata's header, read as text: `dist.version` parses the whole
+    # file as an e-mail message first (a millisecond a package, the README included).
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    header = text.split("\n\n", 1)[0]
+    found = _VERSION_FIELD.search(header)
+    return found.group(1) if found else dist.version
+
+
+#: Core metadata's Version field (packaging.python.org, "Core metadata specifications").
+_VERSION_FIELD = re.compile(r"^Version:[ \t]*(\S+)[ \t]*\r?$", re.MULTILINE)
 
 
 # -- building the sentences ------------------------------------------------------------------

@@ -204,12 +204,13 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
     # An estimator that parallelises itself through joblib (a forest, n_jobs left at None)
     # gets the task's cores inside each fit (`mixcv_core.run.cores.for_fit`).
     with cores.for_fit(n_rows), quiet_optuna():
-        while len(study.trials) < n_trials:
+        # The study's own list, not `study.trials` (a deep copy of every trial at each look).
+        while len(study.get_trials(deepcopy=False)) < n_trials:
             # Ask the whole batch before any of it is evaluated, tell it in the order asked:
             # the sampler sees the same history at every ask whatever evaluates the trials,
             # so the study depends on the seed and the batch size only.
             trials = [study.ask(fixed_distributions=dict(model.params))
-                      for _ in range(min(batch, n_trials - len(study.trials)))]
+                      for _ in range(min(batch, n_trials - len(study.get_trials(deepcopy=False))))]
             for trial in trials:
                 emit(TrialStarted(fold=fold, model=model.name, trial=trial.number))
             batch_params = [dict(t.params) for t in trials]
@@ -227,9 +228,9 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
                     study.tell(trial, value)
                 emit(TrialFinished(fold=fold, model=model.name, trial=trial.number, value=value,
                                    params=dict(trial.params), n_trials=n_trials))
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if last_error is not None:   # kept with the study, so the fold can say so (a silent gap otherwise)
-        study.set_user_attr("failed_trials", len(study.trials) - len(completed))
+        study.set_user_attr("failed_trials", len(study.get_trials(deepcopy=False)) - len(completed))
         study.set_user_attr("last_error", f"{type(last_error).__name__}: {str(last_error)[:300]}")
     if not completed:
         raise RuntimeError(f"all {n_trials} tuning trials of {model.name!r} failed in outer fold {fold}; "

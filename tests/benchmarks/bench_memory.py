@@ -38,20 +38,29 @@ def tree_rss(pid: int) -> int:
 
 
 def peak_while(fn) -> tuple[float, float]:
-    peak, done = [0], threading.Event()
+    seconds, gib, _ = peak_and_cpu_while(fn)
+    return seconds, gib
+
+
+def peak_and_cpu_while(fn) -> tuple[float, float, float]:
+    """Wall seconds of ``fn()``, the peak PSS (GiB) of this process and its children meanwhile, and
+    this process's CPU seconds meanwhile less the watcher thread's own (reading smaps costs CPU)."""
+    peak, done, watcher_cpu = [0], threading.Event(), [0.0]
 
     def watch() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], tree_rss(os.getpid()))
             time.sleep(0.1)
+        watcher_cpu[0] = time.thread_time()
     t = threading.Thread(target=watch, daemon=True)
+    c0 = time.process_time()
     t.start()
     t0 = time.perf_counter()
     fn()
     seconds = time.perf_counter() - t0
     done.set()
     t.join()
-    return seconds, peak[0] / 2**30
+    return seconds, peak[0] / 2**30, time.process_time() - c0 - watcher_cpu[0]
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The overhead ratio: a run's time divided by the time spent inside the estimators' own fits.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_overhead.py [--quick] [--cases a,b] [--profile CASE]
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_overhead.py --n-jobs N [--quick] [--cases large,math]
 
 Each experiment runs in a fresh process (first-use imports inside the run count against
 mixcv), recorded in the default run store (``./.mixcv`` of a scratch folder), serially, with BLAS/OpenMP held to one thread (``OMP_NUM_THREADS=1`` and
@@ -21,12 +22,28 @@ Cases:
 
 ``--profile CASE`` runs one case serially in this process under cProfile, paused inside the
 estimators' calls, and prints the 40 functions with the largest cumulative time: the overhead.
+
+``--n-jobs N`` (the issue's second target, "within 15 % of 1/cores with n_jobs = cores"; by default the
+large and math cases) runs each case with N worker processes and prints wall × N ÷ the time inside the
+estimators summed over every process (1.0: all N cores inside a fit all the time). The workers get the
+clock through ``$MIXCV_BENCH_ESTIMATOR_CLOCK`` and ``_clock_site/sitecustomize.py`` first on their
+PYTHONPATH (`clock_from_environment`): nothing of it is in mixcv. Each process writes its totals to a
+file of its own after every outermost call; the parent sums them. Also printed: the CPU of every process
+÷ the CPU inside fits (which load on a shared machine does not inflate, as it does wall time), the
+workers' start-up CPU (interpreter and imports before their first fit), and ``uptime``'s load before and
+after: on a shared machine the wall figure is only as good as that load allows.
+
+What counts as overhead: everything in ``perform()`` outside the outermost estimator calls, so Optuna's
+sampler (TPE's ask and tell), the scaling of each split, scoring, events, the store and the result
+assembly are all overhead, as are scikit-learn's once-per-process costs that land outside a fit (its
+first input validation scans the installed packages' entry points for narwhals plugins).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,14 +66,30 @@ class EstimatorClock:
     MERF fits in its EM) adds nothing, so nested estimators are counted once.
     """
 
-    def __init__(self, classes: list[type], profiler: Any = None) -> None:
+    def __init__(self, classes: list[type], profiler: Any = None, report: str | None = None) -> None:
         self.classes = classes
         self.profiler = profiler   # a cProfile.Profile paused inside the estimators: it then shows the overhead only
+        # A folder: after each outermost call the totals so far are written to ``<report>/<pid>``,
+        # so a run's worker processes (each with its own clock) can be summed by the parent.
+        self.report = report
         self.cpu = 0.0
         self.wall = 0.0
         self.calls = 0
+        self.first_call_cpu: float | None = None   # the process's CPU when its first fit began: its start-up
         self._depth = threading.local()
         self._saved: list[tuple[type, str, Any]] = []
+        self._fd: tuple[int, int] | None = None   # (pid, file descriptor): a forked worker opens its own
+
+    def _write_report(self) -> None:
+        # One pwrite of a fixed-width record at offset 0 (a few microseconds), never a reopen:
+        # the file always holds the latest totals, whole.
+        assert self.report is not None
+        pid = os.getpid()
+        if self._fd is None or self._fd[0] != pid:
+            self._fd = (pid, os.open(os.path.join(self.report, str(pid)), os.O_WRONLY | os.O_CREAT, 0o644))
+        # The process's own CPU so far too: the workers' whole CPU (imports, unpickling, events) next to their fits.
+        os.pwrite(self._fd[1], f"{self.cpu:24.9f} {self.wall:24.9f} {self.calls:12d} {time.process_time():24.9f} "
+                  f"{self.first_call_cpu or 0.0:24.9f}\n".encode(), 0)
 
     def _wrap(self, method: Any) -> Any:
         clock = self
@@ -69,6 +102,8 @@ class EstimatorClock:
             if clock.profiler is not None:
                 clock.profiler.disable()
             c0, w0 = time.process_time(), time.perf_counter()
+            if clock.first_call_cpu is None:
+                clock.first_call_cpu = c0
             try:
                 return method(*args, **kwargs)
             finally:
@@ -76,6 +111,8 @@ class EstimatorClock:
                 clock.wall += time.perf_counter() - w0
                 clock.calls += 1
                 clock._depth.n = 0
+                if clock.report is not None:
+                    clock._write_report()
                 if clock.profiler is not None:
                     clock.profiler.enable()
         timed.__wrapped__ = method  # type: ignore[attr-defined]
@@ -97,6 +134,75 @@ class EstimatorClock:
             else:
                 setattr(cls, name, original)
         self._saved.clear()
+
+
+#: The variable that carries the clock to a run's worker processes: JSON ``{"dir": folder, "classes":
+#: ["module:qualname", ...]}``. ``_clock_site/sitecustomize.py``, first on the workers' PYTHONPATH, calls
+#: `clock_from_environment`, which wraps each class once its module is imported in that worker.
+CLOCK_VARIABLE = "MIXCV_BENCH_ESTIMATOR_CLOCK"
+
+
+def clock_from_environment() -> EstimatorClock | None:
+    """In a worker process: an `EstimatorClock` reporting to the folder ``$MIXCV_BENCH_ESTIMATOR_CLOCK``
+    names, wrapping each class as soon as its module has been imported (never importing one itself:
+    the helper processes a run starts, a resource tracker, import no estimator and pay nothing)."""
+    import importlib.abc
+    import importlib.machinery
+
+    setting = os.environ.get(CLOCK_VARIABLE)
+    if not setting:
+        return None
+    config = json.loads(setting)
+    if config.get("parent") == os.getpid():
+        return None   # the process that set it has its own clock
+    wanted: dict[str, list[str]] = {}
+    for ref in config["classes"]:
+        module, _, qualname = ref.partition(":")
+        wanted.setdefault(module, []).append(qualname)
+    clock = EstimatorClock([], report=config["dir"])
+
+    def wrap(module: Any) -> None:
+        for qualname in wanted.pop(module.__name__, []):
+            cls = module
+            for part in qualname.split("."):
+                cls = getattr(cls, part)
+            clock.classes = [cls]
+            clock.__enter__()   # adds this class's wrappers to those already in place
+
+    class AfterImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+            if name not in wanted:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+            if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+                return spec
+            run = spec.loader.exec_module
+
+            def exec_module(module: Any) -> None:
+                run(module)
+                wrap(module)
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+            return spec
+
+    for name in [n for n in wanted if n in sys.modules]:
+        wrap(sys.modules[name])
+    sys.meta_path.insert(0, AfterImport())
+    return clock
+
+
+def reported(folder: str) -> dict[str, float]:
+    """The totals every process wrote to ``folder``, summed (and how many processes wrote)."""
+    out = {"cpu": 0.0, "wall": 0.0, "calls": 0.0, "processes": 0.0, "process_cpu": 0.0, "startup_cpu": 0.0}
+    for name in os.listdir(folder):
+        cpu, wall, calls, process_cpu, startup_cpu = Path(folder, name).read_text().split()
+        if int(name) != os.getpid():   # a worker: its CPU from its start (this process's is timed around perform)
+            out["process_cpu"] += float(process_cpu)
+            out["startup_cpu"] += float(startup_cpu)
+        out["cpu"] += float(cpu)
+        out["wall"] += float(wall)
+        out["calls"] += int(calls)
+        out["processes"] += int(calls) > 0
+    return out
 
 
 def _instevall(n: int) -> Any:
@@ -173,6 +279,38 @@ def child(case: str, quick: bool) -> None:
                       "calls": clock.calls}))
 
 
+def child_parallel(case: str, quick: bool, n_jobs: int) -> None:
+    """Run ``case`` with ``n_jobs`` worker processes in this fresh process; print one JSON line.
+
+    The workers' estimators are timed by their own clocks (`clock_from_environment`, reached
+    through ``_clock_site/sitecustomize.py``), this process's by its own; all report to one folder.
+    """
+    import logging
+    import warnings
+
+    from threadpoolctl import threadpool_limits
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    cv, classes = experiment(case, quick)
+    cv = cv.set_run(n_jobs=n_jobs)
+    folder = tempfile.mkdtemp(prefix="mixcv-clock-")
+    # Set now, after this process started: the workers start with them, this process has its own clock.
+    os.environ[CLOCK_VARIABLE] = json.dumps({"dir": folder, "parent": os.getpid(),
+                                             "classes": [f"{c.__module__}:{c.__qualname__}" for c in classes]})
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE / "_clock_site"), os.environ.get("PYTHONPATH", "")])
+    load = os.getloadavg()
+    with threadpool_limits(1), EstimatorClock(classes, report=folder):
+        c0, w0 = time.process_time(), time.perf_counter()
+        cv.perform()
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    r = reported(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps({"wall": wall, "cpu_parent": cpu, "cpu_workers": r["process_cpu"], "cpu_worker_startup":
+                      r["startup_cpu"], "est_cpu": r["cpu"],
+                      "est_wall": r["wall"],
+                      "calls": r["calls"], "processes": r["processes"], "load": [load, os.getloadavg()]}))
+
+
 def profile(case: str, quick: bool) -> None:
     """Profile one serial run of ``case`` in this process and print where the time outside fits goes."""
     import cProfile
@@ -184,7 +322,10 @@ def profile(case: str, quick: bool) -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     cv, classes = experiment(case, quick)
-    cv = cv.set_run(store=False, n_jobs=1)
+    cv = cv.set_run(n_jobs=1)   # the default store, as in `child`: its writes are overhead too
+    os.environ.pop("MIXCV_STORE", None)
+    scratch = tempfile.TemporaryDirectory(prefix="mixcv-overhead-")   # removed when this process ends
+    os.chdir(scratch.name)
     prof = cProfile.Profile(time.process_time)
     with threadpool_limits(1), EstimatorClock(classes, profiler=prof) as clock:
         c0 = time.process_time()
@@ -195,6 +336,8 @@ def profile(case: str, quick: bool) -> None:
     print(f"{case}: perform {cpu:.2f} s CPU (the profiler's own cost included), inside estimators {clock.cpu:.2f} s "
           f"({clock.calls} calls)")
     pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+    os.chdir(HERE)
+    scratch.cleanup()
 
 
 def main() -> None:
@@ -202,18 +345,18 @@ def main() -> None:
     if "--profile" in sys.argv:
         profile(sys.argv[sys.argv.index("--profile") + 1], quick)
         return
-    cases = CASES
+    n_jobs = int(sys.argv[sys.argv.index("--n-jobs") + 1]) if "--n-jobs" in sys.argv else 1
+    cases = CASES if n_jobs == 1 else ("large", "math")
     if "--cases" in sys.argv:
         cases = tuple(sys.argv[sys.argv.index("--cases") + 1].split(","))
+    if n_jobs != 1:
+        main_parallel(cases, quick, n_jobs)
+        return
     print("Each line: a fresh process, n_jobs=1, one BLAS/OpenMP thread; perform() time and the time inside the "
           "estimators' fit/predict calls.")
     print(f"{'case':<9} {'cpu s':>7} {'in est':>7} {'ratio':>6} | {'wall s':>7} {'in est':>7} {'ratio':>6} "
           f"{'calls':>6}")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           # absolute: the children run in a scratch folder
-           "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                                         if p)}
-    env.pop("MIXCV_STORE", None)   # the default store, ./.mixcv, in a scratch folder: what a user's run writes
+    env = _child_environment()
     with tempfile.TemporaryDirectory() as scratch:
         for case in cases:
             out = subprocess.run([sys.executable, __file__, "--child", case] + (["--quick"] if quick else []),
@@ -227,8 +370,49 @@ def main() -> None:
                   flush=True)
 
 
+def _child_environment() -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           # absolute: the children run in a scratch folder
+           "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                         if p)}
+    env.pop("MIXCV_STORE", None)   # the default store, ./.mixcv, in a scratch folder: what a user's run writes
+    env.pop(CLOCK_VARIABLE, None)
+    return env
+
+
+def main_parallel(cases: tuple[str, ...], quick: bool, n_jobs: int) -> None:
+    """Each case in a fresh process with ``n_jobs`` workers: wall × n_jobs ÷ the summed time in the estimators."""
+    print(f"Each line: a fresh process, n_jobs={n_jobs} (worker processes, one BLAS/OpenMP thread each); "
+          f"wall time of perform() and the time inside the estimators' fit/predict calls summed over every process.")
+    print(f"occupancy = wall × {n_jobs} ÷ Σ in-estimator time: 1.0 is every one of {n_jobs} cores inside a fit all the "
+          f"time (the issue's target, within 15 % of 1/cores for wall ÷ Σ, is occupancy ≤ 1.15). By Σ wall inside fits "
+          "(a fit that waits for the CPU counts), and by Σ CPU inside fits (inflated by other load).")
+    print(f"{'case':<7} {'wall s':>7} {'Σ est wall':>10} {'occup.':>6} {'Σ est cpu':>9} {'occup.':>6} "
+          f"{'calls':>6} {'procs':>5} {'all cpu':>7} {'cpu ÷ est':>9} {'start-up':>8}  load (1, 5, 15 min) before -> after")
+    print("all cpu: this process's CPU during perform() plus each worker's CPU up to its last fit (its imports "
+          "included); cpu ÷ est: that ÷ Σ CPU inside fits, the serial ratio's counterpart, which load does not inflate; "
+          "start-up: the workers' CPU before their first fit (interpreter, imports, the task's data).")
+    env = _child_environment()
+    with tempfile.TemporaryDirectory() as scratch:
+        for case in cases:
+            out = subprocess.run([sys.executable, __file__, "--child-parallel", case, str(n_jobs)]
+                                 + (["--quick"] if quick else []), capture_output=True, text=True, cwd=scratch, env=env)
+            if out.returncode != 0:
+                print(f"{case}: failed\n{out.stderr[-2000:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            before, after = (", ".join(f"{x:.2f}" for x in la) for la in r["load"])
+            print(f"{case:<7} {r['wall']:>7.2f} {r['est_wall']:>10.2f} {r['wall'] * n_jobs / r['est_wall']:>6.3f} "
+                  f"{r['est_cpu']:>9.2f} {r['wall'] * n_jobs / r['est_cpu']:>6.3f} {int(r['calls']):>6} "
+                  f"{int(r['processes']):>5} {r['cpu_parent'] + r['cpu_workers']:>7.2f} "
+                  f"{(r['cpu_parent'] + r['cpu_workers']) / r['est_cpu']:>9.3f} {r['cpu_worker_startup']:>8.2f}  "
+                  f"{before} -> {after}", flush=True)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         child(sys.argv[2], "--quick" in sys.argv)
+    elif len(sys.argv) > 3 and sys.argv[1] == "--child-parallel":
+        child_parallel(sys.argv[2], "--quick" in sys.argv, int(sys.argv[3]))
     else:
         main()

@@ -1,6 +1,6 @@
 """mixcv against flexcv 24.0b0 on the same experiments, side by side in one run.
 
-    tests/benchmarks/run.sh bench_vs_flexcv.py [--quick]
+    tests/benchmarks/run.sh bench_vs_flexcv.py [--quick] [--cases seed|large|seed,large]
 
 Two experiments, the same data for both libraries (seeded):
 
@@ -14,7 +14,8 @@ Two experiments, the same data for both libraries (seeded):
   random slope.
 
 Every run is a fresh Python process (so one library's imports and caches do not help the
-other); its wall time counts ``perform()`` only, its memory is the peak PSS of the process
+other); its wall time counts ``perform()`` only (and so does its CPU time, this process's, less the
+memory watcher's: on a shared machine the fairer clock), its memory is the peak PSS of the process
 and any workers it starts, sampled every 0.1 s. The test R² (mean over outer folds) of each
 model is printed next to the time, so a speed-up cannot come from a different experiment.
 
@@ -95,22 +96,25 @@ def test_r2(lib: str, results, model: str) -> float:
 
 def child(lib: str, case: str, quick: bool) -> None:
     """Run one (library, experiment) in this fresh process; print one JSON line."""
-    from bench_memory import peak_while  # a sibling module: benchmarks run as scripts from this folder
+    from bench_memory import peak_and_cpu_while  # a sibling module: benchmarks run as scripts from this folder
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     import optuna
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     cv = experiment(lib, case, quick)
-    seconds, gib = peak_while(cv.perform)
+    seconds, gib, cpu = peak_and_cpu_while(cv.perform)
     results = cv.get_results() if hasattr(cv, "get_results") else cv.results
-    print(json.dumps({"seconds": seconds, "gib": gib,
+    print(json.dumps({"seconds": seconds, "gib": gib, "cpu": cpu,
                       "r2": {m: test_r2(lib, results, m) for m in MODELS[case]}}))
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
     print("Each line: a fresh process; time of perform(); peak PSS of the process and its workers; mean test R².")
-    for case in ("seed", "large"):
+    cases = tuple(sys.argv[sys.argv.index("--cases") + 1].split(",")) if "--cases" in sys.argv else ("seed", "large")
+    for case in cases:
+        if case not in MODELS:
+            raise SystemExit(f"unknown case {case!r}; known: {', '.join(MODELS)}")
         rows = {}
         for lib, label in WAYS:
             if case == "seed" and lib == "mixcv2":
@@ -125,18 +129,20 @@ def main() -> None:
             rows[lib]["label"], rows[lib]["total"] = label, time.perf_counter() - t
         if "flexcv" not in rows:
             continue
-        base = rows["flexcv"]["seconds"]
+        base, base_cpu = rows["flexcv"]["seconds"], rows["flexcv"]["cpu"]
         names = MODELS[case]
         short = {"RandomForestRegressor": "RF", "MERF(RandomForestRegressor)": "MERF(RF)",
                  "LinearMixedEffectsModel": "LMM"}
         print(f"\n{case}: " + ("50 rows, 3 features, 5 groups, KFold(3)/(5), 3 trials" if case == "seed" else
                                f"{30 if quick else 100} groups x 100 rows, GroupKFold(5)/(3), "
                                f"{5 if quick else 20} trials"))
-        print(f"{'':24} {'perform s':>9} {'speed-up':>8} {'peak GiB':>8}  "
+        print(f"{'':24} {'perform s':>9} {'speed-up':>8} {'CPU s':>7} {'CPU speed-up':>12} {'peak GiB':>8}  "
               + "  ".join(f"{'R² ' + short[n]:>10}" for n in names))
         for r in rows.values():
-            print(f"{r['label']:24} {r['seconds']:>9.2f} {base / r['seconds']:>7.1f}x {r['gib']:>8.2f}  "
-                  + "  ".join(f"{r['r2'][n]:>10.3f}" for n in names), flush=True)
+            # CPU of this process only: for n_jobs=2 the workers' is not in it (no CPU speed-up shown).
+            cpu_ratio = f"{base_cpu / r['cpu']:>11.1f}x" if r["label"] != "mixcv, n_jobs=2" else f"{'-':>12}"
+            print(f"{r['label']:24} {r['seconds']:>9.2f} {base / r['seconds']:>7.1f}x {r['cpu']:>7.2f} {cpu_ratio} "
+                  f"{r['gib']:>8.2f}  " + "  ".join(f"{r['r2'][n]:>10.3f}" for n in names), flush=True)
 
 
 if __name__ == "__main__":

@@ -415,3 +415,34 @@ def test_a_tuned_lmm_setting_is_said_to_be_tuned_not_given_its_default(sleep):
                           tuning=TuningSpec(n_trials=2))
     (lmm,) = _topics(engine.run(spec, sleep, store=False))["lmm"]
     assert "fitted by REML or ML (tuned)" in lmm and "restricted maximum likelihood" not in lmm
+
+
+def test_software_versions_read_each_package_once_per_process(monkeypatch):
+    # A run reads them twice (its stored record and its Results); each read opens a METADATA file.
+    import importlib.metadata
+
+    from mixcv_core.results import methods
+    reads: list[str] = []
+    real, numpy_version = importlib.metadata.distribution, importlib.metadata.version("numpy")
+
+    def counted(name: str) -> importlib.metadata.Distribution:
+        reads.append(name)
+        return real(name)
+    methods._installed_version.cache_clear()
+    monkeypatch.setattr(importlib.metadata, "distribution", counted)
+    spec = ExperimentSpec(DataSpec(target="y", groups="g"), models=(ModelSpec("OLS", "LinearModel"),))
+    first = methods.software_versions(spec)
+    assert methods.software_versions(spec) == first and first["numpy"] == numpy_version
+    assert sorted(reads) == sorted(set(reads)) and "numpy" in reads
+    methods._installed_version.cache_clear()
+
+
+def test_the_version_read_from_the_metadata_header_is_the_one_importlib_parses_for_every_installed_package():
+    import importlib.metadata
+
+    from mixcv_core.results.methods import _installed_version
+    names = {d.metadata["Name"] for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    assert len(names) > 20   # the test environment's packages: a real sample of METADATA files
+    for name in sorted(names):
+        assert _installed_version(name) == importlib.metadata.version(name), name
+    assert _installed_version("no-such-package-mixcv") is None
