@@ -145,6 +145,45 @@ def test_a_forest_inside_binary_merf_beats_the_plain_forest_on_held_out_rows_of_
     assert known < plain - 0.01          # measured: 0.626 against 0.646 (300 trees)
 
 
+class _CountedForest(RandomForestRegressor):
+    """A forest that records the number of trees of every fit (the light phase's and the real one's)."""
+
+    def fit(self, X, y, sample_weight=None):
+        FITS.append(self.n_estimators)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+FITS: list[int] = []
+
+
+def test_a_large_forest_moves_eta_on_a_small_one_first_and_every_iteration_that_counts_uses_the_real_one():
+    d = cbpp_rows()
+    cols = ["period2", "period3", "period4"]
+    FITS.clear()
+    forest = _CountedForest(n_estimators=40, min_samples_leaf=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = MERFClassifier(forest, em_estimators=10).fit(d[cols], d["y"], groups=d["herd"])
+    h = m.history_
+    light = int((~h["full_base"]).sum())
+    assert light >= 1 and not h["full_base"].iloc[:light].any() and h["full_base"].iloc[light:].all()
+    # One EM step on 10 trees per light iteration, then the real forest, which the fit returned is.
+    assert FITS[:light] == [10] * light and FITS[light] == 40 and FITS[-1] == 40
+    assert (h["inner_iterations"].iloc[:light] == 1).all()
+    assert m.trained_fe_model.n_estimators == 40 and len(m.trained_fe_model.estimators_) == 40
+    if m.converged_:          # both changes that made it converged are between real-forest fits
+        assert (h["eta_change"].iloc[-2:] < m.outer_tol).all() and light <= len(h) - 2
+    # A single PQL iteration, or a forest no larger than em_estimators: no light phase.
+    FITS.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = MERFClassifier(forest, em_estimators=10, outer_max_iterations=1).fit(d[cols], d["y"], groups=d["herd"])
+        small = MERFClassifier(forest, em_estimators=40, outer_max_iterations=3).fit(d[cols], d["y"],
+                                                                                    groups=d["herd"])
+    assert one.history_["full_base"].all() and small.history_["full_base"].all()
+    assert set(FITS) == {40}
+
+
 def test_prior_weights_reach_a_base_that_takes_them_and_a_base_without_them_is_fitted_unweighted():
     d = cbpp_rows()
     cols = ["period2", "period3", "period4"]
