@@ -184,6 +184,30 @@ def test_a_large_forest_moves_eta_on_a_small_one_first_and_every_iteration_that_
     assert set(FITS) == {40}
 
 
+def test_a_fit_whose_eta_stalls_above_outer_tol_stops_after_outer_patience_iterations_without_a_new_low():
+    d = contraception()
+    cols, y, g = CON_X, "use", "district"
+    # A 10-tree forest on age refitted to a moving working response never moves eta by less than 1e-6.
+    forest = RandomForestRegressor(n_estimators=10, min_samples_leaf=20, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="stalled"):
+        m = MERFClassifier(forest, outer_tol=1e-6, outer_patience=3).fit(d[cols], d[y], groups=d[g])
+    assert m.converged_ is False and "outer_patience" in m.convergence_
+    changes = list(m.history_["eta_change"])
+    # Written out: the first iteration at which the lowest change so far is 3 iterations old.
+    low, at, stop = np.inf, 0, None
+    for i, c in enumerate(changes):
+        low, at = (c, i) if c < low else (low, at)
+        if i - at >= 3:
+            stop = i
+            break
+    assert stop == len(changes) - 1 < m.outer_max_iterations - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        whole = MERFClassifier(forest, outer_tol=1e-6, outer_patience=None, outer_max_iterations=len(changes) + 2)
+        whole.fit(d[cols], d[y], groups=d[g])
+    assert whole.n_iter_ == len(changes) + 2 and "outer_max_iterations" in whole.convergence_
+
+
 def test_prior_weights_reach_a_base_that_takes_them_and_a_base_without_them_is_fitted_unweighted():
     d = cbpp_rows()
     cols = ["period2", "period3", "period4"]
@@ -240,6 +264,8 @@ def test_bad_input_is_refused_naming_the_field_before_any_fit():
     field, text = field_of(lambda: MERFClassifier(LinearRegression()).fit(X, np.arange(len(d)) % 3, groups=g))
     assert field == "y" and "3" in text
     assert field_of(lambda: MERFClassifier(LinearRegression(), outer_tol=0).fit(X, d["y"], groups=g))[0] == "outer_tol"
+    assert field_of(lambda: MERFClassifier(LinearRegression(), outer_patience=0).fit(
+        X, d["y"], groups=g))[0] == "outer_patience"
     assert field_of(lambda: MERFClassifier(LinearRegression(), outer_max_iterations=0).fit(
         X, d["y"], groups=g))[0] == "outer_max_iterations"
     assert field_of(lambda: MERFClassifier(LinearRegression()).fit(
