@@ -32,11 +32,12 @@ part, as `merf.MERF` decides) costs most, so it goes further, in two phases:
 
 - *light*: one EM step per PQL iteration on a copy with ``em_estimators`` trees, while ``eta``'s
   change still shrinks geometrically (below ``LIGHT_STALL`` times the previous one) and is above
-  ``outer_tol``;
+  ``outer_tol``, leaving ``FULL_RESERVE`` of ``outer_max_iterations`` at least to the real model;
 - *full*: the real base model from then on, one EM step per PQL iteration while ``eta`` moves
   and a whole EM (small forest, then the real one once, as `MERFRegressor` does) once it has
-  settled. The last iteration is always a full one, so the model returned and every change of
-  ``eta`` that ``converged_`` counts come from the real base model.
+  settled. The model returned comes from the real base model, and so does every change of ``eta``
+  that ``converged_`` (or the stall rule below) counts: the first full iteration's change, from
+  the small forest's ``eta``, is not counted.
 
 A forest refitted to a moving working response also keeps moving ``eta`` by its own noise: on
 GPBoost's Bernoulli simulation (500 groups of 10) by 0.06-0.07 at every iteration, never twice
@@ -44,10 +45,12 @@ below ``outer_tol``, so the loop stops, not converged, once the change has gone 
 iterations without a new low (`DEFAULT_PATIENCE`) rather than resample that noise up to
 ``outer_max_iterations``.
 
-On Contraception with a 300-tree forest this took a fit from 7.2 to about 4 CPU s, and
-GPBoost's Bernoulli simulation from about 80 to 40 (tests/benchmarks/README.md, bench_binary.py),
-with the same log loss and AUC within the forest's noise. With a linear base model nothing of
-this applies and the fit is the glmmPQL one above.
+With a 300-tree forest this took a fit on Contraception from 7.2 to about 4 CPU s (the light
+phase), and on GPBoost's Bernoulli simulation from 81 to 41 (the light phase) and to 18 (the stall
+rule too), with held-out log loss and AUC within the forest's own noise (tests/benchmarks/README.md,
+bench_binary.py). A linear base model has no light phase, and its ``eta`` moves less at every
+iteration (geometric convergence), so the stall rule never ends its fit early: the fit is the
+glmmPQL one above.
 
 Prediction (`MERFClassifier.predict_proba`): a row whose levels were all seen in training gets
 ``expit(eta)`` conditional on their modes; for a level not seen in training the probability is
@@ -110,6 +113,9 @@ LIGHT_EM_STEPS = 1
 #: shrinking geometrically and is at the small forest's refit noise. On Contraception (300 trees,
 #: em_estimators=50) the changes were 0.83, 0.18, 0.115, 0.099 (ratio 0.86: the switch).
 LIGHT_STALL = 0.8
+#: PQL iterations the light phase leaves to the real base model at least: the first, whose change
+#: starts from the small forest's eta and is not counted, and two within outer_tol to converge.
+FULL_RESERVE = DEFAULT_WINDOW + 1
 
 
 @dataclass(frozen=True)
@@ -389,10 +395,11 @@ class MERFClassifier(ClassifierMixin, MixedEffectsRegressor):
         # one warm-started EM step on the small forest per PQL iteration moves it as far as a whole
         # EM would (the next linearisation changes the working response anyway). It ends when eta
         # settles or its change stops shrinking (the small forest's own refit noise, larger than
-        # the full forest's), and at the latest one iteration before outer_max_iterations: every
-        # iteration after it, and so the fit returned and every change that counts for
-        # converged_, uses the real base model.
-        phase_light = light is not None and self.outer_max_iterations > 1
+        # the full forest's), and at the latest with FULL_RESERVE iterations left: every iteration
+        # after it, and so the fit returned, uses the real base model, and the change from the
+        # small forest's eta to the first real one counts neither for converged_ nor for a stall.
+        phase_light = light is not None and self.outer_max_iterations > FULL_RESERVE
+        from_light = False
         for it in range(1, self.outer_max_iterations + 1):
             mu = np.clip(_expit(eta), 1e-10, 1 - 1e-10)
             var = mu * (1 - mu)
@@ -437,7 +444,11 @@ class MERFClassifier(ClassifierMixin, MixedEffectsRegressor):
                                "eta_change": change})
             if phase_light:
                 phase_light = (change >= self.outer_tol and not change > LIGHT_STALL * shrinking
-                               and it < self.outer_max_iterations - 1)
+                               and it < self.outer_max_iterations - FULL_RESERVE)
+                from_light = not phase_light
+                continue
+            if from_light:
+                from_light = False
                 continue
             settled = settled + 1 if change < self.outer_tol else 0
             if settled >= DEFAULT_WINDOW:
