@@ -284,7 +284,7 @@ class MERFClassifier(ClassifierMixin, MixedEffectsRegressor):
         True when ``eta`` settled within ``outer_tol`` and the last inner EM converged; False
         with a `ConvergenceWarning` otherwise.
     convergence_ : str
-        How the PQL loop ended.
+        How the PQL loop ended: converged, stalled (``outer_patience``) or out of iterations.
     history_ : DataFrame
         One row per outer iteration: ``iteration``, ``gll``, ``sigma2``, ``D`` entries,
         ``eta_change``, ``inner_iterations``, ``inner_converged``, ``full_base`` (False for the
