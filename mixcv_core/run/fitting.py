@@ -233,7 +233,7 @@ def build_merf(model: ModelSpec, spec: ExperimentSpec, params: Mapping[str, Any]
 
     The model knows nothing of the engine: it is handed a callback, which turns each EM
     iteration into an `EMIteration` event. A classification run gets binary MERF
-    (`MERFClassifier`), whose callback fires once per PQL iteration (each a whole EM).
+    (`MERFClassifier`), whose callback fires once per PQL iteration (each a warm-started EM).
     """
     cls = MERFClassifier if spec.task == "classification" else MERFRegressor
     return cls(

@@ -145,6 +145,69 @@ def test_a_forest_inside_binary_merf_beats_the_plain_forest_on_held_out_rows_of_
     assert known < plain - 0.01          # measured: 0.626 against 0.646 (300 trees)
 
 
+class _CountedForest(RandomForestRegressor):
+    """A forest that records the number of trees of every fit (the light phase's and the real one's)."""
+
+    def fit(self, X, y, sample_weight=None):
+        FITS.append(self.n_estimators)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+FITS: list[int] = []
+
+
+def test_a_large_forest_moves_eta_on_a_small_one_first_and_every_iteration_that_counts_uses_the_real_one():
+    d = cbpp_rows()
+    cols = ["period2", "period3", "period4"]
+    FITS.clear()
+    forest = _CountedForest(n_estimators=40, min_samples_leaf=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = MERFClassifier(forest, em_estimators=10).fit(d[cols], d["y"], groups=d["herd"])
+    h = m.history_
+    light = int((~h["full_base"]).sum())
+    assert light >= 1 and not h["full_base"].iloc[:light].any() and h["full_base"].iloc[light:].all()
+    # One EM step on 10 trees per light iteration, then the real forest, which the fit returned is.
+    assert FITS[:light] == [10] * light and FITS[light] == 40 and FITS[-1] == 40
+    assert (h["inner_iterations"].iloc[:light] == 1).all()
+    assert m.trained_fe_model.n_estimators == 40 and len(m.trained_fe_model.estimators_) == 40
+    assert m.converged_        # both changes that made it converged are between real-forest fits
+    assert (h["eta_change"].iloc[-2:] < m.outer_tol).all() and light <= len(h) - 3
+    # A single PQL iteration, or a forest no larger than em_estimators: no light phase.
+    FITS.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = MERFClassifier(forest, em_estimators=10, outer_max_iterations=1).fit(d[cols], d["y"], groups=d["herd"])
+        small = MERFClassifier(forest, em_estimators=40, outer_max_iterations=3).fit(d[cols], d["y"],
+                                                                                    groups=d["herd"])
+    assert one.history_["full_base"].all() and small.history_["full_base"].all()
+    assert set(FITS) == {40}
+
+
+def test_a_fit_whose_eta_stalls_above_outer_tol_stops_after_outer_patience_iterations_without_a_new_low():
+    d = contraception()
+    cols, y, g = CON_X, "use", "district"
+    # A 10-tree forest on age refitted to a moving working response never moves eta by less than 1e-6.
+    forest = RandomForestRegressor(n_estimators=10, min_samples_leaf=20, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="stalled"):
+        m = MERFClassifier(forest, outer_tol=1e-6, outer_patience=3).fit(d[cols], d[y], groups=d[g])
+    assert m.converged_ is False and "outer_patience" in m.convergence_
+    changes = list(m.history_["eta_change"])
+    # Written out: the first iteration at which the lowest change so far is 3 iterations old.
+    low, at, stop = np.inf, 0, None
+    for i, c in enumerate(changes):
+        low, at = (c, i) if c < low else (low, at)
+        if i - at >= 3:
+            stop = i
+            break
+    assert stop == len(changes) - 1 < m.outer_max_iterations - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        whole = MERFClassifier(forest, outer_tol=1e-6, outer_patience=None, outer_max_iterations=len(changes) + 2)
+        whole.fit(d[cols], d[y], groups=d[g])
+    assert whole.n_iter_ == len(changes) + 2 and "outer_max_iterations" in whole.convergence_
+
+
 def test_prior_weights_reach_a_base_that_takes_them_and_a_base_without_them_is_fitted_unweighted():
     d = cbpp_rows()
     cols = ["period2", "period3", "period4"]
@@ -201,6 +264,8 @@ def test_bad_input_is_refused_naming_the_field_before_any_fit():
     field, text = field_of(lambda: MERFClassifier(LinearRegression()).fit(X, np.arange(len(d)) % 3, groups=g))
     assert field == "y" and "3" in text
     assert field_of(lambda: MERFClassifier(LinearRegression(), outer_tol=0).fit(X, d["y"], groups=g))[0] == "outer_tol"
+    assert field_of(lambda: MERFClassifier(LinearRegression(), outer_patience=0).fit(
+        X, d["y"], groups=g))[0] == "outer_patience"
     assert field_of(lambda: MERFClassifier(LinearRegression(), outer_max_iterations=0).fit(
         X, d["y"], groups=g))[0] == "outer_max_iterations"
     assert field_of(lambda: MERFClassifier(LinearRegression()).fit(
