@@ -64,13 +64,14 @@ class RecordsJoblib(RecordsThreads):
         return super().fit(X, y)
 
 
-def _forest_run(model, **run):
+def _forest_run(model, model_kwargs=None, **run):
     from optuna.distributions import IntDistribution
     X, y, g, _ = generate_grouped_regression(8, 15, random_seed=3, n_features=3)
     params = {"max_depth": IntDistribution(2, 6)} if model != "RecordsJoblib" else {}
     est = RecordsJoblib if model == "RecordsJoblib" else model
     return (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", "GroupKFold", n_splits_out=2, n_splits_in=3)
-            .add_model(est, requires_inner_cv=bool(params), params=params, add_merf=True).set_inner_cv(3)
+            .add_model(est, requires_inner_cv=bool(params), params=params, add_merf=True,
+                       model_kwargs=model_kwargs).set_inner_cv(3)
             .set_merf(em_max_iterations=3).set_run(store=False, **run).perform().get_results()
             .to_frame().drop(columns=["fit_time", "tune_time"]))
 
@@ -93,9 +94,11 @@ def test_a_forest_fitted_in_threads_gives_the_same_results_and_merf_too(monkeypa
 
     from mixcv_core.run import cores
     monkeypatch.setattr(cores, "MIN_ROWS_FOR_THREADS", 0)
+    # 20 trees, ten to a thread, are as good a check of thread-independence as the default
+    # 100 (which took 13 s of CPU for the two runs).
     with cores.limit(1):
-        alone = _forest_run(RandomForestRegressor)
+        alone = _forest_run(RandomForestRegressor, {"n_estimators": 20})
     with cores.limit(2):
-        threaded = _forest_run(RandomForestRegressor)
+        threaded = _forest_run(RandomForestRegressor, {"n_estimators": 20})
     assert set(alone["model"]) == {"RandomForestRegressor", "MERF(RandomForestRegressor)"}
     assert alone.equals(threaded)
