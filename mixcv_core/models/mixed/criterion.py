@@ -70,8 +70,8 @@ class Criterion:
                                 levels[self.order[0]]) if len(levels) > 1 else None
         self.n_evals = 0
         self.dof = n - p if reml else n
-        # One term: the optimiser's evaluations take `one_term`'s short route (same values),
-        # and `optimize.minimise` its own BFGS (`quasi_newton`).
+        # One term: the optimiser's evaluations take `one_term`'s short route (same values;
+        # the fit record is still read from `pls.solve`).
         self.single_term = len(levels) == 1
         self._last: tuple[bytes, float, np.ndarray] | None = None
 
