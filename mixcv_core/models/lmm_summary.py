@@ -22,7 +22,32 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["LMMSummary", "fmt_column", "variance_decomposition"]
+__all__ = ["LMMSummary", "decomposition_table", "fmt_column", "variance_decomposition", "variance_parts"]
+
+
+def variance_parts(fixed_part: np.ndarray, random: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[
+        float, dict[str, float]]:
+    """The variances `variance_decomposition` tabulates: ``var(X beta)`` and, per factor, ``mean_i(z_i' D z_i)``.
+
+    Numbers only, so a fit can keep them and build the table when it is first asked for.
+    """
+    v_fixed = float(np.var(fixed_part))
+    parts = {f: float(np.mean(np.einsum("ij,jk,ik->i", Z, D, Z))) for f, (Z, D) in random.items()}  # mean z_i'D z_i
+    return v_fixed, parts
+
+
+def decomposition_table(v_fixed: float, parts: dict[str, float], sigma2: float) -> pd.DataFrame:
+    """The table of `variance_decomposition` from its numbers (`variance_parts`) and the residual variance."""
+    v_random = sum(parts.values())
+    total = v_fixed + v_random + sigma2
+    names = ["fixed effects", "random effects", "residual", "total"]
+    values = [v_fixed, v_random, sigma2, total]
+    if len(parts) > 1:
+        names += [f"random effects: {f}" for f in parts]
+        values += list(parts.values())
+    variance = np.asarray(values, dtype=float)
+    # Built in one go (adding a column afterwards cost as much as the whole decomposition).
+    return pd.DataFrame({"variance": variance, "share": variance / total}, index=pd.Index(names, name="component"))
 
 
 def variance_decomposition(fixed_part: np.ndarray, random: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -44,18 +69,7 @@ def variance_decomposition(fixed_part: np.ndarray, random: dict[str, tuple[np.nd
         factors, ``random effects: <factor>`` for each (they split ``random effects``);
         columns ``variance`` and ``share`` (of the total).
     """
-    v_fixed = float(np.var(fixed_part))
-    parts = {f: float(np.mean(np.einsum("ij,jk,ik->i", Z, D, Z))) for f, (Z, D) in random.items()}  # mean z_i'D z_i
-    v_random = sum(parts.values())
-    total = v_fixed + v_random + sigma2
-    names = ["fixed effects", "random effects", "residual", "total"]
-    values = [v_fixed, v_random, sigma2, total]
-    if len(parts) > 1:
-        names += [f"random effects: {f}" for f in parts]
-        values += list(parts.values())
-    variance = np.asarray(values, dtype=float)
-    # Built in one go (adding a column afterwards cost as much as the whole decomposition).
-    return pd.DataFrame({"variance": variance, "share": variance / total}, index=pd.Index(names, name="component"))
+    return decomposition_table(*variance_parts(fixed_part, random), sigma2)
 
 
 def fmt_column(values: object, digits: int = 4) -> list[str]:

@@ -48,3 +48,60 @@ def test_a_non_numeric_slope_given_as_values_is_refused_naming_slopes(sleep):
         LinearMixedEffectsModel().fit(sleep[["Days"]], sleep["Reaction"], groups=sleep["Subject"],
                                       slopes=pd.DataFrame({"s": ["a"] * len(sleep)}))
     assert info.value.field == "slopes"
+
+
+# The tables built on first access (`LinearMixedEffectsModel._LAZY`), read in one go.
+LAZY = ["bse_", "varcorr_", "ranef_", "random_effects_", "random_effects_sd_", "cov_re_", "variance_decomposition_",
+        "icc_by_factor_"]
+
+
+def _tables(m: LinearMixedEffectsModel) -> dict:
+    return {name: getattr(m, name) for name in LAZY}
+
+
+def _assert_same_tables(a: dict, b: dict) -> None:
+    for name in LAZY:
+        x, y = a[name], b[name]
+        if isinstance(x, dict):
+            assert list(x) == list(y), name
+            for key in x:
+                pd.testing.assert_frame_equal(x[key], y[key], check_exact=True)
+        elif isinstance(x, pd.DataFrame):
+            pd.testing.assert_frame_equal(x, y, check_exact=True)
+        else:
+            pd.testing.assert_series_equal(x, y, check_exact=True)
+
+
+def test_a_refitted_model_reports_its_new_fit_not_the_tables_read_from_the_first(sleep):
+    half = sleep[sleep["Subject"].astype(str) < "340"].reset_index(drop=True)
+    m = LinearMixedEffectsModel().fit(sleep[["Days"]], sleep["Reaction"], groups=sleep["Subject"], slopes=["Days"])
+    _tables(m)                                            # built from the first fit and kept
+    m.fit(half[["Days"]], half["Reaction"], groups=half["Subject"], slopes=["Days"])
+    fresh = LinearMixedEffectsModel().fit(half[["Days"]], half["Reaction"], groups=half["Subject"], slopes=["Days"])
+    _assert_same_tables(_tables(m), _tables(fresh))
+    assert len(m.random_effects_) == half["Subject"].nunique() < sleep["Subject"].nunique()
+
+
+def test_the_tables_are_the_same_read_after_pickling_and_a_clone_has_none(sleep):
+    import pickle
+
+    from sklearn.base import clone
+    m = LinearMixedEffectsModel().fit(sleep[["Days"]], sleep["Reaction"], groups=sleep["Subject"], slopes=["Days"])
+    copy = pickle.loads(pickle.dumps(m))                  # before any table was read: built from the record
+    _assert_same_tables(_tables(copy), _tables(m))
+    _assert_same_tables(_tables(pickle.loads(pickle.dumps(m))), _tables(m))   # after: kept as they were
+    blank = clone(m)
+    assert blank.get_params() == m.get_params()
+    assert not any(hasattr(blank, name) for name in LAZY)
+    # lme4 1.1-31: sqrt(diag(vcov(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)))).
+    np.testing.assert_allclose(copy.bse_.to_numpy(), [6.824597, 1.545790], rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:boundary")
+def test_with_several_factors_cov_re_is_not_set_and_the_tables_are_per_factor(sleep):
+    frame = sleep.assign(half=(sleep["Days"] >= 5).astype(int).astype(str))
+    m = LinearMixedEffectsModel(random="(1 | Subject) + (1 | half)").fit(
+        frame[["Days"]], frame["Reaction"], groups=frame[["Subject", "half"]])
+    assert not hasattr(m, "cov_re_")
+    assert set(m.random_effects_) == set(m.random_effects_sd_) == {"Subject", "half"}
+    assert list(m.icc_by_factor_.index) == ["Subject", "half"]

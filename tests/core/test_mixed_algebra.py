@@ -412,3 +412,33 @@ def test_a_second_factor_too_large_for_the_dense_block_is_refused_before_the_fit
         fit_mixed(ones, rng.normal(size=n), [SimpleNamespace(codes=a, n_levels=13_000, Z=ones),
                                              SimpleNamespace(codes=b, n_levels=13_000, Z=ones)])
     assert info.value.field == "blocks" and "13,000 effects" in info.value.message
+
+
+def one_term_model(q: int):
+    """sleepstudy with (1 | Subject), (1 + Days | Subject) or (1 + Days + Days^2/10 | Subject): one term of q columns."""
+    frame = pd.read_csv(DATA / "sleepstudy.csv").assign(Days2=lambda d: d["Days"] ** 2 / 10)
+    columns = ["1", "Days", "Days2"][:q]
+    return design(frame, ["Days"]), frame["Reaction"].to_numpy(float), [term(frame, "Subject", columns)]
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_with_one_term_the_optimisers_short_route_equals_the_dense_criterion_and_its_differences(q, reml):
+    # One term takes `one_term.evaluate` (q = 1 and 2 in closed form, 3 by the batched
+    # factor), not pls.solve: its value against the dense reference, its gradient against
+    # central differences of that reference, on the boundary (a zero column) too.
+    X, y, blocks = one_term_model(q)
+    crit = criterion(X, y, blocks, reml)
+    rng = np.random.default_rng(5)
+    thetas = [rng.uniform(-0.5, 1.5, crit.dim) for _ in range(3)]
+    thetas.append(np.where(np.arange(crit.dim) < q, thetas[0], 0.0))        # the last column of Lambda zero
+    thetas.append(np.zeros(crit.dim))                                         # no random effects at all
+    h = 1e-5
+    for theta in thetas:
+        reference = dense(X, y, blocks, theta, reml).value
+        value, grad = crit.value_and_grad(theta)
+        np.testing.assert_allclose([crit(theta), value], reference, rtol=1e-11)
+        central = np.array([(dense(X, y, blocks, theta + h * e, reml).value
+                             - dense(X, y, blocks, theta - h * e, reml).value) / (2 * h) for e in np.eye(crit.dim)])
+        np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(central).max()))
+

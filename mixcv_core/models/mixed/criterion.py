@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import _batched
-from . import banded, pls
+from . import banded, one_term, pls
 from .pls import PLSSolve, Statistics, TermShape
 
 __all__ = ["Criterion"]
@@ -70,6 +70,9 @@ class Criterion:
                                 levels[self.order[0]]) if len(levels) > 1 else None
         self.n_evals = 0
         self.dof = n - p if reml else n
+        # One term: the optimiser's evaluations take `one_term`'s short route (same values;
+        # the fit record is still read from `pls.solve`).
+        self.single_term = len(levels) == 1
         self._last: tuple[bytes, float, np.ndarray] | None = None
 
     # -- theta layout ------------------------------------------------------------------
@@ -112,8 +115,11 @@ class Criterion:
 
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1
+        theta = np.asarray(theta, dtype=float)
         try:
-            return self.value_of(self.solve(np.asarray(theta, dtype=float), banded=True))
+            if self.single_term:
+                return one_term.evaluate(self.stats, self.terms[0].lam(theta), self.dof, self.reml, False)[0]
+            return self.value_of(self.solve(theta, banded=True))
         except np.linalg.LinAlgError:
             return np.inf
 
@@ -126,13 +132,17 @@ class Criterion:
         nan_grad = np.full(self.dim, np.nan)
         self.n_evals += 1
         try:
-            s = self.solve(theta, gradient=True, banded=True)
+            if self.single_term:
+                value, G = one_term.evaluate(self.stats, self.terms[0].lam(theta), self.dof, self.reml, True)
+                per_term = [] if G is None else [G]
+            else:
+                s = self.solve(theta, gradient=True, banded=True)
+                value = self.value_of(s)
+                per_term = gradient(self.stats, s, self.dof, self.reml) if np.isfinite(value) else []
         except np.linalg.LinAlgError:
             return np.inf, nan_grad
-        value = self.value_of(s)
-        if not np.isfinite(value):
+        if not np.isfinite(value) or not per_term:
             return value, nan_grad
-        per_term = gradient(self.stats, s, self.dof, self.reml)
         grad = np.empty(self.dim)
         for pos, i in enumerate(self.order):
             t = self.terms[i]

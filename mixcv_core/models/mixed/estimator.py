@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from ...errors import ConvergenceWarning, SpecError, SpecTypeError
 from .._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from .._groups import cluster_codes, conditional_sd
-from ..lmm_summary import LMMSummary, variance_decomposition
+from ..lmm_summary import LMMSummary, decomposition_table, variance_parts
 from .design import ReMat, aliased_columns, build_remats, design_on
 from .fit import MixedFit, fit_mixed, relative_factor, singular_components
 from .terms import Factor, RandomTerm, format_name, parse_random
@@ -49,7 +50,8 @@ def _with_intercept(frame: pd.DataFrame) -> pd.DataFrame:
     out[:, 0] = 1.0
     if frame.shape[1]:
         out[:, 1:] = frame.to_numpy(dtype=float)
-    return pd.DataFrame(out, columns=["Intercept", *frame.columns], index=frame.index, copy=False)
+    # Index.insert: half the cost of an Index built from a list of the names (pandas' string columns).
+    return pd.DataFrame(out, columns=frame.columns.insert(0, "Intercept"), index=frame.index, copy=False)
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             # Columns of X (already checked numeric): read from its float block, not selected as
             # a new frame (a fixed cost of every fit, as large as a small fit's algebra).
             columns: list[Any] = list(names)
-            values = Xf.to_numpy(dtype=float)[:, Xf.columns.get_indexer(columns)]
+            # get_loc per name: get_indexer builds an Index of the names first (hundreds of µs).
+            values = Xf.to_numpy(dtype=float)[:, [Xf.columns.get_loc(c) for c in columns]]
         else:
             Z = self._slopes(Xf, slopes)
             bad = non_numeric(Z)
@@ -339,11 +342,25 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         fit = fit_mixed(exog.to_numpy(dtype=float), yv, remats, reml=self.reml, max_evals=self.max_evals)
         self._store(exog, remats, fit)
 
+    #: Fitted attributes built from the fit record on first access and then kept (pandas objects
+    #: whose construction cost a small fit as much as its algebra; the engine reads few of them).
+    #: Same values as when they were built in ``fit``; `_store` forgets them on a refit.
+    _LAZY = ("bse_", "varcorr_", "ranef_", "random_effects_", "random_effects_sd_", "cov_re_", "_factor_tables",
+             "variance_decomposition_", "icc_by_factor_")
+
     def _store(self, exog: pd.DataFrame, remats: list[ReMat], fit: MixedFit) -> None:
-        """Name every estimate of a fit record (the native solver's, or statsmodels' put in its shape)."""
-        fe_names = list(exog.columns)
-        self.fe_params_ = pd.Series(np.asarray(fit.beta, dtype=float), index=fe_names, name="fe_params")
-        self.bse_ = pd.Series(np.sqrt(np.diag(fit.beta_cov)), index=fe_names, name="std_error")
+        """Keep a fit record (the native solver's, or statsmodels' put in its shape) and name what prediction needs.
+
+        The other estimates are named when first read (`_LAZY`), from the record and the
+        terms' names kept here, so a pickled or cloned model builds the same tables.
+        """
+        for name in self._LAZY:
+            self.__dict__.pop(name, None)
+        self._record = fit
+        self._term_names = [(r.name, r.factor_name, tuple(r.effect_names)) for r in remats]
+        self._by_position = self.random is None     # the shorthand's levels are indexed as "group"
+        # exog's own Index (immutable): a list of the names would be made into a new one.
+        self.fe_params_ = pd.Series(np.asarray(fit.beta, dtype=float), index=exog.columns, name="fe_params")
         self.scale_ = float(fit.sigma2)
         self.llf_ = float(fit.llf)
         self.reml_criterion_ = float(fit.criterion) if self.reml else float("nan")
@@ -352,51 +369,97 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.n_evals_: int | None = fit.n_evals
         self.theta_ = np.asarray(fit.theta, dtype=float)
         self.fit_warnings_ = [] if fit.converged else [fit.message]
-        self.result_ = fit
-        self.varcorr_ = {r.name: pd.DataFrame(cov, index=r.effect_names, columns=r.effect_names)
-                         for r, cov in zip(remats, fit.covs, strict=True)}
+        self.result_: Any = fit
         one = len(remats) == 1
         self.boundary_ = [remats[t].effect_names[j] if one else f"{remats[t].name}.{remats[t].effect_names[j]}"
                           for t, j in fit.boundary]
         self._fitted_terms = [_FittedTerm(r.term, r.name, r.levels, np.asarray(b, dtype=float))
                               for r, b in zip(remats, fit.b, strict=True)]
-        # ranef: the terms of one factor side by side, as lme4's ranef() shows them.
-        shorthand = self.random is None
-        self.ranef_, sds, covs = {}, {}, {}
-        for factor in dict.fromkeys(r.factor_name for r in remats):
-            idx = [i for i, r in enumerate(remats) if r.factor_name == factor]
-            # Each index built once and shared (an Index is immutable): building them was a fixed
-            # cost of every fit.
-            names = pd.Index([n for i in idx for n in remats[i].effect_names])
-            index = pd.Index(remats[idx[0]].levels, name="group" if shorthand else factor)
-            self.ranef_[factor] = pd.DataFrame(np.hstack([fit.b[i] for i in idx]), index=index, columns=names)
+
+    def _fit_record(self) -> MixedFit:
+        check_is_fitted(self, "_record")    # NotFittedError is an AttributeError: hasattr() is False before fit
+        record: MixedFit = self._record
+        return record
+
+    @cached_property
+    def bse_(self) -> pd.Series:
+        """The fixed effects' standard errors."""
+        return pd.Series(np.sqrt(np.diag(self._fit_record().beta_cov)), index=self.fe_params_.index, name="std_error")
+
+    @cached_property
+    def varcorr_(self) -> dict[str, pd.DataFrame]:
+        """Each term's covariance matrix, keyed as lme4's ``VarCorr`` (see the class docstring)."""
+        return {name: pd.DataFrame(cov, index=list(effects), columns=list(effects))
+                for (name, _, effects), cov in zip(self._term_names, self._fit_record().covs, strict=True)}
+
+    @cached_property
+    def _factor_tables(self) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+        """Per factor, its terms side by side as lme4's ``ranef`` shows them: modes, their sds, their covariance."""
+        fit = self._fit_record()
+        ranef, sds, covs = {}, {}, {}
+        for factor in dict.fromkeys(f for _, f, _ in self._term_names):
+            idx = [i for i, (_, f, _) in enumerate(self._term_names) if f == factor]
+            # Each index built once and shared (an Index is immutable).
+            names = pd.Index([n for i in idx for n in self._term_names[i][2]])
+            index = pd.Index(self._fitted_terms[idx[0]].levels, name="group" if self._by_position else factor)
+            ranef[factor] = pd.DataFrame(np.hstack([fit.b[i] for i in idx]), index=index, columns=names)
             sds[factor] = pd.DataFrame(np.hstack([fit.b_sd[i] for i in idx]), index=index, columns=names)
-            blocks = [fit.covs[i] for i in idx]
-            covs[factor] = pd.DataFrame(_block_diag(blocks), index=names, columns=names)
-        if len(self.ranef_) == 1:
-            (factor,) = self.ranef_
-            self.random_effects_: pd.DataFrame | dict[str, pd.DataFrame] = self.ranef_[factor]
-            self.random_effects_sd_: pd.DataFrame | dict[str, pd.DataFrame] = sds[factor]
-            self.cov_re_ = covs[factor]
-        else:
-            self.random_effects_, self.random_effects_sd_ = dict(self.ranef_), sds
-            if hasattr(self, "cov_re_"):
-                del self.cov_re_
-        self._factor_covs = covs
+            covs[factor] = pd.DataFrame(_block_diag([fit.covs[i] for i in idx]), index=names, columns=names)
+        return ranef, sds, covs
+
+    @cached_property
+    def ranef_(self) -> dict[str, pd.DataFrame]:
+        """``random_effects_`` always as a dict by factor, as lme4's ``ranef``."""
+        return self._factor_tables[0]
+
+    @cached_property
+    def random_effects_(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """Each level's predicted random effects: a DataFrame with one grouping factor, a dict of them with several."""
+        ranef = self.ranef_
+        return next(iter(ranef.values())) if len(ranef) == 1 else dict(ranef)
+
+    @cached_property
+    def random_effects_sd_(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """Their conditional standard deviations (lme4's ``condVar``), in the same shape."""
+        sds = self._factor_tables[1]
+        return next(iter(sds.values())) if len(sds) == 1 else sds
+
+    @cached_property
+    def cov_re_(self) -> pd.DataFrame:
+        """With one grouping factor, the covariance of its random effects; not set with several."""
+        covs = self._factor_tables[2]
+        if len(covs) != 1:
+            raise AttributeError("cov_re_ is set for one grouping factor only; with several, see varcorr_")
+        return next(iter(covs.values()))
 
     def _set_variance(self, exog: pd.DataFrame, remats: list[ReMat]) -> None:
-        """Variance decomposition and ICC per factor, over the fitting rows (kept instead of the rows)."""
+        """The variance decomposition's numbers and the ICC, over the fitting rows (kept instead of the rows)."""
         fixed_part = exog.to_numpy(dtype=float) @ self.fe_params_.to_numpy()
+        covs = self._record.covs
         per_factor = {}
-        for factor, cov in self._factor_covs.items():
-            Z = np.hstack([r.Z for r in remats if r.factor_name == factor])
-            per_factor[factor] = (Z, cov.to_numpy())
-        self.variance_decomposition_ = variance_decomposition(fixed_part, per_factor, self.scale_)
-        v = self.variance_decomposition_["variance"]
-        left = v["random effects"] + v["residual"]
-        self.icc_ = float(v["random effects"] / left)
-        parts = {f: (v[f"random effects: {f}"] if len(per_factor) > 1 else v["random effects"]) for f in per_factor}
-        self.icc_by_factor_ = pd.Series({f: float(p / left) for f, p in parts.items()}, name="icc")
+        for factor in dict.fromkeys(r.factor_name for r in remats):
+            idx = [i for i, r in enumerate(remats) if r.factor_name == factor]
+            per_factor[factor] = (np.hstack([remats[i].Z for i in idx]), _block_diag([covs[i] for i in idx]))
+        v_fixed, parts = variance_parts(fixed_part, per_factor)
+        self._variance = (v_fixed, parts, self.scale_)
+        left = sum(parts.values()) + self.scale_
+        self.icc_ = float(sum(parts.values()) / left)
+
+    @cached_property
+    def variance_decomposition_(self) -> pd.DataFrame:
+        """Variance of the fixed part, the random effects (per factor, with several) and the residual, with shares."""
+        check_is_fitted(self, "_variance")
+        return decomposition_table(*self._variance)
+
+    @cached_property
+    def icc_by_factor_(self) -> pd.Series:
+        """Each factor's share of the variance the fixed effects leave (they add up to ``icc_``)."""
+        check_is_fitted(self, "_variance")
+        _, parts, sigma2 = self._variance
+        v_random = sum(parts.values())
+        left = v_random + sigma2
+        shares = {f: (p if len(parts) > 1 else v_random) / left for f, p in parts.items()}
+        return pd.Series({f: float(v) for f, v in shares.items()}, name="icc")
 
     def _fit_statsmodels(self, exog: pd.DataFrame, y: np.ndarray, remat: ReMat, fit_kwargs: dict) -> None:
         from statsmodels.regression.mixed_linear_model import MixedLM
@@ -576,5 +639,7 @@ def _theta(lam: np.ndarray) -> np.ndarray:
 
 
 def _block_diag(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    if len(blocks) == 1:                     # one term per factor, the usual case
+        return np.array(blocks[0], dtype=float)
     from scipy.linalg import block_diag
     return np.asarray(block_diag(*blocks), dtype=float)

@@ -72,7 +72,7 @@ def term_shapes(qs: Sequence[int], levels: Sequence[int]) -> list[TermShape]:
     for q, k in zip(qs, levels):
         tril = np.tril_indices(q)
         # lme4 orders theta column-major; tril_indices is row-major.
-        order = sorted(range(len(tril[0])), key=lambda i: (tril[1][i], tril[0][i]))
+        order = np.lexsort((tril[0], tril[1]))          # by column, then row
         rows, cols = tril[0][order], tril[1][order]
         shapes.append(TermShape(q, int(k), offset, rows, cols))
         offset += len(rows)
