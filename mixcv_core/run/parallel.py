@@ -1,19 +1,19 @@
 """Outer-fold tasks in worker processes, with their events delivered live.
 
-Workers run `mixcv_core.run.task.run_task` and put every event (trials, EM iterations,
-finished folds with their outcomes) on a queue owned by a ``multiprocessing`` manager;
-the calling process takes them off as they come and hands them to the observers, so a
-parallel run shows the same live progress, EM plot and per-fold store commits as a
-serial one. Workers come from joblib's loky executor (the same machinery as
+Workers run `mixcv_core.run.task.run_task` and send every event (trials, EM iterations,
+finished folds with their outcomes) over a connection to the calling process
+(`mixcv_core.run.channel`), which takes them as they come and hands them to the
+observers, so a parallel run shows the same live progress, EM plot and per-fold store
+commits as a serial one. Workers come from joblib's loky executor (the same machinery as
 ``joblib.Parallel``), which can be shut down with its workers killed when the user
 interrupts.
 
 Outcomes travel once, inside their `FoldFinished`/`FoldFailed` events; the engine
 orders them by task, never by arrival, so results do not depend on ``n_jobs``.
 
-Everything crosses the process boundary with cloudpickle, as loky sends its tasks: the
-manager's queue would use plain pickle, which refuses the classes a notebook defines
-(they live in ``__main__``) and estimators holding a lambda, so a run that works with
+Everything crosses the process boundary with cloudpickle, as loky sends its tasks: a
+``multiprocessing`` queue would use plain pickle, which refuses the classes a notebook
+defines (they live in ``__main__``) and estimators holding a lambda, so a run that works with
 ``n_jobs=1`` would fail with ``n_jobs=2``. What even cloudpickle cannot send is refused
 before any work (`check_sendable`), naming the model.
 """
@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import os
 import pickle  # noqa: S403 - only our own workers' events and data, written by this run
-import queue as queue_module
 import signal
 import threading
 import time
@@ -41,6 +40,7 @@ from ..experiment.spec import ExperimentSpec, ModelSpec
 from ..outcome import FoldOutcome
 from ..secrets import scrub
 from . import cores
+from .channel import EventChannel, EventSender, loads
 from .events import Event, FoldFailed, FoldFinished
 from .task import run_task
 from .tuning import quiet_optuna
@@ -52,7 +52,7 @@ _STARTED = "__mixcv_task_started__"
 
 
 def exit_with_parent(parent: int, interval: float = 0.5) -> None:
-    """Run in every process a run starts (workers, the event-queue manager): exit as soon as
+    """Run in every process a run starts (its workers): exit as soon as
     the process that started it is gone.
 
     A kernel killed with SIGKILL cannot stop its children; without this they are
@@ -125,6 +125,11 @@ class SharedData:
     between processes) and load the rest once per worker; a task carries only this
     reference. The folder is mixcv's own, made by this run with owner-only permissions,
     and removed when the run ends.
+
+    The calling process maps the same files in place of its own ``data.X`` and ``data.y``
+    while they exist (``data`` is changed in place, so every holder of it lets go of the
+    arrays): its copy was the data a second time next to the workers' shared pages (0.16
+    GiB at 1M rows x 20 features). `remove` gives it arrays of its own again.
     """
 
     def __init__(self, data: PreparedData) -> None:
@@ -135,6 +140,11 @@ class SharedData:
         rest = dataclasses.replace(data, X=np.empty((0, data.X.shape[1])), y=np.empty(0))
         with open(os.path.join(self.folder, "rest.pkl"), "wb") as fh:
             pickle.dump(rest, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self._data = data
+        data.X, data.y = self._mapped("X"), self._mapped("y")
+
+    def _mapped(self, name: str) -> np.ndarray:
+        return np.load(os.path.join(self.folder, f"{name}.npy"), mmap_mode="r")
 
     def load(self) -> PreparedData:
         """The data, in a worker: from this worker's cache after the first task."""
@@ -142,23 +152,29 @@ class SharedData:
         if cached is None:
             with open(os.path.join(self.folder, "rest.pkl"), "rb") as fh:
                 rest = pickle.load(fh)  # noqa: S301 - written by this run, into its own private folder
-            cached = dataclasses.replace(rest, X=np.load(os.path.join(self.folder, "X.npy"), mmap_mode="r"),
-                                         y=np.load(os.path.join(self.folder, "y.npy"), mmap_mode="r"))
+            cached = dataclasses.replace(rest, X=self._mapped("X"), y=self._mapped("y"))
             _DATA_CACHE.clear()   # one run's data at a time per worker
             _DATA_CACHE[self.folder] = cached
         return cached
 
     def remove(self) -> None:
+        """Give the calling process's data arrays of its own again, and delete the files."""
         import shutil
+        data = self._data
+        data.X, data.y = np.array(data.X), np.array(data.y)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A task carries the folder only, never the calling process's data.
+        return {"folder": self.folder}
 
 
 #: In a worker process: the data of the run it works for, by folder.
 _DATA_CACHE: dict[str, PreparedData] = {}
 
 
-def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, shared: SharedData, outer, inner, fold: int, q,
-            known=None) -> int:
+def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, shared: SharedData, outer, inner, fold: int,
+            q: EventSender, known=None) -> int:
     q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
     data = shared.load()
     with quiet_optuna():
@@ -213,10 +229,8 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     ``by_task`` is filled as outcomes arrive, so an interrupt (re-raised here after the
     workers are killed) leaves every finished fold in it.
     """
-    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
-    from multiprocessing.managers import SyncManager
 
     from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
@@ -256,12 +270,11 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                 by_task.setdefault(task_of[(event.fold, event.model)], []).append(event.outcome)
         emit(event)
 
-    manager = SyncManager(ctx=multiprocessing.get_context())
-    manager.start(initializer=exit_with_parent, initargs=(me,))
-    shared = SharedData(plan.data)
-    with manager, contextlib.ExitStack() as cleanup:
+    with contextlib.ExitStack() as cleanup:
+        shared = SharedData(plan.data)
         cleanup.callback(shared.remove)
-        q = manager.Queue()
+        q = EventChannel()
+        cleanup.callback(q.close)
         todo = longest_first(spec, plan, tasks)
         futures: dict = {}
         retried: set[int] = set()
@@ -269,7 +282,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
         def submit(i: int) -> Any:
             nonlocal executor
             k, m = tasks[i]
-            args = (_worker, i, spec, m, shared, plan.outer[k], plan.inner[k], k, q, plan.known_rows(k))
+            args = (_worker, i, spec, m, shared, plan.outer[k], plan.inner[k], k, q.sender, plan.known_rows(k))
             try:
                 future = executor.submit(*args)
             except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one
@@ -321,14 +334,9 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
             raise
 
 
-def _drain(q, deliver: Callable[[Event], None]) -> None:
-    while True:
-        try:
-            packed = q.get_nowait()
-        except queue_module.Empty:
-            return
-        # Events come packed (`_pack`) by our own workers; a task's start is a plain tuple.
-        deliver(pickle.loads(packed) if isinstance(packed, bytes) else packed)  # noqa: S301
+def _drain(q: EventChannel, deliver: Callable[[Event], None]) -> None:
+    for packed in q.receive():
+        deliver(loads(packed))
 
 
 def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],

