@@ -38,11 +38,6 @@ def tree_pss(pid: int) -> dict[int, int]:
     return out
 
 
-def tree_rss(pid: int) -> int:
-    """The PSS of ``pid`` and its descendants together."""
-    return sum(tree_pss(pid).values())
-
-
 def peak_while(fn) -> tuple[float, float]:
     """Seconds ``fn`` took and the peak PSS (GiB) of the tree; prints each process's share at the peak."""
     seconds, gib, _ = peak_and_cpu_while(fn, shares=True)
