@@ -138,3 +138,24 @@ def test_a_base_task_lost_with_its_worker_fails_its_merf_variant_saying_why(grou
         "not fitted: it needs the parameters DiesInFold was tuned to on fold 1, and that task failed "
         "(worker process failed")
     assert sorted(res.to_frame()["model"]) == ["DiesInFold", "MERF(DiesInFold)"]
+
+
+def test_a_resumed_run_plans_only_what_is_missing_and_a_variant_takes_its_stored_bases_tuning(grouped):
+    from mixcv_core.outcome import FoldOutcome
+    spec, plan = _planned(grouped)
+    note = "1 of 3 tuning trials failed; the best of the others was used. Last error: boom"
+    done = {(name, k): FoldOutcome(model=name, fold=k, ok=True) for k in range(3)
+            for name in ["LinearMixedEffectsModel", "LinearModel", "MERF(LinearModel)"]}
+    done[(TREE, 0)] = FoldOutcome(model=TREE, fold=0, ok=True, best_params={"max_depth": 4}, tune_time=1.5,
+                                  fit_time=0.2, warnings=[note, "UserWarning: other"])
+    # Fold 1's tree failed: whether in tuning or in its fit is not stored, so it runs again.
+    done[(TREE, 1)] = FoldOutcome(model=TREE, fold=1, ok=False, error="ValueError: boom")
+    # Fold 2's tree failed too, but its variant is stored: nothing of fold 2 runs.
+    done[(TREE, 2)] = FoldOutcome(model=TREE, fold=2, ok=False, error="ValueError: boom")
+    done[(MERF_TREE, 2)] = FoldOutcome(model=MERF_TREE, fold=2, ok=False, error="not fitted")
+    tasks, tuned = plan_tasks(spec, plan, done)
+    assert [(t.fold, t.name) for t in tasks] == [(0, MERF_TREE), (1, TREE), (1, MERF_TREE)]
+    assert list(tuned) == [0]
+    assert tuned[0].params == {"max_depth": 4} and tuned[0].tune_time == 1.5 and tuned[0].notes == (note,)
+    schedule = Schedule(spec, plan, tasks, tuned)
+    assert sorted(schedule.next() for _ in range(2)) == [0, 1] and not schedule and schedule.waiting
