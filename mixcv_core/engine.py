@@ -1,4 +1,4 @@
-"""The engine: validate and plan, then run every (outer fold, model) task, then collect.
+"""The engine: validate and plan, then run every task (a model or its MERF variant on an outer fold), then collect.
 
 ``run`` does all validation and computes every split before the first fit, so bad
 input fails in milliseconds with an error naming the field. Tasks then run inline

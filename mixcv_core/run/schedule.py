@@ -109,8 +109,6 @@ class Schedule:
         blocked = {j for waiting in self._waiting.values() for j in waiting}
         self._ready = [(-self.rank[i], i) for i in range(len(tasks)) if i not in blocked]
         heapq.heapify(self._ready)
-        order = sorted(range(len(tasks)), key=lambda i: (-self.rank[i], i))
-        self._priority = {i: len(tasks) - n for n, i in enumerate(order)}
 
     def __bool__(self) -> bool:
         """Whether a task may start now."""
@@ -126,8 +124,8 @@ class Schedule:
         return heapq.heappop(self._ready)[1]
 
     def priority(self, i: int) -> int:
-        """Task ``i``'s rank among all the run's tasks, highest first (Dask's ``priority``)."""
-        return self._priority[i]
+        """Task ``i``'s work ahead as Dask's ``priority`` (higher starts first; ties in submission order)."""
+        return round(self.rank[i])
 
     def returned(self, i: int, tuned: Tuned) -> list[int]:
         """Task ``i`` ended with ``tuned``: its MERF variants may start, unless it has no tuning.

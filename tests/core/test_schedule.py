@@ -159,3 +159,23 @@ def test_a_resumed_run_plans_only_what_is_missing_and_a_variant_takes_its_stored
     assert tuned[0].params == {"max_depth": 4} and tuned[0].tune_time == 1.5 and tuned[0].notes == (note,)
     schedule = Schedule(spec, plan, tasks, tuned)
     assert sorted(schedule.next() for _ in range(2)) == [0, 1] and not schedule and schedule.waiting
+
+
+def test_a_merf_variant_is_ranked_again_from_its_bases_measured_fit_and_the_longest_goes_first(grouped):
+    spec, plan = _planned(grouped)
+    tasks, tuned = plan_tasks(spec, plan)
+    schedule = Schedule(spec, plan, tasks, tuned)
+    trees = [i for i, t in enumerate(tasks) if t.name == TREE]
+    merfs = {t.fold: j for j, t in enumerate(tasks) if t.name == MERF_TREE}
+    while schedule:   # everything that may start has started
+        schedule.next()
+    # Both trees tuned in 1 s; fold 1's outer fit took three times fold 0's, and so will each
+    # of its variant's EM iterations: released later, it still goes first.
+    schedule.returned(trees[0], Tuned(tune_time=1.0, fit_time=0.1))
+    schedule.returned(trees[1], Tuned(tune_time=1.0, fit_time=0.3))
+    assert [schedule.next(), schedule.next()] == [merfs[1], merfs[0]]
+    cost = [len(plan.outer[k][0]) * (1 + 3 * 2 * 0.5) for k in range(2)]   # the two trees' estimates
+    # One EM iteration per max_iterations (3), in estimate units at the rate the trees ran at.
+    assert schedule.rank[merfs[0]] == pytest.approx(0.1 * 3 * cost[0] / 1.1)
+    assert schedule.rank[merfs[1]] == pytest.approx(0.3 * 3 * sum(cost) / 2.4)
+    assert schedule.priority(merfs[1]) == round(schedule.rank[merfs[1]])
