@@ -124,8 +124,9 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     schedule = Schedule(spec, plan, tasks, tuned)
     # A time limit needs worker processes even for one job: only a process can be
     # stopped in the middle of native code (a forest, BLAS).
+    # One task at a time (a model and the variant waiting for it) gains nothing from processes.
     parallel = bool(tasks) and (spec.backend == "dask" or spec.timeout is not None
-                                or not (spec.n_jobs == 1 or len(tasks) == 1))
+                                or not (spec.n_jobs == 1 or schedule.width == 1))
     if parallel:
         check_sendable(spec, list({id(t.model): t.model for t in tasks}.values()))
     # A cluster that cannot be reached is refused before the run starts.

@@ -348,9 +348,9 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedule: 
         threads_by_host: dict[str, int] = {}
         for info in client.scheduler_info(n_workers=-1)["workers"].values():
             threads_by_host[info["host"]] = threads_by_host.get(info["host"], 0) + info["nthreads"]
-        # Fewer tasks than worker threads (3 outer folds on 8 workers): the tasks' batches of
-        # trials keep the others busy.
-        spread = len(tasks) < sum(threads_by_host.values())
+        # Fewer tasks that can run at once than worker threads (3 outer folds on 8 workers):
+        # the tasks' batches of trials keep the others busy.
+        spread = schedule.width < sum(threads_by_host.values())
         def submit(i: int, attempt: str = "") -> Any:
             nonlocal data
             if data.status != "finished":   # every worker holding it died

@@ -212,9 +212,10 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
     from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
 
-    # No more workers than tasks: each then gets a larger share of the cores, which a task's
-    # batches of tuning trials use side by side (`mixcv_core.run.tuning.evaluate_side_by_side`).
-    workers = min(cpu_count() if n_jobs == -1 else n_jobs, len(tasks))
+    # No more workers than tasks that can run at once: each then gets a larger share of the
+    # cores, which a task's batches of tuning trials use side by side
+    # (`mixcv_core.run.tuning.evaluate_side_by_side`).
+    workers = min(cpu_count() if n_jobs == -1 else n_jobs, schedule.width)
     threads = worker_threads(workers)
     task_of = {(t.fold, t.name): i for i, t in enumerate(tasks)}
     me = os.getpid()

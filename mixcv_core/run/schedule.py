@@ -107,6 +107,8 @@ class Schedule:
                      for i in range(len(tasks))]
         self._seconds = self._units = 0.0   # of the base tasks returned so far: time taken, estimated cost
         blocked = {j for waiting in self._waiting.values() for j in waiting}
+        #: The most tasks that can run at once: a variant never runs next to its own base.
+        self.width = len(tasks) - len(blocked)
         self._ready = [(-self.rank[i], i) for i in range(len(tasks)) if i not in blocked]
         heapq.heapify(self._ready)
 

@@ -3,9 +3,13 @@ tasks start longest first; the order changes when results arrive, never what the
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 from test_on_error import Explodes
 
 from mixcv_core import CrossValidation, FoldFailedWarning
@@ -45,6 +49,8 @@ def test_each_model_and_each_merf_variant_is_a_task_in_the_serial_order_of_event
     assert tuned == {}
     # Only the tuned model's variant waits; the untuned one's parameters are its fixed arguments.
     assert [t.name for t in tasks if t.waits] == [MERF_TREE] * 3
+    # At most all but those three run at once: processes beyond that would only share the cores.
+    assert Schedule(spec, plan, tasks, tuned).width == 15 - 3
 
 
 def test_the_tuned_model_starts_first_and_its_merf_variant_only_once_its_tuning_is_known(grouped):
@@ -179,3 +185,31 @@ def test_a_merf_variant_is_ranked_again_from_its_bases_measured_fit_and_the_long
     assert schedule.rank[merfs[0]] == pytest.approx(0.1 * 3 * cost[0] / 1.1)
     assert schedule.rank[merfs[1]] == pytest.approx(0.3 * 3 * sum(cost) / 2.4)
     assert schedule.priority(merfs[1]) == round(schedule.rank[merfs[1]])
+
+
+class RecordsItsProcess(RegressorMixin, BaseEstimator):
+    """Predicts the mean; remembers the process it was fitted in."""
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def fit(self, X, y):
+        self.pid_, self.mean_ = os.getpid(), float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)
+
+
+def test_a_tuned_model_and_the_variant_waiting_for_it_run_in_this_process_even_with_two_jobs(grouped):
+    X, y, g, _ = grouped
+    rows = np.arange(60)
+    res = (CrossValidation().set_data(X, y, g).set_splits(split_out=[(rows[:40], rows[40:])], split_in="KFold",
+                                                          n_splits_in=2)
+           .add_model(RecordsItsProcess, requires_inner_cv=True,
+                      params={"alpha": optuna.distributions.FloatDistribution(0.1, 1.0)}, add_merf=True)
+           .set_inner_cv(2).set_merf(False, em_max_iterations=2).set_run(n_jobs=2, store=False)
+           .perform().get_results())
+    # Two tasks, never side by side: worker processes would only halve the cores each gets.
+    assert res.models[("RecordsItsProcess", 0)].pid_ == os.getpid()
+    assert res.models[("MERF(RecordsItsProcess)", 0)].trained_fe_model.pid_ == os.getpid()
