@@ -1,4 +1,4 @@
-"""The engine: validate and plan, then run every (outer fold, model) task, then collect.
+"""The engine: validate and plan, then run every task (a model or its MERF variant on an outer fold), then collect.
 
 ``run`` does all validation and computes every split before the first fit, so bad
 input fails in milliseconds with an error naming the field. Tasks then run inline
@@ -24,25 +24,20 @@ import pandas as pd
 
 from .errors import ConvergenceWarning, FoldFailedWarning, SpecError, SpecTypeError, StoreWarning
 from .experiment.data import Plan, column_fingerprints, plan_experiment
-from .experiment.spec import EXECUTION_SETTINGS, ExperimentSpec, ModelSpec
+from .experiment.spec import EXECUTION_SETTINGS, ExperimentSpec
 from .experiment.target import resolve_task
 from .outcome import FoldOutcome
 from .results import Results
 from .run.cluster import connect, run_dask
 from .run.events import Event, EventBus, FoldFailed, FoldFinished, Observer, RunFailed, RunFinished, RunStarted
 from .run.parallel import check_sendable, run_parallel
+from .run.schedule import Schedule, plan_tasks
 from .run.task import TRIALS_FAILED, run_task
 from .run.tuning import quiet_optuna
 from .secrets import scrub
 from .tracking.store import RunStore, StoreObserver, resolve_store
 
 __all__ = ["run"]
-
-
-def _tasks(spec: ExperimentSpec, plan: Plan) -> list[tuple[int, ModelSpec]]:
-    # Fold-major: with n_jobs=1 the first fold of every model finishes early, so a
-    # glance at the live table compares models rather than folds.
-    return [(k, m) for k in range(len(plan.outer)) for m in spec.models]
 
 
 def run(spec: ExperimentSpec, frame: pd.DataFrame,
@@ -124,14 +119,16 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
                 raise KeyboardInterrupt("stopped on request")
 
     bus = _Bus()
-    # A resumed run skips the tasks whose every fit the stored run already has.
-    tasks = [(k, m) for k, m in _tasks(spec, plan) if not all((n, k) in done for n in spec.task_names(m))]
+    # A resumed run skips the fits the stored run already has (`plan_tasks`).
+    tasks, tuned = plan_tasks(spec, plan, done)
+    schedule = Schedule(spec, plan, tasks, tuned)
     # A time limit needs worker processes even for one job: only a process can be
     # stopped in the middle of native code (a forest, BLAS).
+    # One task at a time (a model and the variant waiting for it) gains nothing from processes.
     parallel = bool(tasks) and (spec.backend == "dask" or spec.timeout is not None
-                                or not (spec.n_jobs == 1 or len(tasks) == 1))
+                                or not (spec.n_jobs == 1 or schedule.width == 1))
     if parallel:
-        check_sendable(spec, list({id(m): m for _, m in tasks}.values()))
+        check_sendable(spec, list({id(t.model): t.model for t in tasks}.values()))
     # A cluster that cannot be reached is refused before the run starts.
     cluster = connect(spec) if spec.backend == "dask" else None
     bus.emit(RunStarted(spec=spec, n_folds=len(plan.outer), model_names=tuple(spec.model_names()),
@@ -142,13 +139,16 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     try:
         if not parallel:
             with quiet_optuna():
-                for i, (k, m) in enumerate(tasks):
-                    by_task[i] = run_task(spec, m, plan.data, plan.outer[k], plan.inner[k], k, bus.emit,
-                                          plan.known_rows(k))
+                # In planned order: a MERF task right after its base, whose tuning it takes.
+                for i, t in enumerate(tasks):
+                    outcome, done_tuning = run_task(spec, t, plan.data, plan.outer[t.fold], plan.inner[t.fold],
+                                                    bus.emit, plan.known_rows(t.fold), tuned=schedule.tuned.get(i))
+                    by_task[i] = [outcome]
+                    schedule.returned(i, done_tuning)
         elif cluster is not None:   # backend="dask"
-            run_dask(spec, plan, tasks, bus.emit, by_task, cluster)
+            run_dask(spec, plan, tasks, schedule, bus.emit, by_task, cluster)
         else:
-            run_parallel(spec, plan, tasks, spec.n_jobs, bus.emit, by_task)
+            run_parallel(spec, plan, tasks, schedule, spec.n_jobs, bus.emit, by_task)
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as exc:

@@ -27,10 +27,13 @@ How the parts travel
   idle threads, each trial in its thread's share of the cores; the task asks and tells
   them, in order, so the study is the one a serial run makes.
 
+- A task's tuning (`mixcv_core.run.task.Tuned`) comes back with its outcome; the MERF
+  task waiting for it is submitted then. Tasks are submitted with the run's
+  `Schedule` priority, so the scheduler starts the longest work first, as the local
+  backend does.
+
 What Dask cannot do that local processes can: stop a task inside native code (its
-workers run tasks in threads), so a time limit is refused with this backend; and a task
-cut short by an interrupt loses the outcome of a model that had finished inside it
-when its MERF variant had not (the local backend sends each as it finishes).
+workers run tasks in threads), so a time limit is refused with this backend.
 """
 
 from __future__ import annotations
@@ -51,13 +54,14 @@ import cloudpickle
 
 from ..errors import SpecError
 from ..experiment.data import Plan
-from ..experiment.spec import ExperimentSpec, ModelSpec
+from ..experiment.spec import ExperimentSpec
 from ..outcome import FoldOutcome
 from ..secrets import scrub
 from . import cores
 from .events import Event, FoldFailed, FoldFinished
-from .parallel import _THREAD_VARIABLES, exit_with_parent, fail_missing, pack, worker_threads
-from .task import run_task
+from .parallel import _THREAD_VARIABLES, end_task, exit_with_parent, pack, pack_tuned, worker_threads
+from .schedule import Schedule
+from .task import Task, Tuned, run_task
 from .tuning import quiet_optuna
 
 __all__ = ["require_distributed", "connect", "run_dask", "close_local_cluster"]
@@ -262,9 +266,9 @@ class _TrialsOnTheCluster:
             return list(client.gather(futures))
 
 
-def _dask_task(spec: ExperimentSpec, model: ModelSpec, data: Any, outer: Any, inner: Any, fold: int, known: Any,
-               topic: str, threads_by_host: dict[str, int], spread: bool = False) -> list[bytes]:
-    """One (fold, model) task on a Dask worker: progress published live, outcomes returned.
+def _dask_task(spec: ExperimentSpec, task: Task, data: Any, outer: Any, inner: Any, known: Any, tuned: Tuned | None,
+               topic: str, threads_by_host: dict[str, int], spread: bool = False) -> tuple[list[bytes], bytes]:
+    """One task on a Dask worker: progress published live; its outcome and its tuning returned.
 
     ``threads_by_host``: the task threads of all workers on each machine of the cluster
     when the run started; this task's native pools get its machine's cores divided by
@@ -286,8 +290,8 @@ def _dask_task(spec: ExperimentSpec, model: ModelSpec, data: Any, outer: Any, in
             worker.log_event(topic, cloudpickle.dumps(event))
 
     with threadpool_limits(limits=threads), cores.limit(threads), quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, emit, known, side_by_side)
-    return [pack(e, spec) for e in finished]
+        _, tuned = run_task(spec, task, data, outer, inner, emit, known, side_by_side, tuned)
+    return [pack(e, spec) for e in finished], pack_tuned(task, tuned)
 
 
 def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
@@ -298,10 +302,14 @@ def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
 
 
 # -- in the calling process ---------------------------------------------------------------
-def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]],
+def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedule: Schedule,
              emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]],
              connection: tuple[Any, bool]) -> None:
     """Run ``tasks`` on a Dask cluster, emitting their events as they happen.
+
+    Every task that may start is submitted at once, with ``schedule``'s priority (the
+    scheduler starts the highest first as workers free up); a MERF task is submitted
+    when its base task has returned its tuning.
 
     ``connection`` is `connect`'s answer: the caller connects before the run starts, so an
     unreachable scheduler is refused before any work.
@@ -313,7 +321,7 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
     client, local = connection
     topic = f"mixcv-{uuid.uuid4().hex}"
     inbox: queue_module.SimpleQueue = queue_module.SimpleQueue()
-    task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
+    task_of = {(t.fold, t.name): i for i, t in enumerate(tasks)}
     arrived: set[tuple[int, str]] = set()
 
     def deliver(event: Event) -> None:
@@ -340,21 +348,27 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
         threads_by_host: dict[str, int] = {}
         for info in client.scheduler_info(n_workers=-1)["workers"].values():
             threads_by_host[info["host"]] = threads_by_host.get(info["host"], 0) + info["nthreads"]
-        # Fewer tasks than worker threads (3 outer folds on 8 workers): the tasks' batches of
-        # trials keep the others busy.
-        spread = len(tasks) < sum(threads_by_host.values())
+        # Fewer tasks that can run at once than worker threads (3 outer folds on 8 workers):
+        # the tasks' batches of trials keep the others busy.
+        spread = schedule.width < sum(threads_by_host.values())
         def submit(i: int, attempt: str = "") -> Any:
             nonlocal data
             if data.status != "finished":   # every worker holding it died
                 data = client.scatter(plan.data, broadcast=True, hash=False)
-            k, m = tasks[i]
-            future = client.submit(_dask_task, spec, m, data, plan.outer[k], plan.inner[k], k, plan.known_rows(k),
-                                   topic, threads_by_host, spread, pure=False,
-                                   key=f"mixcv-task-{i}{attempt}-{topic}")
+            t = tasks[i]
+            future = client.submit(_dask_task, spec, t, data, plan.outer[t.fold], plan.inner[t.fold],
+                                   plan.known_rows(t.fold), schedule.tuned.get(i), topic, threads_by_host, spread,
+                                   pure=False, key=f"mixcv-task-{i}{attempt}-{topic}", priority=schedule.priority(i))
             futures[future] = i
             return future
 
-        pending = {submit(i) for i in range(len(tasks))}
+        pending: set = set()
+
+        def release() -> None:
+            while schedule:
+                pending.add(submit(schedule.next()))
+
+        release()
         retried: set[int] = set()
         suspects: list[int] = []
         while pending or suspects:
@@ -375,7 +389,8 @@ def run_dask(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelS
                     retried.add(i)
                     suspects.append(i)
                     continue
-                _finished(state, value, i, tasks, spec, by_task, deliver)
+                _finished(state, value, i, tasks, spec, schedule, by_task, deliver)
+            release()
         # Progress published just before a task returned may still be on its way.
         time.sleep(0.1)
         drain()
@@ -411,12 +426,14 @@ def _settle(future: Any, distributed: Any) -> tuple[str, Any]:
     return "cancelled", None
 
 
-def _finished(state: str, value: Any, i: int, tasks: Sequence[tuple[int, ModelSpec]], spec: ExperimentSpec,
+def _finished(state: str, value: Any, i: int, tasks: Sequence[Task], spec: ExperimentSpec, schedule: Schedule,
               by_task: dict[int, list[FoldOutcome]], deliver: Callable[[Event], None]) -> None:
-    """Deliver a returned task's outcomes, or fail the folds it owed."""
+    """Deliver a returned task's outcome and tuning, or fail the fold it owed."""
     if state == "finished":
-        for packed in value:
+        events, tuned = value
+        for packed in events:
             deliver(pickle.loads(packed))  # noqa: S301 - our own task's result
+        end_task(i, tasks, schedule, by_task, deliver, pickle.loads(tuned))  # noqa: S301
         return
     if state == "error" and spec.on_error == "raise":
         raise value   # the model's own error, as on_error="raise" asks
@@ -429,4 +446,4 @@ def _finished(state: str, value: Any, i: int, tasks: Sequence[tuple[int, ModelSp
     else:
         msg = f"Dask task failed: {type(value).__name__}: {value}"
     tb = "" if value is None else "".join(traceback.format_exception(value))
-    fail_missing(i, tasks, spec, by_task, deliver, scrub(msg), scrub(tb))
+    end_task(i, tasks, schedule, by_task, deliver, None, scrub(msg), scrub(tb))

@@ -9,7 +9,10 @@ commits as a serial one. Workers come from joblib's loky executor (the same mach
 interrupts.
 
 Outcomes travel once, inside their `FoldFinished`/`FoldFailed` events; the engine
-orders them by task, never by arrival, so results do not depend on ``n_jobs``.
+orders them by task, never by arrival, so results do not depend on ``n_jobs``. A
+worker's return value is its task's tuning (`mixcv_core.run.task.Tuned`), which a MERF
+task waiting for it is sent with; the next task is taken from the run's `Schedule`
+whenever a worker is free.
 
 Everything crosses the process boundary with cloudpickle, as loky sends its tasks: a
 ``multiprocessing`` queue would use plain pickle, which refuses the classes a notebook
@@ -42,11 +45,12 @@ from ..secrets import scrub
 from . import cores
 from .channel import EventChannel, EventSender, loads
 from .events import Event, FoldFailed, FoldFinished
-from .task import run_task
+from .schedule import Schedule
+from .task import Task, Tuned, run_task, skip
 from .tuning import quiet_optuna
 
-__all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "fail_missing", "exit_with_parent",
-           "task_cost", "longest_first"]
+__all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "pack_tuned", "fail_missing", "end_task",
+           "exit_with_parent"]
 
 _STARTED = "__mixcv_task_started__"
 
@@ -173,13 +177,27 @@ class SharedData:
 _DATA_CACHE: dict[str, PreparedData] = {}
 
 
-def _worker(i: int, spec: ExperimentSpec, model: ModelSpec, shared: SharedData, outer, inner, fold: int,
-            q: EventSender, known=None) -> int:
+def pack_tuned(task: Task, tuned: Tuned) -> bytes:
+    """A base task's tuning as bytes for the calling process; a study that cannot travel stays behind.
+
+    A MERF task's (the one it was given) is of no use there: it goes back empty.
+    """
+    if task.merf:
+        tuned = Tuned()
+    try:
+        return cloudpickle.dumps(tuned)
+    except Exception:  # noqa: BLE001 - its parameters still can (they were sent to the worker's estimator)
+        return cloudpickle.dumps(dataclasses.replace(tuned, study=None))
+
+
+def _worker(i: int, spec: ExperimentSpec, task: Task, shared: SharedData, outer, inner, q: EventSender, known=None,
+            tuned: Tuned | None = None) -> bytes:
     q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
     data = shared.load()
     with quiet_optuna():
-        run_task(spec, model, data, outer, inner, fold, lambda event: q.put(pack(event, spec)), known)
-    return i
+        _, tuned = run_task(spec, task, data, outer, inner, lambda event: q.put(pack(event, spec)), known,
+                            tuned=tuned)
+    return pack_tuned(task, tuned)
 
 
 #: The variables OpenMP and the BLAS libraries read for their thread count (as joblib's loky
@@ -188,46 +206,19 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def task_cost(spec: ExperimentSpec, plan: Plan, fold: int, model: ModelSpec) -> float:
-    """A rough estimate of a task's work: training rows times the fits it makes.
-
-    The outer fit, ``n_trials`` fits per inner fold when the model is tuned (on a share
-    ``1 - 1/folds`` of the rows), and one base-model fit per EM iteration for its MERF
-    variant. Only the order of the estimates matters (`longest_first`).
-    """
-    rows = float(len(plan.outer[fold][0]))
-    fits = 1.0
-    inner = plan.inner[fold]
-    if model.tunes and inner:
-        fits += spec.tuning.n_trials * len(inner) * (1.0 - 1.0 / max(len(inner), 2))
-    fits += spec.merf.max_iterations * (len(spec.task_names(model)) - 1)
-    return rows * fits
-
-
-def longest_first(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]]) -> list[int]:
-    """Task indices in the order they are started: the costliest first (ties in task order).
-
-    With tasks of unequal size (a tuned forest and its MERF next to an LMM), starting
-    them in fold-major order can leave the longest for last, and one worker running it
-    while the others idle. Outcomes are still assembled by task index, so the order
-    changes when results arrive, never what they are.
-    """
-    cost = [task_cost(spec, plan, k, m) for k, m in tasks]
-    return sorted(range(len(tasks)), key=lambda i: (-cost[i], i))
-
-
 def worker_threads(workers: int) -> int:
     """Native threads each of ``workers`` processes may use: workers x threads <= cores."""
     from joblib import cpu_count
     return max(1, cpu_count() // max(workers, 1))
 
 
-def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, ModelSpec]], n_jobs: int,
+def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedule: Schedule, n_jobs: int,
                  emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]]) -> None:
-    """Run ``tasks`` in ``n_jobs`` processes, emitting their events as they happen.
+    """Run ``tasks`` in ``n_jobs`` processes in ``schedule``'s order, emitting their events as they happen.
 
-    ``by_task`` is filled as outcomes arrive, so an interrupt (re-raised here after the
-    workers are killed) leaves every finished fold in it.
+    A MERF task starts once its base task has returned its tuning. ``by_task`` is filled
+    as outcomes arrive, so an interrupt (re-raised here after the workers are killed)
+    leaves every finished fold in it.
     """
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -235,11 +226,12 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
     from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
 
-    # No more workers than tasks: each then gets a larger share of the cores, which a task's
-    # batches of tuning trials use side by side (`mixcv_core.run.tuning.evaluate_side_by_side`).
-    workers = min(cpu_count() if n_jobs == -1 else n_jobs, len(tasks))
+    # No more workers than tasks that can run at once: each then gets a larger share of the
+    # cores, which a task's batches of tuning trials use side by side
+    # (`mixcv_core.run.tuning.evaluate_side_by_side`).
+    workers = min(cpu_count() if n_jobs == -1 else n_jobs, schedule.width)
     threads = worker_threads(workers)
-    task_of = {(k, name): i for i, (k, m) in enumerate(tasks) for name in spec.task_names(m)}
+    task_of = {(t.fold, t.name): i for i, t in enumerate(tasks)}
     me = os.getpid()
 
     def new_executor() -> Any:
@@ -275,14 +267,14 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
         cleanup.callback(shared.remove)
         q = EventChannel()
         cleanup.callback(q.close)
-        todo = longest_first(spec, plan, tasks)
         futures: dict = {}
         retried: set[int] = set()
 
         def submit(i: int) -> Any:
             nonlocal executor
-            k, m = tasks[i]
-            args = (_worker, i, spec, m, shared, plan.outer[k], plan.inner[k], k, q.sender, plan.known_rows(k))
+            t = tasks[i]
+            args = (_worker, i, spec, t, shared, plan.outer[t.fold], plan.inner[t.fold], q.sender,
+                    plan.known_rows(t.fold), schedule.tuned.get(i))
             try:
                 future = executor.submit(*args)
             except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one
@@ -292,8 +284,15 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
             return future
 
         # At most one task per worker in flight: an interrupt then finds nothing queued
-        # inside the executor, which shuts down cleanly with its workers killed.
-        pending = {submit(todo.pop(0)) for _ in range(min(workers, len(todo)))}
+        # inside the executor, which shuts down cleanly with its workers killed; and the
+        # next task is chosen when a worker is free, among the tasks that may start then.
+        pending: set = set()
+
+        def fill() -> None:
+            while schedule and len(pending) < workers:
+                pending.add(submit(schedule.next()))
+
+        fill()
         suspects: list[int] = []
         try:
             while pending or suspects:
@@ -310,9 +309,8 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                     if i in timed_out:
                         msg = f"timed out after {spec.timeout:g} s (the run's timeout); its worker process was stopped"
                         if spec.on_error == "raise":
-                            k, m = tasks[i]
-                            raise TimeoutError(f"{m.name} fold {k}: {msg}")
-                        fail_missing(i, tasks, spec, by_task, deliver, msg, "")
+                            raise TimeoutError(f"{tasks[i].name} fold {tasks[i].fold}: {msg}")
+                        end_task(i, tasks, schedule, by_task, deliver, None, msg, "")
                     elif isinstance(exc, BrokenProcessPool) and i not in retried:
                         # A worker died: this task or a neighbour that took the pool down.
                         retried.add(i)
@@ -320,10 +318,14 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[tuple[int, Mo
                     elif exc is not None and not isinstance(exc, BrokenProcessPool) and spec.on_error == "raise":
                         _drain(q, deliver)
                         raise exc  # the model's own error, as on_error="raise" asks
+                    elif exc is not None:
+                        # It crashed again when run alone, or its results could not be sent.
+                        end_task(i, tasks, schedule, by_task, deliver, None,
+                                 scrub(f"worker process failed: {type(exc).__name__}: {exc}"),
+                                 scrub("".join(traceback.format_exception(exc))))
                     else:
-                        _check(f, i, tasks, spec, by_task, deliver)
-                    if todo:
-                        pending.add(submit(todo.pop(0)))
+                        end_task(i, tasks, schedule, by_task, deliver, pickle.loads(f.result()))  # noqa: S301
+                fill()   # a suspect runs alone: nothing is ready while it does (all else has run)
                 if spec.timeout is not None:   # after the finished ones are out of `running`
                     _stop_overdue(running, timed_out, spec.timeout)
             _drain(q, deliver)
@@ -339,25 +341,28 @@ def _drain(q: EventChannel, deliver: Callable[[Event], None]) -> None:
         deliver(loads(packed))
 
 
-def _check(future, i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
-           deliver: Callable[[Event], None]) -> None:
-    """A task that crashed again when run alone (or whose results could not be sent) fails its missing folds."""
-    exc = future.exception()
-    if exc is None:
+def fail_missing(i: int, tasks: Sequence[Task], by_task: dict[int, list[FoldOutcome]],
+                 deliver: Callable[[Event], None], msg: str, tb: str) -> None:
+    """Record task ``i``'s fold as failed with ``msg``, unless its outcome was delivered."""
+    if by_task.get(i):
         return
-    fail_missing(i, tasks, spec, by_task, deliver, scrub(f"worker process failed: {type(exc).__name__}: {exc}"),
-                  scrub("".join(traceback.format_exception(exc))))
+    t = tasks[i]
+    out = FoldOutcome(model=t.name, fold=t.fold, ok=False, error=msg, traceback=tb)
+    deliver(FoldFailed(fold=t.fold, model=t.name, error=msg, traceback=tb, outcome=out))
 
 
-def fail_missing(i: int, tasks, spec: ExperimentSpec, by_task: dict[int, list[FoldOutcome]],
-                  deliver: Callable[[Event], None], msg: str, tb: str) -> None:
-    """Record every fold task ``i`` owed and did not deliver as failed with ``msg``."""
-    k, model = tasks[i]
-    have = {o.model for o in by_task.get(i, [])}
-    for name in spec.task_names(model):
-        if name not in have:
-            out = FoldOutcome(model=name, fold=k, ok=False, error=msg, traceback=tb)
-            deliver(FoldFailed(fold=k, model=name, error=msg, traceback=tb, outcome=out))
+def end_task(i: int, tasks: Sequence[Task], schedule: Schedule, by_task: dict[int, list[FoldOutcome]],
+             deliver: Callable[[Event], None], tuned: Tuned | None, msg: str = "", tb: str = "") -> None:
+    """Task ``i`` ended: with its ``tuned`` answer, or lost (``tuned`` None) with ``msg``.
+
+    A lost task fails its own fold if that had not arrived; either way the MERF tasks
+    waiting for it may now start, or fail saying their base has no tuning.
+    """
+    if tuned is None:
+        fail_missing(i, tasks, by_task, deliver, msg, tb)
+        tuned = Tuned(failure=f"that task failed ({msg})", traceback=tb)
+    for j in schedule.returned(i, tuned):
+        skip(tasks[j], schedule.tuned[j], deliver)
 
 
 def _stop_overdue(running: dict[int, tuple[int, float]], timed_out: set[int], limit: float) -> None:

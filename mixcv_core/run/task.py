@@ -1,19 +1,26 @@
-"""One task of the engine: one model (and its MERF variant) on one outer fold.
+"""One task of the engine: one model, or its MERF variant, on one outer fold.
 
 A task is self-contained and deterministic: everything it needs comes in as
 arguments, every seed is derived from the run seed and the task's identity, and it
-returns its outcomes as plain data. That is what lets the engine run tasks in any
+returns its outcome as plain data. That is what lets the engine run tasks in any
 order, in any process, with identical results. A model that raises is caught here
 and reported as a failed outcome; it never takes other folds or models with it.
+
+A model's MERF variant is a task of its own: of the base model's task it needs only
+the parameters tuning chose on that fold (`Tuned`), which the base task returns. So
+the variant starts as soon as those are known (at once for an untuned model) and
+runs next to other work, instead of holding its base's worker for both fits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,7 +36,7 @@ from .events import Event, FoldFailed, FoldFinished, FoldStarted
 from .fitting import SplitData, build_estimator, build_merf, fit_estimator, predict_estimator, split_data
 from .tuning import SideBySide, tune
 
-__all__ = ["run_task"]
+__all__ = ["Task", "Tuned", "run_task", "skip"]
 
 
 def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str],
@@ -71,8 +78,9 @@ def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train
     return out
 
 
-def _with_callbacks(estimator: Any, model: ModelSpec) -> Any:
+def _build_base(model: ModelSpec, spec: ExperimentSpec, params: dict[str, Any], fold: int) -> Any:
     """The outer fit's estimator with the model's training callbacks, when it takes them itself."""
+    estimator: Any = build_estimator(model, spec, params, fold)
     if model.callbacks and model.callbacks_via == "init":
         estimator.set_params(callbacks=list(model.callbacks))
     return estimator
@@ -153,44 +161,109 @@ def _tuning_notes(study: Any, n_trials: int) -> tuple[str, ...]:
             f"{study.user_attrs.get('last_error', '')}",)
 
 
-def run_task(spec: ExperimentSpec, model: ModelSpec, data: PreparedData,
-             outer: tuple[np.ndarray, np.ndarray], inner: list[tuple[np.ndarray, np.ndarray]] | None,
-             fold: int, emit: Callable[[Event], None], known: np.ndarray | None = None,
-             side_by_side: SideBySide | None = None) -> list[FoldOutcome]:
-    """Tune (if asked), fit and score ``model`` on outer fold ``fold``; then its MERF variant.
+@dataclass(frozen=True)
+class Task:
+    """One unit of a run: one model, or its MERF variant, on one outer fold.
 
-    Returns one `FoldOutcome` for the model and, when MERF is on for it, one for
-    ``MERF(<name>)``, which reuses the base model's tuned parameters. ``known``: rows of
-    groups in training held out of it (the outer split's known holdout), scored as
-    ``known_<metric>``; ``outer``'s training rows already exclude them. ``side_by_side``:
-    how batches of tuning trials are evaluated (`mixcv_core.run.tuning.tune`).
+    ``name`` is the result name the task produces: the model's own, or
+    ``MERF(<model>)`` for its MERF variant, which needs nothing of the base model's task
+    but the parameters it was tuned to on this fold (`Tuned`).
     """
+
+    fold: int
+    model: ModelSpec
+    name: str
+
+    @property
+    def merf(self) -> bool:
+        """Whether this is the model's MERF variant."""
+        return self.name != self.model.name
+
+    @property
+    def waits(self) -> bool:
+        """Whether it needs the base model's tuned parameters: a MERF variant of a tuned model."""
+        return self.merf and self.model.tunes
+
+
+@dataclass
+class Tuned:
+    """What a model's task on one outer fold hands its MERF variant: the tuned parameters.
+
+    An untuned model's is ``Tuned()``: its fixed arguments, no study. ``failure`` says why
+    there are none (tuning failed, the task was lost); the MERF variant then fails with it.
+    """
+
+    params: dict[str, Any] = field(default_factory=dict)
+    tune_time: float = 0.0
+    study: Any = None
+    notes: tuple[str, ...] = ()    # the tuning's own note for the fold table (failed trials)
+    failure: str = ""
+    traceback: str = ""
+    # Seconds of the base model's outer fit with these parameters, when it succeeded: what
+    # one EM iteration of its MERF variant will roughly cost (`Schedule.returned`).
+    fit_time: float = 0.0
+
+    @classmethod
+    def stored(cls, outcome: FoldOutcome) -> Tuned:
+        """The tuning a stored base fit records (a resumed run fits its MERF variant from it)."""
+        return cls(params=dict(outcome.best_params), tune_time=outcome.tune_time, study=outcome.study,
+                   notes=tuple(w for w in outcome.warnings if TRIALS_FAILED in w), fit_time=outcome.fit_time)
+
+
+def skip(task: Task, tuned: Tuned, emit: Callable[[Event], None]) -> FoldOutcome:
+    """Record a MERF variant whose base model has no tuned parameters on its fold as failed, saying why."""
+    msg = (f"not fitted: it needs the parameters {task.model.name} was tuned to on fold {task.fold}, "
+           f"and {tuned.failure}")
+    out = FoldOutcome(model=task.name, fold=task.fold, ok=False, error=msg, traceback=tuned.traceback)
+    emit(FoldFailed(fold=task.fold, model=task.name, error=msg, traceback=tuned.traceback, outcome=out))
+    return out
+
+
+def run_task(spec: ExperimentSpec, task: Task, data: PreparedData,
+             outer: tuple[np.ndarray, np.ndarray], inner: list[tuple[np.ndarray, np.ndarray]] | None,
+             emit: Callable[[Event], None], known: np.ndarray | None = None,
+             side_by_side: SideBySide | None = None, tuned: Tuned | None = None) -> tuple[FoldOutcome, Tuned]:
+    """Run one task: tune (if asked), fit and score a model on outer fold ``task.fold``; or
+    fit its MERF variant with the parameters ``tuned`` (the base model's task's answer).
+
+    Returns the task's `FoldOutcome` and the `Tuned` record its MERF variant takes (for a
+    MERF task, the one it was given). ``known``: rows of groups in training held out of
+    it (the outer split's known holdout), scored as ``known_<metric>``; ``outer``'s
+    training rows already exclude them. ``side_by_side``: how batches of tuning trials
+    are evaluated (`mixcv_core.run.tuning.tune`).
+    """
+    model, fold = task.model, task.fold
+    if task.merf:
+        if tuned is None:
+            if task.waits:
+                raise RuntimeError(f"{task.name} fold {fold} was started without the tuned parameters of {model.name}")
+            tuned = Tuned()
+        if tuned.failure:
+            return skip(task, tuned, emit), tuned
+    else:
+        tuned = Tuned()
+        if model.tunes:
+            t0 = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
+                    params, study = tune(model, spec, data, inner or [], fold, emit, side_by_side)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a tuning failure fails this fold's fits only
+                if spec.on_error == "raise":
+                    raise
+                failed = _failed(model.name, fold, exc, [], emit)
+                return failed, Tuned(failure=f"tuning it failed ({failed.error})", traceback=failed.traceback)
+            tuned = Tuned(params=params, tune_time=time.perf_counter() - t0, study=study,
+                          notes=_tuning_notes(study, spec.tuning.n_trials))
+
     train, test = outer
     s = split_data(data, train, test, spec.outer.scale, known)
-    best_params: dict[str, Any] = {}
-    study = None
-    tune_time = 0.0
-    if model.tunes:
-        t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # trial warnings would repeat n_trials times
-                best_params, study = tune(model, spec, data, inner or [], fold, emit, side_by_side)
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a tuning failure fails this task's folds only
-            if spec.on_error == "raise":
-                raise
-            return [_failed(name, fold, exc, [], emit) for name in spec.task_names(model)]
-        tune_time = time.perf_counter() - t0
-    notes = _tuning_notes(study, spec.tuning.n_trials)
-
-    # The outer fits (and MERF's EM) have this task's cores (`mixcv_core.run.cores.for_fit`).
+    make: Callable[[], Any] = (functools.partial(build_merf, model, spec, tuned.params, fold, task.name, emit)
+                               if task.merf else functools.partial(_build_base, model, spec, tuned.params, fold))
+    # The outer fit (and MERF's EM) has this task's cores (`mixcv_core.run.cores.for_fit`).
     with cores.for_fit(len(s.y_train)):
-        outcomes = [_fit_one(model.name,
-                             lambda: _with_callbacks(build_estimator(model, spec, best_params, fold), model),
-                             model, spec, s, test, known, fold, best_params, tune_time, study, data.feature_names,
-                             emit, notes)]
-        for name in spec.task_names(model)[1:]:
-            outcomes.append(_fit_one(name, functools.partial(build_merf, model, spec, best_params, fold, name, emit),
-                                     model, spec, s, test, known, fold, best_params, tune_time, study,
-                                     data.feature_names, emit, notes))
-    return outcomes
+        outcome = _fit_one(task.name, make, model, spec, s, test, known, fold, tuned.params, tuned.tune_time,
+                           tuned.study, data.feature_names, emit, tuned.notes)
+    if not task.merf and outcome.ok:
+        tuned = dataclasses.replace(tuned, fit_time=outcome.fit_time)
+    return outcome, tuned

@@ -19,7 +19,7 @@ from mixcv_core import CrossValidation, RunStore
 from mixcv_core.engine import run
 from mixcv_core.errors import SpecError
 from mixcv_core.run import cluster
-from mixcv_core.run.events import EMIteration, FoldFinished, RunStarted, TrialFinished
+from mixcv_core.run.events import EMIteration, FoldFinished, FoldStarted, RunStarted, TrialFinished
 
 distributed = pytest.importorskip("distributed", reason="the Dask backend is tested with mixcv[dask] installed")
 
@@ -61,6 +61,19 @@ def test_a_local_dask_cluster_gives_the_serial_results_with_live_events_and_a_wh
     assert back.status == "finished" and back.spec.backend == "dask"
     pd.testing.assert_frame_equal(back.to_frame().drop(columns=TIMES), serial.to_frame().drop(columns=TIMES))
 
+
+def test_on_one_dask_thread_the_tuned_model_starts_first_and_its_merf_variant_after_it(serial):
+    events: list = []
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        res = _cv(backend="dask", scheduler=lc.scheduler_address, observers=[events.append]).perform().get_results()
+    _same(res, serial)
+    started = {(e.model, e.fold): n for n, e in enumerate(events) if isinstance(e, FoldStarted)}
+    finished = {(e.model, e.fold): n for n, e in enumerate(events) if isinstance(e, FoldFinished)}
+    # In task order the LMM of fold 0 would come first; the schedule starts the tuned Ridge,
+    # whose variant waits for it, and submits the variant once Ridge's task has returned.
+    first = min(started, key=started.get)
+    assert first[0] == "Ridge"
+    assert all(started[("MERF(Ridge)", k)] > finished[("Ridge", k)] for k in range(3))
 
 def test_an_existing_cluster_by_its_scheduler_address(serial):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as lc, \

@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution
 from mixcv_core import CrossValidation, RunStore
 from mixcv_core.engine import run
 from mixcv_core.errors import SpecError
-from mixcv_core.run.events import FoldFinished, FoldStarted
+from mixcv_core.run.events import FoldFinished, FoldStarted, TrialFinished
 
 SLEEP = pd.read_csv(Path(__file__).parents[1] / "data" / "sleepstudy.csv")
 TIMES = ["fit_time", "tune_time"]
@@ -67,3 +67,29 @@ def test_resume_refuses_other_settings(tmp_path):
     other = cv.to_spec().replace(seed=7)
     with pytest.raises(SpecError, match="resume: run .* other settings"):
         run(other, cv._frame, store=store, resume=res.run_id)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_run_stopped_between_a_tuned_model_and_its_merf_variant_resumes_only_the_variant(tmp_path, n_jobs):
+    store = RunStore(tmp_path)
+    cv = _cv().add_model("Ridge", requires_inner_cv=True, params={"alpha": FloatDistribution(0.1, 10, log=True)},
+                         add_merf=True, model_name="tuned").set_merf(False, em_max_iterations=3)
+    # Serially, fold 0 is the LMM, Ridge, tuned, then MERF(tuned): stop as tuned's fit is recorded.
+    finished: list[tuple[str, int]] = []
+    stopped = run(cv.to_spec(), cv._frame, store=store, observers=[
+        lambda e: finished.append((e.model, e.fold)) if isinstance(e, FoldFinished) else None],
+        stop=lambda: ("tuned", 0) in finished)
+    assert stopped.status == "interrupted"
+    assert {(o.model, o.fold) for o in stopped.outcomes} == {("LinearMixedEffectsModel", 0), ("Ridge", 0), ("tuned", 0)}
+
+    seen: list = []
+    resumed = CrossValidation.resume(store, stopped.run_id, cv._frame, n_jobs=n_jobs, observers=[seen.append])
+    whole = cv.set_run(store=False).perform().get_results()
+    started = {(e.model, e.fold) for e in seen if isinstance(e, FoldStarted)}
+    assert ("MERF(tuned)", 0) in started and ("tuned", 0) not in started
+    # Fold 0 is not tuned again: the variant takes the parameters stored with its base's fit.
+    assert not [e for e in seen if isinstance(e, TrialFinished) and e.fold == 0]
+    assert resumed.status == "finished"
+    pd.testing.assert_frame_equal(resumed.to_frame().drop(columns=TIMES), whole.to_frame().drop(columns=TIMES))
+    pd.testing.assert_frame_equal(resumed.predictions, whole.predictions)
+
