@@ -430,7 +430,8 @@ class CrossValidation:
             ``"keep"`` (default): a fit that raises is recorded as a failed fold and the
             run goes on; ``"raise"``: the run stops with that error, for debugging.
         timeout : float, optional
-            Seconds one model may take on one outer fold (tuning included); a fit
+            Seconds one model may take on one outer fold (tuning included; a MERF
+            variant has its own clock); a fit
             still running then is stopped and its fold recorded as failed, "timed
             out". Folds then run in worker processes, even with ``n_jobs=1``.
         diagnostics : bool

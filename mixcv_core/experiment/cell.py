@@ -93,8 +93,8 @@ TOP_KEY_HELP: dict[str, str] = {
     "scheduler": "with backend: dask, a running Dask scheduler's address, e.g. tcp://10.0.0.5:8786 "
                  "(default: a local cluster)",
     "on_error": "keep: a failing fit is recorded and the run goes on (default); raise: stop with its error",
-    "timeout": "seconds one model may take on one outer fold, tuning included; then it is stopped and the "
-               "fold recorded as timed out (default: no limit)",
+    "timeout": "seconds one model may take on one outer fold, tuning included (a MERF variant has its own "
+               "clock); then it is stopped and the fold recorded as timed out (default: no limit)",
     "break_cross_val": "true: fit the first outer fold only, for debugging (default false)",
     "models": "one model per line, its parameters indented below it (required)",
 }

@@ -587,7 +587,8 @@ class ExperimentSpec:
         that error and its traceback, for debugging (as scikit-learn's
         ``error_score="raise"``).
     timeout : float or None
-        Seconds one model may take on one outer fold, its tuning included; a fit still
+        Seconds one model may take on one outer fold, its tuning included (a MERF
+        variant, which starts once its base model is tuned, gets its own clock); a fit still
         running then is stopped (its worker process killed) and the fold recorded as
         failed, "timed out". ``None`` (default): no limit. Setting it runs the folds in
         worker processes even with ``n_jobs=1``, the only way to stop native code.
