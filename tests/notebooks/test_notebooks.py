@@ -24,7 +24,8 @@ _RUNS: dict[str, Future] = {}
 def _executions(request):
     """Start executing every notebook a selected test of this module names, two kernels at a
     time, in the order the tests need them; each test then waits for its own."""
-    names = [m.args[0] for item in request.session.items if item.module is request.module
+    # getattr: the session also holds items with no module, such as the doctests of mixcv_core.
+    names = [m.args[0] for item in request.session.items if getattr(item, "module", None) is request.module
              for m in item.iter_markers("notebook") if m.args]
     # Each execution runs its own kernel on its own event loop (nbclient's run_sync makes one
     # per thread), so two threads here are two independent nbclient runs.
