@@ -46,7 +46,7 @@ from . import cores
 from .channel import EventChannel, EventSender, loads
 from .events import Event, FoldFailed, FoldFinished
 from .schedule import Schedule
-from .task import Task, Tuned, run_task, skip
+from .task import Task, Tuned, record_failed, run_task, skip
 from .tuning import quiet_optuna
 
 __all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "pack_tuned", "fail_missing", "end_task",
@@ -346,9 +346,7 @@ def fail_missing(i: int, tasks: Sequence[Task], by_task: dict[int, list[FoldOutc
     """Record task ``i``'s fold as failed with ``msg``, unless its outcome was delivered."""
     if by_task.get(i):
         return
-    t = tasks[i]
-    out = FoldOutcome(model=t.name, fold=t.fold, ok=False, error=msg, traceback=tb)
-    deliver(FoldFailed(fold=t.fold, model=t.name, error=msg, traceback=tb, outcome=out))
+    record_failed(tasks[i].name, tasks[i].fold, msg, tb, deliver)
 
 
 def end_task(i: int, tasks: Sequence[Task], schedule: Schedule, by_task: dict[int, list[FoldOutcome]],

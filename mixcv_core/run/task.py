@@ -36,7 +36,7 @@ from .events import Event, FoldFailed, FoldFinished, FoldStarted
 from .fitting import SplitData, build_estimator, build_merf, fit_estimator, predict_estimator, split_data
 from .tuning import SideBySide, tune
 
-__all__ = ["Task", "Tuned", "run_task", "skip"]
+__all__ = ["Task", "Tuned", "run_task", "skip", "record_failed"]
 
 
 def _post_process(model: ModelSpec, estimator: Any, feature_names: list[str],
@@ -91,8 +91,13 @@ def _failed(name: str, fold: int, exc: BaseException, caught: list[warnings.Warn
     # Scrubbed once, here: the error is stored, shown, mirrored and warned about from now on.
     tb = scrub("".join(traceback.format_exception(exc)))
     msg = scrub(f"{type(exc).__name__}: {exc}")
-    out = FoldOutcome(model=name, fold=fold, ok=False, error=msg, traceback=tb,
-                      warnings=[_warning_text(w) for w in caught])
+    return record_failed(name, fold, msg, tb, emit, [_warning_text(w) for w in caught])
+
+
+def record_failed(name: str, fold: int, msg: str, tb: str, emit: Callable[[Event], None],
+                  warning_texts: list[str] | None = None) -> FoldOutcome:
+    """Record ``name``'s fit on fold ``fold`` as failed with ``msg``: its outcome, announced by a `FoldFailed`."""
+    out = FoldOutcome(model=name, fold=fold, ok=False, error=msg, traceback=tb, warnings=list(warning_texts or []))
     emit(FoldFailed(fold=fold, model=name, error=msg, traceback=tb, outcome=out))
     return out
 
@@ -214,9 +219,7 @@ def skip(task: Task, tuned: Tuned, emit: Callable[[Event], None]) -> FoldOutcome
     """Record a MERF variant whose base model has no tuned parameters on its fold as failed, saying why."""
     msg = (f"not fitted: it needs the parameters {task.model.name} was tuned to on fold {task.fold}, "
            f"and {tuned.failure}")
-    out = FoldOutcome(model=task.name, fold=task.fold, ok=False, error=msg, traceback=tuned.traceback)
-    emit(FoldFailed(fold=task.fold, model=task.name, error=msg, traceback=tuned.traceback, outcome=out))
-    return out
+    return record_failed(task.name, task.fold, msg, tuned.traceback, emit)
 
 
 def run_task(spec: ExperimentSpec, task: Task, data: PreparedData,
