@@ -247,7 +247,7 @@ def _config(magic: Any) -> dict[str, Resolved]:
             # is refused once, naming the nearest setting, and the misspelt name forgotten.
             del section[key]
             raise UsageError(f"%config {CONFIG_CLASS}.{key}: no setting named {key!r}{_nearest(key, list(SETTINGS))}"
-                             f", so this cell did not run (the name is now forgotten); the settings are "
+                             f", so nothing was run (the name is now forgotten); the settings are "
                              f"{', '.join(SETTINGS)}")
     found = {}
     for name in SETTINGS:

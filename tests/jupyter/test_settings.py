@@ -341,3 +341,13 @@ def test_the_readme_states_the_forms_order():
     from pathlib import Path
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert precedence_text(FORM_PRECEDENCE) in readme
+
+
+def test_a_misspelt_config_name_is_said_in_the_form_without_speaking_of_a_cell(ip):
+    with pytest.warns(UserWarning):
+        ip.run_line_magic("config", "MixcvMagic.refersh = 1.0")
+    form = ready(ip.run_line_magic("mixcv", "ui df"))    # opens: no traceback
+    said = next(iter(form.errors.values()))
+    assert "no setting named 'refersh' (did you mean 'refresh'" in said
+    assert "cell" not in said and "nothing was run" in said
+    assert html.escape(said) in form.status.value and form.run_button.disabled
