@@ -170,6 +170,8 @@ def test_the_settings_subcommand_shows_each_value_and_its_source(ip, monkeypatch
     text = repr(shown)
     assert "seed = 5  ($MIXCV_SEED" in text and "quiet = True  (%config MixcvMagic.quiet" in text
     assert precedence_text() in text and "&gt;" in shown._repr_html_()
+    form_order = precedence_text(FORM_PRECEDENCE)    # the form's order is said too, where it differs
+    assert form_order in text and html.escape(form_order) in shown._repr_html_()
 
 
 # -- misspelt names and bad values, named by their source --------------------------------
