@@ -338,6 +338,19 @@ def em_trees(trees: Any, em_estimators: int | None) -> int | None:
     return light if light >= MIN_EM_TREES else None
 
 
+def em_fits(trees: Any, em_estimators: int | None, max_iterations: int, linear: bool = True) -> float:
+    """What a MERF fit costs at most, in fits of its whole base model (a scheduler's estimate).
+
+    ``max_iterations`` of them; with a light forest (`em_trees`, the linear part only) as many
+    light ones, each ``light / trees`` of a whole one, and the whole forest once.
+
+    >>> em_fits(20, 50, 20), em_fits(300, 50, 20), em_fits(None, 50, 20), em_fits(20, 50, 20, linear=False)
+    (6.0, 4.333333333333334, 20.0, 20.0)
+    """
+    light = em_trees(trees, em_estimators) if linear else None
+    return float(max_iterations) if light is None else max_iterations * light / trees + 1.0
+
+
 def _predict_exactly(model: Any, X: Any) -> np.ndarray:
     """``model.predict(X)`` in one thread.
 
