@@ -395,8 +395,9 @@ class CrossValidation:
             with mean zero, and new groups predicted by the whole fixed part. False gives
             merf 1.0's algorithm.
         em_estimators : int or None
-            Trees of a forest during the EM iterations (default 50); the full forest is
-            fitted once at the end. None: the full forest at every iteration.
+            Trees of a forest during the EM iterations (default 50; a forest no larger: a
+            quarter of its trees, if that is at least 5); the full forest is fitted once at
+            the end. None: the full forest at every iteration.
         """
         self._merf = MerfSpec(add_merf_global=add_merf_global, max_iterations=em_max_iterations,
                               stopping_threshold=em_stopping_threshold, stopping_window=em_stopping_window,

@@ -529,8 +529,9 @@ class MerfSpec:
         Estimate a linear fixed part by GLS inside the EM (zero-mean random effects, new
         groups predicted by the whole fixed part); False is merf 1.0's algorithm.
     em_estimators : int or None
-        Trees of a forest base estimator during EM; the full forest is fitted once at the
-        end. ``None``: the full forest at every iteration.
+        Trees of a forest base estimator during EM (a forest no larger: a quarter of its
+        trees, if that is at least 5; `mixcv_core.models.merf.em_trees`); the full forest is
+        fitted once at the end. ``None``: the full forest at every iteration.
     """
 
     add_merf_global: bool = False

@@ -27,10 +27,11 @@ still moves: PQL with a partial inner solve, warm-started from the previous iter
 effects and variances, has the same fixed point (Breslow & Clayton alternate single updates). So
 while ``eta`` moves, an iteration runs ``EARLY_EM_STEPS`` EM steps at most, and once it has settled
 the EM runs to its own tolerance; ``converged_`` needs both (``eta`` within ``outer_tol`` twice in
-a row, the last EM converged). A forest with more trees than ``em_estimators`` (with the linear
-part, as `merf.MERF` decides) costs most, so it goes further, in two phases:
+a row, the last EM converged). A forest that MERF's own EM would iterate on a light copy of
+(`merf.em_trees`: ``em_estimators`` trees, or a quarter of a smaller forest's, with the linear part) costs
+most, so it goes further, in two phases:
 
-- *light*: one EM step per PQL iteration on a copy with ``em_estimators`` trees, while ``eta``'s
+- *light*: one EM step per PQL iteration on that light copy, while ``eta``'s
   change still shrinks geometrically (below ``LIGHT_STALL`` times the previous one) and is above
   ``outer_tol``, leaving ``FULL_RESERVE`` of ``outer_max_iterations`` at least to the real model;
 - *full*: the real base model from then on, one EM step per PQL iteration while ``eta`` moves
@@ -81,7 +82,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..constraints import Integer, Real
 from ..errors import ConvergenceWarning, SpecError, SpecTypeError
 from ._base import MixedEffectsRegressor, is_mixed
-from .merf import DEFAULT_TOL, DEFAULT_WINDOW, MERFRegressor, _weights
+from .merf import DEFAULT_TOL, DEFAULT_WINDOW, MERFRegressor, _weights, em_trees
 from .mixed.family import get_family
 from .mixed.glmer import marginal_mean
 
@@ -232,14 +233,14 @@ def regression_counterpart(model: Any, field_name: str = "fixed_effects_model") 
 
 def _light_base(reg: Any, linear: bool, em_estimators: int | None) -> tuple[Any, Any]:
     """The base model (MERF's default forest for None) and its small version for the light phase:
-    a copy with ``em_estimators`` trees when MERF itself would use one (`merf.MERF`:
-    ``n_estimators`` above ``em_estimators``, with the linear part), else None."""
+    a copy with as many trees as MERF's own EM iterates with (`merf.em_trees`: ``em_estimators``, or a
+    quarter of a forest no larger; with the linear part only), else None."""
     from sklearn.ensemble import RandomForestRegressor
     full = RandomForestRegressor(n_estimators=300) if reg is None else reg
-    trees = full.get_params().get("n_estimators")
-    if not (linear and em_estimators is not None and isinstance(trees, int) and trees > em_estimators):
+    small = em_trees(full.get_params().get("n_estimators"), em_estimators) if linear else None
+    if small is None:
         return full, None
-    return full, clone(full).set_params(n_estimators=em_estimators)
+    return full, clone(full).set_params(n_estimators=small)
 
 
 def _expit(eta: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 from ..experiment.data import Plan
 from ..experiment.spec import ExperimentSpec
+from ..models.merf import em_fits
 from ..outcome import FoldOutcome
 from .task import Task, Tuned
 
@@ -61,16 +62,24 @@ def task_cost(spec: ExperimentSpec, plan: Plan, task: Task) -> float:
 
     A model: its outer fit, and ``n_trials`` fits per inner fold when it is tuned (on a
     share ``1 - 1/folds`` of the rows). Its MERF variant: one base-model fit per EM
-    iteration, at most ``max_iterations``. Only the order of the estimates matters.
+    iteration, at most ``max_iterations``, fewer for a forest that iterates on a light copy
+    (`mixcv_core.models.merf.em_fits`; its trees as far as they are known before tuning).
+    Only the order of the estimates matters.
     """
     rows = float(len(plan.outer[task.fold][0]))
     if task.merf:
-        return rows * spec.merf.max_iterations
+        return rows * _merf_fits(spec, task, {})
     fits = 1.0
     inner = plan.inner[task.fold]
     if task.model.tunes and inner:
         fits += spec.tuning.n_trials * len(inner) * (1.0 - 1.0 / max(len(inner), 2))
     return rows * fits
+
+
+def _merf_fits(spec: ExperimentSpec, task: Task, params: Mapping[str, object]) -> float:
+    """Whole base-model fits a MERF variant costs with these tuned ``params`` (`em_fits`)."""
+    trees = {**task.model.model_kwargs, **params}.get("n_estimators")
+    return em_fits(trees, spec.merf.em_estimators, spec.merf.max_iterations, spec.merf.linear_fixed_effects)
 
 
 class Schedule:
@@ -100,7 +109,7 @@ class Schedule:
                 else:
                     self.tuned[i] = Tuned()
         self._cost = [task_cost(spec, plan, t) for t in tasks]
-        self._iterations = spec.merf.max_iterations
+        self._spec, self._tasks = spec, list(tasks)
         # A base task counts the work it releases: started early, its MERF variant can
         # start early too, rather than after everything else.
         self.rank = [self._cost[i] + max((self._cost[j] for j in self._waiting.get(i, ())), default=0.0)
@@ -133,7 +142,8 @@ class Schedule:
         """Task ``i`` ended with ``tuned``: its MERF variants may start, unless it has no tuning.
 
         A variant's estimate is then made again from what was measured: one EM iteration
-        refits the tuned model on the same rows, which the base's outer fit just timed
+        refits the tuned model on the same rows (or a light copy of a forest: `em_fits`
+        counts whole fits), which the base's outer fit just timed
         (``tuned.fit_time``), in the units of the estimates at the rate the base tasks so
         far ran at. Tuned parameters change a fit's cost more than the rows do (a forest's
         depth), and of the variants waiting at the end of a run the longest must go first.
@@ -152,6 +162,7 @@ class Schedule:
                 cannot.append(j)
                 continue
             if measured:
-                self.rank[j] = tuned.fit_time * self._iterations * self._units / self._seconds
+                fits = _merf_fits(self._spec, self._tasks[j], tuned.params)
+                self.rank[j] = tuned.fit_time * fits * self._units / self._seconds
             heapq.heappush(self._ready, (-self.rank[j], j))
         return cannot

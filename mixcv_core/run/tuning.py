@@ -14,6 +14,10 @@ side by side on the task's cores (`evaluate_side_by_side`), told in the order as
 the sampler sees at each ask depends on the batch size only, never on how many threads,
 processes or Dask workers evaluated the batch, so a seed fixes the trials for any
 ``n_jobs`` and backend; a batch of one is the one-trial-at-a-time loop.
+
+A point the sampler proposes again in the same study (TPE does, on integer and categorical
+spaces) is not refitted: it takes the value it had, which the same fits on the same inner folds
+with the same seeds would give again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
@@ -130,6 +134,11 @@ def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequen
 SideBySide = Callable[[Callable[[dict[str, Any]], Any], Sequence[dict[str, Any]], int], list[Any]]
 
 
+def _point(params: dict[str, Any]) -> Hashable:
+    """A trial's parameters as a key: by name, each value by its repr (1 and 1.0 stay apart)."""
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
+
+
 def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
          inner: Sequence[tuple[np.ndarray, np.ndarray]], fold: int,
          emit: Callable[[Event], None], side_by_side: SideBySide | None = None
@@ -201,6 +210,7 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
 
     n_trials = spec.tuning.n_trials
     last_error: BaseException | None = None
+    seen: dict[Hashable, float | BaseException] = {}   # each point's value (or error), by `_point`
     # An estimator that parallelises itself through joblib (a forest, n_jobs left at None)
     # gets the task's cores inside each fit (`mixcv_core.run.cores.for_fit`).
     with cores.for_fit(n_rows), quiet_optuna():
@@ -214,8 +224,16 @@ def tune(model: ModelSpec, spec: ExperimentSpec, data: PreparedData,
             for trial in trials:
                 emit(TrialStarted(fold=fold, model=model.name, trial=trial.number))
             batch_params = [dict(t.params) for t in trials]
-            results = (evaluate_side_by_side if side_by_side is None or len(trials) == 1 else side_by_side)(
-                evaluate, batch_params, n_rows)
+            # A point the sampler proposes again (TPE does, on integer and categorical spaces)
+            # takes the value it already had: the same fits on the same inner folds with the same
+            # seeds would give it again. Only the points not seen yet are evaluated, once each.
+            keys = [_point(p) for p in batch_params]
+            fresh = list({key: p for key, p in zip(keys, batch_params) if key not in seen}.items())
+            if fresh:
+                values = (evaluate_side_by_side if side_by_side is None or len(fresh) == 1 else side_by_side)(
+                    evaluate, [p for _, p in fresh], n_rows)
+                seen.update(zip((key for key, _ in fresh), values))
+            results = [seen[key] for key in keys]
             for trial, result in zip(trials, results):
                 if isinstance(result, BaseException):
                     if spec.on_error == "raise":

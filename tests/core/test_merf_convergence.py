@@ -47,10 +47,11 @@ def quiet_fit(m: MERF, *data) -> MERF:
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_fit_called_converged_is_within_tolerance_of_where_a_long_run_ends(name):
     data = load(name)
-    # 30 trees, not above em_estimators: every iteration fits the same forest, so the
+    # em_estimators=None: every iteration fits the same 30-tree forest (no light one), so the
     # default fit's path is the first iterations of the long run.
-    fit = MERF(RandomForestRegressor(30, random_state=0)).fit(*data)
-    long = quiet_fit(MERF(RandomForestRegressor(30, random_state=0), max_iterations=80, tol=None), *data)
+    fit = MERF(RandomForestRegressor(30, random_state=0), em_estimators=None).fit(*data)
+    long = quiet_fit(MERF(RandomForestRegressor(30, random_state=0), max_iterations=80, tol=None,
+                          em_estimators=None), *data)
     assert fit.converged_ and fit.n_iter_ < 30
     assert fit.gll_history == long.gll_history[:fit.n_iter_]
     end_s2, end_D = long.sigma2_hat_history[-1], long.D_hat_history[-1][0, 0]
@@ -63,7 +64,8 @@ def test_a_fit_called_converged_is_within_tolerance_of_where_a_long_run_ends(nam
 def test_a_row_number_among_the_features_is_not_called_converged_while_the_variance_climbs():
     # BodyWeight with its rownames: a sorted row id encodes the rat, the forest and the random
     # intercept compete, and the intercept variance climbs for 100+ iterations (the case).
-    m = quiet_fit(MERF(RandomForestRegressor(30, random_state=0), max_iterations=40), *load("BodyWeight", True))
+    m = quiet_fit(MERF(RandomForestRegressor(30, random_state=0), max_iterations=40, em_estimators=None),
+                  *load("BodyWeight", True))
     D = np.array([d[0, 0] for d in m.D_hat_history[1:]])
     assert D[-1] > 20 * D[4]                       # still climbing...
     assert m.converged_ is False                   # ...so not converged
@@ -71,7 +73,8 @@ def test_a_row_number_among_the_features_is_not_called_converged_while_the_varia
 
 
 def test_the_gll_rising_is_reported_with_its_iterations():
-    m = quiet_fit(MERF(RandomForestRegressor(30, random_state=0), max_iterations=40), *load("BodyWeight", True))
+    m = quiet_fit(MERF(RandomForestRegressor(30, random_state=0), max_iterations=40, em_estimators=None),
+                  *load("BodyWeight", True))
     g, n = np.asarray(m.gll_history), 176
     rises = [(i + 2, d) for i, d in enumerate(np.diff(g)) if d > 1e-3 * n]   # by hand, from the GLL itself
     assert [r[0] for r in m.gll_rises_] == [r[0] for r in rises] and len(rises) >= 1
@@ -83,7 +86,7 @@ def test_the_gll_rising_is_reported_with_its_iterations():
 
 def test_the_history_holds_the_changes_the_rule_reads():
     X, Z, g, y = load("sleepstudy")
-    m = MERF(RandomForestRegressor(30, random_state=0)).fit(X, Z, g, y)
+    m = MERF(RandomForestRegressor(30, random_state=0), em_estimators=None).fit(X, Z, g, y)   # no final full fit
     h = m.history_
     s2 = np.asarray(m.sigma2_hat_history[1:])
     D = np.array([d[0, 0] for d in m.D_hat_history[1:]])

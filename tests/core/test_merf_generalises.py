@@ -104,6 +104,51 @@ def test_new_groups_get_the_whole_fixed_part_and_known_groups_their_effects(quic
     np.testing.assert_allclose(known - fixed, np.einsum("nj,nj->n", Z, m.trained_b.loc[g.iloc[:3]].to_numpy()))
 
 
+class _CountedForest(RandomForestRegressor):
+    """A forest that records how many trees each of its fits had."""
+
+    def fit(self, X, y, sample_weight=None):
+        FITS.append(self.n_estimators)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+FITS: list[int] = []
+
+
+@pytest.mark.parametrize(("trees", "em_estimators", "light"), [
+    (20, 50, 5),       # no larger than em_estimators: a quarter of its trees (it used to iterate whole)
+    (50, 50, 13),      # a quarter, rounded up
+    (16, 50, None),    # a quarter would be 4, fewer than 5: the whole forest every iteration
+    (100, 50, 50),     # larger than em_estimators: em_estimators trees, as before
+    (20, None, None),  # None: the whole forest every iteration
+])
+def test_the_em_iterates_on_a_light_forest_and_fits_the_whole_one_last(trees, em_estimators, light):
+    d = pd.read_csv(DATA / "oxboys.csv")
+    X, Z, g, y = d[["age"]], np.ones((len(d), 1)), d["Subject"], d["height"]
+    FITS.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = MERF(_CountedForest(trees, random_state=0), max_iterations=6, em_estimators=em_estimators).fit(X, Z, g, y)
+    if light is None:
+        assert FITS == [trees] * m.n_iter_ and all(m.history_["full_forest"])
+    else:
+        # Every EM iteration on the light copy, then one more with the real forest, which the fit keeps.
+        assert FITS == [light] * (m.n_iter_ - 1) + [trees]
+        assert m.history_["full_forest"].tolist() == [False] * (m.n_iter_ - 1) + [True]
+    assert m.trained_fe_model.n_estimators == trees and len(m.trained_fe_model.estimators_) == trees
+
+
+def test_a_light_forest_needs_the_linear_part():
+    # merf 1.0's algorithm (no linear part) refits the whole forest every iteration, as merf does.
+    d = pd.read_csv(DATA / "oxboys.csv")
+    FITS.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MERF(_CountedForest(20, random_state=0), max_iterations=3, linear_fixed_effects=False).fit(
+            d[["age"]], np.ones((len(d), 1)), d["Subject"], d["height"])
+    assert FITS == [20, 20, 20]
+
+
 def test_the_em_stops_when_done_and_says_whether_it_converged():
     d = pd.read_csv(DATA / "oxboys.csv")
     X, Z, g, y = d[["age"]], np.ones((len(d), 1)), d["Subject"], d["height"]
@@ -113,8 +158,8 @@ def test_the_em_stops_when_done_and_says_whether_it_converged():
     assert m.history_["full_forest"].tolist()[-1] is True            # the full forest fitted last
     assert not any(m.history_["full_forest"].tolist()[:-1])           # ...and only then
     assert m.trained_fe_model.n_estimators == 100
-    small = MERF(RandomForestRegressor(50, random_state=0)).fit(X, Z, g, y)   # not above em_estimators
-    assert all(small.history_["full_forest"])
+    whole = MERF(RandomForestRegressor(50, random_state=0), em_estimators=None).fit(X, Z, g, y)
+    assert all(whole.history_["full_forest"])
     with pytest.warns(ConvergenceWarning):
         capped = MERFRegressor(RandomForestRegressor(20, random_state=0), max_iterations=1).fit(X, y, g).merf_
     assert capped.converged_ is False and "max_iterations=1" in capped.stop_reason_

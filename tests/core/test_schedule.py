@@ -187,6 +187,30 @@ def test_a_merf_variant_is_ranked_again_from_its_bases_measured_fit_and_the_long
     assert schedule.priority(merfs[1]) == round(schedule.rank[merfs[1]])
 
 
+def test_a_forests_merf_variant_is_estimated_by_the_whole_fits_its_light_em_costs(grouped):
+    X, y, group, slopes = grouped
+    cv = (CrossValidation().set_data(X, y, group, slopes)
+          .set_splits("GroupKFold", "GroupKFold", n_splits_out=3, n_splits_in=2).set_inner_cv(3)
+          .add_model("RandomForestRegressor", requires_inner_cv=True, params=PARAMS, model_kwargs={"n_estimators": 20},
+                     add_merf=True)
+          .set_merf(False, em_max_iterations=20).set_run(store=False))
+    spec = cv.to_spec()
+    plan = plan_experiment(spec, cv._frame)
+    rows = len(plan.outer[0][0])
+    cost = rows * (1 + 3 * 2 * 0.5)      # the forest's own task: outer fit and 3 trials on 2 inner folds
+    for params, fits in (({}, 20 * 5 / 20 + 1),          # 20 EM iterations on 5 trees, the 20 once
+                         ({"n_estimators": 16}, 20)):     # tuned to 16 trees: no light copy, 20 whole fits
+        tasks, tuned = plan_tasks(spec, plan)
+        schedule = Schedule(spec, plan, tasks, tuned)
+        forest = next(i for i, t in enumerate(tasks) if t.name == "RandomForestRegressor" and t.fold == 0)
+        merf = next(j for j, t in enumerate(tasks) if t.merf and t.fold == 0)
+        assert schedule.rank[merf] == pytest.approx(rows * (20 * 5 / 20 + 1))   # before tuning: the 20 given
+        while schedule:
+            schedule.next()
+        schedule.returned(forest, Tuned(params=params, tune_time=1.0, fit_time=0.1))
+        assert schedule.rank[merf] == pytest.approx(0.1 * fits * cost / 1.1)
+
+
 class RecordsItsProcess(RegressorMixin, BaseEstimator):
     """Predicts the mean; remembers the process it was fitted in."""
 
