@@ -34,8 +34,8 @@ ENVIRONMENT_VARIABLE = "MIXCV_CORES"
 #: than the trees), 1.3x faster at 1,000 and 1.6x at 3,000.
 MIN_ROWS_FOR_THREADS = 1000
 _LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("mixcv_cores", default=None)
-#: In a worker process, while it runs a task: the open share file of the run (`follow`).
-_SHARE: list[int] = []
+#: In a worker process, while it runs a task: the share file of the run (`follow`).
+_SHARE: list[str] = []
 
 
 def available() -> int:
@@ -45,11 +45,12 @@ def available() -> int:
         return max(1, set_here)
     if _SHARE:
         try:
-            # A few bytes at offset 0, rewritten in place by the calling process: a read is
-            # a system call of a microsecond, cheap enough for every fit.
-            return max(1, int(os.pread(_SHARE[-1], 16, 0)))
+            # Read whole at each ask (tens of microseconds, once per fit): the calling
+            # process replaces the file, so a reader sees the old figure or the new one.
+            with open(_SHARE[-1], "rb") as fh:
+                return max(1, int(fh.read(32)))
         except (OSError, ValueError):
-            pass   # not written yet, or being rewritten: the worker's own share
+            pass   # gone with its run: the worker's own share
     try:
         return max(1, int(os.environ[ENVIRONMENT_VARIABLE]))
     except (KeyError, ValueError):
@@ -57,15 +58,20 @@ def available() -> int:
         return max(1, cpu_count())
 
 
-def write_share(path: str, cores: int) -> None:
-    """Set the cores each running task of a run may use (the calling process's side of `follow`)."""
-    # Padded to a fixed width and written at offset 0 in one call: a reader sees the old
-    # figure or the new, never a mix of the two.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+def write_share(path: str, cores: int) -> bool:
+    """Set the cores each running task of a run may use (the calling process's side of `follow`).
+
+    Returns whether it was written: on Windows a file being read cannot be replaced, and
+    the share is only a hint, tried again at the next change.
+    """
+    part = f"{path}.{os.getpid()}.part"
     try:
-        os.pwrite(fd, f"{max(1, cores):<15d}\n".encode(), 0)
-    finally:
-        os.close(fd)
+        with open(part, "w") as fh:
+            fh.write(str(max(1, cores)))
+        os.replace(part, path)   # atomic: never a half-written figure
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -75,18 +81,13 @@ def follow(path: str) -> Iterator[None]:
     The calling process writes there (`write_share`) the cores each running task may use:
     the worker's share while every worker has work, more once some have none. A `limit`
     set inside the block still wins (trials side by side split the share they started with).
+    Without the file, the worker's own share from its environment.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:   # no share file: the worker's own share from its environment
-        yield
-        return
-    _SHARE.append(fd)
+    _SHARE.append(path)
     try:
         yield
     finally:
-        _SHARE.remove(fd)
-        os.close(fd)
+        _SHARE.pop()
 
 
 @contextlib.contextmanager

@@ -14,6 +14,12 @@ worker's return value is its task's tuning (`mixcv_core.run.task.Tuned`), which 
 task waiting for it is sent with; the next task is taken from the run's `Schedule`
 whenever a worker is free.
 
+Workers are started by the engine before it prepares the run (`warm_workers`), so their
+imports (two seconds of CPU each) overlap with its validation and splits. Once no task can
+start, the cores of the idle workers are lent to the tasks still running (`cores_each`, a
+file the workers read before every fit): the last MERF variant of a run does not run on one
+core while the others wait for it.
+
 Everything crosses the process boundary with cloudpickle, as loky sends its tasks: a
 ``multiprocessing`` queue would use plain pickle, which refuses the classes a notebook
 defines (they live in ``__main__``) and estimators holding a lambda, so a run that works with
@@ -356,8 +362,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
             # starts takes them back. The running tasks' next fits see it (joblib threads only:
             # a forest's results do not depend on them; native pools keep their size).
             now = cores_each(workers * threads, workers, len(pending))
-            if now != share:
-                cores.write_share(shared.cores_file, now)
+            if now != share and cores.write_share(shared.cores_file, now):
                 share = now
 
         fill()
