@@ -110,7 +110,7 @@ def _task_threads_class() -> type:
         # `Parallel` starts (a forest's fit, its tree partition): asking `available` then
         # lets a share that grew since the task started reach its next fit.
         @property
-        def default_n_jobs(self) -> int:   # type: ignore[override]
+        def default_n_jobs(self) -> int:
             return available()
 
         def effective_n_jobs(self, n_jobs: int | None) -> int:
