@@ -30,8 +30,8 @@ from .outcome import FoldOutcome
 from .results import Results
 from .run.cluster import connect, run_dask
 from .run.events import Event, EventBus, FoldFailed, FoldFinished, Observer, RunFailed, RunFinished, RunStarted
-from .run.parallel import check_sendable, run_parallel
-from .run.schedule import Schedule, plan_tasks
+from .run.parallel import check_sendable, run_parallel, warm_workers
+from .run.schedule import Schedule, expected_width, plan_tasks
 from .run.task import TRIALS_FAILED, run_task
 from .run.tuning import quiet_optuna
 from .secrets import scrub
@@ -91,6 +91,11 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     # The task and positive class settled from the target, and written into the spec that
     # is stored and re-run (a task left to the data is inferred once, here).
     spec = resolve_task(spec, frame)
+    width = expected_width(spec)
+    if spec.backend == "local" and spec.n_jobs != 1 and resume is None and width is not None and width > 1:
+        # Worker processes import for about two seconds before their first fit: started
+        # now, they do so while this process validates, splits and opens the store.
+        warm_workers(spec, width)
     if plan is None:
         plan = plan_experiment(spec, frame)
     run_store = resolve_store(store)

@@ -14,6 +14,12 @@ worker's return value is its task's tuning (`mixcv_core.run.task.Tuned`), which 
 task waiting for it is sent with; the next task is taken from the run's `Schedule`
 whenever a worker is free.
 
+Workers are started by the engine before it prepares the run (`warm_workers`), so their
+imports (two seconds of CPU each) overlap with its validation and splits. Once no task can
+start, the cores of the idle workers are lent to the tasks still running (`cores_each`, a
+file the workers read before every fit): the last MERF variant of a run does not run on one
+core while the others wait for it.
+
 Everything crosses the process boundary with cloudpickle, as loky sends its tasks: a
 ``multiprocessing`` queue would use plain pickle, which refuses the classes a notebook
 defines (they live in ``__main__``) and estimators holding a lambda, so a run that works with
@@ -50,7 +56,7 @@ from .task import Task, Tuned, record_failed, run_task, skip
 from .tuning import quiet_optuna
 
 __all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "pack_tuned", "fail_missing", "end_task",
-           "exit_with_parent"]
+           "exit_with_parent", "warm_workers", "pool_size", "cores_each"]
 
 _STARTED = "__mixcv_task_started__"
 
@@ -134,11 +140,15 @@ class SharedData:
     while they exist (``data`` is changed in place, so every holder of it lets go of the
     arrays): its copy was the data a second time next to the workers' shared pages (0.16
     GiB at 1M rows x 20 features). `remove` gives it arrays of its own again.
+
+    The folder also holds the run's core share (`cores_file`, `mixcv_core.run.cores.follow`):
+    the cores each running task may use, which grows when workers run out of tasks.
     """
 
-    def __init__(self, data: PreparedData) -> None:
+    def __init__(self, data: PreparedData, cores_each: int = 1) -> None:
         import tempfile
         self.folder = tempfile.mkdtemp(prefix="mixcv-data-")
+        cores.write_share(self.cores_file, cores_each)
         np.save(os.path.join(self.folder, "X.npy"), data.X, allow_pickle=False)
         np.save(os.path.join(self.folder, "y.npy"), data.y, allow_pickle=False)
         rest = dataclasses.replace(data, X=np.empty((0, data.X.shape[1])), y=np.empty(0))
@@ -146,6 +156,11 @@ class SharedData:
             pickle.dump(rest, fh, protocol=pickle.HIGHEST_PROTOCOL)
         self._data = data
         data.X, data.y = self._mapped("X"), self._mapped("y")
+
+    @property
+    def cores_file(self) -> str:
+        """The file that says how many cores each running task may use."""
+        return os.path.join(self.folder, "cores")
 
     def _mapped(self, name: str) -> np.ndarray:
         return np.load(os.path.join(self.folder, f"{name}.npy"), mmap_mode="r")
@@ -194,7 +209,7 @@ def _worker(i: int, spec: ExperimentSpec, task: Task, shared: SharedData, outer,
             tuned: Tuned | None = None) -> bytes:
     q.put((_STARTED, i, os.getpid()))   # the clock of a time limit starts now, in this process
     data = shared.load()
-    with quiet_optuna():
+    with quiet_optuna(), cores.follow(shared.cores_file):
         _, tuned = run_task(spec, task, data, outer, inner, lambda event: q.put(pack(event, spec)), known,
                             tuned=tuned)
     return pack_tuned(task, tuned)
@@ -212,6 +227,72 @@ def worker_threads(workers: int) -> int:
     return max(1, cpu_count() // max(workers, 1))
 
 
+def pool_size(n_jobs: int, width: int) -> int:
+    """The worker processes of a local run: ``n_jobs`` (-1: the cores), at most ``width``.
+
+    No more workers than tasks that can run at once: each then gets a larger share of the
+    cores, which a task's batches of tuning trials use side by side
+    (`mixcv_core.run.tuning.evaluate_side_by_side`).
+    """
+    from joblib import cpu_count
+    return max(1, min(cpu_count() if n_jobs == -1 else n_jobs, width))
+
+
+def _executor(workers: int) -> Any:
+    """The reusable loky executor with ``workers`` processes (the same one for the same size)."""
+    from joblib.externals.loky import get_reusable_executor
+    threads = worker_threads(workers)
+    # Each worker's OpenMP/BLAS pools get cores // workers threads, set in its environment
+    # before it starts (so before any native library reads it): two workers with a full
+    # set of threads each on two cores ran 7x slower than one.
+    return get_reusable_executor(max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),),
+                                 env=dict.fromkeys((*_THREAD_VARIABLES, cores.ENVIRONMENT_VARIABLE), str(threads)))
+
+
+def _warm(spec: bytes, modules: tuple[str, ...]) -> None:
+    """In a worker, before its first task: what every task of the run imports."""
+    import importlib
+    cloudpickle.loads(spec)   # the models' classes, from their modules
+    for name in modules:
+        importlib.import_module(name)
+
+
+def warm_workers(spec: ExperimentSpec, width: int) -> None:
+    """Start the worker processes of a local run now, importing what its tasks need.
+
+    Called by the engine as soon as it knows a run goes to worker processes, before it
+    prepares the data, the store and the first events: a fresh worker spends about two
+    seconds of CPU importing numpy, pandas, SciPy, scikit-learn and Optuna before its first
+    fit, which then overlaps with that preparation rather than following it. `run_parallel`
+    takes the same workers (loky's reusable executor, asked for the same size). ``width``:
+    the tasks that can run at once (`mixcv_core.run.schedule.Schedule.width`).
+    """
+    workers = pool_size(spec.n_jobs, width)
+    modules = tuple(name for name, wanted in (("optuna", any(m.tunes for m in spec.models)),
+                                              ("mixcv_core.models.merf",
+                                               any(len(spec.task_names(m)) > 1 for m in spec.models)))
+                    if wanted)
+    try:
+        blob = cloudpickle.dumps(spec)   # what cannot be sent is refused by `check_sendable`, later
+        executor = _executor(workers)
+        for _ in range(workers):   # loky starts its processes with the first submissions
+            executor.submit(_warm, blob, modules)
+    except Exception:  # noqa: BLE001 - only a head start: the run starts its workers again if need be
+        return
+
+
+def cores_each(cores_total: int, workers: int, running: int) -> int:
+    """Cores each of ``running`` tasks may use in a pool of ``workers`` sharing ``cores_total``.
+
+    Called once no more tasks can start (``running`` < ``workers``: the others have run,
+    or wait for a running task): the cores of the workers left without work go to the tasks
+    still running, so the last long task (a MERF variant released by the last tuning) does
+    not run on one core while the others wait for it. With every worker busy, each has its
+    own share.
+    """
+    return max(1, cores_total // max(1, min(running, workers)) if running else cores_total // max(1, workers))
+
+
 def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedule: Schedule, n_jobs: int,
                  emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]]) -> None:
     """Run ``tasks`` in ``n_jobs`` processes in ``schedule``'s order, emitting their events as they happen.
@@ -223,26 +304,10 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from joblib import cpu_count
-    from joblib.externals.loky import get_reusable_executor
-
-    # No more workers than tasks that can run at once: each then gets a larger share of the
-    # cores, which a task's batches of tuning trials use side by side
-    # (`mixcv_core.run.tuning.evaluate_side_by_side`).
-    workers = min(cpu_count() if n_jobs == -1 else n_jobs, schedule.width)
+    workers = pool_size(n_jobs, schedule.width)
     threads = worker_threads(workers)
     task_of = {(t.fold, t.name): i for i, t in enumerate(tasks)}
-    me = os.getpid()
-
-    def new_executor() -> Any:
-        # Each worker's OpenMP/BLAS pools get cores // workers threads, set in its environment
-        # before it starts (so before any native library reads it): two workers with a full
-        # set of threads each on two cores ran 7x slower than one.
-        return get_reusable_executor(max_workers=workers, initializer=exit_with_parent, initargs=(me,),
-                                     env=dict.fromkeys((*_THREAD_VARIABLES, cores.ENVIRONMENT_VARIABLE),
-                                                       str(threads)))
-
-    executor = new_executor()
+    executor = _executor(workers)   # the warm one, when the engine started it (`warm_workers`)
 
     running: dict[int, tuple[int, float]] = {}   # task -> (worker pid, start on the monotonic clock)
     timed_out: set[int] = set()
@@ -263,8 +328,9 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
         emit(event)
 
     with contextlib.ExitStack() as cleanup:
-        shared = SharedData(plan.data)
+        shared = SharedData(plan.data, threads)
         cleanup.callback(shared.remove)
+        share = threads   # what the share file says now
         q = EventChannel()
         cleanup.callback(q.close)
         futures: dict = {}
@@ -278,7 +344,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
             try:
                 future = executor.submit(*args)
             except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one
-                executor = new_executor()
+                executor = _executor(workers)
                 future = executor.submit(*args)
             futures[future] = i
             return future
@@ -289,8 +355,15 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
         pending: set = set()
 
         def fill() -> None:
+            nonlocal share
             while schedule and len(pending) < workers:
                 pending.add(submit(schedule.next()))
+            # Workers left without a task lend their cores to the running ones; a task that
+            # starts takes them back. The running tasks' next fits see it (joblib threads only:
+            # a forest's results do not depend on them; native pools keep their size).
+            now = cores_each(workers * threads, workers, len(pending))
+            if now != share and cores.write_share(shared.cores_file, now):
+                share = now
 
         fill()
         suspects: list[int] = []

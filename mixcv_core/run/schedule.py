@@ -26,7 +26,7 @@ from ..models.merf import em_fits
 from ..outcome import FoldOutcome
 from .task import Task, Tuned
 
-__all__ = ["Schedule", "plan_tasks", "task_cost"]
+__all__ = ["Schedule", "plan_tasks", "task_cost", "expected_width"]
 
 
 def plan_tasks(spec: ExperimentSpec, plan: Plan, done: Mapping[tuple[str, int], FoldOutcome] | None = None,
@@ -55,6 +55,19 @@ def plan_tasks(spec: ExperimentSpec, plan: Plan, done: Mapping[tuple[str, int], 
                     tuned[len(tasks)] = Tuned.stored(base) if m.tunes else Tuned()
                 tasks.append(Task(k, m, name))
     return tasks, tuned
+
+
+def expected_width(spec: ExperimentSpec) -> int | None:
+    """`Schedule.width` of a fresh run of ``spec`` before its splits are made, when the spec tells.
+
+    A named outer method makes ``n_splits x n_repeats`` folds; each gives one task per model
+    that may start at once, and one per MERF variant of an untuned model (a tuned model's
+    variant waits for it). None for a splitter object or a list of folds: only the plan knows.
+    """
+    if not spec.outer.is_named:
+        return None
+    folds = 1 if spec.break_cross_val else spec.outer.n_splits * spec.outer.n_repeats
+    return folds * sum(1 if m.tunes else len(spec.task_names(m)) for m in spec.models)
 
 
 def task_cost(spec: ExperimentSpec, plan: Plan, task: Task) -> float:

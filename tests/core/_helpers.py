@@ -115,3 +115,38 @@ class LeavesItsPid(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return np.full(len(X), self.mean_)
+
+
+class WaitsForLentCores(RegressorMixin, BaseEstimator):
+    """Predicts the mean. The first fit to take ``folder``'s claim returns once another fit has
+    started; that other fit waits (up to ``patience`` seconds) until joblib offers it more threads
+    than at its start, and writes what it was offered, first and last, to ``folder/seen``."""
+
+    def __init__(self, folder: str = "", patience: float = 60.0):
+        self.folder = folder
+        self.patience = patience
+
+    def fit(self, X, y):
+        from joblib import effective_n_jobs
+        self.mean_ = float(np.mean(y))
+        started, end = os.path.join(self.folder, "started"), time.monotonic() + self.patience
+        try:
+            os.close(os.open(os.path.join(self.folder, "claim"), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass
+        else:   # the short task: it ends while the other runs
+            while not os.path.exists(started) and time.monotonic() < end:
+                time.sleep(0.05)
+            return self
+        first = effective_n_jobs(None)
+        open(started, "w").close()
+        last = first
+        while last <= first and time.monotonic() < end:
+            time.sleep(0.05)
+            last = effective_n_jobs(None)
+        with open(os.path.join(self.folder, "seen"), "w") as fh:
+            fh.write(f"{first} {last}")
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)

@@ -237,3 +237,38 @@ def test_a_tuned_model_and_the_variant_waiting_for_it_run_in_this_process_even_w
     # Two tasks, never side by side: worker processes would only halve the cores each gets.
     assert res.models[("RecordsItsProcess", 0)].pid_ == os.getpid()
     assert res.models[("MERF(RecordsItsProcess)", 0)].trained_fe_model.pid_ == os.getpid()
+
+
+@pytest.mark.parametrize(("repeats", "one_fold"), [(1, False), (2, False), (1, True)])
+def test_the_width_a_spec_tells_before_its_splits_is_the_schedules(grouped, repeats, one_fold):
+    from mixcv_core.run.schedule import expected_width
+    cv = _cv(grouped).set_splits("GroupKFold", "GroupKFold", n_splits_out=3, n_splits_in=2, n_repeats=repeats,
+                                 break_cross_val=one_fold)
+    spec = cv.to_spec()
+    plan = plan_experiment(spec, cv._frame)
+    assert expected_width(spec) == Schedule(spec, plan, *plan_tasks(spec, plan)).width
+    folds = [(np.arange(0, 40), np.arange(40, 60)), (np.arange(20, 60), np.arange(0, 20))]
+    assert expected_width(cv.set_splits(folds, "GroupKFold", n_splits_in=2).to_spec()) is None   # only the plan knows
+
+
+def test_a_parallel_run_starts_its_workers_before_it_splits_the_data_and_fits_in_them(grouped, tmp_path, monkeypatch):
+    import importlib
+
+    import psutil
+    from _helpers import LeavesItsPid
+    engine = importlib.import_module("mixcv_core.engine")
+    parallel = importlib.import_module("mixcv_core.run.parallel")
+    parallel._executor(2).shutdown(wait=True, kill_workers=True)   # no workers left by an earlier run
+    at_planning: set[int] = set()
+
+    def planning(*args, **kwargs):
+        at_planning.update(p.pid for p in psutil.Process().children())
+        return plan_experiment(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "plan_experiment", planning)
+    X, y, group, _ = grouped
+    (CrossValidation().set_data(X, y, group).set_splits("GroupKFold", n_splits_out=2)
+     .add_model(LeavesItsPid, model_kwargs={"folder": str(tmp_path), "delay": 0.0})
+     .set_run(n_jobs=2, store=False).perform())
+    fitted_in = {int(f.name.split("-")[0]) for f in tmp_path.iterdir()}
+    assert fitted_in and fitted_in <= at_planning

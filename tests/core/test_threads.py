@@ -3,6 +3,7 @@ cores // workers threads, so workers x threads <= cores."""
 
 from __future__ import annotations
 
+import pytest
 from _helpers import RecordsThreads
 from joblib import cpu_count
 
@@ -58,9 +59,11 @@ class RecordsJoblib(RecordsThreads):
     seen: list = []
 
     def fit(self, X, y):
-        from joblib.parallel import get_active_backend
-        backend, n_jobs = get_active_backend()
-        RecordsJoblib.seen.append((type(backend).__name__, n_jobs, len(y)))
+        from joblib import effective_n_jobs
+        from joblib.parallel import ThreadingBackend, get_active_backend
+        backend, _ = get_active_backend()
+        kind = "threads" if isinstance(backend, ThreadingBackend) else type(backend).__name__
+        RecordsJoblib.seen.append((kind, effective_n_jobs(None), len(y)))   # what a forest would take
         return super().fit(X, y)
 
 
@@ -86,7 +89,7 @@ def test_fits_get_the_tasks_cores_in_threads_from_enough_rows_on(monkeypatch):
     RecordsJoblib.seen.clear()
     with cores.limit(2):
         _forest_run("RecordsJoblib")
-    assert {(b, n) for b, n, rows in RecordsJoblib.seen} == {("ThreadingBackend", 2)}   # threads, never processes
+    assert {(b, n) for b, n, rows in RecordsJoblib.seen} == {("threads", 2)}   # threads, never processes
 
 
 def test_a_forest_fitted_in_threads_gives_the_same_results_and_merf_too(monkeypatch):
@@ -102,3 +105,50 @@ def test_a_forest_fitted_in_threads_gives_the_same_results_and_merf_too(monkeypa
         threaded = _forest_run(RandomForestRegressor, {"n_estimators": 20})
     assert set(alone["model"]) == {"RandomForestRegressor", "MERF(RandomForestRegressor)"}
     assert alone.equals(threaded)
+
+
+def test_a_tasks_fits_count_the_cores_its_run_lends_it_again_at_each_fit(tmp_path):
+    from joblib import Parallel, effective_n_jobs
+
+    from mixcv_core.run import cores
+    share = str(tmp_path / "cores")
+    cores.write_share(share, 1)
+    seen = []
+    with cores.follow(share), cores.for_fit(cores.MIN_ROWS_FOR_THREADS):
+        seen.append((cores.available(), effective_n_jobs(None)))
+        cores.write_share(share, 3)   # the calling process lends the task two more cores
+        seen.append((cores.available(), effective_n_jobs(None)))
+        seen.append(Parallel().n_jobs)   # what a forest's fit starts: a Parallel, its n_jobs left at None
+    assert seen == [(1, 1), (3, 3), 3]
+    with cores.limit(2), cores.follow(share):
+        assert cores.available() == 2          # a limit set inside a task (trials side by side) wins
+    with cores.follow(str(tmp_path / "no such file")), cores.limit(5):
+        assert cores.available() == 5
+
+
+@pytest.mark.parametrize(("total", "workers", "running", "each"), [
+    (2, 2, 2, 1),    # every worker busy: each its own share
+    (2, 2, 1, 2),    # one worker idle: the running task gets its core
+    (8, 4, 3, 2),    # 8 cores, 3 tasks left: 2 each (the eighth stays spare)
+    (8, 4, 1, 8),
+    (4, 2, 0, 2),    # nothing running: the worker's share
+])
+def test_workers_left_without_a_task_lend_their_cores_to_the_running_ones(total, workers, running, each):
+    from mixcv_core.run.parallel import cores_each
+    assert cores_each(total, workers, running) == each
+
+
+def test_the_last_task_running_gets_the_cores_of_the_worker_that_has_nothing_left(tmp_path):
+    from _helpers import WaitsForLentCores
+
+    from mixcv_core.run import cores
+    if cpu_count() < 2:
+        pytest.skip("one core: there is nothing to lend")
+    rows = cores.MIN_ROWS_FOR_THREADS * 3   # two outer folds of enough rows for threads
+    X, y, g, _ = generate_grouped_regression(30, rows // 30, random_seed=0, n_features=2)
+    res = (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=2)
+           .add_model(WaitsForLentCores, model_kwargs={"folder": str(tmp_path)})
+           .set_run(n_jobs=2, store=False).perform().get_results())
+    assert res.to_frame()["model"].tolist() == ["WaitsForLentCores"] * 2
+    first, last = map(int, (tmp_path / "seen").read_text().split())
+    assert (first, last) == (worker_threads(2), 2 * worker_threads(2))
