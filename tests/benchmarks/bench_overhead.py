@@ -1,7 +1,7 @@
 """The overhead ratio: a run's time divided by the time spent inside the estimators' own fits.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_overhead.py [--quick] [--cases a,b] [--profile CASE]
-    PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_overhead.py --n-jobs N [--quick] [--cases large,math]
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_overhead.py --n-jobs N [--quick] [--cases large,math] [--again]
 
 Each experiment runs in a fresh process (first-use imports inside the run count against
 mixcv), recorded in the default run store (``./.mixcv`` of a scratch folder), serially, with BLAS/OpenMP held to one thread (``OMP_NUM_THREADS=1`` and
@@ -31,7 +31,9 @@ PYTHONPATH (`clock_from_environment`): nothing of it is in mixcv. Each process w
 file of its own after every outermost call; the parent sums them. Also printed: the CPU of every process
 ÷ the CPU inside fits (which load on a shared machine does not inflate, as it does wall time), the
 workers' start-up CPU (interpreter and imports before their first fit), and ``uptime``'s load before and
-after: on a shared machine the wall figure is only as good as that load allows.
+after: on a shared machine the wall figure is only as good as that load allows. ``--again`` runs each case a
+second time in the same process, as a notebook's next run does: loky's reusable workers are still alive and
+imported, so the line "case+" is that second run, without the workers' start-up (about 2 s of CPU each).
 
 What counts as overhead: everything in ``perform()`` outside the outermost estimator calls, so Optuna's
 sampler (TPE's ask and tell), the scaling of each split, scoring, events, the store and the result
@@ -279,11 +281,14 @@ def child(case: str, quick: bool) -> None:
                       "calls": clock.calls}))
 
 
-def child_parallel(case: str, quick: bool, n_jobs: int) -> None:
-    """Run ``case`` with ``n_jobs`` worker processes in this fresh process; print one JSON line.
+def child_parallel(case: str, quick: bool, n_jobs: int, again: bool = False) -> None:
+    """Run ``case`` with ``n_jobs`` worker processes in this fresh process; print one JSON line per run.
 
     The workers' estimators are timed by their own clocks (`clock_from_environment`, reached
     through ``_clock_site/sitecustomize.py``), this process's by its own; all report to one folder.
+    ``again``: the same experiment once more in this process, as a notebook's next run: the
+    workers (loky's reusable executor) are warm, so their start-up is not paid again. Each
+    run's figures are the differences of the totals before and after it.
     """
     import logging
     import warnings
@@ -292,23 +297,28 @@ def child_parallel(case: str, quick: bool, n_jobs: int) -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     cv, classes = experiment(case, quick)
-    cv = cv.set_run(n_jobs=n_jobs)
     folder = tempfile.mkdtemp(prefix="mixcv-clock-")
     # Set now, after this process started: the workers start with them, this process has its own clock.
     os.environ[CLOCK_VARIABLE] = json.dumps({"dir": folder, "parent": os.getpid(),
                                              "classes": [f"{c.__module__}:{c.__qualname__}" for c in classes]})
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE / "_clock_site"), os.environ.get("PYTHONPATH", "")])
-    load = os.getloadavg()
     with threadpool_limits(1), EstimatorClock(classes, report=folder):
-        c0, w0 = time.process_time(), time.perf_counter()
-        cv.perform()
-        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    r = reported(folder)
+        for run in range(2 if again else 1):
+            if run:
+                cv = experiment(case, quick)[0]
+            cv = cv.set_run(n_jobs=n_jobs)
+            load = os.getloadavg()
+            before = reported(folder)
+            c0, w0 = time.process_time(), time.perf_counter()
+            cv.perform()
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+            r = {key: value - before[key] for key, value in reported(folder).items()}
+            print(json.dumps({"run": "again" if run else "first", "wall": wall, "cpu_parent": cpu,
+                              "cpu_workers": r["process_cpu"], "cpu_worker_startup": r["startup_cpu"],
+                              "est_cpu": r["cpu"], "est_wall": r["wall"], "calls": r["calls"],
+                              "processes": reported(folder)["processes"], "load": [load, os.getloadavg()]}),
+                  flush=True)
     shutil.rmtree(folder, ignore_errors=True)
-    print(json.dumps({"wall": wall, "cpu_parent": cpu, "cpu_workers": r["process_cpu"], "cpu_worker_startup":
-                      r["startup_cpu"], "est_cpu": r["cpu"],
-                      "est_wall": r["wall"],
-                      "calls": r["calls"], "processes": r["processes"], "load": [load, os.getloadavg()]}))
 
 
 def profile(case: str, quick: bool) -> None:
@@ -350,7 +360,7 @@ def main() -> None:
     if "--cases" in sys.argv:
         cases = tuple(sys.argv[sys.argv.index("--cases") + 1].split(","))
     if n_jobs != 1:
-        main_parallel(cases, quick, n_jobs)
+        main_parallel(cases, quick, n_jobs, "--again" in sys.argv)
         return
     print("Each line: a fresh process, n_jobs=1, one BLAS/OpenMP thread; perform() time and the time inside the "
           "estimators' fit/predict calls.")
@@ -380,7 +390,7 @@ def _child_environment() -> dict[str, str]:
     return env
 
 
-def main_parallel(cases: tuple[str, ...], quick: bool, n_jobs: int) -> None:
+def main_parallel(cases: tuple[str, ...], quick: bool, n_jobs: int, again: bool = False) -> None:
     """Each case in a fresh process with ``n_jobs`` workers: wall × n_jobs ÷ the summed time in the estimators."""
     print(f"Each line: a fresh process, n_jobs={n_jobs} (worker processes, one BLAS/OpenMP thread each); "
           f"wall time of perform() and the time inside the estimators' fit/predict calls summed over every process.")
@@ -396,23 +406,27 @@ def main_parallel(cases: tuple[str, ...], quick: bool, n_jobs: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for case in cases:
             out = subprocess.run([sys.executable, __file__, "--child-parallel", case, str(n_jobs)]
-                                 + (["--quick"] if quick else []), capture_output=True, text=True, cwd=scratch, env=env)
+                                 + (["--quick"] if quick else []) + (["--again"] if again else []), capture_output=True, text=True, cwd=scratch, env=env)
             if out.returncode != 0:
                 print(f"{case}: failed\n{out.stderr[-2000:]}")
                 continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            before, after = (", ".join(f"{x:.2f}" for x in la) for la in r["load"])
-            print(f"{case:<7} {r['wall']:>7.2f} {r['est_wall']:>10.2f} {r['wall'] * n_jobs / r['est_wall']:>6.3f} "
-                  f"{r['est_cpu']:>9.2f} {r['wall'] * n_jobs / r['est_cpu']:>6.3f} {int(r['calls']):>6} "
-                  f"{int(r['processes']):>5} {r['cpu_parent'] + r['cpu_workers']:>7.2f} "
-                  f"{(r['cpu_parent'] + r['cpu_workers']) / r['est_cpu']:>9.3f} {r['cpu_worker_startup']:>8.2f}  "
-                  f"{before} -> {after}", flush=True)
+            for line in out.stdout.strip().splitlines():
+                if not line.startswith("{"):
+                    continue
+                r = json.loads(line)
+                before, after = (", ".join(f"{x:.2f}" for x in la) for la in r["load"])
+                name = case if r["run"] == "first" else f"{case}+"
+                print(f"{name:<7} {r['wall']:>7.2f} {r['est_wall']:>10.2f} {r['wall'] * n_jobs / r['est_wall']:>6.3f} "
+                      f"{r['est_cpu']:>9.2f} {r['wall'] * n_jobs / r['est_cpu']:>6.3f} {int(r['calls']):>6} "
+                      f"{int(r['processes']):>5} {r['cpu_parent'] + r['cpu_workers']:>7.2f} "
+                      f"{(r['cpu_parent'] + r['cpu_workers']) / r['est_cpu']:>9.3f} {r['cpu_worker_startup']:>8.2f}  "
+                      f"{before} -> {after}", flush=True)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         child(sys.argv[2], "--quick" in sys.argv)
     elif len(sys.argv) > 3 and sys.argv[1] == "--child-parallel":
-        child_parallel(sys.argv[2], "--quick" in sys.argv, int(sys.argv[3]))
+        child_parallel(sys.argv[2], "--quick" in sys.argv, int(sys.argv[3]), "--again" in sys.argv)
     else:
         main()
