@@ -21,6 +21,7 @@ the criterion.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,6 +74,7 @@ class Criterion:
         # One term: the optimiser's evaluations take `one_term`'s short route (same values;
         # the fit record is still read from `pls.solve`).
         self.single_term = len(levels) == 1
+        self._one = one_term.OneTerm(self.stats, self.dof, reml) if self.single_term else None
         self._last: tuple[bytes, float, np.ndarray] | None = None
 
     # -- theta layout ------------------------------------------------------------------
@@ -117,8 +119,8 @@ class Criterion:
         self.n_evals += 1
         theta = np.asarray(theta, dtype=float)
         try:
-            if self.single_term:
-                return one_term.evaluate(self.stats, self.terms[0].lam(theta), self.dof, self.reml, False)[0]
+            if self._one is not None:
+                return self._one(self.terms[0].lam(theta), False)[0]
             return self.value_of(self.solve(theta, banded=True))
         except np.linalg.LinAlgError:
             return np.inf
@@ -127,22 +129,27 @@ class Criterion:
         """The criterion and its exact gradient in theta (see `gradient`)."""
         theta = np.asarray(theta, dtype=float)
         key = theta.tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1], self._last[2].copy()   # the certificate asks where the optimiser stopped
-        nan_grad = np.full(self.dim, np.nan)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1], last[2].copy()   # the certificate asks where the optimiser stopped
         self.n_evals += 1
         try:
-            if self.single_term:
-                value, G = one_term.evaluate(self.stats, self.terms[0].lam(theta), self.dof, self.reml, True)
-                per_term = [] if G is None else [G]
-            else:
-                s = self.solve(theta, gradient=True, banded=True)
-                value = self.value_of(s)
-                per_term = gradient(self.stats, s, self.dof, self.reml) if np.isfinite(value) else []
+            if self._one is not None:
+                # One term: the short route, and its one gradient matrix read in theta's order.
+                t = self.terms[0]
+                value, G = self._one(t.lam(theta), True)
+                if G is None or not math.isfinite(value):
+                    return value, np.full(self.dim, np.nan)
+                grad = G[t.cols, t.rows]
+                self._last = (key, value, grad.copy())
+                return value, grad
+            s = self.solve(theta, gradient=True, banded=True)
+            value = self.value_of(s)
+            per_term = gradient(self.stats, s, self.dof, self.reml) if np.isfinite(value) else []
         except np.linalg.LinAlgError:
-            return np.inf, nan_grad
+            return np.inf, np.full(self.dim, np.nan)
         if not np.isfinite(value) or not per_term:
-            return value, nan_grad
+            return value, np.full(self.dim, np.nan)
         grad = np.empty(self.dim)
         for pos, i in enumerate(self.order):
             t = self.terms[i]

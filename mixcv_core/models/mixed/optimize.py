@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from .criterion import Criterion
 from .lbfgsb import lbfgsb
 
