@@ -442,3 +442,28 @@ def test_with_one_term_the_optimisers_short_route_equals_the_dense_criterion_and
                              - dense(X, y, blocks, theta - h * e, reml).value) / (2 * h) for e in np.eye(crit.dim)])
         np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(central).max()))
 
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_with_one_term_the_solution_the_fit_record_reads_equals_the_dense_one(q, reml):
+    # `Criterion.solution` takes the short route with one term (`OneTerm.solution`): the
+    # criterion, beta, sigma^2, the BLUPs, their conditional sds and vcov(beta) against the
+    # obvious dense computation, on the boundary (a zero column) too.
+    X, y, blocks = one_term_model(q)
+    crit = criterion(X, y, blocks, reml)
+    rng = np.random.default_rng(11)
+    thetas = [rng.uniform(-0.5, 1.5, crit.dim) for _ in range(2)]
+    thetas.append(np.where(np.arange(crit.dim) < q, thetas[0], 0.0))
+    for theta in thetas:
+        ref = dense(X, y, blocks, theta, reml)
+        s = crit.solution(theta)
+        lam = lambdas(blocks, theta)[0]
+        sigma2 = s.pwrss / crit.dof
+        np.testing.assert_allclose(s.value, ref.value, rtol=1e-11)
+        np.testing.assert_allclose(crit.beta_ols + s.beta, ref.beta, rtol=1e-9)
+        np.testing.assert_allclose(sigma2, ref.sigma2, rtol=1e-10)
+        np.testing.assert_allclose((s.u[0] @ lam.T).ravel(), ref.b, rtol=1e-8, atol=1e-10 * np.abs(ref.b).max())
+        cond_var = sigma2 * np.einsum("ij,kjl,il->ki", lam, s.cond[0], lam)
+        np.testing.assert_allclose(np.sqrt(np.clip(cond_var, 0, None)).ravel(), ref.b_sd, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(sigma2 * np.linalg.inv(s.RX @ s.RX.T), ref.beta_cov, rtol=1e-8)

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import _batched
 from . import banded, one_term, pls
+from .conditional import conditional_blocks
 from .pls import PLSSolve, Statistics, TermShape
 
 __all__ = ["Criterion"]
@@ -105,6 +106,16 @@ class Criterion:
         """`pls.solve` at theta; ``banded``: through the block-tridiagonal factor when there is a plan."""
         lams = self.lams(theta)
         return pls.solve(self.stats, [lams[i] for i in self.order], gradient, self.band if banded else None)
+
+    def solution(self, theta: np.ndarray) -> one_term.Solution:
+        """What the fit record reads at theta: the PLS solution, the criterion and the conditional blocks."""
+        theta = np.asarray(theta, dtype=float)
+        if self._one is not None:
+            return self._one.solution(self.terms[0].lam(theta))
+        s = self.solve(theta)
+        LX = s.LD[self.stats.m:, self.stats.m:]
+        return one_term.Solution(self.value_of(s), float(s.pwrss), LX, s.beta, s.lams, s.u,
+                                 conditional_blocks(self.stats, s))
 
     def value_of(self, s: PLSSolve) -> float:
         if not s.pwrss > 0:

@@ -15,13 +15,15 @@ Notation (`pls.Statistics`, algebra order): ``G_k = Z_k'Z_k`` ``(q, q)`` and ``H
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.linalg import lapack
 
 from .. import _batched
 from .pls import Statistics
 
-__all__ = ["OneTerm"]
+__all__ = ["OneTerm", "Solution"]
 
 
 class OneTerm:
@@ -45,6 +47,36 @@ class OneTerm:
         Ht = np.ascontiguousarray(H.transpose(1, 0, 2))                # (q, K, p+1)
         self.Ht2 = Ht.reshape(q * K, p1)
         self.HX = Ht[..., :p1 - 1]                                     # (q, K, p): H_X per effect row
+
+    def solution(self, lam: np.ndarray) -> Solution:
+        """The PLS solution at ``Lambda = lam``: what `pls.solve` and `conditional.conditional_blocks` give
+        for one term, by this layout (the fit record is read from it: `fit.fit_mixed`)."""
+        K, q, p1, r = self.K, self.q, self.p1, self.r
+        p = p1 - 1
+        Y = (lam.T @ self.Bt).reshape(q, K, r)
+        M = self.Gf @ (lam[:, None, :, None] * lam[None, :, None, :]).reshape(q * q, q * q) + self.eye
+        # Solved against [Lambda'H_k, I]: the last q columns give M_k^-1 itself.
+        eye = np.broadcast_to(np.eye(q)[:, None, :], (q, K, q))
+        S, logdet_L = _solve(M, np.concatenate((Y[:, :, :p1], eye), axis=2))
+        D = self.A_FF - Y.reshape(q * K, r)[:, :p1].T @ S.reshape(q * K, -1)[:, :p1]
+        if p:
+            LX, info = lapack.dpotrf(D[:p, :p], lower=1, clean=1)
+            if info != 0 or not (LX.diagonal() > 0).all():
+                raise np.linalg.LinAlgError("matrix is not positive definite")
+            ly = lapack.dtrtrs(LX, D[:p, p], lower=1)[0]
+            pwrss = float(D[p, p] - ly @ ly)
+            logdet_RX = 2.0 * float(np.log(LX.diagonal()).sum())
+            beta = lapack.dtrtrs(LX, ly, lower=1, trans=1)[0]
+        else:
+            LX, beta = np.zeros((0, 0)), np.zeros(0)
+            pwrss, logdet_RX = float(D[0, 0]), 0.0
+        value = np.inf
+        if pwrss > 0:
+            value = logdet_L + self.dof * (1.0 + np.log(2.0 * np.pi * pwrss / self.dof))
+            value = float(value + logdet_RX) if self.reml else float(value)
+        u = S[:, :, p] - S[:, :, :p] @ beta                   # (q, K): M_k^-1 Lambda'(H_yk - H_Xk beta)
+        Minv = np.ascontiguousarray(S[:, :, p1:].transpose(1, 0, 2))
+        return Solution(value, pwrss, LX, beta, [lam], [np.ascontiguousarray(u.T)], [Minv])
 
     def __call__(self, lam: np.ndarray, gradient: bool) -> tuple[float, np.ndarray | None]:
         """The profiled (RE)ML criterion at ``Lambda = lam``; with ``gradient``, ``G`` = d crit / d Lambda, transposed.
@@ -106,6 +138,19 @@ class OneTerm:
                 raise np.linalg.LinAlgError("dpotrs failed")
             grad -= 2.0 * (FSt.T.reshape(q, K * p) @ Q.reshape(q, K * p).T)
         return float(value), grad
+
+
+@dataclass
+class Solution:
+    """What the fit record reads at the optimum (`criterion.Criterion.solution`), algebra order of terms."""
+
+    value: float                 # the criterion (inf where r^2 <= 0)
+    pwrss: float                 # r^2
+    RX: np.ndarray               # (p, p) lower Cholesky factor of R_X'R_X
+    beta: np.ndarray             # (p,) fixed effects of y residualised on X
+    lams: list[np.ndarray]       # Lambda_t
+    u: list[np.ndarray]          # (K_t, q_t) spherical random effects
+    cond: list[np.ndarray]       # (K_t, q_t, q_t) diagonal blocks of M^-1 (`conditional.conditional_blocks`)
 
 
 def _solve(M: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, float]:
