@@ -421,17 +421,23 @@ def one_term_model(q: int):
     return design(frame, ["Days"]), frame["Reaction"].to_numpy(float), [term(frame, "Subject", columns)]
 
 
+def one_term_points(q: int, reml: bool, seed: int, n_random: int):
+    """`one_term_model`, its criterion, and thetas to test at: random ones and the first with its last column zero."""
+    X, y, blocks = one_term_model(q)
+    crit = criterion(X, y, blocks, reml)
+    rng = np.random.default_rng(seed)
+    thetas = [rng.uniform(-0.5, 1.5, crit.dim) for _ in range(n_random)]
+    thetas.append(np.where(np.arange(crit.dim) < q, thetas[0], 0.0))        # the last column of Lambda zero
+    return X, y, blocks, crit, thetas
+
+
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("q", [1, 2, 3])
 def test_with_one_term_the_optimisers_short_route_equals_the_dense_criterion_and_its_differences(q, reml):
-    # One term takes `one_term.evaluate` (q = 1 and 2 in closed form, 3 by the batched
+    # One term takes `one_term.OneTerm` (q = 1 and 2 in closed form, 3 by the batched
     # factor), not pls.solve: its value against the dense reference, its gradient against
     # central differences of that reference, on the boundary (a zero column) too.
-    X, y, blocks = one_term_model(q)
-    crit = criterion(X, y, blocks, reml)
-    rng = np.random.default_rng(5)
-    thetas = [rng.uniform(-0.5, 1.5, crit.dim) for _ in range(3)]
-    thetas.append(np.where(np.arange(crit.dim) < q, thetas[0], 0.0))        # the last column of Lambda zero
+    X, y, blocks, crit, thetas = one_term_points(q, reml, seed=5, n_random=3)
     thetas.append(np.zeros(crit.dim))                                         # no random effects at all
     h = 1e-5
     for theta in thetas:
@@ -443,18 +449,13 @@ def test_with_one_term_the_optimisers_short_route_equals_the_dense_criterion_and
         np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(central).max()))
 
 
-
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("q", [1, 2, 3])
 def test_with_one_term_the_solution_the_fit_record_reads_equals_the_dense_one(q, reml):
     # `Criterion.solution` takes the short route with one term (`OneTerm.solution`): the
     # criterion, beta, sigma^2, the BLUPs, their conditional sds and vcov(beta) against the
     # obvious dense computation, on the boundary (a zero column) too.
-    X, y, blocks = one_term_model(q)
-    crit = criterion(X, y, blocks, reml)
-    rng = np.random.default_rng(11)
-    thetas = [rng.uniform(-0.5, 1.5, crit.dim) for _ in range(2)]
-    thetas.append(np.where(np.arange(crit.dim) < q, thetas[0], 0.0))
+    X, y, blocks, crit, thetas = one_term_points(q, reml, seed=11, n_random=2)
     for theta in thetas:
         ref = dense(X, y, blocks, theta, reml)
         s = crit.solution(theta)
