@@ -22,7 +22,7 @@ from mixcv_core import MixcvError
 from mixcv_core.models.mixed import banded, fit_mixed
 from mixcv_core.models.mixed import pls as pls_module
 from mixcv_core.models.mixed.criterion import Criterion
-from mixcv_core.models.mixed.optimize import certify, minimise, rough_minimum
+from mixcv_core.models.mixed.optimize import certify, hessian, minimise, rough_minimum
 
 DATA = Path(__file__).parent.parent / "data" / "lmm_multi"
 
@@ -468,3 +468,23 @@ def test_with_one_term_the_solution_the_fit_record_reads_equals_the_dense_one(q,
         cond_var = sigma2 * np.einsum("ij,kjl,il->ki", lam, s.cond[0], lam)
         np.testing.assert_allclose(np.sqrt(np.clip(cond_var, 0, None)).ravel(), ref.b_sd, rtol=1e-8, atol=1e-12)
         np.testing.assert_allclose(sigma2 * np.linalg.inv(s.RX @ s.RX.T), ref.beta_cov, rtol=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_with_one_term_the_certificates_hessian_is_exact_and_costs_no_evaluation(q, reml):
+    # The one-term criterion's analytic Hessian (`OneTerm.hessian`) against central
+    # differences of its exact gradient on sleepstudy: at random theta, with the last column
+    # of Lambda zero (the boundary) and just off it; the certificate takes it instead of
+    # dim gradient evaluations.
+    X, y, blocks, crit, thetas = one_term_points(q, reml, seed=7, n_random=3)
+    thetas.append(np.where(np.arange(crit.dim) < q, thetas[1], 1e-4))       # near the boundary
+    h = 1e-6
+    for theta in thetas:
+        central = np.array([(crit.value_and_grad(theta + h * e)[1] - crit.value_and_grad(theta - h * e)[1]) / (2 * h)
+                            for e in np.eye(crit.dim)])
+        evals = crit.n_evals
+        H = hessian(crit, theta, crit.value_and_grad(theta)[1])
+        assert crit.n_evals - evals <= 1        # the point's own gradient, no differences
+        np.testing.assert_allclose(H, H.T, rtol=0, atol=0)
+        np.testing.assert_allclose(H, (central + central.T) / 2, rtol=1e-6, atol=1e-6 * np.abs(central).max())

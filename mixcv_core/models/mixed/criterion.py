@@ -136,6 +136,18 @@ class Criterion:
         except np.linalg.LinAlgError:
             return np.inf
 
+    def hessian(self, theta: np.ndarray) -> np.ndarray | None:
+        """With one term, the exact Hessian in theta (`one_term.OneTerm.hessian`); None otherwise or where
+        it cannot be formed (the caller then takes differences of the gradient)."""
+        if self._one is None:
+            return None
+        t = self.terms[0]
+        try:
+            H = self._one.hessian(t.lam(np.asarray(theta, dtype=float)), t.rows, t.cols)
+        except np.linalg.LinAlgError:
+            return None
+        return H if np.all(np.isfinite(H)) else None
+
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The criterion and its exact gradient in theta (see `gradient`)."""
         theta = np.asarray(theta, dtype=float)

@@ -139,6 +139,89 @@ class OneTerm:
             grad -= 2.0 * (FSt.T.reshape(q, K * p) @ Q.reshape(q, K * p).T)
         return float(value), grad
 
+    def hessian(self, lam: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The exact second derivatives of the criterion in theta (``lam[rows, cols] = theta``).
+
+        In the marginal form: with ``V = I + Z C Z'``, ``C = Lambda Lambda'``, the criterion is
+        ``log|V| (+ log|X'V^-1 X|) + dof log(y'Py)``, ``P`` the projection of GLS. With ``C_i``
+        and ``C_ij`` the derivatives of ``C`` (``E_i Lambda' + Lambda E_i'`` and ``E_i E_j' +
+        E_j E_i'``, ``E_i`` the unit at theta entry i) and ``N = Z'PZ`` (REML; ``Z'V^-1 Z`` for
+        the determinant under ML):
+
+        - ``d2 log|.| = tr(N C_ij) - tr(N C_i N C_j)``,
+        - ``d2 y'Py = 2 s'C_i N C_j s - s'C_ij s`` with ``s = Z'Py``, ``d y'Py = -s'C_i s``.
+
+        Per level, ``Z_k'V_k^-1 [Z_k F_k] = [G_k H_k] - G_k Lambda M_k^-1 Lambda'[G_k H_k]``
+        (``W_k`` and ``B_k``), and ``N = diag(W_k) - Q Q'`` with ``Q_k = B_kX R_X^-1``: every
+        sum over pairs of levels is a product of sums over levels (a few matrix products,
+        whatever ``K``).
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            Some ``M_k`` or ``R_X'R_X`` is not positive definite.
+        """
+        K, q, p1, r = self.K, self.q, self.p1, self.r
+        p = p1 - 1
+        Y = (lam.T @ self.Bt).reshape(q, K, r)
+        M = self.Gf @ (lam[:, None, :, None] * lam[None, :, None, :]).reshape(q * q, q * q) + self.eye
+        S, _ = _solve(M, Y)
+        # [B_k W_k][j, :] = [H_k G_k][j, :] - (G_k Lambda M_k^-1 Lambda'[H_k G_k])[j, :]
+        BW = self.Bt.reshape(q, K, r).copy()
+        for a in range(q):                                      # q <= a few: broadcasts, not a K-long einsum
+            BW -= Y[a, :, p1:].T[:, :, None] * S[a][None, :, :]
+        D = self.A_FF - Y.reshape(q * K, r)[:, :p1].T @ S.reshape(q * K, r)[:, :p1]
+        w = np.zeros(p1)
+        w[p] = 1.0
+        if p:
+            LX, info = lapack.dpotrf(D[:p, :p], lower=1, clean=1)
+            if info != 0 or not (LX.diagonal() > 0).all():
+                raise np.linalg.LinAlgError("matrix is not positive definite")
+            ly = lapack.dtrtrs(LX, D[:p, p], lower=1)[0]
+            w[:p] = -lapack.dtrtrs(LX, ly, lower=1, trans=1)[0]
+            # Q_k = B_kX R_X^-1 (R_X = LX'): rows (effect, level), solved for all at once.
+            Q = lapack.dtrtrs(LX, BW[:, :, :p].reshape(q * K, p).T, lower=1)[0].T.reshape(q, K, p)
+        else:
+            Q = np.zeros((q, K, 0))
+        pwrss = float(w @ D @ w)
+        s = BW[:, :, :p1] @ w                                   # (q, K): Z_k'Py
+        W = BW[:, :, p1:].transpose(1, 0, 2).reshape(K, q * q)  # vec(W_k)
+        Qm = Q.transpose(1, 0, 2).reshape(K, q * p)             # row k: vec(Q_k)
+        dim = len(rows)
+        E = np.zeros((dim, q, q))
+        E[np.arange(dim), rows, cols] = 1.0
+        C1 = E @ lam.T
+        C1 = C1 + C1.transpose(0, 2, 1)                         # C_i
+        A = C1.reshape(dim, q * q)                              # row i: vec(C_i)
+        same = cols[:, None] == cols[None, :]                   # tr(C_ij A) = 2 [c_i = c_j] A[r_i, r_j]
+        # Sums over levels, indexed ((a, b), (c, d)): sum_k X_k[a, b] Y_k[c, d].
+        WW = (W.T @ W).reshape(q, q, q, q)
+        ss = (s[:, None, :] * s[None, :, :]).reshape(q * q, K).T  # vec(s_k s_k')
+        sW = (ss.T @ W).reshape(q, q, q, q)                     # sum_k s_k[a] s_k[d] W_k[b, c] at (a, d, b, c)
+        Ss = ss.sum(axis=0).reshape(q, q)
+        Wsum = W.sum(axis=0).reshape(q, q)
+        # tr(C_i A C_j B) summed over levels = C_i[a, b] A[b, c] C_j[c, d] B[d, a].
+        tr_WW = A @ WW.transpose(3, 0, 1, 2).reshape(q * q, q * q) @ A.T
+        det_part = 2.0 * same * Wsum[rows[:, None], rows[None, :]] - tr_WW
+        if self.reml and p:
+            # N = diag(W_k) - Q Q' (REML): the terms of Q Q' with P_k = Q_k Q_k' per level.
+            Pk = (Q[:, None] * Q[None, :]).sum(axis=3).reshape(q * q, K).T   # vec(Q_k Q_k')
+            Psum = Pk.sum(axis=0).reshape(q, q)
+            WP = (W.T @ Pk).reshape(q, q, q, q)
+            tr_WP = A @ WP.transpose(3, 0, 1, 2).reshape(q * q, q * q) @ A.T
+            QQ = (Qm.T @ Qm).reshape(q, p, q, p).transpose(0, 2, 1, 3)   # sum_k Q_k[a, c] Q_k[b, d]
+            R = A @ QQ.reshape(q * q, p * p)                    # vec(R_i), R_i = sum_k Q_k'C_i Q_k
+            det_part -= 2.0 * same * Psum[rows[:, None], rows[None, :]]
+            det_part += tr_WP + tr_WP.T - R @ R.T
+        r2_i = -(A @ Ss.ravel())
+        sQ = (s @ Qm).reshape(q, q, p)                          # sum_k s_k[a] Q_k[b, :]
+        v = A @ sQ.reshape(q * q, p)                            # sum_k s_k'C_i Q_k
+        sNs = A @ sW.transpose(0, 2, 3, 1).reshape(q * q, q * q) @ A.T - v @ v.T
+        r2_ij = 2.0 * sNs - 2.0 * same * Ss[rows[:, None], rows[None, :]]
+        dof = self.dof
+        out = det_part + dof * (r2_ij / pwrss - np.outer(r2_i, r2_i) / pwrss ** 2)
+        return (out + out.T) / 2
+
 
 @dataclass
 class Solution:

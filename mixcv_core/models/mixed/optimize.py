@@ -67,11 +67,15 @@ class Outcome:
 
 
 def hessian(crit: Criterion, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Forward differences of the exact gradient, symmetrised (``dim`` gradient evaluations).
+    """The exact Hessian where the criterion has one (one term), else forward differences of
+    the exact gradient, symmetrised (``dim`` gradient evaluations).
 
     Its use is qualitative (signs of eigenvalues) and the Newton step, both of which a
     relative error of ~1e-6 leaves unchanged.
     """
+    exact = crit.hessian(theta)
+    if exact is not None:
+        return exact
     dim = len(theta)
     H = np.empty((dim, dim))
     for j in range(dim):
