@@ -32,6 +32,16 @@ def cluster_codes(clusters: Any, n: int, field: str = "clusters") -> tuple[np.nd
         raise SpecError(field, f"expected one label per row (1-D), got shape {values.shape}")
     if len(values) != n:
         raise SpecError(field, f"has {len(values)} labels but X has {n} rows")
+    if values.dtype.kind in "iu" and n:
+        # Integer labels cannot be missing, and sort as factorize(sort=True) sorts them. Small
+        # non-negative ones (the usual 0..K-1) are coded by counting, without a sort.
+        low, high = int(values.min()), int(values.max())
+        if low >= 0 and high <= 4 * n:
+            present = np.bincount(values, minlength=high + 1) > 0
+            codes = (np.cumsum(present) - 1)[values]
+            return codes.astype(np.int64), pd.Index(np.flatnonzero(present).astype(values.dtype))
+        labels, codes = np.unique(values, return_inverse=True)
+        return codes.astype(np.int64), pd.Index(labels)
     missing = pd.isna(values)
     if missing.any():
         raise SpecError(field, f"{int(missing.sum())} rows have a missing (NaN/None) cluster label")

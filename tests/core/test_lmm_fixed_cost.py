@@ -105,3 +105,26 @@ def test_with_several_factors_cov_re_is_not_set_and_the_tables_are_per_factor(sl
     assert not hasattr(m, "cov_re_")
     assert set(m.random_effects_) == set(m.random_effects_sd_) == {"Subject", "half"}
     assert list(m.icc_by_factor_.index) == ["Subject", "half"]
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([7, 3, 3, 0, 12, 7]),                          # small non-negative: coded by counting
+    pd.Series([5, -2, 5, 9, -2, 0], dtype="int32"),        # negative: by np.unique
+    np.array([10**12, 3, 10**12, 4, 3, 4], dtype=np.uint64),  # far beyond the rows: by np.unique
+])
+def test_integer_group_labels_are_coded_as_pandas_factorize_codes_them(labels):
+    from mixcv_core.models._groups import cluster_codes
+    codes, levels = cluster_codes(labels, 6)
+    expected_codes, expected_levels = pd.factorize(np.asarray(labels), sort=True)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert codes.dtype == np.int64
+    assert levels.equals(pd.Index(expected_levels)) and levels.dtype == pd.Index(expected_levels).dtype
+
+
+def test_a_fit_on_integer_group_labels_equals_the_fit_on_the_same_labels_as_strings(sleep):
+    as_int = pd.factorize(sleep["Subject"].astype(str), sort=True)[0] * 3 + 1   # gaps between the labels
+    m_int = LinearMixedEffectsModel().fit(sleep[["Days"]], sleep["Reaction"], groups=as_int, slopes=["Days"])
+    m_str = LinearMixedEffectsModel().fit(sleep[["Days"]], sleep["Reaction"],
+                                          groups=pd.Series(as_int).map(lambda v: f"s{v:03d}"), slopes=["Days"])
+    np.testing.assert_array_equal(_estimates(m_int), _estimates(m_str))
+    assert list(m_int.random_effects_.index) == sorted(set(as_int.tolist()))

@@ -44,6 +44,8 @@ def test_per_level_sums_from_chunks_equal_the_materialised_ones_to_the_bit(math_
     for i in range(n):
         plain[codes[i]] += np.outer(left[i], right[i])
     assert np.array_equal(chunked, plain)
+    # All rows in one chunk (np.bincount instead of np.add.at): the same sums, to the bit.
+    assert np.array_equal(pls.level_sums(codes, K, left, right, chunk=n), plain)
 
 
 def test_an_lmm_fit_does_not_depend_on_how_many_rows_its_sums_take_at_once(math_achieve, monkeypatch):

@@ -22,7 +22,7 @@ from mixcv_core import MixcvError
 from mixcv_core.models.mixed import banded, fit_mixed
 from mixcv_core.models.mixed import pls as pls_module
 from mixcv_core.models.mixed.criterion import Criterion
-from mixcv_core.models.mixed.optimize import certify, minimise, rough_minimum
+from mixcv_core.models.mixed.optimize import certify, hessian, minimise, rough_minimum
 
 DATA = Path(__file__).parent.parent / "data" / "lmm_multi"
 
@@ -421,17 +421,23 @@ def one_term_model(q: int):
     return design(frame, ["Days"]), frame["Reaction"].to_numpy(float), [term(frame, "Subject", columns)]
 
 
+def one_term_points(q: int, reml: bool, seed: int, n_random: int):
+    """`one_term_model`, its criterion, and thetas to test at: random ones and the first with its last column zero."""
+    X, y, blocks = one_term_model(q)
+    crit = criterion(X, y, blocks, reml)
+    rng = np.random.default_rng(seed)
+    thetas = [rng.uniform(-0.5, 1.5, crit.dim) for _ in range(n_random)]
+    thetas.append(np.where(np.arange(crit.dim) < q, thetas[0], 0.0))        # the last column of Lambda zero
+    return X, y, blocks, crit, thetas
+
+
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("q", [1, 2, 3])
 def test_with_one_term_the_optimisers_short_route_equals_the_dense_criterion_and_its_differences(q, reml):
-    # One term takes `one_term.evaluate` (q = 1 and 2 in closed form, 3 by the batched
+    # One term takes `one_term.OneTerm` (q = 1 and 2 in closed form, 3 by the batched
     # factor), not pls.solve: its value against the dense reference, its gradient against
     # central differences of that reference, on the boundary (a zero column) too.
-    X, y, blocks = one_term_model(q)
-    crit = criterion(X, y, blocks, reml)
-    rng = np.random.default_rng(5)
-    thetas = [rng.uniform(-0.5, 1.5, crit.dim) for _ in range(3)]
-    thetas.append(np.where(np.arange(crit.dim) < q, thetas[0], 0.0))        # the last column of Lambda zero
+    X, y, blocks, crit, thetas = one_term_points(q, reml, seed=5, n_random=3)
     thetas.append(np.zeros(crit.dim))                                         # no random effects at all
     h = 1e-5
     for theta in thetas:
@@ -442,3 +448,43 @@ def test_with_one_term_the_optimisers_short_route_equals_the_dense_criterion_and
                              - dense(X, y, blocks, theta - h * e, reml).value) / (2 * h) for e in np.eye(crit.dim)])
         np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(central).max()))
 
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_with_one_term_the_solution_the_fit_record_reads_equals_the_dense_one(q, reml):
+    # `Criterion.solution` takes the short route with one term (`OneTerm.solution`): the
+    # criterion, beta, sigma^2, the BLUPs, their conditional sds and vcov(beta) against the
+    # obvious dense computation, on the boundary (a zero column) too.
+    X, y, blocks, crit, thetas = one_term_points(q, reml, seed=11, n_random=2)
+    for theta in thetas:
+        ref = dense(X, y, blocks, theta, reml)
+        s = crit.solution(theta)
+        lam = lambdas(blocks, theta)[0]
+        sigma2 = s.pwrss / crit.dof
+        np.testing.assert_allclose(s.value, ref.value, rtol=1e-11)
+        np.testing.assert_allclose(crit.beta_ols + s.beta, ref.beta, rtol=1e-9)
+        np.testing.assert_allclose(sigma2, ref.sigma2, rtol=1e-10)
+        np.testing.assert_allclose((s.u[0] @ lam.T).ravel(), ref.b, rtol=1e-8, atol=1e-10 * np.abs(ref.b).max())
+        cond_var = sigma2 * np.einsum("ij,kjl,il->ki", lam, s.cond[0], lam)
+        np.testing.assert_allclose(np.sqrt(np.clip(cond_var, 0, None)).ravel(), ref.b_sd, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(sigma2 * np.linalg.inv(s.RX @ s.RX.T), ref.beta_cov, rtol=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_with_one_term_the_certificates_hessian_is_exact_and_costs_no_evaluation(q, reml):
+    # The one-term criterion's analytic Hessian (`OneTerm.hessian`) against central
+    # differences of its exact gradient on sleepstudy: at random theta, with the last column
+    # of Lambda zero (the boundary) and just off it; the certificate takes it instead of
+    # dim gradient evaluations.
+    X, y, blocks, crit, thetas = one_term_points(q, reml, seed=7, n_random=3)
+    thetas.append(np.where(np.arange(crit.dim) < q, thetas[1], 1e-4))       # near the boundary
+    h = 1e-6
+    for theta in thetas:
+        central = np.array([(crit.value_and_grad(theta + h * e)[1] - crit.value_and_grad(theta - h * e)[1]) / (2 * h)
+                            for e in np.eye(crit.dim)])
+        evals = crit.n_evals
+        H = hessian(crit, theta, crit.value_and_grad(theta)[1])
+        assert crit.n_evals - evals <= 1        # the point's own gradient, no differences
+        np.testing.assert_allclose(H, H.T, rtol=0, atol=0)
+        np.testing.assert_allclose(H, (central + central.T) / 2, rtol=1e-6, atol=1e-6 * np.abs(central).max())

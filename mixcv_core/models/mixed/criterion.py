@@ -21,12 +21,14 @@ the criterion.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from .. import _batched
 from . import banded, one_term, pls
+from .conditional import conditional_blocks
 from .pls import PLSSolve, Statistics, TermShape
 
 __all__ = ["Criterion"]
@@ -73,6 +75,7 @@ class Criterion:
         # One term: the optimiser's evaluations take `one_term`'s short route (same values;
         # the fit record is still read from `pls.solve`).
         self.single_term = len(levels) == 1
+        self._one = one_term.OneTerm(self.stats, self.dof, reml) if self.single_term else None
         self._last: tuple[bytes, float, np.ndarray] | None = None
 
     # -- theta layout ------------------------------------------------------------------
@@ -104,6 +107,16 @@ class Criterion:
         lams = self.lams(theta)
         return pls.solve(self.stats, [lams[i] for i in self.order], gradient, self.band if banded else None)
 
+    def solution(self, theta: np.ndarray) -> one_term.Solution:
+        """What the fit record reads at theta: the PLS solution, the criterion and the conditional blocks."""
+        theta = np.asarray(theta, dtype=float)
+        if self._one is not None:
+            return self._one.solution(self.terms[0].lam(theta))
+        s = self.solve(theta)
+        LX = s.LD[self.stats.m:, self.stats.m:]
+        return one_term.Solution(self.value_of(s), float(s.pwrss), LX, s.beta, s.lams, s.u,
+                                 conditional_blocks(self.stats, s))
+
     def value_of(self, s: PLSSolve) -> float:
         if not s.pwrss > 0:
             return np.inf
@@ -117,32 +130,49 @@ class Criterion:
         self.n_evals += 1
         theta = np.asarray(theta, dtype=float)
         try:
-            if self.single_term:
-                return one_term.evaluate(self.stats, self.terms[0].lam(theta), self.dof, self.reml, False)[0]
+            if self._one is not None:
+                return self._one(self.terms[0].lam(theta), False)[0]
             return self.value_of(self.solve(theta, banded=True))
         except np.linalg.LinAlgError:
             return np.inf
+
+    def hessian(self, theta: np.ndarray) -> np.ndarray | None:
+        """With one term, the exact Hessian in theta (`one_term.OneTerm.hessian`); None otherwise or where
+        it cannot be formed (the caller then takes differences of the gradient)."""
+        if self._one is None:
+            return None
+        t = self.terms[0]
+        try:
+            H = self._one.hessian(t.lam(np.asarray(theta, dtype=float)), t.rows, t.cols)
+        except np.linalg.LinAlgError:
+            return None
+        return H if np.all(np.isfinite(H)) else None
 
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The criterion and its exact gradient in theta (see `gradient`)."""
         theta = np.asarray(theta, dtype=float)
         key = theta.tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1], self._last[2].copy()   # the certificate asks where the optimiser stopped
-        nan_grad = np.full(self.dim, np.nan)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1], last[2].copy()   # the certificate asks where the optimiser stopped
         self.n_evals += 1
         try:
-            if self.single_term:
-                value, G = one_term.evaluate(self.stats, self.terms[0].lam(theta), self.dof, self.reml, True)
-                per_term = [] if G is None else [G]
-            else:
-                s = self.solve(theta, gradient=True, banded=True)
-                value = self.value_of(s)
-                per_term = gradient(self.stats, s, self.dof, self.reml) if np.isfinite(value) else []
+            if self._one is not None:
+                # One term: the short route, and its one gradient matrix read in theta's order.
+                t = self.terms[0]
+                value, G = self._one(t.lam(theta), True)
+                if G is None or not math.isfinite(value):
+                    return value, np.full(self.dim, np.nan)
+                grad = G[t.cols, t.rows]
+                self._last = (key, value, grad.copy())
+                return value, grad
+            s = self.solve(theta, gradient=True, banded=True)
+            value = self.value_of(s)
+            per_term = gradient(self.stats, s, self.dof, self.reml) if np.isfinite(value) else []
         except np.linalg.LinAlgError:
-            return np.inf, nan_grad
+            return np.inf, np.full(self.dim, np.nan)
         if not np.isfinite(value) or not per_term:
-            return value, nan_grad
+            return value, np.full(self.dim, np.nan)
         grad = np.empty(self.dim)
         for pos, i in enumerate(self.order):
             t = self.terms[i]

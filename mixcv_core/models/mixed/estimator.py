@@ -33,7 +33,7 @@ from ...errors import ConvergenceWarning, SpecError, SpecTypeError
 from .._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from .._groups import cluster_codes, conditional_sd
 from ..lmm_summary import LMMSummary, decomposition_table, variance_parts
-from .design import ReMat, aliased_columns, build_remats, design_on
+from .design import ReMat, aliased_columns, build_remats, design_on, design_rank
 from .fit import MixedFit, fit_mixed, relative_factor, singular_components
 from .terms import Factor, RandomTerm, format_name, parse_random
 
@@ -309,7 +309,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
 
     def _fit_design(self, exog: pd.DataFrame, yv: np.ndarray, remats: list[ReMat], fit_kwargs: dict) -> None:
         """Fit on a finished fixed design and terms; every way of calling the model ends here."""
-        rank = np.linalg.matrix_rank(exog.to_numpy())
+        rank = design_rank(exog.to_numpy())
         if rank < exog.shape[1]:
             # Name the columns lme4 would drop (lmer() drops them; here X is the user's own).
             aliased = [str(exog.columns[j]) for j in aliased_columns(exog.to_numpy(dtype=float))]

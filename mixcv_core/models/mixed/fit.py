@@ -208,12 +208,11 @@ def _fit(X: np.ndarray, y: np.ndarray, blocks: list[_Block], reml: bool, max_eva
         theta[t.offset:t.offset + t.size] = lam[t.rows, t.cols]
     out = minimise(crit, theta, max_evals, max_restarts, callback)
     theta = out.theta
-    s = crit.solve(theta)
-    value = crit.value_of(s)
+    s = crit.solution(theta)
+    value = s.value
     sigma2 = float(s.pwrss / crit.dof)
-    LX = s.LD[crit.stats.m:, crit.stats.m:]
-    beta_cov = sigma2 * cho_inverse(LX) if crit.p else np.zeros((0, 0))
-    cond = _conditional_blocks(crit, s)
+    beta_cov = sigma2 * cho_inverse(s.RX) if crit.p else np.zeros((0, 0))
+    cond = s.cond
     covs, bs, sds, thetas, boundary = [], [], [], [], []
     for i, (t, T) in enumerate(zip(crit.terms, Ts)):
         pos = crit.order.index(i)

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from .criterion import Criterion
+from .lbfgsb import lbfgsb
 
 __all__ = ["Certificate", "Outcome", "certify", "minimise", "rough_minimum", "NEWTON_DECREMENT_TOL"]
 
@@ -67,11 +67,15 @@ class Outcome:
 
 
 def hessian(crit: Criterion, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Forward differences of the exact gradient, symmetrised (``dim`` gradient evaluations).
+    """The exact Hessian where the criterion has one (one term), else forward differences of
+    the exact gradient, symmetrised (``dim`` gradient evaluations).
 
     Its use is qualitative (signs of eigenvalues) and the Newton step, both of which a
     relative error of ~1e-6 leaves unchanged.
     """
+    exact = crit.hessian(theta)
+    if exact is not None:
+        return exact
     dim = len(theta)
     H = np.empty((dim, dim))
     for j in range(dim):
@@ -199,9 +203,10 @@ def rough_minimum(crit: Criterion, theta: np.ndarray, max_evals: int) -> np.ndar
         return value, grad
 
     def run(start: np.ndarray) -> tuple[np.ndarray, float]:
-        res = optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
-                                options={"ftol": ROUGH_FTOL, "maxfun": max(1, max_evals - crit.n_evals)})
-        return crit.normalise(np.asarray(res.x, dtype=float)), float(res.fun)
+        # scipy's defaults for the rest (gtol 1e-5, maxls 20).
+        x, value, _ = lbfgsb(objective, start, ftol=ROUGH_FTOL, gtol=1e-5, maxls=20,
+                             maxfun=max(1, max_evals - crit.n_evals))
+        return crit.normalise(x), value
 
     x, value = run(theta)
     # L-BFGS-B's first step has unit length along the gradient: from Lambda = 1 it lands on
@@ -250,11 +255,9 @@ def minimise(crit: Criterion, theta: np.ndarray, max_evals: int, max_restarts: i
     def run(start: np.ndarray) -> np.ndarray:
         best[0], best[1] = np.inf, start
         try:
-            res = optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
-                                    options={"ftol": FTOL, "gtol": 1e-12, "maxls": 50,
-                                             "maxfun": max(1, max_evals - crit.n_evals)})
-            x = np.asarray(res.x, dtype=float)
-            return x if float(res.fun) <= best[0] else best[1]
+            x, value, _ = lbfgsb(objective, start, ftol=FTOL, gtol=1e-12, maxls=50,
+                                 maxfun=max(1, max_evals - crit.n_evals))
+            return x if value <= best[0] else best[1]
         except _Budget:
             return best[1]
 

@@ -24,6 +24,7 @@ only there: an evaluation costs nothing in ``n``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,13 +72,21 @@ def term_shapes(qs: Sequence[int], levels: Sequence[int]) -> list[TermShape]:
     """The theta layout of terms with ``qs`` columns on ``levels`` levels, in the given order."""
     shapes, offset = [], 0
     for q, k in zip(qs, levels):
-        tril = np.tril_indices(q)
-        # lme4 orders theta column-major; tril_indices is row-major.
-        order = np.lexsort((tril[0], tril[1]))          # by column, then row
-        rows, cols = tril[0][order], tril[1][order]
+        rows, cols = _lower_triangle(int(q))
         shapes.append(TermShape(q, int(k), offset, rows, cols))
         offset += len(rows)
     return shapes
+
+
+@functools.lru_cache(maxsize=16)
+def _lower_triangle(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of a q x q lower triangle in lme4's theta order (column-major); read-only, shared."""
+    tril = np.tril_indices(q)
+    # lme4 orders theta column-major; tril_indices is row-major.
+    order = np.lexsort((tril[0], tril[1]))          # by column, then row
+    rows, cols = tril[0][order], tril[1][order]
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 def _indicator(codes: np.ndarray, Z: np.ndarray, n_levels: int, offset: int = 0,
@@ -110,8 +119,15 @@ def level_sums(codes: np.ndarray, n_levels: int, left: np.ndarray, right: np.nda
     [4.0, 2.0]
     """
     n, a, b = len(codes), left.shape[1], right.shape[1]
-    out = np.zeros((n_levels, a * b))
     codes = np.asarray(codes)
+    if n <= chunk:
+        # One chunk: np.bincount adds the weights into their bins in the order given, from
+        # zero, as np.add.at does, at a third of its cost (a fixed cost of every small fit).
+        # Bin (level, entry) of row i's product entry e is level * a b + e.
+        bins = (codes[:, None] * (a * b) + np.arange(a * b)[None, :]).ravel()
+        sums = np.bincount(bins, weights=np.einsum("nj,nk->njk", left, right).ravel(), minlength=n_levels * a * b)
+        return sums.reshape(n_levels, a, b)
+    out = np.zeros((n_levels, a * b))
     for start in range(0, n, chunk):
         rows = slice(start, start + chunk)
         # np.add.at adds the rows one by one in the order given (a buffered ``out[codes] +=``
@@ -137,9 +153,14 @@ class Statistics:
         self.q1, self.K1 = q1, K1
         self._pair_index: tuple[np.ndarray, ...] | None = None
         Z1 = Zs[0]
-        # Z and [X y] apart: stacking them first held more row-sized copies at once.
-        self.G = level_sums(codes[0], K1, Z1, Z1)
-        self.H = level_sums(codes[0], K1, Z1, F)
+        if n <= LEVEL_SUM_ROWS:
+            # Few rows: both sums in one pass over [Z X y] (the same sums, row by row).
+            GH = level_sums(codes[0], K1, Z1, np.column_stack([Z1, F]))
+            self.G, self.H = np.ascontiguousarray(GH[..., :q1]), np.ascontiguousarray(GH[..., q1:])
+        else:
+            # Z and [X y] apart: stacking them first held more row-sized copies at once.
+            self.G = level_sums(codes[0], K1, Z1, Z1)
+            self.H = level_sums(codes[0], K1, Z1, F)
         self.A_FF = F.T @ F
         # Block R: the other terms side by side, each level's q_t columns together.
         self.r_q = [Z.shape[1] for Z in Zs[1:]]
