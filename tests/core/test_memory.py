@@ -1,12 +1,15 @@
 """Memory of large runs (issue 29, item 4): the LMM's per-level sums without an (n, a b) array of
-products, the calling process reading the data from the files its workers map, and the events
-coming back without a manager process. Each keeps every result to the last bit."""
+products, its sums over the rows read a block of rows at a time from the fold's own features (no
+``[1 X]`` nor ``[X y]`` copy), the calling process reading the data from the files its workers
+map, and the events coming back without a manager process. Each keeps every result to the last bit,
+or (sums added block by block) to rounding."""
 
 from __future__ import annotations
 
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,8 +17,9 @@ import pytest
 from scipy import sparse
 
 from mixcv_core import CrossValidation
-from mixcv_core.models import LinearMixedEffectsModel
+from mixcv_core.models import LinearMixedEffectsModel, _rows
 from mixcv_core.models.mixed import pls
+from mixcv_core.models.mixed.fit import fit_mixed
 from mixcv_core.run.channel import EventChannel, loads
 from mixcv_core.run.events import FoldFinished, RunStarted
 
@@ -55,8 +59,44 @@ def test_an_lmm_fit_does_not_depend_on_how_many_rows_its_sums_take_at_once(math_
 
     whole = fit()
     monkeypatch.setattr(pls, "LEVEL_SUM_ROWS", 50)
-    monkeypatch.setattr(pls.level_sums, "__defaults__", (50,))
+    monkeypatch.setattr(pls.level_sums, "__defaults__", (50, None))
     assert np.array_equal(fit(), whole)
+
+
+def _fit_of(X, y, codes, K):
+    block = SimpleNamespace(codes=codes, n_levels=K, Z=np.ones((len(y), 1)))
+    f = fit_mixed(X, y, [block])
+    return np.concatenate([f.beta, f.theta, [f.sigma2, f.criterion], f.b[0].ravel(), f.beta_cov.ravel()])
+
+
+def test_the_lmm_reads_its_design_with_intercept_by_blocks_equal_to_the_whole_design(math_achieve, monkeypatch):
+    codes = pd.factorize(math_achieve["school"])[0]
+    values = math_achieve[["ses", "meanses", "minority"]].to_numpy(dtype=float)
+    values.flags.writeable = False                       # the caller's features: a write would raise
+    y = math_achieve["mathach"].to_numpy()
+    # [1 X] in C order, as the estimator built it before (a BLAS product's last bits depend on the order).
+    whole = np.ascontiguousarray(np.column_stack([np.ones(len(y)), values]))
+    # One block (7,185 rows): every sum is the one of the whole design, to the last bit.
+    materialised = _fit_of(whole, y, codes, codes.max() + 1)
+    assert np.array_equal(_fit_of(_rows.WithIntercept(values), y, codes, codes.max() + 1), materialised)
+    # Fifteen blocks: X'X, [X y]'[X y] and Z'[X y] added block by block, equal to rounding.
+    monkeypatch.setattr(_rows, "ROWS", 500)
+    np.testing.assert_allclose(_fit_of(_rows.WithIntercept(values), y, codes, codes.max() + 1), materialised,
+                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(_fit_of(whole, y, codes, codes.max() + 1), materialised, rtol=1e-8, atol=1e-10)
+
+
+def test_the_lmm_estimator_fits_read_only_features_without_writing_them(math_achieve):
+    X = math_achieve[["ses", "meanses", "minority"]].to_numpy(dtype=float)
+    X.flags.writeable = False           # as a worker's memory-mapped fold would be
+    frame = pd.DataFrame(X, columns=["ses", "meanses", "minority"], copy=False)
+    m = LinearMixedEffectsModel().fit(frame, math_achieve["mathach"], groups=math_achieve["school"], slopes=["ses"])
+    ref = LinearMixedEffectsModel().fit(math_achieve[["ses", "meanses", "minority"]], math_achieve["mathach"],
+                                        groups=math_achieve["school"], slopes=["ses"])
+    assert np.array_equal(X, math_achieve[["ses", "meanses", "minority"]].to_numpy(dtype=float))
+    assert np.array_equal(_estimates(m), _estimates(ref))
+    assert list(m.fe_params_.index) == ["Intercept", "ses", "meanses", "minority"]
+    assert m.variance_decomposition_.equals(ref.variance_decomposition_)
 
 
 def test_a_parallel_run_reads_its_data_from_the_workers_files_and_equals_the_serial_run(math_achieve):

@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ...errors import ConvergenceWarning, SpecError, SpecTypeError
+from .. import _rows
 from .._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from .._groups import cluster_codes, conditional_sd
 from ..lmm_summary import LMMSummary, decomposition_table, variance_parts
@@ -52,6 +53,35 @@ def _with_intercept(frame: pd.DataFrame) -> pd.DataFrame:
         out[:, 1:] = frame.to_numpy(dtype=float)
     # Index.insert: half the cost of an Index built from a list of the names (pandas' string columns).
     return pd.DataFrame(out, columns=frame.columns.insert(0, "Intercept"), index=frame.index, copy=False)
+
+
+@dataclass(frozen=True)
+class _FixedPart:
+    """``[1 X]`` with its column names, the columns of ``X`` never copied beside their intercept.
+
+    The native fit reads it a block of rows at a time (`_rows.WithIntercept`): a million-row
+    fold's design with its intercept was 134 MB, made again in ``[X y]`` and in the rank's
+    SVD. What needs the whole matrix (statsmodels, the GLMM, an error's diagnosis) gets it
+    from `to_numpy`, as the frame this stands in for gave it.
+    """
+
+    columns: pd.Index
+    X: _rows.WithIntercept
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X.shape
+
+    def to_numpy(self, dtype: Any = float) -> np.ndarray:
+        return self.X.toarray().astype(dtype, copy=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.to_numpy(), columns=self.columns, copy=False)
+
+
+def _fixed_matrix(exog: pd.DataFrame | _FixedPart) -> _rows.Tall:
+    """The fixed design as the native algebra reads it: by blocks of rows, or the frame's values."""
+    return exog.X if isinstance(exog, _FixedPart) else exog.to_numpy(dtype=float)
 
 
 @dataclass(frozen=True)
@@ -250,7 +280,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             groups_name = None
         if len(Xf) != len(yv):
             raise SpecError("X", f"X has {len(Xf)} rows but y has {len(yv)}")
-        exog = _with_intercept(Xf)
+        exog = _FixedPart(Xf.columns.insert(0, "Intercept"), _rows.WithIntercept(Xf.to_numpy(dtype=float)))
         self._fit_design(exog, yv, remats, fit_kwargs)
         self.n_features_in_ = Xf.shape[1]
         self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
@@ -307,9 +337,10 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         extra = groups.loc[:, [c for c in groups.columns if c not in Xf.columns]].reset_index(drop=True)
         return pd.concat([Xf, extra], axis=1)
 
-    def _fit_design(self, exog: pd.DataFrame, yv: np.ndarray, remats: list[ReMat], fit_kwargs: dict) -> None:
+    def _fit_design(self, exog: pd.DataFrame | _FixedPart, yv: np.ndarray, remats: list[ReMat],
+                    fit_kwargs: dict) -> None:
         """Fit on a finished fixed design and terms; every way of calling the model ends here."""
-        rank = np.linalg.matrix_rank(exog.to_numpy())
+        rank = _rows.rank(_fixed_matrix(exog))      # numpy's matrix_rank, without its copy of the design
         if rank < exog.shape[1]:
             # Name the columns lme4 would drop (lmer() drops them; here X is the user's own).
             aliased = [str(exog.columns[j]) for j in aliased_columns(exog.to_numpy(dtype=float))]
@@ -338,8 +369,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.n_levels_ = {r.factor_name: r.n_levels for r in remats}
         self._set_variance(exog, remats)
 
-    def _fit_native(self, exog: pd.DataFrame, yv: np.ndarray, remats: list[ReMat]) -> None:
-        fit = fit_mixed(exog.to_numpy(dtype=float), yv, remats, reml=self.reml, max_evals=self.max_evals)
+    def _fit_native(self, exog: pd.DataFrame | _FixedPart, yv: np.ndarray, remats: list[ReMat]) -> None:
+        fit = fit_mixed(_fixed_matrix(exog), yv, remats, reml=self.reml, max_evals=self.max_evals)
         self._store(exog, remats, fit)
 
     #: Fitted attributes built from the fit record on first access and then kept (pandas objects
@@ -348,7 +379,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     _LAZY = ("bse_", "varcorr_", "ranef_", "random_effects_", "random_effects_sd_", "cov_re_", "_factor_tables",
              "variance_decomposition_", "icc_by_factor_")
 
-    def _store(self, exog: pd.DataFrame, remats: list[ReMat], fit: MixedFit) -> None:
+    def _store(self, exog: pd.DataFrame | _FixedPart, remats: list[ReMat], fit: MixedFit) -> None:
         """Keep a fit record (the native solver's, or statsmodels' put in its shape) and name what prediction needs.
 
         The other estimates are named when first read (`_LAZY`), from the record and the
@@ -432,9 +463,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             raise AttributeError("cov_re_ is set for one grouping factor only; with several, see varcorr_")
         return next(iter(covs.values()))
 
-    def _set_variance(self, exog: pd.DataFrame, remats: list[ReMat]) -> None:
+    def _set_variance(self, exog: pd.DataFrame | _FixedPart, remats: list[ReMat]) -> None:
         """The variance decomposition's numbers and the ICC, over the fitting rows (kept instead of the rows)."""
-        fixed_part = exog.to_numpy(dtype=float) @ self.fe_params_.to_numpy()
+        fixed_part = _rows.matvec(_fixed_matrix(exog), self.fe_params_.to_numpy())
         covs = self._record.covs
         per_factor = {}
         for factor in dict.fromkeys(r.factor_name for r in remats):
@@ -461,7 +492,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         shares = {f: (p if len(parts) > 1 else v_random) / left for f, p in parts.items()}
         return pd.Series({f: float(v) for f, v in shares.items()}, name="icc")
 
-    def _fit_statsmodels(self, exog: pd.DataFrame, y: np.ndarray, remat: ReMat, fit_kwargs: dict) -> None:
+    def _fit_statsmodels(self, exog: pd.DataFrame | _FixedPart, y: np.ndarray, remat: ReMat,
+                         fit_kwargs: dict) -> None:
         from statsmodels.regression.mixed_linear_model import MixedLM
         from statsmodels.tools.sm_exceptions import ConvergenceWarning as SMConvergenceWarning
 
@@ -469,7 +501,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         exog_re = pd.DataFrame(remat.Z, columns=re_names)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = MixedLM(y, exog, groups=np.asarray(remat.levels)[remat.codes], exog_re=exog_re)
+            frame = exog.to_frame() if isinstance(exog, _FixedPart) else exog
+            model = MixedLM(y, frame, groups=np.asarray(remat.levels)[remat.codes], exog_re=exog_re)
             kwargs = dict(fit_kwargs)
             if self.method is not None:
                 kwargs.setdefault("method", self.method)
