@@ -204,3 +204,48 @@ def test_a_split_taken_by_columns_scales_as_the_whole_and_leaves_the_runs_data_a
     ref = StandardScaler().fit(data.X[train])
     assert np.array_equal(s.X_train.to_numpy(), ref.transform(data.X[train]))
     assert np.array_equal(s.X_test.to_numpy(), ref.transform(data.X[test]))
+
+
+def test_lmm_predictions_taken_a_block_of_rows_at_a_time_are_the_whole_ones_to_the_bit(math_achieve, monkeypatch):
+    train, new = math_achieve.iloc[::2], math_achieve.iloc[1::2].reset_index(drop=True)
+    new.loc[:99, "school"] = "unseen"                  # a level not in training: its effects count zero
+    X, Xn = train[["ses", "meanses"]], new[["ses", "meanses"]]
+    one = LinearMixedEffectsModel().fit(X, train["mathach"], groups=train["school"], slopes=["ses"])
+    two = LinearMixedEffectsModel(random="(1 + ses | school) + (1 | minority)").fit(
+        X, train["mathach"], groups=train[["school", "minority"]])
+
+    def predictions() -> list[np.ndarray]:
+        return [one.predict(Xn, groups=new["school"], slopes=["ses"]),
+                two.predict(Xn, groups=new[["school", "minority"]])]
+
+    whole = predictions()                             # 3,593 rows: one block
+    monkeypatch.setattr(_rows, "ROWS", 250)           # fifteen blocks, levels split across them
+    for blocked, ref in zip(predictions(), whole, strict=True):
+        assert np.array_equal(blocked, ref)
+    # Against a plain loop over the rows: fixed effects plus each factor's effects of the row's level.
+    fe, b = one.fe_params_.to_numpy(), one.random_effects_
+    plain = np.array([fe[0] + fe[1] * r.ses + fe[2] * r.meanses
+                      + (b.loc[r.school, "Intercept"] + b.loc[r.school, "ses"] * r.ses if r.school in b.index else 0.0)
+                      for r in new.itertuples()])
+    np.testing.assert_allclose(whole[0], plain, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(whole[0][:100], fe[0] + Xn.to_numpy()[:100] @ fe[1:])
+
+
+def test_an_lmm_prediction_holds_little_more_than_its_result_beside_the_rows(math_achieve, monkeypatch):
+    import tracemalloc
+    # Schools as numbers, as a run's prepared groups are (strings would be made Python objects first).
+    data = math_achieve.assign(school=math_achieve["school"].astype(int))
+    big = pd.concat([data] * 10, ignore_index=True)                # 71,850 rows
+    X, g = big[["ses", "meanses"]], big["school"]
+    m = LinearMixedEffectsModel().fit(data[["ses", "meanses"]], data["mathach"], groups=data["school"], slopes=["ses"])
+    monkeypatch.setattr(_rows, "ROWS", 2_000)
+    m.predict(X, groups=g, slopes=["ses"])                          # warm (first-call caches)
+    tracemalloc.start()
+    try:
+        pred = m.predict(X, groups=g, slopes=["ses"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The result (8 bytes a row) and blocks of 2,000 rows; a lookup of the whole rows' levels
+    # held their positions, design, effects and a sum beside it: five times the result and more.
+    assert peak < 1.5 * pred.nbytes + 400_000, peak

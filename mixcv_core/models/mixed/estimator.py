@@ -98,7 +98,7 @@ def _factor_labels(frame: pd.DataFrame, factor: Factor) -> pd.Index:
     """Each row's level label of ``factor``, spelt as `design.factor_codes` spells training levels."""
     cols = factor.columns
     if len(cols) == 1:
-        return pd.Index(frame[cols[0]].to_numpy())
+        return pd.Index(frame[cols[0]].to_numpy(), copy=False)
     joined = frame[cols[0]].astype(str)
     for c in cols[1:]:
         joined = joined + ":" + frame[c].astype(str)
@@ -562,15 +562,22 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             Xf = as_frame(X).reset_index(drop=True)
             frame = None
         beta = self.fe_params_.to_numpy()
-        fixed = (Xf.to_numpy(dtype=float) @ beta if self.formula_ is not None
-                 else beta[0] + Xf.to_numpy(dtype=float) @ beta[1:])
+        if self.formula_ is not None:
+            fixed = Xf.to_numpy(dtype=float) @ beta
+        else:
+            fixed = Xf.to_numpy(dtype=float) @ beta[1:]
+            fixed += beta[0]     # in place: the same sums as beta[0] + X @ beta, without a second vector
         if (groups is None and frame is None) or not self.predict_known_groups:
             return fixed
         if self.random is None and self.formula_ is None:
-            Z = self._slopes(Xf, slopes if slopes is not None else (self.slope_names_ or None))
-            design = np.column_stack([np.ones(len(Xf)), Z.to_numpy(dtype=float)])
-            labels = pd.Index(np.asarray(groups))
-            return fixed + self._blups(self._fitted_terms[0], labels, design)
+            Z = self._slopes(Xf, slopes if slopes is not None else (self.slope_names_ or None)).to_numpy(dtype=float)
+            # The group labels as given (not copied); each block's slice keeps the whole's dtype, so
+            # a label matches a training level exactly as it would in one lookup.
+            labels = pd.Index(np.asarray(groups), copy=False)
+            for rows in _rows.row_blocks(len(fixed)):
+                design = np.column_stack([np.ones(len(Z[rows])), Z[rows]])
+                fixed[rows] += self._blups(self._fitted_terms[0], labels[rows], design)
+            return fixed
         if frame is None:
             frame = self._frame(Xf, groups, len(Xf))
         needed = {c for ft in self._fitted_terms for c in (*ft.term.columns, *ft.term.factor.columns)}
@@ -578,12 +585,15 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         if missing:
             raise SpecError("groups", f"the random terms need the columns {missing}, which are not in the rows to "
                                       "predict (pass them in groups, or in X)")
-        out = fixed.copy()
         for ft in self._fitted_terms:
-            cols = [np.ones(len(frame))] if ft.term.intercept else []
-            cols += [frame[c].to_numpy(dtype=float) for c in ft.term.columns]
-            out += self._blups(ft, _factor_labels(frame, ft.term.factor), np.column_stack(cols))
-        return out
+            labels = _factor_labels(frame, ft.term.factor)
+            values = [frame[c].to_numpy(dtype=float) for c in ft.term.columns]
+            # A block of rows at a time: the lookup's positions, the design and each row's effects
+            # of a million rows would otherwise be a few vectors of the rows' length at once.
+            for rows in _rows.row_blocks(len(fixed)):
+                ones = [np.ones(len(fixed[rows]))] if ft.term.intercept else []
+                fixed[rows] += self._blups(ft, labels[rows], np.column_stack([*ones, *(v[rows] for v in values)]))
+        return fixed
 
     @staticmethod
     def _blups(ft: _FittedTerm, labels: pd.Index, design: np.ndarray) -> np.ndarray:
