@@ -260,7 +260,8 @@ def run_task(spec: ExperimentSpec, task: Task, data: PreparedData,
                           notes=_tuning_notes(study, spec.tuning.n_trials))
 
     train, test = outer
-    s = split_data(data, train, test, spec.outer.scale, known)
+    # The test rows are taken when first predicted: the fit runs without them (`split_data`).
+    s = split_data(data, train, test, spec.outer.scale, known, test_later=True)
     make: Callable[[], Any] = (functools.partial(build_merf, model, spec, tuned.params, fold, task.name, emit)
                                if task.merf else functools.partial(_build_base, model, spec, tuned.params, fold))
     # The outer fit (and MERF's EM) has this task's cores (`mixcv_core.run.cores.for_fit`).

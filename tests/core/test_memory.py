@@ -206,6 +206,48 @@ def test_a_split_taken_by_columns_scales_as_the_whole_and_leaves_the_runs_data_a
     assert np.array_equal(s.X_test.to_numpy(), ref.transform(data.X[test]))
 
 
+def test_a_split_taking_its_test_rows_later_scales_them_as_the_training_rows_when_first_read(boston):
+    import dataclasses
+
+    from sklearn.preprocessing import StandardScaler
+
+    from mixcv_core.experiment.data import prepare_data
+    from mixcv_core.experiment.spec import DataSpec
+    from mixcv_core.run import fitting
+    frame = pd.DataFrame(boston, columns=[f"c{j}" for j in range(14)]).assign(g=np.arange(506) % 20)
+    data = prepare_data(DataSpec("c13", "g"), frame)
+    data = dataclasses.replace(data, X=data.X.copy())
+    data.X.flags.writeable = False
+    train, test, known = np.arange(350), np.arange(400, 506), np.arange(350, 400)
+    s = fitting.split_data(data, train, test, scale=True, known=known, test_later=True)
+    assert callable(s.test_features)                  # nothing taken yet
+    ref = StandardScaler().fit(data.X[train])
+    assert np.array_equal(s.X_test.to_numpy(), ref.transform(data.X[test]))
+    assert np.array_equal(s.X_known.to_numpy(), ref.transform(data.X[known]))
+    assert not callable(s.test_features) and s.X_test is s.X_test      # taken once
+    assert list(s.X_test.columns) == data.feature_names
+    assert fitting.split_data(data, train, test, scale=True, test_later=True).X_known is None
+
+
+def test_an_outer_fold_is_fitted_before_its_test_rows_are_taken(math_achieve, monkeypatch):
+    import importlib
+    task = importlib.import_module("mixcv_core.run.task")   # mixcv_core.run is also a function's name
+    seen = []
+    fit = task.fit_estimator
+
+    def watch(estimator, s, kwargs):
+        seen.append(callable(s.test_features))
+        return fit(estimator, s, kwargs)
+
+    monkeypatch.setattr(task, "fit_estimator", watch)
+    res = (CrossValidation().set_data(math_achieve[["ses", "meanses"]], math_achieve["mathach"],
+                                      math_achieve["school"], "ses")
+           .set_splits("GroupKFold", n_splits_out=3).add_model("LinearMixedEffectsModel")
+           .set_run(n_jobs=1, store=False).perform().get_results())
+    assert seen == [True, True, True]
+    assert res.to_frame()["test_mse"].notna().all()
+
+
 def test_lmm_predictions_taken_a_block_of_rows_at_a_time_are_the_whole_ones_to_the_bit(math_achieve, monkeypatch):
     train, new = math_achieve.iloc[::2], math_achieve.iloc[1::2].reset_index(drop=True)
     new.loc[:99, "school"] = "unseen"                  # a level not in training: its effects count zero
