@@ -229,22 +229,30 @@ def test_a_split_taking_its_test_rows_later_scales_them_as_the_training_rows_whe
     assert fitting.split_data(data, train, test, scale=True, test_later=True).X_known is None
 
 
-def test_an_outer_fold_is_fitted_before_its_test_rows_are_taken(math_achieve, monkeypatch):
+def test_an_outer_fold_is_fitted_and_its_training_rows_predicted_before_its_test_rows_are_taken(math_achieve,
+                                                                                               monkeypatch):
     import importlib
     task = importlib.import_module("mixcv_core.run.task")   # mixcv_core.run is also a function's name
-    seen = []
-    fit = task.fit_estimator
+    seen, split = [], []
+    fit, predict = task.fit_estimator, task.predict_estimator
 
-    def watch(estimator, s, kwargs):
-        seen.append(callable(s.test_features))
+    def watch_fit(estimator, s, kwargs):
+        split[:] = [s]
+        seen.append(("fit", callable(s.test_features)))
         return fit(estimator, s, kwargs)
 
-    monkeypatch.setattr(task, "fit_estimator", watch)
+    def watch_predict(estimator, X, *args):
+        s = split[0]
+        seen.append(("train" if X is s.X_train else "test", callable(s.test_features)))
+        return predict(estimator, X, *args)
+
+    monkeypatch.setattr(task, "fit_estimator", watch_fit)
+    monkeypatch.setattr(task, "predict_estimator", watch_predict)
     res = (CrossValidation().set_data(math_achieve[["ses", "meanses"]], math_achieve["mathach"],
                                       math_achieve["school"], "ses")
            .set_splits("GroupKFold", n_splits_out=3).add_model("LinearMixedEffectsModel")
            .set_run(n_jobs=1, store=False).perform().get_results())
-    assert seen == [True, True, True]
+    assert seen == [("fit", True), ("train", True), ("test", False)] * 3
     assert res.to_frame()["test_mse"].notna().all()
 
 

@@ -95,7 +95,7 @@ def _check(X: _rows.Tall, y: np.ndarray, blocks: Sequence[REBlock], max_evals: i
             raise SpecError(f"blocks[{i}].codes", f"expected integer levels in 0..{K - 1} (n_levels={K})")
         if not np.all(np.isfinite(Z)):
             raise SpecError(f"blocks[{i}].Z", "contains NaN or infinite values")
-        out.append(_Block(codes.astype(np.intp), K, Z))
+        out.append(_Block(codes.astype(np.intp, copy=False), K, Z))   # not a copy of a fold's codes when they are intp
     return X, y, out
 
 
