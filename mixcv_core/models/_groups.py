@@ -49,7 +49,7 @@ def cluster_codes(clusters: Any, n: int, field: str = "clusters") -> tuple[np.nd
         codes, labels = pd.factorize(values, sort=True)
     except TypeError:  # labels of mixed, unorderable types
         codes, labels = pd.factorize(values, sort=False)
-    return codes.astype(np.int64), pd.Index(labels)
+    return codes.astype(np.int64, copy=False), pd.Index(labels)
 
 
 class ClusterSums:

@@ -65,17 +65,9 @@ def _fold_result(name: str, fold: int, estimator: Any, best_params: dict[str, An
         fit_result=estimator)
 
 
-def _score(spec: ExperimentSpec, s: SplitData, pred_test: np.ndarray, pred_train: np.ndarray,
-           pred_known: np.ndarray | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, fn in spec.metrics.items():
-        out[f"test_{name}"] = float(fn(s.y_test, pred_test))
-    for name, fn in spec.metrics.items():
-        out[f"train_{name}"] = float(fn(s.y_train, pred_train))
-    if pred_known is not None:
-        for name, fn in spec.metrics.items():
-            out[f"known_{name}"] = float(fn(s.y_known, pred_known))
-    return out
+def _scores(spec: ExperimentSpec, part: str, y: np.ndarray | None, pred: np.ndarray) -> dict[str, float]:
+    """Every metric of one part's predictions (``part`` is "test", "train" or "known"), as ``<part>_<metric>``."""
+    return {f"{part}_{name}": float(fn(y, pred)) for name, fn in spec.metrics.items()}
 
 
 def _build_base(model: ModelSpec, spec: ExperimentSpec, params: dict[str, Any], fold: int) -> Any:
@@ -122,11 +114,15 @@ def _fit_one(name: str, make: Callable[[], Any], model: ModelSpec, spec: Experim
             fit_estimator(estimator, s, fit_kwargs)
             fit_time = time.perf_counter() - t0
             proba = spec.task == "classification"   # probabilities, scored as such (issue 27)
-            pred_test = predict_estimator(estimator, s.X_test, s.groups_test, s.slope_names, proba)
+            # The training rows are predicted and scored before the test rows are taken (`split_data`'s
+            # test_later): the scorers' temporaries of the larger part never sit beside the test rows.
             pred_train = predict_estimator(estimator, s.X_train, s.groups_train, s.slope_names, proba)
+            train_metrics = _scores(spec, "train", s.y_train, pred_train)
+            pred_test = predict_estimator(estimator, s.X_test, s.groups_test, s.slope_names, proba)
             pred_known = None if s.X_known is None else predict_estimator(estimator, s.X_known, s.groups_known,
                                                                           s.slope_names, proba)
-            metrics = _score(spec, s, pred_test, pred_train, pred_known)
+            metrics = {**_scores(spec, "test", s.y_test, pred_test), **train_metrics,
+                       **({} if pred_known is None else _scores(spec, "known", s.y_known, pred_known))}
             insight, post_processed = _post_process(
                 model, estimator, feature_names,
                 lambda: _fold_result(name, fold, estimator, best_params, s, pred_test, pred_train))
@@ -260,7 +256,8 @@ def run_task(spec: ExperimentSpec, task: Task, data: PreparedData,
                           notes=_tuning_notes(study, spec.tuning.n_trials))
 
     train, test = outer
-    s = split_data(data, train, test, spec.outer.scale, known)
+    # The test rows are taken when first predicted: the fit runs without them (`split_data`).
+    s = split_data(data, train, test, spec.outer.scale, known, test_later=True)
     make: Callable[[], Any] = (functools.partial(build_merf, model, spec, tuned.params, fold, task.name, emit)
                                if task.merf else functools.partial(_build_base, model, spec, tuned.params, fold))
     # The outer fit (and MERF's EM) has this task's cores (`mixcv_core.run.cores.for_fit`).

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import _batched
+from .. import _batched, _rows
 from . import banded, one_term, pls
 from .conditional import conditional_blocks
 from .pls import PLSSolve, Statistics, TermShape
@@ -38,7 +38,8 @@ class Criterion:
 
     Parameters
     ----------
-    X : (n, p) fixed-effects design, full column rank.
+    X : (n, p) fixed-effects design, full column rank: an array, or `_rows.WithIntercept`
+        (an intercept column and the columns of an array, never made whole).
     y : (n,) response.
     codes : per term, (n,) level of each row, 0..K_t-1.
     Zs : per term, (n, q_t) the term's columns.
@@ -46,7 +47,7 @@ class Criterion:
     reml : bool
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray],
+    def __init__(self, X: _rows.Tall, y: np.ndarray, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray],
                  levels: Sequence[int], reml: bool) -> None:
         n, p = X.shape
         self.n, self.p, self.reml = n, p, reml
@@ -59,8 +60,10 @@ class Criterion:
         # shift), and r^2 then cancels against the OLS residual sum of squares instead
         # of the raw y'y, which keeps full precision for large means. (Normal equations:
         # X has full column rank, checked by the caller; beta is solved for exactly.)
-        self.beta_ols = np.linalg.solve(X.T @ X, X.T @ y) if p else np.zeros(0)
-        yr = y - X @ self.beta_ols
+        # X'X and X'y a block of rows at a time (`_rows`), added in row order; from the whole X
+        # when it is one block.
+        self.beta_ols = np.linalg.solve(*_gram(X, y)) if p else np.zeros(0)
+        yr = y - _rows.matvec(X, self.beta_ols)
         self.stats = Statistics(X, yr, [codes[i] for i in self.order], [Zs[i] for i in self.order],
                                 [levels[i] for i in self.order])
         # Block R by blocks when its pattern is narrow after reordering (`banded`); decided
@@ -179,6 +182,17 @@ class Criterion:
             grad[t.offset:t.offset + t.size] = per_term[pos][t.cols, t.rows]
         self._last = (key, value, grad.copy())
         return value, grad
+
+
+def _gram(X: _rows.Tall, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``X'X`` and ``X'y``, summed over blocks of rows in order."""
+    XtX = Xty = None
+    for rows in _rows.row_blocks(X.shape[0]):
+        part = _rows.block(X, rows)
+        a, b = part.T @ part, part.T @ y[rows]
+        XtX, Xty = (a, b) if XtX is None else (XtX + a, Xty + b)
+    assert XtX is not None and Xty is not None
+    return XtX, Xty
 
 
 def gradient(st: Statistics, s: PLSSolve, dof: int, reml: bool) -> list[np.ndarray]:

@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ...errors import ConvergenceWarning, SpecError, SpecTypeError
+from .. import _rows
 from .._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from .._groups import cluster_codes, conditional_sd
 from ..lmm_summary import LMMSummary, decomposition_table, variance_parts
@@ -55,6 +56,35 @@ def _with_intercept(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class _FixedPart:
+    """``[1 X]`` with its column names, the columns of ``X`` never copied beside their intercept.
+
+    The native fit reads it a block of rows at a time (`_rows.WithIntercept`): a million-row
+    fold's design with its intercept was 134 MB, made again in ``[X y]`` and in the rank's
+    SVD. What needs the whole matrix (statsmodels, the GLMM, an error's diagnosis) gets it
+    from `to_numpy`, as the frame this stands in for gave it.
+    """
+
+    columns: pd.Index
+    X: _rows.WithIntercept
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X.shape
+
+    def to_numpy(self, dtype: Any = float) -> np.ndarray:
+        return self.X.toarray().astype(dtype, copy=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.to_numpy(), columns=self.columns, copy=False)
+
+
+def _fixed_matrix(exog: pd.DataFrame | _FixedPart) -> _rows.Tall:
+    """The fixed design as the native algebra reads it: by blocks of rows, or the frame's values."""
+    return exog.X if isinstance(exog, _FixedPart) else exog.to_numpy(dtype=float)
+
+
+@dataclass(frozen=True)
 class _FittedTerm:
     """What prediction needs of one fitted term: its factor's training levels and its BLUPs."""
 
@@ -68,7 +98,7 @@ def _factor_labels(frame: pd.DataFrame, factor: Factor) -> pd.Index:
     """Each row's level label of ``factor``, spelt as `design.factor_codes` spells training levels."""
     cols = factor.columns
     if len(cols) == 1:
-        return pd.Index(frame[cols[0]].to_numpy())
+        return pd.Index(frame[cols[0]].to_numpy(), copy=False)
     joined = frame[cols[0]].astype(str)
     for c in cols[1:]:
         joined = joined + ":" + frame[c].astype(str)
@@ -250,7 +280,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             groups_name = None
         if len(Xf) != len(yv):
             raise SpecError("X", f"X has {len(Xf)} rows but y has {len(yv)}")
-        exog = _with_intercept(Xf)
+        exog = _FixedPart(Xf.columns.insert(0, "Intercept"), _rows.WithIntercept(Xf.to_numpy(dtype=float)))
         self._fit_design(exog, yv, remats, fit_kwargs)
         self.n_features_in_ = Xf.shape[1]
         self.feature_names_in_ = np.asarray(Xf.columns, dtype=object)
@@ -307,9 +337,13 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         extra = groups.loc[:, [c for c in groups.columns if c not in Xf.columns]].reset_index(drop=True)
         return pd.concat([Xf, extra], axis=1)
 
-    def _fit_design(self, exog: pd.DataFrame, yv: np.ndarray, remats: list[ReMat], fit_kwargs: dict) -> None:
+    def _fit_design(self, exog: pd.DataFrame | _FixedPart, yv: np.ndarray, remats: list[ReMat],
+                    fit_kwargs: dict) -> None:
         """Fit on a finished fixed design and terms; every way of calling the model ends here."""
-        rank = design_rank(exog.to_numpy())
+        X = _fixed_matrix(exog)
+        # One block of rows: the SVD of the design itself (its copy is small); more: the
+        # singular values of its QR factor, taken a block at a time (no copy of the design).
+        rank = design_rank(X) if isinstance(X, np.ndarray) and X.shape[0] <= _rows.ROWS else _rows.rank(X)
         if rank < exog.shape[1]:
             # Name the columns lme4 would drop (lmer() drops them; here X is the user's own).
             aliased = [str(exog.columns[j]) for j in aliased_columns(exog.to_numpy(dtype=float))]
@@ -338,8 +372,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         self.n_levels_ = {r.factor_name: r.n_levels for r in remats}
         self._set_variance(exog, remats)
 
-    def _fit_native(self, exog: pd.DataFrame, yv: np.ndarray, remats: list[ReMat]) -> None:
-        fit = fit_mixed(exog.to_numpy(dtype=float), yv, remats, reml=self.reml, max_evals=self.max_evals)
+    def _fit_native(self, exog: pd.DataFrame | _FixedPart, yv: np.ndarray, remats: list[ReMat]) -> None:
+        fit = fit_mixed(_fixed_matrix(exog), yv, remats, reml=self.reml, max_evals=self.max_evals)
         self._store(exog, remats, fit)
 
     #: Fitted attributes built from the fit record on first access and then kept (pandas objects
@@ -348,7 +382,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     _LAZY = ("bse_", "varcorr_", "ranef_", "random_effects_", "random_effects_sd_", "cov_re_", "_factor_tables",
              "variance_decomposition_", "icc_by_factor_")
 
-    def _store(self, exog: pd.DataFrame, remats: list[ReMat], fit: MixedFit) -> None:
+    def _store(self, exog: pd.DataFrame | _FixedPart, remats: list[ReMat], fit: MixedFit) -> None:
         """Keep a fit record (the native solver's, or statsmodels' put in its shape) and name what prediction needs.
 
         The other estimates are named when first read (`_LAZY`), from the record and the
@@ -432,9 +466,9 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             raise AttributeError("cov_re_ is set for one grouping factor only; with several, see varcorr_")
         return next(iter(covs.values()))
 
-    def _set_variance(self, exog: pd.DataFrame, remats: list[ReMat]) -> None:
+    def _set_variance(self, exog: pd.DataFrame | _FixedPart, remats: list[ReMat]) -> None:
         """The variance decomposition's numbers and the ICC, over the fitting rows (kept instead of the rows)."""
-        fixed_part = exog.to_numpy(dtype=float) @ self.fe_params_.to_numpy()
+        fixed_part = _rows.matvec(_fixed_matrix(exog), self.fe_params_.to_numpy())
         covs = self._record.covs
         per_factor = {}
         for factor in dict.fromkeys(r.factor_name for r in remats):
@@ -461,7 +495,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         shares = {f: (p if len(parts) > 1 else v_random) / left for f, p in parts.items()}
         return pd.Series({f: float(v) for f, v in shares.items()}, name="icc")
 
-    def _fit_statsmodels(self, exog: pd.DataFrame, y: np.ndarray, remat: ReMat, fit_kwargs: dict) -> None:
+    def _fit_statsmodels(self, exog: pd.DataFrame | _FixedPart, y: np.ndarray, remat: ReMat,
+                         fit_kwargs: dict) -> None:
         from statsmodels.regression.mixed_linear_model import MixedLM
         from statsmodels.tools.sm_exceptions import ConvergenceWarning as SMConvergenceWarning
 
@@ -469,7 +504,8 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         exog_re = pd.DataFrame(remat.Z, columns=re_names)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = MixedLM(y, exog, groups=np.asarray(remat.levels)[remat.codes], exog_re=exog_re)
+            frame = exog.to_frame() if isinstance(exog, _FixedPart) else exog
+            model = MixedLM(y, frame, groups=np.asarray(remat.levels)[remat.codes], exog_re=exog_re)
             kwargs = dict(fit_kwargs)
             if self.method is not None:
                 kwargs.setdefault("method", self.method)
@@ -529,15 +565,22 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
             Xf = as_frame(X).reset_index(drop=True)
             frame = None
         beta = self.fe_params_.to_numpy()
-        fixed = (Xf.to_numpy(dtype=float) @ beta if self.formula_ is not None
-                 else beta[0] + Xf.to_numpy(dtype=float) @ beta[1:])
+        if self.formula_ is not None:
+            fixed = Xf.to_numpy(dtype=float) @ beta
+        else:
+            fixed = Xf.to_numpy(dtype=float) @ beta[1:]
+            fixed += beta[0]     # in place: the same sums as beta[0] + X @ beta, without a second vector
         if (groups is None and frame is None) or not self.predict_known_groups:
             return fixed
         if self.random is None and self.formula_ is None:
-            Z = self._slopes(Xf, slopes if slopes is not None else (self.slope_names_ or None))
-            design = np.column_stack([np.ones(len(Xf)), Z.to_numpy(dtype=float)])
-            labels = pd.Index(np.asarray(groups))
-            return fixed + self._blups(self._fitted_terms[0], labels, design)
+            Z = self._slopes(Xf, slopes if slopes is not None else (self.slope_names_ or None)).to_numpy(dtype=float)
+            # The group labels as given (not copied); each block's slice keeps the whole's dtype, so
+            # a label matches a training level exactly as it would in one lookup.
+            labels = pd.Index(np.asarray(groups), copy=False)
+            for rows in _rows.row_blocks(len(fixed)):
+                design = np.column_stack([np.ones(len(Z[rows])), Z[rows]])
+                fixed[rows] += self._blups(self._fitted_terms[0], labels[rows], design)
+            return fixed
         if frame is None:
             frame = self._frame(Xf, groups, len(Xf))
         needed = {c for ft in self._fitted_terms for c in (*ft.term.columns, *ft.term.factor.columns)}
@@ -545,12 +588,15 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
         if missing:
             raise SpecError("groups", f"the random terms need the columns {missing}, which are not in the rows to "
                                       "predict (pass them in groups, or in X)")
-        out = fixed.copy()
         for ft in self._fitted_terms:
-            cols = [np.ones(len(frame))] if ft.term.intercept else []
-            cols += [frame[c].to_numpy(dtype=float) for c in ft.term.columns]
-            out += self._blups(ft, _factor_labels(frame, ft.term.factor), np.column_stack(cols))
-        return out
+            labels = _factor_labels(frame, ft.term.factor)
+            values = [frame[c].to_numpy(dtype=float) for c in ft.term.columns]
+            # A block of rows at a time: the lookup's positions, the design and each row's effects
+            # of a million rows would otherwise be a few vectors of the rows' length at once.
+            for rows in _rows.row_blocks(len(fixed)):
+                ones = [np.ones(len(fixed[rows]))] if ft.term.intercept else []
+                fixed[rows] += self._blups(ft, labels[rows], np.column_stack([*ones, *(v[rows] for v in values)]))
+        return fixed
 
     @staticmethod
     def _blups(ft: _FittedTerm, labels: pd.Index, design: np.ndarray) -> np.ndarray:

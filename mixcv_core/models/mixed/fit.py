@@ -18,6 +18,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ...errors import SpecError
+from .. import _rows
 from .conditional import conditional_blocks
 from .criterion import Criterion
 from .optimize import minimise, rough_minimum
@@ -64,17 +65,18 @@ class _Block:
     Z: np.ndarray
 
 
-def _check(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], max_evals: int) -> tuple[
-        np.ndarray, np.ndarray, list[_Block]]:
-    X = np.asarray(X, dtype=float)
+def _check(X: _rows.Tall, y: np.ndarray, blocks: Sequence[REBlock], max_evals: int) -> tuple[
+        _rows.Tall, np.ndarray, list[_Block]]:
+    if not isinstance(X, _rows.WithIntercept):
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2:
+            raise SpecError("X", f"expected a 2-D array (rows x fixed-effect columns), got shape {X.shape}")
     y = np.asarray(y, dtype=float)
-    if X.ndim != 2:
-        raise SpecError("X", f"expected a 2-D array (rows x fixed-effect columns), got shape {X.shape}")
     n = X.shape[0]
     if y.shape != (n,):
         raise SpecError("y", f"expected {n} values (one per row of X), got shape {y.shape}")
-    if not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
-        raise SpecError("X" if not np.all(np.isfinite(X)) else "y", "contains NaN or infinite values")
+    if not _rows.all_finite(X) or not np.all(np.isfinite(y)):
+        raise SpecError("X" if not _rows.all_finite(X) else "y", "contains NaN or infinite values")
     if not blocks:
         raise SpecError("blocks", "at least one random-effect term is needed (a model without one is OLS)")
     if isinstance(max_evals, bool) or not isinstance(max_evals, (int, np.integer)) or max_evals < 1:
@@ -93,7 +95,7 @@ def _check(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], max_evals: i
             raise SpecError(f"blocks[{i}].codes", f"expected integer levels in 0..{K - 1} (n_levels={K})")
         if not np.all(np.isfinite(Z)):
             raise SpecError(f"blocks[{i}].Z", "contains NaN or infinite values")
-        out.append(_Block(codes.astype(np.intp), K, Z))
+        out.append(_Block(codes.astype(np.intp, copy=False), K, Z))   # not a copy of a fold's codes when they are intp
     return X, y, out
 
 
@@ -129,14 +131,16 @@ def _threadpools() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def fit_mixed(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], *, reml: bool = True,
+def fit_mixed(X: _rows.Tall, y: np.ndarray, blocks: Sequence[REBlock], *, reml: bool = True,
               max_evals: int = 10_000, callback: Callable[[int, float], None] | None = None,
               theta0: np.ndarray | None = None, max_restarts: int = 8) -> MixedFit:
     """Fit a linear mixed model by minimising lme4's profiled (RE)ML criterion, and certify the optimum.
 
     Parameters
     ----------
-    X : (n, p) fixed-effects design, intercept included, full column rank (the caller checks).
+    X : (n, p) fixed-effects design, intercept included, full column rank (the caller checks):
+        an array, or `_rows.WithIntercept` of the other columns, which is read a block of rows
+        at a time and never made whole.
     y : (n,) response.
     blocks : the random-effect terms (`REBlock`: ``codes``, ``n_levels``, ``Z``), in the
         formula's order; theta and every per-term output follow this order.
@@ -177,7 +181,7 @@ def fit_mixed(X: np.ndarray, y: np.ndarray, blocks: Sequence[REBlock], *, reml: 
         return _fit(X, y, checked, reml, max_evals, callback, theta0, max_restarts)
 
 
-def _fit(X: np.ndarray, y: np.ndarray, blocks: list[_Block], reml: bool, max_evals: int,
+def _fit(X: _rows.Tall, y: np.ndarray, blocks: list[_Block], reml: bool, max_evals: int,
          callback: Callable[[int, float], None] | None, theta0: np.ndarray | None, max_restarts: int) -> MixedFit:
     scaled = [standardise(b.Z) for b in blocks]
     Ts = [T for _, T in scaled]

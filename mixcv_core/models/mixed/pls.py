@@ -33,7 +33,7 @@ from scipy import sparse
 from scipy.linalg import lapack
 
 from ...errors import SpecError
-from .. import _batched
+from .. import _batched, _rows
 from . import banded
 
 #: Largest block R (random effects of every term but the largest) held dense: four copies of
@@ -103,7 +103,7 @@ LEVEL_SUM_ROWS = 32_768
 
 
 def level_sums(codes: np.ndarray, n_levels: int, left: np.ndarray, right: np.ndarray,
-               chunk: int = LEVEL_SUM_ROWS) -> np.ndarray:
+               chunk: int = LEVEL_SUM_ROWS, out: np.ndarray | None = None) -> np.ndarray:
     """Per level, the sum over its rows of ``left[i]' right[i]``: ``(K, a, b)`` from ``(n, a)`` and ``(n, b)``.
 
     The products of a chunk of rows at a time are added into the sums, so the ``(n, a b)``
@@ -111,6 +111,8 @@ def level_sums(codes: np.ndarray, n_levels: int, left: np.ndarray, right: np.nda
     141 MB, the largest piece of the fit. Every sum is taken in row order, one row after the
     other, starting from zero, exactly as the product with the level indicator matrix that
     this replaces took it (scipy's ``csc_matvecs``), so the sums are the same to the last bit.
+    ``out``, the ``(K, a, b)`` sums of the rows before, is added to in place and returned:
+    the rows can come in blocks, with the same sums to the last bit.
 
     Examples
     --------
@@ -120,20 +122,20 @@ def level_sums(codes: np.ndarray, n_levels: int, left: np.ndarray, right: np.nda
     """
     n, a, b = len(codes), left.shape[1], right.shape[1]
     codes = np.asarray(codes)
-    if n <= chunk:
+    if n <= chunk and out is None:
         # One chunk: np.bincount adds the weights into their bins in the order given, from
         # zero, as np.add.at does, at a third of its cost (a fixed cost of every small fit).
         # Bin (level, entry) of row i's product entry e is level * a b + e.
         bins = (codes[:, None] * (a * b) + np.arange(a * b)[None, :]).ravel()
         sums = np.bincount(bins, weights=np.einsum("nj,nk->njk", left, right).ravel(), minlength=n_levels * a * b)
         return sums.reshape(n_levels, a, b)
-    out = np.zeros((n_levels, a * b))
+    sums = np.zeros((n_levels, a * b)) if out is None else out.reshape(n_levels, a * b)
     for start in range(0, n, chunk):
         rows = slice(start, start + chunk)
         # np.add.at adds the rows one by one in the order given (a buffered ``out[codes] +=``
         # would keep only the last row of a level that repeats in the chunk).
-        np.add.at(out, codes[rows], np.einsum("nj,nk->njk", left[rows], right[rows]).reshape(-1, a * b))
-    return out.reshape(n_levels, a, b)
+        np.add.at(sums, codes[rows], np.einsum("nj,nk->njk", left[rows], right[rows]).reshape(-1, a * b))
+    return sums.reshape(n_levels, a, b)
 
 
 class Statistics:
@@ -142,26 +144,20 @@ class Statistics:
     ``y`` is expected residualised on ``X`` by the caller (see `criterion.Criterion`).
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray],
+    def __init__(self, X: _rows.Tall, y: np.ndarray, codes: Sequence[np.ndarray], Zs: Sequence[np.ndarray],
                  levels: Sequence[int], like: Statistics | None = None) -> None:
         # ``like``: a Statistics of the same terms on the same rows (only the values of the
         # columns differ, as in PIRLS's reweighted rows), whose list of pairs is reused.
         n, p = X.shape
         self.n, self.p = n, p
-        F = np.column_stack([X, y])
         q1, K1 = Zs[0].shape[1], int(levels[0])
         self.q1, self.K1 = q1, K1
         self._pair_index: tuple[np.ndarray, ...] | None = None
         Z1 = Zs[0]
-        if n <= LEVEL_SUM_ROWS:
-            # Few rows: both sums in one pass over [Z X y] (the same sums, row by row).
-            GH = level_sums(codes[0], K1, Z1, np.column_stack([Z1, F]))
-            self.G, self.H = np.ascontiguousarray(GH[..., :q1]), np.ascontiguousarray(GH[..., q1:])
-        else:
+        blocks = _rows.row_blocks(n)
+        if len(blocks) > 1:
             # Z and [X y] apart: stacking them first held more row-sized copies at once.
             self.G = level_sums(codes[0], K1, Z1, Z1)
-            self.H = level_sums(codes[0], K1, Z1, F)
-        self.A_FF = F.T @ F
         # Block R: the other terms side by side, each level's q_t columns together.
         self.r_q = [Z.shape[1] for Z in Zs[1:]]
         self.r_levels = [int(k) for k in levels[1:]]
@@ -174,12 +170,35 @@ class Statistics:
                                       f"block of {m:,} x {m:,} ({8 * m * m / 2**30:.1f} GiB per copy), which is "
                                       f"more than it supports ({MAX_DENSE:,}). Crossed factors with this many "
                                       "levels on both sides need a sparse factorisation that mixcv does not have yet")
+        ZR = None
         if m:
             ZR = sparse.hstack([_indicator(c, Z, k) for c, Z, k in zip(codes[1:], Zs[1:], levels[1:])]).tocsr()
             Z1s = _indicator(codes[0], Z1, K1)
             self.A_R1 = (ZR.T @ Z1s).tocsr()                      # (m, K1 q1), sparse: crossings seen
             self.A_RR = np.asarray((ZR.T @ ZR).todense())          # (m, m)
-            self.A_RF = np.asarray(ZR.T @ F)                       # (m, p+1)
+        # The sums over the rows that involve [X y], a block of rows at a time (`_rows`): F
+        # = [X y] whole was 141 MB on an 800,000-row fold, next to the fold itself. With
+        # one block (up to `_rows.ROWS` rows) every product is the one of the whole F.
+        self.H = np.zeros((K1, q1, p + 1))
+        A_FF: np.ndarray | None = None
+        A_RF: np.ndarray | None = None
+        for rows in blocks:
+            F = np.column_stack([_rows.block(X, rows), y[rows]])
+            if len(blocks) == 1:
+                # One block (a small fit): G and H in one pass over [Z X y], the same sums row by row.
+                GH = level_sums(codes[0], K1, Z1, np.column_stack([Z1, F]))
+                self.G, self.H = np.ascontiguousarray(GH[..., :q1]), np.ascontiguousarray(GH[..., q1:])
+            else:
+                level_sums(codes[0][rows], K1, Z1[rows], F, out=self.H)
+            A_FF = F.T @ F if A_FF is None else A_FF + F.T @ F
+            if ZR is not None:
+                part = np.asarray(ZR[rows].T @ F)                  # (m, p+1)
+                A_RF = part if A_RF is None else A_RF + part
+        assert A_FF is not None
+        self.A_FF = A_FF
+        if A_RF is not None:
+            self.A_RF = A_RF
+        if m:
             self.scalar_R = all(q == 1 for q in self.r_q)
             self._like = like
             self._pairs = self._pair_map()
