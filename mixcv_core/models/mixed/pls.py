@@ -127,8 +127,8 @@ def level_sums(codes: np.ndarray, n_levels: int, left: np.ndarray, right: np.nda
         # zero, as np.add.at does, at a third of its cost (a fixed cost of every small fit).
         # Bin (level, entry) of row i's product entry e is level * a b + e.
         bins = (codes[:, None] * (a * b) + np.arange(a * b)[None, :]).ravel()
-        sums = np.bincount(bins, weights=np.einsum("nj,nk->njk", left, right).ravel(), minlength=n_levels * a * b)
-        return sums.reshape(n_levels, a, b)
+        whole = np.bincount(bins, weights=np.einsum("nj,nk->njk", left, right).ravel(), minlength=n_levels * a * b)
+        return whole.reshape(n_levels, a, b)
     sums = np.zeros((n_levels, a * b)) if out is None else out.reshape(n_levels, a * b)
     for start in range(0, n, chunk):
         rows = slice(start, start + chunk)
