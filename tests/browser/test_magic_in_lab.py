@@ -20,7 +20,7 @@ target: y
 groups: group
 slopes: [X0]
 outer: KFold(3)
-merf: {iterations: 40}   # no early stop: the forest's EM does not settle on these data, so 40
+merf: {iterations: 40, em_estimators: null}   # no early stop on these data, whole forests: a long EM to watch
 models:
   LinearMixedEffectsModel:
   RandomForestRegressor:
