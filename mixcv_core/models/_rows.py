@@ -124,13 +124,16 @@ def r_factor(X: Tall, y: np.ndarray | None = None, size: int | None = None) -> n
 
 
 def rank(X: Tall, size: int | None = None) -> int:
-    """The rank of ``X`` as ``numpy.linalg.matrix_rank`` defines it, from `r_factor`'s ``R``.
+    """The rank of ``X`` as ``numpy.linalg.matrix_rank`` defines it, without its wrapper.
 
-    Singular values above ``S.max() * max(n, p) * eps`` count; those of ``R`` are ``X``'s,
-    so no copy of ``X`` is made for the SVD.
+    Singular values above ``S.max() * max(n, p) * eps`` count. In one block (at most
+    ``size`` rows) they are ``X``'s own, as ``matrix_rank`` takes them (the wrapper's
+    argument handling was a third of the check on a small fit's design); above, those of
+    `r_factor`'s ``R``, which are ``X``'s, so no copy of ``X`` is made for the SVD.
     """
     n, p = X.shape
     if n == 0 or p == 0:
         return 0
-    S = np.linalg.svd(r_factor(X, size=size), compute_uv=False)
+    rows = row_blocks(n, size)
+    S = np.linalg.svd(block(X, rows[0]) if len(rows) == 1 else r_factor(X, size=size), compute_uv=False)
     return int(np.count_nonzero(S > S.max() * max(n, p) * np.finfo(float).eps))

@@ -21,7 +21,8 @@ import pytest
 
 from mixcv_core.errors import SpecError
 from mixcv_core.models import LinearMixedEffectsModel, lmer
-from mixcv_core.models.mixed.design import aliased_columns, design_rank, fixed_design
+from mixcv_core.models._rows import WithIntercept, rank
+from mixcv_core.models.mixed.design import aliased_columns, fixed_design
 
 DATA = Path(__file__).parent.parent / "data" / "lmer_rank_deficient"
 REF = json.loads((DATA / "lmer_rank_deficient.json").read_text())
@@ -132,9 +133,12 @@ def test_a_design_singular_only_by_its_scales_is_refused_with_rescaling_as_the_w
 @pytest.mark.parametrize("scale", [1.0, 1e-6, 1e-12, 1e-15, 0.0])
 def test_the_fits_rank_check_counts_as_numpy_matrix_rank_on_exams_designs(exam, scale):
     # Full rank, aliased (sex * schgend) and, with a column scaled towards zero, singular by
-    # its scale alone: the estimator's check keeps numpy's count on each side of its tolerance.
+    # its scale alone: the estimator's check keeps numpy's count on each side of its tolerance,
+    # for the design as a frame (lmer) and as features with the intercept added (the estimator),
+    # in one block of rows (its own SVD) and in blocks (the SVD of its QR factor).
     for formula in ("normexam ~ sex + schgend + standLRT", "normexam ~ sex * schgend + standLRT"):
         X = fixed_design(formula, exam)[1].to_numpy(dtype=float).copy()
         X[:, -1] *= scale
-        assert design_rank(X) == np.linalg.matrix_rank(X)
-    assert design_rank(np.zeros((3, 2))) == np.linalg.matrix_rank(np.zeros((3, 2))) == 0
+        assert rank(X) == rank(WithIntercept(X[:, 1:])) == np.linalg.matrix_rank(X)
+        assert rank(X, size=500) == rank(WithIntercept(X[:, 1:]), size=500) == np.linalg.matrix_rank(X)
+    assert rank(np.zeros((3, 2))) == np.linalg.matrix_rank(np.zeros((3, 2))) == 0

@@ -27,7 +27,7 @@ from ...errors import SpecError, SpecTypeError
 from .terms import Factor, RandomTerm
 
 __all__ = ["ReMat", "NumericSpec", "build_remats", "factor_codes", "lme4_term_names", "fixed_design", "r_column_name",
-           "aliased_columns", "design_rank", "KeptColumns"]
+           "aliased_columns", "KeptColumns"]
 
 
 @dataclass(eq=False)
@@ -336,18 +336,6 @@ def fixed_design(formula: str, data: pd.DataFrame) -> tuple[pd.Series, pd.DataFr
                      index=data.index)
     y = pd.Series(np.asarray(lhs, dtype=float).ravel(), index=data.index, name=str(lhs.columns[0]))
     return y, X, rhs.model_spec
-
-
-def design_rank(X: np.ndarray) -> int:
-    """``np.linalg.matrix_rank(X)``: the same singular values and the same tolerance, without its wrapper.
-
-    The wrapper's own work (argument handling, broadcasting over stacks) cost a third of
-    the check on a small fit's design, every fit.
-    """
-    s = np.linalg.svd(X, compute_uv=False)
-    if not s.size:
-        return 0
-    return int(np.count_nonzero(s > s.max() * max(X.shape) * np.finfo(s.dtype).eps))
 
 
 def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:

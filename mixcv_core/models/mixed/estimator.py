@@ -34,7 +34,7 @@ from .. import _rows
 from .._base import NUMERIC_HINT, MixedEffectsRegressor, as_frame, non_numeric
 from .._groups import cluster_codes, conditional_sd
 from ..lmm_summary import LMMSummary, decomposition_table, variance_parts
-from .design import ReMat, aliased_columns, build_remats, design_on, design_rank
+from .design import ReMat, aliased_columns, build_remats, design_on
 from .fit import MixedFit, fit_mixed, relative_factor, singular_components
 from .terms import Factor, RandomTerm, format_name, parse_random
 
@@ -340,10 +340,7 @@ class LinearMixedEffectsModel(MixedEffectsRegressor):
     def _fit_design(self, exog: pd.DataFrame | _FixedPart, yv: np.ndarray, remats: list[ReMat],
                     fit_kwargs: dict) -> None:
         """Fit on a finished fixed design and terms; every way of calling the model ends here."""
-        X = _fixed_matrix(exog)
-        # One block of rows: the SVD of the design itself (its copy is small); more: the
-        # singular values of its QR factor, taken a block at a time (no copy of the design).
-        rank = design_rank(X) if isinstance(X, np.ndarray) and X.shape[0] <= _rows.ROWS else _rows.rank(X)
+        rank = _rows.rank(_fixed_matrix(exog))   # numpy's matrix_rank, without a copy of a tall design
         if rank < exog.shape[1]:
             # Name the columns lme4 would drop (lmer() drops them; here X is the user's own).
             aliased = [str(exog.columns[j]) for j in aliased_columns(exog.to_numpy(dtype=float))]

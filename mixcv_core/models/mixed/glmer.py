@@ -28,8 +28,9 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
 from ...errors import ConvergenceWarning, SpecError, SpecTypeError
+from .. import _rows
 from .._base import as_frame
-from .design import ReMat, build_remats, design_on, design_rank, fixed_design
+from .design import ReMat, build_remats, design_on, fixed_design
 from .estimator import LinearMixedEffectsModel, _factor_labels, _with_intercept
 from .family import Family, get_family
 from .fit import MixedFit
@@ -120,7 +121,7 @@ class GeneralizedLinearMixedModel(LinearMixedEffectsModel):
 
     def _fit_design(self, exog: pd.DataFrame, yv: np.ndarray, remats: list[ReMat], fit_kwargs: dict) -> None:
         fam = get_family(self.family, self.link)
-        rank = design_rank(exog.to_numpy())
+        rank = _rows.rank(exog.to_numpy())
         if rank < exog.shape[1]:
             raise SpecError("X", f"the fixed-effects design ({', '.join(map(str, exog.columns))}) has rank {rank} "
                                  f"< {exog.shape[1]}: some columns are collinear or constant; drop them")
