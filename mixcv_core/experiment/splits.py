@@ -470,12 +470,16 @@ def compute_splits(splitter: Splitter, X: np.ndarray, y: np.ndarray, groups: np.
         raise SpecError(field, f"{splitter!r} could not split the data: {exc}") from exc
     if not pairs:
         raise SpecError(field, f"{splitter!r} produced no splits")
+    in_train = np.zeros(n, dtype=bool)
     for k, (tr, te) in enumerate(pairs):
         if len(tr) == 0 or len(te) == 0:
             raise SpecError(field, f"split {k} has an empty {'train' if len(tr) == 0 else 'test'} set")
         if tr.min() < 0 or te.min() < 0 or tr.max() >= n or te.max() >= n:
             raise SpecError(field, f"split {k} has indices outside 0..{n - 1}")
-        if np.intersect1d(tr, te).size:
+        # A mask of the rows, not np.intersect1d: that sorts both sides (0.5 s a fold at 1M rows).
+        in_train[:] = False
+        in_train[tr] = True
+        if in_train[te].any():
             raise SpecError(field, f"split {k} has rows in both train and test")
     return pairs
 

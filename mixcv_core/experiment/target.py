@@ -87,9 +87,11 @@ def infer_task(values: pd.Series) -> str:
     >>> infer_task(pd.Series([0, 1, 1])), infer_task(pd.Series(["no", "yes"])), infer_task(pd.Series([0.5, 2, 3]))
     ('classification', 'classification', 'regression')
     """
-    if len(target_labels(values)) == 2 or not _numeric(values):
+    if not _numeric(values):
         return "classification"
-    return "regression"
+    # Counted in pandas' hash table: a continuous target of a million rows never becomes a
+    # million Python numbers sorted (about a second, and heap the allocator then kept).
+    return "classification" if values.nunique(dropna=True) == 2 else "regression"
 
 
 def resolve_task(spec: ExperimentSpec, frame: pd.DataFrame) -> ExperimentSpec:
@@ -116,13 +118,12 @@ def resolve_task(spec: ExperimentSpec, frame: pd.DataFrame) -> ExperimentSpec:
     values = frame[column]
     if isinstance(values, pd.DataFrame):   # duplicate names: prepare_data refuses them, naming the frame
         return spec
-    labels = target_labels(values)
-    task, positive = settle_task(values, column, spec.task, spec.positive_class, labels=labels)
+    task, positive = settle_task(values, column, spec.task, spec.positive_class)
     if task != "classification":
-        return spec if spec.task == task else _settled(spec, labels, task=task)
+        return spec if spec.task == task else _settled(spec, values, task=task)
     if spec.task == task and spec.positive_class == positive and type(spec.positive_class) is type(positive):
         return spec
-    return _settled(spec, labels, task=task, positive_class=positive)
+    return _settled(spec, values, task=task, positive_class=positive)
 
 
 def settle_task(values: pd.Series, column: str, task: str | None = None, positive_class: Any = None,
@@ -152,15 +153,18 @@ def settle_task(values: pd.Series, column: str, task: str | None = None, positiv
     return task, positive
 
 
-def _settled(spec: ExperimentSpec, labels: list[Any], **changes: Any) -> ExperimentSpec:
+def _settled(spec: ExperimentSpec, values: pd.Series, **changes: Any) -> ExperimentSpec:
     """``spec`` with its task written in; a task inferred here is named in what the spec then refuses."""
     try:
         return spec.replace(**changes)
     except SpecError as exc:
         if spec.task is not None:
             raise
-        why = (f"it has two values ({_shown(labels)})" if len(labels) == 2 else
-               "its values are labels" if changes["task"] == "classification" else f"it has {len(labels)} values")
+        if changes["task"] == "classification":
+            labels = target_labels(values)
+            why = f"it has two values ({_shown(labels)})" if len(labels) == 2 else "its values are labels"
+        else:
+            why = f"it has {values.nunique(dropna=True)} values"
         raise SpecError(exc.field, f"{exc.message} [the task {changes['task']} was inferred from the target "
                                    f"{spec.data.target!r}: {why}; set task to choose another]") from None
 

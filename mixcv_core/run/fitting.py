@@ -92,34 +92,63 @@ SCALER_BYTES = 16 * 2**20
 
 
 def fit_scaler(X: np.ndarray) -> StandardScaler:
-    """``StandardScaler(copy=False).fit(X)``, to the last bit, fitted a few columns at a time.
+    """``StandardScaler(copy=False).fit(X)``, to the last bit, fitted a block of rows at a time.
 
     scikit-learn's fit holds ``X - mean`` and a missing-value mask of ``X``'s shape: 137 MB
-    next to an 800,000-row fold's 122 MB. Every statistic it computes is per column, and
-    numpy sums the rows of a block of two or more columns one after the other, in the same
-    order whatever the block's width, so blocks of at least two columns (of at most
-    `SCALER_BYTES` of temporaries) give the whole fit's mean, variance and scale to the last
-    bit (tested). A block of one column would be summed pairwise (differently): none is
-    made, a last single column joins the block before it.
+    next to an 800,000-row fold's 122 MB. A fold larger than `SCALER_BYTES` of temporaries
+    is read here by blocks of whole rows instead, with scikit-learn's own arithmetic
+    (`_incremental_mean_and_var` from zero, the corrected two-pass variance): numpy adds the
+    rows of a C-ordered array one after the other, so each block's rows are added to the
+    running sums in that same order (the sums as the first row of the block) and every
+    statistic equals the whole fit's to the last bit (tested). Blocks of a few columns,
+    as before, were as exact but strided: they took 0.9 s of a 1M-row run's fold, against
+    0.4 s for the models.
     """
     n, p = X.shape
-    width = max(2, SCALER_BYTES // max(9 * n, 1))     # 8 bytes of X - mean and 1 of mask per entry
-    if width >= p:
+    rows = max(1, SCALER_BYTES // max(16 * p, 1))     # the block, its X - T and the sums' row
+    if rows >= n or p < 2 or X.dtype != np.float64:   # one column sums pairwise: never blocked
         return StandardScaler(copy=False).fit(X)
-    starts = list(range(0, p, width))
-    if p - starts[-1] == 1:
-        starts.pop()
-    ends = [*starts[1:], p]
-    parts = [StandardScaler(copy=False).fit(X[:, a:b]) for a, b in zip(starts, ends)]
+    missing = any(np.isnan(X[a:a + rows]).any() for a in range(0, n, rows))
+    buffer = np.empty((rows + 1, p))
+
+    def column_sums(part) -> np.ndarray:
+        """The column sums of ``part(block)`` over every block, in numpy's order for the whole."""
+        total = np.zeros(0)
+        for a in range(0, n, rows):
+            block = X[a:a + rows]
+            size = block.shape[0]
+            values = buffer[1:size + 1]
+            values[...] = part(block)
+            if missing:
+                values[np.isnan(values)] = 0.0     # as scikit-learn's nansum
+            if a == 0:
+                total = values.sum(axis=0)
+            else:
+                buffer[0] = total
+                total = buffer[:size + 1].sum(axis=0)
+        return total
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        new_sum = column_sums(lambda b: b)
+        count = float(n) - (column_sums(lambda b: np.isnan(b).astype(np.float64)) if missing else np.zeros(p))
+        seen = np.zeros(p) + count
+        mean = (np.zeros(p) + new_sum) / seen
+        centre = new_sum / count
+        correction = column_sums(lambda b: b - centre)
+        unnormalised = column_sums(lambda b: (b - centre) ** 2)
+        unnormalised -= correction ** 2 / count
+        var = unnormalised / seen
     scaler = StandardScaler(copy=False)
-    scaler.mean_ = np.concatenate([s.mean_ for s in parts])
-    scaler.var_ = np.concatenate([s.var_ for s in parts])
-    scaler.scale_ = np.concatenate([s.scale_ for s in parts])
-    seen = [np.broadcast_to(s.n_samples_seen_, (b - a,)) for s, a, b in zip(parts, starts, ends)]
-    counts = np.concatenate(seen)
-    # As scikit-learn keeps it: one integer when every column saw the same rows.
-    scaler.n_samples_seen_ = counts[0] if np.all(counts == counts[0]) else counts
+    scaler.mean_, scaler.var_ = mean, var
+    # As scikit-learn keeps it: one number when every column saw the same rows.
+    scaler.n_samples_seen_ = seen[0] if seen.max() == seen.min() else seen
     scaler.n_features_in_ = p
+    # scikit-learn's near-constant rule (`_is_constant_feature`) and unit scale for those columns.
+    eps = np.finfo(np.float64).eps
+    constant = var <= scaler.n_samples_seen_ * eps * var + (scaler.n_samples_seen_ * mean * eps) ** 2
+    scale = np.sqrt(var)
+    scale[constant] = 1.0
+    scaler.scale_ = scale
     return scaler
 
 

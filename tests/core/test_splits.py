@@ -186,3 +186,30 @@ def test_repeats_of_a_splitter_object_are_refused_naming_the_field():
         SplitSpec("KFold", n_repeats=2, _field="inner")
     with pytest.raises(SpecError, match=r"inner.known_holdout"):
         SplitSpec("KFold", known_holdout=0.2, _field="inner")
+
+
+@PROPERTY
+@given(n=st.integers(4, 60), data=st.data())
+def test_a_splitter_whose_train_and_test_share_a_row_is_refused_naming_the_split(n, data):
+    """A user's splitter that puts one row in both parts is refused whichever row it is, and
+    one that keeps them apart (and leaves rows out) is taken as it is."""
+    from mixcv_core.errors import SpecError
+    test = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n - 1))))
+    train = np.setdiff1d(np.arange(n), test)
+    left_out = data.draw(st.sets(st.sampled_from(train.tolist()), max_size=len(train) - 1))
+    train = np.array([r for r in train if r not in left_out], dtype=np.int64)
+
+    class Fixed:
+        def __init__(self, pairs):
+            self.pairs = pairs
+
+        def split(self, X, y, groups=None):
+            return iter(self.pairs)
+
+    X, y = np.zeros((n, 1)), np.zeros(n)
+    ok = compute_splits(Fixed([(train, test), (test, train)]), X, y, None, "split")
+    assert [(list(a), list(b)) for a, b in ok] == [(list(train), list(test)), (list(test), list(train))]
+    shared = data.draw(st.sampled_from(test.tolist()))
+    with pytest.raises(SpecError, match="split 1 has rows in both train and test") as err:
+        compute_splits(Fixed([(train, test), (np.append(train, shared), test)]), X, y, None, "split")
+    assert err.value.field == "split"
