@@ -20,6 +20,15 @@ start, the cores of the idle workers are lent to the tasks still running (`cores
 file the workers read before every fit): the last MERF variant of a run does not run on one
 core while the others wait for it.
 
+The calling process is one of the ``n_jobs`` (`in_caller`): it would otherwise sit idle
+waiting for its workers, holding the run's data beside them. A run of mixcv's and
+scikit-learn's own models without a time limit starts ``n_jobs - 1`` workers and runs tasks
+in a thread of its own as well, so a first run pays one worker's start-up, not two (about
+two seconds of imports each), and holds one interpreter and one fold less. Any other
+model's tasks go to worker processes only: a crash there (a segfault in a native library)
+fails one fold, never the notebook's kernel; so do a time limit's tasks, which only a
+process can be stopped in.
+
 Everything crosses the process boundary with cloudpickle, as loky sends its tasks: a
 ``multiprocessing`` queue would use plain pickle, which refuses the classes a notebook
 defines (they live in ``__main__``) and estimators holding a lambda, so a run that works with
@@ -56,7 +65,7 @@ from .task import Task, Tuned, record_failed, run_task, skip
 from .tuning import quiet_optuna
 
 __all__ = ["check_sendable", "run_parallel", "worker_threads", "pack", "pack_tuned", "fail_missing", "end_task",
-           "exit_with_parent", "warm_workers", "pool_size", "cores_each"]
+           "exit_with_parent", "warm_workers", "pool_size", "cores_each", "in_caller"]
 
 _STARTED = "__mixcv_task_started__"
 
@@ -238,10 +247,11 @@ def pool_size(n_jobs: int, width: int) -> int:
     return max(1, min(cpu_count() if n_jobs == -1 else n_jobs, width))
 
 
-def _executor(workers: int) -> Any:
-    """The reusable loky executor with ``workers`` processes (the same one for the same size)."""
+def _executor(workers: int, threads: int) -> Any:
+    """The reusable loky executor with ``workers`` processes of ``threads`` native threads each
+    (the same one for the same size). ``threads`` is the share of one of the run's slots, the
+    calling process's included (`in_caller`): `worker_threads` of the slots, not of the processes."""
     from joblib.externals.loky import get_reusable_executor
-    threads = worker_threads(workers)
     # Each worker's OpenMP/BLAS pools get cores // workers threads, set in its environment
     # before it starts (so before any native library reads it): two workers with a full
     # set of threads each on two cores ran 7x slower than one.
@@ -267,18 +277,51 @@ def warm_workers(spec: ExperimentSpec, width: int) -> None:
     takes the same workers (loky's reusable executor, asked for the same size). ``width``:
     the tasks that can run at once (`mixcv_core.run.schedule.Schedule.width`).
     """
-    workers = pool_size(spec.n_jobs, width)
+    slots = pool_size(spec.n_jobs, width)
+    workers = slots - in_caller(spec)
+    if workers < 1:
+        return
     modules = tuple(name for name, wanted in (("optuna", any(m.tunes for m in spec.models)),
                                               ("mixcv_core.models.merf",
                                                any(len(spec.task_names(m)) > 1 for m in spec.models)))
                     if wanted)
     try:
         blob = cloudpickle.dumps(spec)   # what cannot be sent is refused by `check_sendable`, later
-        executor = _executor(workers)
+        executor = _executor(workers, worker_threads(slots))
         for _ in range(workers):   # loky starts its processes with the first submissions
             executor.submit(_warm, blob, modules)
     except Exception:  # noqa: BLE001 - only a head start: the run starts its workers again if need be
         return
+
+
+#: Where the estimators come from that a run trusts to fit in the calling process: mixcv's
+#: own and scikit-learn's (pure Python over numpy, SciPy and scikit-learn's own compiled code).
+TRUSTED_MODULES = ("mixcv_core", "sklearn")
+
+
+def _trusted(obj: object) -> bool:
+    module = (obj if isinstance(obj, type) else type(obj)).__module__ or ""
+    return module.split(".", 1)[0] in TRUSTED_MODULES
+
+
+def in_caller(spec: ExperimentSpec) -> bool:
+    """Whether the calling process runs tasks beside its ``n_jobs - 1`` workers.
+
+    Only for a local run without a time limit (a task in the caller cannot be stopped)
+    whose every model, and every estimator among its arguments (a stack's members), is
+    mixcv's or scikit-learn's: another library's crash there would take the kernel with it.
+    """
+    if spec.backend != "local" or spec.timeout is not None:
+        return False
+    for m in spec.models:
+        if not _trusted(m.estimator_class):
+            return False
+        values = list(m.model_kwargs.values())
+        values += [v for value in values if isinstance(value, (list, tuple)) for v in value]
+        values += [v for value in values if isinstance(value, tuple) for v in value]   # (name, estimator)
+        if any(hasattr(v, "fit") and not _trusted(v) for v in values):
+            return False
+    return True
 
 
 def cores_each(cores_total: int, workers: int, running: int) -> int:
@@ -293,6 +336,81 @@ def cores_each(cores_total: int, workers: int, running: int) -> int:
     return max(1, cores_total // max(1, min(running, workers)) if running else cores_total // max(1, workers))
 
 
+class _Abandoned(BaseException):
+    """Raised in the caller's task thread at its next event once the run was interrupted:
+    a BaseException, so that the task's own error handling does not record it as the
+    model's failure."""
+
+
+class CallerSlot:
+    """The calling process as one more worker: one task at a time, in a thread of its own.
+
+    The task runs as it would in a worker (`run_task` on the run's mapped data, the
+    run's core share followed, native thread pools held to a worker's share), and ends in
+    a `concurrent.futures.Future` the run waits on beside the workers' ones. Its events
+    are queued and delivered by the run's own thread with the workers' (`drain`), so the
+    observers are only ever called from that thread. After an interrupt the thread stops
+    at its next event (a trial, an EM iteration, the fold's end), its events dropped: a
+    fit in native code cannot be cut short from another thread.
+    """
+
+    def __init__(self, spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], cores_file: str,
+                 threads: int) -> None:
+        import queue
+        self._spec, self._plan, self._tasks = spec, plan, tasks
+        self._cores_file, self._threads = cores_file, threads
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._abandoned = threading.Event()
+        #: The running task's future; None when the slot is free (cleared by the run's thread
+        #: once it has taken the task's end, so a slot never holds two tasks).
+        self.future: Any = None
+
+    def start(self, i: int, tuned: Tuned | None) -> Any:
+        """Run task ``i`` (with the MERF variant's ``tuned`` answer) now; its future."""
+        from concurrent.futures import Future
+
+        from threadpoolctl import threadpool_limits
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        task, plan = self._tasks[i], self._plan
+
+        def put(event: Event) -> None:
+            if self._abandoned.is_set():
+                raise _Abandoned
+            self._events.put(event)
+
+        def body() -> None:
+            try:
+                with quiet_optuna(), cores.follow(self._cores_file), threadpool_limits(self._threads):
+                    _, done = run_task(self._spec, task, plan.data, plan.outer[task.fold], plan.inner[task.fold], put,
+                                       plan.known_rows(task.fold), tuned=tuned)
+                result, error = pack_tuned(task, done), None
+            except BaseException as exc:  # noqa: BLE001 - handed to the run's thread, as a worker's would be
+                result, error = None, exc
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+        self.future = future
+        threading.Thread(target=body, name=f"mixcv-task-{i}", daemon=True).start()
+        return future
+
+    def drain(self, deliver: Callable[[Event], None]) -> None:
+        """Deliver the events the caller's task has queued, in order."""
+        import queue
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            deliver(event)
+
+    def abandon(self) -> None:
+        """The run was interrupted: the task stops at its next event, which is dropped."""
+        self._abandoned.set()
+
+
 def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedule: Schedule, n_jobs: int,
                  emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]]) -> None:
     """Run ``tasks`` in ``n_jobs`` processes in ``schedule``'s order, emitting their events as they happen.
@@ -304,10 +422,11 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    workers = pool_size(n_jobs, schedule.width)
+    workers = pool_size(n_jobs, schedule.width)   # the caller's slot (`in_caller`) is one of them
     threads = worker_threads(workers)
     task_of = {(t.fold, t.name): i for i, t in enumerate(tasks)}
-    executor = _executor(workers)   # the warm one, when the engine started it (`warm_workers`)
+    processes = workers - in_caller(spec)
+    executor = _executor(processes, threads)   # the warm one, when the engine started it (`warm_workers`)
 
     running: dict[int, tuple[int, float]] = {}   # task -> (worker pid, start on the monotonic clock)
     timed_out: set[int] = set()
@@ -333,18 +452,23 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
         share = threads   # what the share file says now
         q = EventChannel()
         cleanup.callback(q.close)
+        caller = CallerSlot(spec, plan, tasks, shared.cores_file, threads) if processes < workers else None
         futures: dict = {}
         retried: set[int] = set()
 
-        def submit(i: int) -> Any:
+        def submit(i: int, in_pool: bool = False) -> Any:
             nonlocal executor
             t = tasks[i]
+            if caller is not None and caller.future is None and not in_pool:
+                future = caller.start(i, schedule.tuned.get(i))
+                futures[future] = i
+                return future
             args = (_worker, i, spec, t, shared, plan.outer[t.fold], plan.inner[t.fold], q.sender,
                     plan.known_rows(t.fold), schedule.tuned.get(i))
             try:
                 future = executor.submit(*args)
             except Exception:  # noqa: BLE001 - a pool broken by a dead worker: take a fresh one
-                executor = _executor(workers)
+                executor = _executor(processes, threads)
                 future = executor.submit(*args)
             futures[future] = i
             return future
@@ -372,13 +496,19 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
                 if not pending:
                     # Tasks whose pool crashed run again one at a time, after the rest:
                     # alone, a bystander cannot be taken down by the culprit twice.
-                    pending.add(submit(suspects.pop(0)))
+                    # In a worker: whatever brought its process down must not reach this one.
+                    pending.add(submit(suspects.pop(0), in_pool=True))
                 done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 _drain(q, deliver)
+                if caller is not None:
+                    caller.drain(deliver)   # all of a finished task's events come before its end
                 for f in done:
                     i = futures[f]
                     running.pop(i, None)
                     exc = f.exception()
+                    here = caller is not None and f is caller.future
+                    if caller is not None and here:
+                        caller.future = None   # the slot takes its next task in `fill`, below
                     if i in timed_out:
                         msg = f"timed out after {spec.timeout:g} s (the run's timeout); its worker process was stopped"
                         if spec.on_error == "raise":
@@ -394,7 +524,8 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
                     elif exc is not None:
                         # It crashed again when run alone, or its results could not be sent.
                         end_task(i, tasks, schedule, by_task, deliver, None,
-                                 scrub(f"worker process failed: {type(exc).__name__}: {exc}"),
+                                 scrub(f"{'failed in the calling process' if here else 'worker process failed'}: "
+                                       f"{type(exc).__name__}: {exc}"),
                                  scrub("".join(traceback.format_exception(exc))))
                     else:
                         end_task(i, tasks, schedule, by_task, deliver, pickle.loads(f.result()))  # noqa: S301
@@ -402,9 +533,13 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
                 if spec.timeout is not None:   # after the finished ones are out of `running`
                     _stop_overdue(running, timed_out, spec.timeout)
             _drain(q, deliver)
+            if caller is not None:
+                caller.drain(deliver)
         except BaseException:
             # Ctrl-C (or an observer-independent failure): stop the workers now, keep
             # what has arrived.
+            if caller is not None:
+                caller.abandon()
             executor.shutdown(wait=True, kill_workers=True)
             raise
 

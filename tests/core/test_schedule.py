@@ -258,7 +258,7 @@ def test_a_parallel_run_starts_its_workers_before_it_splits_the_data_and_fits_in
     from _helpers import LeavesItsPid
     engine = importlib.import_module("mixcv_core.engine")
     parallel = importlib.import_module("mixcv_core.run.parallel")
-    parallel._executor(2).shutdown(wait=True, kill_workers=True)   # no workers left by an earlier run
+    parallel._executor(2, 1).shutdown(wait=True, kill_workers=True)   # no workers left by an earlier run
     at_planning: set[int] = set()
 
     def planning(*args, **kwargs):
