@@ -440,7 +440,8 @@ class CrossValidation:
             also gets every figure of the results (folds, per-fold scores, predictions,
             errors by group, random effects), not only the EM convergence.
         backend : {"local", "dask"}
-            ``"local"`` (default): this process, or ``n_jobs`` worker processes.
+            ``"local"`` (default): this process, or ``n_jobs`` at a time: worker processes,
+            this one among them for mixcv's and scikit-learn's models without a timeout.
             ``"dask"``: a Dask cluster (``pip install 'mixcv[dask]'``) — a local one with
             ``n_jobs`` worker processes, or the running one at ``scheduler``. Results are
             the same on every backend.

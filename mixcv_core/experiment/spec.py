@@ -595,8 +595,10 @@ class ExperimentSpec:
         worker processes even with ``n_jobs=1``, the only way to stop native code.
         Local only: a Dask worker's thread cannot be stopped from outside.
     backend : {"local", "dask"}
-        Where the outer-fold tasks run: ``"local"`` (default) in this process, or in
-        ``n_jobs`` worker processes; ``"dask"`` on a Dask cluster (`mixcv_core.run.cluster`):
+        Where the outer-fold tasks run: ``"local"`` (default) in this process, or
+        ``n_jobs`` at a time in worker processes (this process one of them for a run of
+        mixcv's and scikit-learn's models without a timeout: `mixcv_core.run.parallel.in_caller`);
+        ``"dask"`` on a Dask cluster (`mixcv_core.run.cluster`):
         a local one with ``n_jobs`` worker processes, or the one at ``scheduler``.
         Results do not depend on it.
     scheduler : str or None
