@@ -87,7 +87,9 @@ def follow(path: str) -> Iterator[None]:
     try:
         yield
     finally:
-        _SHARE.pop()
+        # This block's own entry, not the last: a task in the calling process, left behind by
+        # an interrupt (`mixcv_core.run.parallel.CallerSlot`), can end after the next run's began.
+        del _SHARE[len(_SHARE) - 1 - _SHARE[::-1].index(path)]
 
 
 @contextlib.contextmanager

@@ -295,12 +295,16 @@ def warm_workers(spec: ExperimentSpec, width: int) -> None:
 
 
 #: Where the estimators come from that a run trusts to fit in the calling process: mixcv's
-#: own and scikit-learn's (pure Python over numpy, SciPy and scikit-learn's own compiled code).
+#: own and scikit-learn's (pure Python over numpy, SciPy and scikit-learn's own compiled code)...
 TRUSTED_MODULES = ("mixcv_core", "sklearn")
+#: ...but for mixcv's wrappers of another library's native code (GPBoost's C++ library).
+FOREIGN_MODULES = ("mixcv_core.models.gpboost",)
 
 
 def _trusted(obj: object) -> bool:
     module = (obj if isinstance(obj, type) else type(obj)).__module__ or ""
+    if any(module == f or module.startswith(f + ".") for f in FOREIGN_MODULES):
+        return False
     return module.split(".", 1)[0] in TRUSTED_MODULES
 
 

@@ -41,6 +41,7 @@ def _spec(grouped, *models, **run):
     (["LinearModel", LeavesItsPid], {"n_jobs": 2}, False),            # a class of the user's own
     (["LinearModel"], {"n_jobs": 2, "timeout": 60}, False),          # only a process can be stopped
     (["LinearModel"], {"n_jobs": 2, "backend": "dask"}, False),
+    (["LinearModel", "GPBoostRegressor"], {"n_jobs": 2}, False),     # mixcv's, around GPBoost's C++ library
 ])
 def test_which_runs_use_the_calling_process_as_a_worker(grouped, models, run, expected):
     assert in_caller(_spec(grouped, *models, **run).to_spec()) is expected
@@ -136,3 +137,19 @@ def test_mixcvs_own_models_give_the_serial_numbers_with_the_caller_as_a_worker(g
     one = _spec(grouped, *models, n_jobs=1).perform().get_results()
     pd.testing.assert_frame_equal(two.predictions, one.predictions)
     assert np.array_equal(two.to_frame().filter(like="test_").to_numpy(), one.to_frame().filter(like="test_").to_numpy())
+
+
+def test_a_share_file_followed_in_two_threads_is_each_ones_own_when_they_end_out_of_order(tmp_path):
+    """A caller's task abandoned by an interrupt may end after the next run's task began: each
+    takes its own share file away, whatever the order."""
+    from mixcv_core.run import cores
+    a, b = tmp_path / "a", tmp_path / "b"
+    cores.write_share(str(a), 1)
+    cores.write_share(str(b), 2)
+    first = cores.follow(str(a))
+    first.__enter__()
+    with cores.follow(str(b)):
+        assert cores.available() == 2
+        first.__exit__(None, None, None)     # the older one ends first
+        assert cores.available() == 2
+    assert cores._SHARE == []
