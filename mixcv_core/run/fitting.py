@@ -106,7 +106,8 @@ def fit_scaler(X: np.ndarray) -> StandardScaler:
     """
     n, p = X.shape
     rows = max(1, SCALER_BYTES // max(16 * p, 1))     # the block, its X - T and the sums' row
-    if rows >= n or p < 2 or X.dtype != np.float64:   # one column sums pairwise: never blocked
+    # One column, or a column-major X, numpy sums pairwise: only the whole fit gives its bits.
+    if rows >= n or p < 2 or X.dtype != np.float64 or not X.flags.c_contiguous:
         return StandardScaler(copy=False).fit(X)
     missing = any(np.isnan(X[a:a + rows]).any() for a in range(0, n, rows))
     buffer = np.empty((rows + 1, p))

@@ -278,9 +278,7 @@ def warm_workers(spec: ExperimentSpec, width: int) -> None:
     the tasks that can run at once (`mixcv_core.run.schedule.Schedule.width`).
     """
     slots = pool_size(spec.n_jobs, width)
-    workers = slots - in_caller(spec)
-    if workers < 1:
-        return
+    workers = slots - (slots > 1 and in_caller(spec))
     modules = tuple(name for name, wanted in (("optuna", any(m.tunes for m in spec.models)),
                                               ("mixcv_core.models.merf",
                                                any(len(spec.task_names(m)) > 1 for m in spec.models)))
@@ -429,7 +427,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
     workers = pool_size(n_jobs, schedule.width)   # the caller's slot (`in_caller`) is one of them
     threads = worker_threads(workers)
     task_of = {(t.fold, t.name): i for i, t in enumerate(tasks)}
-    processes = workers - in_caller(spec)
+    processes = workers - (workers > 1 and in_caller(spec))   # one slot (one core, n_jobs=-1): a worker
     executor = _executor(processes, threads)   # the warm one, when the engine started it (`warm_workers`)
 
     running: dict[int, tuple[int, float]] = {}   # task -> (worker pid, start on the monotonic clock)

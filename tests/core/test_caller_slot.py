@@ -153,3 +153,30 @@ def test_a_share_file_followed_in_two_threads_is_each_ones_own_when_they_end_out
         first.__exit__(None, None, None)     # the older one ends first
         assert cores.available() == 2
     assert cores._SHARE == []
+
+
+def test_one_slot_on_one_core_is_a_worker_process_not_the_caller(grouped, monkeypatch):
+    """n_jobs=-1 on a one-core machine: one slot, which must be a worker (a run's processes are
+    then never zero)."""
+    import joblib
+    pools = []
+    real = parallel._executor
+    monkeypatch.setattr(joblib, "cpu_count", lambda *a, **k: 1)
+    monkeypatch.setattr(parallel, "_executor", lambda workers, threads: pools.append(workers) or real(workers, threads))
+    spec = _spec(grouped, "LinearModel", n_jobs=-1, timeout=600).to_spec()   # a timeout: workers even for one job
+    from mixcv_core.experiment.data import plan_experiment
+    from mixcv_core.run.schedule import Schedule, plan_tasks
+    X, y, g = grouped
+    frame = X.assign(y=y, group=g)
+    plan = plan_experiment(spec, frame)
+    tasks, tuned = plan_tasks(spec, plan)
+    by_task = {}
+    parallel.run_parallel(spec, plan, tasks, Schedule(spec, plan, tasks, tuned), -1, lambda e: None, by_task)
+    assert pools == [1] and len(by_task) == len(tasks)
+    # Without the timeout the calling process could run tasks, but one slot is still a worker.
+    spec = _spec(grouped, "LinearModel", n_jobs=-1).to_spec()
+    assert in_caller(spec)
+    pools.clear()
+    by_task = {}
+    parallel.run_parallel(spec, plan, tasks, Schedule(spec, plan, tasks, tuned), -1, lambda e: None, by_task)
+    assert pools == [1] and len(by_task) == len(tasks)
