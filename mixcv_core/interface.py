@@ -419,7 +419,9 @@ class CrossValidation:
         random_seed : int
             Seeds splits, Optuna samplers and estimators' ``random_state``.
         n_jobs : int
-            Outer folds in parallel processes (-1: all cores); results do not depend on it.
+            Outer folds run this many at a time (-1: all cores), in worker processes and,
+            for mixcv's and scikit-learn's models without a timeout, this process as
+            one of them; results do not depend on it.
         observers : iterable
             Extra observers receiving the run's events.
         store : RunStore, path, bool or None

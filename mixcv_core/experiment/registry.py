@@ -47,19 +47,21 @@ MOVED_MODULES: dict[str, str] = {
 
 
 @lru_cache(maxsize=1)
-def _registry() -> dict[str, type]:
-    from sklearn.utils import all_estimators
-
+def _own_models() -> dict[str, type]:
+    """mixcv's own model names (they win over a scikit-learn name, as in `_registry`)."""
     from .. import models
-
-    names: dict[str, type] = {name: cls for name, cls in all_estimators(type_filter=["regressor", "classifier"])}
-    for name in models.__all__:
-        obj = getattr(models, name)
-        if isinstance(obj, type):
-            names[name] = obj
+    names = {name: obj for name in models.__all__ if isinstance(obj := getattr(models, name), type)}
     # lme4's short name for it, as R users write it.
     names["GLMM"] = models.GeneralizedLinearMixedModel
     return names
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, type]:
+    from sklearn.utils import all_estimators
+
+    names: dict[str, type] = {name: cls for name, cls in all_estimators(type_filter=["regressor", "classifier"])}
+    return {**names, **_own_models()}
 
 
 #: What a scikit-learn estimator that is not a regressor is, by `all_estimators` type filter,
@@ -292,8 +294,13 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
         Neither a string nor a class (an instance was passed, for example).
     """
     if isinstance(model, str):
-        registry = _registry()
-        if model in registry:
+        # mixcv's own names without scikit-learn's registry: building it imports every module of
+        # scikit-learn (`all_estimators`), a second at a builder's first add_model.
+        own = _own_models()
+        registry = {} if model in own else _registry()
+        if model in own:
+            cls = own[model]
+        elif model in registry:
             cls = registry[model]
         elif "." in model:
             imported = import_dotted(model, field)

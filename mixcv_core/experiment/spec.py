@@ -581,7 +581,9 @@ class ExperimentSpec:
     seed : int
         Seeds splits, samplers and estimators' ``random_state``.
     n_jobs : int
-        Outer folds run in parallel processes (-1: all cores). Results do not depend on it.
+        Outer folds run this many at a time (-1: all cores): worker processes, this process
+        one of them for a run of mixcv's and scikit-learn's models without a timeout
+        (`mixcv_core.run.parallel.in_caller`). Results do not depend on it.
     on_error : {"keep", "raise"}
         What a fit that raises does: ``"keep"`` records it as a failed fold and the run
         goes on (the other folds and models are kept); ``"raise"`` stops the run with

@@ -57,3 +57,18 @@ def test_parameter_names_are_read_once_per_class_and_handed_out_as_fresh_sets():
     first.add("not_a_parameter")   # a caller's change must not reach the cache
     assert registry.param_names(ExtraTreesRegressor) == set(ExtraTreesRegressor().get_params())
     assert registry._param_names.cache_info().hits == 1
+
+
+def test_mixcvs_own_names_resolve_without_walking_scikit_learn():
+    """A builder's first add_model("LinearModel") does not build the registry (every scikit-learn
+    module imported, a second); a scikit-learn name does, and mixcv's names resolve to the same
+    classes either way."""
+    from mixcv_core.experiment import registry
+    registry._registry.cache_clear()
+    own = {name: registry.resolve_estimator(name) for name, cls in registry._own_models().items()
+           if all(callable(getattr(cls, m, None)) for m in ("fit", "predict"))}   # not the abstract bases
+    assert registry._registry.cache_info().currsize == 0
+    assert registry.resolve_estimator("Ridge").__name__ == "Ridge"
+    assert registry._registry.cache_info().currsize == 1
+    assert all(registry._registry()[name] is cls for name, cls in own.items())
+    assert own["GLMM"] is own["GeneralizedLinearMixedModel"]
