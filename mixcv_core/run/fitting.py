@@ -131,18 +131,18 @@ def fit_scaler(X: np.ndarray) -> StandardScaler:
 
     with np.errstate(invalid="ignore", divide="ignore"):
         new_sum = column_sums(lambda b: b)
+        # The rows each column saw (scikit-learn adds them to a count of zero: the same bits).
         count = float(n) - (column_sums(lambda b: np.isnan(b).astype(np.float64)) if missing else np.zeros(p))
-        seen = np.zeros(p) + count
-        mean = (np.zeros(p) + new_sum) / seen
+        mean = (0.0 + new_sum) / count      # 0.0 + as scikit-learn's: a sum of -0.0 gives a mean of 0.0
         centre = new_sum / count
         correction = column_sums(lambda b: b - centre)
         unnormalised = column_sums(lambda b: (b - centre) ** 2)
         unnormalised -= correction ** 2 / count
-        var = unnormalised / seen
+        var = unnormalised / count
     scaler = StandardScaler(copy=False)
     scaler.mean_, scaler.var_ = mean, var
     # As scikit-learn keeps it: one number when every column saw the same rows.
-    scaler.n_samples_seen_ = seen[0] if seen.max() == seen.min() else seen
+    scaler.n_samples_seen_ = count[0] if count.max() == count.min() else count
     scaler.n_features_in_ = p
     # scikit-learn's near-constant rule (`_is_constant_feature`) and unit scale for those columns.
     eps = np.finfo(np.float64).eps

@@ -46,7 +46,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cloudpickle
@@ -315,15 +315,22 @@ def in_caller(spec: ExperimentSpec) -> bool:
     """
     if spec.backend != "local" or spec.timeout is not None:
         return False
-    for m in spec.models:
-        if not _trusted(m.estimator_class):
-            return False
-        values = list(m.model_kwargs.values())
-        values += [v for value in values if isinstance(value, (list, tuple)) for v in value]
-        values += [v for value in values if isinstance(value, tuple) for v in value]   # (name, estimator)
-        if any(hasattr(v, "fit") and not _trusted(v) for v in values):
-            return False
-    return True
+    return all(_trusted(m.estimator_class) and not _foreign_inside(m.model_kwargs) for m in spec.models)
+
+
+def _foreign_inside(value: Any) -> bool:
+    """Whether ``value`` holds an estimator that is not `_trusted`: itself, in a list, tuple or
+    mapping (a stack's ``(name, estimator)`` pairs), or among a trusted estimator's parameters."""
+    if isinstance(value, Mapping):   # a spec's model_kwargs (a FrozenMap), a parameter's dict
+        return any(_foreign_inside(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_foreign_inside(v) for v in value)
+    if not hasattr(value, "fit"):
+        return False
+    if not _trusted(value):   # an instance or a class
+        return True
+    return not isinstance(value, type) and hasattr(value, "get_params") and \
+        _foreign_inside(value.get_params(deep=False))
 
 
 def cores_each(cores_total: int, workers: int, running: int) -> int:

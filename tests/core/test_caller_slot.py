@@ -55,6 +55,16 @@ def test_a_stack_with_a_member_of_the_users_own_keeps_to_worker_processes(groupe
     assert in_caller(ok.to_spec())
     mixed = _spec(grouped, (StackingRegressor, {"estimators": [*trusted, ("mine", LeavesItsPid())]}), n_jobs=2)
     assert not in_caller(mixed.to_spec())
+    # One level further down: a scikit-learn pipeline, itself trusted, holding the user's step.
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    nested = [*trusted, ("piped", make_pipeline(StandardScaler(), LeavesItsPid()))]
+    assert not in_caller(_spec(grouped, (StackingRegressor, {"estimators": nested}), n_jobs=2).to_spec())
+    piped = [*trusted, ("piped", make_pipeline(StandardScaler(), Ridge()))]
+    assert in_caller(_spec(grouped, (StackingRegressor, {"estimators": piped}), n_jobs=2).to_spec())
+    # A class of the user's own as an argument (final_estimator given as a class, say).
+    assert not in_caller(_spec(grouped, (StackingRegressor, {"estimators": trusted, "final_estimator": LeavesItsPid}),
+                               n_jobs=2).to_spec())
 
 
 def test_tasks_run_in_the_caller_and_in_one_worker_with_the_serial_results(grouped, tmp_path, monkeypatch):
