@@ -39,6 +39,7 @@ workers run tasks in threads), so a time limit is refused with this backend.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pickle  # noqa: S403 - only our own tasks' results, packed by them
 import queue as queue_module
@@ -46,7 +47,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -99,15 +100,38 @@ def _local_client(workers: int) -> Any:
         # Processes with one thread each: a fit holds the GIL between native calls.
         # The environment caps each worker's native pools before it starts (as the
         # local backend does); the task caps them again with threadpoolctl.
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=40,
-                                           env=dict.fromkeys(_THREAD_VARIABLES, str(threads)))
+        with _environment_kept():
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=40,
+                                               env=dict.fromkeys(_THREAD_VARIABLES, str(threads)))
         client = distributed.Client(cluster, set_as_default=False)
         # A kernel killed with SIGKILL cannot close its cluster: its worker processes
         # (this process's children; the nannies live in this process) then exit on their own.
         client.run(exit_with_parent, os.getpid())
         _LOCAL[workers] = (cluster, client)
         return client
+
+
+@contextlib.contextmanager
+def _environment_kept() -> Iterator[None]:
+    """Give this process its environment back after the block.
+
+    distributed's nannies pass their workers' "pre-spawn" variables (``OMP_NUM_THREADS=1``,
+    ``MKL_NUM_THREADS=1``, ``OPENBLAS_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_``,
+    ``PYTHONHASHSEED``) by setting them in the parent's own environment, and leave them
+    there: a kernel's later work (an OpenMP runtime loaded after the run, any process it
+    starts) would inherit one thread and a fixed hash seed from a Dask run. The workers
+    have started once the cluster is made, so what they inherited is unchanged.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in [name for name in os.environ if name not in saved]:
+            del os.environ[name]
+        for name, value in saved.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 def close_local_cluster() -> None:

@@ -26,7 +26,8 @@ import functools
 import os
 from collections.abc import Iterator
 
-__all__ = ["available", "limit", "follow", "write_share", "for_fit", "ENVIRONMENT_VARIABLE", "MIN_ROWS_FOR_THREADS"]
+__all__ = ["available", "own", "limit", "follow", "write_share", "for_fit", "ENVIRONMENT_VARIABLE",
+           "MIN_ROWS_FOR_THREADS"]
 
 ENVIRONMENT_VARIABLE = "MIXCV_CORES"
 #: Training rows below which a fit stays in one thread. Measured on 2 cores (a 20-tree
@@ -34,8 +35,31 @@ ENVIRONMENT_VARIABLE = "MIXCV_CORES"
 #: than the trees), 1.3x faster at 1,000 and 1.6x at 3,000.
 MIN_ROWS_FOR_THREADS = 1000
 _LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("mixcv_cores", default=None)
-#: In a worker process, while it runs a task: the share file of the run (`follow`).
-_SHARE: list[str] = []
+#: While a task of a run with workers runs in this process: the run's share file and the
+#: task's own share (`follow`).
+_SHARE: list[tuple[str, int]] = []
+
+
+def _followed() -> tuple[int, int] | None:
+    """The followed run's share now and the task's own share; None outside `follow` or once the run is gone."""
+    if not _SHARE:
+        return None
+    path, started_with = _SHARE[-1]
+    try:
+        # Read whole at each ask (tens of microseconds, once per fit): the calling
+        # process replaces the file, so a reader sees the old figure or the new one.
+        with open(path, "rb") as fh:
+            return max(1, int(fh.read(32))), started_with
+    except (OSError, ValueError):
+        return None   # gone with its run: the process's own share
+
+
+def _process_share() -> int:
+    try:
+        return max(1, int(os.environ[ENVIRONMENT_VARIABLE]))
+    except (KeyError, ValueError):
+        from joblib import cpu_count
+        return max(1, cpu_count())
 
 
 def available() -> int:
@@ -43,19 +67,23 @@ def available() -> int:
     set_here = _LIMIT.get()
     if set_here is not None:
         return max(1, set_here)
-    if _SHARE:
-        try:
-            # Read whole at each ask (tens of microseconds, once per fit): the calling
-            # process replaces the file, so a reader sees the old figure or the new one.
-            with open(_SHARE[-1], "rb") as fh:
-                return max(1, int(fh.read(32)))
-        except (OSError, ValueError):
-            pass   # gone with its run: the worker's own share
-    try:
-        return max(1, int(os.environ[ENVIRONMENT_VARIABLE]))
-    except (KeyError, ValueError):
-        from joblib import cpu_count
-        return max(1, cpu_count())
+    followed = _followed()
+    return followed[0] if followed is not None else _process_share()
+
+
+def own() -> int:
+    """The cores the running task was given when it started: the size its fits' native pools keep.
+
+    At the end of a run `available` can grow beyond it (cores lent by idle workers,
+    `follow`). Lent cores reach a fit as more joblib threads (`for_fit`) or as more fits
+    side by side (`mixcv_core.run.tuning`), never as a larger OpenMP or BLAS pool: the
+    sum of an OpenMP reduction (HistGradientBoosting's root gradients) depends on the
+    pool's size, and a fit's result must not depend on when in the run it ran. A `limit`
+    (a trial's or a Dask task's part) does not change it; outside a run with workers,
+    the process's cores.
+    """
+    followed = _followed()
+    return followed[1] if followed is not None else _process_share()
 
 
 def write_share(path: str, cores: int) -> bool:
@@ -75,21 +103,23 @@ def write_share(path: str, cores: int) -> bool:
 
 
 @contextlib.contextmanager
-def follow(path: str) -> Iterator[None]:
+def follow(path: str, started_with: int | None = None) -> Iterator[None]:
     """Within the block (a task in a worker process), `available` answers what ``path`` says.
 
     The calling process writes there (`write_share`) the cores each running task may use:
     the worker's share while every worker has work, more once some have none. A `limit`
     set inside the block still wins (trials side by side split the share they started with).
-    Without the file, the worker's own share from its environment.
+    Without the file, the worker's own share from its environment. ``started_with``: the
+    task's own share (`own`), by default the worker's, from its environment.
     """
-    _SHARE.append(path)
+    entry = (path, _process_share() if started_with is None else max(1, started_with))
+    _SHARE.append(entry)
     try:
         yield
     finally:
         # This block's own entry, not the last: a task in the calling process, left behind by
         # an interrupt (`mixcv_core.run.parallel.CallerSlot`), can end after the next run's began.
-        del _SHARE[len(_SHARE) - 1 - _SHARE[::-1].index(path)]
+        del _SHARE[len(_SHARE) - 1 - _SHARE[::-1].index(entry)]
 
 
 @contextlib.contextmanager

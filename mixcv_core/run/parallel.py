@@ -390,7 +390,7 @@ class CallerSlot:
 
         def body() -> None:
             try:
-                with quiet_optuna(), cores.follow(self._cores_file), threadpool_limits(self._threads):
+                with quiet_optuna(), cores.follow(self._cores_file, self._threads), threadpool_limits(self._threads):
                     _, done = run_task(self._spec, task, plan.data, plan.outer[task.fold], plan.inner[task.fold], put,
                                        plan.known_rows(task.fold), tuned=tuned)
                 result, error = pack_tuned(task, done), None

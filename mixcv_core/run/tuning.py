@@ -114,6 +114,9 @@ def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequen
 
     from threadpoolctl import ThreadpoolController
     per_trial = max(1, share // n_threads)
+    # Native pools never grow with cores lent at the end of a run (`cores.own`): their size
+    # is fixed by the run's configuration, so a fit's result does not depend on when it ran.
+    native_threads = min(per_trial, cores.own())
     # Inspecting the loaded native libraries takes milliseconds: once per batch, not per trial.
     native = ThreadpoolController()
 
@@ -121,10 +124,10 @@ def evaluate_side_by_side(evaluate: Callable[[dict[str, Any]], T], batch: Sequen
         # A new thread starts from the defaults (joblib's config is per thread, the cores
         # limit a context variable, OpenMP's thread count a per-thread setting): the
         # trial's share is set again here. The BLAS pools are one per process, capped below.
-        with cores.limit(per_trial), cores.for_fit(n_rows), native.limit(limits=per_trial, user_api="openmp"):
+        with cores.limit(per_trial), cores.for_fit(n_rows), native.limit(limits=native_threads, user_api="openmp"):
             return evaluate(params)
 
-    with native.limit(limits=per_trial, user_api="blas"), \
+    with native.limit(limits=native_threads, user_api="blas"), \
             ThreadPoolExecutor(n_threads, thread_name_prefix="mixcv-trial") as pool:
         return list(pool.map(one, batch))
 

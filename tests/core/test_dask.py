@@ -102,6 +102,22 @@ def test_a_local_cluster_worker_runs_with_its_share_of_the_cores():
         assert est.pools_ and all(n <= worker_threads(2) for n in est.pools_.values()), est.pools_
 
 
+def test_starting_a_local_cluster_leaves_the_calling_process_environment_as_it_was():
+    """distributed's nannies set their workers' OMP_NUM_THREADS=1, PYTHONHASHSEED and others in
+    the parent's environment: a kernel's later OpenMP runtime and subprocesses would inherit them.
+    The workers still start with their share of the cores in theirs."""
+    import os
+
+    from mixcv_core.run.parallel import worker_threads
+    cluster.close_local_cluster()   # a cluster started here, not one a test before kept
+    before = dict(os.environ)
+    res = (CrossValidation().set_data(SLEEP[["Days"]], SLEEP["Reaction"], SLEEP["Subject"])
+           .set_splits("GroupKFold", n_splits_out=2).add_model(RecordsThreads)
+           .set_run(backend="dask", n_jobs=2, store=False).perform().get_results())
+    assert dict(os.environ) == before
+    assert {est.omp_env_ for est in res.models.values()} == {str(worker_threads(2))}
+
+
 def test_an_unreachable_scheduler_is_refused_before_the_run_starts(monkeypatch):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)
     events: list = []

@@ -142,6 +142,45 @@ def test_trials_run_side_by_side_in_threads_sharing_the_task_cores_and_come_back
     assert all(available == 1 and blas <= 1 for _, available, blas in seen), seen
 
 
+def test_cores_lent_at_the_end_of_a_run_widen_a_batch_never_the_native_pools(tmp_path):
+    """A worker's task that started with one core and is lent three more (its share file says 4):
+    two trials side by side get two cores each for joblib's threads, but OpenMP and BLAS keep the
+    one thread the task started with; a pool that grew with the lending would make a fit's sums
+    (HistGradientBoosting's OpenMP reduction) depend on when in the run it ran."""
+    import sklearn.ensemble  # noqa: F401 - loads scikit-learn's OpenMP runtime, so there is a pool to read
+    from threadpoolctl import threadpool_info
+    share = tmp_path / "cores"
+    assert cores.write_share(str(share), 4)
+    seen: list[tuple[int, dict[str, int]]] = []
+    lock = threading.Barrier(2, timeout=30)
+
+    def evaluate(params: dict) -> int:
+        lock.wait()
+        pools = {p["user_api"]: p["num_threads"] for p in threadpool_info()}
+        seen.append((cores.available(), pools))
+        return params["i"]
+
+    with cores.follow(str(share), started_with=1):
+        assert (cores.available(), cores.own()) == (4, 1)
+        out = evaluate_side_by_side(evaluate, [{"i": 0}, {"i": 1}], n_rows=10)
+    assert out == [0, 1] and len(seen) == 2
+    assert {"openmp"} <= set(seen[0][1]), seen   # the claim below is about a pool that exists
+    assert all(available == 2 and max(pools.values()) == 1 for available, pools in seen), seen
+
+
+def test_a_task_s_own_share_is_what_it_started_with_and_the_process_s_once_its_run_is_gone(tmp_path):
+    share = tmp_path / "cores"
+    cores.write_share(str(share), 3)
+    with cores.limit(5):
+        outside = cores.own()
+    assert outside == cores._process_share()   # a limit is a part of the task, not its start
+    with cores.follow(str(share), started_with=2):
+        assert (cores.available(), cores.own()) == (3, 2)
+        share.unlink()   # the run ended (a task left behind by an interrupt reads on)
+        assert cores.own() == cores.available() == cores._process_share()
+    assert cores._SHARE == []
+
+
 def test_with_one_core_the_trials_run_in_the_task_one_after_the_other():
     seen: list[str] = []
     with cores.limit(1):
