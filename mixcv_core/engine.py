@@ -92,10 +92,11 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
     # is stored and re-run (a task left to the data is inferred once, here).
     spec = resolve_task(spec, frame)
     width = expected_width(spec)
+    warming: list = []
     if spec.backend == "local" and spec.n_jobs != 1 and resume is None and width is not None and width > 1:
         # Worker processes import for about two seconds before their first fit: started
         # now, they do so while this process validates, splits and opens the store.
-        warm_workers(spec, width)
+        warming = warm_workers(spec, width)
     if plan is None:
         plan = plan_experiment(spec, frame)
     run_store = resolve_store(store)
@@ -153,7 +154,7 @@ def run(spec: ExperimentSpec, frame: pd.DataFrame,
         elif cluster is not None:   # backend="dask"
             run_dask(spec, plan, tasks, schedule, bus.emit, by_task, cluster)
         else:
-            run_parallel(spec, plan, tasks, schedule, spec.n_jobs, bus.emit, by_task)
+            run_parallel(spec, plan, tasks, schedule, spec.n_jobs, bus.emit, by_task, warming)
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as exc:

@@ -24,7 +24,11 @@ The calling process is one of the ``n_jobs`` (`in_caller`): it would otherwise s
 waiting for its workers, holding the run's data beside them. A run of mixcv's and
 scikit-learn's own models without a time limit starts ``n_jobs - 1`` workers and runs tasks
 in a thread of its own as well, so a first run pays one worker's start-up, not two (about
-two seconds of imports each), and holds one interpreter and one fold less. Any other
+two seconds of imports each), and holds one interpreter and one fold less. Until a worker
+has imported what the run needs (`warm_workers`), no task is handed to the pool: the
+caller's slot takes them one after another, so a run shorter than a worker's start-up
+ends as soon as a serial run would, not two seconds later behind a task queued for a
+process still importing. Any other
 model's tasks go to worker processes only: a crash there (a segfault in a native library)
 fails one fold, never the notebook's kernel; so do a time limit's tasks, which only a
 process can be stopped in.
@@ -267,7 +271,7 @@ def _warm(spec: bytes, modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def warm_workers(spec: ExperimentSpec, width: int) -> None:
+def warm_workers(spec: ExperimentSpec, width: int) -> list[Any]:
     """Start the worker processes of a local run now, importing what its tasks need.
 
     Called by the engine as soon as it knows a run goes to worker processes, before it
@@ -276,6 +280,10 @@ def warm_workers(spec: ExperimentSpec, width: int) -> None:
     fit, which then overlaps with that preparation rather than following it. `run_parallel`
     takes the same workers (loky's reusable executor, asked for the same size). ``width``:
     the tasks that can run at once (`mixcv_core.run.schedule.Schedule.width`).
+
+    Returns the futures of the imports (empty when nothing could be started): done once a
+    worker is ready, which `run_parallel` waits for before it hands the pool a task while
+    the calling process can run it.
     """
     slots = pool_size(spec.n_jobs, width)
     workers = slots - (slots > 1 and in_caller(spec))
@@ -286,10 +294,10 @@ def warm_workers(spec: ExperimentSpec, width: int) -> None:
     try:
         blob = cloudpickle.dumps(spec)   # what cannot be sent is refused by `check_sendable`, later
         executor = _executor(workers, worker_threads(slots))
-        for _ in range(workers):   # loky starts its processes with the first submissions
-            executor.submit(_warm, blob, modules)
+        # loky starts its processes with the first submissions
+        return [executor.submit(_warm, blob, modules) for _ in range(workers)]
     except Exception:  # noqa: BLE001 - only a head start: the run starts its workers again if need be
-        return
+        return []
 
 
 #: Where the estimators come from that a run trusts to fit in the calling process: mixcv's
@@ -421,12 +429,14 @@ class CallerSlot:
 
 
 def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedule: Schedule, n_jobs: int,
-                 emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]]) -> None:
+                 emit: Callable[[Event], None], by_task: dict[int, list[FoldOutcome]],
+                 warming: Sequence[Any] = ()) -> None:
     """Run ``tasks`` in ``n_jobs`` processes in ``schedule``'s order, emitting their events as they happen.
 
     A MERF task starts once its base task has returned its tuning. ``by_task`` is filled
     as outcomes arrive, so an interrupt (re-raised here after the workers are killed)
-    leaves every finished fold in it.
+    leaves every finished fold in it. ``warming``: the workers' imports (`warm_workers`);
+    while none is done, tasks go to the calling process's slot only.
     """
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -487,14 +497,23 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
         # next task is chosen when a worker is free, among the tasks that may start then.
         pending: set = set()
 
+        def booted() -> bool:
+            # A task handed to a worker still importing waits there, seconds at a first run,
+            # while the caller's slot could run it: the pool gets none before it is ready.
+            # (A warm-up that failed is done too: the pool is then used as before.)
+            return caller is None or not warming or any(f.done() for f in warming)
+
         def fill() -> None:
             nonlocal share
             while schedule and len(pending) < workers:
+                if (caller is None or caller.future is not None) and not booted():
+                    break
                 pending.add(submit(schedule.next()))
             # Workers left without a task lend their cores to the running ones; a task that
             # starts takes them back. The running tasks' next fits see it (joblib threads only:
-            # a forest's results do not depend on them; native pools keep their size).
-            now = cores_each(workers * threads, workers, len(pending))
+            # a forest's results do not depend on them; native pools keep their size). A worker
+            # still importing is busy: its core is not free to lend.
+            now = cores_each(workers * threads, workers, len(pending) + (0 if booted() else processes))
             if now != share and cores.write_share(shared.cores_file, now):
                 share = now
 

@@ -68,12 +68,17 @@ class DiesInFold(RegressorMixin, BaseEstimator):
 
 
 class RecordsThreads(RegressorMixin, BaseEstimator):
-    """Predicts the mean; remembers the native thread pools' sizes while it was fitted."""
+    """Predicts the mean; remembers the native thread pools' sizes, mixcv's core share and its
+    process while it was fitted."""
 
     def fit(self, X, y):
         from threadpoolctl import threadpool_info
+
+        from mixcv_core.run import cores
         self.pools_ = {(p["user_api"], p["internal_api"]): p["num_threads"] for p in threadpool_info()}
         self.omp_env_ = os.environ.get("OMP_NUM_THREADS")
+        self.cores_ = cores.available()
+        self.pid_ = os.getpid()
         self.mean_ = float(np.mean(y))
         return self
 

@@ -84,6 +84,8 @@ def test_tasks_run_in_the_caller_and_in_one_worker_with_the_serial_results(group
     # The worker warm before the run (loky keeps it between runs), as in a notebook's second
     # run: started cold, it may still be importing while the caller does every task.
     spec(delay=0.0).set_run(n_jobs=2, store=False).perform()
+    for started in parallel.warm_workers(spec().set_run(n_jobs=2, store=False).to_spec(), 6):
+        started.result(timeout=120)
     for name in os.listdir(tmp_path):
         os.remove(tmp_path / name)
 
@@ -92,6 +94,33 @@ def test_tasks_run_in_the_caller_and_in_one_worker_with_the_serial_results(group
     assert str(os.getpid()) in pids and len(pids) == 2, pids
     assert set(pools) == {1}                                    # one worker process, not two
     serial = spec(delay=0.0).set_run(n_jobs=1, store=False).perform().get_results()
+    pd.testing.assert_frame_equal(res.predictions, serial.predictions)
+    assert res.status == serial.status == "finished"
+
+
+def test_while_the_worker_still_imports_the_caller_runs_every_task_on_its_own_share(grouped, monkeypatch):
+    """A first run's worker imports for seconds before it can fit. A task handed to it then
+    would wait there while the caller could run it: until the worker is ready (here: never, its
+    warm-up future is never done) the caller takes every task, one after the other, each on
+    its own share of the cores (the importing worker's core is busy, not lent), with a serial
+    run's results."""
+    from concurrent.futures import Future
+
+    import mixcv_core.engine as engine
+    monkeypatch.setattr(engine, "warm_workers", lambda spec, width: [Future()])
+    monkeypatch.setattr(parallel, "TRUSTED_MODULES", (*parallel.TRUSTED_MODULES, "_helpers"))
+    X, y, g = grouped
+
+    def spec():
+        return (CrossValidation().set_data(X, y, g).set_splits("GroupKFold", n_splits_out=6)
+                .add_model(RecordsThreads))
+
+    res = spec().set_run(n_jobs=2, store=False).perform().get_results()
+    fits = list(res.models.values())
+    assert len(fits) == 6
+    assert {est.pid_ for est in fits} == {os.getpid()}
+    assert {est.cores_ for est in fits} == {worker_threads(2)}
+    serial = spec().set_run(n_jobs=1, store=False).perform().get_results()
     pd.testing.assert_frame_equal(res.predictions, serial.predictions)
     assert res.status == serial.status == "finished"
 
