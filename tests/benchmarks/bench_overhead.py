@@ -370,7 +370,8 @@ def best_makespan(tasks: list[float], slots: int, start_up: float) -> float:
     sums = np.zeros(1)
     for t in tasks:   # the sums of every subset: the caller's share of the work
         sums = np.concatenate([sums, sums + t])
-    return float(np.min(np.maximum(sums, start_up + total - sums)))
+    rest = sums[::-1]   # subset i's complement is subset 2**n - 1 - i: the worker's share, summed alike
+    return float(np.min(np.maximum(sums, np.where(rest > 0, start_up + rest, 0.0))))
 
 
 def profile(case: str, quick: bool) -> None:
