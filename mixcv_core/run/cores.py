@@ -75,12 +75,12 @@ def own() -> int:
     """The cores the running task was given when it started: the size its fits' native pools keep.
 
     At the end of a run `available` can grow beyond it (cores lent by idle workers,
-    `follow`). Lent cores reach a fit as more joblib threads (`for_fit`) or as more fits
-    side by side (`mixcv_core.run.tuning`), never as a larger OpenMP or BLAS pool: the
-    sum of an OpenMP reduction (HistGradientBoosting's root gradients) depends on the
-    pool's size, and a fit's result must not depend on when in the run it ran. A `limit`
-    (a trial's or a Dask task's part) does not change it; outside a run with workers,
-    the process's cores.
+    `follow`). Lent cores reach a fit as more joblib threads (`for_fit`) or a batch's
+    trials as more threads side by side (`mixcv_core.run.tuning.evaluate_side_by_side`),
+    never as a larger OpenMP or BLAS pool: the sum of an OpenMP reduction
+    (HistGradientBoosting's root gradients) depends on the pool's size, and a fit's result
+    must not depend on when in the run it ran. A `limit` (a trial's or a Dask task's part)
+    does not change it; outside a run with workers, the process's cores.
     """
     followed = _followed()
     return followed[1] if followed is not None else _process_share()
