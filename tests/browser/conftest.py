@@ -98,7 +98,26 @@ def page(browser, request):
     ARTIFACTS.mkdir(exist_ok=True)
     # A screenshot of every run, passed or failed, for a person to look at.
     pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    _end_sessions(pg)
     context.close()
+
+
+def _end_sessions(page) -> None:
+    """Shut down the kernels of the server the page is on (a page that closes does not end its
+    session): on a two-core machine each held an interpreter with mixcv and pandas imported, and
+    the server kept buffering its messages, while the next test's kernel started. Non-GET calls
+    to the server need the page's XSRF cookie."""
+    from urllib.parse import urlsplit
+    url = urlsplit(page.url)
+    if url.scheme not in ("http", "https"):
+        return
+    base = f"{url.scheme}://{url.netloc}/"
+    xsrf = next((c["value"] for c in page.context.cookies() if c["name"] == "_xsrf"), None)
+    sessions = page.request.get(base + "api/sessions")
+    if xsrf is None or not sessions.ok:
+        return
+    for session in sessions.json():
+        page.request.delete(base + f"api/sessions/{session['id']}", headers={"X-XSRFToken": xsrf})
 
 
 def write_notebook(lab_root: Path, name: str, *cells: str) -> None:
@@ -146,14 +165,17 @@ def run_all(page) -> None:
 
 
 #: JavaScript: the current notebook's kernel status, each code cell's prompt and execution
-#: count, and whether the first code cell is "lost": sent ("[*]") but never given a count.
+#: count, whether the first code cell is "lost" (sent, "[*]", but never given a count), and
+#: whether the notebook is "silent" (every cell ran, none shows any output).
 _KERNEL_STATE = """() => { const p = window.jupyterapp.shell.currentWidget;
     const kernel = p && p.sessionContext.session && p.sessionContext.session.kernel;
     const cells = p ? p.content.widgets.filter(c => c.model.type === 'code') : [];
     const prompts = cells.map(c => [(c.node.querySelector('.jp-InputPrompt') || {textContent: ''}).textContent,
                                     c.model.sharedModel.execution_count]);
+    const shown = cells.some(c => { const o = c.node.querySelector('.jp-OutputArea'); return o && o.children.length; });
     return {status: kernel ? kernel.status : 'no kernel', prompts: prompts,
-            lost: prompts.length > 0 && /\\[\\*\\]/.test(prompts[0][0]) && !prompts[0][1]}; }"""
+            lost: prompts.length > 0 && /\\[\\*\\]/.test(prompts[0][0]) && !prompts[0][1],
+            silent: prompts.length > 0 && prompts.every(p => !!p[1]) && !shown}; }"""
 
 
 #: How long the first widget of a notebook may take to appear: a kernel started on a loaded CI
@@ -170,12 +192,14 @@ def wait_for_widget(page, lab_root: Path, selector: str, timeout: float = WIDGET
         page.wait_for_selector(selector, timeout=timeout * 1000)
     except PlaywrightTimeout:
         state = page.evaluate(_KERNEL_STATE)
-        if state["status"] == "idle" and state["lost"]:
-            # The kernel is idle and the cell waits for a reply that never came (its prompt
-            # "[*]", no execution count): the execute request was lost between JupyterLab and
-            # a kernel that had just started (seen once in CI: no output, nothing in the log).
-            # That is the test harness's message lost, not the form's failure: send it once more.
-            print(f"{selector}: the kernel is idle but never ran the cell ({state}); running it again")
+        if state["status"] == "idle" and (state["lost"] or state["silent"]):
+            # The kernel is idle and either the cell waits for a reply that never came (its prompt
+            # "[*]", no execution count: the execute request was lost between JupyterLab and a
+            # kernel that had just started), or every cell ran and none shows anything, not even
+            # an error (their output messages were lost the same way: a cell that displays a
+            # widget always shows something). Each was seen once in CI, with nothing in the log. That is the
+            # harness's message lost, not the form's failure: run it once more; a second miss fails.
+            print(f"{selector}: the kernel is idle and the cell shows nothing ({state}); running it again")
             run_all(page)
             try:
                 page.wait_for_selector(selector, timeout=timeout * 1000)
