@@ -297,10 +297,8 @@ def resolve_estimator(model: str | type, field: str = "model") -> type:
         # mixcv's own names without scikit-learn's registry: building it imports every module of
         # scikit-learn (`all_estimators`), a second at a builder's first add_model.
         own = _own_models()
-        registry = {} if model in own else _registry()
-        if model in own:
-            cls = own[model]
-        elif model in registry:
+        registry = own if model in own else _registry()   # the full one holds mixcv's too, winning
+        if model in registry:
             cls = registry[model]
         elif "." in model:
             imported = import_dotted(model, field)
