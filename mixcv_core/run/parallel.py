@@ -286,7 +286,7 @@ def warm_workers(spec: ExperimentSpec, width: int) -> list[Any]:
     the calling process can run it.
     """
     slots = pool_size(spec.n_jobs, width)
-    workers = slots - (slots > 1 and in_caller(spec))
+    workers = worker_processes(slots, spec)
     modules = tuple(name for name, wanted in (("optuna", any(m.tunes for m in spec.models)),
                                               ("mixcv_core.models.merf",
                                                any(len(spec.task_names(m)) > 1 for m in spec.models)))
@@ -339,6 +339,13 @@ def _foreign_inside(value: Any) -> bool:
         return True
     return not isinstance(value, type) and hasattr(value, "get_params") and \
         _foreign_inside(value.get_params(deep=False))
+
+
+def worker_processes(slots: int, spec: ExperimentSpec) -> int:
+    """The worker processes of a run of ``slots`` tasks at a time: one fewer when the calling
+    process is one of them (`in_caller`); one slot (one core, ``n_jobs=-1``) is always a worker.
+    `warm_workers` and `run_parallel` ask for the same pool through this."""
+    return slots - (slots > 1 and in_caller(spec))
 
 
 def cores_each(cores_total: int, workers: int, running: int) -> int:
@@ -444,7 +451,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
     workers = pool_size(n_jobs, schedule.width)   # the caller's slot (`in_caller`) is one of them
     threads = worker_threads(workers)
     task_of = {(t.fold, t.name): i for i, t in enumerate(tasks)}
-    processes = workers - (workers > 1 and in_caller(spec))   # one slot (one core, n_jobs=-1): a worker
+    processes = worker_processes(workers, spec)
     executor = _executor(processes, threads)   # the warm one, when the engine started it (`warm_workers`)
 
     running: dict[int, tuple[int, float]] = {}   # task -> (worker pid, start on the monotonic clock)
@@ -535,7 +542,7 @@ def run_parallel(spec: ExperimentSpec, plan: Plan, tasks: Sequence[Task], schedu
                     running.pop(i, None)
                     exc = f.exception()
                     here = caller is not None and f is caller.future
-                    if caller is not None and here:
+                    if caller is not None and here:   # (the first test for mypy's sake)
                         caller.future = None   # the slot takes its next task in `fill`, below
                     if i in timed_out:
                         msg = f"timed out after {spec.timeout:g} s (the run's timeout); its worker process was stopped"
