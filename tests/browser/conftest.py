@@ -166,16 +166,15 @@ def run_all(page) -> None:
 
 #: JavaScript: the current notebook's kernel status, each code cell's prompt and execution
 #: count, whether the first code cell is "lost" (sent, "[*]", but never given a count), and
-#: whether the notebook is "silent" (every cell ran, none shows any output).
+#: whether every cell "ran" (each has its count).
 _KERNEL_STATE = """() => { const p = window.jupyterapp.shell.currentWidget;
     const kernel = p && p.sessionContext.session && p.sessionContext.session.kernel;
     const cells = p ? p.content.widgets.filter(c => c.model.type === 'code') : [];
     const prompts = cells.map(c => [(c.node.querySelector('.jp-InputPrompt') || {textContent: ''}).textContent,
                                     c.model.sharedModel.execution_count]);
-    const shown = cells.some(c => { const o = c.node.querySelector('.jp-OutputArea'); return o && o.children.length; });
     return {status: kernel ? kernel.status : 'no kernel', prompts: prompts,
             lost: prompts.length > 0 && /\\[\\*\\]/.test(prompts[0][0]) && !prompts[0][1],
-            silent: prompts.length > 0 && prompts.every(p => !!p[1]) && !shown}; }"""
+            ran: prompts.length > 0 && prompts.every(p => !!p[1])}; }"""
 
 
 #: How long the first widget of a notebook may take to appear: a kernel started on a loaded CI
@@ -192,14 +191,15 @@ def wait_for_widget(page, lab_root: Path, selector: str, timeout: float = WIDGET
         page.wait_for_selector(selector, timeout=timeout * 1000)
     except PlaywrightTimeout:
         state = page.evaluate(_KERNEL_STATE)
-        if state["status"] == "idle" and (state["lost"] or state["silent"]):
-            # The kernel is idle and either the cell waits for a reply that never came (its prompt
-            # "[*]", no execution count: the execute request was lost between JupyterLab and a
-            # kernel that had just started), or every cell ran and none shows anything, not even
-            # an error (their output messages were lost the same way: a cell that displays a
-            # widget always shows something). Each was seen once in CI, with nothing in the log. That is the
-            # harness's message lost, not the form's failure: run it once more; a second miss fails.
-            print(f"{selector}: the kernel is idle and the cell shows nothing ({state}); running it again")
+        if state["status"] == "idle" and (state["lost"] or state["ran"]):
+            # The kernel is idle and the widget is not there: either the cell waits for a reply
+            # that never came (its prompt "[*]", no execution count: the execute request was lost
+            # between JupyterLab and a kernel that had just started), or every cell ran and its
+            # widget never rendered (seen in CI with no text in any output, not even an error, and
+            # nothing in the log: its messages lost the same way). Both are the harness's messages
+            # lost, not the form's failure: run the notebook once more; a second miss fails, with
+            # whatever the cells show (a traceback the first time is there again).
+            print(f"{selector}: the kernel is idle and the widget is not there ({state}); running it again")
             run_all(page)
             try:
                 page.wait_for_selector(selector, timeout=timeout * 1000)
